@@ -1,0 +1,235 @@
+//! The filesystem-server interface: what WFS, FAT and the in-memory test filesystem implement.
+//!
+//! Design: an inode-level interface (like FUSE's low-level API and the VFS layer of a Unix kernel),
+//! not a path-level one. Path resolution, mount crossing, file descriptors and open flags belong to the
+//! VFS; a filesystem only knows nodes, identified by a [`NodeId`] that is stable for the life of the
+//! node *across server restarts* (so the VFS can transparently re-open files after a filesystem server
+//! is restarted). Names are single components, never paths; `.` and `..` are never passed in nor
+//! returned by [`FileSystem::readdir`] (the VFS synthesises them).
+//!
+//! Every method returns [`crate::Error`]; implementations must never panic on bad input or a corrupt
+//! image. Optional capabilities (links, transactions) have default bodies returning
+//! [`Error::NotSupported`], and [`FileSystem::capabilities`] advertises what is real.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// Stable identifier of a node inside one filesystem (inode number).
+pub type NodeId = u64;
+
+/// Identifier of an explicit transaction.
+pub type TxId = u64;
+
+/// A point in time: seconds and nanoseconds since the Unix epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+pub struct Timespec {
+    pub secs: i64,
+    pub nanos: u32,
+}
+
+impl Timespec {
+    pub const ZERO: Timespec = Timespec { secs: 0, nanos: 0 };
+
+    pub const fn new(secs: i64, nanos: u32) -> Self {
+        Timespec { secs, nanos }
+    }
+}
+
+/// Where a filesystem gets "now" from: the host clock in tests and tools, a syscall under WATOS.
+pub trait Clock {
+    fn now(&self) -> Timespec;
+}
+
+/// A clock that always says the same time; makes tests and crash-replay deterministic.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FixedClock(pub Timespec);
+
+impl Clock for FixedClock {
+    fn now(&self) -> Timespec {
+        self.0
+    }
+}
+
+/// What kind of node this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum FileType {
+    File,
+    Directory,
+    Symlink,
+    Fifo,
+    Socket,
+    CharDevice,
+    BlockDevice,
+}
+
+/// Attributes of a node, as `stat(2)` reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stat {
+    pub ino: NodeId,
+    pub kind: FileType,
+    /// Permission bits only (0o7777); the type is in `kind`.
+    pub mode: u32,
+    pub nlink: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// Logical size in bytes (for symlinks: length of the target).
+    pub size: u64,
+    /// Allocated space in 512-byte units, as `st_blocks`.
+    pub blocks: u64,
+    /// Device number for character and block devices, 0 otherwise.
+    pub rdev: u32,
+    pub atime: Timespec,
+    pub mtime: Timespec,
+    pub ctime: Timespec,
+    /// Birth time where the filesystem records one, otherwise equal to `ctime`.
+    pub crtime: Timespec,
+}
+
+/// A change of attributes (`chmod`, `chown`, `truncate`, `utimens`); `None` leaves a field alone.
+/// The filesystem updates `ctime` itself whenever anything changes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetAttr {
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub size: Option<u64>,
+    pub atime: Option<Timespec>,
+    pub mtime: Option<Timespec>,
+}
+
+/// What to create in [`FileSystem::create`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewNode {
+    pub kind: FileType,
+    /// Permission bits (already masked by the caller's umask).
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// Device number for `CharDevice`/`BlockDevice`, else 0.
+    pub rdev: u32,
+    /// Target for `Symlink`, else empty.
+    pub symlink_target: String,
+}
+
+impl NewNode {
+    /// A regular file or directory owned by root with the given permission bits.
+    pub fn new(kind: FileType, mode: u32) -> Self {
+        NewNode { kind, mode, uid: 0, gid: 0, rdev: 0, symlink_target: String::new() }
+    }
+}
+
+/// One directory entry returned by [`FileSystem::readdir`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirEntry {
+    pub name: String,
+    pub ino: NodeId,
+    pub kind: FileType,
+    /// Pass this as `cookie` to continue listing after this entry.
+    pub next_cookie: u64,
+}
+
+/// Space accounting, as `statfs(2)` reports it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FsStats {
+    pub block_size: u32,
+    pub total_blocks: u64,
+    pub free_blocks: u64,
+    pub total_nodes: u64,
+    pub free_nodes: u64,
+    pub max_name_len: u32,
+}
+
+/// Which optional parts of the interface a filesystem really implements.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Capabilities {
+    pub hard_links: bool,
+    pub symlinks: bool,
+    pub special_files: bool,
+    pub permissions: bool,
+    pub transactions: bool,
+    pub snapshots: bool,
+}
+
+/// The filesystem-server interface. See the module documentation for the rules.
+pub trait FileSystem {
+    /// The root directory's node id.
+    fn root(&self) -> NodeId;
+
+    /// What this filesystem supports beyond the required methods.
+    fn capabilities(&self) -> Capabilities;
+
+    /// Find `name` in directory `dir`.
+    fn lookup(&mut self, dir: NodeId, name: &str) -> Result<Stat>;
+
+    fn getattr(&mut self, node: NodeId) -> Result<Stat>;
+
+    /// Change attributes; `size` truncates or extends (with zeros, sparse where possible).
+    fn setattr(&mut self, node: NodeId, attr: SetAttr) -> Result<Stat>;
+
+    /// Read up to `buf.len()` bytes at `offset`; returns the count, 0 at or past end of file.
+    /// Holes read as zeros.
+    fn read(&mut self, node: NodeId, offset: u64, buf: &mut [u8]) -> Result<usize>;
+
+    /// Write `data` at `offset`, extending the file (with a hole) if `offset` is past its end.
+    /// Returns the number of bytes written (all of them unless an error occurs first).
+    fn write(&mut self, node: NodeId, offset: u64, data: &[u8]) -> Result<usize>;
+
+    /// Create a new node named `name` in `dir`; fails with `AlreadyExists` if the name is taken.
+    fn create(&mut self, dir: NodeId, name: &str, node: &NewNode) -> Result<Stat>;
+
+    /// Remove a non-directory name. The node's data is freed once it has no links and is not open.
+    fn unlink(&mut self, dir: NodeId, name: &str) -> Result<()>;
+
+    /// Remove an empty directory.
+    fn rmdir(&mut self, dir: NodeId, name: &str) -> Result<()>;
+
+    /// Atomically rename, replacing an existing target as POSIX `rename(2)` does.
+    fn rename(&mut self, from_dir: NodeId, from: &str, to_dir: NodeId, to: &str) -> Result<()>;
+
+    /// List up to `max` entries of `dir` starting after `cookie` (0 = from the beginning).
+    fn readdir(&mut self, dir: NodeId, cookie: u64, max: usize) -> Result<Vec<DirEntry>>;
+
+    /// Make the node's data and metadata durable.
+    fn fsync(&mut self, node: NodeId) -> Result<()>;
+
+    /// Make everything durable (commit and flush).
+    fn sync(&mut self) -> Result<()>;
+
+    fn statfs(&mut self) -> Result<FsStats>;
+
+    /// The VFS opened the node; an unlinked node stays alive until the matching `release`.
+    fn open(&mut self, _node: NodeId) -> Result<()> {
+        Ok(())
+    }
+
+    /// The last VFS reference to an opened node went away.
+    fn release(&mut self, _node: NodeId) -> Result<()> {
+        Ok(())
+    }
+
+    /// Create a hard link `name` in `dir` to `node`.
+    fn link(&mut self, _node: NodeId, _dir: NodeId, _name: &str) -> Result<Stat> {
+        Err(Error::NotSupported)
+    }
+
+    fn readlink(&mut self, _node: NodeId) -> Result<String> {
+        Err(Error::NotSupported)
+    }
+
+    /// Start an explicit transaction: every change until `commit` or `abort` becomes durable
+    /// atomically or not at all. One open transaction at a time (`Busy` otherwise).
+    fn begin_transaction(&mut self) -> Result<TxId> {
+        Err(Error::NotSupported)
+    }
+
+    fn commit_transaction(&mut self, _tx: TxId) -> Result<()> {
+        Err(Error::NotSupported)
+    }
+
+    fn abort_transaction(&mut self, _tx: TxId) -> Result<()> {
+        Err(Error::NotSupported)
+    }
+}

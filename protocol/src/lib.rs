@@ -1,0 +1,19 @@
+//! The WATOS protocol: everything two processes must agree on to talk.
+//!
+//! Design:
+//! - One error enum ([`Error`]) for every server, with errno-like codes, so an error can cross any number
+//!   of servers (app → vfs → wfs → blockcache) without being re-mapped or losing its detail.
+//! - The filesystem-server interface ([`fs::FileSystem`]) is a trait that WFS, FAT and the in-memory test
+//!   filesystem implement; the VFS and the FUSE front end only ever talk to that trait.
+//! - Wire encoding is postcard over serde. Decoders must return errors on arbitrary bytes, never panic.
+//!
+//! `no_std` + `alloc`: the same crate is linked into the bare-metal servers and into host tests.
+#![no_std]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+pub mod error;
+pub mod fs;
+
+pub use error::{Error, Result};
