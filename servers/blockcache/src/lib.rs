@@ -1,0 +1,2 @@
+//! blockcache (placeholder: being written).
+#![no_std]

@@ -1,0 +1,2 @@
+//! fat (placeholder: being written).
+#![no_std]

@@ -1,0 +1,2 @@
+//! memfs (placeholder: being written).
+#![no_std]

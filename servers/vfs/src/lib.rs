@@ -1,0 +1,2 @@
+//! vfs (placeholder: being written).
+#![no_std]

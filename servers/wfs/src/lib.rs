@@ -1,0 +1,2 @@
+//! wfs (placeholder: being written).
+#![no_std]
