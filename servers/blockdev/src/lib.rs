@@ -6,20 +6,26 @@
 //! every write that returned before it is durable. The vectored calls exist so a cache or a virtio queue
 //! can submit many runs in one go; the default bodies fall back to one call per run.
 //!
+//! [`FaultDisk`] wraps any device to record its write log and inject I/O errors or power cuts for
+//! crash tests (module [`fault`]).
+//!
 //! Errors are [`protocol::Error::Io`] (device failure, with the byte offset) or
 //! [`protocol::Error::InvalidArgument`] (misaligned or out-of-range request); devices never panic.
-#![cfg_attr(not(feature = "std"), no_std)]
+// Tests build with std so the image-file device is tested by a plain `cargo test` too.
+#![cfg_attr(not(any(feature = "std", test)), no_std)]
 #![forbid(unsafe_code)]
 
 extern crate alloc;
 
+pub mod fault;
 mod ram;
-#[cfg(feature = "std")]
+#[cfg(any(feature = "std", test))]
 mod file;
 
 pub use protocol::{Error, Result};
+pub use fault::{FaultDisk, Op};
 pub use ram::RamDisk;
-#[cfg(feature = "std")]
+#[cfg(any(feature = "std", test))]
 pub use file::FileDisk;
 
 /// Sector size of every WATOS block device.
