@@ -6,6 +6,9 @@
 //! - The filesystem-server interface ([`fs::FileSystem`]) is a trait that WFS, FAT and the in-memory test
 //!   filesystem implement; the VFS and the FUSE front end only ever talk to that trait.
 //! - Wire encoding is postcard over serde. Decoders must return errors on arbitrary bytes, never panic.
+//! - IPC is modelled by [`ipc`] (synchronous calls, bounded inline messages, checked leases, task ids
+//!   with generations) and implemented in memory by [`local`] for host tests; every server interface in
+//!   [`api`] is generated from one definition by the [`interface!`] macro ([`idl`]).
 //!
 //! `no_std` + `alloc`: the same crate is linked into the bare-metal servers and into host tests.
 #![no_std]
@@ -13,7 +16,11 @@
 
 extern crate alloc;
 
+pub mod api;
 pub mod error;
 pub mod fs;
+pub mod idl;
+pub mod ipc;
+pub mod local;
 
 pub use error::{Error, Result};

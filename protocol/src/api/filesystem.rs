@@ -1,0 +1,165 @@
+//! Filesystem-server interface: [`crate::fs::FileSystem`] over IPC, plus [`FsServer`], the adapter that
+//! serves any `FileSystem` (WFS, FAT, the in-memory one) with it.
+//!
+//! Design: one operation per trait method, same arguments; file data travels in leases (a `Write` lease
+//! for `read`, a `Read` lease for `write`), at most [`MAX_BULK`] bytes per call (clients split larger
+//! transfers). Lookups, reads and listings are idempotent and retried across a server restart; every
+//! mutation is `once`, so its caller learns that the outcome is unknown.
+
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use crate::fs::{Capabilities, DirEntry, FileSystem, FsStats, NewNode, NodeId, SetAttr, Stat, TxId};
+use crate::ipc::{Incoming, MAX_MESSAGE};
+use crate::{Error, Result};
+
+/// Most bytes one read or write call moves; bounds the server's bounce buffer.
+pub const MAX_BULK: usize = 1 << 20;
+
+crate::interface! {
+    version 1;
+    1 idempotent Root fn root() -> NodeId;
+    2 idempotent Capabilities fn capabilities() -> Capabilities;
+    3 idempotent Lookup fn lookup(dir: NodeId, name: &'a str) -> Stat;
+    4 idempotent Getattr fn getattr(node: NodeId) -> Stat;
+    5 once Setattr fn setattr(node: NodeId, attr: SetAttr) -> Stat;
+    /// Read into the lease; returns the byte count (0 at end of file).
+    6 idempotent Read fn read(node: NodeId, offset: u64) leases(buf: Write) -> u32;
+    /// Write the lease's bytes; returns the byte count.
+    7 once Write fn write(node: NodeId, offset: u64) leases(data: Read) -> u32;
+    8 once Create fn create(dir: NodeId, name: &'a str, node: NewNode) -> Stat;
+    9 once Unlink fn unlink(dir: NodeId, name: &'a str) -> ();
+    10 once Rmdir fn rmdir(dir: NodeId, name: &'a str) -> ();
+    11 once Rename fn rename(from_dir: NodeId, from: &'a str, to_dir: NodeId, to: &'a str) -> ();
+    /// Up to `max` entries after `cookie`; fewer if they would not fit one reply.
+    12 idempotent Readdir fn readdir(dir: NodeId, cookie: u64, max: u32) -> Vec<DirEntry>;
+    13 once Fsync fn fsync(node: NodeId) -> ();
+    14 once Sync fn sync() -> ();
+    15 idempotent Statfs fn statfs() -> FsStats;
+    16 once Open fn open(node: NodeId) -> ();
+    17 once Release fn release(node: NodeId) -> ();
+    18 once Link fn link(node: NodeId, dir: NodeId, name: &'a str) -> Stat;
+    19 idempotent Readlink fn readlink(node: NodeId) -> String;
+    20 once BeginTransaction fn begin_transaction() -> TxId;
+    21 once CommitTransaction fn commit_transaction(tx: TxId) -> ();
+    22 once AbortTransaction fn abort_transaction(tx: TxId) -> ();
+}
+
+/// Serves a [`FileSystem`] over IPC. Holds one bounce buffer: the filesystem reads into it and the
+/// server copies it into the caller's lease (the kernel's lease copy under WATOS).
+pub struct FsServer<F> {
+    pub fs: F,
+    bounce: Vec<u8>,
+}
+
+impl<F: FileSystem> FsServer<F> {
+    pub fn new(fs: F) -> Self {
+        FsServer { fs, bounce: Vec::new() }
+    }
+
+}
+
+/// The first `len` bytes of `bounce`, grown if needed; at most [`MAX_BULK`].
+fn bounce(bounce: &mut Vec<u8>, len: usize) -> Result<&mut [u8]> {
+    if len > MAX_BULK {
+        return Err(Error::TooBig);
+    }
+    if bounce.len() < len {
+        *bounce = vec![0; len];
+    }
+    Ok(&mut bounce[..len])
+}
+
+/// Drop entries from the end until `Ok(entries)` fits one reply; readdir may return fewer than asked.
+pub fn fit_entries<T: serde::Serialize>(entries: &mut Vec<T>) -> Result<()> {
+    let mut scratch = [0u8; MAX_MESSAGE];
+    let had_any = !entries.is_empty();
+    while postcard::to_slice(&Result::<&Vec<T>>::Ok(entries), &mut scratch).is_err() {
+        entries.pop();
+    }
+    if had_any && entries.is_empty() {
+        return Err(Error::TooBig);
+    }
+    Ok(())
+}
+
+impl<F: FileSystem> Handler for FsServer<F> {
+    fn root(&mut self, _: &mut Incoming<'_, '_>) -> Result<NodeId> {
+        Ok(self.fs.root())
+    }
+    fn capabilities(&mut self, _: &mut Incoming<'_, '_>) -> Result<Capabilities> {
+        Ok(self.fs.capabilities())
+    }
+    fn lookup(&mut self, _: &mut Incoming<'_, '_>, dir: NodeId, name: &str) -> Result<Stat> {
+        self.fs.lookup(dir, name)
+    }
+    fn getattr(&mut self, _: &mut Incoming<'_, '_>, node: NodeId) -> Result<Stat> {
+        self.fs.getattr(node)
+    }
+    fn setattr(&mut self, _: &mut Incoming<'_, '_>, node: NodeId, attr: SetAttr) -> Result<Stat> {
+        self.fs.setattr(node, attr)
+    }
+    fn read(&mut self, cx: &mut Incoming<'_, '_>, node: NodeId, offset: u64) -> Result<u32> {
+        let len = cx.leases.len(0)?;
+        let buf = bounce(&mut self.bounce, len)?;
+        let n = self.fs.read(node, offset, buf)?;
+        let data = buf.get(..n).ok_or(Error::Corrupt { block: 0 })?;
+        cx.leases.write(0, 0, data)?;
+        Ok(n as u32)
+    }
+    fn write(&mut self, cx: &mut Incoming<'_, '_>, node: NodeId, offset: u64) -> Result<u32> {
+        let len = cx.leases.len(0)?;
+        let buf = bounce(&mut self.bounce, len)?;
+        cx.leases.read(0, 0, buf)?;
+        let n = self.fs.write(node, offset, buf)?;
+        Ok(n as u32)
+    }
+    fn create(&mut self, _: &mut Incoming<'_, '_>, dir: NodeId, name: &str, node: NewNode) -> Result<Stat> {
+        self.fs.create(dir, name, &node)
+    }
+    fn unlink(&mut self, _: &mut Incoming<'_, '_>, dir: NodeId, name: &str) -> Result<()> {
+        self.fs.unlink(dir, name)
+    }
+    fn rmdir(&mut self, _: &mut Incoming<'_, '_>, dir: NodeId, name: &str) -> Result<()> {
+        self.fs.rmdir(dir, name)
+    }
+    fn rename(&mut self, _: &mut Incoming<'_, '_>, from_dir: NodeId, from: &str, to_dir: NodeId, to: &str) -> Result<()> {
+        self.fs.rename(from_dir, from, to_dir, to)
+    }
+    fn readdir(&mut self, _: &mut Incoming<'_, '_>, dir: NodeId, cookie: u64, max: u32) -> Result<Vec<DirEntry>> {
+        let mut entries = self.fs.readdir(dir, cookie, max as usize)?;
+        fit_entries(&mut entries)?;
+        Ok(entries)
+    }
+    fn fsync(&mut self, _: &mut Incoming<'_, '_>, node: NodeId) -> Result<()> {
+        self.fs.fsync(node)
+    }
+    fn sync(&mut self, _: &mut Incoming<'_, '_>) -> Result<()> {
+        self.fs.sync()
+    }
+    fn statfs(&mut self, _: &mut Incoming<'_, '_>) -> Result<FsStats> {
+        self.fs.statfs()
+    }
+    fn open(&mut self, _: &mut Incoming<'_, '_>, node: NodeId) -> Result<()> {
+        self.fs.open(node)
+    }
+    fn release(&mut self, _: &mut Incoming<'_, '_>, node: NodeId) -> Result<()> {
+        self.fs.release(node)
+    }
+    fn link(&mut self, _: &mut Incoming<'_, '_>, node: NodeId, dir: NodeId, name: &str) -> Result<Stat> {
+        self.fs.link(node, dir, name)
+    }
+    fn readlink(&mut self, _: &mut Incoming<'_, '_>, node: NodeId) -> Result<String> {
+        self.fs.readlink(node)
+    }
+    fn begin_transaction(&mut self, _: &mut Incoming<'_, '_>) -> Result<TxId> {
+        self.fs.begin_transaction()
+    }
+    fn commit_transaction(&mut self, _: &mut Incoming<'_, '_>, tx: TxId) -> Result<()> {
+        self.fs.commit_transaction(tx)
+    }
+    fn abort_transaction(&mut self, _: &mut Incoming<'_, '_>, tx: TxId) -> Result<()> {
+        self.fs.abort_transaction(tx)
+    }
+}

@@ -1,0 +1,280 @@
+//! Round trips of every interface through the generated stubs, and property tests of the decoders.
+
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use proptest::prelude::*;
+
+use super::{blockcache, filesystem, supervisor, vfs};
+use crate::fs::{FileType, NewNode, Stat, Timespec};
+use crate::ipc::{Incoming, Lease, Server, TaskId, Transport, MAX_MESSAGE};
+use crate::local::LocalIpc;
+use crate::{Error, Result};
+
+fn stat(ino: u64) -> Stat {
+    Stat {
+        ino,
+        kind: FileType::File,
+        mode: 0o644,
+        nlink: 1,
+        uid: 0,
+        gid: 0,
+        size: 3,
+        blocks: 1,
+        rdev: 0,
+        atime: Timespec::ZERO,
+        mtime: Timespec::ZERO,
+        ctime: Timespec::ZERO,
+        crtime: Timespec::ZERO,
+    }
+}
+
+/// A vfs handler that answers a few operations and records the caller.
+struct FakeVfs {
+    last_caller: Option<TaskId>,
+}
+
+impl vfs::Handler for FakeVfs {
+    fn open(&mut self, cx: &mut Incoming<'_, '_>, path: &str, flags: vfs::OpenFlags, _: u32) -> Result<u32> {
+        self.last_caller = Some(cx.caller());
+        if path == "/missing" {
+            return Err(Error::NotFound);
+        }
+        Ok(3 + flags.0)
+    }
+    fn close(&mut self, _: &mut Incoming<'_, '_>, _: u32) -> Result<()> {
+        Ok(())
+    }
+    fn read(&mut self, cx: &mut Incoming<'_, '_>, fd: u32) -> Result<u32> {
+        let len = cx.leases.len(0)?;
+        cx.leases.write(0, 0, &vec![fd as u8; len])?;
+        Ok(len as u32)
+    }
+    fn write(&mut self, cx: &mut Incoming<'_, '_>, _: u32) -> Result<u32> {
+        Ok(cx.leases.len(0)? as u32)
+    }
+    fn seek(&mut self, _: &mut Incoming<'_, '_>, _: u32, _: vfs::Whence, offset: i64) -> Result<u64> {
+        u64::try_from(offset).map_err(|_| Error::InvalidArgument)
+    }
+    fn stat(&mut self, _: &mut Incoming<'_, '_>, _: &str) -> Result<Stat> {
+        Ok(stat(7))
+    }
+    fn fstat(&mut self, _: &mut Incoming<'_, '_>, fd: u32) -> Result<Stat> {
+        Ok(stat(fd as u64))
+    }
+    fn readdir(&mut self, _: &mut Incoming<'_, '_>, _: &str, _: u64) -> Result<Vec<crate::fs::DirEntry>> {
+        let mut v: Vec<_> = (0..100)
+            .map(|i| crate::fs::DirEntry { name: alloc::format!("entry-{i:04}"), ino: i, kind: FileType::File, next_cookie: i + 1 })
+            .collect();
+        filesystem::fit_entries(&mut v)?;
+        Ok(v)
+    }
+    fn mkdir(&mut self, _: &mut Incoming<'_, '_>, _: &str, _: u32) -> Result<()> {
+        Err(Error::AlreadyExists)
+    }
+    fn unlink(&mut self, _: &mut Incoming<'_, '_>, _: &str) -> Result<()> {
+        Ok(())
+    }
+    fn rmdir(&mut self, _: &mut Incoming<'_, '_>, _: &str) -> Result<()> {
+        Ok(())
+    }
+    fn rename(&mut self, _: &mut Incoming<'_, '_>, from: &str, to: &str) -> Result<()> {
+        if from == to { Ok(()) } else { Err(Error::CrossDevice) }
+    }
+    fn fsync(&mut self, _: &mut Incoming<'_, '_>, _: u32) -> Result<()> {
+        Ok(())
+    }
+    fn truncate(&mut self, _: &mut Incoming<'_, '_>, _: u32, _: u64) -> Result<()> {
+        Ok(())
+    }
+    fn dup(&mut self, _: &mut Incoming<'_, '_>, fd: u32) -> Result<u32> {
+        Ok(fd + 1)
+    }
+    fn exit(&mut self, _: &mut Incoming<'_, '_>) -> Result<()> {
+        Ok(())
+    }
+    fn batch_read(&mut self, cx: &mut Incoming<'_, '_>, reads: Vec<vfs::ReadReq>) -> Result<Vec<u32>> {
+        let mut at = 0;
+        let mut out = Vec::new();
+        for r in reads {
+            cx.leases.write(0, at, &vec![r.fd as u8; r.len as usize])?;
+            at += r.len as usize;
+            out.push(r.len);
+        }
+        Ok(out)
+    }
+    fn begin(&mut self, _: &mut Incoming<'_, '_>, _: &str) -> Result<u64> {
+        Err(Error::NotSupported)
+    }
+    fn commit(&mut self, _: &mut Incoming<'_, '_>, _: u64) -> Result<()> {
+        Err(Error::NoSuchTransaction)
+    }
+    fn abort(&mut self, _: &mut Incoming<'_, '_>, _: u64) -> Result<()> {
+        Err(Error::NoSuchTransaction)
+    }
+    fn stats(&mut self, _: &mut Incoming<'_, '_>) -> Result<vfs::VfsStats> {
+        Ok(vfs::VfsStats { opens: 1, ..Default::default() })
+    }
+    fn lstat(&mut self, _: &mut Incoming<'_, '_>, _: &str) -> Result<Stat> {
+        Ok(stat(8))
+    }
+    fn symlink(&mut self, _: &mut Incoming<'_, '_>, _: &str, _: &str) -> Result<()> {
+        Ok(())
+    }
+    fn readlink(&mut self, _: &mut Incoming<'_, '_>, path: &str) -> Result<String> {
+        Ok(path.into())
+    }
+}
+
+fn fake_vfs() -> (LocalIpc, vfs::Client<LocalIpc>) {
+    let ipc = LocalIpc::new();
+    let id = ipc.spawn("vfs", Box::new(|_| Box::new(vfs::Service(FakeVfs { last_caller: None })))).unwrap();
+    let client = vfs::Client::new(ipc.clone(), id);
+    (ipc, client)
+}
+
+#[test]
+fn stub_calls_round_trip() {
+    let (_ipc, c) = fake_vfs();
+    assert_eq!(c.open("/a", vfs::OpenFlags::READ, 0), Ok(4));
+    assert_eq!(c.open("/missing", vfs::OpenFlags::READ, 0), Err(Error::NotFound));
+    let mut buf = [0u8; 10];
+    assert_eq!(c.read(9, &mut buf), Ok(10));
+    assert_eq!(buf, [9; 10]);
+    assert_eq!(c.write(3, b"hello"), Ok(5));
+    assert_eq!(c.rename("/a", "/b"), Err(Error::CrossDevice));
+    assert_eq!(c.fstat(12).map(|s| s.ino), Ok(12));
+    assert_eq!(c.seek(3, vfs::Whence::Start, -1), Err(Error::InvalidArgument));
+    let listing = c.readdir("/", 0).unwrap();
+    assert!(!listing.is_empty() && listing.len() < 100, "a page is cut to fit one reply");
+    let reads = vec![vfs::ReadReq { fd: 1, offset: 0, len: 3 }, vfs::ReadReq { fd: 2, offset: 0, len: 2 }];
+    let mut out = [0u8; 5];
+    assert_eq!(c.batch_read(reads, &mut out), Ok(vec![3, 2]));
+    assert_eq!(out, [1, 1, 1, 2, 2]);
+    assert_eq!(c.stats().map(|s| s.opens), Ok(1));
+}
+
+#[test]
+fn oversize_request_is_refused_by_the_stub() {
+    let (_ipc, c) = fake_vfs();
+    let long = "x".repeat(MAX_MESSAGE);
+    assert_eq!(c.stat(&long), Err(Error::TooBig));
+}
+
+#[test]
+fn wrong_leases_get_errors_and_the_server_keeps_serving() {
+    let (ipc, c) = fake_vfs();
+    let id = c.channel.server();
+    let mut msg = [0u8; 64];
+    let n = vfs::Request::Read { fd: 3 }.encode(&mut msg).unwrap();
+    let mut reply = [0u8; 64];
+    // No lease at all, then a Read lease where the operation needs to write.
+    let len = ipc.call(id, &msg[..n], &mut [], &mut reply).unwrap();
+    assert_eq!(crate::idl::decode_reply::<u32>(&reply[..len]), Err(Error::InvalidArgument));
+    let src = [0u8; 4];
+    let len = ipc.call(id, &msg[..n], &mut [Lease::Read(&src)], &mut reply).unwrap();
+    assert_eq!(crate::idl::decode_reply::<u32>(&reply[..len]), Err(Error::InvalidArgument));
+    // Garbage and a wrong version.
+    let len = ipc.call(id, &[0xff, 0xff, 0xff, 0xff, 0xff], &mut [], &mut reply).unwrap();
+    assert_eq!(crate::idl::decode_reply::<u32>(&reply[..len]), Err(Error::Malformed));
+    let mut bad = [0u8; 64];
+    let n2 = crate::idl::encode_request(&mut bad, vfs::VERSION + 1, 7, &(3u32,)).unwrap();
+    let len = ipc.call(id, &bad[..n2], &mut [], &mut reply).unwrap();
+    assert_eq!(crate::idl::decode_reply::<Stat>(&reply[..len]), Err(Error::NotSupported));
+    assert_eq!(c.fstat(5).map(|s| s.ino), Ok(5));
+}
+
+#[test]
+fn idempotent_calls_retry_after_restart_and_once_calls_report_it() {
+    let (ipc, c) = fake_vfs();
+    let old = c.channel.server();
+    ipc.restart(old.index).unwrap();
+    assert_eq!(c.stat("/x").map(|s| s.ino), Ok(7), "stat is retried on the new generation");
+    assert_eq!(c.channel.restarts(), 1);
+    ipc.restart(old.index).unwrap();
+    assert_eq!(c.open("/x", vfs::OpenFlags::READ, 0), Err(Error::ServerRestarted));
+    assert_eq!(c.open("/x", vfs::OpenFlags::READ, 0), Ok(4), "the channel now points at the new task");
+    ipc.kill(old.index).unwrap();
+    assert_eq!(c.stat("/x"), Err(Error::ServerDead));
+}
+
+#[test]
+fn requests_round_trip_through_encode_and_decode() {
+    let reqs = [
+        filesystem::Request::Lookup { dir: 1, name: "abc" },
+        filesystem::Request::Create { dir: 2, name: "n", node: NewNode::new(FileType::Directory, 0o755) },
+        filesystem::Request::Rename { from_dir: 1, from: "a", to_dir: 2, to: "b" },
+        filesystem::Request::Sync {},
+    ];
+    for r in reqs {
+        let mut buf = [0u8; MAX_MESSAGE];
+        let n = r.encode(&mut buf).unwrap();
+        assert_eq!(filesystem::Request::decode(&buf[..n]).unwrap(), r);
+        // Every strict prefix is rejected, never mis-decoded or panicking.
+        for cut in 0..n {
+            assert!(filesystem::Request::decode(&buf[..cut]).is_err());
+        }
+    }
+    let r = blockcache::Request::ReadVectored { runs: vec![blockcache::Run { sector: 1, sectors: 2 }] };
+    let mut buf = [0u8; 64];
+    let n = r.encode(&mut buf).unwrap();
+    assert_eq!(blockcache::Request::decode(&buf[..n]).unwrap().op(), 5);
+    let ops: Vec<u16> = vfs::OPS.iter().map(|o| o.op).collect();
+    let mut dedup = ops.clone();
+    dedup.sort();
+    dedup.dedup();
+    assert_eq!(ops.len(), dedup.len(), "operation codes are unique");
+}
+
+/// A server whose every request fails to decode: used to show a stub gets `Malformed`, not a panic,
+/// when a reply is garbage.
+struct Garbage;
+impl Server for Garbage {
+    fn handle(&mut self, _: &[u8], _: &mut Incoming<'_, '_>, reply: &mut [u8]) -> Result<usize> {
+        reply[..3].copy_from_slice(&[0x00, 0xff, 0xff]);
+        Ok(3)
+    }
+}
+
+#[test]
+fn garbage_reply_is_malformed() {
+    let ipc = LocalIpc::new();
+    let id = ipc.spawn("g", Box::new(|_| Box::new(Garbage))).unwrap();
+    let c = supervisor::Client::new(ipc, id);
+    assert_eq!(c.list_tasks(), Err(Error::Malformed));
+}
+
+proptest! {
+    #[test]
+    fn decoders_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+        let _ = filesystem::Request::decode(&bytes);
+        let _ = vfs::Request::decode(&bytes);
+        let _ = blockcache::Request::decode(&bytes);
+        let _ = supervisor::Request::decode(&bytes);
+        let _ = crate::idl::decode_reply::<Vec<crate::fs::DirEntry>>(&bytes);
+        let _ = crate::idl::decode_reply::<Vec<supervisor::TaskStatus>>(&bytes);
+        let _ = crate::idl::decode_reply::<Stat>(&bytes);
+    }
+
+    #[test]
+    fn valid_header_with_garbage_body_is_an_error(op in 0u16..40, body in proptest::collection::vec(any::<u8>(), 0..64)) {
+        let mut msg = postcard::to_allocvec(&crate::idl::Header { version: 1, op }).unwrap();
+        msg.extend_from_slice(&body);
+        if let Err(e) = vfs::Request::decode(&msg) {
+            prop_assert!(matches!(e, Error::Malformed | Error::NotSupported));
+        }
+        if let Err(e) = filesystem::Request::decode(&msg) {
+            prop_assert!(matches!(e, Error::Malformed | Error::NotSupported));
+        }
+    }
+
+    #[test]
+    fn lookups_round_trip(dir in any::<u64>(), name in "[a-zA-Z0-9._ -]{0,255}") {
+        let r = filesystem::Request::Lookup { dir, name: &name };
+        let mut buf = [0u8; MAX_MESSAGE];
+        let n = r.encode(&mut buf).unwrap();
+        prop_assert_eq!(filesystem::Request::decode(&buf[..n]).unwrap(), r);
+    }
+}

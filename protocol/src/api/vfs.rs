@@ -1,0 +1,128 @@
+//! vfs-server interface: path-level file operations for applications.
+//!
+//! Design: the calling process is identified by the transport (`Incoming::caller`), never by the
+//! message, so descriptors are per process and unforgeable. File data travels in leases. `read` and
+//! `write` move the shared file offset, so they are `once`; `batch_read` (positioned reads), stat and
+//! listings are idempotent. Paths are at most [`crate::ipc::MAX_PATH`] bytes.
+
+use alloc::vec::Vec;
+use serde::{Deserialize, Serialize};
+
+use crate::fs::{DirEntry, Stat};
+
+/// `open` flags with their POSIX meaning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct OpenFlags(pub u32);
+
+impl OpenFlags {
+    pub const READ: OpenFlags = OpenFlags(1);
+    pub const WRITE: OpenFlags = OpenFlags(2);
+    /// Every write goes to the end of the file (implies write access, as in Rust's std).
+    pub const APPEND: OpenFlags = OpenFlags(4);
+    pub const CREATE: OpenFlags = OpenFlags(8);
+    /// Cut the file to 0 bytes on open; needs write access.
+    pub const TRUNCATE: OpenFlags = OpenFlags(16);
+    /// With CREATE: fail with `AlreadyExists` if the name exists.
+    pub const EXCLUSIVE: OpenFlags = OpenFlags(32);
+    /// Fail with `NotADirectory` unless the path is a directory.
+    pub const DIRECTORY: OpenFlags = OpenFlags(64);
+    /// Do not follow a symbolic link in the last component.
+    pub const NOFOLLOW: OpenFlags = OpenFlags(128);
+    const ALL: u32 = 255;
+
+    pub const fn contains(self, other: OpenFlags) -> bool {
+        self.0 & other.0 == other.0
+    }
+    pub const fn is_valid(self) -> bool {
+        self.0 & !Self::ALL == 0
+    }
+    pub const fn can_read(self) -> bool {
+        self.contains(Self::READ)
+    }
+    pub const fn can_write(self) -> bool {
+        self.contains(Self::WRITE) || self.contains(Self::APPEND)
+    }
+}
+
+impl core::ops::BitOr for OpenFlags {
+    type Output = OpenFlags;
+    fn bitor(self, rhs: OpenFlags) -> OpenFlags {
+        OpenFlags(self.0 | rhs.0)
+    }
+}
+
+/// Where `seek` counts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Whence {
+    Start,
+    Current,
+    End,
+}
+
+/// One positioned read of a batch; its data lands in the lease right after the previous one's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadReq {
+    pub fd: u32,
+    pub offset: u64,
+    pub len: u32,
+}
+
+/// Most reads in one batch (keeps the request inline).
+pub const MAX_BATCH: usize = 64;
+
+/// Counters the vfs server reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VfsStats {
+    pub opens: u64,
+    pub closes: u64,
+    pub reads: u64,
+    pub writes: u64,
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+    pub batch_reads: u64,
+    pub lookups: u64,
+    pub dentry_hits: u64,
+    pub dentry_misses: u64,
+    pub attr_hits: u64,
+    pub attr_misses: u64,
+    pub open_files: u64,
+    pub mounts: u64,
+    pub fs_reopens: u64,
+}
+
+crate::interface! {
+    version 1;
+    /// Open `path`; returns the lowest free descriptor (>= 3).
+    1 once Open fn open(path: &'a str, flags: OpenFlags, mode: u32) -> u32;
+    2 once Close fn close(fd: u32) -> ();
+    /// Read at the file offset into the lease and advance the offset; returns the count.
+    3 once Read fn read(fd: u32) leases(buf: Write) -> u32;
+    /// Write the lease at the file offset (the end with APPEND) and advance; returns the count.
+    4 once Write fn write(fd: u32) leases(data: Read) -> u32;
+    5 once Seek fn seek(fd: u32, whence: Whence, offset: i64) -> u64;
+    /// Attributes of `path`, following symbolic links.
+    6 idempotent Stat fn stat(path: &'a str) -> Stat;
+    7 idempotent Fstat fn fstat(fd: u32) -> Stat;
+    /// Entries of the directory `path` after `cookie` (0 = start), `.` and `..` included.
+    8 idempotent Readdir fn readdir(path: &'a str, cookie: u64) -> Vec<DirEntry>;
+    9 once Mkdir fn mkdir(path: &'a str, mode: u32) -> ();
+    10 once Unlink fn unlink(path: &'a str) -> ();
+    11 once Rmdir fn rmdir(path: &'a str) -> ();
+    12 once Rename fn rename(from: &'a str, to: &'a str) -> ();
+    13 once Fsync fn fsync(fd: u32) -> ();
+    14 once Truncate fn truncate(fd: u32, size: u64) -> ();
+    15 once Dup fn dup(fd: u32) -> u32;
+    /// The calling process exits: every descriptor it holds is closed, its transactions aborted.
+    16 once Exit fn exit() -> ();
+    /// Several positioned reads in one request; returns each read's count.
+    17 idempotent BatchRead fn batch_read(reads: Vec<ReadReq>) leases(buf: Write) -> Vec<u32>;
+    /// Begin a transaction on the filesystem holding `path`.
+    18 once Begin fn begin(path: &'a str) -> u64;
+    19 once Commit fn commit(tx: u64) -> ();
+    20 once Abort fn abort(tx: u64) -> ();
+    21 idempotent Stats fn stats() -> VfsStats;
+    /// Attributes of `path` without following a final symbolic link.
+    22 idempotent Lstat fn lstat(path: &'a str) -> Stat;
+    23 once Symlink fn symlink(target: &'a str, path: &'a str) -> ();
+    24 idempotent Readlink fn readlink(path: &'a str) -> alloc::string::String;
+}
