@@ -1,2 +1,56 @@
-//! fat (placeholder: being written).
-#![no_std]
+//! FAT12/16/32 with long file names and full write support: the library core of fat-server.
+//!
+//! Design: [`FatFs`] is generic over a [`blockdev::BlockDevice`] and implements
+//! [`protocol::fs::FileSystem`], so the same code is tested on the host (RAM disks, image files
+//! shared with `mkfs.fat`, `fsck.fat` and mtools) and runs in the bare-metal server. The modules:
+//!
+//! - [`bpb`]: boot-sector parsing into byte-offset [`Geometry`];
+//! - `table`: the whole FAT cached in memory, written back to every copy at commit points;
+//! - `runs`: per-node cluster-run maps so a seek is a binary search, not a chain walk;
+//! - `name` / `dirent`: 8.3 names with case flags, `~N` aliases, VFAT slots and checksums;
+//! - `volume`: mount, the node table, directory caches and the commit order;
+//! - `file` / `ops`: file data and the [`FileSystem`](protocol::fs::FileSystem) operations;
+//! - `format` / `check`: the formatter and a structural checker (cross-links, lost clusters).
+//!
+//! # Node ids
+//! FAT has no inode numbers. A node's id is derived from where its short directory entry lives
+//! (device byte offset / 32); the root is [`ROOT`]. Ids stay valid for the life of the node in this
+//! server, including across renames (an in-memory table maps ids to entry locations). After a
+//! server restart, every node that was not renamed since it was created gets the same id again;
+//! a renamed node gets the id of its new location, so a client holding the old id gets `NotFound`
+//! and must look the path up again.
+//!
+//! # Crash safety (write order)
+//! FAT cannot update atomically, so the order of writes is chosen so a power cut leaves at worst
+//! lost clusters (allocated but unreferenced, or a chain longer than its file) and never a
+//! cluster owned twice:
+//! 1. the first change after mount clears the clean-shutdown bit in FAT[1] (FAT16/32);
+//! 2. file data goes to clusters that the on-disk FAT still shows as free;
+//! 3. before any directory entry is written, the dirty FAT sectors are written to every copy,
+//!    with a flush barrier on each side, so an entry never points at an unallocated chain;
+//! 4. directory entries (size, first cluster) are written last; entries that free clusters
+//!    (unlink, rmdir, truncate, rename over a target) are written *before* the FAT frees them,
+//!    and a rename removes the old entry before writing the new one;
+//! 5. `sync`/`unmount` write FSInfo with the exact free count; `unmount` sets the clean bit again
+//!    (unless the volume was already dirty when mounted: then only `fsck.fat` should clear it).
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+pub mod bpb;
+mod check;
+mod dirent;
+mod entries;
+mod file;
+mod format;
+mod name;
+mod ops;
+mod runs;
+mod table;
+mod volume;
+
+pub use bpb::{FatType, Geometry};
+pub use check::CheckReport;
+pub use format::FormatOptions;
+pub use volume::{FatFs, ROOT};
