@@ -1,2 +1,389 @@
-//! wfs (placeholder: being written).
+//! WFS v3: a copy-on-write, transactional filesystem with checksummed block pointers, ditto
+//! metadata, snapshots, scrub and fsck. The library core of wfs-server.
+//!
+//! Design (the byte-level format is in docs/WFS.md):
+//! - Everything is in one copy-on-write B+tree ([`btree`]) of (object, kind, offset) keys:
+//!   inodes, hashed directory entries, one extent item per 4 KiB data block, the orphan list and
+//!   snapshot records. Every pointer carries the child's crc32 and birth txid; every tree node is
+//!   written twice ("ditto") so scrub can repair it.
+//! - Changes accumulate in memory as dirty tree nodes (data blocks go straight to free blocks that
+//!   no durable state references). A commit writes the dirty nodes to new blocks, flushes, writes
+//!   both superblocks (first and last block), flushes again, and only then lets blocks freed by the
+//!   transaction be reused. Implicit operations are grouped into one commit, made on
+//!   `sync`/`fsync`, `unmount`, explicit transaction boundaries or when the group grows large.
+//! - The allocator is rebuilt from the trees at mount (see [`allocator`]), so a crash can never leave
+//!   allocator state that disagrees with the trees.
 #![no_std]
+
+extern crate alloc;
+#[cfg(test)]
+extern crate std;
+
+mod allocator;
+pub mod btree;
+mod check;
+mod file;
+mod fsimpl;
+mod names;
+pub mod ondisk;
+mod read;
+mod snapshot;
+mod store;
+
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+
+use blockdev::BlockDevice;
+use protocol::fs::{Clock, FileType, TxId};
+use protocol::{Error, Result};
+
+pub use check::{FsckReport, ScrubReport};
+pub use snapshot::{SnapshotInfo, SnapshotView};
+
+use crate::allocator::Allocator;
+use crate::btree::{Child, Node};
+use crate::ondisk::{
+    superblock_addrs, BlockPtr, Inode, Key, Superblock, BLOCK_SIZE, FEATURE_DITTO_METADATA, KIND_EXTENT, KIND_ORPHAN,
+    KIND_SNAPSHOT, META_OID, MIN_BLOCKS, ROOT_INO, SECTORS_PER_BLOCK,
+};
+use crate::store::Store;
+
+/// Options for [`Wfs::format`].
+#[derive(Debug, Clone, Copy)]
+pub struct FormatOptions {
+    /// Store every tree node twice so scrub can repair metadata (on by default).
+    pub ditto_metadata: bool,
+}
+
+impl Default for FormatOptions {
+    fn default() -> Self {
+        FormatOptions { ditto_metadata: true }
+    }
+}
+
+/// Implicit operations grouped into one commit before it is forced.
+const GROUP_OPS: u64 = 8192;
+/// Data blocks written by one commit group before it is forced (64 MiB).
+const GROUP_BLOCKS: u64 = 16384;
+
+/// A mounted WFS filesystem on device `D`.
+pub struct Wfs<D: BlockDevice> {
+    st: Store<D>,
+    /// The live tree, possibly with dirty nodes.
+    root: Child,
+    /// The last durable superblock.
+    committed: Superblock,
+    next_ino: u64,
+    clock: Box<dyn Clock + Send>,
+    /// Open counts from the VFS; unlinked nodes stay alive (on the orphan list) while open.
+    open: BTreeMap<u64, u32>,
+    /// The explicit transaction in progress, if any.
+    tx: Option<TxId>,
+    dirty: bool,
+    ops_since: u64,
+    blocks_since: u64,
+}
+
+impl<D: BlockDevice> Wfs<D> {
+    /// Write a new, empty filesystem onto `dev`.
+    pub fn format(dev: D, opts: &FormatOptions, clock: Box<dyn Clock + Send>) -> Result<Self> {
+        let total = dev.sector_count() / SECTORS_PER_BLOCK;
+        if total < MIN_BLOCKS {
+            return Err(Error::NoSpace);
+        }
+        let mut alloc = Allocator::new(total);
+        for b in superblock_addrs(total) {
+            alloc.mark(b);
+        }
+        let features = if opts.ditto_metadata { FEATURE_DITTO_METADATA } else { 0 };
+        let now = clock.now();
+        let sb = Superblock {
+            features,
+            total_blocks: total,
+            txid: 0,
+            root: BlockPtr::default(),
+            next_ino: ROOT_INO + 1,
+            time: now,
+            index: 0,
+        };
+        let mut fs = Wfs {
+            st: Store::new(dev, alloc, 1, opts.ditto_metadata),
+            root: Child::empty(),
+            committed: sb,
+            next_ino: ROOT_INO + 1,
+            clock,
+            open: BTreeMap::new(),
+            tx: None,
+            dirty: true,
+            ops_since: 0,
+            blocks_since: 0,
+        };
+        let root = Inode {
+            kind: FileType::Directory,
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+            nlink: 2,
+            rdev: 0,
+            size: 0,
+            blocks: 0,
+            atime: now,
+            mtime: now,
+            ctime: now,
+            crtime: now,
+            parent: ROOT_INO,
+            target: Vec::new(),
+        };
+        fs.put_inode(ROOT_INO, &root)?;
+        fs.commit()?;
+        Ok(fs)
+    }
+
+    /// Mount the filesystem on `dev`: pick the newest valid superblock, rebuild the allocator from
+    /// the trees and delete the orphans a crash left behind.
+    pub fn mount(mut dev: D, clock: Box<dyn Clock + Send>) -> Result<Self> {
+        let total = dev.sector_count() / SECTORS_PER_BLOCK;
+        if total < MIN_BLOCKS {
+            return Err(Error::Corrupt { block: 0 });
+        }
+        let mut best: Option<Superblock> = None;
+        let mut first_err = Error::Corrupt { block: 0 };
+        let mut buf = alloc::vec![0u8; BLOCK_SIZE];
+        for (i, addr) in superblock_addrs(total).into_iter().enumerate() {
+            let sb = dev
+                .read(addr * SECTORS_PER_BLOCK, &mut buf)
+                .and_then(|_| Superblock::decode(&buf, addr))
+                .and_then(|sb| {
+                    // A copy that describes another device size or sits in the wrong slot is not ours.
+                    if sb.total_blocks != total || sb.index as usize != i {
+                        Err(Error::Corrupt { block: addr })
+                    } else {
+                        Ok(sb)
+                    }
+                });
+            match sb {
+                Ok(sb) if best.is_none_or(|b| sb.txid > b.txid) => best = Some(sb),
+                Ok(_) => {}
+                Err(e) if i == 0 => first_err = e,
+                Err(_) => {}
+            }
+        }
+        let sb = best.ok_or(first_err)?;
+        let ditto = sb.features & FEATURE_DITTO_METADATA != 0;
+        let mut fs = Wfs {
+            st: Store::new(dev, Allocator::new(total), sb.txid + 1, ditto),
+            root: Child::Disk(sb.root),
+            committed: sb,
+            next_ino: sb.next_ino,
+            clock,
+            open: BTreeMap::new(),
+            tx: None,
+            dirty: false,
+            ops_since: 0,
+            blocks_since: 0,
+        };
+        fs.rebuild_allocator()?;
+        if read::get_inode(&mut fs.st, &fs.root, ROOT_INO)?.kind != FileType::Directory {
+            return Err(Error::Corrupt { block: sb.root.addr });
+        }
+        fs.clean_orphans()?;
+        Ok(fs)
+    }
+
+    /// Commit everything (an open explicit transaction is aborted), flush, and hand the device back.
+    pub fn unmount(mut self) -> Result<D> {
+        if self.tx.is_some() {
+            self.rollback()?;
+            self.tx = None;
+        }
+        self.commit()?;
+        self.st.dev.flush()?;
+        Ok(self.st.dev)
+    }
+
+    /// The transaction id of the last durable commit.
+    pub fn committed_txid(&self) -> u64 {
+        self.committed.txid
+    }
+
+    /// Direct access to the device (tests and tools: corruption injection, image dumps).
+    pub fn device_mut(&mut self) -> &mut D {
+        &mut self.st.dev
+    }
+
+    fn now(&self) -> protocol::fs::Timespec {
+        self.clock.now()
+    }
+
+    pub(crate) fn put_inode(&mut self, ino: u64, i: &Inode) -> Result<()> {
+        self.dirty = true;
+        btree::insert(&mut self.st, &mut self.root, read::inode_key(ino), i.encode())
+    }
+
+    pub(crate) fn get_inode(&mut self, ino: u64) -> Result<Inode> {
+        read::get_inode(&mut self.st, &self.root, ino)
+    }
+
+    pub(crate) fn tree_insert(&mut self, key: Key, val: Vec<u8>) -> Result<()> {
+        self.dirty = true;
+        btree::insert(&mut self.st, &mut self.root, key, val)
+    }
+
+    pub(crate) fn tree_remove(&mut self, key: &Key) -> Result<Option<Vec<u8>>> {
+        self.dirty = true;
+        btree::remove(&mut self.st, &mut self.root, key)
+    }
+
+    /// Make the current state durable: dirty nodes → flush → both superblocks → flush.
+    pub(crate) fn commit(&mut self) -> Result<()> {
+        if !self.dirty {
+            return Ok(());
+        }
+        let mut out = Vec::new();
+        let root = btree::write_dirty(&mut self.st, &mut self.root, &mut out)?;
+        self.write_sorted(out)?;
+        self.st.dev.flush()?;
+        let mut sb = Superblock {
+            txid: self.st.txid,
+            root,
+            next_ino: self.next_ino,
+            time: self.now(),
+            ..self.committed
+        };
+        for (i, addr) in superblock_addrs(sb.total_blocks).into_iter().enumerate() {
+            sb.index = i as u32;
+            self.st.write_raw(addr, &sb.encode())?;
+        }
+        self.st.dev.flush()?;
+        sb.index = 0;
+        self.committed = sb;
+        self.st.alloc.commit_durable();
+        self.st.txid += 1;
+        self.dirty = false;
+        self.ops_since = 0;
+        self.blocks_since = 0;
+        Ok(())
+    }
+
+    /// Issue node writes sorted by address, one device request per contiguous run.
+    fn write_sorted(&mut self, mut out: Vec<(u64, Vec<u8>)>) -> Result<()> {
+        out.sort_unstable_by_key(|(a, _)| *a);
+        let mut i = 0;
+        let mut run = Vec::new();
+        while i < out.len() {
+            let start = out[i].0;
+            run.clear();
+            let mut j = i;
+            while j < out.len() && out[j].0 == start + (j - i) as u64 {
+                run.extend_from_slice(&out[j].1);
+                j += 1;
+            }
+            self.st.write_raw(start, &run)?;
+            i = j;
+        }
+        Ok(())
+    }
+
+    /// Throw away everything since the last commit.
+    pub(crate) fn rollback(&mut self) -> Result<()> {
+        self.root = Child::Disk(self.committed.root);
+        self.next_ino = self.committed.next_ino;
+        self.dirty = false;
+        self.ops_since = 0;
+        self.blocks_since = 0;
+        self.rebuild_allocator()
+    }
+
+    /// Called after each implicit operation: commit when the group has grown large.
+    pub(crate) fn op_done(&mut self, blocks: u64) -> Result<()> {
+        self.ops_since += 1;
+        self.blocks_since += blocks;
+        if self.tx.is_none() && (self.ops_since >= GROUP_OPS || self.blocks_since >= GROUP_BLOCKS) {
+            self.commit()?;
+        }
+        Ok(())
+    }
+
+    /// Recompute the allocator from the committed trees: the superblocks, every node copy and
+    /// every data block reachable from the live root and from each snapshot root.
+    pub(crate) fn rebuild_allocator(&mut self) -> Result<()> {
+        let total = self.st.alloc.total();
+        let mut alloc = Allocator::new(total);
+        for b in superblock_addrs(total) {
+            alloc.mark(b);
+        }
+        let mut snaps = Vec::new();
+        let root = self.committed.root;
+        mark_tree(&mut self.st, &root, &mut alloc, Some(&mut snaps))?;
+        let mut snap_txid = 0;
+        for (ptr, txid) in snaps {
+            snap_txid = snap_txid.max(txid);
+            mark_tree(&mut self.st, &ptr, &mut alloc, None)?;
+        }
+        self.st.alloc = alloc;
+        self.st.snap_txid = snap_txid;
+        Ok(())
+    }
+
+    /// Delete every node on the orphan list (unlinked while open when the system went down).
+    fn clean_orphans(&mut self) -> Result<()> {
+        loop {
+            let mut out = Vec::new();
+            let (from, to) = (Key::new(META_OID, KIND_ORPHAN, 0), Key::new(META_OID, KIND_ORPHAN, u64::MAX));
+            btree::scan(&mut self.st, &self.root, from, to, 64, &mut out)?;
+            if out.is_empty() {
+                break;
+            }
+            for (k, _) in out {
+                self.tree_remove(&k)?;
+                match self.get_inode(k.off) {
+                    Ok(_) => self.delete_inode(k.off)?,
+                    Err(Error::NotFound) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        self.commit()
+    }
+}
+
+/// Mark every block of the committed tree at `root` in `alloc`. Subtrees already marked (shared
+/// with a tree marked earlier) are skipped. With `snaps`, snapshot records are collected.
+fn mark_tree<D: BlockDevice>(
+    st: &mut Store<D>,
+    root: &BlockPtr,
+    alloc: &mut Allocator,
+    mut snaps: Option<&mut Vec<(BlockPtr, u64)>>,
+) -> Result<()> {
+    let total = alloc.total();
+    btree::walk(st, root, None, &mut |_, ptr, node| {
+        let mut fresh = false;
+        for a in ptr.copies() {
+            if a >= total {
+                return Err(Error::Corrupt { block: a });
+            }
+            fresh |= alloc.mark(a);
+        }
+        if !fresh {
+            return Ok(false);
+        }
+        if let Node::Leaf { items, .. } = node {
+            for (k, v) in items {
+                if k.kind == KIND_EXTENT && k.oid != META_OID {
+                    let p = BlockPtr::decode(v)?;
+                    if p.addr == 0 || p.addr >= total - 1 {
+                        return Err(Error::Corrupt { block: ptr.addr });
+                    }
+                    alloc.mark(p.addr);
+                } else if k.oid == META_OID && k.kind == KIND_SNAPSHOT {
+                    if let Some(s) = snaps.as_deref_mut() {
+                        let rec = snapshot::SnapRecord::decode(v)?;
+                        s.push((rec.root, rec.txid));
+                    }
+                }
+            }
+        }
+        Ok(true)
+    })
+}

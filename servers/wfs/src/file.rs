@@ -1,0 +1,157 @@
+//! File data: writing at any offset, truncating, and freeing a node.
+//!
+//! Design: data is copy-on-write per 4 KiB block. A block first written by the open transaction
+//! (its pointer's birth is the open txid) is referenced by no durable state, so it is overwritten in
+//! place; any other block gets a fresh address and the old one is released under the deferred-free
+//! rules. Writes go to the device immediately (they touch only blocks no committed tree uses), in
+//! runs of contiguous blocks, CHUNK blocks at a time; the extent items pointing at them carry each
+//! block's crc32 and become durable with the next commit. Bytes past the end of file inside the last
+//! block are always zero (truncate clears them), so extending a file never exposes old data.
+
+use alloc::vec;
+use alloc::vec::Vec;
+
+use blockdev::BlockDevice;
+use protocol::fs::FileType;
+use protocol::{Error, Result};
+
+use crate::ondisk::{crc, BlockPtr, Inode, Key, BLOCK_SIZE, KIND_EXTENT};
+use crate::read::{self, CHUNK, MAX_FILE_SIZE};
+use crate::Wfs;
+
+const BS: u64 = BLOCK_SIZE as u64;
+
+impl<D: BlockDevice> Wfs<D> {
+    /// Write `data` at `off` into file `ino`, updating size and times; returns blocks allocated.
+    pub(crate) fn file_write(&mut self, ino: u64, off: u64, data: &[u8]) -> Result<(usize, u64)> {
+        let mut inode = self.get_inode(ino)?;
+        match inode.kind {
+            FileType::File => {}
+            FileType::Directory => return Err(Error::IsADirectory),
+            _ => return Err(Error::InvalidArgument),
+        }
+        let end = off.checked_add(data.len() as u64).ok_or(Error::FileTooLarge)?;
+        if end > MAX_FILE_SIZE {
+            return Err(Error::FileTooLarge);
+        }
+        if data.is_empty() {
+            return Ok((0, 0));
+        }
+        let allocated = self.write_blocks(ino, &mut inode, off, data)?;
+        inode.size = inode.size.max(end);
+        let now = self.clock.now();
+        inode.mtime = now;
+        inode.ctime = now;
+        self.put_inode(ino, &inode)?;
+        Ok((data.len(), allocated))
+    }
+
+    /// Store `data` at `off` in the blocks of `ino` (size untouched). Returns blocks allocated.
+    fn write_blocks(&mut self, ino: u64, inode: &mut Inode, off: u64, data: &[u8]) -> Result<u64> {
+        let end = off + data.len() as u64;
+        let (b0, b1) = (off / BS, (end - 1) / BS);
+        let mut allocated = 0;
+        let mut cb = b0;
+        let mut buf = Vec::new();
+        while cb <= b1 {
+            let ce = b1.min(cb + CHUNK - 1);
+            let n = (ce - cb + 1) as usize;
+            let mut old: Vec<Option<BlockPtr>> = vec![None; n];
+            for (fb, p) in read::extents(&mut self.st, &self.root, ino, cb, ce)? {
+                old[(fb - cb) as usize] = Some(p);
+            }
+            buf.clear();
+            buf.resize(n * BLOCK_SIZE, 0);
+            // Partially covered edge blocks keep their old bytes.
+            let (cs, ce_bytes) = (cb * BS, (ce + 1) * BS);
+            let (s, e) = (off.max(cs), end.min(ce_bytes));
+            for idx in [0, n - 1] {
+                let bs = cs + idx as u64 * BS;
+                let covered = s <= bs && e >= bs + BS;
+                if let (false, Some(p)) = (covered, old[idx]) {
+                    read::read_run(&mut self.st, &[p], &mut buf[idx * BLOCK_SIZE..(idx + 1) * BLOCK_SIZE])?;
+                }
+            }
+            buf[(s - cs) as usize..(e - cs) as usize].copy_from_slice(&data[(s - off) as usize..(e - off) as usize]);
+            // Choose addresses: overwrite blocks this transaction wrote, allocate the rest.
+            let need = old.iter().filter(|p| !p.is_some_and(|p| p.birth == self.st.txid)).count() as u64;
+            if !self.st.alloc.has_room_for(need) {
+                return Err(Error::NoSpace);
+            }
+            let mut addrs = Vec::with_capacity(n);
+            for p in &old {
+                match p {
+                    Some(p) if p.birth == self.st.txid => addrs.push(p.addr),
+                    _ => {
+                        addrs.push(self.st.alloc(0)?);
+                        allocated += 1;
+                    }
+                }
+            }
+            let mut i = 0;
+            while i < n {
+                let mut j = i + 1;
+                while j < n && addrs[j] == addrs[j - 1] + 1 {
+                    j += 1;
+                }
+                self.st.write_raw(addrs[i], &buf[i * BLOCK_SIZE..j * BLOCK_SIZE])?;
+                i = j;
+            }
+            for (i, addr) in addrs.iter().enumerate() {
+                let ptr = BlockPtr { addr: *addr, addr2: 0, crc: crc(&buf[i * BLOCK_SIZE..(i + 1) * BLOCK_SIZE]), birth: self.st.txid };
+                let mut v = vec![0u8; BlockPtr::SIZE];
+                ptr.encode(&mut v);
+                self.tree_insert(Key::new(ino, KIND_EXTENT, cb + i as u64), v)?;
+                match old[i] {
+                    Some(p) if p.addr != *addr => self.st.release(&p),
+                    Some(_) => {}
+                    None => inode.blocks += 1,
+                }
+            }
+            cb = ce + 1;
+        }
+        Ok(allocated)
+    }
+
+    /// Drop every data block of `ino` at file block `from` or later.
+    fn free_extents_from(&mut self, ino: u64, inode: &mut Inode, from: u64) -> Result<()> {
+        loop {
+            let ext = read::extents_limited(&mut self.st, &self.root, ino, from, u64::MAX, 4 * CHUNK as usize)?;
+            if ext.is_empty() {
+                return Ok(());
+            }
+            for (fb, p) in ext {
+                self.tree_remove(&Key::new(ino, KIND_EXTENT, fb))?;
+                self.st.release(&p);
+                inode.blocks = inode.blocks.saturating_sub(1);
+            }
+        }
+    }
+
+    /// Set the size of file `ino` (holes on growth, freed blocks on shrink).
+    pub(crate) fn file_truncate(&mut self, ino: u64, inode: &mut Inode, size: u64) -> Result<()> {
+        if size > MAX_FILE_SIZE {
+            return Err(Error::FileTooLarge);
+        }
+        if size < inode.size {
+            self.free_extents_from(ino, inode, size.div_ceil(BS))?;
+            let tail = size % BS;
+            if tail != 0 && !read::extents(&mut self.st, &self.root, ino, size / BS, size / BS)?.is_empty() {
+                // Keep "bytes past EOF are zero" for a later extension.
+                let zeros = vec![0u8; (BS - tail) as usize];
+                self.write_blocks(ino, inode, size, &zeros)?;
+            }
+        }
+        inode.size = size;
+        Ok(())
+    }
+
+    /// Free a node with no links left: its data, its inode and its orphan record.
+    pub(crate) fn delete_inode(&mut self, ino: u64) -> Result<()> {
+        let mut inode = self.get_inode(ino)?;
+        self.free_extents_from(ino, &mut inode, 0)?;
+        self.tree_remove(&read::inode_key(ino))?;
+        self.tree_remove(&Key::new(crate::ondisk::META_OID, crate::ondisk::KIND_ORPHAN, ino))?;
+        Ok(())
+    }
+}

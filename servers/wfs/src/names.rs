@@ -1,0 +1,98 @@
+//! Hashed name tables: directory entries and snapshot records.
+//!
+//! Design: an entry named `name` in object `oid` lives at key (oid, kind, off) where the top 48 bits
+//! of `off` are the FNV-1a hash of the name and the low 16 bits tell apart names whose hashes
+//! collide (the first free index is taken). A lookup is one tree descent plus a scan of the hash's
+//! bucket, so a 100,000-entry directory costs the same as a small one. `off + 1` is the readdir
+//! cookie, which stays valid while other entries come and go. Each value is a fixed-size header
+//! followed by the name bytes, so the same code serves both tables.
+
+use alloc::vec::Vec;
+
+use blockdev::BlockDevice;
+use protocol::{Error, Result};
+
+use crate::btree::{self, Child};
+use crate::ondisk::Key;
+use crate::store::Store;
+
+/// Longest name accepted.
+pub const MAX_NAME: usize = 255;
+const BUCKET: u64 = 0xffff;
+
+/// FNV-1a, 64 bit; the low 16 bits are dropped when it becomes a key offset.
+pub fn name_hash(name: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in name {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h & !BUCKET
+}
+
+/// Check a single path component.
+pub fn check_name(name: &str) -> Result<()> {
+    if name.len() > MAX_NAME {
+        return Err(Error::NameTooLong);
+    }
+    if name.is_empty() || name == "." || name == ".." || name.bytes().any(|b| b == b'/' || b == 0) {
+        return Err(Error::InvalidArgument);
+    }
+    Ok(())
+}
+
+/// Find `name` in the bucket starting at `base`; returns (key, value).
+pub fn find_in<D: BlockDevice>(
+    st: &mut Store<D>,
+    root: &Child,
+    oid: u64,
+    kind: u8,
+    base: u64,
+    hdr: usize,
+    name: &[u8],
+) -> Result<Option<(Key, Vec<u8>)>> {
+    let mut out = Vec::new();
+    btree::scan(st, root, Key::new(oid, kind, base), Key::new(oid, kind, base | BUCKET), usize::MAX, &mut out)?;
+    for (k, v) in out {
+        if v.len() < hdr {
+            return Err(Error::Corrupt { block: 0 });
+        }
+        if &v[hdr..] == name {
+            return Ok(Some((k, v)));
+        }
+    }
+    Ok(None)
+}
+
+pub fn find<D: BlockDevice>(
+    st: &mut Store<D>,
+    root: &Child,
+    oid: u64,
+    kind: u8,
+    hdr: usize,
+    name: &[u8],
+) -> Result<Option<(Key, Vec<u8>)>> {
+    find_in(st, root, oid, kind, name_hash(name), hdr, name)
+}
+
+/// A free key for a new name in the bucket starting at `base` (the name must not exist yet).
+pub fn free_key_in<D: BlockDevice>(st: &mut Store<D>, root: &Child, oid: u64, kind: u8, base: u64) -> Result<Key> {
+    let mut out = Vec::new();
+    btree::scan(st, root, Key::new(oid, kind, base), Key::new(oid, kind, base | BUCKET), usize::MAX, &mut out)?;
+    // Entries are sorted by offset: take the first gap.
+    let mut want = base;
+    for (k, _) in &out {
+        if k.off != want {
+            break;
+        }
+        want += 1;
+    }
+    if want > (base | BUCKET) {
+        return Err(Error::NoSpace);
+    }
+    Ok(Key::new(oid, kind, want))
+}
+
+pub fn free_key<D: BlockDevice>(st: &mut Store<D>, root: &Child, oid: u64, kind: u8, name: &[u8]) -> Result<Key> {
+    free_key_in(st, root, oid, kind, name_hash(name))
+}

@@ -1,0 +1,386 @@
+//! The on-disk encodings of WFS v3: block pointers, keys, superblocks and inode records.
+//!
+//! Design: every structure is encoded by hand, little-endian, at fixed offsets (docs/WFS.md gives
+//! the byte map), so the format does not depend on a serializer's version and a decoder can check
+//! every length before it reads. Decoders take untrusted bytes and return `Error::Corrupt` rather than
+//! panicking. A block is trusted only through the pointer that names it: the pointer carries the
+//! child's crc32 and birth transaction id (Merkle tree), so a stale, misdirected or rotten block is
+//! caught by its parent; only the superblocks, which have no parent, carry their own checksum.
+
+use protocol::fs::{FileType, Timespec};
+use protocol::{Error, Result};
+
+/// Filesystem block size; every tree node and data block is one block.
+pub const BLOCK_SIZE: usize = 4096;
+/// 512-byte sectors per block.
+pub const SECTORS_PER_BLOCK: u64 = (BLOCK_SIZE / blockdev::SECTOR_SIZE) as u64;
+/// Format version written in the superblock.
+pub const VERSION: u32 = 3;
+/// Superblock magic.
+pub const SB_MAGIC: [u8; 8] = *b"WFS3SUPR";
+/// Incompatible feature: every tree node is stored twice (ditto copies).
+pub const FEATURE_DITTO_METADATA: u64 = 1;
+/// Features this implementation understands; a superblock with any other bit set is refused.
+pub const FEATURES_KNOWN: u64 = FEATURE_DITTO_METADATA;
+/// Bytes of the superblock covered by its checksum (the crc follows them).
+const SB_CRC_OFFSET: usize = 92;
+
+/// The crc32 (IEEE, as `crc32fast` computes it) used for every checksum in WFS.
+pub fn crc(bytes: &[u8]) -> u32 {
+    crc32fast::hash(bytes)
+}
+
+pub(crate) fn get_u16(b: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([b[at], b[at + 1]])
+}
+pub(crate) fn get_u32(b: &[u8], at: usize) -> u32 {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&b[at..at + 4]);
+    u32::from_le_bytes(a)
+}
+pub(crate) fn get_u64(b: &[u8], at: usize) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(a)
+}
+pub(crate) fn put_u16(b: &mut [u8], at: usize, v: u16) {
+    b[at..at + 2].copy_from_slice(&v.to_le_bytes());
+}
+pub(crate) fn put_u32(b: &mut [u8], at: usize, v: u32) {
+    b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+}
+pub(crate) fn put_u64(b: &mut [u8], at: usize, v: u64) {
+    b[at..at + 8].copy_from_slice(&v.to_le_bytes());
+}
+
+/// A pointer to one block: where it is (and its ditto copy), what it must hash to, and in which
+/// transaction it was written. `addr2 == 0` means "no second copy" (data blocks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BlockPtr {
+    pub addr: u64,
+    pub addr2: u64,
+    pub crc: u32,
+    pub birth: u64,
+}
+
+impl BlockPtr {
+    pub const SIZE: usize = 28;
+
+    pub fn encode(&self, b: &mut [u8]) {
+        put_u64(b, 0, self.addr);
+        put_u64(b, 8, self.addr2);
+        put_u32(b, 16, self.crc);
+        put_u64(b, 20, self.birth);
+    }
+
+    pub fn decode(b: &[u8]) -> Result<BlockPtr> {
+        if b.len() < Self::SIZE {
+            return Err(Error::Corrupt { block: 0 });
+        }
+        Ok(BlockPtr { addr: get_u64(b, 0), addr2: get_u64(b, 8), crc: get_u32(b, 16), birth: get_u64(b, 20) })
+    }
+
+    /// The copies of this block, primary first.
+    pub fn copies(&self) -> impl Iterator<Item = u64> {
+        let second = if self.addr2 != 0 { Some(self.addr2) } else { None };
+        core::iter::once(self.addr).chain(second)
+    }
+}
+
+/// Item kinds; part of the key, so all items of one object sort by kind, then offset.
+pub const KIND_INODE: u8 = 1;
+pub const KIND_DIRENT: u8 = 2;
+pub const KIND_EXTENT: u8 = 3;
+pub const KIND_ORPHAN: u8 = 4;
+pub const KIND_SNAPSHOT: u8 = 5;
+
+/// Object id of the filesystem's own records (orphan list, snapshot records).
+pub const META_OID: u64 = 0;
+/// The root directory's inode number.
+pub const ROOT_INO: u64 = 1;
+
+/// The one key type of the tree: (object, kind, offset), ordered in that order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Key {
+    pub oid: u64,
+    pub kind: u8,
+    pub off: u64,
+}
+
+impl Key {
+    pub const SIZE: usize = 17;
+    pub const MIN: Key = Key { oid: 0, kind: 0, off: 0 };
+    pub const MAX: Key = Key { oid: u64::MAX, kind: u8::MAX, off: u64::MAX };
+
+    pub const fn new(oid: u64, kind: u8, off: u64) -> Key {
+        Key { oid, kind, off }
+    }
+
+    pub fn encode(&self, b: &mut [u8]) {
+        put_u64(b, 0, self.oid);
+        b[8] = self.kind;
+        put_u64(b, 9, self.off);
+    }
+
+    pub fn decode(b: &[u8]) -> Key {
+        Key { oid: get_u64(b, 0), kind: b[8], off: get_u64(b, 9) }
+    }
+
+    /// The smallest key greater than this one, or `None` at the very end of the key space.
+    pub fn successor(&self) -> Option<Key> {
+        if let Some(off) = self.off.checked_add(1) {
+            return Some(Key { off, ..*self });
+        }
+        if let Some(kind) = self.kind.checked_add(1) {
+            return Some(Key { kind, off: 0, ..*self });
+        }
+        self.oid.checked_add(1).map(|oid| Key { oid, kind: 0, off: 0 })
+    }
+}
+
+/// The superblock: the root of everything, written at both ends of the device on every commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Superblock {
+    pub features: u64,
+    pub total_blocks: u64,
+    pub txid: u64,
+    pub root: BlockPtr,
+    pub next_ino: u64,
+    pub time: Timespec,
+    /// Which copy this is (0 = first block, 1 = last block); lets a misplaced copy be detected.
+    pub index: u32,
+}
+
+impl Superblock {
+    pub fn encode(&self) -> [u8; BLOCK_SIZE] {
+        let mut b = [0u8; BLOCK_SIZE];
+        b[0..8].copy_from_slice(&SB_MAGIC);
+        put_u32(&mut b, 8, VERSION);
+        put_u32(&mut b, 12, BLOCK_SIZE as u32);
+        put_u64(&mut b, 16, self.features);
+        put_u64(&mut b, 24, self.total_blocks);
+        put_u64(&mut b, 32, self.txid);
+        self.root.encode(&mut b[40..68]);
+        put_u64(&mut b, 68, self.next_ino);
+        put_u64(&mut b, 76, self.time.secs as u64);
+        put_u32(&mut b, 84, self.time.nanos);
+        put_u32(&mut b, 88, self.index);
+        let c = crc(&b[..SB_CRC_OFFSET]);
+        put_u32(&mut b, SB_CRC_OFFSET, c);
+        b
+    }
+
+    /// Decode and validate one superblock copy read from block `at`.
+    pub fn decode(b: &[u8], at: u64) -> Result<Superblock> {
+        let bad = Error::Corrupt { block: at };
+        if b.len() < BLOCK_SIZE || b[0..8] != SB_MAGIC {
+            return Err(bad);
+        }
+        if get_u32(b, SB_CRC_OFFSET) != crc(&b[..SB_CRC_OFFSET]) {
+            return Err(Error::Checksum { block: at });
+        }
+        if get_u32(b, 8) != VERSION || get_u32(b, 12) != BLOCK_SIZE as u32 {
+            return Err(Error::NotSupported);
+        }
+        let sb = Superblock {
+            features: get_u64(b, 16),
+            total_blocks: get_u64(b, 24),
+            txid: get_u64(b, 32),
+            root: BlockPtr::decode(&b[40..68])?,
+            next_ino: get_u64(b, 68),
+            time: Timespec::new(get_u64(b, 76) as i64, get_u32(b, 84)),
+            index: get_u32(b, 88),
+        };
+        if sb.features & !FEATURES_KNOWN != 0 {
+            return Err(Error::NotSupported);
+        }
+        if sb.total_blocks < MIN_BLOCKS || sb.root.addr == 0 || sb.root.addr >= sb.total_blocks {
+            return Err(bad);
+        }
+        Ok(sb)
+    }
+}
+
+/// Smallest device WFS formats: two superblocks plus room for a few trees.
+pub const MIN_BLOCKS: u64 = 16;
+
+/// Where the superblock copies live on a device of `total` blocks.
+pub fn superblock_addrs(total: u64) -> [u64; 2] {
+    [0, total - 1]
+}
+
+/// The inode record stored under (ino, INODE, 0).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inode {
+    pub kind: FileType,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub nlink: u32,
+    pub rdev: u32,
+    pub size: u64,
+    /// Data blocks allocated to this file (4 KiB units).
+    pub blocks: u64,
+    pub atime: Timespec,
+    pub mtime: Timespec,
+    pub ctime: Timespec,
+    pub crtime: Timespec,
+    /// Parent directory of a directory (for rename loop checks); 0 for other kinds.
+    pub parent: u64,
+    /// Symlink target; empty for everything else.
+    pub target: alloc::vec::Vec<u8>,
+}
+
+pub const INODE_FIXED: usize = 96;
+/// Longest symlink target stored (keeps an inode item well inside one leaf).
+pub const MAX_SYMLINK: usize = 1024;
+
+pub fn kind_code(k: FileType) -> u8 {
+    match k {
+        FileType::File => 1,
+        FileType::Directory => 2,
+        FileType::Symlink => 3,
+        FileType::Fifo => 4,
+        FileType::Socket => 5,
+        FileType::CharDevice => 6,
+        FileType::BlockDevice => 7,
+    }
+}
+
+pub fn kind_from_code(c: u8) -> Option<FileType> {
+    Some(match c {
+        1 => FileType::File,
+        2 => FileType::Directory,
+        3 => FileType::Symlink,
+        4 => FileType::Fifo,
+        5 => FileType::Socket,
+        6 => FileType::CharDevice,
+        7 => FileType::BlockDevice,
+        _ => return None,
+    })
+}
+
+fn put_time(b: &mut [u8], at: usize, t: Timespec) {
+    put_u64(b, at, t.secs as u64);
+    put_u32(b, at + 8, t.nanos);
+}
+fn get_time(b: &[u8], at: usize) -> Timespec {
+    Timespec::new(get_u64(b, at) as i64, get_u32(b, at + 8))
+}
+
+impl Inode {
+    pub fn encode(&self) -> alloc::vec::Vec<u8> {
+        let mut b = alloc::vec![0u8; INODE_FIXED + self.target.len()];
+        b[0] = kind_code(self.kind);
+        put_u32(&mut b, 4, self.mode);
+        put_u32(&mut b, 8, self.uid);
+        put_u32(&mut b, 12, self.gid);
+        put_u32(&mut b, 16, self.nlink);
+        put_u32(&mut b, 20, self.rdev);
+        put_u64(&mut b, 24, self.size);
+        put_u64(&mut b, 32, self.blocks);
+        put_time(&mut b, 40, self.atime);
+        put_time(&mut b, 52, self.mtime);
+        put_time(&mut b, 64, self.ctime);
+        put_time(&mut b, 76, self.crtime);
+        put_u64(&mut b, 88, self.parent);
+        b[INODE_FIXED..].copy_from_slice(&self.target);
+        b
+    }
+
+    pub fn decode(b: &[u8]) -> Result<Inode> {
+        let bad = Error::Corrupt { block: 0 };
+        if b.len() < INODE_FIXED || b.len() > INODE_FIXED + MAX_SYMLINK {
+            return Err(bad);
+        }
+        Ok(Inode {
+            kind: kind_from_code(b[0]).ok_or(bad)?,
+            mode: get_u32(b, 4),
+            uid: get_u32(b, 8),
+            gid: get_u32(b, 12),
+            nlink: get_u32(b, 16),
+            rdev: get_u32(b, 20),
+            size: get_u64(b, 24),
+            blocks: get_u64(b, 32),
+            atime: get_time(b, 40),
+            mtime: get_time(b, 52),
+            ctime: get_time(b, 64),
+            crtime: get_time(b, 76),
+            parent: get_u64(b, 88),
+            target: b[INODE_FIXED..].to_vec(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn superblock_round_trips_and_detects_damage() {
+        let sb = Superblock {
+            features: FEATURE_DITTO_METADATA,
+            total_blocks: 1000,
+            txid: 7,
+            root: BlockPtr { addr: 5, addr2: 600, crc: 0xdead_beef, birth: 7 },
+            next_ino: 42,
+            time: Timespec::new(1_700_000_000, 5),
+            index: 1,
+        };
+        let mut b = sb.encode();
+        assert_eq!(Superblock::decode(&b, 0).unwrap(), sb);
+        b[33] ^= 1;
+        assert_eq!(Superblock::decode(&b, 9), Err(Error::Checksum { block: 9 }));
+        assert!(Superblock::decode(&[0u8; 10], 0).is_err());
+    }
+
+    #[test]
+    fn unknown_features_are_refused() {
+        let sb = Superblock {
+            features: 1 << 40,
+            total_blocks: 1000,
+            txid: 1,
+            root: BlockPtr { addr: 5, addr2: 0, crc: 0, birth: 1 },
+            next_ino: 2,
+            time: Timespec::ZERO,
+            index: 0,
+        };
+        assert_eq!(Superblock::decode(&sb.encode(), 0), Err(Error::NotSupported));
+    }
+
+    #[test]
+    fn inode_round_trips_and_rejects_bad_lengths() {
+        let ino = Inode {
+            kind: FileType::Symlink,
+            mode: 0o777,
+            uid: 1,
+            gid: 2,
+            nlink: 1,
+            rdev: 0,
+            size: 4,
+            blocks: 0,
+            atime: Timespec::new(1, 2),
+            mtime: Timespec::new(3, 4),
+            ctime: Timespec::new(5, 6),
+            crtime: Timespec::new(7, 8),
+            parent: 0,
+            target: b"/tmp".to_vec(),
+        };
+        assert_eq!(Inode::decode(&ino.encode()).unwrap(), ino);
+        assert!(Inode::decode(&[1u8; 10]).is_err());
+        let mut bad = ino.encode();
+        bad[0] = 99;
+        assert!(Inode::decode(&bad).is_err());
+    }
+
+    #[test]
+    fn key_order_and_successor() {
+        let a = Key::new(1, KIND_INODE, u64::MAX);
+        assert_eq!(a.successor(), Some(Key::new(1, KIND_INODE + 1, 0)));
+        assert!(Key::new(1, KIND_EXTENT, 0) > Key::new(1, KIND_DIRENT, 99));
+        assert_eq!(Key::MAX.successor(), None);
+        let mut b = [0u8; Key::SIZE];
+        a.encode(&mut b);
+        assert_eq!(Key::decode(&b), a);
+    }
+}
