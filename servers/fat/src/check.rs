@@ -163,6 +163,10 @@ impl<D: BlockDevice> FatFs<D> {
                     d
                 }
             };
+            if path != "/" && data.len() < 2 * SLOT {
+                w.report.errors.push(format!("{path}: directory has no readable cluster"));
+                continue;
+            }
             if path != "/" {
                 let dot = Short::decode(&data[..SLOT]);
                 let dotdot = Short::decode(&data[SLOT..2 * SLOT]);

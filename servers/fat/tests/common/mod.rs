@@ -57,7 +57,9 @@ pub fn walk(fs: &mut impl FileSystem, path: &str) -> protocol::Result<NodeId> {
 
 /// Run an external tool; a missing tool fails the test with the install command.
 pub fn tool(name: &str, args: &[&str]) -> Output {
-    match Command::new(name).args(args).output() {
+    // mtools converts names with the locale's charset; a UTF-8 locale keeps non-ASCII names exact.
+    let cmd = Command::new(name).args(args).env("LC_ALL", "C.UTF-8").env("MTOOLS_SKIP_CHECK", "1").output();
+    match cmd {
         Ok(o) => o,
         Err(e) => panic!(
             "cannot run `{name}` ({e}); install the FAT tools with `apt-get install -y mtools dosfstools`"
