@@ -131,10 +131,10 @@ impl<D: BlockDevice, T: Ticks> BlockCache<D, T> {
 
     /// Flush everything and hand back the device. If the flush fails nothing is lost: the error
     /// comes back with the cache, dirty blocks and all.
-    pub fn into_inner(mut self) -> core::result::Result<D, (Error, Self)> {
+    pub fn into_inner(mut self) -> core::result::Result<D, (Error, Box<Self>)> {
         match self.flush() {
             Ok(()) => Ok(self.dev),
-            Err(e) => Err((e, self)),
+            Err(e) => Err((e, Box::new(self))),
         }
     }
 

@@ -143,13 +143,17 @@ mod tests {
         v
     }
 
+    /// A policy of `n` slots, slot `s` holding block `s`, all in the small queue.
+    fn full(n: usize) -> S3Fifo {
+        let mut p = S3Fifo::new(n);
+        (0..n).for_each(|s| p.insert(s, s as u64, false));
+        p
+    }
+
     #[test]
     fn one_hit_wonders_leave_through_the_small_queue() {
         // 10 slots: small target 1. Slots 0..3 hot (touched), then cold blocks stream through.
-        let mut p = S3Fifo::new(10);
-        for s in 0..10 {
-            p.insert(s, s as u64, false);
-        }
+        let mut p = full(10);
         for s in 0..3 {
             p.touch(s);
         }
@@ -172,10 +176,7 @@ mod tests {
 
     #[test]
     fn ghost_hit_goes_to_main() {
-        let mut p = S3Fifo::new(10);
-        for s in 0..10 {
-            p.insert(s, s as u64, false);
-        }
+        let mut p = full(10);
         let v = evict(&mut p);
         assert_eq!(v, 0, "oldest untouched small block goes first");
         p.insert(v, 0, false); // block 0 returns while a ghost
@@ -188,11 +189,8 @@ mod tests {
 
     #[test]
     fn main_reinserts_blocks_with_credit_like_clock() {
-        let mut p = S3Fifo::new(4);
-        // Bring four blocks into main through the ghost.
-        for s in 0..4 {
-            p.insert(s, s as u64, false);
-        }
+        let mut p = full(4);
+        // Bring the four blocks into main through the ghost.
         for _ in 0..4 {
             let v = evict(&mut p);
             p.insert(v, v as u64, false);
