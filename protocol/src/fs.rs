@@ -232,4 +232,12 @@ pub trait FileSystem {
     fn abort_transaction(&mut self, _tx: TxId) -> Result<()> {
         Err(Error::NotSupported)
     }
+
+    /// A number that changes whenever the server behind this filesystem restarted, i.e. whenever
+    /// state it held for the caller (nodes opened with [`FileSystem::open`]) may have been lost. A
+    /// filesystem in the caller's own process never restarts: the default is a constant. The VFS
+    /// compares it after each call and re-opens its open files when it changes.
+    fn generation(&self) -> u64 {
+        0
+    }
 }

@@ -259,7 +259,7 @@ macro_rules! interface {
 
             $(
                 $(#[doc = $doc])*
-                #[allow(clippy::too_many_arguments, clippy::needless_lifetimes, clippy::unused_unit)]
+                #[allow(clippy::too_many_arguments, clippy::needless_lifetimes, clippy::extra_unused_lifetimes, clippy::unused_unit)]
                 pub fn $name<'a>(&self, $($arg: $aty,)* $($($lease: $crate::__idl_lease_param!($lkind),)*)?) -> $crate::Result<$ret> {
                     let mut msg = [0u8; $crate::ipc::MAX_MESSAGE];
                     let n = $crate::idl::encode_request(&mut msg, VERSION, $op, &($(&$arg,)*))?;
@@ -275,7 +275,7 @@ macro_rules! interface {
         pub trait Handler {
             $(
                 $(#[doc = $doc])*
-                #[allow(clippy::too_many_arguments, clippy::needless_lifetimes)]
+                #[allow(clippy::too_many_arguments, clippy::needless_lifetimes, clippy::extra_unused_lifetimes)]
                 fn $name<'a>(&mut self, cx: &mut $crate::ipc::Incoming<'_, '_>, $($arg: $aty),*) -> $crate::Result<$ret>;
             )*
         }

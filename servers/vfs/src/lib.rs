@@ -1,2 +1,29 @@
-//! vfs (placeholder: being written).
+//! vfs: the library core of vfs-server.
+//!
+//! Design: [`Vfs`] owns the mount table (each mount a `Box<dyn FileSystem>`: an in-process filesystem
+//! in tests, a [`RemoteFs`] talking to a filesystem server in the real stack), resolves paths across
+//! mounts and symbolic links, keeps per-process descriptor tables and open-file descriptions (offset,
+//! flags, mount and stable node id), caches directory entries and attributes, and passes transactions
+//! to filesystems that support them. [`VfsServer`] serves a `Vfs` over the generated vfs interface.
+//! Module map: `path` (syntax), `vfs` (mounts, resolution, restart re-open), `ops` (the operations),
+//! `cache`, `fdtable`, `remote`, `server`.
+//!
+//! `no_std` + `alloc`: the same code runs in the WATOS vfs-server process and in host tests.
 #![no_std]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+pub mod cache;
+pub mod fdtable;
+mod ops;
+pub mod path;
+mod remote;
+mod server;
+mod vfs;
+
+pub use fdtable::{FIRST_FD, MAX_FDS};
+pub use ops::READDIR_PAGE;
+pub use remote::RemoteFs;
+pub use server::VfsServer;
+pub use vfs::{Loc, Pid, Vfs, MAX_SYMLINKS};

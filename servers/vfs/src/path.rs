@@ -1,0 +1,80 @@
+//! Path syntax: what the VFS accepts before it looks anything up.
+//!
+//! Design: paths are absolute (`/` first), at most [`MAX_PATH`] bytes, components at most
+//! [`MAX_NAME`] bytes and without NUL. Repeated slashes and a trailing slash are ignored. `.` and `..`
+//! are kept as components: they can only be resolved against the directories actually walked (a
+//! symbolic link makes lexical `..` removal wrong), which the resolver in `vfs.rs` does.
+
+use alloc::vec::Vec;
+
+use protocol::ipc::MAX_PATH;
+use protocol::{Error, Result};
+
+/// Longest single name component.
+pub const MAX_NAME: usize = 255;
+
+/// Split an absolute path into its components (empty for `/`).
+pub fn components(path: &str) -> Result<Vec<&str>> {
+    if path.len() > MAX_PATH {
+        return Err(Error::NameTooLong);
+    }
+    let rest = path.strip_prefix('/').ok_or(Error::InvalidArgument)?;
+    let mut out = Vec::new();
+    for c in rest.split('/').filter(|c| !c.is_empty()) {
+        check_name(c)?;
+        out.push(c);
+    }
+    Ok(out)
+}
+
+/// Check one component as it may appear in a path (`.` and `..` allowed).
+pub fn check_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.contains('\0') || name.contains('/') {
+        return Err(Error::InvalidArgument);
+    }
+    if name.len() > MAX_NAME {
+        return Err(Error::NameTooLong);
+    }
+    Ok(())
+}
+
+/// True for the names a directory entry can never have.
+pub fn is_dot(name: &str) -> bool {
+    name == "." || name == ".."
+}
+
+/// Canonical text of a path made of `parts` (used for the mount table's listing).
+pub fn join(parts: &[&str]) -> alloc::string::String {
+    let mut s = alloc::string::String::from("/");
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            s.push('/');
+        }
+        s.push_str(p);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_and_normalizes_slashes() {
+        assert_eq!(components("/").unwrap(), Vec::<&str>::new());
+        assert_eq!(components("//a///b/").unwrap(), ["a", "b"]);
+        assert_eq!(components("/a/./../b").unwrap(), ["a", ".", "..", "b"]);
+        assert_eq!(join(&["a", "b"]), "/a/b");
+    }
+
+    #[test]
+    fn rejects_relative_long_and_nul() {
+        assert_eq!(components("a/b"), Err(Error::InvalidArgument));
+        assert_eq!(components(""), Err(Error::InvalidArgument));
+        assert_eq!(components("/a\0b"), Err(Error::InvalidArgument));
+        let long = alloc::format!("/{}", "x".repeat(MAX_NAME + 1));
+        assert_eq!(components(&long), Err(Error::NameTooLong));
+        let very_long = "/a".repeat(MAX_PATH);
+        assert_eq!(components(&very_long), Err(Error::NameTooLong));
+    }
+}

@@ -1,0 +1,146 @@
+//! [`VfsServer`]: the vfs-server's request handler, the [`Vfs`] behind the generated vfs interface.
+//!
+//! Design: the caller's task id (from the transport) is the process id, so descriptors are per process.
+//! Data moves through one bounce buffer: the filesystem fills it, then it is copied into the caller's
+//! lease (under WATOS that copy is the kernel's lease write). Transfers are capped at [`MAX_BULK`] per
+//! call (a short count, as POSIX allows), listings at what fits one reply.
+
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use protocol::api::filesystem::{fit_entries, MAX_BULK};
+use protocol::api::vfs::{Handler, OpenFlags, ReadReq, VfsStats, Whence};
+use protocol::fs::{DirEntry, Stat};
+use protocol::ipc::Incoming;
+use protocol::{Error, Result};
+
+use crate::ops::READDIR_PAGE;
+use crate::Vfs;
+
+pub struct VfsServer {
+    pub vfs: Vfs,
+    bounce: Vec<u8>,
+}
+
+impl VfsServer {
+    pub fn new(vfs: Vfs) -> Self {
+        VfsServer { vfs, bounce: Vec::new() }
+    }
+
+    /// The bounce buffer sized for lease 0 of `cx` (capped at MAX_BULK).
+    fn take_bounce(&mut self, cx: &Incoming<'_, '_>) -> Result<Vec<u8>> {
+        let len = cx.leases.len(0)?.min(MAX_BULK);
+        let mut b = core::mem::take(&mut self.bounce);
+        if b.len() < len {
+            b = vec![0; len];
+        }
+        b.truncate(len);
+        Ok(b)
+    }
+
+    fn give_back(&mut self, mut b: Vec<u8>) {
+        let cap = b.capacity();
+        // Keep the larger buffer; `resize` within capacity does not allocate.
+        b.resize(cap.min(MAX_BULK), 0);
+        self.bounce = b;
+    }
+}
+
+impl Handler for VfsServer {
+    fn open(&mut self, cx: &mut Incoming<'_, '_>, path: &str, flags: OpenFlags, mode: u32) -> Result<u32> {
+        self.vfs.open(cx.caller(), path, flags, mode)
+    }
+    fn close(&mut self, cx: &mut Incoming<'_, '_>, fd: u32) -> Result<()> {
+        self.vfs.close(cx.caller(), fd)
+    }
+    fn read(&mut self, cx: &mut Incoming<'_, '_>, fd: u32) -> Result<u32> {
+        let mut b = self.take_bounce(cx)?;
+        let r = self.vfs.read(cx.caller(), fd, &mut b).and_then(|n| cx.leases.write(0, 0, &b[..n]).map(|_| n as u32));
+        self.give_back(b);
+        r
+    }
+    fn write(&mut self, cx: &mut Incoming<'_, '_>, fd: u32) -> Result<u32> {
+        let mut b = self.take_bounce(cx)?;
+        let r = cx.leases.read(0, 0, &mut b).and_then(|_| self.vfs.write(cx.caller(), fd, &b)).map(|n| n as u32);
+        self.give_back(b);
+        r
+    }
+    fn seek(&mut self, cx: &mut Incoming<'_, '_>, fd: u32, whence: Whence, offset: i64) -> Result<u64> {
+        self.vfs.seek(cx.caller(), fd, whence, offset)
+    }
+    fn stat(&mut self, _: &mut Incoming<'_, '_>, path: &str) -> Result<Stat> {
+        self.vfs.stat(path)
+    }
+    fn fstat(&mut self, cx: &mut Incoming<'_, '_>, fd: u32) -> Result<Stat> {
+        self.vfs.fstat(cx.caller(), fd)
+    }
+    fn readdir(&mut self, _: &mut Incoming<'_, '_>, path: &str, cookie: u64) -> Result<Vec<DirEntry>> {
+        let mut entries = self.vfs.readdir(path, cookie, READDIR_PAGE)?;
+        fit_entries(&mut entries)?;
+        Ok(entries)
+    }
+    fn mkdir(&mut self, _: &mut Incoming<'_, '_>, path: &str, mode: u32) -> Result<()> {
+        self.vfs.mkdir(path, mode)
+    }
+    fn unlink(&mut self, _: &mut Incoming<'_, '_>, path: &str) -> Result<()> {
+        self.vfs.unlink(path)
+    }
+    fn rmdir(&mut self, _: &mut Incoming<'_, '_>, path: &str) -> Result<()> {
+        self.vfs.rmdir(path)
+    }
+    fn rename(&mut self, _: &mut Incoming<'_, '_>, from: &str, to: &str) -> Result<()> {
+        self.vfs.rename(from, to)
+    }
+    fn fsync(&mut self, cx: &mut Incoming<'_, '_>, fd: u32) -> Result<()> {
+        self.vfs.fsync(cx.caller(), fd)
+    }
+    fn truncate(&mut self, cx: &mut Incoming<'_, '_>, fd: u32, size: u64) -> Result<()> {
+        self.vfs.truncate(cx.caller(), fd, size)
+    }
+    fn dup(&mut self, cx: &mut Incoming<'_, '_>, fd: u32) -> Result<u32> {
+        self.vfs.dup(cx.caller(), fd)
+    }
+    fn exit(&mut self, cx: &mut Incoming<'_, '_>) -> Result<()> {
+        self.vfs.exit(cx.caller()).map(|_| ())
+    }
+    fn batch_read(&mut self, cx: &mut Incoming<'_, '_>, reads: Vec<ReadReq>) -> Result<Vec<u32>> {
+        let total = reads.iter().try_fold(0usize, |a, r| a.checked_add(r.len as usize)).ok_or(Error::InvalidArgument)?;
+        if total > cx.leases.len(0)? {
+            return Err(Error::InvalidArgument);
+        }
+        let mut b = self.take_bounce(cx)?;
+        let r = self.vfs.batch_read(cx.caller(), &reads, &mut b).and_then(|counts| {
+            // Only the bytes each read produced are copied; the rest of its slot is left untouched.
+            let mut at = 0;
+            for (req, &n) in reads.iter().zip(&counts) {
+                cx.leases.write(0, at, &b[at..at + n as usize])?;
+                at += req.len as usize;
+            }
+            Ok(counts)
+        });
+        self.give_back(b);
+        r
+    }
+    fn begin(&mut self, cx: &mut Incoming<'_, '_>, path: &str) -> Result<u64> {
+        self.vfs.begin(cx.caller(), path)
+    }
+    fn commit(&mut self, cx: &mut Incoming<'_, '_>, tx: u64) -> Result<()> {
+        self.vfs.commit(cx.caller(), tx)
+    }
+    fn abort(&mut self, cx: &mut Incoming<'_, '_>, tx: u64) -> Result<()> {
+        self.vfs.abort(cx.caller(), tx)
+    }
+    fn stats(&mut self, _: &mut Incoming<'_, '_>) -> Result<VfsStats> {
+        Ok(self.vfs.stats())
+    }
+    fn lstat(&mut self, _: &mut Incoming<'_, '_>, path: &str) -> Result<Stat> {
+        self.vfs.lstat(path)
+    }
+    fn symlink(&mut self, _: &mut Incoming<'_, '_>, target: &str, path: &str) -> Result<()> {
+        self.vfs.symlink(target, path)
+    }
+    fn readlink(&mut self, _: &mut Incoming<'_, '_>, path: &str) -> Result<String> {
+        self.vfs.readlink(path)
+    }
+}
