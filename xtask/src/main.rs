@@ -1,21 +1,33 @@
 //! `cargo xtask`: the project's build, run, test and benchmark driver.
 //!
-//! Design: plain `std::process::Command` calls to cargo and QEMU, no dependencies, so the driver itself
-//! builds in a second. Host crates are tested with the normal target dir; bare-metal binaries are
-//! built into `target/watos` with their own RUSTFLAGS so neither build invalidates the other.
+//! Design: plain `std::process::Command` calls to cargo and QEMU, no dependencies beyond our own
+//! initrd packer, so the driver itself builds in a second. Host crates are tested with the normal
+//! target dir; bare-metal binaries are built into `target/watos` with their own RUSTFLAGS so neither
+//! build invalidates the other.
+//!
+//! Subcommands:
+//!   build [--release]          kernel + initrd apps, then pack target/watos/initrd.img
+//!   qemu  [--release] [--kvm]  build, then boot in QEMU with the serial console on stdout
+//!   test  [--release]          host tests (`cargo test`), then the QEMU boot tests
+//!   bench [NAME...]            host benchmarks (servers/bench), release mode
 
 mod bench;
+mod harness;
+mod watos;
 
 use std::process::{Command, ExitCode};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let rest = &args[args.len().min(1)..];
+    let opts = watos::Options::parse(rest);
     let ok = match args.first().map(String::as_str) {
-        Some("test") => host_tests(),
+        Some("build") => watos::build(&opts).is_some(),
+        Some("qemu") => watos::build(&opts).is_some_and(|art| watos::run_interactive(&art, &opts)),
+        Some("test") => host_tests() && watos::build(&opts).is_some_and(|art| harness::run(&art, &opts)),
         Some("bench") => bench::run(rest),
         _ => {
-            eprintln!("usage: cargo xtask <test | bench [NAME...]>");
+            eprintln!("usage: cargo xtask <build | qemu [--kvm] | test | bench [NAME...]> [--release]");
             false
         }
     };
@@ -42,5 +54,6 @@ pub fn workspace_root() -> std::path::PathBuf {
 
 /// Host unit and whole-stack tests: the workspace's default members.
 fn host_tests() -> bool {
+    println!("== host tests (cargo test)");
     cargo(&["test"])
 }

@@ -1,0 +1,30 @@
+//! hello: the first QEMU test. Prints a greeting, exercises the heap, time, sleep and task info,
+//! and exits 0.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+use alloc::vec::Vec;
+use libwatos::fmt::check;
+use libwatos::{println, sys};
+
+libwatos::entry!(main);
+
+fn main() -> i64 {
+    let id = sys::task_id();
+    println!("hello: Hello from WATOS! I am task {id:#x}");
+    let info = sys::task_info(sys::SELF_ID);
+    check(info.is_ok_and(|i| i.name() == "hello" && i.id == id), format_args!("hello: task_info names me"));
+
+    let v: Vec<u64> = (1..=10_000).collect();
+    check(v.iter().sum::<u64>() == 50_005_000, format_args!("hello: heap Vec of 10000 u64"));
+    let big: Vec<u8> = alloc::vec![7; 600 * 1024];
+    check(big.iter().all(|&b| b == 7), format_args!("hello: 600 KiB heap block"));
+
+    let t0 = sys::monotonic_ns();
+    sys::sleep_ns(20_000_000);
+    let t1 = sys::monotonic_ns();
+    check(t1 >= t0 + 20_000_000, format_args!("hello: sleep 20 ms took {} us", (t1 - t0) / 1000));
+    0
+}

@@ -1,0 +1,227 @@
+//! The system-call ABI shared by the kernel and libwatos.
+//!
+//! Design: a syscall is `syscall` with the number in `rax` and up to six arguments in `rdi, rsi, rdx,
+//! r10, r8, r9` (the Linux convention, so `rcx`/`r11` are free for the CPU to clobber). The kernel
+//! answers in `rax`: a value `>= 0` is success, a negative value is `-(SysError as i64)`. Errors are
+//! returned to the caller; faults (bad instruction, page fault in user code) are not errors, they kill
+//! the task. Every pointer problem has its own code so a test can tell exactly which check fired.
+//! Numbers are stable: new calls (IPC in the next step) are appended, never renumbered.
+
+/// Lowest address a user mapping may start at: page 0 stays unmapped so null is always invalid.
+pub const USER_MIN: u64 = 0x1000;
+/// One past the highest user address. The lower canonical half ends at 0x0000_8000_0000_0000; the
+/// top 64 KiB of it are never mapped so a `syscall` at the very end of user space cannot make
+/// `sysret` return to a non-canonical address.
+pub const USER_END: u64 = 0x0000_7FFF_FFFF_0000;
+/// First address of the canonical kernel half.
+pub const KERNEL_HALF: u64 = 0xFFFF_8000_0000_0000;
+/// Where anonymous memory (the user heap) is placed, growing upwards.
+pub const ANON_BASE: u64 = 0x0000_1000_0000_0000;
+/// Per-process cap on anonymous memory, so one process cannot take every frame.
+pub const ANON_LIMIT: u64 = 64 << 20;
+/// Largest single console write, so a huge length cannot make the kernel allocate without bound.
+pub const MAX_WRITE: usize = 64 * 1024;
+/// Longest user string (including its terminating NUL) the kernel copies in.
+pub const MAX_STR: usize = 64;
+/// Page size.
+pub const PAGE: u64 = 4096;
+
+/// System-call numbers, dispatched by one `match` in the kernel.
+#[repr(u64)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sys {
+    /// exit(code: i64) -> never returns.
+    Exit = 0,
+    /// yield() -> 0: give up the rest of this time slice.
+    Yield = 1,
+    /// console_write(ptr, len) -> bytes written.
+    ConsoleWrite = 2,
+    /// sleep(nanoseconds) -> 0.
+    Sleep = 3,
+    /// monotonic_ns() -> nanoseconds since boot.
+    MonotonicNs = 4,
+    /// map_anon(len, flags) -> address of `len` (rounded up to pages) zeroed bytes.
+    MapAnon = 5,
+    /// task_id() -> this task's id (generation << 16 | index).
+    TaskId = 6,
+    /// task_info(id or SELF_ID, out: *mut TaskInfo, out_len) -> size written.
+    TaskInfo = 7,
+    /// find_task(name: NUL-terminated string) -> id of the live task with that name.
+    FindTask = 8,
+}
+
+impl Sys {
+    /// Every call, indexed by its number (numbers are dense from 0).
+    pub const ALL: [Sys; 9] = [
+        Sys::Exit,
+        Sys::Yield,
+        Sys::ConsoleWrite,
+        Sys::Sleep,
+        Sys::MonotonicNs,
+        Sys::MapAnon,
+        Sys::TaskId,
+        Sys::TaskInfo,
+        Sys::FindTask,
+    ];
+
+    /// Decodes a raw syscall number; `None` for numbers the kernel does not know.
+    pub fn from_raw(n: u64) -> Option<Sys> {
+        usize::try_from(n).ok().and_then(|i| Self::ALL.get(i).copied())
+    }
+}
+
+/// `task_info`'s id meaning "the caller".
+pub const SELF_ID: u64 = u64::MAX;
+
+/// `map_anon` flag: the mapping is writable (otherwise read-only, useful only for tests).
+pub const MAP_WRITE: u64 = 1;
+
+/// Errors a syscall returns to its caller (as `-(code)` in `rax`).
+#[repr(i64)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SysError {
+    /// A pointer argument was 0 (or inside the never-mapped first page).
+    NullPointer = 1,
+    /// A pointer is not canonical (bits 63..47 not all equal).
+    NonCanonical = 2,
+    /// A pointer (or the end of its range) lies in the kernel half or the reserved top of user space.
+    KernelAddress = 3,
+    /// `ptr + len` overflows the address space.
+    LengthOverflow = 4,
+    /// A page of the range is not mapped for user access.
+    Unmapped = 5,
+    /// An output buffer contains a page the caller may not write.
+    NotWritable = 6,
+    /// A string had no NUL within `MAX_STR` bytes.
+    Unterminated = 7,
+    /// Unknown syscall number.
+    BadSyscall = 8,
+    /// An argument is out of range (e.g. a write longer than `MAX_WRITE`).
+    InvalidArgument = 9,
+    /// No memory (frames or the per-process anonymous-memory cap).
+    OutOfMemory = 10,
+    /// No live task has that id or name.
+    NoSuchTask = 11,
+    /// A string is not UTF-8.
+    BadString = 12,
+}
+
+impl SysError {
+    /// All codes, for round-trip tests and for decoding.
+    pub const ALL: [SysError; 12] = [
+        SysError::NullPointer,
+        SysError::NonCanonical,
+        SysError::KernelAddress,
+        SysError::LengthOverflow,
+        SysError::Unmapped,
+        SysError::NotWritable,
+        SysError::Unterminated,
+        SysError::BadSyscall,
+        SysError::InvalidArgument,
+        SysError::OutOfMemory,
+        SysError::NoSuchTask,
+        SysError::BadString,
+    ];
+
+    /// The value placed in `rax`.
+    pub const fn to_ret(self) -> u64 {
+        (-(self as i64)) as u64
+    }
+
+    /// Decodes a raw `rax`: `Ok(value)` for success, the error otherwise. An unknown negative value
+    /// (a newer kernel) decodes as `InvalidArgument` rather than being mistaken for success.
+    pub fn decode(ret: u64) -> Result<u64, SysError> {
+        let signed = ret as i64;
+        if signed >= 0 {
+            return Ok(ret);
+        }
+        let code = signed.unsigned_abs() as i64;
+        Err(Self::ALL.iter().copied().find(|e| *e as i64 == code).unwrap_or(SysError::InvalidArgument))
+    }
+}
+
+/// What `task_info` writes: plain `repr(C)` so both sides agree without a serializer.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TaskInfo {
+    /// generation << 16 | slot index.
+    pub id: u64,
+    /// Timer ticks this task has been running.
+    pub ticks: u64,
+    /// Syscalls it made.
+    pub syscalls: u64,
+    /// Bytes of anonymous memory mapped.
+    pub anon_bytes: u64,
+    /// Name, NUL-padded.
+    pub name: [u8; 32],
+}
+
+impl TaskInfo {
+    /// The name as a string (up to the first NUL).
+    pub fn name(&self) -> &str {
+        let end = self.name.iter().position(|&b| b == 0).unwrap_or(self.name.len());
+        core::str::from_utf8(&self.name[..end]).unwrap_or("?")
+    }
+}
+
+/// A task id: a slot index plus a 16-bit generation bumped every time the slot is reused, so a stale
+/// id never names a newer task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TaskId {
+    pub index: u16,
+    pub generation: u16,
+}
+
+impl TaskId {
+    pub const fn to_raw(self) -> u64 {
+        (self.generation as u64) << 16 | self.index as u64
+    }
+    /// `None` if the value has bits above the 32 an id uses.
+    pub const fn from_raw(raw: u64) -> Option<TaskId> {
+        if raw >> 32 != 0 {
+            return None;
+        }
+        Some(TaskId { index: raw as u16, generation: (raw >> 16) as u16 })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_codes_round_trip_and_are_distinct() {
+        for (i, e) in SysError::ALL.iter().enumerate() {
+            assert_eq!(SysError::decode(e.to_ret()), Err(*e));
+            for other in &SysError::ALL[i + 1..] {
+                assert_ne!(*e as i64, *other as i64);
+            }
+        }
+        assert_eq!(SysError::decode(7), Ok(7));
+        assert_eq!(SysError::decode((-999i64) as u64), Err(SysError::InvalidArgument));
+    }
+
+    #[test]
+    fn syscall_numbers_decode() {
+        for (i, s) in Sys::ALL.iter().enumerate() {
+            assert_eq!(*s as usize, i, "ALL must be in number order");
+            assert_eq!(Sys::from_raw(i as u64), Some(*s));
+        }
+        assert_eq!(Sys::from_raw(9), None);
+        assert_eq!(Sys::from_raw(u64::MAX), None);
+    }
+
+    #[test]
+    fn task_ids_round_trip() {
+        let id = TaskId { index: 3, generation: 0xBEEF };
+        assert_eq!(TaskId::from_raw(id.to_raw()), Some(id));
+        assert_eq!(TaskId::from_raw(1 << 40), None);
+    }
+
+    #[test]
+    fn task_info_name_stops_at_nul() {
+        let mut info = TaskInfo::default();
+        info.name[..5].copy_from_slice(b"hello");
+        assert_eq!(info.name(), "hello");
+    }
+}

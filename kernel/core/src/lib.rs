@@ -1,0 +1,26 @@
+//! The WATOS kernel's portable core: everything the kernel decides that does not need the hardware.
+//!
+//! Design (after Hubris's `kerncore`): the bare-metal kernel binary is a thin layer of boot code,
+//! interrupt entry and port I/O around this crate. Here live the syscall ABI (shared with libwatos),
+//! user-pointer validation over real-format page tables, address-space construction and teardown,
+//! ELF planning and loading, the scheduler's decisions, the memory-map walk and the heap. All of it is
+//! `no_std` + `alloc` and generic over small traits (`PhysMem`, `FrameAlloc`), so the same code is
+//! unit-tested on the host against a simulated physical memory (`sim`).
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_op_in_unsafe_fn)]
+
+extern crate alloc;
+
+pub mod abi;
+pub mod elf;
+pub mod heap;
+pub mod memmap;
+pub mod paging;
+pub mod sched;
+pub mod usermem;
+
+#[cfg(feature = "mem-symbols")]
+pub mod mem_symbols;
+
+#[cfg(test)]
+pub mod sim;

@@ -1,0 +1,31 @@
+//! libwatos: the runtime every WATOS user program links.
+//!
+//! Design: `sys` holds the typed syscall wrappers and `fmt` console printing; both are ordinary
+//! library code that also compiles on the host. The `rt` feature adds what a bare-metal program needs
+//! to exist at all: `_start`, the global allocator (the shared size-class heap growing through
+//! `map_anon`), the panic handler (report, then exit with status 101) and the C memory symbols. A
+//! program supplies `fn main() -> i64` through `libwatos::entry!(main)`.
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_op_in_unsafe_fn)]
+
+extern crate alloc;
+
+pub mod fmt;
+pub mod sys;
+
+#[cfg(feature = "rt")]
+pub mod rt;
+
+pub use kernel_core::abi;
+
+/// Declares the program's entry point: `libwatos::entry!(main)` with `fn main() -> i64`; the
+/// returned value becomes the exit code.
+#[macro_export]
+macro_rules! entry {
+    ($main:path) => {
+        #[no_mangle]
+        pub extern "Rust" fn __watos_main() -> i64 {
+            $main()
+        }
+    };
+}

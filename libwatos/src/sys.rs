@@ -1,0 +1,81 @@
+//! Typed wrappers over the WATOS system calls (numbers and codes in `kernel_core::abi`).
+//!
+//! Design: one raw `syscall6` in assembly, and a safe function per call that encodes arguments and
+//! decodes `rax` into `Result<_, SysError>`. Calls that take pointers take slices, so ordinary code
+//! cannot pass a bad pointer; `raw` is public for tests that must (the hostile program).
+
+pub use kernel_core::abi::{Sys, SysError, TaskInfo, MAP_WRITE, SELF_ID};
+use core::arch::asm;
+
+/// The raw `syscall` instruction: number and six arguments in, `rax` out. No validation here: the
+/// kernel validates everything.
+pub fn raw(nr: Sys, a: [u64; 6]) -> u64 {
+    let ret: u64;
+    // Safety: `syscall` transfers to the kernel, which may only write the registers named here
+    // (rax; rcx and r11 are clobbered by the instruction itself) and never touches our memory except
+    // through buffers we pass, which it validates. It preserves the stack and all other registers.
+    unsafe {
+        asm!("syscall",
+            inlateout("rax") nr as u64 => ret,
+            in("rdi") a[0], in("rsi") a[1], in("rdx") a[2], in("r10") a[3], in("r8") a[4], in("r9") a[5],
+            lateout("rcx") _, lateout("r11") _,
+            options(nostack));
+    }
+    ret
+}
+
+fn call(nr: Sys, a: [u64; 6]) -> Result<u64, SysError> {
+    SysError::decode(raw(nr, a))
+}
+
+/// Ends the calling process with `code`.
+pub fn exit(code: i64) -> ! {
+    raw(Sys::Exit, [code as u64, 0, 0, 0, 0, 0]);
+    // The kernel never returns from exit; if it somehow did, do not run on.
+    loop {
+        core::hint::spin_loop();
+    }
+}
+
+/// Gives the CPU to the next runnable task.
+pub fn yield_now() {
+    let _ = call(Sys::Yield, [0; 6]);
+}
+
+/// Writes bytes to the console; returns how many were written.
+pub fn console_write(bytes: &[u8]) -> Result<usize, SysError> {
+    call(Sys::ConsoleWrite, [bytes.as_ptr() as u64, bytes.len() as u64, 0, 0, 0, 0]).map(|n| n as usize)
+}
+
+/// Sleeps for at least `ns` nanoseconds (the kernel's tick is 1 ms).
+pub fn sleep_ns(ns: u64) {
+    let _ = call(Sys::Sleep, [ns, 0, 0, 0, 0, 0]);
+}
+
+/// Nanoseconds since boot, monotonic.
+pub fn monotonic_ns() -> u64 {
+    call(Sys::MonotonicNs, [0; 6]).unwrap_or(0)
+}
+
+/// Maps `len` bytes (rounded up to pages) of zeroed memory; writable if `flags` has `MAP_WRITE`.
+pub fn map_anon(len: usize, flags: u64) -> Result<*mut u8, SysError> {
+    call(Sys::MapAnon, [len as u64, flags, 0, 0, 0, 0]).map(|a| a as *mut u8)
+}
+
+/// This task's id (generation << 16 | slot).
+pub fn task_id() -> u64 {
+    call(Sys::TaskId, [0; 6]).unwrap_or(0)
+}
+
+/// Information about task `id` (`SELF_ID` for the caller).
+pub fn task_info(id: u64) -> Result<TaskInfo, SysError> {
+    let mut info = TaskInfo::default();
+    let size = core::mem::size_of::<TaskInfo>() as u64;
+    call(Sys::TaskInfo, [id, &mut info as *mut TaskInfo as u64, size, 0, 0, 0])?;
+    Ok(info)
+}
+
+/// The id of the live task called `name`. `name` must end with a NUL byte.
+pub fn find_task(name: &core::ffi::CStr) -> Result<u64, SysError> {
+    call(Sys::FindTask, [name.as_ptr() as u64, 0, 0, 0, 0, 0])
+}

@@ -1,0 +1,185 @@
+//! The QEMU test harness: boots the system once, reads the serial log, and judges it.
+//!
+//! Design: the kernel and the test programs print plain lines; the harness never relies on timing,
+//! only on what was printed and in which order, with one generous timeout for the whole run. Checks:
+//! every `CHECK PASS`/`CHECK FAIL` line the programs and the kernel print, plus the harness's own
+//! expectations (hello exits 0, each fault program is killed with the right exception while the
+//! spinners keep running and exit 0 afterwards, all frames come back, no kernel panic, QEMU exits
+//! with the kernel's success status). It prints `N passed, N failed` and fails if anything failed.
+
+use crate::watos::{have_qemu, qemu_command, Artifacts, Options, QEMU_SUCCESS};
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const TIMEOUT: Duration = Duration::from_secs(180);
+
+struct Verdicts {
+    passed: usize,
+    failed: Vec<String>,
+}
+
+impl Verdicts {
+    fn check(&mut self, ok: bool, what: &str) {
+        if ok {
+            self.passed += 1;
+            println!("ok   {what}");
+        } else {
+            self.failed.push(what.to_string());
+            println!("FAIL {what}");
+        }
+    }
+}
+
+pub fn run(art: &Artifacts, opts: &Options) -> bool {
+    println!("== QEMU tests");
+    if !have_qemu() {
+        println!("0 passed, 1 failed");
+        return false;
+    }
+    let started = Instant::now();
+    let mut child = match qemu_command(art, opts).stdout(Stdio::piped()).stdin(Stdio::null()).spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("cannot start QEMU: {e}");
+            println!("0 passed, 1 failed");
+            return false;
+        }
+    };
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send((Instant::now(), line)).is_err() {
+                break;
+            }
+        }
+    });
+    let mut log: Vec<String> = Vec::new();
+    let mut first_process = None;
+    let mut timed_out = false;
+    loop {
+        let left = TIMEOUT.saturating_sub(started.elapsed());
+        match rx.recv_timeout(left) {
+            Ok((at, line)) => {
+                let line = line.trim_end_matches('\r').to_string();
+                println!("  | {line}");
+                if first_process.is_none() && line.contains("entering user mode") {
+                    first_process = Some(at - started);
+                }
+                log.push(line);
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                timed_out = true;
+                let _ = child.kill();
+                break;
+            }
+        }
+    }
+    let status = child.wait().ok().and_then(|s| s.code());
+    if let Some(t) = first_process {
+        println!("boot to first process: {:.3} s (QEMU start to the first ring-3 entry, wall clock)", t.as_secs_f64());
+    }
+    println!("QEMU run took {:.2} s", started.elapsed().as_secs_f64());
+
+    let mut v = Verdicts { passed: 0, failed: Vec::new() };
+    judge(&log, &mut v);
+    v.check(!timed_out, &format!("QEMU finished within {} s", TIMEOUT.as_secs()));
+    v.check(status == Some(QEMU_SUCCESS), &format!("QEMU exit status {status:?} is the kernel's success ({QEMU_SUCCESS})"));
+    for f in &v.failed {
+        println!("failed: {f}");
+    }
+    println!("{} passed, {} failed", v.passed, v.failed.len());
+    v.failed.is_empty()
+}
+
+fn position(log: &[String], pred: impl Fn(&str) -> bool) -> Option<usize> {
+    log.iter().position(|l| pred(l))
+}
+
+/// The log's verdicts, separate from QEMU so it can be unit-tested.
+fn judge(log: &[String], v: &mut Verdicts) {
+    for line in log {
+        if let Some(what) = line.split_once("CHECK PASS ").map(|(_, w)| w) {
+            v.check(true, what);
+        } else if let Some(what) = line.split_once("CHECK FAIL ").map(|(_, w)| w) {
+            v.check(false, what);
+        }
+    }
+    let has = |s: &str| position(log, |l| l.contains(s));
+    v.check(has("[kernel] WATOS booting").is_some(), "kernel reached Rust and logged on serial");
+    v.check(has("KERNEL PANIC").is_none() && has("KERNEL FAULT").is_none(), "no kernel panic or kernel fault");
+    v.check(has("hello: Hello from WATOS").is_some(), "hello printed its greeting");
+    v.check(has("(hello) exited with code 0").is_some(), "hello exited with code 0");
+    v.check(has("hostile: pointer checks done").is_some(), "hostile ran all its bad-pointer syscalls");
+    let kills = [
+        ("hostile", "#PF"),
+        ("fault-gp", "#GP"),
+        ("fault-ud", "#UD"),
+        ("fault-de", "#DE"),
+    ];
+    let mut last_kill = None;
+    for (name, exc) in kills {
+        let at = position(log, |l| l.contains(&format!("({name}) killed by {exc}")));
+        v.check(at.is_some(), &format!("{name} was killed by {exc} with a report"));
+        last_kill = last_kill.max(at);
+    }
+    for spinner in ["spinner-a", "spinner-b"] {
+        let exit = has(&format!("({spinner}) exited with code 0"));
+        v.check(exit.is_some(), &format!("{spinner} kept running and exited with code 0"));
+        v.check(
+            exit.is_some() && last_kill.is_some() && exit > last_kill,
+            &format!("{spinner} finished after every faulting program was killed"),
+        );
+    }
+    v.check(has("[kernel] all tasks finished").is_some(), "kernel saw every task finish");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(s: &str) -> Vec<String> {
+        s.lines().map(str::to_string).collect()
+    }
+
+    const GOOD: &str = "[kernel] WATOS booting
+hello: Hello from WATOS
+[kernel] task 1 (hello) exited with code 0
+hostile: CHECK PASS null pointer
+hostile: pointer checks done
+[kernel] task 2 (hostile) killed by #PF page fault
+[kernel] task 3 (fault-gp) killed by #GP general protection
+[kernel] task 4 (fault-ud) killed by #UD invalid opcode
+[kernel] task 5 (fault-de) killed by #DE divide error
+[kernel] task 6 (spinner-a) exited with code 0
+[kernel] task 7 (spinner-b) exited with code 0
+[kernel] CHECK PASS kernel: frames returned
+[kernel] all tasks finished";
+
+    #[test]
+    fn a_good_log_passes() {
+        let mut v = Verdicts { passed: 0, failed: Vec::new() };
+        judge(&lines(GOOD), &mut v);
+        assert!(v.failed.is_empty(), "{:?}", v.failed);
+        assert_eq!(v.passed, 2 + 14);
+    }
+
+    #[test]
+    fn panics_failed_checks_and_early_spinners_fail() {
+        let bad = GOOD.replace("CHECK PASS null", "CHECK FAIL null").replace("all tasks finished", "KERNEL PANIC: x");
+        let mut v = Verdicts { passed: 0, failed: Vec::new() };
+        judge(&lines(&bad), &mut v);
+        assert_eq!(v.failed.len(), 3, "{:?}", v.failed);
+        // A spinner that exits before the last kill does not prove isolation.
+        let mut early = lines(GOOD);
+        let spin = early.remove(9);
+        early.insert(2, spin);
+        let mut v = Verdicts { passed: 0, failed: Vec::new() };
+        judge(&early, &mut v);
+        assert_eq!(v.failed, ["spinner-a finished after every faulting program was killed"]);
+    }
+}

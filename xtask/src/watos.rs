@@ -1,0 +1,138 @@
+//! Building the bare-metal half (kernel and initrd apps), packing the initrd, and starting QEMU.
+//!
+//! Design: one `cargo build` for all bare-metal crates with `--target x86_64-unknown-linux-gnu`
+//! given explicitly (so RUSTFLAGS reach only target code, never build scripts or proc-macros) and
+//! `--target-dir target/watos`. The initrd manifest lives here: which programs ship, under which
+//! names, which start at boot. One ELF may ship under several names; a program reads its own name
+//! (task_info) to pick its role, which is how one `hostile` binary provides four fault tests.
+
+use crate::workspace_root;
+use std::path::PathBuf;
+use std::process::Command;
+
+/// Flags for every bare-metal crate; see DESIGN.md. The large code model lets the same flags serve
+/// the kernel (linked at -2 GiB) and the apps (linked at 4 MiB).
+const RUSTFLAGS: &str = "-C panic=abort -C relocation-model=static -C no-redzone=yes -C code-model=large -C force-frame-pointers=yes";
+const TARGET: &str = "x86_64-unknown-linux-gnu";
+const BINS: [&str; 4] = ["kernel", "hello", "hostile", "spinner"];
+
+/// (name in the initrd, binary, flags).
+const MANIFEST: [(&str, &str, u32); 7] = [
+    ("hello", "hello", initrd::AUTOSTART),
+    ("hostile", "hostile", initrd::AUTOSTART),
+    ("fault-gp", "hostile", initrd::AUTOSTART),
+    ("fault-ud", "hostile", initrd::AUTOSTART),
+    ("fault-de", "hostile", initrd::AUTOSTART),
+    ("spinner-a", "spinner", initrd::AUTOSTART),
+    ("spinner-b", "spinner", initrd::AUTOSTART),
+];
+
+#[derive(Default)]
+pub struct Options {
+    pub release: bool,
+    pub kvm: bool,
+}
+
+impl Options {
+    pub fn parse(args: &[String]) -> Options {
+        Options { release: args.iter().any(|a| a == "--release"), kvm: args.iter().any(|a| a == "--kvm") }
+    }
+}
+
+/// What `build` produced.
+pub struct Artifacts {
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+}
+
+pub fn build(opts: &Options) -> Option<Artifacts> {
+    let root = workspace_root();
+    let target_dir = root.join("target/watos");
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.current_dir(&root)
+        .args(["build", "--target", TARGET, "--target-dir"])
+        .arg(&target_dir)
+        .env("RUSTFLAGS", RUSTFLAGS)
+        .env_remove("CARGO_ENCODED_RUSTFLAGS");
+    for bin in BINS {
+        cmd.args(["-p", bin]);
+    }
+    if opts.release {
+        cmd.arg("--release");
+    }
+    println!("== building kernel and apps into target/watos");
+    if !cmd.status().is_ok_and(|s| s.success()) {
+        eprintln!("bare-metal build failed");
+        return None;
+    }
+    let out = target_dir.join(TARGET).join(if opts.release { "release" } else { "debug" });
+    let mut elves = std::collections::BTreeMap::new();
+    for bin in &BINS[1..] {
+        match std::fs::read(out.join(bin)) {
+            Ok(bytes) => elves.insert(*bin, bytes),
+            Err(e) => {
+                eprintln!("cannot read {bin}: {e}");
+                return None;
+            }
+        };
+    }
+    let items: Vec<(&str, u32, &[u8])> =
+        MANIFEST.iter().map(|(name, bin, flags)| (*name, *flags, elves[bin].as_slice())).collect();
+    let image = match initrd::pack(&items) {
+        Ok(image) => image,
+        Err(e) => {
+            eprintln!("initrd packing failed: {e:?}");
+            return None;
+        }
+    };
+    let initrd = target_dir.join("initrd.img");
+    if let Err(e) = std::fs::write(&initrd, &image) {
+        eprintln!("cannot write {}: {e}", initrd.display());
+        return None;
+    }
+    println!("== initrd: {} programs, {} bytes", items.len(), image.len());
+    Some(Artifacts { kernel: out.join("kernel"), initrd })
+}
+
+/// True if QEMU is installed; otherwise says so plainly.
+pub fn have_qemu() -> bool {
+    let found = Command::new("qemu-system-x86_64").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !found {
+        eprintln!("qemu-system-x86_64 is not installed: run `apt-get install -y qemu-system-x86` (what .ci/run does)");
+    }
+    found
+}
+
+/// The QEMU command line: TCG unless --kvm, serial on stdio, no display, debug-exit device.
+pub fn qemu_command(art: &Artifacts, opts: &Options) -> Command {
+    let mut cmd = Command::new("qemu-system-x86_64");
+    cmd.arg("-kernel")
+        .arg(&art.kernel)
+        .arg("-initrd")
+        .arg(&art.initrd)
+        .args(["-serial", "stdio", "-display", "none", "-no-reboot", "-m", "256M"])
+        .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
+        .args(["-accel", if opts.kvm { "kvm" } else { "tcg" }]);
+    cmd
+}
+
+/// QEMU's exit status for a kernel that wrote `0x10` to the debug-exit port (all went well).
+pub const QEMU_SUCCESS: i32 = (0x10 << 1) | 1;
+
+pub fn run_interactive(art: &Artifacts, opts: &Options) -> bool {
+    if !have_qemu() {
+        return false;
+    }
+    println!("== booting WATOS in QEMU (the kernel powers off when every process has finished)");
+    match qemu_command(art, opts).status() {
+        Ok(s) if s.code() == Some(QEMU_SUCCESS) => true,
+        Ok(s) => {
+            eprintln!("QEMU exited with {s} (the kernel reports success as status {QEMU_SUCCESS})");
+            false
+        }
+        Err(e) => {
+            eprintln!("cannot start QEMU: {e}");
+            false
+        }
+    }
+}
