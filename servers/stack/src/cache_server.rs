@@ -1,0 +1,159 @@
+//! [`CacheServer`]: serves a [`BlockCache`] over the generated blockcache interface.
+//!
+//! Design: requests are checked (whole sectors, runs matching the lease) before the cache sees them;
+//! data moves through one bounce buffer between the lease and the cache (the kernel's lease copy under
+//! WATOS). The device under the cache is whatever `BlockDevice` the server was built with; in the
+//! harness it is a [`SharedDisk`], so the disk outlives a server restart while the cache's dirty
+//! blocks do not, exactly as with a real disk.
+
+use alloc::rc::Rc;
+use alloc::vec::Vec;
+use core::cell::RefCell;
+
+use blockcache::BlockCache;
+use blockdev::{BlockDevice, RamDisk, SECTOR_SIZE};
+use protocol::api::blockcache::{CacheStats, Handler, Run, MAX_RUNS};
+use protocol::api::filesystem::MAX_BULK;
+use protocol::ipc::Incoming;
+use protocol::{Error, Result};
+
+pub struct CacheServer<D: BlockDevice> {
+    pub cache: BlockCache<D>,
+    bounce: Vec<u8>,
+}
+
+impl<D: BlockDevice> CacheServer<D> {
+    pub fn new(cache: BlockCache<D>) -> Self {
+        CacheServer { cache, bounce: Vec::new() }
+    }
+
+    /// Bounce buffer of exactly lease 0's length, which must be whole sectors and at most MAX_BULK.
+    fn bounce_for(&mut self, cx: &Incoming<'_, '_>) -> Result<Vec<u8>> {
+        let len = cx.leases.len(0)?;
+        if len % SECTOR_SIZE != 0 {
+            return Err(Error::InvalidArgument);
+        }
+        if len > MAX_BULK {
+            return Err(Error::TooBig);
+        }
+        let mut b = core::mem::take(&mut self.bounce);
+        b.resize(len, 0);
+        Ok(b)
+    }
+}
+
+/// Check that `runs` describe exactly `len` bytes; returns their byte lengths.
+fn run_lengths(runs: &[Run], len: usize) -> Result<Vec<usize>> {
+    if runs.len() > MAX_RUNS {
+        return Err(Error::TooBig);
+    }
+    let lens: Vec<usize> = runs.iter().map(|r| r.sectors as usize * SECTOR_SIZE).collect();
+    let total = lens.iter().try_fold(0usize, |a, &l| a.checked_add(l)).ok_or(Error::InvalidArgument)?;
+    if total != len {
+        return Err(Error::InvalidArgument);
+    }
+    Ok(lens)
+}
+
+impl<D: BlockDevice> Handler for CacheServer<D> {
+    fn sector_count(&mut self, _: &mut Incoming<'_, '_>) -> Result<u64> {
+        Ok(self.cache.sector_count())
+    }
+
+    fn read(&mut self, cx: &mut Incoming<'_, '_>, sector: u64) -> Result<()> {
+        let mut b = self.bounce_for(cx)?;
+        let r = self.cache.read(sector, &mut b).and_then(|_| cx.leases.write(0, 0, &b));
+        self.bounce = b;
+        r
+    }
+
+    fn write(&mut self, cx: &mut Incoming<'_, '_>, sector: u64) -> Result<()> {
+        let mut b = self.bounce_for(cx)?;
+        let r = cx.leases.read(0, 0, &mut b).and_then(|_| self.cache.write(sector, &b));
+        self.bounce = b;
+        r
+    }
+
+    fn flush(&mut self, _: &mut Incoming<'_, '_>) -> Result<()> {
+        self.cache.flush()
+    }
+
+    fn read_vectored(&mut self, cx: &mut Incoming<'_, '_>, runs: Vec<Run>) -> Result<()> {
+        let mut b = self.bounce_for(cx)?;
+        let r = run_lengths(&runs, b.len()).and_then(|lens| {
+            let mut pieces: Vec<(u64, &mut [u8])> = Vec::with_capacity(runs.len());
+            let mut rest: &mut [u8] = &mut b;
+            for (run, len) in runs.iter().zip(lens) {
+                let (head, tail) = rest.split_at_mut(len);
+                pieces.push((run.sector, head));
+                rest = tail;
+            }
+            self.cache.read_vectored(&mut pieces)
+        });
+        let r = r.and_then(|_| cx.leases.write(0, 0, &b));
+        self.bounce = b;
+        r
+    }
+
+    fn write_vectored(&mut self, cx: &mut Incoming<'_, '_>, runs: Vec<Run>) -> Result<()> {
+        let mut b = self.bounce_for(cx)?;
+        let r = cx.leases.read(0, 0, &mut b).and_then(|_| run_lengths(&runs, b.len())).and_then(|lens| {
+            let mut pieces: Vec<(u64, &[u8])> = Vec::with_capacity(runs.len());
+            let mut at = 0;
+            for (run, len) in runs.iter().zip(lens) {
+                pieces.push((run.sector, &b[at..at + len]));
+                at += len;
+            }
+            self.cache.write_vectored(&pieces)
+        });
+        self.bounce = b;
+        r
+    }
+
+    fn stats(&mut self, _: &mut Incoming<'_, '_>) -> Result<CacheStats> {
+        let s = self.cache.stats();
+        Ok(CacheStats {
+            reads: s.reads,
+            writes: s.writes,
+            bytes_read: s.bytes_read,
+            bytes_written: s.bytes_written,
+            hits: s.hits,
+            misses: s.misses,
+            evictions: s.evictions,
+            dirty_blocks: s.dirty_blocks,
+            readahead_blocks: s.read_ahead_issued,
+            flushes: s.flushes,
+        })
+    }
+}
+
+/// A RAM disk shared between the harness and successive incarnations of a cache server: the "hardware"
+/// that survives a server restart.
+#[derive(Clone)]
+pub struct SharedDisk(pub Rc<RefCell<RamDisk>>);
+
+impl SharedDisk {
+    pub fn new(sectors: u64) -> Self {
+        SharedDisk(Rc::new(RefCell::new(RamDisk::new(sectors))))
+    }
+
+    /// A copy of the disk's bytes (e.g. to mount it directly and check what is durable).
+    pub fn snapshot(&self) -> RamDisk {
+        self.0.borrow().clone()
+    }
+}
+
+impl BlockDevice for SharedDisk {
+    fn sector_count(&self) -> u64 {
+        self.0.borrow().sector_count()
+    }
+    fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<()> {
+        self.0.borrow_mut().read(sector, buf)
+    }
+    fn write(&mut self, sector: u64, buf: &[u8]) -> Result<()> {
+        self.0.borrow_mut().write(sector, buf)
+    }
+    fn flush(&mut self) -> Result<()> {
+        self.0.borrow_mut().flush()
+    }
+}
