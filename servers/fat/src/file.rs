@@ -168,6 +168,7 @@ impl<D: BlockDevice> FatFs<D> {
             match last_kept {
                 Some(l) => {
                     if let Some(tail) = self.fat.next(l)? {
+                        // The cut goes to disk before the frees (phase one of the FAT flush).
                         self.fat.set(l, Entry::End);
                         self.fat.free_chain(tail)?;
                     }

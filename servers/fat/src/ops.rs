@@ -262,15 +262,7 @@ impl<D: BlockDevice> FileSystem for FatFs<D> {
         if let Some(t) = &target {
             self.remove_entry(to_dir, t)?;
         }
-        let ent = self.node(src_id)?.ent;
-        let (named, written) = self.insert_entry(to_dir, to, ent)?;
-        self.dirty.remove(&src_id);
-        let n = self.node_mut(src_id)?;
-        n.parent = to_dir;
-        n.slot = named.slot;
-        n.first_slot = named.first_slot;
-        n.ent = written;
-        self.by_loc.insert((to_dir, named.slot), src_id);
+        // `..` changes while the directory has no name anywhere: a cut leaves it lost, not wrong.
         if src_is_dir && from_dir != to_dir {
             self.load_dir(src_id)?;
             let up = self.dir_cluster(to_dir)?;
@@ -283,6 +275,15 @@ impl<D: BlockDevice> FileSystem for FatFs<D> {
                 self.write_slots(src_id, 1, &[raw])?;
             }
         }
+        let ent = self.node(src_id)?.ent;
+        let (named, written) = self.insert_entry(to_dir, to, ent)?;
+        self.dirty.remove(&src_id);
+        let n = self.node_mut(src_id)?;
+        n.parent = to_dir;
+        n.slot = named.slot;
+        n.first_slot = named.first_slot;
+        n.ent = written;
+        self.by_loc.insert((to_dir, named.slot), src_id);
         if let Some(id) = tgt_id {
             self.retire(id)?;
         }

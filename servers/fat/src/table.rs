@@ -9,7 +9,15 @@
 //! Allocation starts from the next-free hint (or right after the chain being extended) and takes
 //! free clusters in ascending order, which yields one contiguous run whenever free space allows.
 //! The cost: memory equal to one FAT copy (4 bytes per cluster on FAT32).
+//!
+//! Crash order inside a flush: changes that only make an unreachable cluster allocated (the body
+//! of a new chain) or cut a chain short are written first; changes that link an existing chain to
+//! new clusters or free clusters are *deferred* (their old value is remembered) and written after a
+//! barrier. So a power cut between the two phases never leaves a reachable chain that runs into a
+//! free cluster. Sectors holding both kinds are written in phase one with the deferred entries
+//! temporarily reverted, then again in phase two.
 
+use alloc::collections::BTreeMap;
 use alloc::vec;
 use alloc::vec::Vec;
 use blockdev::{BlockDevice, SECTOR_SIZE};
@@ -33,6 +41,8 @@ pub struct FatTable {
     /// One bit per 512-byte chunk of `bytes`.
     dirty: Vec<u64>,
     any_dirty: bool,
+    /// Entries changed by links and frees since the last flush, with their value on disk.
+    deferred: BTreeMap<u32, u32>,
     clusters: u32,
     free: u32,
     hint: u32,
@@ -55,6 +65,7 @@ impl FatTable {
             bytes,
             dirty: vec![0; chunks.div_ceil(64)],
             any_dirty: false,
+            deferred: BTreeMap::new(),
             clusters: geo.clusters,
             free: 0,
             hint: 2,
@@ -144,7 +155,7 @@ impl FatTable {
         })
     }
 
-    /// Set the entry of data cluster `c`, keeping the free count exact.
+    /// Set the entry of data cluster `c`, keeping the free count exact. Written in phase one.
     pub fn set(&mut self, c: u32, e: Entry) {
         let v = match e {
             Entry::Free => 0,
@@ -159,6 +170,13 @@ impl FatTable {
             self.free += 1;
         }
         self.set_raw(c, v);
+    }
+
+    /// Like [`set`](Self::set), for links into new clusters and frees: written in phase two.
+    pub fn set_deferred(&mut self, c: u32, e: Entry) {
+        let old = self.raw(c);
+        self.deferred.entry(c).or_insert(old);
+        self.set(c, e);
     }
 
     /// The "clean shutdown" bit in FAT[1] (FAT16/32 only; FAT12 has none and reports clean).
@@ -229,7 +247,7 @@ impl FatTable {
             self.set(got[w], e);
         }
         if let Some(p) = prev {
-            self.set(p, Entry::Next(got[0]));
+            self.set_deferred(p, Entry::Next(got[0]));
         }
         let last = got[got.len() - 1];
         self.hint = if last >= max { 2 } else { last + 1 };
@@ -250,7 +268,7 @@ impl FatTable {
                 // Already free or bad: stop, the rest of the chain is not ours to free.
                 Entry::Free | Entry::Bad => return Ok(n),
             };
-            self.set(c, Entry::Free);
+            self.set_deferred(c, Entry::Free);
             n += 1;
             match next {
                 Some(x) => c = x,
@@ -259,20 +277,65 @@ impl FatTable {
         }
     }
 
-    /// Write every dirty chunk to every FAT copy.
+    /// Write every dirty chunk to every FAT copy, in the two phases described above.
     pub fn flush<D: BlockDevice>(&mut self, dev: &mut D) -> Result<()> {
         if !self.any_dirty {
             return Ok(());
         }
+        let deferred = core::mem::take(&mut self.deferred);
+        let mut finals = Vec::with_capacity(deferred.len());
+        let mut phase2 = vec![0u64; self.dirty.len()];
+        for (&c, &old) in &deferred {
+            finals.push((c, self.raw(c)));
+            self.set_raw(c, old);
+            for b in self.entry_bytes(c) {
+                phase2[b / SECTOR_SIZE / 64] |= 1 << ((b / SECTOR_SIZE) % 64);
+            }
+        }
+        let phase1 = self.dirty.clone();
+        let written = self.write_chunks(dev, &phase1);
+        for &(c, v) in &finals {
+            self.set_raw(c, v);
+        }
+        if let Err(e) = written {
+            // Nothing is known to be on disk: keep everything pending.
+            self.deferred = deferred;
+            return Err(e);
+        }
+        if !deferred.is_empty() {
+            let second = dev.flush().and_then(|_| self.write_chunks(dev, &phase2));
+            if let Err(e) = second {
+                self.deferred = deferred;
+                return Err(e);
+            }
+        }
+        self.dirty.iter_mut().for_each(|w| *w = 0);
+        self.any_dirty = false;
+        Ok(())
+    }
+
+    /// Byte range of entry `c` within the table.
+    fn entry_bytes(&self, c: u32) -> core::ops::Range<usize> {
+        let c = c as usize;
+        match self.kind {
+            FatType::Fat12 => c + c / 2..c + c / 2 + 2,
+            FatType::Fat16 => c * 2..c * 2 + 2,
+            FatType::Fat32 => c * 4..c * 4 + 4,
+        }
+    }
+
+    /// Write the chunks set in `mask` to every copy, coalesced into runs.
+    fn write_chunks<D: BlockDevice>(&self, dev: &mut D, mask: &[u64]) -> Result<()> {
         let chunks = self.bytes.len() / SECTOR_SIZE;
+        let is_set = |i: usize| mask[i / 64] & (1 << (i % 64)) != 0;
         let mut i = 0;
         while i < chunks {
-            if self.dirty[i / 64] & (1 << (i % 64)) == 0 {
+            if !is_set(i) {
                 i += 1;
                 continue;
             }
             let start = i;
-            while i < chunks && self.dirty[i / 64] & (1 << (i % 64)) != 0 {
+            while i < chunks && is_set(i) {
                 i += 1;
             }
             let data = &self.bytes[start * SECTOR_SIZE..i * SECTOR_SIZE];
@@ -281,8 +344,6 @@ impl FatTable {
                 dev.write(off / SECTOR_SIZE as u64, data)?;
             }
         }
-        self.dirty.iter_mut().for_each(|w| *w = 0);
-        self.any_dirty = false;
         Ok(())
     }
 }

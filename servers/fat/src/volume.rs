@@ -113,6 +113,11 @@ impl<D: BlockDevice> FatFs<D> {
         Ok(self.dev)
     }
 
+    /// The device (for tests and tools that inspect it while mounted).
+    pub fn device(&self) -> &D {
+        &self.dev
+    }
+
     /// The volume's layout.
     pub fn geometry(&self) -> &Geometry {
         &self.geo

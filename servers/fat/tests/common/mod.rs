@@ -94,9 +94,11 @@ pub fn fsck_clean(img: &Path) {
     );
 }
 
-/// A scratch directory unique to this test.
+/// A scratch directory unique to this call (tests run in parallel threads of one process).
 pub fn scratch(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("watos-fat-{}-{test}", std::process::id()));
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("watos-fat-{}-{test}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
