@@ -119,6 +119,9 @@ impl Vfs {
         let result = f(&mut *m.fs);
         if m.fs.generation() != m.generation {
             self.reopen(mount);
+        } else if matches!(result, Err(Error::ServerDead)) {
+            // Nothing cached about a filesystem that is gone can be trusted once it comes back.
+            self.cache.forget_mount(mount);
         }
         result
     }

@@ -446,3 +446,7 @@ pub fn walk<D: BlockDevice>(
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "btree_tests.rs"]
+mod tests;

@@ -189,19 +189,21 @@ impl<D: BlockDevice> FileSystem for Wfs<D> {
     }
 
     fn rename(&mut self, from_dir: NodeId, from: &str, to_dir: NodeId, to: &str) -> Result<()> {
-        read::get_dir(&mut self.st, &self.root, from_dir)?;
-        read::get_dir(&mut self.st, &self.root, to_dir)?;
+        names::check_name(from)?;
         names::check_name(to)?;
+        read::get_dir(&mut self.st, &self.root, from_dir)?;
         let src = read::dir_lookup(&mut self.st, &self.root, from_dir, from)?.ok_or(Error::NotFound)?;
+        read::get_dir(&mut self.st, &self.root, to_dir)?;
+        let dst = read::dir_lookup(&mut self.st, &self.root, to_dir, to)?;
+        if dst.as_ref().is_some_and(|d| d.ino == src.ino) {
+            // POSIX: renaming a link onto another link of the same node does nothing.
+            return Ok(());
+        }
         let src_dir = src.kind == FileType::Directory;
         if src_dir && self.is_ancestor(src.ino, to_dir)? {
             return Err(Error::InvalidArgument);
         }
-        let dst = read::dir_lookup(&mut self.st, &self.root, to_dir, to)?;
         if let Some(d) = &dst {
-            if d.ino == src.ino {
-                return Ok(());
-            }
             match (src_dir, d.kind == FileType::Directory) {
                 (true, false) => return Err(Error::NotADirectory),
                 (false, true) => return Err(Error::IsADirectory),

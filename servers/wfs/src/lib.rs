@@ -288,7 +288,8 @@ impl<D: BlockDevice> Wfs<D> {
     /// Throw away everything since the last commit.
     pub(crate) fn rollback(&mut self) -> Result<()> {
         self.root = Child::Disk(self.committed.root);
-        self.next_ino = self.committed.next_ino;
+        // next_ino stays: a handle the VFS still holds to a node of the aborted work must never
+        // name a later, unrelated node.
         self.dirty = false;
         self.ops_since = 0;
         self.blocks_since = 0;
