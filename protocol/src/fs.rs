@@ -233,6 +233,22 @@ pub trait FileSystem {
         Err(Error::NotSupported)
     }
 
+    /// Several reads in one call: read `i` is `reads[i] = (node, offset, len)` and lands in `out`
+    /// right after read `i-1`'s `len` bytes; returns each read's byte count. A filesystem behind IPC
+    /// turns this into one request instead of one per read; the default simply loops over `read`.
+    /// `InvalidArgument` if `out` is shorter than the lengths add up to.
+    fn read_batch(&mut self, reads: &[(NodeId, u64, u32)], out: &mut [u8]) -> Result<Vec<u32>> {
+        let mut counts = Vec::with_capacity(reads.len());
+        let mut at = 0usize;
+        for &(node, offset, len) in reads {
+            let end = at.checked_add(len as usize).ok_or(Error::InvalidArgument)?;
+            let buf = out.get_mut(at..end).ok_or(Error::InvalidArgument)?;
+            counts.push(self.read(node, offset, buf)? as u32);
+            at = end;
+        }
+        Ok(counts)
+    }
+
     /// A number that changes whenever the server behind this filesystem restarted, i.e. whenever
     /// state it held for the caller (nodes opened with [`FileSystem::open`]) may have been lost. A
     /// filesystem in the caller's own process never restarts: the default is a constant. The VFS

@@ -44,7 +44,13 @@ crate::interface! {
     20 once BeginTransaction fn begin_transaction() -> TxId;
     21 once CommitTransaction fn commit_transaction(tx: TxId) -> ();
     22 once AbortTransaction fn abort_transaction(tx: TxId) -> ();
+    /// Several reads in one request (see `FileSystem::read_batch`); at most [`MAX_BATCH`] reads.
+    23 idempotent ReadBatch fn read_batch(reads: Vec<(NodeId, u64, u32)>) leases(buf: Write) -> Vec<u32>;
 }
+
+/// Most reads in one `read_batch` request: even with every number at its longest varint the request
+/// stays inline.
+pub const MAX_BATCH: usize = 32;
 
 /// Serves a [`FileSystem`] over IPC. Holds one bounce buffer: the filesystem reads into it and the
 /// server copies it into the caller's lease (the kernel's lease copy under WATOS).
@@ -161,5 +167,24 @@ impl<F: FileSystem> Handler for FsServer<F> {
     }
     fn abort_transaction(&mut self, _: &mut Incoming<'_, '_>, tx: TxId) -> Result<()> {
         self.fs.abort_transaction(tx)
+    }
+    fn read_batch(&mut self, cx: &mut Incoming<'_, '_>, reads: Vec<(NodeId, u64, u32)>) -> Result<Vec<u32>> {
+        if reads.len() > MAX_BATCH {
+            return Err(Error::TooBig);
+        }
+        let total = reads.iter().try_fold(0usize, |a, r| a.checked_add(r.2 as usize)).ok_or(Error::InvalidArgument)?;
+        if total > cx.leases.len(0)? {
+            return Err(Error::InvalidArgument);
+        }
+        let buf = bounce(&mut self.bounce, total)?;
+        let counts = self.fs.read_batch(&reads, buf)?;
+        // Copy only what each read produced, into its slot of the lease.
+        let mut at = 0usize;
+        for (r, &n) in reads.iter().zip(&counts) {
+            let got = buf.get(at..at + n as usize).ok_or(Error::Corrupt { block: 0 })?;
+            cx.leases.write(0, at, got)?;
+            at += r.2 as usize;
+        }
+        Ok(counts)
     }
 }

@@ -12,7 +12,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use protocol::api::vfs::{OpenFlags, ReadReq, Whence, MAX_BATCH};
-use protocol::fs::{DirEntry, FileType, NewNode, SetAttr, Stat};
+use protocol::fs::{DirEntry, FileType, NewNode, NodeId, SetAttr, Stat};
 use protocol::{Error, Result};
 
 use crate::fdtable::{FdTable, FileId};
@@ -367,24 +367,63 @@ impl Vfs {
     }
 
     /// Several positioned reads at once; read `i` lands in `out` right after read `i-1`'s requested
-    /// length. Returns each read's byte count. Offsets do not move.
+    /// length. Returns each read's byte count. Offsets do not move. Every descriptor is checked before
+    /// anything is read; then each mount gets one `read_batch` (one request to its server).
     pub fn batch_read(&mut self, pid: Pid, reads: &[ReadReq], out: &mut [u8]) -> Result<Vec<u32>> {
         if reads.len() > MAX_BATCH {
             return Err(Error::TooBig);
         }
-        let total = reads.iter().try_fold(0usize, |acc, r| acc.checked_add(r.len as usize)).ok_or(Error::InvalidArgument)?;
-        if total > out.len() {
+        let mut slots = Vec::with_capacity(reads.len());
+        let mut at = 0usize;
+        for r in reads {
+            let f = self.file(pid, r.fd)?;
+            if !f.flags.can_read() {
+                return Err(Error::BadFileDescriptor);
+            }
+            if f.kind == FileType::Directory {
+                return Err(Error::IsADirectory);
+            }
+            let end = at.checked_add(r.len as usize).ok_or(Error::InvalidArgument)?;
+            slots.push((f.loc, at, end));
+            at = end;
+        }
+        if at > out.len() {
             return Err(Error::InvalidArgument);
         }
-        let mut counts = Vec::with_capacity(reads.len());
-        let mut at = 0;
-        for r in reads {
-            let len = r.len as usize;
-            let n = self.pread(pid, r.fd, r.offset, &mut out[at..at + len])?;
-            counts.push(n as u32);
-            at += len;
+        let mut counts = alloc::vec![0u32; reads.len()];
+        let mut mounts: Vec<usize> = slots.iter().map(|s| s.0.mount).collect();
+        mounts.sort_unstable();
+        mounts.dedup();
+        for m in mounts {
+            let idx: Vec<usize> = (0..reads.len()).filter(|&i| slots[i].0.mount == m).collect();
+            let req: Vec<(NodeId, u64, u32)> = idx.iter().map(|&i| (slots[i].0.node, reads[i].offset, reads[i].len)).collect();
+            let got = if idx.len() == reads.len() {
+                // One mount: the filesystem's layout is the caller's, read straight into `out`.
+                self.with_fs(m, |fs| fs.read_batch(&req, &mut out[..at]))?
+            } else {
+                let len: usize = req.iter().map(|r| r.2 as usize).sum();
+                let mut tmp = alloc::vec![0u8; len];
+                let got = self.with_fs(m, |fs| fs.read_batch(&req, &mut tmp))?;
+                let mut pos = 0usize;
+                for (&i, &n) in idx.iter().zip(&got) {
+                    let (start, end) = (slots[i].1, slots[i].2);
+                    let n = (n as usize).min(end - start);
+                    out[start..start + n].copy_from_slice(&tmp[pos..pos + n]);
+                    pos += end - start;
+                }
+                got
+            };
+            // A reply that does not match the request comes from a misbehaving server.
+            if got.len() != idx.len() || got.iter().zip(&req).any(|(&n, r)| n > r.2) {
+                return Err(Error::Malformed);
+            }
+            for (&i, n) in idx.iter().zip(got) {
+                counts[i] = n;
+            }
         }
         self.stats.batch_reads += 1;
+        self.stats.reads += reads.len() as u64;
+        self.stats.bytes_read += counts.iter().map(|&n| u64::from(n)).sum::<u64>();
         Ok(counts)
     }
 

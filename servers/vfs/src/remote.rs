@@ -10,10 +10,10 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use protocol::api::filesystem::{Client, MAX_BULK};
+use protocol::api::filesystem::{Client, MAX_BATCH, MAX_BULK};
 use protocol::fs::{Capabilities, DirEntry, FileSystem, FsStats, NewNode, NodeId, SetAttr, Stat, TxId};
 use protocol::ipc::{TaskId, Transport};
-use protocol::Result;
+use protocol::{Error, Result};
 
 pub struct RemoteFs<T> {
     client: Client<T>,
@@ -119,6 +119,26 @@ impl<T: Transport> FileSystem for RemoteFs<T> {
     }
     fn abort_transaction(&mut self, tx: TxId) -> Result<()> {
         self.client.abort_transaction(tx)
+    }
+    fn read_batch(&mut self, reads: &[(NodeId, u64, u32)], out: &mut [u8]) -> Result<Vec<u32>> {
+        let mut counts = Vec::with_capacity(reads.len());
+        let mut at = 0usize;
+        for group in reads.chunks(MAX_BATCH) {
+            let len = group.iter().try_fold(0usize, |a, r| a.checked_add(r.2 as usize)).ok_or(Error::InvalidArgument)?;
+            if len > MAX_BULK {
+                // Too much data for one lease: the trait's one-read-at-a-time path splits it.
+                for &(node, offset, l) in group {
+                    let buf = out.get_mut(at..at + l as usize).ok_or(Error::InvalidArgument)?;
+                    counts.push(self.read(node, offset, buf)? as u32);
+                    at += l as usize;
+                }
+                continue;
+            }
+            let buf = out.get_mut(at..at + len).ok_or(Error::InvalidArgument)?;
+            counts.extend(self.client.read_batch(group.to_vec(), buf)?);
+            at += len;
+        }
+        Ok(counts)
     }
     fn generation(&self) -> u64 {
         u64::from(self.client.channel.restarts())
