@@ -465,3 +465,65 @@ fn census_item(c: &mut Census, reach: &mut Allocator, total: u64, k: &Key, v: &[
         (_, kind) => problems.push(format!("unknown item kind {kind}")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use alloc::boxed::Box;
+
+    use blockdev::RamDisk;
+    use protocol::fs::{FileSystem, FixedClock, NewNode, Timespec};
+
+    use super::*;
+    use crate::read::encode_dirent;
+    use crate::FormatOptions;
+
+    fn fs() -> Wfs<RamDisk> {
+        let clock = Box::new(FixedClock(Timespec::new(5, 0)));
+        Wfs::format(RamDisk::new(4096), &FormatOptions::default(), clock).unwrap()
+    }
+
+    #[test]
+    fn wrong_link_count_is_found_and_repaired() {
+        let mut fs = fs();
+        let f = fs.create(ROOT_INO, "f", &NewNode::new(FileType::File, 0o644)).unwrap().ino;
+        let mut i = fs.get_inode(f).unwrap();
+        i.nlink = 3;
+        fs.put_inode(f, &i).unwrap();
+        let r = fs.fsck(false).unwrap();
+        assert!(r.problems.iter().any(|p| p.contains("nlink 3 but 1")), "{r}");
+        let r = fs.fsck(true).unwrap();
+        assert!(r.repaired >= 1, "{r}");
+        assert!(fs.fsck(false).unwrap().is_clean());
+        assert_eq!(fs.getattr(f).unwrap().nlink, 1);
+    }
+
+    #[test]
+    fn dangling_entry_and_leaked_block_are_found_and_repaired() {
+        let mut fs = fs();
+        let key = crate::names::free_key(&mut fs.st, &fs.root, ROOT_INO, KIND_DIRENT, b"ghost").unwrap();
+        fs.tree_insert(key, encode_dirent(999, FileType::File, "ghost")).unwrap();
+        fs.commit().unwrap();
+        let leaked = fs.st.alloc(0).unwrap();
+        let r = fs.fsck(false).unwrap();
+        assert!(r.problems.iter().any(|p| p.contains("missing or mistyped inode 999")), "{r}");
+        assert!(r.problems.iter().any(|p| p.contains("1 blocks allocated but unreachable")), "{r}");
+        fs.fsck(true).unwrap();
+        let r = fs.fsck(false).unwrap();
+        assert!(r.is_clean(), "{r}");
+        assert!(!fs.st.alloc.is_used(leaked));
+    }
+
+    #[test]
+    fn unreachable_inode_is_deleted_by_repair() {
+        let mut fs = fs();
+        let f = fs.create(ROOT_INO, "f", &NewNode::new(FileType::File, 0o644)).unwrap().ino;
+        fs.write(f, 0, &[7u8; 10_000]).unwrap();
+        let e = crate::read::dir_lookup(&mut fs.st, &fs.root, ROOT_INO, "f").unwrap().unwrap();
+        fs.tree_remove(&e.key).unwrap();
+        let r = fs.fsck(false).unwrap();
+        assert!(r.problems.iter().any(|p| p.contains(&format!("inode {f} is unreachable"))), "{r}");
+        fs.fsck(true).unwrap();
+        assert!(fs.fsck(false).unwrap().is_clean());
+        assert_eq!(fs.getattr(f), Err(Error::NotFound));
+    }
+}
