@@ -12,23 +12,76 @@
 
 extern crate alloc;
 
-mod boot;
 #[macro_use]
 mod serial;
+mod arch;
+mod boot;
+mod entry;
+mod mem;
+mod syscall;
+mod task;
+mod trap;
+
+use kernel_core::heap::{LockedHeap, NoGrow};
+use kernel_core::paging::PhysMem;
+use mem::{DirectMap, PHYS_OFFSET};
+use task::Kernel;
 
 /// Where the kernel image is linked: physical address + this.
 pub const KERNEL_VMA: u64 = 0xFFFF_FFFF_8000_0000;
 
 #[global_allocator]
-static HEAP: kernel_core::heap::LockedHeap<kernel_core::heap::NoGrow> =
-    kernel_core::heap::LockedHeap::new(kernel_core::heap::NoGrow);
+static HEAP: LockedHeap<NoGrow> = LockedHeap::new(NoGrow);
+
+/// The kernel's state; locked by `trap_dispatch` (never contended: one CPU, interrupts off).
+pub static KERNEL: spin::Mutex<Option<Kernel>> = spin::Mutex::new(None);
 
 /// Called by the boot trampoline in long mode, on the kernel stack.
 #[no_mangle]
 extern "C" fn kmain(magic: u32, mbi: u32) -> ! {
     serial::init();
+    mem::init_heap();
     klog!("WATOS booting (multiboot magic {magic:#x}, info at {mbi:#x})");
-    serial::exit_qemu(true)
+    if magic != 0x2BAD_B002 {
+        panic!("not started by a multiboot loader");
+    }
+    arch::init_gdt(boot::kstack_top(), boot::fault_stack());
+    arch::init_idt();
+    arch::init_syscall();
+    // The identity map of low memory was only for the jump to the higher half; user space starts
+    // empty in every process, so clear it from the kernel's PML4 (entry 0) and flush the TLB.
+    let root = boot::kernel_pml4();
+    DirectMap.write_u64(root, 0);
+    arch::set_cr3(root);
+    klog!("GDT, TSS, IDT and syscall MSRs installed; identity map removed; running at {:#x}", kmain as *const () as u64);
+
+    let info = mem::parse_multiboot(mbi as u64);
+    let frames = mem::init_frames(&info, boot::image_phys());
+    let ram: u64 = info.available.iter().map(|r| r.1).sum();
+    klog!("memory: {} MiB available, {} free frames, direct map at {PHYS_OFFSET:#x}", ram >> 20, frames.free_count());
+    let mut kernel = Kernel::new(frames, root);
+
+    let Some(range) = info.initrd else { panic!("no initrd module (start QEMU with -initrd)") };
+    let rd = match initrd::Initrd::parse(mem::initrd_bytes(range)) {
+        Ok(rd) => rd,
+        Err(e) => panic!("initrd is invalid: {e:?}"),
+    };
+    klog!("initrd: {} programs, {} bytes", rd.len(), range.1 - range.0);
+    for entry in rd.entries().filter(|e| e.autostart()) {
+        match kernel.spawn(entry.name, entry.data) {
+            Ok(id) => klog!("started task {} ({}) generation {}", id.index, entry.name, id.generation),
+            Err(e) => klog!("cannot start {}: {e}", entry.name),
+        }
+    }
+    if kernel.live_tasks() == 0 {
+        panic!("nothing to run");
+    }
+    *KERNEL.lock() = Some(kernel);
+    arch::init_timer();
+    klog!("timer at {} Hz; scheduling", 1_000_000_000 / arch::TICK_NS);
+    // Safety: everything the trap path needs is initialized; the idle loop takes the first timer
+    // tick on the kernel stack and schedules the first task from there.
+    unsafe { entry::idle_loop() }
 }
 
 #[panic_handler]

@@ -9,6 +9,7 @@
 //!   build [--release]          kernel + initrd apps, then pack target/watos/initrd.img
 //!   qemu  [--release] [--kvm]  build, then boot in QEMU with the serial console on stdout
 //!   test  [--release]          host tests (`cargo test`), then the QEMU boot tests
+//!         [--qemu-only]        skip the host tests
 //!   bench [NAME...]            host benchmarks (servers/bench), release mode
 
 mod bench;
@@ -24,7 +25,9 @@ fn main() -> ExitCode {
     let ok = match args.first().map(String::as_str) {
         Some("build") => watos::build(&opts).is_some(),
         Some("qemu") => watos::build(&opts).is_some_and(|art| watos::run_interactive(&art, &opts)),
-        Some("test") => host_tests() && watos::build(&opts).is_some_and(|art| harness::run(&art, &opts)),
+        Some("test") => {
+            (opts.qemu_only || host_tests()) && watos::build(&opts).is_some_and(|art| harness::run(&art, &opts))
+        }
         Some("bench") => bench::run(rest),
         _ => {
             eprintln!("usage: cargo xtask <build | qemu [--kvm] | test | bench [NAME...]> [--release]");

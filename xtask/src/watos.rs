@@ -31,11 +31,13 @@ const MANIFEST: [(&str, &str, u32); 7] = [
 pub struct Options {
     pub release: bool,
     pub kvm: bool,
+    pub qemu_only: bool,
 }
 
 impl Options {
     pub fn parse(args: &[String]) -> Options {
-        Options { release: args.iter().any(|a| a == "--release"), kvm: args.iter().any(|a| a == "--kvm") }
+        let has = |flag: &str| args.iter().any(|a| a == flag);
+        Options { release: has("--release"), kvm: has("--kvm"), qemu_only: has("--qemu-only") }
     }
 }
 

@@ -157,6 +157,20 @@ pub struct TaskInfo {
 }
 
 impl TaskInfo {
+    /// Size in bytes; `repr(C)` with no padding (four u64 then bytes).
+    pub const SIZE: usize = 64;
+
+    /// The exact bytes of this struct in memory on x86-64 (little-endian), built field by field so the
+    /// kernel can copy it out without reinterpreting memory.
+    pub fn to_bytes(&self) -> [u8; Self::SIZE] {
+        let mut out = [0u8; Self::SIZE];
+        for (i, v) in [self.id, self.ticks, self.syscalls, self.anon_bytes].iter().enumerate() {
+            out[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
+        }
+        out[32..].copy_from_slice(&self.name);
+        out
+    }
+
     /// The name as a string (up to the first NUL).
     pub fn name(&self) -> &str {
         let end = self.name.iter().position(|&b| b == 0).unwrap_or(self.name.len());
@@ -216,6 +230,16 @@ mod tests {
         let id = TaskId { index: 3, generation: 0xBEEF };
         assert_eq!(TaskId::from_raw(id.to_raw()), Some(id));
         assert_eq!(TaskId::from_raw(1 << 40), None);
+    }
+
+    #[test]
+    fn task_info_bytes_match_its_memory_layout() {
+        assert_eq!(core::mem::size_of::<TaskInfo>(), TaskInfo::SIZE);
+        let mut info = TaskInfo { id: 0x1122, ticks: 3, syscalls: 4, anon_bytes: 5, name: [0; 32] };
+        info.name[0] = b'x';
+        // Safety: TaskInfo is repr(C) plain data without padding (size checked above).
+        let raw: [u8; TaskInfo::SIZE] = unsafe { core::mem::transmute(info) };
+        assert_eq!(info.to_bytes(), raw);
     }
 
     #[test]

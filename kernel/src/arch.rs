@@ -1,0 +1,179 @@
+//! x86-64 setup: GDT and TSS, IDT, the legacy PIC and PIT timer, the `syscall` MSRs, control
+//! registers.
+//!
+//! Design: everything here is written once, at boot, on one CPU, before interrupts are first enabled,
+//! which is what makes the `static mut` tables sound. Segment layout is dictated by `sysret`: kernel
+//! code 0x08, kernel data 0x10, user data 0x18 (0x1b with RPL 3), user code 0x20 (0x23), TSS 0x28.
+//! The timer is the PIT at ~1 kHz on IRQ 0; every other IRQ stays masked (drivers live in user space).
+
+use crate::entry::{isr_table, syscall_entry, KSTACK_TOP};
+use crate::serial::outb;
+use core::arch::asm;
+
+pub const KERNEL_CS: u64 = 0x08;
+pub const USER_DS: u64 = 0x1b;
+pub const USER_CS: u64 = 0x23;
+const TSS_SEL: u16 = 0x28;
+
+/// Timer vector (IRQ 0 after remapping the PIC to 32..47).
+pub const TIMER_VECTOR: u64 = 32;
+/// PIT input clock / divisor: 1193182 Hz / 1193 ≈ 1000.15 Hz.
+const PIT_DIVISOR: u16 = 1193;
+/// Length of one tick in nanoseconds (1193 / 1193182 s).
+pub const TICK_NS: u64 = 999_847;
+
+#[repr(C, packed)]
+struct Tss {
+    _reserved0: u32,
+    rsp: [u64; 3],
+    _reserved1: u64,
+    ist: [u64; 7],
+    _reserved2: u64,
+    _reserved3: u16,
+    iomap_base: u16,
+}
+
+#[repr(C, packed)]
+struct DescriptorPointer {
+    limit: u16,
+    base: u64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct IdtEntry {
+    offset_low: u16,
+    selector: u16,
+    ist: u8,
+    attributes: u8,
+    offset_mid: u16,
+    offset_high: u32,
+    _reserved: u32,
+}
+
+static mut TSS: Tss = Tss { _reserved0: 0, rsp: [0; 3], _reserved1: 0, ist: [0; 7], _reserved2: 0, _reserved3: 0, iomap_base: 104 };
+static mut GDT: [u64; 7] = [
+    0,
+    0x00AF_9A00_0000_FFFF, // kernel code, 64-bit
+    0x00CF_9200_0000_FFFF, // kernel data
+    0x00CF_F200_0000_FFFF, // user data, DPL 3
+    0x00AF_FA00_0000_FFFF, // user code, 64-bit, DPL 3
+    0,                     // TSS (two slots)
+    0,
+];
+static mut IDT: [IdtEntry; 256] =
+    [IdtEntry { offset_low: 0, selector: 0, ist: 0, attributes: 0, offset_mid: 0, offset_high: 0, _reserved: 0 }; 256];
+
+/// Loads the GDT with the TSS (RSP0 = the kernel stack, IST1 = the double-fault stack) and reloads
+/// every segment register.
+pub fn init_gdt(kstack_top: u64, fault_stack_top: u64) {
+    // Safety: single-threaded boot, interrupts off; nothing else references these statics yet.
+    unsafe {
+        KSTACK_TOP = kstack_top;
+        let tss = &raw mut TSS;
+        (*tss).rsp[0] = kstack_top;
+        (*tss).ist[0] = fault_stack_top;
+        let base = tss as u64;
+        let limit = (core::mem::size_of::<Tss>() - 1) as u64;
+        let gdt = &raw mut GDT;
+        (*gdt)[5] = (limit & 0xFFFF) | (base & 0xFF_FFFF) << 16 | 0x89 << 40 | ((limit >> 16) & 0xF) << 48 | ((base >> 24) & 0xFF) << 56;
+        (*gdt)[6] = base >> 32;
+        let ptr = DescriptorPointer { limit: (core::mem::size_of::<[u64; 7]>() - 1) as u16, base: gdt as u64 };
+        asm!(
+            "lgdt [{ptr}]",
+            "push {cs}",
+            "lea {tmp}, [rip + 2f]",
+            "push {tmp}",
+            "retfq",
+            "2:",
+            "mov {tmp:e}, 0x10",
+            "mov ds, {tmp:x}",
+            "mov es, {tmp:x}",
+            "mov ss, {tmp:x}",
+            "xor {tmp:e}, {tmp:e}",
+            "mov fs, {tmp:x}",
+            "mov gs, {tmp:x}",
+            "ltr {tss:x}",
+            ptr = in(reg) &ptr,
+            cs = const KERNEL_CS,
+            tmp = out(reg) _,
+            tss = in(reg) TSS_SEL,
+        );
+    }
+}
+
+/// Points vectors 0..47 at the entry stubs (interrupt gates, so IF is cleared on entry).
+pub fn init_idt() {
+    // Safety: single-threaded boot; the IDT is static and lives forever; the stubs are valid code.
+    unsafe {
+        let idt = &raw mut IDT;
+        for (v, &handler) in (*(&raw const isr_table)).iter().enumerate() {
+            (*idt)[v] = IdtEntry {
+                offset_low: handler as u16,
+                selector: KERNEL_CS as u16,
+                ist: if v == 8 { 1 } else { 0 },
+                attributes: 0x8E,
+                offset_mid: (handler >> 16) as u16,
+                offset_high: (handler >> 32) as u32,
+                _reserved: 0,
+            };
+        }
+        let ptr = DescriptorPointer { limit: (core::mem::size_of::<[IdtEntry; 256]>() - 1) as u16, base: idt as u64 };
+        asm!("lidt [{}]", in(reg) &ptr, options(readonly, nostack, preserves_flags));
+    }
+}
+
+/// Remaps the PIC to vectors 32..47, masks everything but the timer, and starts the PIT.
+pub fn init_timer() {
+    let seq = [(0x20, 0x11), (0xA0, 0x11), (0x21, 32), (0xA1, 40), (0x21, 4), (0xA1, 2), (0x21, 1), (0xA1, 1)];
+    for (port, value) in seq {
+        outb(port, value);
+    }
+    outb(0x21, 0xFE);
+    outb(0xA1, 0xFF);
+    outb(0x43, 0x34);
+    outb(0x40, PIT_DIVISOR as u8);
+    outb(0x40, (PIT_DIVISOR >> 8) as u8);
+}
+
+/// Acknowledges an IRQ at the PIC.
+pub fn end_of_interrupt(vector: u64) {
+    if vector >= 40 {
+        outb(0xA0, 0x20);
+    }
+    outb(0x20, 0x20);
+}
+
+fn wrmsr(msr: u32, value: u64) {
+    // Safety: only called for the architectural syscall MSRs, at boot.
+    unsafe { asm!("wrmsr", in("ecx") msr, in("eax") value as u32, in("edx") (value >> 32) as u32, options(nostack, preserves_flags)) };
+}
+
+/// `syscall` enters at `syscall_entry` with CS 0x08; `sysret` returns with CS 0x23 / SS 0x1b;
+/// IF, TF, DF, AC and NT are cleared on entry. (EFER.SCE was set by the boot trampoline.)
+pub fn init_syscall() {
+    wrmsr(0xC000_0081, (0x10u64 << 48) | (KERNEL_CS << 32));
+    wrmsr(0xC000_0082, syscall_entry as *const () as u64);
+    wrmsr(0xC000_0084, 0x4_4700);
+}
+
+/// Switches to the address space whose PML4 is at `root`.
+pub fn set_cr3(root: u64) {
+    // Safety: `root` is a PML4 whose kernel half is the kernel's own (AddressSpace::new copies it),
+    // so the code and stack we are running on stay mapped.
+    unsafe { asm!("mov cr3, {}", in(reg) root, options(nostack, preserves_flags)) };
+}
+
+pub fn cr2() -> u64 {
+    let v: u64;
+    // Safety: reading CR2 has no side effects.
+    unsafe { asm!("mov {}, cr2", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    v
+}
+
+/// A clean FPU/SSE state (x87 reset, MXCSR default) to start every task from.
+pub fn initial_fx_state(area: &mut crate::entry::FxArea) {
+    let mxcsr: u32 = 0x1F80;
+    // Safety: `area` is a 16-byte aligned 512-byte buffer; SSE was enabled by the boot code.
+    unsafe { asm!("fninit", "ldmxcsr [{m}]", "fxsave64 [{a}]", m = in(reg) &mxcsr, a = in(reg) area.0.as_mut_ptr(), options(nostack)) };
+}
