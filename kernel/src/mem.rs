@@ -3,12 +3,12 @@
 //!
 //! Design: the boot tables map the first 4 GiB of physical memory at `PHYS_OFFSET`, so the kernel
 //! reaches any frame by adding a constant; `DirectMap` is the `PhysMem` kernel-core's paging code
-//! uses. Free frames form an intrusive stack (each free frame holds the address of the next), which
-//! needs no memory of its own and makes alloc/free O(1). Frames above 4 GiB are ignored. The kernel
+//! uses. Frames come from kernel-core's `FramePool` (bump through the free ranges, then an intrusive
+//! stack of returned frames), so boot does not touch every frame. Frames above 4 GiB are ignored. The kernel
 //! heap is a fixed 8 MiB region in .bss handed to the shared size-class heap at boot.
 
 use kernel_core::abi::PAGE;
-use kernel_core::memmap::for_each_free_frame;
+use kernel_core::memmap::{free_ranges, FramePool};
 use kernel_core::paging::{FrameAlloc, PhysMem};
 use alloc::vec::Vec;
 
@@ -46,35 +46,21 @@ impl PhysMem for DirectMap {
     }
 }
 
-/// The free-frame stack.
-pub struct FrameList {
-    head: u64,
-    count: usize,
-}
+/// The kernel's frames: kernel-core's `FramePool` over the direct map.
+pub struct FrameList(FramePool);
 
 impl FrameList {
-    pub const fn new() -> Self {
-        FrameList { head: 0, count: 0 }
-    }
     pub fn free_count(&self) -> usize {
-        self.count
+        self.0.free_count()
     }
 }
 
 impl FrameAlloc for FrameList {
     fn alloc(&mut self) -> Option<u64> {
-        if self.head == 0 {
-            return None;
-        }
-        let frame = self.head;
-        self.head = DirectMap.read_u64(frame);
-        self.count -= 1;
-        Some(frame)
+        self.0.alloc(&DirectMap)
     }
     fn free(&mut self, pa: u64) {
-        DirectMap.write_u64(pa, self.head);
-        self.head = pa;
-        self.count += 1;
+        self.0.free(&mut DirectMap, pa)
     }
 }
 
@@ -145,9 +131,7 @@ pub fn parse_multiboot(mbi: u64) -> BootInfo {
 pub fn init_frames(info: &BootInfo, kernel_image: (u64, u64)) -> FrameList {
     let mut reserved = info.reserved.clone();
     reserved.push(kernel_image);
-    let mut frames = FrameList::new();
-    for_each_free_frame(info.available.iter().copied(), &reserved, DIRECT_MAP_LIMIT, |f| frames.free(f));
-    frames
+    FrameList(FramePool::new(free_ranges(info.available.iter().copied(), &reserved, DIRECT_MAP_LIMIT)))
 }
 
 /// The initrd module's bytes.

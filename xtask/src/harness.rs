@@ -59,6 +59,7 @@ pub fn run(art: &Artifacts, opts: &Options) -> bool {
     });
     let mut log: Vec<String> = Vec::new();
     let mut first_process = None;
+    let mut kernel_rust = None;
     let mut timed_out = false;
     loop {
         let left = TIMEOUT.saturating_sub(started.elapsed());
@@ -66,6 +67,9 @@ pub fn run(art: &Artifacts, opts: &Options) -> bool {
             Ok((at, line)) => {
                 let line = line.trim_end_matches('\r').to_string();
                 println!("  | {line}");
+                if kernel_rust.is_none() && line.contains("WATOS booting") {
+                    kernel_rust = Some(at - started);
+                }
                 if first_process.is_none() && line.contains("entering user mode") {
                     first_process = Some(at - started);
                 }
@@ -80,8 +84,13 @@ pub fn run(art: &Artifacts, opts: &Options) -> bool {
         }
     }
     let status = child.wait().ok().and_then(|s| s.code());
-    if let Some(t) = first_process {
-        println!("boot to first process: {:.3} s (QEMU start to the first ring-3 entry, wall clock)", t.as_secs_f64());
+    if let (Some(rust), Some(user)) = (kernel_rust, first_process) {
+        println!(
+            "boot timing (wall clock from QEMU start): kernel Rust code {:.3} s, first process in ring 3 {:.3} s ({:.3} s in the kernel)",
+            rust.as_secs_f64(),
+            user.as_secs_f64(),
+            (user - rust).as_secs_f64()
+        );
     }
     println!("QEMU run took {:.2} s", started.elapsed().as_secs_f64());
 

@@ -12,7 +12,7 @@ use std::process::Command;
 
 /// Flags for every bare-metal crate; see DESIGN.md. The large code model lets the same flags serve
 /// the kernel (linked at -2 GiB) and the apps (linked at 4 MiB).
-const RUSTFLAGS: &str = "-C panic=abort -C relocation-model=static -C no-redzone=yes -C code-model=large -C force-frame-pointers=yes";
+const RUSTFLAGS: &str = "-C panic=abort -C relocation-model=static -C no-redzone=yes -C code-model=large -C force-frame-pointers=yes -C strip=debuginfo";
 const TARGET: &str = "x86_64-unknown-linux-gnu";
 const BINS: [&str; 4] = ["kernel", "hello", "hostile", "spinner"];
 
