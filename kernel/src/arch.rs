@@ -177,3 +177,22 @@ pub fn initial_fx_state(area: &mut crate::entry::FxArea) {
     // Safety: `area` is a 16-byte aligned 512-byte buffer; SSE was enabled by the boot code.
     unsafe { asm!("fninit", "ldmxcsr [{m}]", "fxsave64 [{a}]", m = in(reg) &mxcsr, a = in(reg) area.0.as_mut_ptr(), options(nostack)) };
 }
+
+/// Turns on SMEP and SMAP where the CPU has them (QEMU's default TCG model does not): the kernel never
+/// executes or touches user pages through user addresses (it copies through the direct map), so both
+/// only ever catch kernel bugs. Returns which were enabled.
+pub fn enable_smep_smap() -> (bool, bool) {
+    let max_leaf = core::arch::x86_64::__cpuid(0).eax;
+    if max_leaf < 7 {
+        return (false, false);
+    }
+    let ebx = core::arch::x86_64::__cpuid_count(7, 0).ebx;
+    let (smep, smap) = (ebx & (1 << 7) != 0, ebx & (1 << 20) != 0);
+    let bits = if smep { 1u64 << 20 } else { 0 } | if smap { 1u64 << 21 } else { 0 };
+    if bits != 0 {
+        // Safety: setting CR4.SMEP/SMAP only restricts what ring 0 may do to user pages, which this
+        // kernel never does; the bits are set only when CPUID reports them.
+        unsafe { asm!("mov {t}, cr4", "or {t}, {b}", "mov cr4, {t}", t = out(reg) _, b = in(reg) bits, options(nostack)) };
+    }
+    (smep, smap)
+}

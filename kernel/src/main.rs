@@ -48,12 +48,14 @@ extern "C" fn kmain(magic: u32, mbi: u32) -> ! {
     arch::init_gdt(boot::kstack_top(), boot::fault_stack());
     arch::init_idt();
     arch::init_syscall();
+    let (smep, smap) = arch::enable_smep_smap();
     // The identity map of low memory was only for the jump to the higher half; user space starts
     // empty in every process, so clear it from the kernel's PML4 (entry 0) and flush the TLB.
     let root = boot::kernel_pml4();
     DirectMap.write_u64(root, 0);
     arch::set_cr3(root);
     klog!("GDT, TSS, IDT and syscall MSRs installed; identity map removed; running at {:#x}", kmain as *const () as u64);
+    klog!("SMEP {}, SMAP {}", if smep { "on" } else { "not available" }, if smap { "on" } else { "not available" });
 
     let info = mem::parse_multiboot(mbi as u64);
     let frames = mem::init_frames(&info, boot::image_phys());

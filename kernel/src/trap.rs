@@ -109,9 +109,16 @@ fn user_fault(k: &mut Kernel, frame: &TrapFrame) {
 
 fn kernel_fault(frame: &TrapFrame) -> ! {
     let (mnemonic, name, detail, cr2) = describe(frame);
-    // Do not take the kernel lock here: the fault may have happened while it was held.
+    // Never wait for the kernel lock here: the fault may have happened while it was held.
+    let running = match KERNEL.try_lock() {
+        Some(guard) => match guard.as_ref().and_then(|k| k.current.and_then(|c| k.task(c)).map(|t| (t.id.index, t.name.clone()))) {
+            Some((i, n)) => alloc::format!("task {i} ({n})"),
+            None => alloc::string::String::from("no task"),
+        },
+        None => alloc::string::String::from("unknown task (kernel state locked)"),
+    };
     klog!(
-        "KERNEL FAULT {mnemonic} {name} {detail}: vector={} error={:#x} rip={:#x} cr2={cr2:#x} rsp={:#x}",
+        "KERNEL FAULT {mnemonic} {name} {detail} while serving {running}: vector={} error={:#x} rip={:#x} cr2={cr2:#x} rsp={:#x}",
         frame.vector,
         frame.error,
         frame.rip,
