@@ -26,7 +26,13 @@ fn main() -> ExitCode {
         Some("build") => watos::build(&opts).is_some(),
         Some("qemu") => watos::build(&opts).is_some_and(|art| watos::run_interactive(&art, &opts)),
         Some("test") => {
-            (opts.qemu_only || host_tests()) && watos::build(&opts).is_some_and(|art| harness::run(&art, &opts))
+            // Both halves always run, so one failure does not hide the other's results.
+            let host = opts.qemu_only || host_tests();
+            let qemu = watos::build(&opts).is_some_and(|art| harness::run(&art, &opts));
+            if !host {
+                eprintln!("host tests failed (see above)");
+            }
+            host && qemu
         }
         Some("bench") => bench::run(rest),
         _ => {
