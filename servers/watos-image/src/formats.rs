@@ -6,10 +6,13 @@
 
 use std::path::Path;
 
+use blockdev::{BlockDevice, FileDisk};
+use fat::{FatFs, FatType};
 use memfs::MemFs;
 
 use crate::image::{Format, ImageFs, MkfsOptions, Report};
 use crate::ops::ToolResult;
+use crate::SystemClock;
 
 impl ImageFs for MemFs {
     fn format(&self) -> Format {
@@ -29,14 +32,56 @@ pub fn open_wfs(path: &Path) -> ToolResult<Box<dyn ImageFs>> {
     Err(format!("{}: WFS support is not in this build yet (the wfs library is being written)", path.display()))
 }
 
+/// Open the image file read-write as a block device.
+fn disk(path: &Path) -> ToolResult<FileDisk> {
+    FileDisk::open(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// A library error while opening or formatting, with the image named.
+fn failed(path: &Path, what: &str, e: protocol::Error) -> String {
+    format!("{}: {what}: {e}", path.display())
+}
+
 pub fn open_fat(path: &Path) -> ToolResult<Box<dyn ImageFs>> {
-    Err(format!("{}: FAT support is not in this build yet (the fat library is being written)", path.display()))
+    let fs = FatFs::mount(disk(path)?, Box::new(SystemClock)).map_err(|e| failed(path, "not a valid FAT image", e))?;
+    Ok(Box::new(fs))
+}
+
+pub fn format_fat(path: &Path, opts: &MkfsOptions) -> ToolResult<Box<dyn ImageFs>> {
+    let fat_type = opts.fat_type.map(|t| match t {
+        12 => FatType::Fat12,
+        16 => FatType::Fat16,
+        _ => FatType::Fat32,
+    });
+    let dev = FileDisk::create(path, opts.bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    let fopts = fat::FormatOptions { fat_type, ..Default::default() };
+    let fs = FatFs::format(dev, &fopts, Box::new(SystemClock)).map_err(|e| {
+        let _ = std::fs::remove_file(path);
+        failed(path, "cannot format FAT (for example, too small or too large for the FAT type)", e)
+    })?;
+    Ok(Box::new(fs))
+}
+
+impl ImageFs for FatFs<FileDisk> {
+    fn format(&self) -> Format {
+        Format::Fat
+    }
+
+    fn close(self: Box<Self>) -> ToolResult<()> {
+        let mut dev = self.unmount().map_err(|e| format!("FAT unmount: {e}"))?;
+        dev.flush().map_err(|e| format!("flushing the image: {e}"))
+    }
+
+    fn check(&mut self, repair: bool) -> ToolResult<Report> {
+        if repair {
+            return Err("FAT repair is not implemented; run `fsck.fat -a IMAGE` (dosfstools)".into());
+        }
+        let r = FatFs::check(self).map_err(|e| format!("FAT check stopped: {e}"))?;
+        Ok(Report { clean: r.is_clean(), text: r.to_string() })
+    }
 }
 
 pub fn format_wfs(path: &Path, _opts: &MkfsOptions) -> ToolResult<Box<dyn ImageFs>> {
     open_wfs(path)
 }
 
-pub fn format_fat(path: &Path, _opts: &MkfsOptions) -> ToolResult<Box<dyn ImageFs>> {
-    open_fat(path)
-}

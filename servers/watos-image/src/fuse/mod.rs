@@ -8,29 +8,41 @@
 //! set-group-id directory inheritance, `.` and `..` in listings, `RENAME_NOREPLACE`. Attribute and
 //! entry caching is off (TTL 0) so every stat reflects the filesystem, which POSIX suites check.
 //!
+//! Node ids may be reused by a filesystem once a node is gone (FAT derives them from directory-entry
+//! positions), while the kernel may still cache an inode under the old id. The adapter therefore
+//! counts a generation per id and bumps it whenever it sees a node die (last unlink, rmdir, rename
+//! over a target); the kernel compares generations and drops its stale inode instead of reusing a
+//! dead one for the new node.
+//!
 //! FUSE names the root inode 1; the filesystem's root id and id 1 are swapped when they differ, a
 //! bijection that keeps every other id unchanged. readdir offsets: 1 and 2 are `.` and `..`, a
 //! filesystem cookie `c` is offset `c + 2`.
 //!
-//! Shutdown: SIGINT, SIGTERM and SIGHUP are blocked in every thread and taken by a dedicated thread
-//! with `sigwait`, which unmounts; the session loop then ends and the image is committed and closed.
-//! An external `umount DIR` ends the loop the same way.
+//! [`convert`] holds the type conversions, [`serve`] the mount and shutdown.
 
+
+mod convert;
+mod serve;
+
+pub use convert::{from_system_time, to_system_time};
+pub use serve::serve;
+
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use fuser::{
-    Config, Errno, FileAttr, FileHandle, Filesystem, FopenFlags, Generation, INodeNo, LockOwner,
-    MountOption, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty,
-    ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, SessionACL, TimeOrNow, WriteFlags,
+    FileAttr, FileHandle, Filesystem, FopenFlags, Generation, INodeNo, LockOwner, OpenFlags, RenameFlags,
+    ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs,
+    ReplyWrite, Request, TimeOrNow, WriteFlags,
 };
-use protocol::fs::{FileType, NewNode, NodeId, SetAttr, Stat, Timespec};
+use protocol::fs::{FileType, NewNode, NodeId, SetAttr, Stat};
 use protocol::Error;
 
+use convert::{errno, kind, kind_from_mode, name_str, time_or_now};
 use crate::image::ImageFs;
-use crate::ops::ToolResult;
 
 const TTL: Duration = Duration::ZERO;
 const S_ISGID: u32 = 0o2000;
@@ -41,74 +53,19 @@ type Shared = Arc<Mutex<Option<Box<dyn ImageFs>>>>;
 pub struct FuseAdapter {
     fs: Shared,
     root: NodeId,
+    /// Generation of each id that has died at least once (absent = 0).
+    generations: Mutex<HashMap<NodeId, u64>>,
 }
 
-fn errno(e: Error) -> Errno {
-    Errno::from_i32(e.errno())
-}
-
-pub fn to_system_time(t: Timespec) -> SystemTime {
-    if t.secs >= 0 {
-        UNIX_EPOCH + Duration::new(t.secs as u64, t.nanos)
-    } else {
-        UNIX_EPOCH - Duration::from_secs(t.secs.unsigned_abs()) + Duration::from_nanos(t.nanos as u64)
-    }
-}
-
-pub fn from_system_time(t: SystemTime) -> Timespec {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => Timespec::new(d.as_secs() as i64, d.subsec_nanos()),
-        Err(before) => {
-            let d = before.duration();
-            match d.subsec_nanos() {
-                0 => Timespec::new(-(d.as_secs() as i64), 0),
-                n => Timespec::new(-(d.as_secs() as i64) - 1, 1_000_000_000 - n),
-            }
-        }
-    }
-}
-
-fn kind(k: FileType) -> fuser::FileType {
-    match k {
-        FileType::File => fuser::FileType::RegularFile,
-        FileType::Directory => fuser::FileType::Directory,
-        FileType::Symlink => fuser::FileType::Symlink,
-        FileType::Fifo => fuser::FileType::NamedPipe,
-        FileType::Socket => fuser::FileType::Socket,
-        FileType::CharDevice => fuser::FileType::CharDevice,
-        FileType::BlockDevice => fuser::FileType::BlockDevice,
-    }
-}
-
-/// The node kind a `mknod` mode asks for.
-fn kind_from_mode(mode: u32) -> Result<FileType, Error> {
-    match mode & libc::S_IFMT {
-        0 | libc::S_IFREG => Ok(FileType::File),
-        libc::S_IFIFO => Ok(FileType::Fifo),
-        libc::S_IFSOCK => Ok(FileType::Socket),
-        libc::S_IFCHR => Ok(FileType::CharDevice),
-        libc::S_IFBLK => Ok(FileType::BlockDevice),
-        libc::S_IFDIR => Ok(FileType::Directory),
-        _ => Err(Error::InvalidArgument),
-    }
-}
-
-fn time_or_now(t: TimeOrNow) -> Timespec {
-    match t {
-        TimeOrNow::SpecificTime(t) => from_system_time(t),
-        TimeOrNow::Now => from_system_time(SystemTime::now()),
-    }
-}
-
-/// Names are UTF-8 in every WATOS filesystem; anything else cannot exist there.
-fn name_str(name: &OsStr) -> Result<&str, Error> {
-    name.to_str().ok_or(Error::InvalidArgument)
-}
 
 impl FuseAdapter {
     pub fn new(fs: Box<dyn ImageFs>) -> Self {
         let root = fs.root();
-        FuseAdapter { fs: Arc::new(Mutex::new(Some(fs))), root }
+        FuseAdapter { fs: Arc::new(Mutex::new(Some(fs))), root, generations: Mutex::new(HashMap::new()) }
+    }
+
+    fn shared(&self) -> Shared {
+        self.fs.clone()
     }
 
     fn to_fs(&self, ino: INodeNo) -> NodeId {
@@ -175,9 +132,40 @@ impl FuseAdapter {
         })
     }
 
+    fn generation(&self, ino: NodeId) -> Generation {
+        Generation(self.generations.lock().map(|g| g.get(&ino).copied().unwrap_or(0)).unwrap_or(0))
+    }
+
+    /// The node `name` in `dir` will die if the operation about to run removes this name: remember
+    /// its id when this is its last link (directories have only one).
+    fn last_link(&self, fs: &mut dyn ImageFs, dir: NodeId, name: &str) -> Option<NodeId> {
+        match fs.lookup(dir, name) {
+            Ok(st) if st.kind == FileType::Directory || st.nlink <= 1 => Some(st.ino),
+            _ => None,
+        }
+    }
+
+    fn bump_generation(&self, ino: Option<NodeId>) {
+        if let (Some(ino), Ok(mut g)) = (ino, self.generations.lock()) {
+            *g.entry(ino).or_insert(0) += 1;
+        }
+    }
+
+    /// Remove `name` from `dir` with `op` (unlink or rmdir), retiring the id if the node died.
+    fn remove(&self, parent: INodeNo, name: &OsStr, op: fn(&mut dyn ImageFs, NodeId, &str) -> Result<(), Error>) -> Result<(), Error> {
+        let name = name_str(name)?;
+        let dir = self.to_fs(parent);
+        let dying = self.with(|fs| {
+            let dying = self.last_link(fs, dir, name);
+            op(fs, dir, name).map(|()| dying)
+        })?;
+        self.bump_generation(dying);
+        Ok(())
+    }
+
     fn reply_entry(&self, r: Result<Stat, Error>, reply: ReplyEntry) {
         match r {
-            Ok(st) => reply.entry(&TTL, &self.attr(&st), Generation(0)),
+            Ok(st) => reply.entry(&TTL, &self.attr(&st), self.generation(st.ino)),
             Err(e) => reply.error(errno(e)),
         }
     }
@@ -269,13 +257,11 @@ impl Filesystem for FuseAdapter {
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let r = name_str(name).and_then(|n| self.with(|fs| fs.unlink(self.to_fs(parent), n)));
-        Self::reply_empty(r, reply)
+        Self::reply_empty(self.remove(parent, name, |fs, d, n| fs.unlink(d, n)), reply)
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let r = name_str(name).and_then(|n| self.with(|fs| fs.rmdir(self.to_fs(parent), n)));
-        Self::reply_empty(r, reply)
+        Self::reply_empty(self.remove(parent, name, |fs, d, n| fs.rmdir(d, n)), reply)
     }
 
     fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &Path, reply: ReplyEntry) {
@@ -303,12 +289,16 @@ impl Filesystem for FuseAdapter {
             if flags.contains(RenameFlags::RENAME_EXCHANGE) || flags.contains(RenameFlags::RENAME_WHITEOUT) {
                 return Err(Error::InvalidArgument);
             }
-            self.with(|fs| {
+            let dying = self.with(|fs| {
                 if flags.contains(RenameFlags::RENAME_NOREPLACE) && fs.lookup(to_dir, to).is_ok() {
                     return Err(Error::AlreadyExists);
                 }
-                fs.rename(from_dir, from, to_dir, to)
-            })
+                let moved = fs.lookup(from_dir, from)?.ino;
+                let dying = self.last_link(fs, to_dir, to).filter(|&t| t != moved);
+                fs.rename(from_dir, from, to_dir, to).map(|()| dying)
+            })?;
+            self.bump_generation(dying);
+            Ok(())
         });
         Self::reply_empty(r, reply)
     }
@@ -464,93 +454,15 @@ impl Filesystem for FuseAdapter {
             other => other,
         };
         match r.and_then(|st| self.with(|fs| fs.open(st.ino)).map(|()| st)) {
-            Ok(st) => reply.created(&TTL, &self.attr(&st), Generation(0), FileHandle(0), FopenFlags::empty()),
+            Ok(st) => reply.created(&TTL, &self.attr(&st), self.generation(st.ino), FileHandle(0), FopenFlags::empty()),
             Err(e) => reply.error(errno(e)),
         }
     }
 }
 
-/// Block the shutdown signals in the calling thread (and so in every thread it starts later).
-fn block_shutdown_signals() -> libc::sigset_t {
-    // Safety: sigset_t is plain data; sigemptyset/sigaddset initialise it, and pthread_sigmask only
-    // reads the set we pass and writes nothing back (null old-set pointer).
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-            libc::sigaddset(&mut set, sig);
-        }
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        set
-    }
-}
-
-/// Mount `fs` on `dir` and serve it until it is unmounted or the process is told to stop; then
-/// commit and close the image.
-pub fn serve(fs: Box<dyn ImageFs>, dir: &Path) -> ToolResult<()> {
-    if !dir.is_dir() {
-        return Err(format!("{}: mount point is not a directory", dir.display()));
-    }
-    let format = fs.format();
-    let set = block_shutdown_signals();
-    let adapter = FuseAdapter::new(fs);
-    let shared = adapter.fs.clone();
-    let mut config = Config::default();
-    config.mount_options = vec![
-        MountOption::FSName(format!("watos-{}", format.name().to_lowercase())),
-        MountOption::Subtype("watos".into()),
-        MountOption::DefaultPermissions,
-        MountOption::RW,
-        MountOption::Dev,
-        MountOption::Suid,
-    ];
-    // Every user may use the mount (the POSIX suites switch users); the kernel checks permissions.
-    config.acl = SessionACL::All;
-    let mut session = fuser::Session::new(adapter, dir, &config)
-        .map_err(|e| format!("{}: FUSE mount failed: {e} (is /dev/fuse usable? are you root?)", dir.display()))?;
-    let mut unmounter = session.unmount_callable();
-    let shown = dir.display().to_string();
-    std::thread::spawn(move || {
-        let mut sig: libc::c_int = 0;
-        // Safety: `set` is an initialised signal set; sigwait writes the signal number to `sig`.
-        if unsafe { libc::sigwait(&set, &mut sig) } == 0 {
-            eprintln!("watos-image: signal {sig}, unmounting {shown}");
-            if let Err(e) = unmounter.unmount() {
-                eprintln!("watos-image: unmounting {shown} failed: {e}");
-            }
-        }
-    });
-    eprintln!("watos-image: {} image mounted on {}", format.name(), dir.display());
-    let run = session.run().map_err(|e| format!("FUSE session failed: {e}"));
-    let fs = shared.lock().ok().and_then(|mut g| g.take());
-    let closed = match fs {
-        Some(fs) => fs.close(),
-        None => Err("the filesystem was lost during the session".to_string()),
-    };
-    run?;
-    closed?;
-    eprintln!("watos-image: unmounted {}, image committed", dir.display());
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn time_conversion_round_trips_both_sides_of_the_epoch() {
-        for t in [Timespec::new(0, 0), Timespec::new(1_700_000_000, 123), Timespec::new(-1, 999_999_999), Timespec::new(-86400, 5)] {
-            assert_eq!(from_system_time(to_system_time(t)), t, "{t:?}");
-        }
-    }
-
-    #[test]
-    fn mknod_modes_map_to_kinds() {
-        assert_eq!(kind_from_mode(libc::S_IFIFO | 0o644), Ok(FileType::Fifo));
-        assert_eq!(kind_from_mode(libc::S_IFCHR), Ok(FileType::CharDevice));
-        assert_eq!(kind_from_mode(0o644), Ok(FileType::File));
-        assert_eq!(kind_from_mode(0o170000), Err(Error::InvalidArgument));
-    }
 
     #[test]
     fn root_ids_swap_as_a_bijection() {
@@ -562,5 +474,15 @@ mod tests {
         for i in [1, 7, 9] {
             assert_eq!(a.to_fs(a.to_fuse(i)), i);
         }
+    }
+
+    #[test]
+    fn generations_advance_only_for_dead_ids() {
+        let a = FuseAdapter::new(Box::new(memfs::MemFs::default()));
+        assert_eq!(a.generation(5), Generation(0));
+        a.bump_generation(Some(5));
+        a.bump_generation(None);
+        assert_eq!(a.generation(5), Generation(1));
+        assert_eq!(a.generation(6), Generation(0));
     }
 }
