@@ -11,8 +11,6 @@ use crate::serial::outb;
 use core::arch::asm;
 
 pub const KERNEL_CS: u64 = 0x08;
-pub const USER_DS: u64 = 0x1b;
-pub const USER_CS: u64 = 0x23;
 const TSS_SEL: u16 = 0x28;
 
 /// Timer vector (IRQ 0 after remapping the PIC to 32..47).

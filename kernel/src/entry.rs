@@ -3,7 +3,8 @@
 //! Design: every way into the kernel builds the same `TrapFrame` at the top of the one kernel stack
 //! (the CPU switches to TSS.RSP0 on an interrupt from ring 3; `syscall_entry` switches by hand; the
 //! idle loop halts with RSP at the same top), saves the interrupted task's FPU/SSE state with `fxsave`
-//! into the buffer `CURRENT_FX` points at, and calls `trap_dispatch`. That Rust function may rewrite
+//! into the buffer `CURRENT_FX` points at, and calls `trap_dispatch` with a `kernel_core::trap::TrapFrame`
+//! (whose field order is this code's push order). That Rust function may rewrite
 //! the whole frame with another task's registers and repoint `CURRENT_FX`; its return value picks the
 //! exit: 0 = `iretq`, 1 = `sysretq` (the task last entered through `syscall`, so rcx/r11 are dead),
 //! 2 = idle. Interrupts stay disabled in the kernel (interrupt gates, and SFMASK clears IF on
@@ -11,51 +12,7 @@
 
 use core::arch::global_asm;
 
-/// Vector number the syscall path records in the frame (beyond the 256 hardware vectors' range of
-/// stubs we install, so it can never be confused with an interrupt).
-pub const SYSCALL_VECTOR: u64 = 256;
-
-/// Registers of an interrupted task, in the order the entry code pushes them.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default)]
-pub struct TrapFrame {
-    pub r15: u64,
-    pub r14: u64,
-    pub r13: u64,
-    pub r12: u64,
-    pub r11: u64,
-    pub r10: u64,
-    pub r9: u64,
-    pub r8: u64,
-    pub rbp: u64,
-    pub rdi: u64,
-    pub rsi: u64,
-    pub rdx: u64,
-    pub rcx: u64,
-    pub rbx: u64,
-    pub rax: u64,
-    pub vector: u64,
-    pub error: u64,
-    pub rip: u64,
-    pub cs: u64,
-    pub rflags: u64,
-    pub rsp: u64,
-    pub ss: u64,
-}
-
-/// How `trap_dispatch` wants the entry code to leave the kernel.
-#[repr(u64)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
-    Iret = 0,
-    Sysret = 1,
-    Idle = 2,
-}
-
-/// 512-byte FXSAVE area, 16-byte aligned as the instruction requires.
-#[repr(C, align(16))]
-#[derive(Clone)]
-pub struct FxArea(pub [u8; 512]);
+pub use kernel_core::trap::{FxArea, TrapFrame};
 
 /// FPU/SSE save area used while no task runs (idle, boot, and a kernel fault at any time).
 pub static mut IDLE_FX: FxArea = FxArea([0; 512]);

@@ -18,14 +18,13 @@ mod arch;
 mod boot;
 mod entry;
 mod mem;
-mod syscall;
-mod task;
 mod trap;
 
 use kernel_core::heap::{LockedHeap, NoGrow};
-use kernel_core::paging::PhysMem;
+use kernel_core::paging::{FrameAlloc, PhysMem};
 use mem::{DirectMap, PHYS_OFFSET};
-use task::Kernel;
+use kernel_core::kernel::Kernel;
+use trap::{Hw, KernelState};
 
 /// Where the kernel image is linked: physical address + this.
 pub const KERNEL_VMA: u64 = 0xFFFF_FFFF_8000_0000;
@@ -34,7 +33,7 @@ pub const KERNEL_VMA: u64 = 0xFFFF_FFFF_8000_0000;
 static HEAP: LockedHeap<NoGrow> = LockedHeap::new(NoGrow);
 
 /// The kernel's state; locked by `trap_dispatch` (never contended: one CPU, interrupts off).
-pub static KERNEL: spin::Mutex<Option<Kernel>> = spin::Mutex::new(None);
+pub static KERNEL: spin::Mutex<Option<KernelState>> = spin::Mutex::new(None);
 
 /// Called by the boot trampoline in long mode, on the kernel stack.
 #[no_mangle]
@@ -61,7 +60,9 @@ extern "C" fn kmain(magic: u32, mbi: u32) -> ! {
     let frames = mem::init_frames(&info, boot::image_phys());
     let ram: u64 = info.available.iter().map(|r| r.1).sum();
     klog!("memory: {} MiB available, {} free frames, direct map at {PHYS_OFFSET:#x}", ram >> 20, frames.free_count());
-    let mut kernel = Kernel::new(frames, root);
+    let mut clean_fx = entry::FxArea([0; 512]);
+    arch::initial_fx_state(&mut clean_fx);
+    let mut kernel = Kernel::new(Hw { loaded_root: root }, DirectMap, frames, root, clean_fx);
 
     let Some(range) = info.initrd else { panic!("no initrd module (start QEMU with -initrd)") };
     let rd = match initrd::Initrd::parse(mem::initrd_bytes(range)) {

@@ -49,18 +49,15 @@ impl PhysMem for DirectMap {
 /// The kernel's frames: kernel-core's `FramePool` over the direct map.
 pub struct FrameList(FramePool);
 
-impl FrameList {
-    pub fn free_count(&self) -> usize {
-        self.0.free_count()
-    }
-}
-
 impl FrameAlloc for FrameList {
     fn alloc(&mut self) -> Option<u64> {
         self.0.alloc(&DirectMap)
     }
     fn free(&mut self, pa: u64) {
         self.0.free(&mut DirectMap, pa)
+    }
+    fn free_count(&self) -> usize {
+        self.0.free_count()
     }
 }
 

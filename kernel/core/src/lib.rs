@@ -3,7 +3,8 @@
 //! Design (after Hubris's `kerncore`): the bare-metal kernel binary is a thin layer of boot code,
 //! interrupt entry and port I/O around this crate. Here live the syscall ABI (shared with libwatos),
 //! user-pointer validation over real-format page tables, address-space construction and teardown,
-//! ELF planning and loading, the scheduler's decisions, the memory-map walk and the heap. All of it is
+//! ELF planning and loading, the scheduler's decisions, the memory-map walk, the heap, and the kernel's
+//! whole state machine (task table, traps, syscalls, death) behind a small `Platform` trait. All of it is
 //! `no_std` + `alloc` and generic over small traits (`PhysMem`, `FrameAlloc`), so the same code is
 //! unit-tested on the host against a simulated physical memory (`sim`).
 #![cfg_attr(not(test), no_std)]
@@ -14,9 +15,12 @@ extern crate alloc;
 pub mod abi;
 pub mod elf;
 pub mod heap;
+pub mod kernel;
 pub mod memmap;
 pub mod paging;
 pub mod sched;
+pub mod syscall;
+pub mod trap;
 pub mod usermem;
 
 #[cfg(feature = "mem-symbols")]
@@ -24,3 +28,5 @@ pub mod mem_symbols;
 
 #[cfg(test)]
 pub mod sim;
+#[cfg(test)]
+mod kernel_tests;

@@ -34,6 +34,8 @@ pub trait PhysMem {
 pub trait FrameAlloc {
     fn alloc(&mut self) -> Option<u64>;
     fn free(&mut self, pa: u64);
+    /// Frames still available (for leak checks and memory-pressure decisions).
+    fn free_count(&self) -> usize;
 }
 
 /// Permissions of a user mapping.
@@ -196,7 +198,7 @@ impl AddressSpace {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::{SimFrames, SimMem};
+    use crate::sim::SimMem;
 
     const RW: Perm = Perm { write: true, exec: false };
 

@@ -15,12 +15,6 @@ pub struct SimFrames {
     free: Vec<u64>,
 }
 
-impl SimFrames {
-    pub fn free_count(&self) -> usize {
-        self.free.len()
-    }
-}
-
 impl FrameAlloc for SimFrames {
     fn alloc(&mut self) -> Option<u64> {
         self.free.pop()
@@ -29,9 +23,12 @@ impl FrameAlloc for SimFrames {
         assert!(!self.free.contains(&pa), "double free of frame {pa:#x}");
         self.free.push(pa);
     }
+    fn free_count(&self) -> usize {
+        self.free.len()
+    }
 }
 
-const FRAMES: u64 = 512;
+const FRAMES: u64 = 1024;
 
 impl SimMem {
     /// Memory, an allocator owning every frame but frame 0, and a kernel PML4 whose entry 256 maps

@@ -1,0 +1,325 @@
+//! The kernel's state machine: the task table, spawning from ELF images, traps, scheduling, death.
+//!
+//! Design: everything the kernel decides lives here, generic over physical memory (`PhysMem`),
+//! frames (`FrameAlloc`) and a small `Platform` (log, console, the CR3 and FXSAVE-pointer switches),
+//! so host tests drive it trap by trap exactly as the CPU does. The task table is a `Vec` of slots; a
+//! slot keeps its 16-bit generation across reuse, so a `TaskId` names one incarnation only (the IPC
+//! step relies on that to fail calls to restarted servers). Scheduler states live in a parallel vector
+//! that `sched`'s pure functions read. There is no per-task kernel stack: a task is its saved
+//! registers, FXSAVE area and address space. Death goes through one function, `reap`, whatever the
+//! cause, so the next step can notify a supervisor from exactly one place.
+
+use crate::abi::{TaskId, ANON_BASE, PAGE, USER_END};
+use crate::elf;
+use crate::paging::{AddressSpace, FrameAlloc, Perm, PhysMem};
+use crate::sched::{self, SchedState};
+use crate::trap::{exception_name, fault_detail, Event, Exit, FxArea, TrapFrame, SYSCALL_VECTOR, USER_CS, USER_DS};
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+/// Initial user stack: 64 KiB ending here, with unmapped guard pages below and above.
+pub const STACK_TOP: u64 = 0x0000_7FFF_FFF0_0000;
+pub const STACK_SIZE: u64 = 64 * 1024;
+/// Timer ticks a task may run before the next runnable task gets the CPU.
+pub const QUANTUM: u64 = 10;
+/// User-visible RFLAGS bits a task may keep (arithmetic flags, TF, DF, AC, ID); IF is forced on.
+const USER_RFLAGS: u64 = 0x0024_0DD5;
+
+/// What the portable kernel needs from the machine.
+pub trait Platform {
+    /// One kernel log line (the implementation adds the prefix and newline).
+    fn log(&mut self, args: fmt::Arguments);
+    /// Bytes a process wrote to the console.
+    fn console(&mut self, bytes: &[u8]);
+    /// Make the address space with this PML4 current (called before its tables are freed, too).
+    fn set_root(&mut self, root: u64);
+    /// Where the entry code saves/restores FPU state from now on (`None`: the idle area).
+    fn set_fx(&mut self, fx: Option<*mut FxArea>);
+    /// Nanoseconds per timer tick.
+    fn tick_ns(&self) -> u64;
+}
+
+macro_rules! klog {
+    ($k:expr, $($arg:tt)*) => { $k.platform.log(format_args!($($arg)*)) };
+}
+pub(crate) use klog;
+
+/// How a task left the CPU last: decides `iretq` or `sysretq` on resume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resume {
+    Iret,
+    Sysret,
+}
+
+/// Why a task ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Death {
+    Exit(i64),
+    /// A CPU exception or a syscall-level fault; the report is already logged.
+    Fault,
+}
+
+pub struct Task {
+    pub id: TaskId,
+    pub name: String,
+    pub frame: TrapFrame,
+    pub resume: Resume,
+    pub fx: Box<FxArea>,
+    pub space: AddressSpace,
+    pub anon_next: u64,
+    pub anon_bytes: u64,
+    pub ticks: u64,
+    pub syscalls: u64,
+}
+
+#[derive(Default)]
+pub struct Slot {
+    pub generation: u16,
+    pub task: Option<Task>,
+}
+
+pub struct Kernel<P: Platform, M: PhysMem, F: FrameAlloc> {
+    pub platform: P,
+    pub mem: M,
+    pub frames: F,
+    pub slots: Vec<Slot>,
+    pub sched: Vec<SchedState>,
+    pub current: Option<usize>,
+    pub ticks: u64,
+    slice_start: u64,
+    kernel_root: u64,
+    clean_fx: FxArea,
+    /// Free frames before the first task was created: all must be back when the last one ends.
+    frames_at_start: usize,
+    pub exited: usize,
+    pub killed: usize,
+    entered_user: bool,
+    halted: Option<bool>,
+}
+
+impl<P: Platform, M: PhysMem, F: FrameAlloc> Kernel<P, M, F> {
+    /// A kernel with no tasks. `clean_fx` is the FPU state every task starts from.
+    pub fn new(platform: P, mem: M, frames: F, kernel_root: u64, clean_fx: FxArea) -> Self {
+        let frames_at_start = frames.free_count();
+        Kernel {
+            platform,
+            mem,
+            frames,
+            slots: Vec::new(),
+            sched: Vec::new(),
+            current: None,
+            ticks: 0,
+            slice_start: 0,
+            kernel_root,
+            clean_fx,
+            frames_at_start,
+            exited: 0,
+            killed: 0,
+            entered_user: false,
+            halted: None,
+        }
+    }
+
+    pub fn now_ns(&self) -> u64 {
+        self.ticks * self.platform.tick_ns()
+    }
+
+    pub fn task(&self, i: usize) -> Option<&Task> {
+        self.slots.get(i)?.task.as_ref()
+    }
+
+    pub fn task_mut(&mut self, i: usize) -> Option<&mut Task> {
+        self.slots.get_mut(i)?.task.as_mut()
+    }
+
+    /// The slot of the live task with this exact id (generation included).
+    pub fn lookup(&self, id: TaskId) -> Option<usize> {
+        let i = id.index as usize;
+        (self.task(i)?.id == id).then_some(i)
+    }
+
+    pub fn live_tasks(&self) -> usize {
+        self.slots.iter().filter(|s| s.task.is_some()).count()
+    }
+
+    /// Creates a runnable task from an ELF image.
+    pub fn spawn(&mut self, name: &str, image: &[u8]) -> Result<TaskId, &'static str> {
+        let plan = elf::plan(image).map_err(|e| match e {
+            elf::ElfError::Truncated => "truncated ELF",
+            elf::ElfError::NotSupported => "not an x86-64 static executable",
+            elf::ElfError::BadSegment => "bad ELF segment",
+            elf::ElfError::BadEntry => "entry point outside executable code",
+            elf::ElfError::OutOfMemory => "out of memory",
+        })?;
+        let index = match self.slots.iter().position(|s| s.task.is_none()) {
+            Some(i) => i,
+            None if self.slots.len() < u16::MAX as usize => {
+                self.slots.push(Slot::default());
+                self.sched.push(SchedState::Free);
+                self.slots.len() - 1
+            }
+            None => return Err("task table full"),
+        };
+        let space = AddressSpace::new(&mut self.mem, &mut self.frames, self.kernel_root).ok_or("out of memory")?;
+        let loaded = elf::load(&plan, image, &space, &mut self.mem, &mut self.frames).map_err(|_| "cannot load ELF segments");
+        let stack = loaded.and_then(|()| {
+            let rw = Perm { write: true, exec: false };
+            self.map_zeroed(&space, STACK_TOP - STACK_SIZE, STACK_SIZE / PAGE, rw).map_err(|()| "out of memory for the stack")
+        });
+        if let Err(e) = stack {
+            space.free_user(&mut self.mem, &mut self.frames);
+            return Err(e);
+        }
+        let id = TaskId { index: index as u16, generation: self.slots[index].generation };
+        let frame = TrapFrame { rip: plan.entry, cs: USER_CS, rflags: 0x202, rsp: STACK_TOP, ss: USER_DS, ..Default::default() };
+        self.slots[index].task = Some(Task {
+            id,
+            name: String::from(name),
+            frame,
+            resume: Resume::Iret,
+            fx: Box::new(self.clean_fx.clone()),
+            space,
+            anon_next: ANON_BASE,
+            anon_bytes: 0,
+            ticks: 0,
+            syscalls: 0,
+        });
+        self.sched[index] = SchedState::Runnable;
+        Ok(id)
+    }
+
+    /// Maps `pages` fresh zeroed frames at `va`. Frames mapped before a failure stay owned by the
+    /// space (and are freed with it).
+    pub fn map_zeroed(&mut self, space: &AddressSpace, va: u64, pages: u64, perm: Perm) -> Result<(), ()> {
+        for i in 0..pages {
+            let frame = self.frames.alloc().ok_or(())?;
+            self.mem.zero_frame(frame);
+            if space.map(&mut self.mem, &mut self.frames, va + i * PAGE, frame, perm).is_err() {
+                self.frames.free(frame);
+                return Err(());
+            }
+        }
+        Ok(())
+    }
+
+    /// Handles one trap. `frame` holds the interrupted registers on entry and the registers of the
+    /// task to resume on return (unless the result is `Idle` or `Halt`).
+    pub fn trap(&mut self, frame: &mut TrapFrame, event: Event) -> Exit {
+        if frame.cs & 3 == 3 {
+            self.save_current(frame);
+        }
+        let reschedule = match event {
+            Event::Syscall => self.current.is_none_or(|c| crate::syscall::dispatch(self, c)),
+            Event::Timer => self.tick(),
+            Event::Exception { vector, error, cr2 } => {
+                self.user_fault(vector, error, cr2);
+                true
+            }
+            Event::Ignored => false,
+        };
+        if let Some(ok) = self.halted {
+            return Exit::Halt { ok };
+        }
+        self.switch(frame, reschedule)
+    }
+
+    fn save_current(&mut self, frame: &TrapFrame) {
+        if let Some(task) = self.current.and_then(|c| self.task_mut(c)) {
+            task.frame = *frame;
+            task.resume = if frame.vector == SYSCALL_VECTOR { Resume::Sysret } else { Resume::Iret };
+        }
+    }
+
+    fn user_fault(&mut self, vector: u64, error: u64, cr2: u64) {
+        let Some(c) = self.current else { return };
+        let Some(task) = self.task(c) else { return };
+        let (mnemonic, name) = exception_name(vector);
+        let detail = fault_detail(vector, error);
+        let sep = if detail.is_empty() { "" } else { ", " };
+        let (rip, rsp) = (task.frame.rip, task.frame.rsp);
+        let report = alloc::format!(
+            "task {c} ({}) killed by {mnemonic} {name}{sep}{detail}: vector={vector} error={error:#x} rip={rip:#x} cr2={cr2:#x} rsp={rsp:#x}",
+            task.name
+        );
+        klog!(self, "{report}");
+        self.reap(c, Death::Fault);
+    }
+
+    /// Ends task `i`: frees its address space and slot. The only way a task dies.
+    pub fn reap(&mut self, i: usize, death: Death) {
+        let Some(task) = self.slots.get_mut(i).and_then(|s| s.task.take()) else { return };
+        if self.current == Some(i) {
+            // Never free the tables the CPU is using.
+            self.platform.set_root(self.kernel_root);
+            self.platform.set_fx(None);
+            self.current = None;
+        }
+        let freed = task.space.free_user(&mut self.mem, &mut self.frames);
+        self.slots[i].generation = self.slots[i].generation.wrapping_add(1);
+        self.sched[i] = SchedState::Free;
+        match death {
+            Death::Exit(code) => {
+                self.exited += 1;
+                klog!(self, "task {i} ({}) exited with code {code}; {freed} frames freed", task.name);
+            }
+            Death::Fault => {
+                self.killed += 1;
+                klog!(self, "task {i} ({}) reaped; {freed} frames freed", task.name);
+            }
+        }
+        if self.live_tasks() == 0 {
+            klog!(self, "all tasks finished: {} exited, {} killed", self.exited, self.killed);
+            let free = self.frames.free_count();
+            let ok = free == self.frames_at_start;
+            let verdict = if ok { "PASS" } else { "FAIL" };
+            klog!(self, "CHECK {verdict} kernel: every frame returned after all processes ended ({free} free, {} at start)", self.frames_at_start);
+            self.halted = Some(ok);
+        }
+    }
+
+    /// One timer tick: time advances, sleepers wake. Returns true if the CPU should be rescheduled.
+    fn tick(&mut self) -> bool {
+        self.ticks += 1;
+        if let Some(t) = self.current.and_then(|c| self.task_mut(c)) {
+            t.ticks += 1;
+        }
+        sched::wake_sleepers(&mut self.sched, self.ticks);
+        self.current.is_none() || self.ticks - self.slice_start >= QUANTUM
+    }
+
+    /// Chooses who runs next and loads its registers into `frame`.
+    fn switch(&mut self, frame: &mut TrapFrame, reschedule: bool) -> Exit {
+        let stay = self.current.filter(|&c| !reschedule && self.sched[c] == SchedState::Runnable);
+        let Some(n) = stay.or_else(|| sched::pick_next(&self.sched, self.current)) else {
+            self.current = None;
+            self.platform.set_fx(None);
+            return Exit::Idle;
+        };
+        if self.current != Some(n) {
+            self.current = Some(n);
+            self.slice_start = self.ticks;
+        }
+        if !self.entered_user {
+            self.entered_user = true;
+            klog!(self, "first process entering user mode at tick {} ({} us after the timer started)", self.ticks, self.now_ns() / 1000);
+        }
+        let task = self.slots[n].task.as_mut().expect("runnable slot has a task");
+        let (root, fx) = (task.space.root, &mut *task.fx as *mut FxArea);
+        task.frame.rflags = (task.frame.rflags & USER_RFLAGS) | 0x202;
+        *frame = task.frame;
+        frame.cs = USER_CS;
+        frame.ss = USER_DS;
+        let resume = task.resume;
+        self.platform.set_root(root);
+        self.platform.set_fx(Some(fx));
+        // sysret to a non-canonical RIP would fault in ring 0; user RIPs are always below USER_END,
+        // but iret is the safe choice should one ever not be.
+        if resume == Resume::Sysret && frame.rip < USER_END {
+            Exit::Sysret
+        } else {
+            Exit::Iret
+        }
+    }
+}

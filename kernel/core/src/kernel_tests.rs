@@ -1,0 +1,255 @@
+//! Host tests of the kernel state machine: tasks spawned from ELF images into simulated memory and
+//! driven trap by trap (timer ticks, syscalls with chosen registers, exceptions) as the CPU would.
+
+use crate::abi::{Sys, SysError, TaskId, TaskInfo, ANON_BASE, KERNEL_HALF, MAP_WRITE, PAGE, SELF_ID};
+use crate::elf::build_test_elf;
+use crate::kernel::{Kernel, Platform, STACK_TOP};
+use crate::paging::FrameAlloc;
+use crate::sched::SchedState;
+use crate::sim::{SimFrames, SimMem};
+use crate::trap::{Event, Exit, FxArea, TrapFrame, SYSCALL_VECTOR, USER_CS};
+use crate::usermem::{copy_in, copy_out};
+use std::string::String;
+use std::vec::Vec;
+
+#[derive(Default)]
+struct TestPlatform {
+    log: Vec<String>,
+    console: Vec<u8>,
+    root: u64,
+    fx: Option<*mut FxArea>,
+}
+
+impl Platform for TestPlatform {
+    fn log(&mut self, args: core::fmt::Arguments) {
+        self.log.push(std::format!("{args}"));
+    }
+    fn console(&mut self, bytes: &[u8]) {
+        self.console.extend_from_slice(bytes);
+    }
+    fn set_root(&mut self, root: u64) {
+        self.root = root;
+    }
+    fn set_fx(&mut self, fx: Option<*mut FxArea>) {
+        self.fx = fx;
+    }
+    fn tick_ns(&self) -> u64 {
+        1_000_000
+    }
+}
+
+type K = Kernel<TestPlatform, SimMem, SimFrames>;
+
+const TEXT: u64 = 0x40_0000;
+const DATA: u64 = 0x40_2000;
+
+fn image() -> Vec<u8> {
+    build_test_elf(TEXT, &[(TEXT, 5, &[0x90; 32], 32), (DATA, 6, b"hello", PAGE)])
+}
+
+fn boot(names: &[&str]) -> K {
+    let (mem, frames, root) = SimMem::with_kernel();
+    let mut k = Kernel::new(TestPlatform { root, ..Default::default() }, mem, frames, root, FxArea([0; 512]));
+    for name in names {
+        k.spawn(name, &image()).unwrap();
+    }
+    k
+}
+
+/// The first timer tick, taken in the idle loop (ring 0).
+fn first_tick(k: &mut K) -> TrapFrame {
+    let mut f = TrapFrame { cs: 0x08, vector: 32, ..Default::default() };
+    assert_eq!(k.trap(&mut f, Event::Timer), Exit::Iret);
+    f
+}
+
+fn syscall(k: &mut K, f: &mut TrapFrame, nr: Sys, args: [u64; 3]) -> Exit {
+    f.rax = nr as u64;
+    (f.rdi, f.rsi, f.rdx) = (args[0], args[1], args[2]);
+    f.vector = SYSCALL_VECTOR;
+    k.trap(f, Event::Syscall)
+}
+
+fn tick(k: &mut K, f: &mut TrapFrame) -> Exit {
+    f.vector = 32;
+    k.trap(f, Event::Timer)
+}
+
+fn space(k: &K, i: usize) -> crate::paging::AddressSpace {
+    k.task(i).unwrap().space
+}
+
+#[test]
+fn first_tick_enters_ring_three_at_the_entry_point() {
+    let mut k = boot(&["a"]);
+    let f = first_tick(&mut k);
+    assert_eq!((f.rip, f.rsp, f.cs), (TEXT, STACK_TOP, USER_CS));
+    assert_eq!(f.rflags & 0x200, 0x200, "interrupts on in user mode");
+    assert_eq!(k.platform.root, space(&k, 0).root);
+    assert!(k.platform.fx.is_some());
+    assert!(k.platform.log.iter().any(|l| l.contains("first process entering user mode")));
+}
+
+#[test]
+fn console_write_copies_from_user_memory_and_returns_with_sysret() {
+    let mut k = boot(&["a"]);
+    let mut f = first_tick(&mut k);
+    assert_eq!(syscall(&mut k, &mut f, Sys::ConsoleWrite, [DATA, 5, 0]), Exit::Sysret);
+    assert_eq!(f.rax, 5);
+    assert_eq!(k.platform.console, b"hello");
+}
+
+#[test]
+fn bad_pointers_are_errors_and_the_caller_keeps_running() {
+    let mut k = boot(&["a"]);
+    let mut f = first_tick(&mut k);
+    let cases = [
+        (Sys::ConsoleWrite, [0, 1, 0], SysError::NullPointer),
+        (Sys::ConsoleWrite, [KERNEL_HALF, 1, 0], SysError::KernelAddress),
+        (Sys::ConsoleWrite, [1 << 47, 1, 0], SysError::NonCanonical),
+        (Sys::ConsoleWrite, [DATA, u64::MAX, 0], SysError::LengthOverflow),
+        (Sys::ConsoleWrite, [0x2000_0000_0000, 1, 0], SysError::Unmapped),
+        (Sys::TaskInfo, [SELF_ID, TEXT, TaskInfo::SIZE as u64], SysError::NotWritable),
+        (Sys::FindTask, [0x2000_0000_0000, 0, 0], SysError::Unmapped),
+    ];
+    for (nr, args, want) in cases {
+        assert_eq!(syscall(&mut k, &mut f, nr, args), Exit::Sysret);
+        assert_eq!(SysError::decode(f.rax), Err(want), "{nr:?} {args:x?}");
+        assert_eq!(k.current, Some(0));
+    }
+    f.rax = 999;
+    f.vector = SYSCALL_VECTOR;
+    k.trap(&mut f, Event::Syscall);
+    assert_eq!(SysError::decode(f.rax), Err(SysError::BadSyscall));
+    assert!(k.platform.console.is_empty());
+}
+
+#[test]
+fn timer_preempts_round_robin_and_registers_survive() {
+    let mut k = boot(&["a", "b"]);
+    let mut f = first_tick(&mut k);
+    assert_eq!(k.current, Some(0));
+    f.rbx = 0xAAAA;
+    for _ in 0..crate::kernel::QUANTUM - 1 {
+        tick(&mut k, &mut f);
+        assert_eq!(k.current, Some(0));
+    }
+    tick(&mut k, &mut f);
+    assert_eq!(k.current, Some(1), "slice over: next task");
+    assert_eq!(f.rbx, 0, "b's own registers");
+    assert_eq!(k.platform.root, space(&k, 1).root);
+    for _ in 0..crate::kernel::QUANTUM {
+        tick(&mut k, &mut f);
+    }
+    assert_eq!(k.current, Some(0));
+    assert_eq!(f.rbx, 0xAAAA, "a's registers restored");
+    assert_eq!(tick(&mut k, &mut f), Exit::Iret, "a was preempted, so it resumes with iret");
+}
+
+#[test]
+fn yield_hands_over_and_sleep_idles_until_the_deadline() {
+    let mut k = boot(&["a", "b"]);
+    let mut f = first_tick(&mut k);
+    syscall(&mut k, &mut f, Sys::Yield, [0; 3]);
+    assert_eq!(k.current, Some(1));
+    // b sleeps 3 ms, then a sleeps 5 ms: nothing runnable.
+    syscall(&mut k, &mut f, Sys::Sleep, [3_000_000, 0, 0]);
+    assert_eq!(k.current, Some(0));
+    assert_eq!(syscall(&mut k, &mut f, Sys::Sleep, [5_000_000, 0, 0]), Exit::Idle);
+    let mut idle = TrapFrame { cs: 0x08, ..Default::default() };
+    let mut woke_at = None;
+    for t in 1..=10 {
+        if tick(&mut k, &mut idle) != Exit::Idle {
+            woke_at.get_or_insert((t, k.current));
+        }
+    }
+    assert_eq!(woke_at, Some((3, Some(1))), "b wakes first, after 3 ticks");
+    assert!(matches!(k.sched[0], SchedState::Runnable | SchedState::Sleeping { .. }));
+}
+
+#[test]
+fn a_user_exception_kills_only_that_task_and_frees_its_memory() {
+    let mut k = boot(&["victim", "bystander"]);
+    let mut f = first_tick(&mut k);
+    let free_before = k.frames.free_count();
+    f.vector = 14;
+    f.rip = TEXT + 3;
+    let exit = k.trap(&mut f, Event::Exception { vector: 14, error: 7, cr2: KERNEL_HALF });
+    assert_eq!(exit, Exit::Iret);
+    assert_eq!(k.current, Some(1), "the bystander runs next");
+    assert!(k.task(0).is_none());
+    assert!(k.frames.free_count() > free_before);
+    let report = k.platform.log.iter().find(|l| l.contains("killed by")).unwrap();
+    assert!(report.contains("task 0 (victim) killed by #PF page fault, write to a protected page"), "{report}");
+    assert!(report.contains("rip=0x400003") && report.contains("cr2=0xffff800000000000"), "{report}");
+    assert_eq!(k.killed, 1);
+}
+
+#[test]
+fn last_exit_halts_with_every_frame_returned() {
+    let mut k = boot(&["a", "b"]);
+    let mut f = first_tick(&mut k);
+    let mut f2 = f;
+    assert_eq!(syscall(&mut k, &mut f, Sys::MapAnon, [3 * PAGE, MAP_WRITE, 0]), Exit::Sysret);
+    syscall(&mut k, &mut f, Sys::Exit, [0, 0, 0]);
+    assert_eq!(k.current, Some(1));
+    assert_eq!(syscall(&mut k, &mut f2, Sys::Exit, [7, 0, 0]), Exit::Halt { ok: true });
+    assert!(k.platform.log.iter().any(|l| l.contains("exited with code 7")));
+    assert!(k.platform.log.iter().any(|l| l.starts_with("CHECK PASS kernel: every frame returned")));
+    assert_eq!(k.platform.root, SimMem::with_kernel().2, "CR3 is back on the kernel tables, never a freed one");
+}
+
+#[test]
+fn map_anon_leaves_guard_pages_honours_flags_and_limits() {
+    let mut k = boot(&["a"]);
+    let mut f = first_tick(&mut k);
+    syscall(&mut k, &mut f, Sys::MapAnon, [100, MAP_WRITE, 0]);
+    assert_eq!(f.rax, ANON_BASE);
+    syscall(&mut k, &mut f, Sys::MapAnon, [PAGE, 0, 0]);
+    let ro = f.rax;
+    assert_eq!(ro, ANON_BASE + 2 * PAGE, "one guard page in between");
+    assert_eq!(space(&k, 0).translate(&k.mem, ANON_BASE + PAGE), None);
+    assert_eq!(copy_in(&space(&k, 0), &k.mem, ro, 8).unwrap(), [0; 8], "zeroed");
+    syscall(&mut k, &mut f, Sys::TaskInfo, [SELF_ID, ro, TaskInfo::SIZE as u64]);
+    assert_eq!(SysError::decode(f.rax), Err(SysError::NotWritable));
+    syscall(&mut k, &mut f, Sys::MapAnon, [1 << 30, MAP_WRITE, 0]);
+    assert_eq!(SysError::decode(f.rax), Err(SysError::OutOfMemory));
+    syscall(&mut k, &mut f, Sys::MapAnon, [0, MAP_WRITE, 0]);
+    assert_eq!(SysError::decode(f.rax), Err(SysError::InvalidArgument));
+}
+
+#[test]
+fn task_info_find_task_and_generations() {
+    let mut k = boot(&["a", "b"]);
+    let mut f = first_tick(&mut k);
+    copy_out(&space(&k, 0), &mut k.mem, DATA + 100, b"b\0").unwrap();
+    syscall(&mut k, &mut f, Sys::FindTask, [DATA + 100, 0, 0]);
+    let b = f.rax;
+    assert_eq!(TaskId::from_raw(b), Some(TaskId { index: 1, generation: 0 }));
+    syscall(&mut k, &mut f, Sys::TaskInfo, [b, DATA + 200, TaskInfo::SIZE as u64]);
+    assert_eq!(f.rax, TaskInfo::SIZE as u64);
+    let bytes = copy_in(&space(&k, 0), &k.mem, DATA + 200, TaskInfo::SIZE as u64).unwrap();
+    assert_eq!(&bytes[..8], &b.to_le_bytes());
+    assert_eq!(&bytes[32..34], b"b\0");
+    // b exits; a new task takes its slot with the next generation, and b's old id is dead.
+    syscall(&mut k, &mut f, Sys::Yield, [0; 3]);
+    assert_eq!(k.current, Some(1));
+    syscall(&mut k, &mut f, Sys::Exit, [0; 3]);
+    let c = k.spawn("c", &image()).unwrap();
+    assert_eq!(c, TaskId { index: 1, generation: 1 });
+    assert_eq!(k.current, Some(0));
+    syscall(&mut k, &mut f, Sys::TaskInfo, [b, DATA + 200, TaskInfo::SIZE as u64]);
+    assert_eq!(SysError::decode(f.rax), Err(SysError::NoSuchTask));
+}
+
+#[test]
+fn spawn_refuses_bad_images_without_leaking() {
+    let mut k = boot(&[]);
+    let before = k.frames.free_count();
+    assert!(k.spawn("x", b"not an elf").is_err());
+    let mut bad = image();
+    bad[18] = 3; // not x86-64
+    assert!(k.spawn("x", &bad).is_err());
+    assert_eq!(k.frames.free_count(), before);
+    assert_eq!(k.live_tasks(), 0);
+}
