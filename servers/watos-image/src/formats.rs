@@ -9,8 +9,9 @@ use std::path::Path;
 use blockdev::{BlockDevice, FileDisk};
 use fat::{FatFs, FatType};
 use memfs::MemFs;
+use wfs::Wfs;
 
-use crate::image::{Format, ImageFs, MkfsOptions, Report};
+use crate::image::{Format, ImageFs, MkfsOptions, Report, SnapshotCmd};
 use crate::ops::ToolResult;
 use crate::SystemClock;
 
@@ -28,9 +29,6 @@ impl ImageFs for MemFs {
     }
 }
 
-pub fn open_wfs(path: &Path) -> ToolResult<Box<dyn ImageFs>> {
-    Err(format!("{}: WFS support is not in this build yet (the wfs library is being written)", path.display()))
-}
 
 /// Open the image file read-write as a block device.
 fn disk(path: &Path) -> ToolResult<FileDisk> {
@@ -81,7 +79,62 @@ impl ImageFs for FatFs<FileDisk> {
     }
 }
 
-pub fn format_wfs(path: &Path, _opts: &MkfsOptions) -> ToolResult<Box<dyn ImageFs>> {
-    open_wfs(path)
+pub fn open_wfs(path: &Path) -> ToolResult<Box<dyn ImageFs>> {
+    let fs = Wfs::mount(disk(path)?, Box::new(SystemClock)).map_err(|e| failed(path, "cannot mount WFS", e))?;
+    Ok(Box::new(fs))
+}
+
+pub fn format_wfs(path: &Path, opts: &MkfsOptions) -> ToolResult<Box<dyn ImageFs>> {
+    let dev = FileDisk::create(path, opts.bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    let fs = Wfs::format(dev, &wfs::FormatOptions::default(), Box::new(SystemClock)).map_err(|e| {
+        let _ = std::fs::remove_file(path);
+        failed(path, "cannot format WFS", e)
+    })?;
+    Ok(Box::new(fs))
+}
+
+impl ImageFs for Wfs<FileDisk> {
+    fn format(&self) -> Format {
+        Format::Wfs
+    }
+
+    fn close(self: Box<Self>) -> ToolResult<()> {
+        self.unmount().map(|_| ()).map_err(|e| format!("WFS unmount (final commit): {e}"))
+    }
+
+    fn check(&mut self, repair: bool) -> ToolResult<Report> {
+        let r = self.fsck(repair).map_err(|e| format!("WFS fsck stopped: {e}"))?;
+        if !repair || r.is_clean() {
+            return Ok(Report { clean: r.is_clean(), text: r.to_string() });
+        }
+        // Judge the repair by checking again: only what is still wrong counts.
+        let after = self.fsck(false).map_err(|e| format!("WFS fsck after repair stopped: {e}"))?;
+        Ok(Report { clean: after.is_clean(), text: format!("{r}\nafter repair:\n{after}") })
+    }
+
+    fn scrub(&mut self) -> ToolResult<Report> {
+        let r = Wfs::scrub(self).map_err(|e| format!("WFS scrub stopped: {e}"))?;
+        Ok(Report { clean: r.is_clean(), text: r.to_string() })
+    }
+
+    fn snapshot(&mut self, cmd: &SnapshotCmd) -> ToolResult<String> {
+        match cmd {
+            SnapshotCmd::Create(name) => {
+                self.create_snapshot(name).map_err(|e| format!("snapshot {name}: {e}"))?;
+                Ok(String::new())
+            }
+            SnapshotCmd::Delete(name) => {
+                self.delete_snapshot(name).map_err(|e| match e {
+                    protocol::Error::NotFound => format!("snapshot {name}: no such snapshot"),
+                    e => format!("snapshot {name}: {e}"),
+                })?;
+                Ok(String::new())
+            }
+            SnapshotCmd::List => {
+                let list = self.list_snapshots().map_err(|e| format!("listing snapshots: {e}"))?;
+                Ok(list.iter().map(|s| format!("{}\ttxid {}\tcreated {}", s.name, s.txid, s.created.secs)).collect::<Vec<_>>().join("\n"))
+            }
+        }
+    }
 }
 

@@ -73,9 +73,9 @@ pub trait ImageFs: FileSystem + Send {
     }
 }
 
-/// The WFS superblock magic (docs/WFS.md), at byte 0 of the first and of the last 4 KiB block.
-pub const WFS_MAGIC: &[u8; 8] = b"WFS3SUPR";
-const WFS_BLOCK: u64 = 4096;
+/// The WFS superblock magic (docs/WFS.md), at byte 0 of the first and of the last block.
+pub const WFS_MAGIC: &[u8; 8] = &wfs::ondisk::SB_MAGIC;
+const WFS_BLOCK: u64 = wfs::ondisk::BLOCK_SIZE as u64;
 
 /// Decide an image's format from its first sector and its last block.
 pub fn detect(path: &Path) -> ToolResult<Format> {

@@ -173,8 +173,20 @@ fn image_is_consistent(img: &Path, fat: bool) {
 
 /// A fresh FAT32 image in `dir`, mounted on `dir/mnt`.
 fn mount_new_fat(dir: &Path) -> (std::path::PathBuf, Mount) {
-    let img = dir.join("fat.img");
-    ok(&["mkfs", "fat", img.to_str().unwrap(), "256M", "--fat-type", "32"]);
+    mount_new(dir, &["fat", "256M", "--fat-type", "32"])
+}
+
+/// A fresh WFS image in `dir`, mounted on `dir/mnt`.
+fn mount_new_wfs(dir: &Path) -> (std::path::PathBuf, Mount) {
+    mount_new(dir, &["wfs", "1G"])
+}
+
+/// `mkfs FORMAT IMAGE SIZE [OPTIONS]` with `mkfs` = [FORMAT, SIZE, OPTIONS...], then mount.
+fn mount_new(dir: &Path, mkfs: &[&str]) -> (std::path::PathBuf, Mount) {
+    let img = dir.join("test.img");
+    let mut args = vec!["mkfs", mkfs[0], img.to_str().unwrap()];
+    args.extend_from_slice(&mkfs[1..]);
+    ok(&args);
     let mnt = dir.join("mnt");
     fs::create_dir(&mnt).unwrap();
     let m = Mount::start(&[img.to_str().unwrap()], &mnt);
@@ -213,4 +225,37 @@ fn fat_mount_full_suites() {
     run_pjdfstest(&m.dir, "fat.toml", &[]);
     assert!(m.stop().success());
     image_is_consistent(&img, true);
+}
+
+#[test]
+fn wfs_mount_std_fsx_pjdfstest() {
+    if skip_without_fuse("WFS mount") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (img, m) = mount_new_wfs(dir.path());
+    exercise_with_std(&m.dir, true);
+    fs::write(m.dir.join("survivor.txt"), b"committed at unmount").unwrap();
+    // Quick mode (debug build): fewer fsx operations and a pjdfstest subset; the long test runs all.
+    run_fsx(&m.dir, 5_000, &[42]);
+    run_pjdfstest(&m.dir, "posix.toml", &["rename::", "link::", "unlink::", "open::"]);
+    assert!(m.stop().success(), "unmount by SIGTERM exits 0");
+    image_is_consistent(&img, false);
+    assert!(ok(&["scrub", img.to_str().unwrap()]).contains("0 unrepairable"));
+    assert_eq!(ok(&["cat", img.to_str().unwrap(), "/survivor.txt"]), "committed at unmount");
+}
+
+#[test]
+#[ignore = "long: fsx 100,000 operations x 3 seeds and the whole pjdfstest suite on WFS"]
+fn wfs_mount_full_suites() {
+    if skip_without_fuse("WFS mount (long)") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (img, m) = mount_new_wfs(dir.path());
+    run_fsx(&m.dir, 100_000, &[1, 2, 3]);
+    run_pjdfstest(&m.dir, "posix.toml", &[]);
+    assert!(m.stop().success());
+    image_is_consistent(&img, false);
+    assert!(ok(&["scrub", img.to_str().unwrap()]).contains("0 unrepairable"));
 }

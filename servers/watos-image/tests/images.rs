@@ -150,3 +150,69 @@ fn mtools_reads_what_we_write_and_we_read_what_mtools_writes() {
     assert_eq!(ok(&["cat", s(&img), "/From mtools/Mixed Case Name.txt"]), "written by mtools");
     fsck_fat_clean(&img);
 }
+
+#[test]
+fn wfs_round_trip_check_scrub() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("w.img");
+    ok(&["mkfs", "wfs", s(&img), "64M"]);
+    round_trip(&img, dir.path());
+    assert!(ok(&["check", s(&img)]).contains("0 problems"));
+    assert!(ok(&["scrub", s(&img)]).contains("0 unrepairable"));
+}
+
+#[test]
+fn wfs_snapshots_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("w.img");
+    let i = s(&img);
+    ok(&["mkfs", "wfs", i, "64M"]);
+    ok(&["mkdir", i, "/etc"]);
+    ok(&["snapshot", i, "create", "before"]);
+    ok(&["snapshot", i, "create", "second"]);
+    let list = ok(&["snapshot", i, "list"]);
+    assert!(list.lines().count() == 2 && list.contains("before") && list.contains("second"), "{list}");
+    assert!(fails(&["snapshot", i, "create", "before"], 1).contains("before"));
+    ok(&["snapshot", i, "delete", "before"]);
+    assert!(fails(&["snapshot", i, "delete", "before"], 1).contains("no such snapshot"));
+    assert!(!ok(&["snapshot", i, "list"]).contains("before"));
+    ok(&["check", i]);
+}
+
+#[test]
+fn wfs_with_a_destroyed_first_superblock_still_opens_or_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("w.img");
+    ok(&["mkfs", "wfs", s(&img), "64M"]);
+    let host = dir.path().join("h");
+    std::fs::write(&host, b"kept").unwrap();
+    ok(&["put", s(&img), s(&host), "/kept"]);
+    let mut bytes = std::fs::read(&img).unwrap();
+    bytes[..4096].fill(0);
+    std::fs::write(&img, &bytes).unwrap();
+    // Detected from the copy at the end of the device, and readable through it.
+    assert_eq!(ok(&["cat", s(&img), "/kept"]), "kept");
+    // Both copies gone: a clear error, exit 1.
+    let mut bytes = std::fs::read(&img).unwrap();
+    let len = bytes.len();
+    bytes[..4096].fill(0);
+    bytes[len - 4096..].fill(0);
+    std::fs::write(&img, &bytes).unwrap();
+    assert!(fails(&["ls", s(&img)], 1).contains("not a WATOS disk image"));
+}
+
+#[test]
+fn wfs_corrupt_superblock_copy_is_reported_by_wfs() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("w.img");
+    ok(&["mkfs", "wfs", s(&img), "1M"]);
+    let mut bytes = std::fs::read(&img).unwrap();
+    let len = bytes.len();
+    // Keep the magic, break everything after it in both copies.
+    for base in [0, len - 4096] {
+        bytes[base + 8..base + 4096].fill(0x77);
+    }
+    std::fs::write(&img, &bytes).unwrap();
+    let err = fails(&["ls", s(&img)], 1);
+    assert!(err.contains("cannot mount WFS"), "{err}");
+}
