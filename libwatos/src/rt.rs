@@ -46,6 +46,11 @@ static HEAP: LockedHeap<AnonGrow> = LockedHeap::new(AnonGrow);
 fn panic(info: &core::panic::PanicInfo) -> ! {
     let name = sys::task_info(sys::SELF_ID).map(|i| i.name).unwrap_or_default();
     let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
-    crate::println!("{}: panicked: {}", core::str::from_utf8(&name[..end]).unwrap_or("?"), info);
+    let name = core::str::from_utf8(&name[..end]).unwrap_or("?");
+    // One line, so it cannot be interleaved with another process's output.
+    match info.location() {
+        Some(at) => crate::println!("{name}: panicked: {} (at {}:{})", info.message(), at.file(), at.line()),
+        None => crate::println!("{name}: panicked: {}", info.message()),
+    }
     sys::exit(101)
 }

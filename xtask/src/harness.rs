@@ -136,6 +136,14 @@ fn judge(log: &[String], v: &mut Verdicts) {
         v.check(at.is_some(), &format!("{name} was killed by {exc} with a report"));
         last_kill = last_kill.max(at);
     }
+    let panic_report = has("panicker: panicked: ");
+    v.check(
+        panic_report.is_some_and(|at| log[at].contains("deliberate panic number 8")),
+        "libwatos's panic handler reported the panic message",
+    );
+    let panic_exit = position(log, |l| l.contains("(panicker) exited with code 101"));
+    v.check(panic_exit.is_some(), "a panicking program exits with code 101");
+    last_kill = last_kill.max(panic_exit);
     for spinner in ["spinner-a", "spinner-b"] {
         let exit = has(&format!("({spinner}) exited with code 0"));
         v.check(exit.is_some(), &format!("{spinner} kept running and exited with code 0"));
@@ -164,6 +172,8 @@ hostile: pointer checks done
 [kernel] task 3 (fault-gp) killed by #GP general protection
 [kernel] task 4 (fault-ud) killed by #UD invalid opcode
 [kernel] task 5 (fault-de) killed by #DE divide error
+panicker: panicked: src/main.rs:9:5: deliberate panic number 8
+[kernel] task 8 (panicker) exited with code 101; 3 frames freed
 [kernel] task 6 (spinner-a) exited with code 0
 [kernel] task 7 (spinner-b) exited with code 0
 [kernel] CHECK PASS kernel: frames returned
@@ -174,7 +184,7 @@ hostile: pointer checks done
         let mut v = Verdicts { passed: 0, failed: Vec::new() };
         judge(&lines(GOOD), &mut v);
         assert!(v.failed.is_empty(), "{:?}", v.failed);
-        assert_eq!(v.passed, 2 + 14);
+        assert_eq!(v.passed, 2 + 16);
     }
 
     #[test]
@@ -185,7 +195,7 @@ hostile: pointer checks done
         assert_eq!(v.failed.len(), 3, "{:?}", v.failed);
         // A spinner that exits before the last kill does not prove isolation.
         let mut early = lines(GOOD);
-        let spin = early.remove(9);
+        let spin = early.remove(11);
         early.insert(2, spin);
         let mut v = Verdicts { passed: 0, failed: Vec::new() };
         judge(&early, &mut v);

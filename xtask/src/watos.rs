@@ -4,7 +4,7 @@
 //! given explicitly (so RUSTFLAGS reach only target code, never build scripts or proc-macros) and
 //! `--target-dir target/watos`. The initrd manifest lives here: which programs ship, under which
 //! names, which start at boot. One ELF may ship under several names; a program reads its own name
-//! (task_info) to pick its role, which is how one `hostile` binary provides four fault tests.
+//! (task_info) to pick its role, which is how one `hostile` binary provides five fault tests.
 
 use crate::workspace_root;
 use std::path::PathBuf;
@@ -17,12 +17,13 @@ const TARGET: &str = "x86_64-unknown-linux-gnu";
 const BINS: [&str; 4] = ["kernel", "hello", "hostile", "spinner"];
 
 /// (name in the initrd, binary, flags).
-const MANIFEST: [(&str, &str, u32); 7] = [
+const MANIFEST: [(&str, &str, u32); 8] = [
     ("hello", "hello", initrd::AUTOSTART),
     ("hostile", "hostile", initrd::AUTOSTART),
     ("fault-gp", "hostile", initrd::AUTOSTART),
     ("fault-ud", "hostile", initrd::AUTOSTART),
     ("fault-de", "hostile", initrd::AUTOSTART),
+    ("panicker", "hostile", initrd::AUTOSTART),
     ("spinner-a", "spinner", initrd::AUTOSTART),
     ("spinner-b", "spinner", initrd::AUTOSTART),
 ];

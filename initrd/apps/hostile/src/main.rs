@@ -3,7 +3,8 @@
 //! Shipped under four names; the name (read back with task_info) picks the role:
 //!   hostile   every pointer-taking syscall with every kind of bad pointer, each error code checked,
 //!             then a user-mode write to the kernel half (#PF);
-//!   fault-gp  a non-canonical load (#GP);  fault-ud  `ud2` (#UD);  fault-de  divide by zero (#DE).
+//!   fault-gp  a non-canonical load (#GP);  fault-ud  `ud2` (#UD);  fault-de  divide by zero (#DE);
+//!   panicker  a Rust panic, which libwatos's panic handler must report before exiting with 101.
 //! The kernel must answer each bad pointer with its own error code and kill each faulting process
 //! without disturbing the others.
 #![no_std]
@@ -117,6 +118,7 @@ fn main() -> i64 {
         "fault-gp" => unsafe { asm!("mov rax, [{a}]", a = in(reg) NON_CANONICAL, out("rax") _) },
         "fault-ud" => unsafe { asm!("ud2") },
         "fault-de" => unsafe { asm!("xor edx, edx", "xor ecx, ecx", "div rcx", out("rax") _, out("rdx") _, out("rcx") _) },
+        "panicker" => panic!("deliberate panic number {}", name.len()),
         _ => {
             let ok = pointer_checks();
             println!("hostile: pointer checks done ({})", if ok { "all as expected" } else { "SOME FAILED" });
