@@ -18,9 +18,11 @@
 //! bijection that keeps every other id unchanged. readdir offsets: 1 and 2 are `.` and `..`, a
 //! filesystem cookie `c` is offset `c + 2`.
 //!
-//! [`convert`] holds the type conversions, [`serve`] the mount and shutdown.
+//! [`backend`] decides whether calls reach the filesystem through the filesystem-server protocol
+//! (default) or directly; [`convert`] holds the type conversions, [`serve`] the mount and shutdown.
 
 
+mod backend;
 mod convert;
 mod serve;
 
@@ -38,16 +40,16 @@ use fuser::{
     ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs,
     ReplyWrite, Request, TimeOrNow, WriteFlags,
 };
-use protocol::fs::{FileType, NewNode, NodeId, SetAttr, Stat};
+use protocol::fs::{FileSystem, FileType, NewNode, NodeId, SetAttr, Stat};
 use protocol::Error;
 
 use convert::{errno, kind, kind_from_mode, name_str, time_or_now};
-use crate::image::ImageFs;
+use backend::Backend;
 
 const TTL: Duration = Duration::ZERO;
 const S_ISGID: u32 = 0o2000;
 
-type Shared = Arc<Mutex<Option<Box<dyn ImageFs>>>>;
+type Shared = Arc<Mutex<Option<Backend>>>;
 
 /// The fuser `Filesystem` over one image.
 pub struct FuseAdapter {
@@ -59,9 +61,9 @@ pub struct FuseAdapter {
 
 
 impl FuseAdapter {
-    pub fn new(fs: Box<dyn ImageFs>) -> Self {
-        let root = fs.root();
-        FuseAdapter { fs: Arc::new(Mutex::new(Some(fs))), root, generations: Mutex::new(HashMap::new()) }
+    pub fn new(mut backend: Backend) -> Self {
+        let root = backend.fs().root();
+        FuseAdapter { fs: Arc::new(Mutex::new(Some(backend))), root, generations: Mutex::new(HashMap::new()) }
     }
 
     fn shared(&self) -> Shared {
@@ -105,10 +107,10 @@ impl FuseAdapter {
     }
 
     /// Run `f` on the filesystem; after shutdown began every call fails with EIO.
-    fn with<T>(&self, f: impl FnOnce(&mut dyn ImageFs) -> Result<T, Error>) -> Result<T, Error> {
+    fn with<T>(&self, f: impl FnOnce(&mut dyn FileSystem) -> Result<T, Error>) -> Result<T, Error> {
         let mut guard = self.fs.lock().map_err(|_| Error::Io { offset: 0 })?;
         match guard.as_mut() {
-            Some(fs) => f(fs.as_mut()),
+            Some(backend) => f(backend.fs()),
             None => Err(Error::Io { offset: 0 }),
         }
     }
@@ -138,7 +140,7 @@ impl FuseAdapter {
 
     /// The node `name` in `dir` will die if the operation about to run removes this name: remember
     /// its id when this is its last link (directories have only one).
-    fn last_link(&self, fs: &mut dyn ImageFs, dir: NodeId, name: &str) -> Option<NodeId> {
+    fn last_link(&self, fs: &mut dyn FileSystem, dir: NodeId, name: &str) -> Option<NodeId> {
         match fs.lookup(dir, name) {
             Ok(st) if st.kind == FileType::Directory || st.nlink <= 1 => Some(st.ino),
             _ => None,
@@ -152,7 +154,7 @@ impl FuseAdapter {
     }
 
     /// Remove `name` from `dir` with `op` (unlink or rmdir), retiring the id if the node died.
-    fn remove(&self, parent: INodeNo, name: &OsStr, op: fn(&mut dyn ImageFs, NodeId, &str) -> Result<(), Error>) -> Result<(), Error> {
+    fn remove(&self, parent: INodeNo, name: &OsStr, op: fn(&mut dyn FileSystem, NodeId, &str) -> Result<(), Error>) -> Result<(), Error> {
         let name = name_str(name)?;
         let dir = self.to_fs(parent);
         let dying = self.with(|fs| {
@@ -462,11 +464,12 @@ impl Filesystem for FuseAdapter {
 
 #[cfg(test)]
 mod tests {
+    use super::backend::Owned;
     use super::*;
 
     #[test]
     fn root_ids_swap_as_a_bijection() {
-        let mut a = FuseAdapter::new(Box::new(memfs::MemFs::default()));
+        let mut a = FuseAdapter::new(Backend::Direct(Owned(Box::new(memfs::MemFs::default()))));
         a.root = 7;
         assert_eq!(a.to_fs(INodeNo(1)), 7);
         assert_eq!(a.to_fs(INodeNo(7)), 1);
@@ -478,7 +481,7 @@ mod tests {
 
     #[test]
     fn generations_advance_only_for_dead_ids() {
-        let a = FuseAdapter::new(Box::new(memfs::MemFs::default()));
+        let a = FuseAdapter::new(Backend::Direct(Owned(Box::new(memfs::MemFs::default()))));
         assert_eq!(a.generation(5), Generation(0));
         a.bump_generation(Some(5));
         a.bump_generation(None);
