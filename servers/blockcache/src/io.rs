@@ -14,12 +14,13 @@
 //! the cache keeps clean copies; if the device fails, the blocks concerned are dropped from the cache
 //! so it can never serve data the device may not hold.
 //!
-//! Read-ahead follows a single sequential stream: a read starting at (or inside) the block after the
-//! previous read continues it. When half a window or less is prefetched ahead of the reader, the next
-//! window past the prefetched blocks is fetched in one request and the window doubles, up to the
-//! maximum, and up to two thirds of the policy's read-ahead room (half the cache for LRU, the small
-//! queue for S3-FIFO) so prefetched blocks are not evicted before they are read. Read-ahead failures
-//! are ignored: it is only a guess.
+//! Read-ahead follows a single sequential stream: a read starting at the sector where the previous
+//! read ended continues it (so does a first read of sector 0); re-reading a hot block does not.
+//! When half a window or less is prefetched ahead of the reader, the next window past the
+//! prefetched blocks is fetched in one request and the window doubles, up to the maximum, and up to
+//! two thirds of the policy's read-ahead room (half the cache for LRU, the small queue for S3-FIFO)
+//! so prefetched blocks are not evicted before they are read. Read-ahead failures are ignored: it
+//! is only a guess.
 
 use alloc::vec::Vec;
 use core::ops::Range;
@@ -34,8 +35,8 @@ use crate::{BLOCK_SIZE, SECTORS_PER_BLOCK};
 /// The sequential stream being followed.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct ReadAheadState {
-    /// Block a continuing read starts at.
-    next: u64,
+    /// Sector a continuing read starts at.
+    next_sector: u64,
     /// Current window in blocks; 0 when no stream is followed.
     window: u64,
     /// One past the last block prefetched.
@@ -215,16 +216,20 @@ impl<D: BlockDevice, T: Ticks> BlockCache<D, T> {
         Ok(())
     }
 
-    /// Follow the sequential stream after a read of `blocks`; prefetch if it is running low.
-    fn read_ahead(&mut self, blocks: Range<u64>) {
+    /// Follow the sequential stream after a read of `len` bytes at `sector`; prefetch if it is
+    /// running low.
+    fn read_ahead(&mut self, sector: u64, len: usize) {
         let Some(cfg) = self.cfg.read_ahead else { return };
+        let blocks = blocks_of(sector, len);
         if blocks.is_empty() {
             return;
         }
-        let continues = blocks.start == self.ra.next || blocks.start + 1 == self.ra.next;
-        self.ra.next = blocks.end;
+        // Only a read starting exactly where the last one ended continues the stream: re-reading
+        // a hot block is not sequential access.
+        let continues = sector == self.ra.next_sector;
+        self.ra.next_sector = sector + (len / SECTOR_SIZE) as u64;
         if !continues {
-            self.ra = ReadAheadState { next: blocks.end, window: 0, end: 0 };
+            self.ra = ReadAheadState { next_sector: self.ra.next_sector, window: 0, end: 0 };
             return;
         }
         // Up to 1.5 windows can be ahead of the reader; keep that within the policy's room.
@@ -274,7 +279,7 @@ impl<D: BlockDevice, T: Ticks> BlockDevice for BlockCache<D, T> {
         let len = buf.len();
         let r = self.read_runs(&mut [(sector, buf)]);
         if r.is_ok() {
-            self.read_ahead(blocks_of(sector, len));
+            self.read_ahead(sector, len);
             self.stats.bytes_read += len as u64;
         }
         self.stats.reads += 1;

@@ -72,10 +72,10 @@ fn run_until_cut(c: &mut BlockCache<FaultDisk<RamDisk>>, seed: u64) -> (Vec<u8>,
 
 #[test]
 fn power_cut_at_every_write_keeps_what_was_flushed() {
-    for cfg in configs() {
+    for (cfg, seed) in configs().into_iter().flat_map(|c| [(c, 7), (c, 21), (c, 99)]) {
         // Count the writes of a full run, then cut the power after each of them in turn.
         let mut c = cache_over(FaultDisk::new(RamDisk::new(SECTORS)), cfg);
-        let (_, model) = run_until_cut(&mut c, 7);
+        let (_, model) = run_until_cut(&mut c, seed);
         c.flush().unwrap();
         assert_eq!(c.inner().inner().as_bytes(), &model[..], "{cfg:?}: full run");
         let total = c.inner().writes();
@@ -84,7 +84,7 @@ fn power_cut_at_every_write_keeps_what_was_flushed() {
             let mut disk = FaultDisk::new(RamDisk::new(SECTORS));
             disk.fail_after_writes(Some(cut));
             let mut c = cache_over(disk, cfg);
-            let (durable, model) = run_until_cut(&mut c, 7);
+            let (durable, model) = run_until_cut(&mut c, seed);
             let after = c.inner().inner().as_bytes();
             let log = c.inner().log();
             let since_flush = &log[log.iter().rposition(|op| *op == Op::Flush).map_or(0, |i| i + 1)..];

@@ -76,4 +76,25 @@ mod tests {
         assert_eq!(buf, [9u8; 512]);
         std::fs::remove_file(&dir).unwrap();
     }
+
+    #[test]
+    fn rejects_images_of_partial_sectors_and_bad_requests() {
+        let path = std::env::temp_dir().join(format!("blockdev-file-odd-{}", std::process::id()));
+        std::fs::write(&path, [0u8; 700]).unwrap();
+        let err = FileDisk::open(&path).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+        // `create` rounds up to whole sectors instead.
+        let mut d = FileDisk::create(&path, 700).unwrap();
+        assert_eq!(d.sector_count(), 2);
+        assert_eq!(d.read(2, &mut [0u8; 512]), Err(Error::InvalidArgument));
+        assert_eq!(d.write(0, &[0u8; 100]), Err(Error::InvalidArgument));
+        // Vectored requests use the trait's defaults and reach the file too.
+        let (a, b) = ([1u8; 512], [2u8; 512]);
+        d.write_vectored(&[(1, &a), (0, &b)]).unwrap();
+        let (mut x, mut y) = ([0u8; 512], [0u8; 512]);
+        d.read_vectored(&mut [(0, &mut x), (1, &mut y)]).unwrap();
+        assert_eq!((x, y), (b, a));
+        std::fs::remove_file(&path).unwrap();
+        assert!(FileDisk::open(&path).is_err());
+    }
 }

@@ -329,9 +329,48 @@ fn batching() {
     println!();
 }
 
+/// The statistics the cache keeps (seed 3.3), after a mixed Zipf read/write trace with a
+/// nanosecond clock.
+fn statistics() {
+    let n = 16 * 1024u64;
+    let start = Instant::now();
+    let clock = move || start.elapsed().as_nanos() as u64;
+    let dev = SlowDisk::new(n * SPB, Duration::ZERO);
+    let mut c = BlockCache::with_clock(dev, Config::new(1024), clock).unwrap();
+    let z = Zipf::new(n as usize, 1.0);
+    let mut rng = Prng(42);
+    let mut buf = [0u8; BS];
+    for i in 0..200_000u64 {
+        let b = z.sample(&mut rng).wrapping_mul(0x9e37_79b1) % n;
+        if rng.below(5) == 0 {
+            c.write(b * SPB, &buf).unwrap();
+        } else {
+            c.read(b * SPB, &mut buf).unwrap();
+        }
+        if i % 20_000 == 19_999 {
+            c.flush().unwrap();
+        }
+    }
+    let s = c.stats();
+    println!("### Cache statistics after 200k Zipf(1.0) requests, 20% writes, flush every 20k (S3-FIFO, 4 MiB)\n");
+    println!("| statistic | value |");
+    println!("|---|---|");
+    println!("| reads / writes / flushes | {} / {} / {} |", s.reads, s.writes, s.flushes);
+    println!("| bytes read / written | {} / {} |", s.bytes_read, s.bytes_written);
+    println!("| hits / misses / hit rate | {} / {} / {:.1}% |", s.hits, s.misses, s.hit_rate() * 100.0);
+    println!("| evictions / write-backs / dirty now | {} / {} / {} |", s.evictions, s.write_backs, s.dirty_blocks);
+    println!("| read-ahead issued / used | {} / {} |", s.read_ahead_issued, s.read_ahead_used);
+    println!("| device read / write requests | {} / {} |", s.device_reads, s.device_writes);
+    for (name, l) in [("read", s.read_latency), ("write", s.write_latency), ("flush", s.flush_latency)] {
+        println!("| {name} latency avg / max / total | {} ns / {} ns / {} ns |", l.average(), l.max_ticks, l.total_ticks);
+    }
+    println!();
+}
+
 fn main() {
     policies();
     read_ahead();
     writes();
     batching();
+    statistics();
 }
