@@ -25,6 +25,15 @@ pub const MAX_WRITE: usize = 64 * 1024;
 pub const MAX_STR: usize = 64;
 /// Page size.
 pub const PAGE: u64 = 4096;
+/// Largest inline IPC message or reply, in bytes (bulk data goes through leases).
+pub const MAX_MSG: usize = 256;
+/// Most leases one call may carry.
+pub const MAX_LEASES: usize = 16;
+/// `RecvInfo::sender` when a receive returned notification bits rather than a message.
+pub const NOTIFICATION: u64 = u64::MAX;
+/// Lease rights.
+pub const LEASE_READ: u64 = 1;
+pub const LEASE_WRITE: u64 = 2;
 
 /// System-call numbers, dispatched by one `match` in the kernel.
 #[repr(u64)]
@@ -48,11 +57,25 @@ pub enum Sys {
     TaskInfo = 7,
     /// find_task(name: NUL-terminated string) -> id of the live task with that name.
     FindTask = 8,
+    /// send(target, msg ptr, msg len | lease count << 32, reply ptr, reply cap, leases ptr)
+    /// -> reply length. Blocks until the target replies (call semantics).
+    Send = 9,
+    /// receive(buf ptr, buf cap, notification mask, info ptr: *mut RecvInfo) -> 0.
+    /// Blocks until a message or a masked notification arrives.
+    Receive = 10,
+    /// reply(client id, ptr, len) -> 0. Ends the client's call and its leases.
+    Reply = 11,
+    /// borrow_read(client id, lease index, offset, buf ptr, len) -> len: lease -> our buffer.
+    BorrowRead = 12,
+    /// borrow_write(client id, lease index, offset, buf ptr, len) -> len: our buffer -> lease.
+    BorrowWrite = 13,
+    /// notify(target id, bits) -> 0: sets notification bits on the target.
+    Notify = 14,
 }
 
 impl Sys {
     /// Every call, indexed by its number (numbers are dense from 0).
-    pub const ALL: [Sys; 9] = [
+    pub const ALL: [Sys; 15] = [
         Sys::Exit,
         Sys::Yield,
         Sys::ConsoleWrite,
@@ -62,6 +85,12 @@ impl Sys {
         Sys::TaskId,
         Sys::TaskInfo,
         Sys::FindTask,
+        Sys::Send,
+        Sys::Receive,
+        Sys::Reply,
+        Sys::BorrowRead,
+        Sys::BorrowWrite,
+        Sys::Notify,
     ];
 
     /// Decodes a raw syscall number; `None` for numbers the kernel does not know.
@@ -104,11 +133,19 @@ pub enum SysError {
     NoSuchTask = 11,
     /// A string is not UTF-8.
     BadString = 12,
+    /// The task this id named has died (or been restarted under a new generation): look it up again.
+    TaskDied = 13,
+    /// A message is longer than `MAX_MSG`, or than the receiver's buffer.
+    MessageTooBig = 14,
+    /// A lease index, right or range the caller does not hold.
+    BadLease = 15,
+    /// An IPC operation that would deadlock (sending to oneself).
+    WouldDeadlock = 16,
 }
 
 impl SysError {
     /// All codes, for round-trip tests and for decoding.
-    pub const ALL: [SysError; 12] = [
+    pub const ALL: [SysError; 16] = [
         SysError::NullPointer,
         SysError::NonCanonical,
         SysError::KernelAddress,
@@ -121,6 +158,10 @@ impl SysError {
         SysError::OutOfMemory,
         SysError::NoSuchTask,
         SysError::BadString,
+        SysError::TaskDied,
+        SysError::MessageTooBig,
+        SysError::BadLease,
+        SysError::WouldDeadlock,
     ];
 
     /// The value placed in `rax`.
@@ -178,6 +219,48 @@ impl TaskInfo {
     }
 }
 
+/// One lent buffer, as the sender lays it out in memory (an array of these is passed to `send`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Lease {
+    pub ptr: u64,
+    pub len: u64,
+    /// `LEASE_READ` | `LEASE_WRITE`.
+    pub rights: u64,
+}
+
+impl Lease {
+    pub const SIZE: usize = 24;
+
+    pub fn from_bytes(b: &[u8; Self::SIZE]) -> Lease {
+        let word = |i: usize| u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
+        Lease { ptr: word(0), len: word(1), rights: word(2) }
+    }
+}
+
+/// What `receive` writes: who sent, how long the message is, how many leases came with it, and
+/// which notification bits fired (for `sender == NOTIFICATION`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RecvInfo {
+    pub sender: u64,
+    pub len: u64,
+    pub leases: u64,
+    pub notifications: u64,
+}
+
+impl RecvInfo {
+    pub const SIZE: usize = 32;
+
+    pub fn to_bytes(&self) -> [u8; Self::SIZE] {
+        let mut out = [0u8; Self::SIZE];
+        for (i, v) in [self.sender, self.len, self.leases, self.notifications].iter().enumerate() {
+            out[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
+        }
+        out
+    }
+}
+
 /// A task id: a slot index plus a 16-bit generation bumped every time the slot is reused, so a stale
 /// id never names a newer task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -221,7 +304,7 @@ mod tests {
             assert_eq!(*s as usize, i, "ALL must be in number order");
             assert_eq!(Sys::from_raw(i as u64), Some(*s));
         }
-        assert_eq!(Sys::from_raw(9), None);
+        assert_eq!(Sys::from_raw(Sys::ALL.len() as u64), None);
         assert_eq!(Sys::from_raw(u64::MAX), None);
     }
 
@@ -239,6 +322,20 @@ mod tests {
         info.name[0] = b'x';
         // Safety: TaskInfo is repr(C) plain data without padding (size checked above).
         let raw: [u8; TaskInfo::SIZE] = unsafe { core::mem::transmute(info) };
+        assert_eq!(info.to_bytes(), raw);
+    }
+
+    #[test]
+    fn ipc_structs_match_their_memory_layout() {
+        assert_eq!(core::mem::size_of::<Lease>(), Lease::SIZE);
+        assert_eq!(core::mem::size_of::<RecvInfo>(), RecvInfo::SIZE);
+        let lease = Lease { ptr: 0x1000, len: 7, rights: LEASE_READ | LEASE_WRITE };
+        // Safety: Lease is repr(C) plain data without padding (size checked above).
+        let raw: [u8; Lease::SIZE] = unsafe { core::mem::transmute(lease) };
+        assert_eq!(Lease::from_bytes(&raw), lease);
+        let info = RecvInfo { sender: 1, len: 2, leases: 3, notifications: 4 };
+        // Safety: as above.
+        let raw: [u8; RecvInfo::SIZE] = unsafe { core::mem::transmute(info) };
         assert_eq!(info.to_bytes(), raw);
     }
 

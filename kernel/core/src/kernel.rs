@@ -72,6 +72,9 @@ pub struct Task {
     pub anon_bytes: u64,
     pub ticks: u64,
     pub syscalls: u64,
+    pub ipc: crate::ipc::IpcState,
+    /// Pending notification bits (delivered by `receive` when its mask allows).
+    pub notifications: u64,
 }
 
 #[derive(Default)]
@@ -185,6 +188,8 @@ impl<P: Platform, M: PhysMem, F: FrameAlloc> Kernel<P, M, F> {
             anon_bytes: 0,
             ticks: 0,
             syscalls: 0,
+            ipc: crate::ipc::IpcState::Idle,
+            notifications: 0,
         });
         self.sched[index] = SchedState::Runnable;
         Ok(id)
@@ -259,6 +264,7 @@ impl<P: Platform, M: PhysMem, F: FrameAlloc> Kernel<P, M, F> {
         let freed = task.space.free_user(&mut self.mem, &mut self.frames);
         self.slots[i].generation = self.slots[i].generation.wrapping_add(1);
         self.sched[i] = SchedState::Free;
+        crate::ipc::on_death(self, task.id);
         match death {
             Death::Exit(code) => {
                 self.exited += 1;

@@ -13,11 +13,11 @@ use std::string::String;
 use std::vec::Vec;
 
 #[derive(Default)]
-struct TestPlatform {
-    log: Vec<String>,
-    console: Vec<u8>,
-    root: u64,
-    fx: Option<*mut FxArea>,
+pub(crate) struct TestPlatform {
+    pub log: Vec<String>,
+    pub console: Vec<u8>,
+    pub root: u64,
+    pub fx: Option<*mut FxArea>,
 }
 
 impl Platform for TestPlatform {
@@ -38,16 +38,16 @@ impl Platform for TestPlatform {
     }
 }
 
-type K = Kernel<TestPlatform, SimMem, SimFrames>;
+pub(crate) type K = Kernel<TestPlatform, SimMem, SimFrames>;
 
-const TEXT: u64 = 0x40_0000;
-const DATA: u64 = 0x40_2000;
+pub(crate) const TEXT: u64 = 0x40_0000;
+pub(crate) const DATA: u64 = 0x40_2000;
 
-fn image() -> Vec<u8> {
+pub(crate) fn image() -> Vec<u8> {
     build_test_elf(TEXT, &[(TEXT, 5, &[0x90; 32], 32), (DATA, 6, b"hello", PAGE)])
 }
 
-fn boot(names: &[&str]) -> K {
+pub(crate) fn boot(names: &[&str]) -> K {
     let (mem, frames, root) = SimMem::with_kernel();
     let mut k = Kernel::new(TestPlatform { root, ..Default::default() }, mem, frames, root, FxArea([0; 512]));
     for name in names {
@@ -57,15 +57,20 @@ fn boot(names: &[&str]) -> K {
 }
 
 /// The first timer tick, taken in the idle loop (ring 0).
-fn first_tick(k: &mut K) -> TrapFrame {
+pub(crate) fn first_tick(k: &mut K) -> TrapFrame {
     let mut f = TrapFrame { cs: 0x08, vector: 32, ..Default::default() };
     assert_eq!(k.trap(&mut f, Event::Timer), Exit::Iret);
     f
 }
 
 fn syscall(k: &mut K, f: &mut TrapFrame, nr: Sys, args: [u64; 3]) -> Exit {
+    syscall6(k, f, nr, [args[0], args[1], args[2], 0, 0, 0])
+}
+
+/// Makes the current task issue syscall `nr` with six arguments.
+pub(crate) fn syscall6(k: &mut K, f: &mut TrapFrame, nr: Sys, a: [u64; 6]) -> Exit {
     f.rax = nr as u64;
-    (f.rdi, f.rsi, f.rdx) = (args[0], args[1], args[2]);
+    (f.rdi, f.rsi, f.rdx, f.r10, f.r8, f.r9) = (a[0], a[1], a[2], a[3], a[4], a[5]);
     f.vector = SYSCALL_VECTOR;
     k.trap(f, Event::Syscall)
 }
@@ -75,7 +80,7 @@ fn tick(k: &mut K, f: &mut TrapFrame) -> Exit {
     k.trap(f, Event::Timer)
 }
 
-fn space(k: &K, i: usize) -> crate::paging::AddressSpace {
+pub(crate) fn space(k: &K, i: usize) -> crate::paging::AddressSpace {
     k.task(i).unwrap().space
 }
 

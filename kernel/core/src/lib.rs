@@ -15,6 +15,7 @@ extern crate alloc;
 pub mod abi;
 pub mod elf;
 pub mod heap;
+pub mod ipc;
 pub mod kernel;
 pub mod memmap;
 pub mod paging;
@@ -28,5 +29,7 @@ pub mod mem_symbols;
 
 #[cfg(test)]
 pub mod sim;
+#[cfg(test)]
+mod ipc_tests;
 #[cfg(test)]
 mod kernel_tests;

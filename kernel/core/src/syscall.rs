@@ -6,6 +6,7 @@
 //! except through `usermem`, which validates against the caller's page tables and copies once.
 
 use crate::abi::{Sys, SysError, TaskId, TaskInfo, ANON_LIMIT, MAP_WRITE, MAX_STR, MAX_WRITE, PAGE, SELF_ID};
+use crate::ipc;
 use crate::kernel::{klog, Death, Kernel, Platform};
 use crate::paging::{AddressSpace, FrameAlloc, Perm, PhysMem};
 use crate::sched::SchedState;
@@ -27,39 +28,45 @@ impl From<SysError> for UserError {
 }
 
 /// Handles the syscall of task `c`, whose registers are saved in its frame. Returns true if the
-/// scheduler should pick again (the caller yielded, slept, or is gone).
+/// scheduler should pick again (the caller yielded, slept, blocked, or is gone).
 pub fn dispatch<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, c: usize) -> bool {
     let Some(task) = k.task_mut(c) else { return true };
     task.syscalls += 1;
     let f = task.frame;
     let args = [f.rdi, f.rsi, f.rdx, f.r10, f.r8, f.r9];
     let mut reschedule = false;
-    let result = match Sys::from_raw(f.rax) {
-        None => Err(UserError::Recoverable(SysError::BadSyscall)),
+    // `Ok(None)`: the caller's result is written later (it blocked) or it is gone.
+    let result: Result<Option<u64>, UserError> = match Sys::from_raw(f.rax) {
+        None => Err(SysError::BadSyscall.into()),
         Some(Sys::Exit) => {
             k.reap(c, Death::Exit(args[0] as i64));
-            return true;
+            Ok(None)
         }
         Some(Sys::Yield) => {
             reschedule = true;
-            Ok(0)
+            Ok(Some(0))
         }
-        Some(Sys::ConsoleWrite) => console_write(k, c, args[0], args[1]),
+        Some(Sys::ConsoleWrite) => console_write(k, c, args[0], args[1]).map(Some),
         Some(Sys::Sleep) => {
             let ticks = args[0].div_ceil(k.platform.tick_ns()).max(1);
             k.sched[c] = SchedState::Sleeping { until: k.ticks.saturating_add(ticks) };
-            reschedule = true;
-            Ok(0)
+            Ok(Some(0))
         }
-        Some(Sys::MonotonicNs) => Ok(k.now_ns()),
-        Some(Sys::MapAnon) => map_anon(k, c, args[0], args[1]),
-        Some(Sys::TaskId) => Ok(k.task(c).map_or(0, |t| t.id.to_raw())),
-        Some(Sys::TaskInfo) => task_info(k, c, args[0], args[1], args[2]),
-        Some(Sys::FindTask) => find_task(k, c, args[0]),
+        Some(Sys::MonotonicNs) => Ok(Some(k.now_ns())),
+        Some(Sys::MapAnon) => map_anon(k, c, args[0], args[1]).map(Some),
+        Some(Sys::TaskId) => Ok(k.task(c).map(|t| t.id.to_raw())),
+        Some(Sys::TaskInfo) => task_info(k, c, args[0], args[1], args[2]).map(Some),
+        Some(Sys::FindTask) => find_task(k, c, args[0]).map(Some),
+        Some(Sys::Send) => ipc::send(k, c, args),
+        Some(Sys::Receive) => ipc::receive(k, c, args),
+        Some(Sys::Reply) => ipc::reply(k, c, args).map(Some),
+        Some(Sys::BorrowRead) => ipc::borrow(k, c, args, false).map(Some),
+        Some(Sys::BorrowWrite) => ipc::borrow(k, c, args, true).map(Some),
+        Some(Sys::Notify) => ipc::notify(k, args).map(Some),
     };
     let rax = match result {
         Ok(v) => v,
-        Err(UserError::Recoverable(e)) => e.to_ret(),
+        Err(UserError::Recoverable(e)) => Some(e.to_ret()),
         Err(UserError::Fault(why)) => {
             let name = k.task(c).map(|t| t.name.clone()).unwrap_or_default();
             klog!(k, "task {c} ({name}) killed by the kernel: {why}");
@@ -67,10 +74,11 @@ pub fn dispatch<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>,
             return true;
         }
     };
-    if let Some(task) = k.task_mut(c) {
+    let Some(task) = k.task_mut(c) else { return true };
+    if let Some(rax) = rax {
         task.frame.rax = rax;
     }
-    reschedule
+    reschedule || k.sched[c] != SchedState::Runnable
 }
 
 fn space_of<P: Platform, M: PhysMem, F: FrameAlloc>(k: &Kernel<P, M, F>, c: usize) -> Result<AddressSpace, UserError> {

@@ -99,6 +99,37 @@ pub fn copy_out(space: &AddressSpace, mem: &mut impl PhysMem, va: u64, data: &[u
     Ok(())
 }
 
+/// Copies `len` bytes from one address space to another (a lease transfer): both ranges are
+/// validated in full (source readable, destination writable) before any byte moves, then the bytes go
+/// physical chunk to physical chunk, once, through a small kernel bounce buffer.
+pub fn copy_between(
+    mem: &mut impl PhysMem,
+    src: (&AddressSpace, u64),
+    dst: (&AddressSpace, u64),
+    len: u64,
+) -> Result<(), SysError> {
+    let from = validate(src.0, mem, src.1, len, Access::Read)?;
+    let to = validate(dst.0, mem, dst.1, len, Access::Write)?;
+    let (mut fi, mut foff, mut ti, mut toff) = (0, 0, 0, 0);
+    let mut buf = [0u8; PAGE as usize];
+    while fi < from.0.len() && ti < to.0.len() {
+        let (fpa, flen) = from.0[fi];
+        let (tpa, tlen) = to.0[ti];
+        let n = (flen - foff).min(tlen - toff);
+        mem.read(fpa + foff as u64, &mut buf[..n]);
+        mem.write(tpa + toff as u64, &buf[..n]);
+        foff += n;
+        toff += n;
+        if foff == flen {
+            (fi, foff) = (fi + 1, 0);
+        }
+        if toff == tlen {
+            (ti, toff) = (ti + 1, 0);
+        }
+    }
+    Ok(())
+}
+
 /// Copies in a NUL-terminated string of at most `max` bytes including the NUL; the result excludes
 /// the NUL. Pages are checked one at a time, so a short string at the end of a mapping is fine.
 pub fn copy_in_str(space: &AddressSpace, mem: &impl PhysMem, va: u64, max: usize) -> Result<Vec<u8>, SysError> {
@@ -253,6 +284,27 @@ mod tests {
         assert_eq!(copy_in_str(&space, &mem, BASE + PAGE - 4, 64).unwrap(), b"yyyz");
         assert_eq!(copy_in_str(&space, &mem, 0, 64), Err(SysError::NullPointer));
         assert_eq!(copy_in_str(&space, &mem, BASE + 2 * PAGE, 64), Err(SysError::Unmapped));
+    }
+
+    #[test]
+    fn copy_between_spaces_crosses_pages_on_both_sides_and_checks_both() {
+        let (mut mem, mut frames, kroot) = SimMem::with_kernel();
+        let a = AddressSpace::new(&mut mem, &mut frames, kroot).unwrap();
+        let b = AddressSpace::new(&mut mem, &mut frames, kroot).unwrap();
+        for (space, va, write) in [(&a, BASE, true), (&a, BASE + PAGE, true), (&b, BASE, true), (&b, BASE + PAGE, true), (&b, BASE + 2 * PAGE, false)] {
+            let f = frames.alloc().unwrap();
+            mem.zero_frame(f);
+            space.map(&mut mem, &mut frames, va, f, Perm { write, exec: false }).unwrap();
+        }
+        let data: Vec<u8> = (0..3000u32).map(|i| (i * 7) as u8).collect();
+        copy_out(&a, &mut mem, BASE + 2000, &data).unwrap();
+        // Source straddles a's pages at one offset, destination straddles b's at another.
+        copy_between(&mut mem, (&a, BASE + 2000), (&b, BASE + 3000), 3000).unwrap();
+        assert_eq!(copy_in(&b, &mem, BASE + 3000, 3000).unwrap(), data);
+        // Destination runs into b's read-only page: refused, nothing written.
+        assert_eq!(copy_between(&mut mem, (&a, BASE), (&b, BASE + 2 * PAGE - 10), 20), Err(SysError::NotWritable));
+        assert_eq!(copy_between(&mut mem, (&a, BASE + 2 * PAGE - 10), (&b, BASE), 20), Err(SysError::Unmapped));
+        assert_eq!(copy_between(&mut mem, (&a, 0), (&b, BASE), 1), Err(SysError::NullPointer));
     }
 
     #[test]

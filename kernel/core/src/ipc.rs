@@ -1,0 +1,265 @@
+//! Synchronous IPC: send (call), receive, reply, leases, notifications; and what a death does to it.
+//!
+//! Design (after Hubris): a call is `send`, which blocks the caller until the server `reply`s. The
+//! message (at most `MAX_MSG` bytes) is copied into the kernel once, at send time, and out to the
+//! server once, when it receives; the reply likewise. Bulk data never travels inline: the caller lends
+//! buffers (leases, each READ and/or WRITE), validated against its page tables at send time, and the
+//! server moves bytes with `borrow_read`/`borrow_write`, which the kernel checks against the lease
+//! (index, right, offset + length) and copies directly between the two address spaces. Leases die with
+//! the reply. Ids carry a generation: an id whose task has died returns `TaskDied`, never reaching a
+//! newer task in the same slot. Mistakes are errors to the one who made them (a server borrowing from
+//! a task that is not waiting on it gets an error, not a fault: Hubris issue 172), except an over-long
+//! reply, which faults the replier rather than being cut (Hubris PR 1954). When a task dies, every task
+//! blocked sending to it or waiting for its reply is woken with `TaskDied`.
+
+use crate::abi::{Lease, RecvInfo, SysError, TaskId, LEASE_READ, LEASE_WRITE, MAX_LEASES, MAX_MSG, NOTIFICATION};
+use crate::kernel::{Kernel, Platform};
+use crate::paging::{FrameAlloc, PhysMem};
+use crate::sched::SchedState;
+use crate::syscall::UserError;
+use crate::usermem::{check_range, copy_between, copy_in, copy_out, validate, Access};
+use alloc::vec::Vec;
+
+/// A call in flight: what the caller sent and where the reply goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    pub server: TaskId,
+    /// The message, until the server receives it.
+    pub msg: Vec<u8>,
+    pub reply_ptr: u64,
+    pub reply_cap: u64,
+    pub leases: Vec<Lease>,
+}
+
+/// A task's IPC state.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum IpcState {
+    #[default]
+    Idle,
+    /// Blocked in `send`, message not yet received.
+    Sending(Call),
+    /// The server has the message; blocked until it replies.
+    AwaitingReply(Call),
+    /// Blocked in `receive`.
+    Receiving { buf: u64, cap: u64, mask: u64, info: u64 },
+}
+
+type Res = Result<u64, UserError>;
+/// `Ok(None)`: the result reaches the caller later (it is blocked) or was already written by a wake.
+type Blocking = Result<Option<u64>, UserError>;
+
+/// The slot of the live task `raw` names: `NoSuchTask` if it never existed, `TaskDied` if it died.
+pub fn resolve<P: Platform, M: PhysMem, F: FrameAlloc>(k: &Kernel<P, M, F>, raw: u64) -> Result<usize, SysError> {
+    let id = TaskId::from_raw(raw).ok_or(SysError::NoSuchTask)?;
+    let slot = k.slots.get(id.index as usize).ok_or(SysError::NoSuchTask)?;
+    match &slot.task {
+        Some(t) if t.id == id => Ok(id.index as usize),
+        _ if id.generation <= slot.generation => Err(SysError::TaskDied),
+        _ => Err(SysError::NoSuchTask),
+    }
+}
+
+/// `send`: blocks the caller until the reply (whose length becomes its result).
+pub fn send<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, c: usize, a: [u64; 6]) -> Blocking {
+    let (target, msg_ptr, msg_len, lease_count) = (a[0], a[1], a[2] & 0xFFFF_FFFF, a[2] >> 32);
+    let (reply_ptr, reply_cap, leases_ptr) = (a[3], a[4], a[5]);
+    let s = resolve(k, target)?;
+    if s == c {
+        return Err(SysError::WouldDeadlock.into());
+    }
+    if msg_len > MAX_MSG as u64 {
+        return Err(SysError::MessageTooBig.into());
+    }
+    if lease_count > MAX_LEASES as u64 {
+        return Err(SysError::BadLease.into());
+    }
+    let space = k.task(c).map(|t| t.space).ok_or(UserError::Fault("no such task"))?;
+    let msg = if msg_len == 0 { Vec::new() } else { copy_in(&space, &k.mem, msg_ptr, msg_len)? };
+    if reply_cap > 0 {
+        validate(&space, &k.mem, reply_ptr, reply_cap, Access::Write)?;
+    }
+    let mut leases = Vec::new();
+    if lease_count > 0 {
+        let raw = copy_in(&space, &k.mem, leases_ptr, lease_count * Lease::SIZE as u64)?;
+        for chunk in raw.chunks_exact(Lease::SIZE) {
+            let lease = Lease::from_bytes(chunk.try_into().map_err(|_| SysError::BadLease)?);
+            if lease.rights == 0 || lease.rights & !(LEASE_READ | LEASE_WRITE) != 0 {
+                return Err(SysError::BadLease.into());
+            }
+            if lease.len > 0 {
+                let access = if lease.rights & LEASE_WRITE != 0 { Access::Write } else { Access::Read };
+                validate(&space, &k.mem, lease.ptr, lease.len, access)?;
+            } else {
+                check_range(lease.ptr, 0)?;
+            }
+            leases.push(lease);
+        }
+    }
+    let server = k.task(s).map(|t| t.id).ok_or(SysError::TaskDied)?;
+    set_ipc(k, c, IpcState::Sending(Call { server, msg, reply_ptr, reply_cap, leases }));
+    k.sched[c] = SchedState::Blocked;
+    if matches!(k.task(s).map(|t| &t.ipc), Some(IpcState::Receiving { .. })) {
+        deliver(k, c, s);
+    }
+    Ok(None)
+}
+
+/// `receive`.
+pub fn receive<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, r: usize, a: [u64; 6]) -> Blocking {
+    let (buf, cap, mask, info) = (a[0], a[1], a[2], a[3]);
+    let space = k.task(r).map(|t| t.space).ok_or(UserError::Fault("no such task"))?;
+    if cap > 0 {
+        validate(&space, &k.mem, buf, cap, Access::Write)?;
+    }
+    validate(&space, &k.mem, info, RecvInfo::SIZE as u64, Access::Write)?;
+    let pending = k.task(r).map_or(0, |t| t.notifications) & mask;
+    if pending != 0 {
+        if let Some(t) = k.task_mut(r) {
+            t.notifications &= !pending;
+        }
+        let bytes = RecvInfo { sender: NOTIFICATION, len: 0, leases: 0, notifications: pending }.to_bytes();
+        copy_out(&space, &mut k.mem, info, &bytes)?;
+        return Ok(Some(0));
+    }
+    set_ipc(k, r, IpcState::Receiving { buf, cap, mask, info });
+    k.sched[r] = SchedState::Blocked;
+    let server_id = k.task(r).map(|t| t.id);
+    // Senders are served in slot order after the receiver, so no sender is starved.
+    let n = k.slots.len();
+    for s in (1..n).map(|d| (r + d) % n) {
+        let waiting = matches!(k.task(s).map(|t| &t.ipc), Some(IpcState::Sending(call)) if Some(call.server) == server_id);
+        if waiting && deliver(k, s, r) {
+            break;
+        }
+    }
+    Ok(None)
+}
+
+/// Moves sender `s`'s message to receiver `r` (which is `Receiving`). False if it did not fit (the
+/// sender then gets `MessageTooBig` and the receiver keeps waiting).
+fn deliver<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, s: usize, r: usize) -> bool {
+    let Some(IpcState::Receiving { buf, cap, info, .. }) = k.task(r).map(|t| t.ipc.clone()) else { return false };
+    let Some(IpcState::Sending(mut call)) = k.task(s).map(|t| t.ipc.clone()) else { return false };
+    if call.msg.len() as u64 > cap {
+        set_ipc(k, s, IpcState::Idle);
+        wake(k, s, SysError::MessageTooBig.to_ret());
+        return false;
+    }
+    let (Some(rspace), Some(sid)) = (k.task(r).map(|t| t.space), k.task(s).map(|t| t.id)) else { return false };
+    let recv = RecvInfo { sender: sid.to_raw(), len: call.msg.len() as u64, leases: call.leases.len() as u64, notifications: 0 };
+    // Both ranges were validated when the receiver called receive, and a blocked task cannot change
+    // its mappings, so these copies cannot fail.
+    let copied = copy_out(&rspace, &mut k.mem, buf, &call.msg).and_then(|()| copy_out(&rspace, &mut k.mem, info, &recv.to_bytes()));
+    if copied.is_err() {
+        set_ipc(k, s, IpcState::Idle);
+        wake(k, s, SysError::TaskDied.to_ret());
+        return false;
+    }
+    call.msg = Vec::new();
+    set_ipc(k, s, IpcState::AwaitingReply(call));
+    set_ipc(k, r, IpcState::Idle);
+    wake(k, r, 0);
+    true
+}
+
+/// The call client `raw` has in flight with server `r`, or why there is none (an error, not a fault).
+fn call_with<P: Platform, M: PhysMem, F: FrameAlloc>(k: &Kernel<P, M, F>, r: usize, raw: u64) -> Result<(usize, Call), SysError> {
+    let c = resolve(k, raw)?;
+    let server = k.task(r).map(|t| t.id);
+    match k.task(c).map(|t| &t.ipc) {
+        Some(IpcState::AwaitingReply(call)) if Some(call.server) == server => Ok((c, call.clone())),
+        _ => Err(SysError::NoSuchTask),
+    }
+}
+
+/// `reply`.
+pub fn reply<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, r: usize, a: [u64; 6]) -> Res {
+    let (c, call) = call_with(k, r, a[0])?;
+    let (ptr, len) = (a[1], a[2]);
+    if len > call.reply_cap || len > MAX_MSG as u64 {
+        return Err(UserError::Fault("reply longer than the caller's reply buffer"));
+    }
+    let rspace = k.task(r).map(|t| t.space).ok_or(UserError::Fault("no such task"))?;
+    let bytes = if len == 0 { Vec::new() } else { copy_in(&rspace, &k.mem, ptr, len)? };
+    let cspace = k.task(c).map(|t| t.space).ok_or(SysError::TaskDied)?;
+    if !bytes.is_empty() {
+        copy_out(&cspace, &mut k.mem, call.reply_ptr, &bytes)?;
+    }
+    set_ipc(k, c, IpcState::Idle);
+    wake(k, c, len);
+    Ok(0)
+}
+
+/// `borrow_read` (`write == false`: lease -> server) and `borrow_write` (server -> lease).
+pub fn borrow<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, r: usize, a: [u64; 6], write: bool) -> Res {
+    let (c, call) = call_with(k, r, a[0])?;
+    let (index, offset, buf, len) = (a[1], a[2], a[3], a[4]);
+    let lease = usize::try_from(index).ok().and_then(|i| call.leases.get(i)).ok_or(SysError::BadLease)?;
+    let right = if write { LEASE_WRITE } else { LEASE_READ };
+    let end = offset.checked_add(len).ok_or(SysError::BadLease)?;
+    if lease.rights & right == 0 || end > lease.len {
+        return Err(SysError::BadLease.into());
+    }
+    if len == 0 {
+        return Ok(0);
+    }
+    let (Some(rs), Some(cs)) = (k.task(r).map(|t| t.space), k.task(c).map(|t| t.space)) else { return Err(SysError::TaskDied.into()) };
+    let at = lease.ptr + offset;
+    if write {
+        copy_between(&mut k.mem, (&rs, buf), (&cs, at), len)?;
+    } else {
+        copy_between(&mut k.mem, (&cs, at), (&rs, buf), len)?;
+    }
+    Ok(len)
+}
+
+/// `notify`: sets bits on the target, waking it if it is receiving with any of them unmasked.
+pub fn notify<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, a: [u64; 6]) -> Res {
+    let t = resolve(k, a[0])?;
+    post(k, t, a[1]);
+    Ok(0)
+}
+
+/// Sets notification bits on task `t` (also used by the kernel itself).
+pub fn post<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, t: usize, bits: u64) {
+    let Some(task) = k.task_mut(t) else { return };
+    task.notifications |= bits;
+    if let IpcState::Receiving { mask, info, .. } = task.ipc {
+        let fired = task.notifications & mask;
+        if fired != 0 {
+            task.notifications &= !fired;
+            let space = task.space;
+            let bytes = RecvInfo { sender: NOTIFICATION, len: 0, leases: 0, notifications: fired }.to_bytes();
+            if copy_out(&space, &mut k.mem, info, &bytes).is_ok() {
+                set_ipc(k, t, IpcState::Idle);
+                wake(k, t, 0);
+            }
+        }
+    }
+}
+
+/// Task `dead` is gone: wake everyone sending to it or waiting for its reply with `TaskDied`.
+pub fn on_death<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, dead: TaskId) {
+    for i in 0..k.slots.len() {
+        let waiting = matches!(k.task(i).map(|t| &t.ipc),
+            Some(IpcState::Sending(call) | IpcState::AwaitingReply(call)) if call.server == dead);
+        if waiting {
+            set_ipc(k, i, IpcState::Idle);
+            wake(k, i, SysError::TaskDied.to_ret());
+        }
+    }
+}
+
+fn set_ipc<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, t: usize, state: IpcState) {
+    if let Some(task) = k.task_mut(t) {
+        task.ipc = state;
+    }
+}
+
+/// Makes blocked task `t` runnable with `rax` as its syscall's result (its IPC state is already set).
+fn wake<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, t: usize, rax: u64) {
+    if let Some(task) = k.task_mut(t) {
+        task.frame.rax = rax;
+        k.sched[t] = SchedState::Runnable;
+    }
+}
