@@ -1,4 +1,5 @@
-//! Links this program with libwatos's user linker script (path published by libwatos's build script).
+//! Build script shared by every initrd program (each Cargo.toml says `build = "../user-build.rs"`):
+//! links the program with libwatos's user linker script (path published by libwatos's build script).
 fn main() {
     let script = std::env::var("DEP_WATOS_LDSCRIPT").expect("libwatos publishes its linker script");
     for arg in ["-nostartfiles", "-nostdlib", "-static", "-no-pie", "-Wl,-z,max-page-size=4096", "-Wl,--build-id=none"] {

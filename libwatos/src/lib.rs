@@ -11,6 +11,7 @@
 extern crate alloc;
 
 pub mod fmt;
+pub mod ipc;
 pub mod sys;
 
 #[cfg(feature = "rt")]

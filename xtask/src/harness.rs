@@ -124,7 +124,10 @@ fn judge(log: &[String], v: &mut Verdicts) {
     v.check(has("hello: Hello from WATOS").is_some(), "hello printed its greeting");
     v.check(has("(hello) exited with code 0").is_some(), "hello exited with code 0");
     v.check(has("hostile: pointer checks done").is_some(), "hostile ran all its bad-pointer syscalls");
+    v.check(has("echo-client: done").is_some(), "echo-client ran all its IPC checks");
+    v.check(has("(echo-client) exited with code 0").is_some(), "echo-client exited with code 0");
     let kills = [
+        ("echo", "#UD"),
         ("hostile", "#PF"),
         ("fault-gp", "#GP"),
         ("fault-ud", "#UD"),
@@ -166,6 +169,9 @@ mod tests {
     const GOOD: &str = "[kernel] WATOS booting
 hello: Hello from WATOS
 [kernel] task 1 (hello) exited with code 0
+echo-client: done (all as expected)
+[kernel] task 9 (echo) killed by #UD invalid opcode
+[kernel] task 10 (echo-client) exited with code 0
 hostile: CHECK PASS null pointer
 hostile: pointer checks done
 [kernel] task 2 (hostile) killed by #PF page fault
@@ -184,7 +190,7 @@ panicker: panicked: src/main.rs:9:5: deliberate panic number 8
         let mut v = Verdicts { passed: 0, failed: Vec::new() };
         judge(&lines(GOOD), &mut v);
         assert!(v.failed.is_empty(), "{:?}", v.failed);
-        assert_eq!(v.passed, 2 + 16);
+        assert_eq!(v.passed, 2 + 19);
     }
 
     #[test]
@@ -195,7 +201,7 @@ panicker: panicked: src/main.rs:9:5: deliberate panic number 8
         assert_eq!(v.failed.len(), 3, "{:?}", v.failed);
         // A spinner that exits before the last kill does not prove isolation.
         let mut early = lines(GOOD);
-        let spin = early.remove(11);
+        let spin = early.remove(14);
         early.insert(2, spin);
         let mut v = Verdicts { passed: 0, failed: Vec::new() };
         judge(&early, &mut v);

@@ -14,10 +14,10 @@ use std::process::Command;
 /// the kernel (linked at -2 GiB) and the apps (linked at 4 MiB).
 const RUSTFLAGS: &str = "-C panic=abort -C relocation-model=static -C no-redzone=yes -C code-model=large -C force-frame-pointers=yes -C strip=debuginfo";
 const TARGET: &str = "x86_64-unknown-linux-gnu";
-const BINS: [&str; 4] = ["kernel", "hello", "hostile", "spinner"];
+const BINS: [&str; 5] = ["kernel", "hello", "hostile", "spinner", "ipc"];
 
 /// (name in the initrd, binary, flags).
-const MANIFEST: [(&str, &str, u32); 8] = [
+const MANIFEST: [(&str, &str, u32); 10] = [
     ("hello", "hello", initrd::AUTOSTART),
     ("hostile", "hostile", initrd::AUTOSTART),
     ("fault-gp", "hostile", initrd::AUTOSTART),
@@ -26,6 +26,8 @@ const MANIFEST: [(&str, &str, u32); 8] = [
     ("panicker", "hostile", initrd::AUTOSTART),
     ("spinner-a", "spinner", initrd::AUTOSTART),
     ("spinner-b", "spinner", initrd::AUTOSTART),
+    ("echo", "ipc", initrd::AUTOSTART),
+    ("echo-client", "ipc", initrd::AUTOSTART),
 ];
 
 #[derive(Default)]

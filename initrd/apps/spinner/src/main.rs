@@ -87,7 +87,7 @@ fn main() -> i64 {
     // faults all happen while we are running whatever the host's load does to the virtual clock.
     // (A 120 s bound keeps a kernel that never kills them from hanging the test: the harness then
     // reports the missing kills.)
-    let faulters = [c"hostile", c"fault-gp", c"fault-ud", c"fault-de", c"panicker"];
+    let faulters = [c"hostile", c"fault-gp", c"fault-ud", c"fault-de", c"panicker", c"echo"];
     let busy = |elapsed: u64| {
         elapsed < 600_000_000 || (elapsed < 120_000_000_000 && faulters.iter().any(|n| sys::find_task(n).is_ok()))
     };

@@ -1,0 +1,134 @@
+//! ipc: the IPC QEMU test, shipped under two names.
+//!
+//!   echo         a server: echoes inline messages; for op `S` reads the caller's 1 MiB read lease in
+//!                64 KiB borrows, writes each byte XOR 0x5A into its write lease and replies with the
+//!                FNV-1a checksum of what it read; op `C` crashes it mid-call (`ud2`).
+//!   echo-client  finds `echo` by name; checks an inline round trip, a 1 MiB lease round trip by
+//!                checksum, that bad lease descriptors and oversize messages are refused while the
+//!                server keeps serving, and that a server dying mid-call returns `TaskDied`.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+use alloc::vec;
+use libwatos::abi::{Lease, LEASE_READ, LEASE_WRITE, MAX_LEASES, MAX_MSG};
+use libwatos::fmt::check;
+use libwatos::ipc::{self, SysError};
+use libwatos::{println, sys};
+
+libwatos::entry!(main);
+
+const CHUNK: usize = 64 * 1024;
+const BULK: usize = 1 << 20;
+/// Lives in .rodata: a read-only page to offer as a write lease.
+static READ_ONLY: [u8; 64] = [0; 64];
+
+fn fnv1a(hash: u64, bytes: &[u8]) -> u64 {
+    bytes.iter().fold(hash, |h, &b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
+}
+const FNV_START: u64 = 0xcbf2_9ce4_8422_2325;
+
+fn main() -> i64 {
+    let me = sys::task_info(sys::SELF_ID).map(|i| i.name).unwrap_or_default();
+    match &me[..4] {
+        b"echo" if me[4] == 0 => server(),
+        _ => client(),
+    }
+}
+
+fn server() -> i64 {
+    let mut buf = [0u8; MAX_MSG];
+    let mut chunk = vec![0u8; CHUNK];
+    loop {
+        let info = match ipc::receive(&mut buf, 0) {
+            Ok(info) => info,
+            Err(e) => {
+                println!("echo: receive failed: {e:?}");
+                return 1;
+            }
+        };
+        let (client, msg) = (info.sender, &buf[..info.len as usize]);
+        let result = match msg.first() {
+            Some(b'S') => {
+                let mut hash = FNV_START;
+                let mut offset = 0;
+                let mut ok = true;
+                while offset < BULK && ok {
+                    ok = ipc::borrow_read(client, 0, offset, &mut chunk).is_ok();
+                    hash = fnv1a(hash, &chunk);
+                    chunk.iter_mut().for_each(|b| *b ^= 0x5A);
+                    ok &= ipc::borrow_write(client, 1, offset, &chunk).is_ok();
+                    offset += CHUNK;
+                }
+                if ok {
+                    ipc::reply(client, &hash.to_le_bytes())
+                } else {
+                    ipc::reply(client, b"lease error")
+                }
+            }
+            // Safety: a deliberate invalid opcode, so the client sees its server die mid-call.
+            Some(b'C') => unsafe { core::arch::asm!("ud2", options(noreturn)) },
+            _ => ipc::reply(client, msg),
+        };
+        if let Err(e) = result {
+            println!("echo: reply to {client:#x} failed: {e:?}");
+        }
+    }
+}
+
+fn client() -> i64 {
+    let mut server = Err(SysError::NoSuchTask);
+    for _ in 0..1000 {
+        server = sys::find_task(c"echo");
+        if server.is_ok() {
+            break;
+        }
+        sys::yield_now();
+    }
+    let Ok(echo) = server else {
+        check(false, format_args!("echo-client: found the echo server"));
+        return 1;
+    };
+    let mut reply = [0u8; MAX_MSG];
+    let mut ok = true;
+
+    let n = ipc::send(echo, b"Ehello over IPC", &mut reply, &[]);
+    ok &= check(n == Ok(15) && &reply[..15] == b"Ehello over IPC", format_args!("echo-client: inline round trip ({n:?})"));
+
+    let input: alloc::vec::Vec<u8> = (0..BULK).map(|i| (i * 7 + i / 4096) as u8).collect();
+    let mut output = vec![0u8; BULK];
+    let t0 = sys::monotonic_ns();
+    let n = ipc::send(echo, b"S", &mut reply, &[ipc::lease_read(&input), ipc::lease_write(&mut output)]);
+    let ms = (sys::monotonic_ns() - t0) / 1_000_000;
+    let sum = reply[..8].try_into().map(u64::from_le_bytes).unwrap_or(0);
+    ok &= check(n == Ok(8) && sum == fnv1a(FNV_START, &input), format_args!("echo-client: server read the 1 MiB lease exactly (checksum {sum:#x}, {ms} ms)"));
+    let same = input.iter().zip(&output).all(|(a, b)| a ^ 0x5A == *b);
+    ok &= check(same, format_args!("echo-client: server wrote the 1 MiB write lease exactly"));
+
+    let bad = |what: &str, got: Result<usize, SysError>, want: SysError| check(got == Err(want), format_args!("echo-client: {what} -> {want:?} (got {got:?})"));
+    let lease = |ptr: u64, len: u64, rights: u64| Lease { ptr, len, rights };
+    ok &= bad("lease with a null pointer", ipc::send(echo, b"E", &mut reply, &[lease(0, 16, LEASE_READ)]), SysError::NullPointer);
+    let ro = READ_ONLY.as_ptr() as u64;
+    ok &= bad("read-only page as a write lease", ipc::send(echo, b"E", &mut reply, &[lease(ro, 64, LEASE_WRITE)]), SysError::NotWritable);
+    ok &= bad("lease in the kernel half", ipc::send(echo, b"E", &mut reply, &[lease(0xFFFF_8000_0000_0000, 8, LEASE_READ)]), SysError::KernelAddress);
+    ok &= bad("lease with no rights", ipc::send(echo, b"E", &mut reply, &[lease(ro, 8, 0)]), SysError::BadLease);
+    let many = [lease(ro, 8, LEASE_READ); MAX_LEASES + 1];
+    ok &= bad("too many leases", ipc::send(echo, b"E", &mut reply, &many), SysError::BadLease);
+    ok &= bad("oversize message", ipc::send(echo, &[b'E'; MAX_MSG + 1], &mut reply, &[]), SysError::MessageTooBig);
+    ok &= bad("send to myself", ipc::send(sys::task_id(), b"E", &mut reply, &[]), SysError::WouldDeadlock);
+    ok &= bad("send to a never-used id", ipc::send(0xFFFF_00F0, b"E", &mut reply, &[]), SysError::NoSuchTask);
+    let n = ipc::send(echo, b"Estill serving", &mut reply, &[]);
+    ok &= check(n == Ok(14), format_args!("echo-client: the server still serves after the bad calls"));
+
+    let died = ipc::send(echo, b"C", &mut reply, &[]);
+    ok &= check(died == Err(SysError::TaskDied), format_args!("echo-client: server died mid-call -> TaskDied (got {died:?})"));
+    let again = ipc::send(echo, b"E", &mut reply, &[]);
+    ok &= check(again == Err(SysError::TaskDied), format_args!("echo-client: its old id stays dead (got {again:?})"));
+    println!("echo-client: done ({})", if ok { "all as expected" } else { "SOME FAILED" });
+    if ok {
+        0
+    } else {
+        1
+    }
+}

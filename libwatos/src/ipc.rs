@@ -1,0 +1,55 @@
+//! IPC wrappers: calls (`send`), serving (`receive`/`reply`), leases and notifications.
+//!
+//! Design: slices in, `Result<_, SysError>` out, so ordinary code never builds a raw pointer. A
+//! `Lease` records a buffer's address; it is only meaningful for the duration of the `send` it is
+//! passed to, which blocks until the reply, so the buffer cannot be freed or moved meanwhile.
+
+use crate::sys::raw;
+pub use kernel_core::abi::{Lease, RecvInfo, Sys, SysError, LEASE_READ, LEASE_WRITE, MAX_LEASES, MAX_MSG, NOTIFICATION};
+
+/// A lease letting the server read `buf`.
+pub fn lease_read(buf: &[u8]) -> Lease {
+    Lease { ptr: buf.as_ptr() as u64, len: buf.len() as u64, rights: LEASE_READ }
+}
+
+/// A lease letting the server write (and read) `buf`.
+pub fn lease_write(buf: &mut [u8]) -> Lease {
+    Lease { ptr: buf.as_mut_ptr() as u64, len: buf.len() as u64, rights: LEASE_READ | LEASE_WRITE }
+}
+
+/// Calls `target`: sends `msg` with `leases`, blocks until the reply, which lands in `reply`.
+/// Returns the reply's length. `TaskDied` means the server died (look it up again).
+pub fn send(target: u64, msg: &[u8], reply: &mut [u8], leases: &[Lease]) -> Result<usize, SysError> {
+    let lens = msg.len() as u64 | (leases.len() as u64) << 32;
+    let ret = raw(Sys::Send, [target, msg.as_ptr() as u64, lens, reply.as_mut_ptr() as u64, reply.len() as u64, leases.as_ptr() as u64]);
+    SysError::decode(ret).map(|n| n as usize)
+}
+
+/// Waits for a message (into `buf`) or for a notification bit in `mask`.
+pub fn receive(buf: &mut [u8], mask: u64) -> Result<RecvInfo, SysError> {
+    let mut info = RecvInfo::default();
+    let ret = raw(Sys::Receive, [buf.as_mut_ptr() as u64, buf.len() as u64, mask, &mut info as *mut RecvInfo as u64, 0, 0]);
+    SysError::decode(ret).map(|_| info)
+}
+
+/// Ends `client`'s call with `msg` (which must fit the client's reply buffer, or we are killed).
+pub fn reply(client: u64, msg: &[u8]) -> Result<(), SysError> {
+    SysError::decode(raw(Sys::Reply, [client, msg.as_ptr() as u64, msg.len() as u64, 0, 0, 0])).map(|_| ())
+}
+
+/// Copies `buf.len()` bytes from `client`'s lease `index` at `offset` into `buf`.
+pub fn borrow_read(client: u64, index: usize, offset: usize, buf: &mut [u8]) -> Result<usize, SysError> {
+    let a = [client, index as u64, offset as u64, buf.as_mut_ptr() as u64, buf.len() as u64, 0];
+    SysError::decode(raw(Sys::BorrowRead, a)).map(|n| n as usize)
+}
+
+/// Copies `buf` into `client`'s lease `index` at `offset`.
+pub fn borrow_write(client: u64, index: usize, offset: usize, buf: &[u8]) -> Result<usize, SysError> {
+    let a = [client, index as u64, offset as u64, buf.as_ptr() as u64, buf.len() as u64, 0];
+    SysError::decode(raw(Sys::BorrowWrite, a)).map(|n| n as usize)
+}
+
+/// Sets notification `bits` on `target`.
+pub fn notify(target: u64, bits: u64) -> Result<(), SysError> {
+    SysError::decode(raw(Sys::Notify, [target, bits, 0, 0, 0, 0])).map(|_| ())
+}
