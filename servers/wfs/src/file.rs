@@ -60,19 +60,24 @@ impl<D: BlockDevice> Wfs<D> {
             for (fb, p) in read::extents(&mut self.st, &self.root, ino, cb, ce)? {
                 old[(fb - cb) as usize] = Some(p);
             }
-            buf.clear();
-            buf.resize(n * BLOCK_SIZE, 0);
-            // Partially covered edge blocks keep their old bytes.
             let (cs, ce_bytes) = (cb * BS, (ce + 1) * BS);
             let (s, e) = (off.max(cs), end.min(ce_bytes));
-            for idx in [0, n - 1] {
-                let bs = cs + idx as u64 * BS;
-                let covered = s <= bs && e >= bs + BS;
-                if let (false, Some(p)) = (covered, old[idx]) {
-                    read::read_run(&mut self.st, &[p], &mut buf[idx * BLOCK_SIZE..(idx + 1) * BLOCK_SIZE])?;
+            // A chunk the request covers whole is written straight from `data` (no copy); otherwise
+            // it is assembled in `buf`, partially covered edge blocks keeping their old bytes.
+            let whole = s == cs && e == ce_bytes;
+            if !whole {
+                buf.clear();
+                buf.resize(n * BLOCK_SIZE, 0);
+                for idx in [0, n - 1] {
+                    let bs = cs + idx as u64 * BS;
+                    let covered = s <= bs && e >= bs + BS;
+                    if let (false, Some(p)) = (covered, old[idx]) {
+                        read::read_run(&mut self.st, &[p], &mut buf[idx * BLOCK_SIZE..(idx + 1) * BLOCK_SIZE])?;
+                    }
                 }
+                buf[(s - cs) as usize..(e - cs) as usize].copy_from_slice(&data[(s - off) as usize..(e - off) as usize]);
             }
-            buf[(s - cs) as usize..(e - cs) as usize].copy_from_slice(&data[(s - off) as usize..(e - off) as usize]);
+            let src: &[u8] = if whole { &data[(s - off) as usize..(e - off) as usize] } else { &buf };
             // Choose addresses: overwrite blocks this transaction wrote, allocate the rest.
             let need = old.iter().filter(|p| !p.is_some_and(|p| p.birth == self.st.txid)).count() as u64;
             if !self.st.alloc.has_room_for(need) {
@@ -94,11 +99,11 @@ impl<D: BlockDevice> Wfs<D> {
                 while j < n && addrs[j] == addrs[j - 1] + 1 {
                     j += 1;
                 }
-                self.st.write_raw(addrs[i], &buf[i * BLOCK_SIZE..j * BLOCK_SIZE])?;
+                self.st.write_raw(addrs[i], &src[i * BLOCK_SIZE..j * BLOCK_SIZE])?;
                 i = j;
             }
             for (i, addr) in addrs.iter().enumerate() {
-                let ptr = BlockPtr { addr: *addr, addr2: 0, crc: crc(&buf[i * BLOCK_SIZE..(i + 1) * BLOCK_SIZE]), birth: self.st.txid };
+                let ptr = BlockPtr { addr: *addr, addr2: 0, crc: crc(&src[i * BLOCK_SIZE..(i + 1) * BLOCK_SIZE]), birth: self.st.txid };
                 let mut v = vec![0u8; BlockPtr::SIZE];
                 ptr.encode(&mut v);
                 self.tree_insert(Key::new(ino, KIND_EXTENT, cb + i as u64), v)?;

@@ -22,6 +22,7 @@ extern crate std;
 mod allocator;
 pub mod btree;
 mod check;
+mod daemon;
 mod file;
 mod fsimpl;
 mod names;
@@ -39,6 +40,7 @@ use protocol::fs::{Clock, FileType, TxId};
 use protocol::{Error, Result};
 
 pub use check::{FsckReport, ScrubReport};
+pub use daemon::TickReport;
 pub use snapshot::{SnapshotInfo, SnapshotView};
 
 use crate::allocator::Allocator;
@@ -83,6 +85,8 @@ pub struct Wfs<D: BlockDevice> {
     dirty: bool,
     ops_since: u64,
     blocks_since: u64,
+    /// Where the background scrub (`tick`) continues.
+    scrub_cursor: Key,
 }
 
 impl<D: BlockDevice> Wfs<D> {
@@ -118,6 +122,7 @@ impl<D: BlockDevice> Wfs<D> {
             dirty: true,
             ops_since: 0,
             blocks_since: 0,
+            scrub_cursor: Key::MIN,
         };
         let root = Inode {
             kind: FileType::Directory,
@@ -182,6 +187,7 @@ impl<D: BlockDevice> Wfs<D> {
             dirty: false,
             ops_since: 0,
             blocks_since: 0,
+            scrub_cursor: Key::MIN,
         };
         fs.rebuild_allocator()?;
         if read::get_inode(&mut fs.st, &fs.root, ROOT_INO)?.kind != FileType::Directory {

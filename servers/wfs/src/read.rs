@@ -177,13 +177,19 @@ pub fn file_read<D: BlockDevice>(st: &mut Store<D>, root: &Child, ino: u64, size
                 j += 1;
             }
             let ptrs: Vec<BlockPtr> = ext[i..j].iter().map(|e| e.1).collect();
-            tmp.resize(ptrs.len() * BLOCK_SIZE, 0);
-            read_run(st, &ptrs, &mut tmp)?;
-            // Copy the overlap of [run start, run end) with [off, end).
+            // Copy the overlap of [run start, run end) with [off, end); a run wholly inside the
+            // request is read straight into the caller's buffer.
             let rs = ext[i].0 * bs;
             let re = rs + ptrs.len() as u64 * bs;
             let (s, e) = (rs.max(off), re.min(end));
-            buf[(s - off) as usize..(e - off) as usize].copy_from_slice(&tmp[(s - rs) as usize..(e - rs) as usize]);
+            let dst = &mut buf[(s - off) as usize..(e - off) as usize];
+            if s == rs && e == re {
+                read_run(st, &ptrs, dst)?;
+            } else {
+                tmp.resize(ptrs.len() * BLOCK_SIZE, 0);
+                read_run(st, &ptrs, &mut tmp)?;
+                dst.copy_from_slice(&tmp[(s - rs) as usize..(e - rs) as usize]);
+            }
             i = j;
         }
         cb = ce + 1;

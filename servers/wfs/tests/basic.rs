@@ -286,3 +286,40 @@ fn full_device_reports_no_space_and_stays_consistent() {
     fs.sync().unwrap();
     mkfile(&mut fs, root, "g", &chunk);
 }
+
+/// A 100,000-entry directory: create, look every name up, list, remount, delete
+/// (`cargo test -p wfs --release -- --ignored`; slow in debug builds).
+#[test]
+#[ignore]
+fn hundred_thousand_entries() {
+    let mut fs = fresh(256);
+    let root = fs.root();
+    let d = mkdir(&mut fs, root, "d");
+    let n = 100_000;
+    for i in 0..n {
+        fs.create(d, &format!("entry-{i}"), &NewNode::new(FileType::File, 0o644)).unwrap();
+    }
+    let mut fs = remount(fs);
+    for i in 0..n {
+        assert_eq!(fs.lookup(d, &format!("entry-{i}")).unwrap().kind, FileType::File);
+    }
+    let mut cookie = 0;
+    let mut count = 0;
+    loop {
+        let page = fs.readdir(d, cookie, 1000).unwrap();
+        if page.is_empty() {
+            break;
+        }
+        count += page.len();
+        cookie = page.last().unwrap().next_cookie;
+    }
+    assert_eq!(count, n);
+    let r = fs.fsck(false).unwrap();
+    assert!(r.is_clean(), "{r}");
+    for i in 0..n {
+        fs.unlink(d, &format!("entry-{i}")).unwrap();
+    }
+    fs.rmdir(root, "d").unwrap();
+    let r = fs.fsck(false).unwrap();
+    assert!(r.is_clean(), "{r}");
+}

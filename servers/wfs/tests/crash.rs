@@ -173,7 +173,7 @@ fn power_cut_after_every_write() {
 
 #[test]
 fn reordered_writes_inside_an_epoch() {
-    reordered(6);
+    reordered(4);
 }
 
 /// The same with up to 64 states per crash point (`cargo test -p wfs -- --ignored`).

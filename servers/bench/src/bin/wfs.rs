@@ -1,0 +1,242 @@
+//! WFS vs RedoxFS on a RAM device, same workload, side by side (`cargo xtask bench wfs`).
+//!
+//! Both filesystems are driven the way their servers drive them: RedoxFS's FUSE and scheme servers
+//! wrap every request in its own `FileSystem::tx` (one commit per request, no flush barrier, since
+//! its `Disk` trait has none); WFS takes each request through `protocol::fs::FileSystem`, groups
+//! them into commits and makes them durable on `sync` (two flush barriers per commit, metadata
+//! written twice). Each phase of WFS ends with a `sync`, so its time includes making the phase durable.
+
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use blockdev::RamDisk;
+use protocol::fs::{Clock, FileSystem, FileType, NewNode, Timespec};
+use redoxfs::{DiskMemory, FileSystem as RedoxFs, Node, TreePtr};
+use watos_bench::{mb_per_s, timed};
+use wfs::{FormatOptions, Wfs};
+
+const FILE_MIB: u64 = 256;
+const IO: usize = 1 << 20;
+const RANDOM_OPS: u64 = 20_000;
+const FILES: usize = 10_000;
+const COMMITS: usize = 200;
+const DEVICE: u64 = 768 << 20;
+
+struct HostClock;
+impl Clock for HostClock {
+    fn now(&self) -> Timespec {
+        let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        Timespec::new(d.as_secs() as i64, d.subsec_nanos())
+    }
+}
+
+fn now() -> (u64, u32) {
+    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    (d.as_secs(), d.subsec_nanos())
+}
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// Results of one filesystem, in the row order of the table.
+#[derive(Default)]
+struct Figures {
+    seq_write: f64,
+    seq_read: f64,
+    rand_read: f64,
+    rand_write: f64,
+    create: f64,
+    stat: f64,
+    unlink: f64,
+    commit_us: f64,
+}
+
+fn buf(seed: u8) -> Vec<u8> {
+    (0..IO).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+}
+
+fn bench_wfs() -> Figures {
+    let mut f = Figures::default();
+    let mut fs = Wfs::format(RamDisk::new(DEVICE / 512), &FormatOptions::default(), Box::new(HostClock)).unwrap();
+    let root = fs.root();
+    let ino = fs.create(root, "big", &NewNode::new(FileType::File, 0o644)).unwrap().ino;
+    let data = buf(1);
+    let total = FILE_MIB << 20;
+    let (_, t) = timed(|| {
+        for i in 0..total / IO as u64 {
+            fs.write(ino, i * IO as u64, &data).unwrap();
+        }
+        fs.sync().unwrap();
+    });
+    f.seq_write = mb_per_s(total, t);
+    let mut rbuf = vec![0u8; IO];
+    let (_, t) = timed(|| {
+        for i in 0..total / IO as u64 {
+            assert_eq!(fs.read(ino, i * IO as u64, &mut rbuf).unwrap(), IO);
+        }
+    });
+    assert_eq!(rbuf, data);
+    f.seq_read = mb_per_s(total, t);
+    let blocks = total / 4096;
+    let mut rng = Rng(0x1234_5678);
+    let (_, t) = timed(|| {
+        for _ in 0..RANDOM_OPS {
+            let b = rng.next() % blocks;
+            fs.read(ino, b * 4096, &mut rbuf[..4096]).unwrap();
+        }
+    });
+    f.rand_read = RANDOM_OPS as f64 / t;
+    let (_, t) = timed(|| {
+        for _ in 0..RANDOM_OPS {
+            let b = rng.next() % blocks;
+            fs.write(ino, b * 4096, &data[..4096]).unwrap();
+        }
+        fs.sync().unwrap();
+    });
+    f.rand_write = RANDOM_OPS as f64 / t;
+    let dir = fs.create(root, "many", &NewNode::new(FileType::Directory, 0o755)).unwrap().ino;
+    let names: Vec<String> = (0..FILES).map(|i| format!("file-{i:06}")).collect();
+    let (_, t) = timed(|| {
+        for n in &names {
+            fs.create(dir, n, &NewNode::new(FileType::File, 0o644)).unwrap();
+        }
+        fs.sync().unwrap();
+    });
+    f.create = FILES as f64 / t;
+    let (_, t) = timed(|| {
+        for n in &names {
+            fs.lookup(dir, n).unwrap();
+        }
+    });
+    f.stat = FILES as f64 / t;
+    let (_, t) = timed(|| {
+        for n in &names {
+            fs.unlink(dir, n).unwrap();
+        }
+        fs.sync().unwrap();
+    });
+    f.unlink = FILES as f64 / t;
+    let small = fs.create(root, "small", &NewNode::new(FileType::File, 0o644)).unwrap().ino;
+    let start = Instant::now();
+    for i in 0..COMMITS {
+        fs.write(small, (i % 16) as u64 * 4096, &data[..4096]).unwrap();
+        fs.sync().unwrap();
+    }
+    f.commit_us = start.elapsed().as_secs_f64() * 1e6 / COMMITS as f64;
+    let r = fs.fsck(false).unwrap();
+    assert!(r.is_clean(), "{r}");
+    f
+}
+
+fn bench_redoxfs() -> Figures {
+    let mut f = Figures::default();
+    let (s, ns) = now();
+    let mut fs = RedoxFs::create(DiskMemory::new(DEVICE), None, s, ns).unwrap();
+    let root = TreePtr::root();
+    let (s, ns) = now();
+    let big = fs.tx(|tx| tx.create_node(root, "big", Node::MODE_FILE | 0o644, s, ns)).unwrap().ptr();
+    let data = buf(1);
+    let total = FILE_MIB << 20;
+    let (_, t) = timed(|| {
+        for i in 0..total / IO as u64 {
+            let (s, ns) = now();
+            fs.tx(|tx| tx.write_node(big, i * IO as u64, &data, s, ns)).unwrap();
+        }
+    });
+    f.seq_write = mb_per_s(total, t);
+    let mut rbuf = vec![0u8; IO];
+    let (_, t) = timed(|| {
+        for i in 0..total / IO as u64 {
+            let (s, ns) = now();
+            assert_eq!(fs.tx(|tx| tx.read_node(big, i * IO as u64, &mut rbuf, s, ns)).unwrap(), IO);
+        }
+    });
+    assert_eq!(rbuf, data);
+    f.seq_read = mb_per_s(total, t);
+    let blocks = total / 4096;
+    let mut rng = Rng(0x1234_5678);
+    let (_, t) = timed(|| {
+        for _ in 0..RANDOM_OPS {
+            let b = rng.next() % blocks;
+            let (s, ns) = now();
+            fs.tx(|tx| tx.read_node(big, b * 4096, &mut rbuf[..4096], s, ns)).unwrap();
+        }
+    });
+    f.rand_read = RANDOM_OPS as f64 / t;
+    let (_, t) = timed(|| {
+        for _ in 0..RANDOM_OPS {
+            let b = rng.next() % blocks;
+            let (s, ns) = now();
+            fs.tx(|tx| tx.write_node(big, b * 4096, &data[..4096], s, ns)).unwrap();
+        }
+    });
+    f.rand_write = RANDOM_OPS as f64 / t;
+    let (s, ns) = now();
+    let dir = fs.tx(|tx| tx.create_node(root, "many", Node::MODE_DIR | 0o755, s, ns)).unwrap().ptr();
+    let names: Vec<String> = (0..FILES).map(|i| format!("file-{i:06}")).collect();
+    let (_, t) = timed(|| {
+        for n in &names {
+            let (s, ns) = now();
+            fs.tx(|tx| tx.create_node(dir, n, Node::MODE_FILE | 0o644, s, ns)).unwrap();
+        }
+    });
+    f.create = FILES as f64 / t;
+    let (_, t) = timed(|| {
+        for n in &names {
+            fs.tx(|tx| tx.find_node(dir, n)).unwrap();
+        }
+    });
+    f.stat = FILES as f64 / t;
+    let (_, t) = timed(|| {
+        for n in &names {
+            fs.tx(|tx| tx.remove_node(dir, n, Node::MODE_FILE)).unwrap();
+        }
+    });
+    f.unlink = FILES as f64 / t;
+    let (s, ns) = now();
+    let small = fs.tx(|tx| tx.create_node(root, "small", Node::MODE_FILE | 0o644, s, ns)).unwrap().ptr();
+    let start = Instant::now();
+    for i in 0..COMMITS {
+        let (s, ns) = now();
+        fs.tx(|tx| tx.write_node(small, (i % 16) as u64 * 4096, &data[..4096], s, ns)).unwrap();
+    }
+    f.commit_us = start.elapsed().as_secs_f64() * 1e6 / COMMITS as f64;
+    f
+}
+
+fn main() {
+    eprintln!("wfs bench: {FILE_MIB} MiB file, {RANDOM_OPS} random 4 KiB ops, {FILES} files, {COMMITS} commits, RAM device");
+    let w = bench_wfs();
+    // WFS_BENCH_ONLY=1 skips the comparison (for profiling WFS alone).
+    if std::env::var_os("WFS_BENCH_ONLY").is_some() {
+        eprintln!("WFS: write {:.0} MB/s, read {:.0} MB/s, rand read {:.0}/s, rand write {:.0}/s, create {:.0}/s, stat {:.0}/s, unlink {:.0}/s, commit {:.1} us",
+            w.seq_write, w.seq_read, w.rand_read, w.rand_write, w.create, w.stat, w.unlink, w.commit_us);
+        return;
+    }
+    let r = bench_redoxfs();
+    println!("| Workload (RAM device) | WFS | RedoxFS 0.9.1 | WFS / RedoxFS |");
+    println!("|---|---|---|---|");
+    let rows: [(&str, f64, f64, bool); 8] = [
+        ("Sequential write, 256 MiB, 1 MiB requests (MB/s)", w.seq_write, r.seq_write, true),
+        ("Sequential read, 256 MiB, 1 MiB requests (MB/s)", w.seq_read, r.seq_read, true),
+        ("Random 4 KiB reads (ops/s)", w.rand_read, r.rand_read, true),
+        ("Random 4 KiB writes (ops/s)", w.rand_write, r.rand_write, true),
+        ("Create 10,000 files in one directory (ops/s)", w.create, r.create, true),
+        ("Stat (lookup) 10,000 files (ops/s)", w.stat, r.stat, true),
+        ("Unlink 10,000 files (ops/s)", w.unlink, r.unlink, true),
+        ("Commit latency: 4 KiB write + commit (µs, lower is better)", w.commit_us, r.commit_us, false),
+    ];
+    for (name, a, b, higher_better) in rows {
+        // Ratios are "how many times better WFS is", so > 1 always favours WFS.
+        let ratio = if higher_better { a / b } else { b / a };
+        println!("| {name} | {a:.1} | {b:.1} | {ratio:.2}× |");
+    }
+    println!();
+    println!("Ratios > 1 favour WFS (for latency the ratio is RedoxFS time / WFS time). WFS commits flush twice and write every tree node twice; RedoxFS commits each request without a barrier.");
+}
