@@ -43,7 +43,11 @@ struct Slot {
 #[derive(Default)]
 struct Registry {
     slots: Vec<Slot>,
+    call_hook: Option<CallHook>,
 }
+
+/// Runs once per delivered call; benchmarks use it to give each call the cost of a kernel round trip.
+pub type CallHook = Rc<dyn Fn()>;
 
 /// What the in-memory kernel knows about a task (the supervisor's view).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +83,11 @@ impl LocalIpc {
     /// A handle on the same registry that calls as `task` (a process id for the servers it calls).
     pub fn as_task(&self, task: TaskId) -> LocalIpc {
         LocalIpc { registry: self.registry.clone(), caller: task }
+    }
+
+    /// Run `hook` on every call delivered from now on (`None`: calls cost only what they do).
+    pub fn set_call_hook(&self, hook: Option<CallHook>) {
+        self.registry.borrow_mut().call_hook = hook;
     }
 
     /// Who this handle calls as.
@@ -186,8 +195,9 @@ impl LocalIpc {
 impl Transport for LocalIpc {
     fn call(&self, to: TaskId, msg: &[u8], leases: &mut [Lease<'_>], reply: &mut [u8]) -> Result<usize> {
         check_call(msg, leases)?;
-        let mut server = {
+        let (mut server, hook) = {
             let mut reg = self.registry.borrow_mut();
+            let hook = reg.call_hook.clone();
             let slot = reg.slots.get_mut(to.index as usize).ok_or(Error::ServerDead)?;
             if matches!(slot.state, State::Dead) {
                 return Err(Error::ServerDead);
@@ -196,13 +206,16 @@ impl Transport for LocalIpc {
                 return Err(Self::stale_error(slot));
             }
             match core::mem::replace(&mut slot.state, State::Busy) {
-                State::Idle(server) => server,
+                State::Idle(server) => (server, hook),
                 other => {
                     slot.state = other;
                     return Err(Error::Busy);
                 }
             }
         };
+        if let Some(h) = hook {
+            h();
+        }
         let mut local_reply = [0u8; crate::ipc::MAX_MESSAGE];
         let outcome = {
             let mut cx = Incoming::new(self.caller, leases);
@@ -325,6 +338,18 @@ mod tests {
         assert_eq!(ipc.call(new, b"a", &mut [], &mut reply), Err(Error::ServerDead));
         assert_eq!(ipc.refresh(new), Err(Error::ServerDead));
         assert_eq!(ipc.tasks()[0].restarts, 1);
+    }
+
+    #[test]
+    fn call_hook_runs_once_per_delivered_call() {
+        let ipc = LocalIpc::new();
+        let id = ipc.spawn("echo", echo(None)).unwrap();
+        let count = Rc::new(core::cell::Cell::new(0));
+        let c = count.clone();
+        ipc.set_call_hook(Some(Rc::new(move || c.set(c.get() + 1))));
+        ipc.call(id, b"a", &mut [], &mut [0u8; 4]).unwrap();
+        let _ = ipc.call(TaskId::new(id.index, 99), b"a", &mut [], &mut [0u8; 4]);
+        assert_eq!(count.get(), 1, "a call refused for a stale id is not delivered");
     }
 
     #[test]

@@ -27,8 +27,9 @@ impl<D: BlockDevice> CacheServer<D> {
         CacheServer { cache, bounce: Vec::new() }
     }
 
-    /// Bounce buffer of exactly lease 0's length, which must be whole sectors and at most MAX_BULK.
-    fn bounce_for(&mut self, cx: &Incoming<'_, '_>) -> Result<Vec<u8>> {
+    /// Take the bounce buffer, grown (never shrunk, so mixed request sizes never re-zero it) to hold
+    /// lease 0, which must be whole sectors and at most MAX_BULK; returns it with the length to use.
+    fn bounce_for(&mut self, cx: &Incoming<'_, '_>) -> Result<(Vec<u8>, usize)> {
         let len = cx.leases.len(0)?;
         if len % SECTOR_SIZE != 0 {
             return Err(Error::InvalidArgument);
@@ -37,8 +38,10 @@ impl<D: BlockDevice> CacheServer<D> {
             return Err(Error::TooBig);
         }
         let mut b = core::mem::take(&mut self.bounce);
-        b.resize(len, 0);
-        Ok(b)
+        if b.len() < len {
+            b.resize(len, 0);
+        }
+        Ok((b, len))
     }
 }
 
@@ -61,15 +64,15 @@ impl<D: BlockDevice> Handler for CacheServer<D> {
     }
 
     fn read(&mut self, cx: &mut Incoming<'_, '_>, sector: u64) -> Result<()> {
-        let mut b = self.bounce_for(cx)?;
-        let r = self.cache.read(sector, &mut b).and_then(|_| cx.leases.write(0, 0, &b));
+        let (mut b, len) = self.bounce_for(cx)?;
+        let r = self.cache.read(sector, &mut b[..len]).and_then(|_| cx.leases.write(0, 0, &b[..len]));
         self.bounce = b;
         r
     }
 
     fn write(&mut self, cx: &mut Incoming<'_, '_>, sector: u64) -> Result<()> {
-        let mut b = self.bounce_for(cx)?;
-        let r = cx.leases.read(0, 0, &mut b).and_then(|_| self.cache.write(sector, &b));
+        let (mut b, len) = self.bounce_for(cx)?;
+        let r = cx.leases.read(0, 0, &mut b[..len]).and_then(|_| self.cache.write(sector, &b[..len]));
         self.bounce = b;
         r
     }
@@ -79,10 +82,10 @@ impl<D: BlockDevice> Handler for CacheServer<D> {
     }
 
     fn read_vectored(&mut self, cx: &mut Incoming<'_, '_>, runs: Vec<Run>) -> Result<()> {
-        let mut b = self.bounce_for(cx)?;
-        let r = run_lengths(&runs, b.len()).and_then(|lens| {
+        let (mut b, len) = self.bounce_for(cx)?;
+        let r = run_lengths(&runs, len).and_then(|lens| {
             let mut pieces: Vec<(u64, &mut [u8])> = Vec::with_capacity(runs.len());
-            let mut rest: &mut [u8] = &mut b;
+            let mut rest: &mut [u8] = &mut b[..len];
             for (run, len) in runs.iter().zip(lens) {
                 let (head, tail) = rest.split_at_mut(len);
                 pieces.push((run.sector, head));
@@ -90,14 +93,14 @@ impl<D: BlockDevice> Handler for CacheServer<D> {
             }
             self.cache.read_vectored(&mut pieces)
         });
-        let r = r.and_then(|_| cx.leases.write(0, 0, &b));
+        let r = r.and_then(|_| cx.leases.write(0, 0, &b[..len]));
         self.bounce = b;
         r
     }
 
     fn write_vectored(&mut self, cx: &mut Incoming<'_, '_>, runs: Vec<Run>) -> Result<()> {
-        let mut b = self.bounce_for(cx)?;
-        let r = cx.leases.read(0, 0, &mut b).and_then(|_| run_lengths(&runs, b.len())).and_then(|lens| {
+        let (mut b, len) = self.bounce_for(cx)?;
+        let r = cx.leases.read(0, 0, &mut b[..len]).and_then(|_| run_lengths(&runs, len)).and_then(|lens| {
             let mut pieces: Vec<(u64, &[u8])> = Vec::with_capacity(runs.len());
             let mut at = 0;
             for (run, len) in runs.iter().zip(lens) {
@@ -128,32 +131,63 @@ impl<D: BlockDevice> Handler for CacheServer<D> {
 }
 
 /// A RAM disk shared between the harness and successive incarnations of a cache server: the "hardware"
-/// that survives a server restart.
+/// that survives a server restart. An optional hook runs once per device request (a vectored request
+/// is one), so a benchmark can give the device a per-request cost like a real disk's round trip.
 #[derive(Clone)]
-pub struct SharedDisk(pub Rc<RefCell<RamDisk>>);
+pub struct SharedDisk {
+    pub disk: Rc<RefCell<RamDisk>>,
+    hook: Rc<RefCell<Option<RequestHook>>>,
+}
+
+/// Called once per device request.
+pub type RequestHook = Rc<dyn Fn()>;
 
 impl SharedDisk {
     pub fn new(sectors: u64) -> Self {
-        SharedDisk(Rc::new(RefCell::new(RamDisk::new(sectors))))
+        SharedDisk { disk: Rc::new(RefCell::new(RamDisk::new(sectors))), hook: Rc::new(RefCell::new(None)) }
     }
 
     /// A copy of the disk's bytes (e.g. to mount it directly and check what is durable).
     pub fn snapshot(&self) -> RamDisk {
-        self.0.borrow().clone()
+        self.disk.borrow().clone()
+    }
+
+    /// Run `hook` on every device request from now on (`None`: no cost).
+    pub fn set_request_hook(&self, hook: Option<RequestHook>) {
+        *self.hook.borrow_mut() = hook;
+    }
+
+    fn request(&self) {
+        if let Some(h) = self.hook.borrow().as_ref() {
+            h();
+        }
     }
 }
 
 impl BlockDevice for SharedDisk {
     fn sector_count(&self) -> u64 {
-        self.0.borrow().sector_count()
+        self.disk.borrow().sector_count()
     }
     fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<()> {
-        self.0.borrow_mut().read(sector, buf)
+        self.request();
+        self.disk.borrow_mut().read(sector, buf)
     }
     fn write(&mut self, sector: u64, buf: &[u8]) -> Result<()> {
-        self.0.borrow_mut().write(sector, buf)
+        self.request();
+        self.disk.borrow_mut().write(sector, buf)
     }
     fn flush(&mut self) -> Result<()> {
-        self.0.borrow_mut().flush()
+        self.request();
+        self.disk.borrow_mut().flush()
+    }
+    fn read_vectored(&mut self, runs: &mut [(u64, &mut [u8])]) -> Result<()> {
+        self.request();
+        let mut d = self.disk.borrow_mut();
+        runs.iter_mut().try_for_each(|(sector, buf)| d.read(*sector, buf))
+    }
+    fn write_vectored(&mut self, runs: &[(u64, &[u8])]) -> Result<()> {
+        self.request();
+        let mut d = self.disk.borrow_mut();
+        runs.iter().try_for_each(|(sector, buf)| d.write(*sector, buf))
     }
 }

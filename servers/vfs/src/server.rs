@@ -28,22 +28,15 @@ impl VfsServer {
         VfsServer { vfs, bounce: Vec::new() }
     }
 
-    /// The bounce buffer sized for lease 0 of `cx` (capped at MAX_BULK).
-    fn take_bounce(&mut self, cx: &Incoming<'_, '_>) -> Result<Vec<u8>> {
+    /// Take the bounce buffer, grown (never shrunk) to hold lease 0 of `cx` capped at MAX_BULK;
+    /// returns it with the length to use. Grow-only, so alternating request sizes never re-zero it.
+    fn take_bounce(&mut self, cx: &Incoming<'_, '_>) -> Result<(Vec<u8>, usize)> {
         let len = cx.leases.len(0)?.min(MAX_BULK);
         let mut b = core::mem::take(&mut self.bounce);
         if b.len() < len {
             b = vec![0; len];
         }
-        b.truncate(len);
-        Ok(b)
-    }
-
-    fn give_back(&mut self, mut b: Vec<u8>) {
-        let cap = b.capacity();
-        // Keep the larger buffer; `resize` within capacity does not allocate.
-        b.resize(cap.min(MAX_BULK), 0);
-        self.bounce = b;
+        Ok((b, len))
     }
 }
 
@@ -55,15 +48,15 @@ impl Handler for VfsServer {
         self.vfs.close(cx.caller(), fd)
     }
     fn read(&mut self, cx: &mut Incoming<'_, '_>, fd: u32) -> Result<u32> {
-        let mut b = self.take_bounce(cx)?;
-        let r = self.vfs.read(cx.caller(), fd, &mut b).and_then(|n| cx.leases.write(0, 0, &b[..n]).map(|_| n as u32));
-        self.give_back(b);
+        let (mut b, len) = self.take_bounce(cx)?;
+        let r = self.vfs.read(cx.caller(), fd, &mut b[..len]).and_then(|n| cx.leases.write(0, 0, &b[..n]).map(|_| n as u32));
+        self.bounce = b;
         r
     }
     fn write(&mut self, cx: &mut Incoming<'_, '_>, fd: u32) -> Result<u32> {
-        let mut b = self.take_bounce(cx)?;
-        let r = cx.leases.read(0, 0, &mut b).and_then(|_| self.vfs.write(cx.caller(), fd, &b)).map(|n| n as u32);
-        self.give_back(b);
+        let (mut b, len) = self.take_bounce(cx)?;
+        let r = cx.leases.read(0, 0, &mut b[..len]).and_then(|_| self.vfs.write(cx.caller(), fd, &b[..len])).map(|n| n as u32);
+        self.bounce = b;
         r
     }
     fn seek(&mut self, cx: &mut Incoming<'_, '_>, fd: u32, whence: Whence, offset: i64) -> Result<u64> {
@@ -109,8 +102,8 @@ impl Handler for VfsServer {
         if total > cx.leases.len(0)? {
             return Err(Error::InvalidArgument);
         }
-        let mut b = self.take_bounce(cx)?;
-        let r = self.vfs.batch_read(cx.caller(), &reads, &mut b).and_then(|counts| {
+        let (mut b, len) = self.take_bounce(cx)?;
+        let r = self.vfs.batch_read(cx.caller(), &reads, &mut b[..len]).and_then(|counts| {
             // Only the bytes each read produced are copied; the rest of its slot is left untouched.
             let mut at = 0;
             for (req, &n) in reads.iter().zip(&counts) {
@@ -119,7 +112,7 @@ impl Handler for VfsServer {
             }
             Ok(counts)
         });
-        self.give_back(b);
+        self.bounce = b;
         r
     }
     fn begin(&mut self, cx: &mut Incoming<'_, '_>, path: &str) -> Result<u64> {
