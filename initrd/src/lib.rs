@@ -14,7 +14,8 @@
 //!  24  reserved   u64 = 0
 //! manifest: `count` entries of 64 bytes
 //!   0  name       [u8; 40]  UTF-8, NUL-padded, non-empty, unique
-//!  40  flags      u32       bit 0 AUTOSTART: the kernel starts it at boot
+//!  40  flags      u32       bit 0 AUTOSTART: the kernel starts it at boot;
+//!                           bit 1 SUPERVISOR: it is told of every death and may start programs
 //!  44  reserved   u32 = 0
 //!  48  offset     u64       from the archive start, 16-byte aligned
 //!  56  size       u64
@@ -37,7 +38,9 @@ pub const ENTRY_SIZE: usize = 64;
 pub const NAME_LEN: usize = 40;
 /// Entry flag: start this program at boot.
 pub const AUTOSTART: u32 = 1;
-const KNOWN_FLAGS: u32 = AUTOSTART;
+/// Entry flag: this program is the supervisor (told of every death, allowed to start programs).
+pub const SUPERVISOR: u32 = 2;
+const KNOWN_FLAGS: u32 = AUTOSTART | SUPERVISOR;
 
 /// Why an archive was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +69,9 @@ pub struct Entry<'a> {
 impl Entry<'_> {
     pub fn autostart(&self) -> bool {
         self.flags & AUTOSTART != 0
+    }
+    pub fn supervisor(&self) -> bool {
+        self.flags & SUPERVISOR != 0
     }
 }
 
@@ -206,6 +212,7 @@ mod tests {
         assert_eq!(all.len(), 3);
         assert_eq!(all[0], Entry { name: "hello", flags: AUTOSTART, data: b"\x7fELF hello" });
         assert!(!all[1].autostart());
+        assert!(!all[0].supervisor());
         assert_eq!(all[2].data, b"");
         assert_eq!(rd.find("tool").unwrap().data, b"x");
         assert!(rd.find("nope").is_none());

@@ -70,9 +70,18 @@ extern "C" fn kmain(magic: u32, mbi: u32) -> ! {
         Err(e) => panic!("initrd is invalid: {e:?}"),
     };
     klog!("initrd: {} programs, {} bytes", rd.len(), range.1 - range.0);
+    for entry in rd.entries() {
+        kernel.add_image(entry.name, entry.data);
+    }
     for entry in rd.entries().filter(|e| e.autostart()) {
         match kernel.spawn(entry.name, entry.data) {
-            Ok(id) => klog!("started task {} ({}) generation {}", id.index, entry.name, id.generation),
+            Ok(id) => {
+                klog!("started task {} ({}) generation {}", id.index, entry.name, id.generation);
+                if entry.supervisor() {
+                    kernel.supervisor = Some(id);
+                    klog!("{} is the supervisor", entry.name);
+                }
+            }
             Err(e) => klog!("cannot start {}: {e}", entry.name),
         }
     }

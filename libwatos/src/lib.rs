@@ -12,6 +12,7 @@ extern crate alloc;
 
 pub mod fmt;
 pub mod ipc;
+pub mod supervise;
 pub mod sys;
 
 #[cfg(feature = "rt")]

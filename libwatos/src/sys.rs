@@ -4,7 +4,7 @@
 //! decodes `rax` into `Result<_, SysError>`. Calls that take pointers take slices, so ordinary code
 //! cannot pass a bad pointer; `raw` is public for tests that must (the hostile program).
 
-pub use kernel_core::abi::{Sys, SysError, TaskInfo, MAP_WRITE, SELF_ID};
+pub use kernel_core::abi::{DeathInfo, Sys, SysError, TaskInfo, DEATH_EXIT, DEATH_FAULT, MAP_WRITE, NOTIFY_DEATH, SELF_ID};
 use core::arch::asm;
 
 /// The raw `syscall` instruction: number and six arguments in, `rax` out. No validation here: the
@@ -78,4 +78,16 @@ pub fn task_info(id: u64) -> Result<TaskInfo, SysError> {
 /// The id of the live task called `name`. `name` must end with a NUL byte.
 pub fn find_task(name: &core::ffi::CStr) -> Result<u64, SysError> {
     call(Sys::FindTask, [name.as_ptr() as u64, 0, 0, 0, 0, 0])
+}
+
+/// Starts the initrd program called `name` (supervisor only); returns its id.
+pub fn spawn(name: &core::ffi::CStr) -> Result<u64, SysError> {
+    call(Sys::Spawn, [name.as_ptr() as u64, 0, 0, 0, 0, 0])
+}
+
+/// The oldest death not yet collected (supervisor only); `None` when there is none.
+pub fn next_death() -> Result<Option<DeathInfo>, SysError> {
+    let mut info = DeathInfo::default();
+    let n = call(Sys::NextDeath, [&mut info as *mut DeathInfo as u64, DeathInfo::SIZE as u64, 0, 0, 0, 0])?;
+    Ok((n == 1).then_some(info))
 }

@@ -125,6 +125,9 @@ fn judge(log: &[String], v: &mut Verdicts) {
     v.check(has("(hello) exited with code 0").is_some(), "hello exited with code 0");
     v.check(has("hostile: pointer checks done").is_some(), "hostile ran all its bad-pointer syscalls");
     v.check(has("echo-client: done").is_some(), "echo-client ran all its IPC checks");
+    v.check(has("init: restarted echo as task").is_some(), "init restarted echo after its fault");
+    v.check(has("init: fault-ud faulted 4 times within 5 s: giving up").is_some(), "init gave up on crash-looping fault-ud and said so");
+    v.check(has("(init) exited with code 0").is_some(), "init exited once everything else had ended");
     v.check(has("(echo-client) exited with code 0").is_some(), "echo-client exited with code 0");
     let kills = [
         ("echo", "#UD"),
@@ -170,6 +173,9 @@ mod tests {
 hello: Hello from WATOS
 [kernel] task 1 (hello) exited with code 0
 echo-client: done (all as expected)
+init: restarted echo as task 0x1000a
+init: fault-ud faulted 4 times within 5 s: giving up on it
+[kernel] task 0 (init) exited with code 0
 [kernel] task 9 (echo) killed by #UD invalid opcode
 [kernel] task 10 (echo-client) exited with code 0
 hostile: CHECK PASS null pointer
@@ -190,7 +196,7 @@ panicker: panicked: src/main.rs:9:5: deliberate panic number 8
         let mut v = Verdicts { passed: 0, failed: Vec::new() };
         judge(&lines(GOOD), &mut v);
         assert!(v.failed.is_empty(), "{:?}", v.failed);
-        assert_eq!(v.passed, 2 + 19);
+        assert_eq!(v.passed, 2 + 22);
     }
 
     #[test]
@@ -201,7 +207,7 @@ panicker: panicked: src/main.rs:9:5: deliberate panic number 8
         assert_eq!(v.failed.len(), 3, "{:?}", v.failed);
         // A spinner that exits before the last kill does not prove isolation.
         let mut early = lines(GOOD);
-        let spin = early.remove(14);
+        let spin = early.remove(17);
         early.insert(2, spin);
         let mut v = Verdicts { passed: 0, failed: Vec::new() };
         judge(&early, &mut v);

@@ -14,10 +14,11 @@ use std::process::Command;
 /// the kernel (linked at -2 GiB) and the apps (linked at 4 MiB).
 const RUSTFLAGS: &str = "-C panic=abort -C relocation-model=static -C no-redzone=yes -C code-model=large -C force-frame-pointers=yes -C strip=debuginfo";
 const TARGET: &str = "x86_64-unknown-linux-gnu";
-const BINS: [&str; 5] = ["kernel", "hello", "hostile", "spinner", "ipc"];
+const BINS: [&str; 6] = ["kernel", "init", "hello", "hostile", "spinner", "ipc"];
 
 /// (name in the initrd, binary, flags).
-const MANIFEST: [(&str, &str, u32); 10] = [
+const MANIFEST: [(&str, &str, u32); 11] = [
+    ("init", "init", initrd::AUTOSTART | initrd::SUPERVISOR),
     ("hello", "hello", initrd::AUTOSTART),
     ("hostile", "hostile", initrd::AUTOSTART),
     ("fault-gp", "hostile", initrd::AUTOSTART),

@@ -34,6 +34,8 @@ pub const NOTIFICATION: u64 = u64::MAX;
 /// Lease rights.
 pub const LEASE_READ: u64 = 1;
 pub const LEASE_WRITE: u64 = 2;
+/// Notification bit the kernel sets on the supervisor when any task ends (see `next_death`).
+pub const NOTIFY_DEATH: u64 = 1 << 63;
 
 /// System-call numbers, dispatched by one `match` in the kernel.
 #[repr(u64)]
@@ -71,11 +73,17 @@ pub enum Sys {
     BorrowWrite = 13,
     /// notify(target id, bits) -> 0: sets notification bits on the target.
     Notify = 14,
+    /// spawn(name: NUL-terminated string) -> id: starts the initrd program of that name.
+    /// Supervisor only.
+    Spawn = 15,
+    /// next_death(out: *mut DeathInfo, out len) -> 1 if a record was written, 0 if none is queued.
+    /// Supervisor only.
+    NextDeath = 16,
 }
 
 impl Sys {
     /// Every call, indexed by its number (numbers are dense from 0).
-    pub const ALL: [Sys; 15] = [
+    pub const ALL: [Sys; 17] = [
         Sys::Exit,
         Sys::Yield,
         Sys::ConsoleWrite,
@@ -91,6 +99,8 @@ impl Sys {
         Sys::BorrowRead,
         Sys::BorrowWrite,
         Sys::Notify,
+        Sys::Spawn,
+        Sys::NextDeath,
     ];
 
     /// Decodes a raw syscall number; `None` for numbers the kernel does not know.
@@ -141,11 +151,13 @@ pub enum SysError {
     BadLease = 15,
     /// An IPC operation that would deadlock (sending to oneself).
     WouldDeadlock = 16,
+    /// Only the supervisor may do this.
+    NotPermitted = 17,
 }
 
 impl SysError {
     /// All codes, for round-trip tests and for decoding.
-    pub const ALL: [SysError; 16] = [
+    pub const ALL: [SysError; 17] = [
         SysError::NullPointer,
         SysError::NonCanonical,
         SysError::KernelAddress,
@@ -162,6 +174,7 @@ impl SysError {
         SysError::MessageTooBig,
         SysError::BadLease,
         SysError::WouldDeadlock,
+        SysError::NotPermitted,
     ];
 
     /// The value placed in `rax`.
@@ -179,6 +192,23 @@ impl SysError {
         let code = signed.unsigned_abs() as i64;
         Err(Self::ALL.iter().copied().find(|e| *e as i64 == code).unwrap_or(SysError::InvalidArgument))
     }
+}
+
+/// The memory image of a `repr(C)` struct of four u64 words then a 32-byte name (x86-64 is
+/// little-endian), built field by field so the kernel never reinterprets memory.
+fn words_and_name(words: [u64; 4], name: &[u8; 32]) -> [u8; 64] {
+    let mut out = [0u8; 64];
+    for (i, v) in words.iter().enumerate() {
+        out[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
+    }
+    out[32..].copy_from_slice(name);
+    out
+}
+
+/// A NUL-padded name as a string (up to the first NUL; "?" if not UTF-8).
+fn name_str(name: &[u8; 32]) -> &str {
+    let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+    core::str::from_utf8(&name[..end]).unwrap_or("?")
 }
 
 /// What `task_info` writes: plain `repr(C)` so both sides agree without a serializer.
@@ -204,18 +234,12 @@ impl TaskInfo {
     /// The exact bytes of this struct in memory on x86-64 (little-endian), built field by field so the
     /// kernel can copy it out without reinterpreting memory.
     pub fn to_bytes(&self) -> [u8; Self::SIZE] {
-        let mut out = [0u8; Self::SIZE];
-        for (i, v) in [self.id, self.ticks, self.syscalls, self.anon_bytes].iter().enumerate() {
-            out[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
-        }
-        out[32..].copy_from_slice(&self.name);
-        out
+        words_and_name([self.id, self.ticks, self.syscalls, self.anon_bytes], &self.name)
     }
 
     /// The name as a string (up to the first NUL).
     pub fn name(&self) -> &str {
-        let end = self.name.iter().position(|&b| b == 0).unwrap_or(self.name.len());
-        core::str::from_utf8(&self.name[..end]).unwrap_or("?")
+        name_str(&self.name)
     }
 }
 
@@ -254,10 +278,39 @@ impl RecvInfo {
 
     pub fn to_bytes(&self) -> [u8; Self::SIZE] {
         let mut out = [0u8; Self::SIZE];
-        for (i, v) in [self.sender, self.len, self.leases, self.notifications].iter().enumerate() {
-            out[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
-        }
+        out.copy_from_slice(&words_and_name([self.sender, self.len, self.leases, self.notifications], &[0; 32])[..32]);
         out
+    }
+}
+
+/// Why a task ended, as `next_death` reports it to the supervisor.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DeathInfo {
+    /// The dead task's id.
+    pub id: u64,
+    /// `DEATH_EXIT` (then `code` is the exit code) or `DEATH_FAULT` (then `code` is the vector, or
+    /// `u64::MAX` for a fault the kernel raised, such as an over-long reply).
+    pub cause: u64,
+    pub code: u64,
+    /// Tasks still alive, not counting the supervisor.
+    pub live: u64,
+    /// Its name, NUL-padded.
+    pub name: [u8; 32],
+}
+
+pub const DEATH_EXIT: u64 = 0;
+pub const DEATH_FAULT: u64 = 1;
+
+impl DeathInfo {
+    pub const SIZE: usize = 64;
+
+    pub fn to_bytes(&self) -> [u8; Self::SIZE] {
+        words_and_name([self.id, self.cause, self.code, self.live], &self.name)
+    }
+
+    pub fn name(&self) -> &str {
+        name_str(&self.name)
     }
 }
 
@@ -333,6 +386,12 @@ mod tests {
         // Safety: Lease is repr(C) plain data without padding (size checked above).
         let raw: [u8; Lease::SIZE] = unsafe { core::mem::transmute(lease) };
         assert_eq!(Lease::from_bytes(&raw), lease);
+        let death = DeathInfo { id: 9, cause: DEATH_FAULT, code: 14, live: 2, name: *b"echo\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0" };
+        assert_eq!(core::mem::size_of::<DeathInfo>(), DeathInfo::SIZE);
+        // Safety: repr(C) plain data without padding (size checked above).
+        let raw: [u8; DeathInfo::SIZE] = unsafe { core::mem::transmute(death) };
+        assert_eq!(death.to_bytes(), raw);
+        assert_eq!(death.name(), "echo");
         let info = RecvInfo { sender: 1, len: 2, leases: 3, notifications: 4 };
         // Safety: as above.
         let raw: [u8; RecvInfo::SIZE] = unsafe { core::mem::transmute(info) };

@@ -14,7 +14,9 @@ use crate::elf;
 use crate::paging::{AddressSpace, FrameAlloc, Perm, PhysMem};
 use crate::sched::{self, SchedState};
 use crate::trap::{exception_name, fault_detail, Event, Exit, FxArea, TrapFrame, SYSCALL_VECTOR, USER_CS, USER_DS};
+use crate::abi::{DeathInfo, DEATH_EXIT, DEATH_FAULT, NOTIFY_DEATH};
 use alloc::boxed::Box;
+use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
@@ -57,9 +59,12 @@ pub enum Resume {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Death {
     Exit(i64),
-    /// A CPU exception or a syscall-level fault; the report is already logged.
-    Fault,
+    /// A CPU exception (its vector) or a fault the kernel raised (`u64::MAX`); already logged.
+    Fault(u64),
 }
+
+/// Death records kept for the supervisor; beyond this the oldest is dropped (and logged).
+pub const MAX_DEATHS: usize = 64;
 
 pub struct Task {
     pub id: TaskId,
@@ -100,6 +105,12 @@ pub struct Kernel<P: Platform, M: PhysMem, F: FrameAlloc> {
     pub killed: usize,
     entered_user: bool,
     halted: Option<bool>,
+    /// The task told of every death (`NOTIFY_DEATH` + `next_death`), allowed to `spawn`.
+    pub supervisor: Option<TaskId>,
+    /// Program images by name, for `spawn` (the initrd's entries).
+    pub images: Vec<(String, &'static [u8])>,
+    /// Deaths not yet collected by the supervisor.
+    pub deaths: VecDeque<DeathInfo>,
 }
 
 impl<P: Platform, M: PhysMem, F: FrameAlloc> Kernel<P, M, F> {
@@ -122,6 +133,9 @@ impl<P: Platform, M: PhysMem, F: FrameAlloc> Kernel<P, M, F> {
             killed: 0,
             entered_user: false,
             halted: None,
+            supervisor: None,
+            images: Vec::new(),
+            deaths: VecDeque::new(),
         }
     }
 
@@ -249,7 +263,7 @@ impl<P: Platform, M: PhysMem, F: FrameAlloc> Kernel<P, M, F> {
             task.name
         );
         klog!(self, "{report}");
-        self.reap(c, Death::Fault);
+        self.reap(c, Death::Fault(vector));
     }
 
     /// Ends task `i`: frees its address space and slot. The only way a task dies.
@@ -270,11 +284,12 @@ impl<P: Platform, M: PhysMem, F: FrameAlloc> Kernel<P, M, F> {
                 self.exited += 1;
                 klog!(self, "task {i} ({}) exited with code {code}; {freed} frames freed", task.name);
             }
-            Death::Fault => {
+            Death::Fault(_) => {
                 self.killed += 1;
                 klog!(self, "task {i} ({}) reaped; {freed} frames freed", task.name);
             }
         }
+        self.tell_supervisor(&task, death);
         if self.live_tasks() == 0 {
             klog!(self, "all tasks finished: {} exited, {} killed", self.exited, self.killed);
             let free = self.frames.free_count();
@@ -283,6 +298,36 @@ impl<P: Platform, M: PhysMem, F: FrameAlloc> Kernel<P, M, F> {
             klog!(self, "CHECK {verdict} kernel: every frame returned after all processes ended ({free} free, {} at start)", self.frames_at_start);
             self.halted = Some(ok);
         }
+    }
+
+    /// Queues a death record for the supervisor and sets its `NOTIFY_DEATH` bit.
+    fn tell_supervisor(&mut self, task: &Task, death: Death) {
+        let Some(sup) = self.supervisor else { return };
+        if sup == task.id {
+            klog!(self, "the supervisor ({}) has ended: nobody restarts tasks any more", task.name);
+            self.supervisor = None;
+            return;
+        }
+        let Some(s) = self.lookup(sup) else { return };
+        let (cause, code) = match death {
+            Death::Exit(code) => (DEATH_EXIT, code as u64),
+            Death::Fault(vector) => (DEATH_FAULT, vector),
+        };
+        let mut info = DeathInfo { id: task.id.to_raw(), cause, code, live: self.live_tasks() as u64 - 1, name: [0; 32] };
+        let n = task.name.len().min(31);
+        info.name[..n].copy_from_slice(&task.name.as_bytes()[..n]);
+        if self.deaths.len() == MAX_DEATHS {
+            if let Some(lost) = self.deaths.pop_front() {
+                klog!(self, "death record of task {:#x} dropped: the supervisor is not collecting them", lost.id);
+            }
+        }
+        self.deaths.push_back(info);
+        crate::ipc::post(self, s, NOTIFY_DEATH);
+    }
+
+    /// Registers a program image `spawn` may start by name.
+    pub fn add_image(&mut self, name: &str, image: &'static [u8]) {
+        self.images.push((String::from(name), image));
     }
 
     /// One timer tick: time advances, sleepers wake. Returns true if the CPU should be rescheduled.

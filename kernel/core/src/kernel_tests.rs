@@ -9,6 +9,7 @@ use crate::sched::SchedState;
 use crate::sim::{SimFrames, SimMem};
 use crate::trap::{Event, Exit, FxArea, TrapFrame, SYSCALL_VECTOR, USER_CS};
 use crate::usermem::{copy_in, copy_out};
+use std::boxed::Box;
 use std::string::String;
 use std::vec::Vec;
 
@@ -257,4 +258,67 @@ fn spawn_refuses_bad_images_without_leaking() {
     assert!(k.spawn("x", &bad).is_err());
     assert_eq!(k.frames.free_count(), before);
     assert_eq!(k.live_tasks(), 0);
+}
+
+/// Task 0 is the supervisor; returns the kernel and its first frame (the supervisor running).
+fn supervised(names: &[&str]) -> (K, TrapFrame) {
+    let mut k = boot(names);
+    k.supervisor = Some(k.task(0).unwrap().id);
+    let leaked: &'static [u8] = Box::leak(image().into_boxed_slice());
+    k.add_image("worker", leaked);
+    let f = first_tick(&mut k);
+    (k, f)
+}
+
+#[test]
+fn the_supervisor_hears_of_every_death_with_its_cause() {
+    use crate::abi::{DeathInfo, DEATH_EXIT, DEATH_FAULT, NOTIFY_DEATH};
+    let (mut k, mut f) = supervised(&["init", "worker", "quitter"]);
+    let worker = k.task(1).unwrap().id.to_raw();
+    syscall6(&mut k, &mut f, Sys::Receive, [DATA, 16, NOTIFY_DEATH, DATA + 64, 0, 0]);
+    assert_eq!(k.current, Some(1));
+    k.trap(&mut f, Event::Exception { vector: 13, error: 0, cr2: 0 });
+    assert_eq!(k.sched[0], SchedState::Runnable, "the death woke the supervisor");
+    assert_eq!(k.current, Some(0));
+    syscall(&mut k, &mut f, Sys::Yield, [0; 3]);
+    assert_eq!(k.current, Some(2));
+    syscall(&mut k, &mut f, Sys::Exit, [3, 0, 0]);
+    assert_eq!(k.current, Some(0));
+    let mut records = Vec::new();
+    loop {
+        syscall(&mut k, &mut f, Sys::NextDeath, [DATA + 128, DeathInfo::SIZE as u64, 0]);
+        if f.rax == 0 {
+            break;
+        }
+        let b = copy_in(&space(&k, 0), &k.mem, DATA + 128, 32).unwrap();
+        let w = |n: usize| u64::from_le_bytes(b[n * 8..n * 8 + 8].try_into().unwrap());
+        records.push((w(0), w(1), w(2), w(3)));
+    }
+    assert_eq!(records, [(worker, DEATH_FAULT, 13, 1), (k.slots[2].generation as u64 - 1 << 16 | 2, DEATH_EXIT, 3, 0)]);
+}
+
+#[test]
+fn only_the_supervisor_spawns_and_restarts_get_a_new_generation() {
+    use crate::abi::DeathInfo;
+    let (mut k, mut f) = supervised(&["init", "worker"]);
+    copy_out(&space(&k, 0), &mut k.mem, DATA, b"worker\0nobody\0").unwrap();
+    syscall(&mut k, &mut f, Sys::Spawn, [DATA + 7, 0, 0]);
+    assert_eq!(SysError::decode(f.rax), Err(SysError::NoSuchTask));
+    syscall(&mut k, &mut f, Sys::Spawn, [DATA, 0, 0]);
+    assert_eq!(TaskId::from_raw(f.rax), Some(TaskId { index: 2, generation: 0 }));
+    assert_eq!(k.task(2).unwrap().name, "worker");
+    syscall(&mut k, &mut f, Sys::Yield, [0; 3]);
+    assert_eq!(k.current, Some(1));
+    copy_out(&space(&k, 1), &mut k.mem, DATA, b"worker\0").unwrap();
+    syscall(&mut k, &mut f, Sys::Spawn, [DATA, 0, 0]);
+    assert_eq!(SysError::decode(f.rax), Err(SysError::NotPermitted));
+    syscall(&mut k, &mut f, Sys::NextDeath, [DATA + 128, DeathInfo::SIZE as u64, 0]);
+    assert_eq!(SysError::decode(f.rax), Err(SysError::NotPermitted));
+    // Task 1 faults; the supervisor restarts it into the same slot with the next generation.
+    k.trap(&mut f, Event::Exception { vector: 6, error: 0, cr2: 0 });
+    while k.current != Some(0) {
+        syscall(&mut k, &mut f, Sys::Yield, [0; 3]);
+    }
+    syscall(&mut k, &mut f, Sys::Spawn, [DATA, 0, 0]);
+    assert_eq!(TaskId::from_raw(f.rax), Some(TaskId { index: 1, generation: 1 }));
 }

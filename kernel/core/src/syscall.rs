@@ -5,7 +5,7 @@
 //! such as over-long replies) kills the task like a CPU exception. Handlers never read user memory
 //! except through `usermem`, which validates against the caller's page tables and copies once.
 
-use crate::abi::{Sys, SysError, TaskId, TaskInfo, ANON_LIMIT, MAP_WRITE, MAX_STR, MAX_WRITE, PAGE, SELF_ID};
+use crate::abi::{DeathInfo, Sys, SysError, TaskId, TaskInfo, ANON_LIMIT, MAP_WRITE, MAX_STR, MAX_WRITE, PAGE, SELF_ID};
 use crate::ipc;
 use crate::kernel::{klog, Death, Kernel, Platform};
 use crate::paging::{AddressSpace, FrameAlloc, Perm, PhysMem};
@@ -63,6 +63,8 @@ pub fn dispatch<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>,
         Some(Sys::BorrowRead) => ipc::borrow(k, c, args, false).map(Some),
         Some(Sys::BorrowWrite) => ipc::borrow(k, c, args, true).map(Some),
         Some(Sys::Notify) => ipc::notify(k, args).map(Some),
+        Some(Sys::Spawn) => spawn(k, c, args[0]).map(Some),
+        Some(Sys::NextDeath) => next_death(k, c, args[0], args[1]).map(Some),
     };
     let rax = match result {
         Ok(v) => v,
@@ -70,7 +72,7 @@ pub fn dispatch<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>,
         Err(UserError::Fault(why)) => {
             let name = k.task(c).map(|t| t.name.clone()).unwrap_or_default();
             klog!(k, "task {c} ({name}) killed by the kernel: {why}");
-            k.reap(c, Death::Fault);
+            k.reap(c, Death::Fault(u64::MAX));
             return true;
         }
     };
@@ -140,4 +142,41 @@ fn find_task<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, c:
     let name = core::str::from_utf8(&bytes).map_err(|_| SysError::BadString)?;
     let found = k.slots.iter().filter_map(|s| s.task.as_ref()).find(|t| t.name == name);
     Ok(found.ok_or(SysError::NoSuchTask)?.id.to_raw())
+}
+
+fn require_supervisor<P: Platform, M: PhysMem, F: FrameAlloc>(k: &Kernel<P, M, F>, c: usize) -> Result<(), UserError> {
+    let me = k.task(c).map(|t| t.id);
+    if me.is_none() || me != k.supervisor {
+        return Err(SysError::NotPermitted.into());
+    }
+    Ok(())
+}
+
+fn spawn<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, c: usize, name_ptr: u64) -> Result<u64, UserError> {
+    require_supervisor(k, c)?;
+    let bytes = copy_in_str(&space_of(k, c)?, &k.mem, name_ptr, MAX_STR)?;
+    let name = core::str::from_utf8(&bytes).map_err(|_| SysError::BadString)?;
+    let image = k.images.iter().find(|(n, _)| n == name).map(|(_, image)| *image).ok_or(SysError::NoSuchTask)?;
+    match k.spawn(name, image) {
+        Ok(id) => {
+            klog!(k, "started task {} ({name}) generation {} for the supervisor", id.index, id.generation);
+            Ok(id.to_raw())
+        }
+        Err(why) => {
+            klog!(k, "cannot start {name}: {why}");
+            Err(SysError::OutOfMemory.into())
+        }
+    }
+}
+
+fn next_death<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, c: usize, out: u64, len: u64) -> Result<u64, UserError> {
+    require_supervisor(k, c)?;
+    check_range(out, len)?;
+    if len < DeathInfo::SIZE as u64 {
+        return Err(SysError::InvalidArgument.into());
+    }
+    let Some(info) = k.deaths.front().copied() else { return Ok(0) };
+    copy_out(&space_of(k, c)?, &mut k.mem, out, &info.to_bytes())?;
+    k.deaths.pop_front();
+    Ok(1)
 }

@@ -2,10 +2,11 @@
 //!
 //!   echo         a server: echoes inline messages; for op `S` reads the caller's 1 MiB read lease in
 //!                64 KiB borrows, writes each byte XOR 0x5A into its write lease and replies with the
-//!                FNV-1a checksum of what it read; op `C` crashes it mid-call (`ud2`).
+//!                FNV-1a checksum of what it read; op `C` crashes it mid-call (`ud2`); op `Q` ends it.
 //!   echo-client  finds `echo` by name; checks an inline round trip, a 1 MiB lease round trip by
 //!                checksum, that bad lease descriptors and oversize messages are refused while the
-//!                server keeps serving, and that a server dying mid-call returns `TaskDied`.
+//!                server keeps serving, that a server dying mid-call returns `TaskDied`, and that once
+//!                init has restarted the server (new generation) calls succeed again.
 #![no_std]
 #![no_main]
 
@@ -69,6 +70,10 @@ fn server() -> i64 {
             }
             // Safety: a deliberate invalid opcode, so the client sees its server die mid-call.
             Some(b'C') => unsafe { core::arch::asm!("ud2", options(noreturn)) },
+            Some(b'Q') => {
+                let _ = ipc::reply(client, b"bye");
+                return 0;
+            }
             _ => ipc::reply(client, msg),
         };
         if let Err(e) = result {
@@ -125,6 +130,20 @@ fn client() -> i64 {
     ok &= check(died == Err(SysError::TaskDied), format_args!("echo-client: server died mid-call -> TaskDied (got {died:?})"));
     let again = ipc::send(echo, b"E", &mut reply, &[]);
     ok &= check(again == Err(SysError::TaskDied), format_args!("echo-client: its old id stays dead (got {again:?})"));
+
+    // init restarts echo under a new generation; look it up again (bounded wait) and call it.
+    let start = sys::monotonic_ns();
+    let mut restarted = None;
+    while restarted.is_none() && sys::monotonic_ns() - start < 10_000_000_000 {
+        restarted = sys::find_task(c"echo").ok().filter(|&id| id != echo);
+        sys::sleep_ns(5_000_000);
+    }
+    let n = restarted.map(|id| ipc::send(id, b"Eagain", &mut reply, &[]));
+    ok &= check(n == Some(Ok(6)) && &reply[..6] == b"Eagain", format_args!("echo-client: a call succeeds after the supervisor restarted echo ({n:?})"));
+    if let Some(id) = restarted {
+        let n = ipc::send(id, b"Q", &mut reply, &[]);
+        ok &= check(n == Ok(3), format_args!("echo-client: the restarted echo shut down on request"));
+    }
     println!("echo-client: done ({})", if ok { "all as expected" } else { "SOME FAILED" });
     if ok {
         0
