@@ -102,7 +102,8 @@ fn start_vfs(ipc: &LocalIpc) -> Result<Box<dyn Server>> {
     Ok(Box::new(vfs_api::Service(VfsServer::new(v))))
 }
 
-/// The whole stack. Fields are the servers' ids at creation (use [`Stack::id`] for the current ones).
+/// The whole stack: the IPC registry with every server in it, and the disks under the caches. Servers
+/// are addressed by name ([`Stack::id`] gives the current id, generation included).
 pub struct Stack {
     pub ipc: LocalIpc,
     pub wfs_disk: SharedDisk,

@@ -55,10 +55,15 @@ impl<T: Transport> FileSystem for RemoteFs<T> {
         let mut done = 0;
         while done < buf.len() {
             let end = buf.len().min(done + MAX_BULK);
+            let want = end - done;
             let n = self.client.read(node, offset + done as u64, &mut buf[done..end])? as usize;
+            if n > want {
+                // A server claiming more than it was lent is broken; never trust the count.
+                return Err(Error::Malformed);
+            }
             done += n;
-            if n < end - (done - n) {
-                break;
+            if n < want {
+                break; // end of file
             }
         }
         Ok(done)
@@ -68,6 +73,9 @@ impl<T: Transport> FileSystem for RemoteFs<T> {
         while done < data.len() {
             let end = data.len().min(done + MAX_BULK);
             let n = self.client.write(node, offset + done as u64, &data[done..end])? as usize;
+            if n > end - done {
+                return Err(Error::Malformed);
+            }
             done += n;
             if n == 0 {
                 break;
