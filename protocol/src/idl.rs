@@ -25,7 +25,7 @@ use core::cell::Cell;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::ipc::{Lease, LeaseKind, Leases, TaskId, Transport};
+use crate::ipc::{Lease, LeaseAccess, LeaseKind, TaskId, Transport};
 use crate::{Error, Result};
 
 /// The envelope every request starts with.
@@ -79,7 +79,7 @@ pub fn decode_reply<R: DeserializeOwned>(bytes: &[u8]) -> Result<R> {
 
 /// Check the leases of an incoming call against the declared ones: same count, and each lent with at
 /// least the rights the operation needs.
-pub fn check_leases(leases: &Leases<'_, '_>, declared: &[LeaseKind]) -> Result<()> {
+pub fn check_leases(leases: &dyn LeaseAccess, declared: &[LeaseKind]) -> Result<()> {
     if leases.count() != declared.len() {
         return Err(Error::InvalidArgument);
     }
@@ -295,7 +295,7 @@ macro_rules! interface {
             match request {
                 $(Request::$Variant { $($arg),* } => {
                     let declared: &[$crate::ipc::LeaseKind] = &[$($($crate::ipc::LeaseKind::$lkind),*)?];
-                    let result = match $crate::idl::check_leases(&cx.leases, declared) {
+                    let result = match $crate::idl::check_leases(&*cx.leases, declared) {
                         Ok(()) => handler.$name(cx, $($arg),*),
                         Err(e) => Err(e),
                     };

@@ -100,10 +100,30 @@ fn lease_range(total: usize, offset: usize, len: usize) -> Result<core::ops::Ran
     }
 }
 
-/// The leases of one incoming call, as the server sees them: every access is checked.
+/// How a server reaches the leases of the call it is handling: every access is checked.
+///
+/// The in-memory transport implements it over the lent slices ([`Leases`]); a kernel transport
+/// implements it with its borrow syscalls, so server code is the same in both.
 ///
 /// Errors: an index past the last lease or a range outside the lease is [`Error::InvalidArgument`];
 /// reading a `Write` lease or writing a `Read` lease is [`Error::PermissionDenied`].
+pub trait LeaseAccess {
+    /// Number of leases the caller sent.
+    fn count(&self) -> usize;
+    /// Length in bytes of lease `index`.
+    fn len(&self, index: usize) -> Result<usize>;
+    /// Rights of lease `index`.
+    fn kind(&self, index: usize) -> Result<LeaseKind>;
+    /// Copy `buf.len()` bytes from lease `index` at `offset` into `buf`.
+    fn read(&self, index: usize, offset: usize, buf: &mut [u8]) -> Result<()>;
+    /// Copy `data` into lease `index` at `offset`.
+    fn write(&mut self, index: usize, offset: usize, data: &[u8]) -> Result<()>;
+    /// Lend `len` bytes of lease `index` from `offset` on to another server, with the rights the
+    /// caller gave (never more); the forwarded lease cannot outlive this call.
+    fn forward(&mut self, index: usize, offset: usize, len: usize) -> Result<Lease<'_>>;
+}
+
+/// The leases of one call over the caller's lent slices (the in-memory transport's [`LeaseAccess`]).
 pub struct Leases<'c, 'a> {
     leases: &'c mut [Lease<'a>],
 }
@@ -113,11 +133,6 @@ impl<'c, 'a> Leases<'c, 'a> {
         Leases { leases }
     }
 
-    /// Number of leases the caller sent.
-    pub fn count(&self) -> usize {
-        self.leases.len()
-    }
-
     fn get(&self, index: usize) -> Result<&Lease<'a>> {
         self.leases.get(index).ok_or(Error::InvalidArgument)
     }
@@ -125,19 +140,22 @@ impl<'c, 'a> Leases<'c, 'a> {
     fn get_mut(&mut self, index: usize) -> Result<&mut Lease<'a>> {
         self.leases.get_mut(index).ok_or(Error::InvalidArgument)
     }
+}
 
-    /// Length in bytes of lease `index`.
-    pub fn len(&self, index: usize) -> Result<usize> {
+impl LeaseAccess for Leases<'_, '_> {
+    fn count(&self) -> usize {
+        self.leases.len()
+    }
+
+    fn len(&self, index: usize) -> Result<usize> {
         Ok(self.get(index)?.len())
     }
 
-    /// Rights of lease `index`.
-    pub fn kind(&self, index: usize) -> Result<LeaseKind> {
+    fn kind(&self, index: usize) -> Result<LeaseKind> {
         Ok(self.get(index)?.kind())
     }
 
-    /// Copy `buf.len()` bytes from lease `index` at `offset` into `buf`.
-    pub fn read(&self, index: usize, offset: usize, buf: &mut [u8]) -> Result<()> {
+    fn read(&self, index: usize, offset: usize, buf: &mut [u8]) -> Result<()> {
         let src: &[u8] = match self.get(index)? {
             Lease::Read(b) => b,
             Lease::ReadWrite(b) => b,
@@ -148,8 +166,7 @@ impl<'c, 'a> Leases<'c, 'a> {
         Ok(())
     }
 
-    /// Copy `data` into lease `index` at `offset`.
-    pub fn write(&mut self, index: usize, offset: usize, data: &[u8]) -> Result<()> {
+    fn write(&mut self, index: usize, offset: usize, data: &[u8]) -> Result<()> {
         let dst: &mut [u8] = match self.get_mut(index)? {
             Lease::Write(b) | Lease::ReadWrite(b) => b,
             Lease::Read(_) => return Err(Error::PermissionDenied),
@@ -159,9 +176,7 @@ impl<'c, 'a> Leases<'c, 'a> {
         Ok(())
     }
 
-    /// Lend `len` bytes of lease `index` starting at `offset` on to another server, with the rights
-    /// the caller gave (never more). The forwarded lease cannot outlive this call.
-    pub fn forward(&mut self, index: usize, offset: usize, len: usize) -> Result<Lease<'_>> {
+    fn forward(&mut self, index: usize, offset: usize, len: usize) -> Result<Lease<'_>> {
         let lease = self.get_mut(index)?;
         let range = lease_range(lease.len(), offset, len)?;
         Ok(match lease {
@@ -175,12 +190,12 @@ impl<'c, 'a> Leases<'c, 'a> {
 /// One call as the server receives it: who sent it and what it lent.
 pub struct Incoming<'c, 'a> {
     caller: TaskId,
-    pub leases: Leases<'c, 'a>,
+    pub leases: &'c mut (dyn LeaseAccess + 'a),
 }
 
 impl<'c, 'a> Incoming<'c, 'a> {
-    pub fn new(caller: TaskId, leases: &'c mut [Lease<'a>]) -> Self {
-        Incoming { caller, leases: Leases::new(leases) }
+    pub fn new(caller: TaskId, leases: &'c mut (dyn LeaseAccess + 'a)) -> Self {
+        Incoming { caller, leases }
     }
 
     /// The calling task, as the kernel (or the in-memory transport) vouches for it.

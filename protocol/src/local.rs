@@ -18,7 +18,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::cell::RefCell;
 
-use crate::ipc::{check_call, Incoming, Lease, Server, TaskId, Transport};
+use crate::ipc::{check_call, Incoming, Lease, Leases, Server, TaskId, Transport};
 use crate::{Error, Result};
 
 /// Builds a task's server object; gets the IPC handle the server must use for its own calls.
@@ -218,7 +218,8 @@ impl Transport for LocalIpc {
         }
         let mut local_reply = [0u8; crate::ipc::MAX_MESSAGE];
         let outcome = {
-            let mut cx = Incoming::new(self.caller, leases);
+            let mut access = Leases::new(leases);
+            let mut cx = Incoming::new(self.caller, &mut access);
             server.handle(msg, &mut cx, &mut local_reply)
         };
         let current = {
@@ -255,7 +256,7 @@ impl Transport for LocalIpc {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ipc::Leases;
+    use crate::ipc::LeaseAccess;
     use alloc::vec;
 
     /// Echo server: replies with the message; if a Write lease is sent, copies lease 0 into lease 1;
@@ -381,6 +382,6 @@ mod tests {
         assert_eq!(ipc.call(id, b"", &mut [], &mut [0u8; 4]), Err(Error::ServerRestarted));
         let now = ipc.refresh(id).unwrap();
         assert_eq!(now.generation, 2);
-        let _ = Leases::new(&mut []).count();
+        assert_eq!(Leases::new(&mut []).count(), 0);
     }
 }
