@@ -233,6 +233,27 @@ pub trait FileSystem {
         Err(Error::NotSupported)
     }
 
+    /// `read` into a lease the caller holds (possibly forwarded from another process) rather than
+    /// into its own memory, so a server in the middle (the vfs) never copies the bytes. The default
+    /// reads straight into the lent buffer, which is right for the in-memory transport's leases and
+    /// for a filesystem behind IPC (it lends the buffer on). `PermissionDenied` for a read-only lease.
+    fn read_lease(&mut self, node: NodeId, offset: u64, lease: crate::ipc::Lease<'_>) -> Result<usize> {
+        match lease {
+            crate::ipc::Lease::Write(buf) | crate::ipc::Lease::ReadWrite(buf) => self.read(node, offset, buf),
+            crate::ipc::Lease::Read(_) => Err(Error::PermissionDenied),
+        }
+    }
+
+    /// `write` from a lease the caller holds; see [`FileSystem::read_lease`]. `PermissionDenied` for
+    /// a write-only lease.
+    fn write_lease(&mut self, node: NodeId, offset: u64, lease: crate::ipc::Lease<'_>) -> Result<usize> {
+        match lease {
+            crate::ipc::Lease::Read(data) => self.write(node, offset, data),
+            crate::ipc::Lease::ReadWrite(data) => self.write(node, offset, data),
+            crate::ipc::Lease::Write(_) => Err(Error::PermissionDenied),
+        }
+    }
+
     /// Several reads in one call: read `i` is `reads[i] = (node, offset, len)` and lands in `out`
     /// right after read `i-1`'s `len` bytes; returns each read's byte count. A filesystem behind IPC
     /// turns this into one request instead of one per read; the default simply loops over `read`.

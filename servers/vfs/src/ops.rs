@@ -13,6 +13,7 @@ use alloc::vec::Vec;
 
 use protocol::api::vfs::{OpenFlags, ReadReq, Whence, MAX_BATCH};
 use protocol::fs::{DirEntry, FileType, NewNode, NodeId, SetAttr, Stat};
+use protocol::ipc::Lease;
 use protocol::{Error, Result};
 
 use crate::fdtable::{FdTable, FileId};
@@ -162,6 +163,12 @@ impl Vfs {
 
     /// Read at offset `offset` without moving the file offset.
     pub fn pread(&mut self, pid: Pid, fd: u32, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        self.pread_lease(pid, fd, offset, Lease::Write(buf))
+    }
+
+    /// [`Vfs::pread`] into a lease: the filesystem gets the lease itself, so the bytes never pass
+    /// through the vfs's memory.
+    pub fn pread_lease(&mut self, pid: Pid, fd: u32, offset: u64, lease: Lease<'_>) -> Result<usize> {
         let f = self.file(pid, fd)?;
         if !f.flags.can_read() {
             return Err(Error::BadFileDescriptor);
@@ -170,7 +177,7 @@ impl Vfs {
             return Err(Error::IsADirectory);
         }
         let loc = f.loc;
-        let n = self.with_fs(loc.mount, |fs| fs.read(loc.node, offset, buf))?;
+        let n = self.with_fs(loc.mount, |fs| fs.read_lease(loc.node, offset, lease))?;
         self.stats.reads += 1;
         self.stats.bytes_read += n as u64;
         Ok(n)
@@ -178,14 +185,24 @@ impl Vfs {
 
     /// Read at the file offset and advance it.
     pub fn read(&mut self, pid: Pid, fd: u32, buf: &mut [u8]) -> Result<usize> {
+        self.read_lease(pid, fd, Lease::Write(buf))
+    }
+
+    /// [`Vfs::read`] into a lease (see [`Vfs::pread_lease`]).
+    pub fn read_lease(&mut self, pid: Pid, fd: u32, lease: Lease<'_>) -> Result<usize> {
         let offset = self.file(pid, fd)?.offset;
-        let n = self.pread(pid, fd, offset, buf)?;
+        let n = self.pread_lease(pid, fd, offset, lease)?;
         self.file_mut(pid, fd)?.offset = offset + n as u64;
         Ok(n)
     }
 
     /// Write at the file offset (at the end with APPEND) and advance it.
     pub fn write(&mut self, pid: Pid, fd: u32, data: &[u8]) -> Result<usize> {
+        self.write_lease(pid, fd, Lease::Read(data))
+    }
+
+    /// [`Vfs::write`] from a lease: the filesystem reads the caller's buffer itself.
+    pub fn write_lease(&mut self, pid: Pid, fd: u32, lease: Lease<'_>) -> Result<usize> {
         let f = self.file(pid, fd)?;
         if !f.flags.can_write() {
             return Err(Error::BadFileDescriptor);
@@ -195,7 +212,7 @@ impl Vfs {
             offset = self.getattr(loc)?.size;
         }
         self.cache.forget_attr(loc.mount, loc.node);
-        let n = self.with_fs(loc.mount, |fs| fs.write(loc.node, offset, data))?;
+        let n = self.with_fs(loc.mount, |fs| fs.write_lease(loc.node, offset, lease))?;
         self.file_mut(pid, fd)?.offset = offset + n as u64;
         self.stats.writes += 1;
         self.stats.bytes_written += n as u64;

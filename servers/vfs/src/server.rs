@@ -1,9 +1,10 @@
 //! [`VfsServer`]: the vfs-server's request handler, the [`Vfs`] behind the generated vfs interface.
 //!
 //! Design: the caller's task id (from the transport) is the process id, so descriptors are per process.
-//! Data moves through one bounce buffer: the filesystem fills it, then it is copied into the caller's
-//! lease (under WATOS that copy is the kernel's lease write). Transfers are capped at [`MAX_BULK`] per
-//! call (a short count, as POSIX allows), listings at what fits one reply.
+//! `read` and `write` forward the app's lease to the filesystem server (same bounds and rights), so
+//! file data is copied between the app and the filesystem server only, never into vfs memory. Batch
+//! reads scatter several reads into one lease and go through a bounce buffer. Transfers are capped at
+//! [`MAX_BULK`] per call (a short count, as POSIX allows), listings at what fits one reply.
 
 use alloc::string::String;
 use alloc::vec;
@@ -48,16 +49,17 @@ impl Handler for VfsServer {
         self.vfs.close(cx.caller(), fd)
     }
     fn read(&mut self, cx: &mut Incoming<'_, '_>, fd: u32) -> Result<u32> {
-        let (mut b, len) = self.take_bounce(cx)?;
-        let r = self.vfs.read(cx.caller(), fd, &mut b[..len]).and_then(|n| cx.leases.write(0, 0, &b[..n]).map(|_| n as u32));
-        self.bounce = b;
-        r
+        // The app's lease goes on to the filesystem server: the data never lands in vfs memory.
+        let caller = cx.caller();
+        let len = cx.leases.len(0)?.min(MAX_BULK);
+        let lease = cx.leases.forward(0, 0, len)?;
+        self.vfs.read_lease(caller, fd, lease).map(|n| n as u32)
     }
     fn write(&mut self, cx: &mut Incoming<'_, '_>, fd: u32) -> Result<u32> {
-        let (mut b, len) = self.take_bounce(cx)?;
-        let r = cx.leases.read(0, 0, &mut b[..len]).and_then(|_| self.vfs.write(cx.caller(), fd, &b[..len])).map(|n| n as u32);
-        self.bounce = b;
-        r
+        let caller = cx.caller();
+        let len = cx.leases.len(0)?.min(MAX_BULK);
+        let lease = cx.leases.forward(0, 0, len)?;
+        self.vfs.write_lease(caller, fd, lease).map(|n| n as u32)
     }
     fn seek(&mut self, cx: &mut Incoming<'_, '_>, fd: u32, whence: Whence, offset: i64) -> Result<u64> {
         self.vfs.seek(cx.caller(), fd, whence, offset)
