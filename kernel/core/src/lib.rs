@@ -30,6 +30,8 @@ pub mod mem_symbols;
 #[cfg(test)]
 pub mod sim;
 #[cfg(test)]
+mod fuzz_tests;
+#[cfg(test)]
 mod ipc_tests;
 #[cfg(test)]
 mod kernel_tests;

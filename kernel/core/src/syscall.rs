@@ -102,17 +102,19 @@ fn map_anon<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, c: 
         return Err(SysError::InvalidArgument.into());
     }
     let pages = len.div_ceil(PAGE);
+    // A length within a page of 2^64 rounds up past it: no such mapping can exist.
+    let bytes = pages.checked_mul(PAGE).ok_or(SysError::OutOfMemory)?;
     let task = k.task(c).ok_or(UserError::Fault("no such task"))?;
     let (va, space) = (task.anon_next, task.space);
     // Keep a margin for the page tables the mapping may need.
-    if task.anon_bytes.saturating_add(pages * PAGE) > ANON_LIMIT || (k.frames.free_count() as u64) < pages + 16 {
+    if task.anon_bytes.saturating_add(bytes) > ANON_LIMIT || (k.frames.free_count() as u64) < pages.saturating_add(16) {
         return Err(SysError::OutOfMemory.into());
     }
     k.map_zeroed(&space, va, pages, Perm { write: flags & MAP_WRITE != 0, exec: false }).map_err(|()| SysError::OutOfMemory)?;
     let task = k.task_mut(c).ok_or(UserError::Fault("no such task"))?;
     // One unmapped guard page after every mapping, so overruns fault instead of spilling over.
-    task.anon_next = va + (pages + 1) * PAGE;
-    task.anon_bytes += pages * PAGE;
+    task.anon_next = va + bytes + PAGE;
+    task.anon_bytes += bytes;
     Ok(va)
 }
 
