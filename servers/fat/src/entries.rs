@@ -1,32 +1,86 @@
 //! Adding, finding and removing names in a cached directory.
 //!
-//! Design: the parsed entry list of a cached directory is kept in step with its bytes, so a lookup
-//! is a scan of names in memory. A new name gets its alias from [`crate::name::plan`]; when it needs
+//! Design: the parsed entry list of a cached directory is kept in step with its bytes, together
+//! with an index of case-folded names (long names and their aliases) and the set of short names,
+//! so a lookup or a `~N` search costs O(log n) per probe instead of a scan. A new name gets its alias from [`crate::name::plan`]; when it needs
 //! a `~N` tail, the lowest N not used by any short name in the directory is taken. Removing marks
 //! every slot of the name (long-name slots included) deleted with 0xE5, as every FAT driver does.
 
+use alloc::collections::BTreeMap;
+use alloc::string::String;
 use alloc::vec::Vec;
 use blockdev::BlockDevice;
 use protocol::fs::NodeId;
 use protocol::{Error, Result};
 
 use crate::dirent::{lfn_slots, Named, Short, DELETED, SLOT};
-use crate::name::{alias, plan, same_name, short_display, validate, Plan};
-use crate::volume::FatFs;
+use crate::name::{alias, fold, plan, short_display, validate, Plan};
+use crate::volume::{Dir, FatFs};
 
 /// Most `~N` aliases tried before giving up on a name.
 const MAX_TAIL: u32 = 999_999;
+
+impl Dir {
+    fn keys(e: &Named) -> (String, Option<String>) {
+        let alias = (e.first_slot != e.slot).then(|| fold(&short_display(&e.short, 0)));
+        (fold(&e.name), alias)
+    }
+
+    fn index(by_name: &mut BTreeMap<String, u32>, e: &Named) {
+        let (name, alias) = Self::keys(e);
+        if let Some(a) = alias {
+            by_name.entry(a).or_insert(e.slot);
+        }
+        by_name.entry(name).or_insert(e.slot);
+    }
+
+    /// Add a parsed entry (entries arrive in slot order when a directory is loaded).
+    pub(crate) fn add(&mut self, e: Named) {
+        if let Some(by_name) = self.by_name.as_mut() {
+            Self::index(by_name, &e);
+        }
+        self.shorts.insert(e.short);
+        let at = self.entries.partition_point(|x| x.slot < e.slot);
+        self.entries.insert(at, e);
+    }
+
+    fn remove(&mut self, slot: u32) {
+        let at = self.entries.partition_point(|x| x.slot < slot);
+        if self.entries.get(at).is_some_and(|x| x.slot == slot) {
+            let e = self.entries.remove(at);
+            if let Some(by_name) = self.by_name.as_mut() {
+                let (name, alias) = Self::keys(&e);
+                for k in core::iter::once(name).chain(alias) {
+                    if by_name.get(&k) == Some(&slot) {
+                        by_name.remove(&k);
+                    }
+                }
+            }
+            self.shorts.remove(&e.short);
+        }
+    }
+
+    fn get(&mut self, name: &str) -> Option<&Named> {
+        let entries = &self.entries;
+        let by_name = self.by_name.get_or_insert_with(|| {
+            let mut m = BTreeMap::new();
+            for e in entries {
+                Self::index(&mut m, e);
+            }
+            m
+        });
+        let slot = *by_name.get(&fold(name))?;
+        let at = self.entries.partition_point(|x| x.slot < slot);
+        self.entries.get(at).filter(|x| x.slot == slot)
+    }
+}
 
 impl<D: BlockDevice> FatFs<D> {
     /// Find `name` in directory `dir` (by long name or by its short alias).
     pub(crate) fn find(&mut self, dir: NodeId, name: &str) -> Result<Named> {
         self.load_dir(dir)?;
-        let d = self.dirs.get(&dir).ok_or(Error::NotFound)?;
-        let hit = d.entries.iter().find(|e| {
-            same_name(&e.name, name)
-                || (e.first_slot != e.slot && name.len() <= 12 && same_name(&short_display(&e.short, 0), name))
-        });
-        hit.cloned().ok_or(Error::NotFound)
+        let d = self.dirs.get_mut(&dir).ok_or(Error::NotFound)?;
+        d.get(name).cloned().ok_or(Error::NotFound)
     }
 
     /// Add `name` to directory `dir` with entry fields `ent` (its name and case are filled in).
@@ -42,7 +96,7 @@ impl<D: BlockDevice> FatFs<D> {
             }
             Plan::Long { base, ext } => {
                 let d = self.dirs.get(&dir).ok_or(Error::NotFound)?;
-                let taken = |s: &[u8; 11]| d.entries.iter().any(|e| &e.short == s);
+                let taken = |s: &[u8; 11]| d.shorts.contains(s);
                 let short = (1..=MAX_TAIL)
                     .map(|n| alias(&base, &ext, n))
                     .find(|s| !taken(s))
@@ -63,9 +117,7 @@ impl<D: BlockDevice> FatFs<D> {
             first_slot: first,
             slot: first + slots.len() as u32 - 1,
         };
-        let d = self.dirs.get_mut(&dir).ok_or(Error::NotFound)?;
-        let at = d.entries.partition_point(|e| e.slot < named.slot);
-        d.entries.insert(at, named.clone());
+        self.dirs.get_mut(&dir).ok_or(Error::NotFound)?.add(named.clone());
         Ok((named, ent))
     }
 
@@ -80,8 +132,7 @@ impl<D: BlockDevice> FatFs<D> {
             slots.push(s);
         }
         self.write_slots(dir, e.first_slot, &slots)?;
-        let d = self.dirs.get_mut(&dir).ok_or(Error::NotFound)?;
-        d.entries.retain(|x| x.slot != e.slot);
+        self.dirs.get_mut(&dir).ok_or(Error::NotFound)?.remove(e.slot);
         self.by_loc.remove(&(dir, e.slot));
         Ok(())
     }

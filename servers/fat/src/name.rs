@@ -178,10 +178,10 @@ pub fn short_display(short: &[u8; 11], flags: u8) -> String {
     out
 }
 
-/// FAT's case-insensitive name comparison (full Unicode upper-casing, as Windows' upcase table).
-pub fn same_name(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a == b
-        || a.chars().flat_map(char::to_uppercase).eq(b.chars().flat_map(char::to_uppercase))
+/// The case-folded form names are compared by (full Unicode upper-casing, like Windows' upcase
+/// table): FAT names are case-insensitive.
+pub fn fold(name: &str) -> String {
+    name.chars().flat_map(char::to_uppercase).collect()
 }
 
 #[cfg(test)]
@@ -234,7 +234,7 @@ mod tests {
         assert_eq!(validate("x."), Err(Error::InvalidArgument));
         assert_eq!(validate(&"x".repeat(256)), Err(Error::NameTooLong));
         assert_eq!(validate("ok name.txt").unwrap().len(), 11);
-        assert!(same_name("Straße.TXT", "STRASSE.txt"));
-        assert!(!same_name("a", "b"));
+        assert_eq!(fold("Straße.TXT"), fold("STRASSE.txt"));
+        assert_ne!(fold("a"), fold("b"));
     }
 }

@@ -9,6 +9,7 @@
 
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 use blockdev::{BlockDevice, SECTOR_SIZE};
@@ -43,7 +44,13 @@ pub(crate) struct Dir {
     pub data: Vec<u8>,
     /// Device sector of each 512-byte piece of `data`.
     pub sectors: Vec<u64>,
+    /// Named entries in slot order.
     pub entries: Vec<Named>,
+    /// Case-folded long names and aliases → slot of the short entry; built on the first lookup
+    /// so that a plain listing does not pay for it.
+    pub by_name: Option<BTreeMap<String, u32>>,
+    /// Every short name in use, for `~N` alias generation.
+    pub shorts: BTreeSet<[u8; 11]>,
     /// The FAT12/16 root region, which cannot grow.
     pub fixed: bool,
 }
@@ -323,8 +330,18 @@ impl<D: BlockDevice> FatFs<D> {
             }
             (data, sectors)
         };
-        let entries = parse(&data);
-        self.dirs.insert(id, Dir { data, sectors, entries, fixed });
+        let mut dir = Dir {
+            data,
+            sectors,
+            entries: Vec::new(),
+            by_name: None,
+            shorts: BTreeSet::new(),
+            fixed,
+        };
+        for e in parse(&dir.data) {
+            dir.add(e);
+        }
+        self.dirs.insert(id, dir);
         Ok(())
     }
 
