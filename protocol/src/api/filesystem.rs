@@ -48,6 +48,9 @@ crate::interface! {
     23 idempotent ReadBatch fn read_batch(reads: Vec<(NodeId, u64, u32)>) leases(buf: Write) -> Vec<u32>;
 }
 
+/// Most entries the server asks its filesystem for per `readdir` request.
+pub const READDIR_MAX: usize = 128;
+
 /// Most reads in one `read_batch` request: even with every number at its longest varint the request
 /// stays inline.
 pub const MAX_BATCH: usize = 32;
@@ -134,7 +137,9 @@ impl<F: FileSystem> Handler for FsServer<F> {
         self.fs.rename(from_dir, from, to_dir, to)
     }
     fn readdir(&mut self, _: &mut Incoming<'_, '_>, dir: NodeId, cookie: u64, max: u32) -> Result<Vec<DirEntry>> {
-        let mut entries = self.fs.readdir(dir, cookie, max as usize)?;
+        // A page never holds more than fits one reply, so a huge `max` must not make the filesystem
+        // build a huge listing first.
+        let mut entries = self.fs.readdir(dir, cookie, (max as usize).min(READDIR_MAX))?;
         fit_entries(&mut entries)?;
         Ok(entries)
     }
