@@ -174,12 +174,14 @@ impl<D: BlockDevice, T: Ticks> BlockCache<D, T> {
 
     /// Account a cache hit on `slot`.
     pub(crate) fn hit(&mut self, slot: usize) {
-        self.policy.touch(slot);
         self.stats.hits += 1;
         let s = &mut self.slots[slot];
         if s.speculative {
             s.speculative = false;
             self.stats.read_ahead_used += 1;
+            self.policy.first_use(slot);
+        } else {
+            self.policy.touch(slot);
         }
     }
 

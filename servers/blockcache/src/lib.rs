@@ -15,7 +15,9 @@
 //!   a write-back the blocks stay dirty and the error is returned (or, when only a read needed the
 //!   slot, the block is simply not cached and the next flush reports it). Write-through is an option.
 //! - Read-ahead detects sequential reads and fetches a window ahead that grows from 4 to 64 blocks;
-//!   read-ahead blocks enter S3-FIFO's small queue, so unused ones do not push out the hot set.
+//!   read-ahead blocks enter S3-FIFO's small queue, and their first demand read counts as their
+//!   first use, not a reuse, so a scan read ahead leaves through that queue without pushing out the
+//!   hot set.
 //! - Batch I/O: the misses of one request (or of a vectored request) are read with one vectored device
 //!   request whose runs are the adjacent missing blocks.
 //! - [`Stats`] counts requests, bytes, hits, misses, evictions, write-backs, dirty blocks, read-ahead

@@ -291,6 +291,32 @@ fn s3fifo_keeps_a_hot_set_through_scans_that_flush_lru() {
 }
 
 #[test]
+fn read_ahead_scans_do_not_push_the_hot_set_out_of_s3fifo() {
+    // A prefetched block read once has been used once, not reused: it must leave through the
+    // small queue like any scan block instead of being promoted to main.
+    let kept = |policy| {
+        let mut c = BlockCache::new(RamDisk::new(8 * 12_000), Config::new(256).policy(policy)).unwrap();
+        let mut buf = [0u8; BS];
+        let mut kept = 0;
+        for round in 0..20u64 {
+            kept += (0..64u64).filter(|&h| c.contains(h)).count();
+            for h in (0..64u64).chain(0..64) {
+                c.read(h * 8, &mut buf).unwrap();
+            }
+            for s in 0..512u64 {
+                c.read((1000 + round * 512 + s) * 8, &mut buf).unwrap();
+            }
+        }
+        (kept, c.stats())
+    };
+    let (lru, lru_stats) = kept(PolicyKind::Lru);
+    let (s3, s3_stats) = kept(PolicyKind::S3Fifo);
+    assert!(lru_stats.read_ahead_used > 9000 && s3_stats.read_ahead_used > 9000, "the scans were read ahead");
+    assert_eq!(lru, 0, "LRU loses the hot set to every scan");
+    assert_eq!(s3, 19 * 64, "S3-FIFO keeps all of it after the first round");
+}
+
+#[test]
 fn into_inner_flushes_and_invalidate_clean_drops_stale_copies() {
     let mut c = cache(64, no_ra(8));
     let mut buf = [0u8; 512];

@@ -35,6 +35,11 @@ impl Policy for Lru {
         self.links.push_head(LIST, slot);
     }
 
+    /// Recency counts from the demand access, not from the prefetch.
+    fn first_use(&mut self, slot: usize) {
+        self.links.push_head(LIST, slot);
+    }
+
     fn victim(&mut self) -> Option<usize> {
         self.links.tail(LIST)
     }

@@ -27,6 +27,9 @@ pub trait Policy {
     fn read_ahead_room(&self) -> usize;
     /// The block in `slot` was read or written.
     fn touch(&mut self, slot: usize);
+    /// The read-ahead block in `slot` was asked for the first time. That is its first real access,
+    /// not a reuse: a scan read ahead must not look like a hot set.
+    fn first_use(&mut self, slot: usize);
     /// The slot to evict next, left in place; `None` when nothing is cached. May reorder internally.
     fn victim(&mut self) -> Option<usize>;
     /// `slot` no longer holds a block: `evicted` after a replacement, false when invalidated.

@@ -82,6 +82,9 @@ impl Policy for S3Fifo {
         self.freq[slot] = (self.freq[slot] + 1).min(MAX_FREQ);
     }
 
+    /// Leaves the counter at 0: only a further access earns promotion to main.
+    fn first_use(&mut self, _slot: usize) {}
+
     fn victim(&mut self) -> Option<usize> {
         loop {
             // Main is bounded (90%): blocks promoted from small can push it over, and then main pays.
