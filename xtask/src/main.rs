@@ -10,7 +10,8 @@
 //!   qemu  [--release] [--kvm]  build, then boot in QEMU with the serial console on stdout
 //!   test  [--release]          host tests (`cargo test`), then the QEMU boot tests
 //!         [--qemu-only]        skip the host tests
-//!   bench [NAME...]            host benchmarks (servers/bench), release mode
+//!   bench [NAME...]            host benchmarks (servers/bench), release mode; `ipc` = the QEMU
+//!                              IPC round-trip benchmark
 
 mod bench;
 mod harness;
@@ -34,7 +35,18 @@ fn main() -> ExitCode {
             }
             host && qemu
         }
-        Some("bench") => bench::run(rest),
+        Some("bench") => {
+            // `ipc` runs in QEMU (watos::bench_ipc); every other name is a host benchmark.
+            let host: Vec<String> = rest.iter().filter(|n| *n != "ipc").cloned().collect();
+            let mut ok = true;
+            if rest.is_empty() || !host.is_empty() {
+                ok &= bench::run(&host);
+            }
+            if rest.is_empty() || rest.iter().any(|n| n == "ipc") {
+                ok &= watos::bench_ipc();
+            }
+            ok
+        }
         _ => {
             eprintln!("usage: cargo xtask <build | qemu [--kvm] | test | bench [NAME...]> [--release]");
             false
