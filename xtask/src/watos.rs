@@ -178,7 +178,7 @@ pub fn bench_ipc() -> bool {
     println!("Under QEMU TCG the TSC is emulated and the CPU is an interpreter, so these are not hardware");
     println!("cycles and are far higher than on real silicon. For scale: seL4 on an i7-6700 (Skylake) takes");
     println!("386 cycles for Call and 380 for Reply, about 770 for a round trip (seL4 benchmarks page).");
-    let ok = rows.len() == 2 && out.status.code() == Some(QEMU_SUCCESS);
+    let ok = rows.len() == 3 && out.status.code() == Some(QEMU_SUCCESS);
     if !ok {
         eprintln!("IPC benchmark did not complete (QEMU status {:?}); log:\n{log}", out.status.code());
     }

@@ -94,6 +94,13 @@ fn bench_client() -> i64 {
     let mut reply = [0u8; 16];
     let lent = vec![0xA5u8; 4096];
     let mut samples = vec![0u64; CALLS];
+    for s in samples.iter_mut() {
+        let t0 = rdtsc();
+        let _ = sys::task_id();
+        *s = rdtsc() - t0;
+    }
+    let (median, p99) = percentiles(&mut samples);
+    println!("BENCH ipc | null syscall (task_id), for scale | {median} | {p99} | {CALLS}");
     for (op, name) in [(b"E", "empty call (send + receive + reply, 1-byte message)"), (b"L", "call with a 4 KiB lease copied by borrow_read")] {
         let leases = if op == b"L" { vec![ipc::lease_read(&lent)] } else { vec![] };
         for _ in 0..1000 {
