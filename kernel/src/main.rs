@@ -58,6 +58,15 @@ extern "C" fn kmain(magic: u32, mbi: u32) -> ! {
 
     let info = mem::parse_multiboot(mbi as u64);
     let frames = mem::init_frames(&info, boot::image_phys());
+    if !info.cmdline.is_empty() {
+        klog!("command line: {}", info.cmdline);
+    }
+    if info.cmdline.split(' ').any(|w| w == "selftest=kernel-fault") {
+        // Proves a kernel-mode exception is reported, not a silent triple fault (QEMU test).
+        klog!("selftest: touching an unmapped address in kernel mode");
+        // Safety: deliberately faulting; the page-fault handler reports and panics, never returns.
+        unsafe { core::ptr::read_volatile(0x0000_0dea_d000_0000 as *const u64) };
+    }
     let ram: u64 = info.available.iter().map(|r| r.1).sum();
     klog!("memory: {} MiB available, {} free frames, direct map at {PHYS_OFFSET:#x}", ram >> 20, frames.free_count());
     let mut clean_fx = entry::FxArea([0; 512]);

@@ -80,6 +80,8 @@ pub struct BootInfo {
     pub reserved: Vec<(u64, u64)>,
     /// The first module (the initrd), as a physical range.
     pub initrd: Option<(u64, u64)>,
+    /// The kernel command line (QEMU's `-append`), at most 255 bytes.
+    pub cmdline: alloc::string::String,
 }
 
 fn read_u32(pa: u64) -> u32 {
@@ -89,7 +91,7 @@ fn read_u32(pa: u64) -> u32 {
 
 /// Parses the multiboot1 information structure at physical address `mbi`.
 pub fn parse_multiboot(mbi: u64) -> BootInfo {
-    let mut info = BootInfo { available: Vec::new(), reserved: alloc::vec![(mbi, mbi + 0x1000)], initrd: None };
+    let mut info = BootInfo { available: Vec::new(), reserved: alloc::vec![(mbi, mbi + 0x1000)], initrd: None, cmdline: alloc::string::String::new() };
     let flags = read_u32(mbi);
     if flags & (1 << 6) != 0 {
         let (len, addr) = (read_u32(mbi + 44) as u64, read_u32(mbi + 48) as u64);
@@ -120,6 +122,14 @@ pub fn parse_multiboot(mbi: u64) -> BootInfo {
     if flags & (1 << 2) != 0 {
         let cmdline = read_u32(mbi + 16) as u64;
         info.reserved.push((cmdline, cmdline + 0x1000));
+        // Byte by byte through the direct map, stopping at NUL, a non-ASCII byte or 255 bytes.
+        for at in cmdline..cmdline + 255 {
+            let byte = (read_u32(at & !3) >> ((at & 3) * 8)) as u8;
+            if byte == 0 || !byte.is_ascii() {
+                break;
+            }
+            info.cmdline.push(byte as char);
+        }
     }
     info
 }

@@ -92,7 +92,8 @@ fn kernel_fault(frame: &TrapFrame) -> ! {
         None => alloc::string::String::from("unknown task (kernel state locked)"),
     };
     klog!(
-        "KERNEL FAULT {mnemonic} {name} {detail} while serving {running}: vector={} error={:#x} rip={:#x} cr2={cr2:#x} rsp={:#x}",
+        "KERNEL FAULT {mnemonic} {name}{}{detail} while serving {running}: vector={} error={:#x} rip={:#x} cr2={cr2:#x} rsp={:#x}",
+        if detail.is_empty() { "" } else { ", " },
         frame.vector,
         frame.error,
         frame.rip,

@@ -7,7 +7,7 @@
 //! spinners keep running and exit 0 afterwards, all frames come back, no kernel panic, QEMU exits
 //! with the kernel's success status). It prints `N passed, N failed` and fails if anything failed.
 
-use crate::watos::{have_qemu, qemu_command, Artifacts, Options, QEMU_SUCCESS};
+use crate::watos::{have_qemu, qemu_command, Artifacts, Options, QEMU_FAILURE, QEMU_SUCCESS};
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::sync::mpsc;
@@ -98,11 +98,59 @@ pub fn run(art: &Artifacts, opts: &Options) -> bool {
     judge(&log, &mut v);
     v.check(!timed_out, &format!("QEMU finished within {} s", TIMEOUT.as_secs()));
     v.check(status == Some(QEMU_SUCCESS), &format!("QEMU exit status {status:?} is the kernel's success ({QEMU_SUCCESS})"));
+    kernel_fault_selftest(art, opts, &mut v);
     for f in &v.failed {
         println!("failed: {f}");
     }
     println!("{} passed, {} failed", v.passed, v.failed.len());
     v.failed.is_empty()
+}
+
+/// Boots a second time with `selftest=kernel-fault`: the kernel touches an unmapped address in ring 0
+/// and must print a full report and panic (failure status), not triple-fault silently.
+fn kernel_fault_selftest(art: &Artifacts, opts: &Options, v: &mut Verdicts) {
+    println!("== kernel-fault self-test (second boot, expected to panic)");
+    let mut cmd = qemu_command(art, opts);
+    cmd.args(["-append", "selftest=kernel-fault"]).stdin(Stdio::null()).stdout(Stdio::piped());
+    let out = match cmd.spawn() {
+        Ok(child) => wait_with_timeout(child, Duration::from_secs(60)),
+        Err(e) => {
+            eprintln!("cannot start QEMU: {e}");
+            None
+        }
+    };
+    let (log, status) = out.unwrap_or_default();
+    for line in log.lines() {
+        println!("  | {}", line.trim_end_matches('\r'));
+    }
+    let report = log.lines().find(|l| l.contains("KERNEL FAULT #PF page fault"));
+    v.check(
+        report.is_some_and(|l| l.contains("cr2=0xdead0000000") && l.contains("rip=0x") && l.contains("while serving no task")),
+        "a kernel-mode page fault is reported with vector, error, RIP, CR2 and the task",
+    );
+    v.check(log.contains("KERNEL PANIC") && status == Some(QEMU_FAILURE), "the kernel then panics and QEMU exits with the failure status");
+}
+
+/// Collects a child's stdout and exit code, killing it after `limit`.
+fn wait_with_timeout(mut child: std::process::Child, limit: Duration) -> Option<(String, Option<i32>)> {
+    let mut stdout = child.stdout.take()?;
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut stdout, &mut s);
+        s
+    });
+    let start = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status.code(),
+            Ok(None) if start.elapsed() < limit => std::thread::sleep(Duration::from_millis(50)),
+            _ => {
+                let _ = child.kill();
+                break None;
+            }
+        }
+    };
+    Some((reader.join().unwrap_or_default(), status))
 }
 
 fn position(log: &[String], pred: impl Fn(&str) -> bool) -> Option<usize> {

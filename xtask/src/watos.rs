@@ -131,6 +131,8 @@ pub fn qemu_command(art: &Artifacts, opts: &Options) -> Command {
 
 /// QEMU's exit status for a kernel that wrote `0x10` to the debug-exit port (all went well).
 pub const QEMU_SUCCESS: i32 = (0x10 << 1) | 1;
+/// QEMU's exit status after a kernel panic (`0x11` written to the debug-exit port).
+pub const QEMU_FAILURE: i32 = (0x11 << 1) | 1;
 
 pub fn run_interactive(art: &Artifacts, opts: &Options) -> bool {
     if !have_qemu() {
