@@ -64,6 +64,9 @@ pub struct Geometry {
     pub fat_bytes: u64,
     /// Byte offset of the first FAT copy.
     pub fat_offset: u64,
+    /// FAT32 may disable mirroring and name one active copy (extended flags bit 7); then only
+    /// that copy is read and written. `None` = all copies are mirrors of the first.
+    pub active_fat: Option<u32>,
     /// FAT12/16 fixed root directory: byte offset and size (size 0 on FAT32).
     pub root_offset: u64,
     pub root_bytes: u64,
@@ -136,6 +139,11 @@ impl Geometry {
         let fat_offset = reserved * bps64;
         let root_offset = fat_offset + num_fats as u64 * fat_bytes;
         let root_bytes = root_sectors * bps64;
+        let ext_flags = if is32 { le16(bs, 40) } else { 0 };
+        let active_fat = (ext_flags & 0x80 != 0).then_some((ext_flags & 0xF) as u32);
+        if active_fat.is_some_and(|a| a >= num_fats) {
+            return bad;
+        }
         let (root_cluster, fsinfo_offset, volume_id) = if is32 {
             let rc = le32(bs, 44);
             if rc < 2 || rc > clusters + 1 {
@@ -155,6 +163,7 @@ impl Geometry {
             num_fats,
             fat_bytes,
             fat_offset,
+            active_fat,
             root_offset,
             root_bytes,
             data_offset: root_offset + root_bytes,
@@ -163,6 +172,11 @@ impl Geometry {
             fsinfo_offset,
             volume_id,
         })
+    }
+
+    /// Byte offset of the FAT copy that is read (the active one, or the first).
+    pub fn primary_fat_offset(&self) -> u64 {
+        self.fat_offset + self.active_fat.unwrap_or(0) as u64 * self.fat_bytes
     }
 
     /// Byte offset of cluster `c` (which must be a valid data cluster).

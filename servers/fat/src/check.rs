@@ -19,6 +19,10 @@ use crate::dirent::{parse, Short, SLOT};
 use crate::table::raw_entry;
 use crate::volume::FatFs;
 
+/// A directory still to visit: (path, clusters (None = the fixed root), own cluster as `.` must
+/// record it, parent cluster as `..` must record it, depth).
+type Pending = (String, Option<Vec<u32>>, u32, u32, usize);
+
 /// Directories nested deeper than this are reported instead of followed.
 const MAX_DEPTH: usize = 256;
 
@@ -112,9 +116,10 @@ impl<D: BlockDevice> FatFs<D> {
         let geo = self.geo.clone();
         let kind = geo.fat_type;
         let mut fats = Vec::new();
-        for copy in 0..geo.num_fats as u64 {
+        let copies = if geo.active_fat.is_some() { 1 } else { geo.num_fats as u64 };
+        for copy in 0..copies {
             let mut b = vec![0u8; geo.fat_bytes as usize];
-            self.dev_read(geo.fat_offset + copy * geo.fat_bytes, &mut b)?;
+            self.dev_read(geo.primary_fat_offset() + copy * geo.fat_bytes, &mut b)?;
             fats.push(b);
         }
         let mut w = Walk {
@@ -140,8 +145,7 @@ impl<D: BlockDevice> FatFs<D> {
             }
         }
         let cs = geo.cluster_size as usize;
-        // (path, clusters (None = fixed root), own cluster for `.`, parent cluster for `..`, depth)
-        let mut stack: Vec<(String, Option<Vec<u32>>, u32, u32, usize)> = Vec::new();
+        let mut stack: Vec<Pending> = Vec::new();
         if kind == FatType::Fat32 {
             let chain = w.chain(geo.root_cluster, "/");
             stack.push((String::from("/"), Some(chain), 0, 0, 0));

@@ -120,7 +120,7 @@ pub fn parse(data: &[u8]) -> Vec<Named> {
         }
         if s[11] & 0x3F == ATTR_LFN {
             let ord = s[0] & 0x1F;
-            if s[0] & 0x40 != 0 && ord >= 1 && ord <= 20 {
+            if s[0] & 0x40 != 0 && (1..=20).contains(&ord) {
                 lfn.clear();
                 lfn.resize(ord as usize * 13, 0xFFFF);
                 lfn_start = i;
@@ -250,7 +250,7 @@ mod tests {
         let (d, tm, tenth) = to_dos(t);
         assert_eq!(from_dos(d, tm, 0), Timespec::new(1_700_000_000, 0));
         assert_eq!(from_dos(d, tm, tenth), t);
-        assert_eq!(to_dos(Timespec::new(0, 0)).0, (0 << 9) | (1 << 5) | 1);
+        assert_eq!(to_dos(Timespec::new(0, 0)).0, (1 << 5) | 1); // clamped to 1980-01-01
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! - `runs`: per-node cluster-run maps so a seek is a binary search, not a chain walk;
 //! - `name` / `dirent`: 8.3 names with case flags, `~N` aliases, VFAT slots and checksums;
 //! - `volume`: mount, the node table, directory caches and the commit order;
+//! - `entries`: adding, finding (through a case-folded name index) and removing names;
 //! - `file` / `ops`: file data and the [`FileSystem`](protocol::fs::FileSystem) operations;
 //! - `format` / `check`: the formatter and a structural checker (cross-links, lost clusters).
 //!
@@ -34,6 +35,7 @@
 //! 5. `sync`/`unmount` write FSInfo with the exact free count; `unmount` sets the clean bit again
 //!    (unless the volume was already dirty when mounted: then only `fsck.fat` should clear it).
 #![cfg_attr(not(test), no_std)]
+#![allow(clippy::manual_is_multiple_of)] // `is_multiple_of` is newer than the workspace MSRV (1.85)
 #![forbid(unsafe_code)]
 
 extern crate alloc;

@@ -58,7 +58,7 @@ impl FatTable {
             return Err(Error::Corrupt { block: 0 });
         }
         let mut bytes = vec![0u8; geo.fat_bytes as usize];
-        dev.read(geo.fat_offset / SECTOR_SIZE as u64, &mut bytes)?;
+        dev.read(geo.primary_fat_offset() / SECTOR_SIZE as u64, &mut bytes)?;
         let chunks = bytes.len().div_ceil(SECTOR_SIZE);
         let mut t = FatTable {
             kind: geo.fat_type,
@@ -69,9 +69,9 @@ impl FatTable {
             clusters: geo.clusters,
             free: 0,
             hint: 2,
-            offset: geo.fat_offset,
+            offset: geo.primary_fat_offset(),
             copy_bytes: geo.fat_bytes,
-            copies: geo.num_fats,
+            copies: if geo.active_fat.is_some() { 1 } else { geo.num_fats },
         };
         t.free = (2..=t.max_cluster()).filter(|&c| t.raw(c) == 0).count() as u32;
         Ok(t)

@@ -205,3 +205,44 @@ fn many_files_in_one_directory_get_unique_aliases() {
     assert_eq!(all[299], "Long file name 0299.data");
     assert_clean(&mut fs);
 }
+
+#[test]
+fn fat32_with_mirroring_disabled_uses_the_active_copy() {
+    let mut fs = format(FatType::Fat32, 40 * 2048, None);
+    let root = fs.root();
+    let f = file(&mut fs, root, "data.bin");
+    fs.write(f, 0, &data(50_000, 4)).unwrap();
+    let g = fs.geometry().clone();
+    let mut img = fs.unmount().unwrap().into_bytes();
+    // Active FAT = copy 2, mirroring off; wreck copy 1 to prove it is not read.
+    img[40..42].copy_from_slice(&0x81u16.to_le_bytes());
+    let first = g.fat_offset as usize;
+    img[first + 8..first + g.fat_bytes as usize].fill(0);
+    let mut fs = FatFs::mount(RamDisk::from_bytes(img), clock()).unwrap();
+    assert_eq!(fs.geometry().active_fat, Some(1));
+    let f = walk(&mut fs, "/data.bin").unwrap();
+    assert_eq!(read_all(&mut fs, f), data(50_000, 4));
+    fs.write(f, 50_000, &data(9000, 5)).unwrap();
+    let r = fs.check().unwrap();
+    assert!(r.is_clean(), "{r}");
+    let img = fs.unmount().unwrap().into_bytes();
+    // Only the active copy was written.
+    assert!(img[first + 8..first + g.fat_bytes as usize].iter().all(|&b| b == 0));
+}
+
+#[test]
+fn short_aliases_resolve_and_names_are_case_insensitive() {
+    let mut fs = format(FatType::Fat16, 20 * 2048, None);
+    let root = fs.root();
+    let f = file(&mut fs, root, "A very long file name.txt");
+    assert_eq!(fs.lookup(root, "AVERYL~1.TXT").unwrap().ino, f);
+    assert_eq!(fs.lookup(root, "averyl~1.txt").unwrap().ino, f);
+    assert_eq!(fs.lookup(root, "A VERY LONG FILE NAME.TXT").unwrap().ino, f);
+    let g = file(&mut fs, root, "A very long file name.dat");
+    assert_eq!(fs.lookup(root, "AVERYL~1.DAT").unwrap().ino, g);
+    let h = file(&mut fs, root, "A very long file name 2.txt");
+    assert_eq!(fs.lookup(root, "AVERYL~2.TXT").unwrap().ino, h);
+    // An alias is taken: creating it as a name is refused.
+    let err = fs.create(root, "AVERYL~1.TXT", &protocol::fs::NewNode::new(protocol::fs::FileType::File, 0o644));
+    assert_eq!(err.unwrap_err(), Error::AlreadyExists);
+}
