@@ -82,6 +82,11 @@ fn build_with(opts: &Options, manifest: &[(&str, &str, u32)], image_name: &str) 
     let mut elves = std::collections::BTreeMap::new();
     for bin in &BINS[1..] {
         match std::fs::read(out.join(bin)) {
+            // The kernel's own loader checks, run here so a bad link fails the build, not the boot.
+            Ok(bytes) if kernel_core::elf::plan(&bytes).is_err() => {
+                eprintln!("{bin} is not a loadable WATOS program: {:?}", kernel_core::elf::plan(&bytes).err());
+                return None;
+            }
             Ok(bytes) => elves.insert(*bin, bytes),
             Err(e) => {
                 eprintln!("cannot read {bin}: {e}");

@@ -9,7 +9,7 @@
 //! registers, FXSAVE area and address space. Death goes through one function, `reap`, whatever the
 //! cause, so the next step can notify a supervisor from exactly one place.
 
-use crate::abi::{TaskId, ANON_BASE, PAGE, USER_END};
+use crate::abi::{SysError, TaskId, ANON_BASE, PAGE, USER_END};
 use crate::elf;
 use crate::paging::{AddressSpace, FrameAlloc, Perm, PhysMem};
 use crate::sched::{self, SchedState};
@@ -183,7 +183,7 @@ impl<P: Platform, M: PhysMem, F: FrameAlloc> Kernel<P, M, F> {
         let loaded = elf::load(&plan, image, &space, &mut self.mem, &mut self.frames).map_err(|_| "cannot load ELF segments");
         let stack = loaded.and_then(|()| {
             let rw = Perm { write: true, exec: false };
-            self.map_zeroed(&space, STACK_TOP - STACK_SIZE, STACK_SIZE / PAGE, rw).map_err(|()| "out of memory for the stack")
+            self.map_zeroed(&space, STACK_TOP - STACK_SIZE, STACK_SIZE / PAGE, rw).map_err(|_| "out of memory for the stack")
         });
         if let Err(e) = stack {
             space.free_user(&mut self.mem, &mut self.frames);
@@ -211,13 +211,13 @@ impl<P: Platform, M: PhysMem, F: FrameAlloc> Kernel<P, M, F> {
 
     /// Maps `pages` fresh zeroed frames at `va`. Frames mapped before a failure stay owned by the
     /// space (and are freed with it).
-    pub fn map_zeroed(&mut self, space: &AddressSpace, va: u64, pages: u64, perm: Perm) -> Result<(), ()> {
+    pub fn map_zeroed(&mut self, space: &AddressSpace, va: u64, pages: u64, perm: Perm) -> Result<(), SysError> {
         for i in 0..pages {
-            let frame = self.frames.alloc().ok_or(())?;
+            let frame = self.frames.alloc().ok_or(SysError::OutOfMemory)?;
             self.mem.zero_frame(frame);
-            if space.map(&mut self.mem, &mut self.frames, va + i * PAGE, frame, perm).is_err() {
+            if let Err(e) = space.map(&mut self.mem, &mut self.frames, va + i * PAGE, frame, perm) {
                 self.frames.free(frame);
-                return Err(());
+                return Err(e.into());
             }
         }
         Ok(())

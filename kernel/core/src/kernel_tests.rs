@@ -294,7 +294,7 @@ fn the_supervisor_hears_of_every_death_with_its_cause() {
         let w = |n: usize| u64::from_le_bytes(b[n * 8..n * 8 + 8].try_into().unwrap());
         records.push((w(0), w(1), w(2), w(3)));
     }
-    assert_eq!(records, [(worker, DEATH_FAULT, 13, 1), (k.slots[2].generation as u64 - 1 << 16 | 2, DEATH_EXIT, 3, 0)]);
+    assert_eq!(records, [(worker, DEATH_FAULT, 13, 1), (((k.slots[2].generation as u64 - 1) << 16) | 2, DEATH_EXIT, 3, 0)]);
 }
 
 #[test]

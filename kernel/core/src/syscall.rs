@@ -110,7 +110,7 @@ fn map_anon<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, c: 
     if task.anon_bytes.saturating_add(bytes) > ANON_LIMIT || (k.frames.free_count() as u64) < pages.saturating_add(16) {
         return Err(SysError::OutOfMemory.into());
     }
-    k.map_zeroed(&space, va, pages, Perm { write: flags & MAP_WRITE != 0, exec: false }).map_err(|()| SysError::OutOfMemory)?;
+    k.map_zeroed(&space, va, pages, Perm { write: flags & MAP_WRITE != 0, exec: false })?;
     let task = k.task_mut(c).ok_or(UserError::Fault("no such task"))?;
     // One unmapped guard page after every mapping, so overruns fault instead of spilling over.
     task.anon_next = va + bytes + PAGE;
