@@ -30,18 +30,23 @@ fn ptr(pa: u64) -> *mut u8 {
 // the boot loader's structures, and every access stays inside one frame (a PhysMem contract).
 impl PhysMem for DirectMap {
     fn read_u64(&self, pa: u64) -> u64 {
+        // Safety: a direct-map address of memory the caller owns (see above).
         unsafe { (ptr(pa) as *const u64).read_volatile() }
     }
     fn write_u64(&mut self, pa: u64, value: u64) {
+        // Safety: a direct-map address of memory the caller owns (see above).
         unsafe { (ptr(pa) as *mut u64).write_volatile(value) }
     }
     fn read(&self, pa: u64, out: &mut [u8]) {
+        // Safety: a direct-map address of memory the caller owns (see above).
         unsafe { core::ptr::copy_nonoverlapping(ptr(pa), out.as_mut_ptr(), out.len()) }
     }
     fn write(&mut self, pa: u64, data: &[u8]) {
+        // Safety: a direct-map address of memory the caller owns (see above).
         unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), ptr(pa), data.len()) }
     }
     fn zero_frame(&mut self, pa: u64) {
+        // Safety: a direct-map address of memory the caller owns (see above).
         unsafe { core::ptr::write_bytes(ptr(pa), 0, PAGE as usize) }
     }
 }

@@ -116,7 +116,9 @@ fn main() -> i64 {
     // kernel kills the process, so nothing after them runs.
     match name {
         "fault-gp" => unsafe { asm!("mov rax, [{a}]", a = in(reg) NON_CANONICAL, out("rax") _) },
+        // Safety: as above, a deliberate fault.
         "fault-ud" => unsafe { asm!("ud2") },
+        // Safety: as above, a deliberate fault.
         "fault-de" => unsafe { asm!("xor edx, edx", "xor ecx, ecx", "div rcx", out("rax") _, out("rdx") _, out("rcx") _) },
         "panicker" => panic!("deliberate panic number {}", name.len()),
         _ => {
