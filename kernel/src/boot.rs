@@ -139,6 +139,7 @@ long_mode_high:
 );
 
 extern "C" {
+    static mut kernel_stack_bottom: u64;
     static boot_pml4: u8;
     static kernel_stack_top: u8;
     static fault_stack_top: u8;
@@ -149,6 +150,23 @@ extern "C" {
 /// Physical address of the kernel's PML4 (the boot tables live in the identity-placed boot section).
 pub fn kernel_pml4() -> u64 {
     &raw const boot_pml4 as u64
+}
+
+/// Written at the lowest word of the kernel stack; if it ever changes, the stack overflowed (there
+/// is no guard page: the kernel image is mapped with 2 MiB pages).
+const STACK_CANARY: u64 = 0x5741_544F_535F_5354;
+
+pub fn set_stack_canary() {
+    // Safety: the lowest word of the kernel stack, far below anything in use at boot.
+    unsafe { (&raw mut kernel_stack_bottom).write_volatile(STACK_CANARY) };
+}
+
+/// Panics if the kernel stack overflowed at some point (checked on every trap).
+pub fn check_stack_canary() {
+    // Safety: reading the word `set_stack_canary` wrote.
+    if unsafe { (&raw const kernel_stack_bottom).read_volatile() } != STACK_CANARY {
+        panic!("kernel stack overflow (canary at the bottom of the kernel stack overwritten)");
+    }
 }
 
 /// Top of the one kernel stack every trap from user mode lands on.

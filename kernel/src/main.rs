@@ -39,6 +39,7 @@ pub static KERNEL: spin::Mutex<Option<KernelState>> = spin::Mutex::new(None);
 #[no_mangle]
 extern "C" fn kmain(magic: u32, mbi: u32) -> ! {
     serial::init();
+    boot::set_stack_canary();
     mem::init_heap();
     klog!("WATOS booting (multiboot magic {magic:#x}, info at {mbi:#x})");
     if magic != 0x2BAD_B002 {

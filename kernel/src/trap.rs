@@ -71,7 +71,9 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) -> u64 {
     };
     let mut guard = KERNEL.lock();
     let Some(k) = guard.as_mut() else { panic!("trap {} before the kernel was ready", frame.vector) };
-    match k.trap(frame, event) {
+    let exit = k.trap(frame, event);
+    crate::boot::check_stack_canary();
+    match exit {
         Exit::Iret => 0,
         Exit::Sysret => 1,
         Exit::Idle => 2,
