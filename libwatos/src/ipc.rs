@@ -53,3 +53,9 @@ pub fn borrow_write(client: u64, index: usize, offset: usize, buf: &[u8]) -> Res
 pub fn notify(target: u64, bits: u64) -> Result<(), SysError> {
     SysError::decode(raw(Sys::Notify, [target, bits, 0, 0, 0, 0])).map(|_| ())
 }
+
+/// Asks the kernel to set notification `bits` on us when the monotonic clock reaches `deadline_ns`
+/// (one timer per task; `bits == 0` cancels it).
+pub fn set_timer(deadline_ns: u64, bits: u64) {
+    let _ = raw(Sys::SetTimer, [deadline_ns, bits, 0, 0, 0, 0]);
+}

@@ -79,11 +79,14 @@ pub enum Sys {
     /// next_death(out: *mut DeathInfo, out len) -> 1 if a record was written, 0 if none is queued.
     /// Supervisor only.
     NextDeath = 16,
+    /// set_timer(deadline ns since boot, bits) -> 0: when the monotonic clock reaches the deadline
+    /// the kernel sets `bits` on the caller (a notification). One timer per task; bits 0 cancels.
+    SetTimer = 17,
 }
 
 impl Sys {
     /// Every call, indexed by its number (numbers are dense from 0).
-    pub const ALL: [Sys; 17] = [
+    pub const ALL: [Sys; 18] = [
         Sys::Exit,
         Sys::Yield,
         Sys::ConsoleWrite,
@@ -101,6 +104,7 @@ impl Sys {
         Sys::Notify,
         Sys::Spawn,
         Sys::NextDeath,
+        Sys::SetTimer,
     ];
 
     /// Decodes a raw syscall number; `None` for numbers the kernel does not know.

@@ -222,3 +222,33 @@ fn notifications_respect_the_mask_and_stay_pending() {
     syscall6(&mut k, &mut f, Sys::Notify, [0xFFFF_0099, 1, 0, 0, 0, 0]);
     assert_eq!(SysError::decode(f.rax), Err(SysError::NoSuchTask));
 }
+
+#[test]
+fn timers_post_their_bits_at_the_deadline_and_can_be_cancelled() {
+    let mut k = boot(&["server", "other"]);
+    let mut f = first_tick(&mut k); // tick 1; 1 ms per tick in tests
+    syscall6(&mut k, &mut f, Sys::SetTimer, [4_000_000, 0b100, 0, 0, 0, 0]);
+    receive(&mut k, &mut f, 0b100);
+    assert_eq!(k.current, Some(1));
+    let mut woke = None;
+    for _ in 0..6 {
+        f.vector = 32;
+        k.trap(&mut f, Event::Timer);
+        if woke.is_none() && k.sched[0] == SchedState::Runnable {
+            woke = Some(k.ticks);
+        }
+    }
+    assert_eq!(woke, Some(4), "posted on the deadline's tick");
+    assert_eq!(info(&k, 0), RecvInfo { sender: NOTIFICATION, len: 0, leases: 0, notifications: 0b100 });
+    // A cancelled timer never fires.
+    while k.current != Some(0) {
+        syscall6(&mut k, &mut f, Sys::Yield, [0; 6]);
+    }
+    syscall6(&mut k, &mut f, Sys::SetTimer, [20_000_000, 0b1, 0, 0, 0, 0]);
+    syscall6(&mut k, &mut f, Sys::SetTimer, [0, 0, 0, 0, 0, 0]);
+    for _ in 0..30 {
+        f.vector = 32;
+        k.trap(&mut f, Event::Timer);
+    }
+    assert_eq!(k.task(0).unwrap().notifications, 0);
+}

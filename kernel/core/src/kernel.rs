@@ -80,6 +80,8 @@ pub struct Task {
     pub ipc: crate::ipc::IpcState,
     /// Pending notification bits (delivered by `receive` when its mask allows).
     pub notifications: u64,
+    /// `set_timer`: (tick at which to post, bits).
+    pub timer: Option<(u64, u64)>,
 }
 
 #[derive(Default)]
@@ -204,6 +206,7 @@ impl<P: Platform, M: PhysMem, F: FrameAlloc> Kernel<P, M, F> {
             syscalls: 0,
             ipc: crate::ipc::IpcState::Idle,
             notifications: 0,
+            timer: None,
         });
         self.sched[index] = SchedState::Runnable;
         Ok(id)
@@ -337,6 +340,15 @@ impl<P: Platform, M: PhysMem, F: FrameAlloc> Kernel<P, M, F> {
             t.ticks += 1;
         }
         sched::wake_sleepers(&mut self.sched, self.ticks);
+        for i in 0..self.slots.len() {
+            let due = self.task(i).and_then(|t| t.timer).filter(|&(at, _)| at <= self.ticks);
+            if let Some((_, bits)) = due {
+                if let Some(t) = self.task_mut(i) {
+                    t.timer = None;
+                }
+                crate::ipc::post(self, i, bits);
+            }
+        }
         self.current.is_none() || self.ticks - self.slice_start >= QUANTUM
     }
 

@@ -65,6 +65,14 @@ pub fn dispatch<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>,
         Some(Sys::Notify) => ipc::notify(k, args).map(Some),
         Some(Sys::Spawn) => spawn(k, c, args[0]).map(Some),
         Some(Sys::NextDeath) => next_death(k, c, args[0], args[1]).map(Some),
+        Some(Sys::SetTimer) => {
+            // The first tick at or after the deadline (a deadline in the past fires on the next tick).
+            let tick = args[0].div_ceil(k.platform.tick_ns());
+            if let Some(t) = k.task_mut(c) {
+                t.timer = (args[1] != 0).then_some((tick, args[1]));
+            }
+            Ok(Some(0))
+        }
     };
     let rax = match result {
         Ok(v) => v,

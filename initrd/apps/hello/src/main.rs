@@ -26,5 +26,15 @@ fn main() -> i64 {
     sys::sleep_ns(20_000_000);
     let t1 = sys::monotonic_ns();
     check(t1 >= t0 + 20_000_000, format_args!("hello: sleep 20 ms took {} us", (t1 - t0) / 1000));
+
+    // A timer notification instead of a sleep: receive returns when the kernel posts the bit.
+    let deadline = sys::monotonic_ns() + 15_000_000;
+    libwatos::ipc::set_timer(deadline, 1 << 5);
+    let got = libwatos::ipc::receive(&mut [], 1 << 5);
+    let now = sys::monotonic_ns();
+    check(
+        got.is_ok_and(|i| i.sender == libwatos::ipc::NOTIFICATION && i.notifications == 1 << 5) && now >= deadline,
+        format_args!("hello: set_timer woke receive with its bit at the deadline ({} us late)", now.saturating_sub(deadline) / 1000),
+    );
     0
 }
