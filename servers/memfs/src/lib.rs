@@ -178,3 +178,5 @@ fn check_name(name: &str) -> Result<()> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod model_tests;
