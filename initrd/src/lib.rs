@@ -15,7 +15,8 @@
 //! manifest: `count` entries of 64 bytes
 //!   0  name       [u8; 40]  UTF-8, NUL-padded, non-empty, unique
 //!  40  flags      u32       bit 0 AUTOSTART: the kernel starts it at boot;
-//!                           bit 1 SUPERVISOR: it is told of every death and may start programs
+//!                           bit 1 SUPERVISOR: it is told of every death and may start programs;
+//!                           bit 2 DRIVER: it may use I/O ports and interrupt lines
 //!  44  reserved   u32 = 0
 //!  48  offset     u64       from the archive start, 16-byte aligned
 //!  56  size       u64
@@ -40,7 +41,9 @@ pub const NAME_LEN: usize = 40;
 pub const AUTOSTART: u32 = 1;
 /// Entry flag: this program is the supervisor (told of every death, allowed to start programs).
 pub const SUPERVISOR: u32 = 2;
-const KNOWN_FLAGS: u32 = AUTOSTART | SUPERVISOR;
+/// Entry flag: this program is a device driver (may use I/O ports and interrupt lines).
+pub const DRIVER: u32 = 4;
+const KNOWN_FLAGS: u32 = AUTOSTART | SUPERVISOR | DRIVER;
 
 /// Why an archive was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +75,9 @@ impl Entry<'_> {
     }
     pub fn supervisor(&self) -> bool {
         self.flags & SUPERVISOR != 0
+    }
+    pub fn driver(&self) -> bool {
+        self.flags & DRIVER != 0
     }
 }
 
@@ -277,6 +283,6 @@ mod tests {
         assert_eq!(pack(&[("", 0, b"")]).unwrap_err(), FormatError::BadName(0));
         assert_eq!(pack(&[("a", 0, b""), ("a", 0, b"")]).unwrap_err(), FormatError::BadName(1));
         assert_eq!(pack(&[(&"n".repeat(40), 0, b"")]).unwrap_err(), FormatError::BadName(0));
-        assert_eq!(pack(&[("a", 4, b"")]).unwrap_err(), FormatError::BadFlags(0));
+        assert_eq!(pack(&[("a", 8, b"")]).unwrap_err(), FormatError::BadFlags(0));
     }
 }

@@ -134,6 +134,58 @@ pub fn init_timer() {
     outb(0x40, (PIT_DIVISOR >> 8) as u8);
 }
 
+/// Current PIC masks (bit set = line masked): the timer alone is open at boot.
+static PIC_MASK: core::sync::atomic::AtomicU16 = core::sync::atomic::AtomicU16::new(0xFFFE);
+
+/// Masks or unmasks line 1..15; the cascade (line 2) is open whenever any slave line is.
+pub fn set_irq_masked(line: u8, masked: bool) {
+    use core::sync::atomic::Ordering::Relaxed;
+    let mut mask = PIC_MASK.load(Relaxed);
+    if masked {
+        mask |= 1 << line;
+    } else {
+        mask &= !(1 << line);
+    }
+    if mask & 0xFF00 != 0xFF00 {
+        mask &= !(1 << 2);
+    } else {
+        mask |= 1 << 2;
+    }
+    PIC_MASK.store(mask, Relaxed);
+    outb(0x21, mask as u8);
+    outb(0xA1, (mask >> 8) as u8);
+}
+
+/// Port input of `width` bytes (1, 2 or 4).
+pub fn port_in(port: u16, width: u8) -> u32 {
+    let value: u32;
+    // Safety: port I/O has no memory effects; kernel-core only lets drivers reach device ports.
+    unsafe {
+        match width {
+            1 => asm!("in al, dx", out("eax") value, in("dx") port, options(nomem, nostack)),
+            2 => asm!("in ax, dx", out("eax") value, in("dx") port, options(nomem, nostack)),
+            _ => asm!("in eax, dx", out("eax") value, in("dx") port, options(nomem, nostack)),
+        }
+    }
+    match width {
+        1 => value & 0xFF,
+        2 => value & 0xFFFF,
+        _ => value,
+    }
+}
+
+/// Port output of `width` bytes (1, 2 or 4).
+pub fn port_out(port: u16, width: u8, value: u32) {
+    // Safety: as for `port_in`.
+    unsafe {
+        match width {
+            1 => asm!("out dx, al", in("dx") port, in("al") value as u8, options(nomem, nostack)),
+            2 => asm!("out dx, ax", in("dx") port, in("ax") value as u16, options(nomem, nostack)),
+            _ => asm!("out dx, eax", in("dx") port, in("eax") value, options(nomem, nostack)),
+        }
+    }
+}
+
 /// Acknowledges an IRQ at the PIC.
 pub fn end_of_interrupt(vector: u64) {
     if vector >= 40 {

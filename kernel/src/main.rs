@@ -81,10 +81,10 @@ extern "C" fn kmain(magic: u32, mbi: u32) -> ! {
     };
     klog!("initrd: {} programs, {} bytes", rd.len(), range.1 - range.0);
     for entry in rd.entries() {
-        kernel.add_image(entry.name, entry.data);
+        kernel.add_image(entry.name, entry.data, entry.driver());
     }
     for entry in rd.entries().filter(|e| e.autostart()) {
-        match kernel.spawn(entry.name, entry.data) {
+        match kernel.spawn_image(entry.name) {
             Ok(id) => {
                 klog!("started task {} ({}) generation {}", id.index, entry.name, id.generation);
                 if entry.supervisor() {

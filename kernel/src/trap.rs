@@ -41,6 +41,15 @@ impl Platform for Hw {
     fn tick_ns(&self) -> u64 {
         TICK_NS
     }
+    fn port_in(&mut self, port: u16, width: u8) -> u32 {
+        arch::port_in(port, width)
+    }
+    fn port_out(&mut self, port: u16, width: u8, value: u32) {
+        arch::port_out(port, width, value)
+    }
+    fn irq_mask(&mut self, line: u8, masked: bool) {
+        arch::set_irq_masked(line, masked)
+    }
 }
 
 pub type KernelState = Kernel<Hw, DirectMap, FrameList>;
@@ -62,6 +71,11 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) -> u64 {
         47 => {
             arch::end_of_interrupt(TIMER_VECTOR);
             Event::Ignored
+        }
+        // Device lines: acknowledged here, masked and routed to their driver by kernel-core.
+        v @ 33..=46 => {
+            arch::end_of_interrupt(v);
+            Event::Irq((v - TIMER_VECTOR) as u8)
         }
         v => {
             klog!("unexpected vector {v}; ignored");

@@ -10,6 +10,7 @@
 
 extern crate alloc;
 
+pub mod dev;
 pub mod fmt;
 pub mod ipc;
 pub mod supervise;

@@ -82,11 +82,20 @@ pub enum Sys {
     /// set_timer(deadline ns since boot, bits) -> 0: when the monotonic clock reaches the deadline
     /// the kernel sets `bits` on the caller (a notification). One timer per task; bits 0 cancels.
     SetTimer = 17,
+    /// io_in(port, width 1/2/4) -> value. Driver tasks only; not the kernel's own ports.
+    IoIn = 18,
+    /// io_out(port, width, value) -> 0. Driver tasks only.
+    IoOut = 19,
+    /// irq_bind(line, bits) -> 0: PIC line `line` posts `bits` to us (masked until `irq_ack`);
+    /// bits 0 unbinds. Driver tasks only.
+    IrqBind = 20,
+    /// irq_ack(line) -> 0: unmask a line we own after servicing the device.
+    IrqAck = 21,
 }
 
 impl Sys {
     /// Every call, indexed by its number (numbers are dense from 0).
-    pub const ALL: [Sys; 18] = [
+    pub const ALL: [Sys; 22] = [
         Sys::Exit,
         Sys::Yield,
         Sys::ConsoleWrite,
@@ -105,6 +114,10 @@ impl Sys {
         Sys::Spawn,
         Sys::NextDeath,
         Sys::SetTimer,
+        Sys::IoIn,
+        Sys::IoOut,
+        Sys::IrqBind,
+        Sys::IrqAck,
     ];
 
     /// Decodes a raw syscall number; `None` for numbers the kernel does not know.
@@ -155,7 +168,8 @@ pub enum SysError {
     BadLease = 15,
     /// An IPC operation that would deadlock (sending to oneself).
     WouldDeadlock = 16,
-    /// Only the supervisor may do this.
+    /// Only the supervisor (spawn, next_death) or a driver (ports, interrupts) may do this, or the
+    /// port or line belongs to the kernel or another driver.
     NotPermitted = 17,
 }
 

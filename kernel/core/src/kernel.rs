@@ -41,6 +41,12 @@ pub trait Platform {
     fn set_fx(&mut self, fx: Option<*mut FxArea>);
     /// Nanoseconds per timer tick.
     fn tick_ns(&self) -> u64;
+    /// Reads I/O port `port` (`width` 1, 2 or 4 bytes), for a driver task.
+    fn port_in(&mut self, port: u16, width: u8) -> u32;
+    /// Writes I/O port `port`, for a driver task.
+    fn port_out(&mut self, port: u16, width: u8, value: u32);
+    /// Masks or unmasks legacy interrupt line `line` (1..15) at the PIC.
+    fn irq_mask(&mut self, line: u8, masked: bool);
 }
 
 macro_rules! klog {
@@ -63,6 +69,13 @@ pub enum Death {
     Fault(u64),
 }
 
+/// A program the kernel can start: its name, ELF bytes and whether it is a driver.
+pub struct Image {
+    pub name: String,
+    pub bytes: &'static [u8],
+    pub driver: bool,
+}
+
 /// Death records kept for the supervisor; beyond this the oldest is dropped (and logged).
 pub const MAX_DEATHS: usize = 64;
 
@@ -82,6 +95,8 @@ pub struct Task {
     pub notifications: u64,
     /// `set_timer`: (tick at which to post, bits).
     pub timer: Option<(u64, u64)>,
+    /// May use I/O ports and interrupt lines (initrd flag DRIVER).
+    pub driver: bool,
 }
 
 #[derive(Default)]
@@ -109,8 +124,10 @@ pub struct Kernel<P: Platform, M: PhysMem, F: FrameAlloc> {
     halted: Option<bool>,
     /// The task told of every death (`NOTIFY_DEATH` + `next_death`), allowed to `spawn`.
     pub supervisor: Option<TaskId>,
-    /// Program images by name, for `spawn` (the initrd's entries).
-    pub images: Vec<(String, &'static [u8])>,
+    /// Program images for `spawn` (the initrd's entries).
+    pub images: Vec<Image>,
+    /// Interrupt line -> (driver, notification bits).
+    pub irqs: [Option<(TaskId, u64)>; 16],
     /// Deaths not yet collected by the supervisor.
     pub deaths: VecDeque<DeathInfo>,
 }
@@ -137,6 +154,7 @@ impl<P: Platform, M: PhysMem, F: FrameAlloc> Kernel<P, M, F> {
             halted: None,
             supervisor: None,
             images: Vec::new(),
+            irqs: [None; 16],
             deaths: VecDeque::new(),
         }
     }
@@ -207,6 +225,7 @@ impl<P: Platform, M: PhysMem, F: FrameAlloc> Kernel<P, M, F> {
             ipc: crate::ipc::IpcState::Idle,
             notifications: 0,
             timer: None,
+            driver: false,
         });
         self.sched[index] = SchedState::Runnable;
         Ok(id)
@@ -238,6 +257,10 @@ impl<P: Platform, M: PhysMem, F: FrameAlloc> Kernel<P, M, F> {
             Event::Exception { vector, error, cr2 } => {
                 self.user_fault(vector, error, cr2);
                 true
+            }
+            Event::Irq(line) => {
+                crate::devices::on_irq(self, line);
+                false
             }
             Event::Ignored => false,
         };
@@ -282,6 +305,7 @@ impl<P: Platform, M: PhysMem, F: FrameAlloc> Kernel<P, M, F> {
         self.slots[i].generation = self.slots[i].generation.wrapping_add(1);
         self.sched[i] = SchedState::Free;
         crate::ipc::on_death(self, task.id);
+        crate::devices::on_death(self, task.id);
         match death {
             Death::Exit(code) => {
                 self.exited += 1;
@@ -329,8 +353,18 @@ impl<P: Platform, M: PhysMem, F: FrameAlloc> Kernel<P, M, F> {
     }
 
     /// Registers a program image `spawn` may start by name.
-    pub fn add_image(&mut self, name: &str, image: &'static [u8]) {
-        self.images.push((String::from(name), image));
+    pub fn add_image(&mut self, name: &str, bytes: &'static [u8], driver: bool) {
+        self.images.push(Image { name: String::from(name), bytes, driver });
+    }
+
+    /// Starts a registered image (with its privileges).
+    pub fn spawn_image(&mut self, name: &str) -> Result<TaskId, &'static str> {
+        let image = self.images.iter().find(|i| i.name == name).map(|i| (i.bytes, i.driver)).ok_or("no such program")?;
+        let id = self.spawn(name, image.0)?;
+        if let Some(t) = self.task_mut(id.index as usize) {
+            t.driver = image.1;
+        }
+        Ok(id)
     }
 
     /// One timer tick: time advances, sleepers wake. Returns true if the CPU should be rescheduled.

@@ -19,6 +19,11 @@ pub(crate) struct TestPlatform {
     pub console: Vec<u8>,
     pub root: u64,
     pub fx: Option<*mut FxArea>,
+    /// Port writes, and the value every port read returns.
+    pub port_writes: Vec<(u16, u8, u32)>,
+    pub port_value: u32,
+    /// Line -> masked?
+    pub masked: std::collections::BTreeMap<u8, bool>,
 }
 
 impl Platform for TestPlatform {
@@ -36,6 +41,15 @@ impl Platform for TestPlatform {
     }
     fn tick_ns(&self) -> u64 {
         1_000_000
+    }
+    fn port_in(&mut self, _port: u16, _width: u8) -> u32 {
+        self.port_value
+    }
+    fn port_out(&mut self, port: u16, width: u8, value: u32) {
+        self.port_writes.push((port, width, value));
+    }
+    fn irq_mask(&mut self, line: u8, masked: bool) {
+        self.masked.insert(line, masked);
     }
 }
 
@@ -265,7 +279,7 @@ fn supervised(names: &[&str]) -> (K, TrapFrame) {
     let mut k = boot(names);
     k.supervisor = Some(k.task(0).unwrap().id);
     let leaked: &'static [u8] = Box::leak(image().into_boxed_slice());
-    k.add_image("worker", leaked);
+    k.add_image("worker", leaked, false);
     let f = first_tick(&mut k);
     (k, f)
 }

@@ -13,6 +13,7 @@
 extern crate alloc;
 
 pub mod abi;
+pub mod devices;
 pub mod elf;
 pub mod heap;
 pub mod ipc;
@@ -29,6 +30,8 @@ pub mod mem_symbols;
 
 #[cfg(test)]
 pub mod sim;
+#[cfg(test)]
+mod device_tests;
 #[cfg(test)]
 mod fuzz_tests;
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! except through `usermem`, which validates against the caller's page tables and copies once.
 
 use crate::abi::{DeathInfo, Sys, SysError, TaskId, TaskInfo, ANON_LIMIT, MAP_WRITE, MAX_STR, MAX_WRITE, PAGE, SELF_ID};
+use crate::devices;
 use crate::ipc;
 use crate::kernel::{klog, Death, Kernel, Platform};
 use crate::paging::{AddressSpace, FrameAlloc, Perm, PhysMem};
@@ -73,6 +74,10 @@ pub fn dispatch<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>,
             }
             Ok(Some(0))
         }
+        Some(Sys::IoIn) => devices::io_in(k, c, args).map(Some),
+        Some(Sys::IoOut) => devices::io_out(k, c, args).map(Some),
+        Some(Sys::IrqBind) => devices::irq_bind(k, c, args).map(Some),
+        Some(Sys::IrqAck) => devices::irq_ack(k, c, args).map(Some),
     };
     let rax = match result {
         Ok(v) => v,
@@ -166,8 +171,10 @@ fn spawn<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, c: usi
     require_supervisor(k, c)?;
     let bytes = copy_in_str(&space_of(k, c)?, &k.mem, name_ptr, MAX_STR)?;
     let name = core::str::from_utf8(&bytes).map_err(|_| SysError::BadString)?;
-    let image = k.images.iter().find(|(n, _)| n == name).map(|(_, image)| *image).ok_or(SysError::NoSuchTask)?;
-    match k.spawn(name, image) {
+    if !k.images.iter().any(|i| i.name == name) {
+        return Err(SysError::NoSuchTask.into());
+    }
+    match k.spawn_image(name) {
         Ok(id) => {
             klog!(k, "started task {} ({name}) generation {} for the supervisor", id.index, id.generation);
             Ok(id.to_raw())

@@ -96,6 +96,11 @@ fn pointer_checks() -> bool {
     ok &= check(sys::find_task(me) == Ok(sys::task_id()), format_args!("hostile: find_task finds itself"));
     ok &= expect("find_task(no such name)", ft(c"nobody".as_ptr() as u64), SysError::NoSuchTask);
 
+    // Device access is for drivers only.
+    ok &= expect("io_in(0x71) from a non-driver", raw(Sys::IoIn, 0x71, 1, 0), SysError::NotPermitted);
+    ok &= expect("irq_bind(8) from a non-driver", raw(Sys::IrqBind, 8, 1, 0), SysError::NotPermitted);
+    ok &= expect("spawn from a non-supervisor", raw(Sys::Spawn, c"hello".as_ptr() as u64, 0, 0), SysError::NotPermitted);
+
     // Other calls and numbers.
     ok &= expect("map_anon(0 bytes)", raw(Sys::MapAnon, 0, sys::MAP_WRITE, 0), SysError::InvalidArgument);
     ok &= expect("map_anon(1 TiB)", raw(Sys::MapAnon, 1 << 40, sys::MAP_WRITE, 0), SysError::OutOfMemory);

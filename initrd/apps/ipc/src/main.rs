@@ -6,6 +6,8 @@
 //!   bench-echo   a server for the IPC benchmark: replies at once; op `L` first borrows 4 KiB.
 //!   ipc-bench    times 10,000 empty calls and 10,000 calls with a 4 KiB lease copy (rdtsc) and
 //!                prints median and p99 (`cargo xtask bench ipc`).
+//!   rtc-driver   a driver (initrd flag DRIVER): reads PCI configuration space through ports, then
+//!                takes five RTC periodic interrupts (line 8) as notifications, acking each.
 //!   echo-client  finds `echo` by name; checks an inline round trip, a 1 MiB lease round trip by
 //!                checksum, that bad lease descriptors and oversize messages are refused while the
 //!                server keeps serving, that a server dying mid-call returns `TaskDied`, and that once
@@ -40,7 +42,54 @@ fn main() -> i64 {
         b"echo" => server(),
         b"bench-echo" => bench_server(),
         b"ipc-bench" => bench_client(),
+        b"rtc-driver" => rtc_driver(),
         _ => client(),
+    }
+}
+
+/// CMOS register `reg` (bit 7 of the index keeps NMIs disabled, as firmware leaves them).
+fn cmos(reg: u8, write: Option<u8>) -> Result<u8, SysError> {
+    use libwatos::dev::{io_in, io_out};
+    io_out(0x70, 1, 0x80 | reg as u32)?;
+    match write {
+        Some(v) => io_out(0x71, 1, v as u32).map(|()| v),
+        None => io_in(0x71, 1).map(|v| v as u8),
+    }
+}
+
+fn rtc_driver() -> i64 {
+    use libwatos::dev::{io_in, io_out, irq_ack, irq_bind};
+    let mut ok = true;
+    // PCI configuration mechanism 1: bus 0, device 0, function 0, register 0 = vendor and device.
+    let id = io_out(0xCF8, 4, 0x8000_0000).and_then(|()| io_in(0xCFC, 4));
+    ok &= check(id.is_ok_and(|v| v & 0xFFFF == 0x8086), format_args!("rtc-driver: PCI host bridge vendor read through ports ({id:x?})"));
+    ok &= check(io_in(0x3F8, 1) == Err(SysError::NotPermitted), format_args!("rtc-driver: the kernel's serial port is refused"));
+    ok &= check(irq_bind(0, 1) == Err(SysError::InvalidArgument), format_args!("rtc-driver: the timer line cannot be bound"));
+    // Periodic interrupt (register B bit 6) at the default 1024 Hz, routed to bit 3.
+    const RTC_BIT: u64 = 1 << 3;
+    let b = cmos(0x0B, None).unwrap_or(0);
+    let setup = irq_bind(8, RTC_BIT).and_then(|()| cmos(0x0C, None)).and_then(|_| cmos(0x0B, Some(b | 0x40)));
+    let mut seen = 0;
+    let start = sys::monotonic_ns();
+    while setup.is_ok() && seen < 5 && sys::monotonic_ns() - start < 5_000_000_000 {
+        libwatos::ipc::set_timer(sys::monotonic_ns() + 1_000_000_000, 1);
+        match ipc::receive(&mut [], RTC_BIT | 1) {
+            Ok(info) if info.notifications & RTC_BIT != 0 => {
+                seen += 1;
+                // Reading register C acknowledges the RTC; then the line may fire again.
+                let _ = cmos(0x0C, None);
+                let _ = irq_ack(8);
+            }
+            _ => {}
+        }
+    }
+    let _ = cmos(0x0B, Some(b & !0x40));
+    let _ = irq_bind(8, 0);
+    ok &= check(seen == 5, format_args!("rtc-driver: {seen} of 5 RTC interrupts arrived as notifications (setup {setup:?})"));
+    if ok {
+        0
+    } else {
+        1
     }
 }
 

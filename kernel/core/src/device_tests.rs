@@ -1,0 +1,92 @@
+//! Host tests of driver privileges: ports, interrupt lines, and their release on death.
+
+use crate::abi::{Sys, SysError};
+use crate::kernel_tests::{boot, first_tick, image, syscall6, K};
+use crate::sched::SchedState;
+use crate::trap::{Event, TrapFrame};
+use std::boxed::Box;
+
+/// Task 0 is a driver (started from a DRIVER image), task 1 an ordinary program.
+fn setup() -> (K, TrapFrame) {
+    let mut k = boot(&[]);
+    let leaked: &'static [u8] = Box::leak(image().into_boxed_slice());
+    k.add_image("drv", leaked, true);
+    k.add_image("app", leaked, false);
+    k.spawn_image("drv").unwrap();
+    k.spawn_image("app").unwrap();
+    let f = first_tick(&mut k);
+    (k, f)
+}
+
+fn call(k: &mut K, f: &mut TrapFrame, nr: Sys, a: [u64; 3]) -> Result<u64, SysError> {
+    syscall6(k, f, nr, [a[0], a[1], a[2], 0, 0, 0]);
+    SysError::decode(f.rax)
+}
+
+#[test]
+fn drivers_reach_device_ports_but_never_the_kernels() {
+    let (mut k, mut f) = setup();
+    k.platform.port_value = 0x1234_8086;
+    assert_eq!(call(&mut k, &mut f, Sys::IoOut, [0xCF8, 4, 0x8000_0000]), Ok(0));
+    assert_eq!(call(&mut k, &mut f, Sys::IoIn, [0xCFC, 4, 0]), Ok(0x1234_8086));
+    assert_eq!(k.platform.port_writes, [(0xCF8, 4, 0x8000_0000)]);
+    for (port, width) in [(0x20, 1), (0x40, 1), (0x43, 1), (0xA0, 2), (0x3F8, 1), (0x3FC, 4), (0xF4, 4), (0x61, 1)] {
+        assert_eq!(call(&mut k, &mut f, Sys::IoIn, [port, width, 0]), Err(SysError::NotPermitted), "{port:#x}");
+    }
+    assert_eq!(call(&mut k, &mut f, Sys::IoIn, [0x71, 3, 0]), Err(SysError::InvalidArgument));
+    assert_eq!(call(&mut k, &mut f, Sys::IoIn, [0xCFD, 4, 0]), Err(SysError::InvalidArgument), "misaligned");
+    assert_eq!(call(&mut k, &mut f, Sys::IoIn, [0xFFFF, 2, 0]), Err(SysError::InvalidArgument));
+    assert_eq!(call(&mut k, &mut f, Sys::IoIn, [u64::MAX, 1, 0]), Err(SysError::InvalidArgument));
+    assert_eq!(k.platform.port_writes.len(), 1, "refused writes never reach the hardware");
+}
+
+#[test]
+fn ordinary_programs_get_no_device_access() {
+    let (mut k, mut f) = setup();
+    syscall6(&mut k, &mut f, Sys::Yield, [0; 6]);
+    assert_eq!(k.current, Some(1));
+    assert_eq!(call(&mut k, &mut f, Sys::IoIn, [0x71, 1, 0]), Err(SysError::NotPermitted));
+    assert_eq!(call(&mut k, &mut f, Sys::IoOut, [0x70, 1, 0]), Err(SysError::NotPermitted));
+    assert_eq!(call(&mut k, &mut f, Sys::IrqBind, [8, 1, 0]), Err(SysError::NotPermitted));
+    assert!(k.platform.port_writes.is_empty());
+}
+
+#[test]
+fn an_interrupt_masks_its_line_and_notifies_the_driver_until_acked() {
+    let (mut k, mut f) = setup();
+    assert_eq!(call(&mut k, &mut f, Sys::IrqBind, [0, 1, 0]), Err(SysError::InvalidArgument), "the timer");
+    assert_eq!(call(&mut k, &mut f, Sys::IrqBind, [2, 1, 0]), Err(SysError::InvalidArgument), "the cascade");
+    assert_eq!(call(&mut k, &mut f, Sys::IrqBind, [16, 1, 0]), Err(SysError::InvalidArgument));
+    assert_eq!(call(&mut k, &mut f, Sys::IrqBind, [8, 1 << 3, 0]), Ok(0));
+    assert_eq!(k.platform.masked.get(&8), Some(&false), "binding unmasks");
+    // The driver waits; the line fires while the app runs.
+    syscall6(&mut k, &mut f, Sys::Receive, [crate::kernel_tests::DATA, 0, 1 << 3, crate::kernel_tests::DATA + 64, 0, 0]);
+    assert_eq!(k.current, Some(1));
+    k.trap(&mut f, Event::Irq(8));
+    assert_eq!(k.platform.masked.get(&8), Some(&true), "masked until the driver acks");
+    assert_eq!(k.sched[0], SchedState::Runnable);
+    while k.current != Some(0) {
+        syscall6(&mut k, &mut f, Sys::Yield, [0; 6]);
+    }
+    assert_eq!(call(&mut k, &mut f, Sys::IrqAck, [8, 0, 0]), Ok(0));
+    assert_eq!(k.platform.masked.get(&8), Some(&false));
+    assert_eq!(call(&mut k, &mut f, Sys::IrqAck, [9, 0, 0]), Err(SysError::InvalidArgument), "not ours");
+    // An unbound line that fires is simply masked.
+    k.trap(&mut f, Event::Irq(5));
+    assert_eq!(k.platform.masked.get(&5), Some(&true));
+}
+
+#[test]
+fn a_dead_drivers_lines_are_released_and_masked() {
+    let (mut k, mut f) = setup();
+    call(&mut k, &mut f, Sys::IrqBind, [11, 1, 0]).unwrap();
+    k.trap(&mut f, Event::Exception { vector: 13, error: 0, cr2: 0 });
+    assert!(k.irqs[11].is_none());
+    assert_eq!(k.platform.masked.get(&11), Some(&true));
+    // A new driver can take the line.
+    let drv = k.spawn_image("drv").unwrap();
+    while k.current != Some(drv.index as usize) {
+        syscall6(&mut k, &mut f, Sys::Yield, [0; 6]);
+    }
+    assert_eq!(call(&mut k, &mut f, Sys::IrqBind, [11, 1, 0]), Ok(0));
+}

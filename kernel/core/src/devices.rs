@@ -1,0 +1,104 @@
+//! Device access for user-space drivers: I/O ports and interrupt lines, for driver tasks only.
+//!
+//! Design: drivers are processes (the virtio-blk driver lives in blockcache-server), so the kernel
+//! lends them exactly two things. I/O ports, through `io_in`/`io_out` syscalls (slow next to an I/O
+//! bitmap, but trivially safe, and port I/O is only for device registers, never for data), except the
+//! ports of the devices the kernel itself drives (PIC, PIT, COM1, the QEMU exit port). And interrupt
+//! lines: `irq_bind` routes a legacy PIC line to notification bits of the task; when it fires the
+//! kernel masks the line, acknowledges the PIC and posts the bits; the driver services its device and
+//! calls `irq_ack` to unmask. Only tasks whose initrd entry has the DRIVER flag may do any of this; a
+//! driver's lines are unbound and masked when it dies.
+
+use crate::abi::{SysError, TaskId};
+use crate::kernel::{Kernel, Platform};
+use crate::paging::{FrameAlloc, PhysMem};
+use crate::syscall::UserError;
+
+/// Ports the kernel drives itself: PICs, PIT (and its gate), COM1, QEMU's debug-exit device.
+const KERNEL_PORTS: [(u16, u16); 6] = [(0x20, 0x21), (0x40, 0x43), (0x61, 0x61), (0xA0, 0xA1), (0x3F8, 0x3FF), (0xF4, 0xF7)];
+
+/// Lines a driver may bind: not the timer (0), not the cascade (2), not 7 and 15 (where the PIC
+/// reports spurious interrupts).
+pub fn bindable(line: u64) -> bool {
+    (1..16).contains(&line) && ![2, 7, 15].contains(&line)
+}
+
+fn port_range(port: u64, width: u64) -> Result<(u16, u8), SysError> {
+    if !matches!(width, 1 | 2 | 4) || port >= 0x1_0000 || port % width != 0 || port + width > 0x1_0000 {
+        return Err(SysError::InvalidArgument);
+    }
+    let (first, last) = (port as u16, (port + width - 1) as u16);
+    if KERNEL_PORTS.iter().any(|&(lo, hi)| first <= hi && lo <= last) {
+        return Err(SysError::NotPermitted);
+    }
+    Ok((first, width as u8))
+}
+
+fn require_driver<P: Platform, M: PhysMem, F: FrameAlloc>(k: &Kernel<P, M, F>, c: usize) -> Result<TaskId, UserError> {
+    match k.task(c) {
+        Some(t) if t.driver => Ok(t.id),
+        _ => Err(SysError::NotPermitted.into()),
+    }
+}
+
+/// `io_in(port, width)` -> value.
+pub fn io_in<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, c: usize, a: [u64; 6]) -> Result<u64, UserError> {
+    require_driver(k, c)?;
+    let (port, width) = port_range(a[0], a[1])?;
+    Ok(k.platform.port_in(port, width) as u64)
+}
+
+/// `io_out(port, width, value)` -> 0.
+pub fn io_out<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, c: usize, a: [u64; 6]) -> Result<u64, UserError> {
+    require_driver(k, c)?;
+    let (port, width) = port_range(a[0], a[1])?;
+    k.platform.port_out(port, width, a[2] as u32);
+    Ok(0)
+}
+
+/// `irq_bind(line, bits)` -> 0; bits 0 unbinds. A line bound to another live task is `NotPermitted`.
+pub fn irq_bind<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, c: usize, a: [u64; 6]) -> Result<u64, UserError> {
+    let me = require_driver(k, c)?;
+    let (line, bits) = (a[0], a[1]);
+    if !bindable(line) {
+        return Err(SysError::InvalidArgument.into());
+    }
+    let slot = &mut k.irqs[line as usize];
+    if slot.is_some_and(|(owner, _)| owner != me) {
+        return Err(SysError::NotPermitted.into());
+    }
+    *slot = (bits != 0).then_some((me, bits));
+    k.platform.irq_mask(line as u8, bits == 0);
+    Ok(0)
+}
+
+/// `irq_ack(line)` -> 0: the driver has serviced the device; unmask the line.
+pub fn irq_ack<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, c: usize, a: [u64; 6]) -> Result<u64, UserError> {
+    let me = require_driver(k, c)?;
+    match k.irqs.get(a[0] as usize).copied().flatten() {
+        Some((owner, _)) if owner == me => {
+            k.platform.irq_mask(a[0] as u8, false);
+            Ok(0)
+        }
+        _ => Err(SysError::InvalidArgument.into()),
+    }
+}
+
+/// Interrupt line `line` fired (already acknowledged at the PIC): mask it and tell its driver.
+pub fn on_irq<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, line: u8) {
+    k.platform.irq_mask(line, true);
+    let Some((owner, bits)) = k.irqs.get(line as usize).copied().flatten() else { return };
+    if let Some(t) = k.lookup(owner) {
+        crate::ipc::post(k, t, bits);
+    }
+}
+
+/// A task died: release its lines.
+pub fn on_death<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, dead: TaskId) {
+    for line in 0..k.irqs.len() {
+        if k.irqs[line].is_some_and(|(owner, _)| owner == dead) {
+            k.irqs[line] = None;
+            k.platform.irq_mask(line as u8, true);
+        }
+    }
+}
