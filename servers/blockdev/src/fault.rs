@@ -261,7 +261,9 @@ pub mod crash {
         let durable = replay(base, log, epoch_start);
         let pending: Vec<&Op> = log[epoch_start..n_ops].iter().filter(|op| matches!(op, Op::Write { .. })).collect();
 
-        let mut out = States { seen: BTreeSet::new(), states: Vec::new(), max };
+        // States differ only where the epoch wrote, so only those bytes are hashed.
+        let touched = touched_bytes(&pending);
+        let mut out = States { seen: BTreeSet::new(), states: Vec::new(), max, touched };
         out.push(durable.clone());
         out.push(replay(base, log, n_ops));
 
@@ -306,11 +308,13 @@ pub mod crash {
         out.states
     }
 
-    /// Distinct states, at most `max`, deduplicated by a hash and then by content.
+    /// Distinct states, at most `max`, deduplicated by a hash of the `touched` byte ranges and then
+    /// by content.
     struct States {
         seen: BTreeSet<(u64, usize)>,
         states: Vec<Vec<u8>>,
         max: usize,
+        touched: Vec<(usize, usize)>,
     }
 
     impl States {
@@ -322,7 +326,7 @@ pub mod crash {
             if self.full() {
                 return;
             }
-            let h = fnv(&image);
+            let h = self.touched.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &(a, b)| fnv(h, image.get(a..b).unwrap_or(&[])));
             let dup = self
                 .seen
                 .range((h, 0)..=(h, usize::MAX))
@@ -357,8 +361,21 @@ pub mod crash {
         ranges.windows(2).any(|w| w[1].0 < w[0].1)
     }
 
-    fn fnv(bytes: &[u8]) -> u64 {
-        bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
+    fn fnv(seed: u64, bytes: &[u8]) -> u64 {
+        bytes.iter().fold(seed, |h, &b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
+    }
+
+    /// Byte ranges written by `ops` (clamped to what `apply` can produce).
+    fn touched_bytes(ops: &[&Op]) -> Vec<(usize, usize)> {
+        ops.iter()
+            .filter_map(|op| match op {
+                Op::Write { sector, data } => {
+                    let start = (*sector as usize).saturating_mul(SECTOR_SIZE);
+                    Some((start, start.saturating_add(data.len())))
+                }
+                Op::Flush => None,
+            })
+            .collect()
     }
 
     /// SplitMix64: tiny, deterministic, good enough to pick subsets.
