@@ -126,6 +126,12 @@ impl vfs::Handler for FakeVfs {
     fn readlink(&mut self, _: &mut Incoming<'_, '_>, path: &str) -> Result<String> {
         Ok(path.into())
     }
+    fn link(&mut self, _: &mut Incoming<'_, '_>, _: &str, _: &str) -> Result<()> {
+        Err(Error::CrossDevice)
+    }
+    fn statfs(&mut self, _: &mut Incoming<'_, '_>, _: &str) -> Result<crate::fs::FsStats> {
+        Ok(crate::fs::FsStats { block_size: 4096, ..Default::default() })
+    }
 }
 
 fn fake_vfs() -> (LocalIpc, vfs::Client<LocalIpc>) {

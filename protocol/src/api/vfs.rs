@@ -125,4 +125,8 @@ crate::interface! {
     22 idempotent Lstat fn lstat(path: &'a str) -> Stat;
     23 once Symlink fn symlink(target: &'a str, path: &'a str) -> ();
     24 idempotent Readlink fn readlink(path: &'a str) -> alloc::string::String;
+    /// A new name `to` for the non-directory `from` (same filesystem only).
+    25 once Link fn link(from: &'a str, to: &'a str) -> ();
+    /// Space accounting of the filesystem holding `path`.
+    26 idempotent Statfs fn statfs(path: &'a str) -> crate::fs::FsStats;
 }

@@ -35,6 +35,7 @@ enum Op {
     Dup(u32),
     Truncate(u32, u16),
     Batch(Vec<(u32, u16, u16)>),
+    Link(usize, usize),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -55,6 +56,7 @@ fn op() -> impl Strategy<Value = Op> {
         fd.clone().prop_map(Op::Dup),
         (fd.clone(), 0u16..5000).prop_map(|(f, n)| Op::Truncate(f, n)),
         proptest::collection::vec((fd, 0u16..4000, 0u16..600), 0..5).prop_map(Op::Batch),
+        (path.clone(), path.clone()).prop_map(|(a, b)| Op::Link(a, b)),
     ]
 }
 
@@ -93,6 +95,7 @@ fn run_local(v: &mut Vfs, pid: TaskId, op: &Op) -> Out {
             let r = v.batch_read(pid, &reqs, &mut out);
             Out::Counts(r, out)
         }
+        Op::Link(a, b) => Out::Unit(v.link(PATHS[*a], PATHS[*b])),
     }
 }
 
@@ -121,6 +124,7 @@ fn run_remote(c: &Client<LocalIpc>, op: &Op) -> Out {
             let r = c.batch_read(reqs, &mut out);
             Out::Counts(r, out)
         }
+        Op::Link(a, b) => Out::Unit(c.link(PATHS[*a], PATHS[*b])),
     }
 }
 

@@ -107,6 +107,12 @@ fn namespace_operations_across_directories_and_mounts() {
     assert_eq!(c.lstat("/link").unwrap().kind, FileType::Symlink);
     assert_eq!(c.readlink("/link").unwrap(), "/fat/dir");
     assert_eq!(get(c, "/link/Long File Name.txt").unwrap(), b"fat", "a symlink into another mount");
+    assert_eq!(c.link("/fat/dir/Long File Name.txt", "/fat/hard"), Err(Error::NotSupported), "FAT has no hard links");
+    put(c, "/w", b"wfs").unwrap();
+    c.link("/w", "/w2").unwrap();
+    assert_eq!(c.stat("/w2").unwrap().nlink, 2);
+    assert!(c.statfs("/").unwrap().total_blocks > c.statfs("/").unwrap().free_blocks);
+    assert_ne!(c.statfs("/fat").unwrap(), c.statfs("/").unwrap());
     let st = c.stats().unwrap();
     assert_eq!(st.mounts, 3);
     assert!(st.dentry_hits > 0 && st.lookups > 0, "{st:?}");

@@ -312,6 +312,30 @@ impl Vfs {
         self.with_fs(r.loc.mount, |fs| fs.readlink(r.loc.node))
     }
 
+    /// Give the non-directory `from` (not following a final symlink) the new name `to`.
+    pub fn link(&mut self, from: &str, to: &str) -> Result<()> {
+        let src = self.resolve(from, false)?;
+        if src.stat.kind == FileType::Directory {
+            return Err(Error::NotPermitted);
+        }
+        let (dir, name) = self.resolve_parent(to)?;
+        if dir.mount != src.loc.mount {
+            return Err(Error::CrossDevice);
+        }
+        let node = src.loc.node;
+        let st = self.with_fs(dir.mount, |fs| fs.link(node, dir.node, name))?;
+        self.cache.put_dentry(dir.mount, dir.node, name, Some(node));
+        self.cache.put_attr(dir.mount, st);
+        self.cache.forget_attr(dir.mount, dir.node);
+        Ok(())
+    }
+
+    /// Space accounting of the filesystem that holds `path`.
+    pub fn statfs(&mut self, path: &str) -> Result<protocol::fs::FsStats> {
+        let mount = self.resolve(path, true)?.loc.mount;
+        self.with_fs(mount, |fs| fs.statfs())
+    }
+
     /// Remove a name: `unlink` (non-directories) or `rmdir` (empty directories).
     fn remove(&mut self, path: &str, dir_wanted: bool) -> Result<()> {
         let (dir, name) = self.resolve_parent(path)?;

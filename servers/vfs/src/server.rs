@@ -12,7 +12,7 @@ use alloc::vec::Vec;
 
 use protocol::api::filesystem::{fit_entries, MAX_BULK};
 use protocol::api::vfs::{Handler, OpenFlags, ReadReq, VfsStats, Whence};
-use protocol::fs::{DirEntry, Stat};
+use protocol::fs::{DirEntry, FsStats, Stat};
 use protocol::ipc::Incoming;
 use protocol::{Error, Result};
 
@@ -137,5 +137,11 @@ impl Handler for VfsServer {
     }
     fn readlink(&mut self, _: &mut Incoming<'_, '_>, path: &str) -> Result<String> {
         self.vfs.readlink(path)
+    }
+    fn link(&mut self, _: &mut Incoming<'_, '_>, from: &str, to: &str) -> Result<()> {
+        self.vfs.link(from, to)
+    }
+    fn statfs(&mut self, _: &mut Incoming<'_, '_>, path: &str) -> Result<FsStats> {
+        self.vfs.statfs(path)
     }
 }

@@ -155,3 +155,22 @@ fn metadata_cache_hits_and_stays_coherent() {
     assert_eq!(v.unlink("/d"), Err(Error::IsADirectory));
     assert_eq!(v.stats().opens, 3);
 }
+
+#[test]
+fn hard_links_and_statfs() {
+    let (mut v, _) = setup();
+    put(&mut v, "/f", b"linked");
+    v.link("/f", "/g").unwrap();
+    assert_eq!(v.stat("/f").unwrap().nlink, 2, "the cached attributes follow the new link");
+    assert_eq!(v.stat("/g").unwrap().ino, v.stat("/f").unwrap().ino);
+    v.unlink("/f").unwrap();
+    assert_eq!(get(&mut v, "/g").unwrap(), b"linked");
+    assert_eq!(v.stat("/g").unwrap().nlink, 1);
+    assert_eq!(v.link("/g", "/g"), Err(Error::AlreadyExists));
+    v.mkdir("/d", 0o755).unwrap();
+    assert_eq!(v.link("/d", "/d2"), Err(Error::NotPermitted));
+    v.mkdir("/mnt", 0o755).unwrap();
+    v.mount("/mnt", Shared::new().boxed()).unwrap();
+    assert_eq!(v.link("/g", "/mnt/g"), Err(Error::CrossDevice));
+    assert!(v.statfs("/mnt").is_ok());
+}
