@@ -64,6 +64,9 @@ impl FrameAlloc for FrameList {
     fn free_count(&self) -> usize {
         self.0.free_count()
     }
+    fn alloc_contiguous(&mut self, n: u64) -> Option<u64> {
+        self.0.alloc_contiguous(&mut DirectMap, n)
+    }
 }
 
 #[repr(C, align(4096))]

@@ -24,3 +24,11 @@ pub fn irq_bind(line: u8, bits: u64) -> Result<(), SysError> {
 pub fn irq_ack(line: u8) -> Result<(), SysError> {
     SysError::decode(raw(Sys::IrqAck, [line as u64, 0, 0, 0, 0, 0])).map(|_| ())
 }
+
+/// Maps `pages` zeroed, physically contiguous pages for device DMA; returns their address and the
+/// physical address a device must be given.
+pub fn map_dma(pages: usize) -> Result<(*mut u8, u64), SysError> {
+    let mut phys = 0u64;
+    let va = SysError::decode(raw(Sys::MapDma, [pages as u64, &mut phys as *mut u64 as u64, 0, 0, 0, 0]))?;
+    Ok((va as *mut u8, phys))
+}

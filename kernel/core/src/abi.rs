@@ -17,7 +17,9 @@ pub const USER_END: u64 = 0x0000_7FFF_FFFF_0000;
 pub const KERNEL_HALF: u64 = 0xFFFF_8000_0000_0000;
 /// Where anonymous memory (the user heap) is placed, growing upwards.
 pub const ANON_BASE: u64 = 0x0000_1000_0000_0000;
-/// Per-process cap on anonymous memory, so one process cannot take every frame.
+/// Largest single DMA mapping, in pages (1 MiB).
+pub const MAX_DMA_PAGES: u64 = 256;
+/// Per-process cap on anonymous memory (DMA included), so one process cannot take every frame.
 pub const ANON_LIMIT: u64 = 64 << 20;
 /// Largest single console write, so a huge length cannot make the kernel allocate without bound.
 pub const MAX_WRITE: usize = 64 * 1024;
@@ -91,11 +93,14 @@ pub enum Sys {
     IrqBind = 20,
     /// irq_ack(line) -> 0: unmask a line we own after servicing the device.
     IrqAck = 21,
+    /// map_dma(pages, phys out: *mut u64) -> address of `pages` zeroed, physically contiguous pages;
+    /// their physical address is written to `phys out` (for device descriptors). Driver tasks only.
+    MapDma = 22,
 }
 
 impl Sys {
     /// Every call, indexed by its number (numbers are dense from 0).
-    pub const ALL: [Sys; 22] = [
+    pub const ALL: [Sys; 23] = [
         Sys::Exit,
         Sys::Yield,
         Sys::ConsoleWrite,
@@ -118,6 +123,7 @@ impl Sys {
         Sys::IoOut,
         Sys::IrqBind,
         Sys::IrqAck,
+        Sys::MapDma,
     ];
 
     /// Decodes a raw syscall number; `None` for numbers the kernel does not know.

@@ -1,6 +1,7 @@
 //! Host tests of driver privileges: ports, interrupt lines, and their release on death.
 
 use crate::abi::{Sys, SysError};
+use crate::paging::FrameAlloc;
 use crate::kernel_tests::{boot, first_tick, image, syscall6, K};
 use crate::sched::SchedState;
 use crate::trap::{Event, TrapFrame};
@@ -89,4 +90,26 @@ fn a_dead_drivers_lines_are_released_and_masked() {
         syscall6(&mut k, &mut f, Sys::Yield, [0; 6]);
     }
     assert_eq!(call(&mut k, &mut f, Sys::IrqBind, [11, 1, 0]), Ok(0));
+}
+
+#[test]
+fn dma_memory_is_contiguous_reported_and_freed_with_the_driver() {
+    use crate::kernel_tests::{space, DATA};
+    let (mut k, mut f) = setup();
+    let before = k.frames.free_count();
+    let va = call(&mut k, &mut f, Sys::MapDma, [3, DATA, 0]).unwrap();
+    let pa = u64::from_le_bytes(crate::usermem::copy_in(&space(&k, 0), &k.mem, DATA, 8).unwrap().try_into().unwrap());
+    for i in 0..3 {
+        let t = space(&k, 0).translate(&k.mem, va + i * crate::abi::PAGE).unwrap();
+        assert_eq!(t.pa, pa + i * crate::abi::PAGE, "page {i} is where the driver was told");
+        assert!(t.writable);
+    }
+    assert_eq!(call(&mut k, &mut f, Sys::MapDma, [0, DATA, 0]), Err(SysError::InvalidArgument));
+    assert_eq!(call(&mut k, &mut f, Sys::MapDma, [257, DATA, 0]), Err(SysError::InvalidArgument));
+    let free = k.frames.free_count();
+    assert_eq!(call(&mut k, &mut f, Sys::MapDma, [1, crate::kernel_tests::TEXT, 0]), Err(SysError::NotWritable));
+    assert_eq!(k.frames.free_count(), free, "a refused call takes no memory");
+    k.trap(&mut f, Event::Exception { vector: 13, error: 0, cr2: 0 });
+    syscall6(&mut k, &mut f, Sys::Exit, [0; 6]);
+    assert!(k.frames.free_count() >= before, "the driver's DMA pages came back");
 }

@@ -6,10 +6,13 @@
 //! ports of the devices the kernel itself drives (PIC, PIT, COM1, the QEMU exit port). And interrupt
 //! lines: `irq_bind` routes a legacy PIC line to notification bits of the task; when it fires the
 //! kernel masks the line, acknowledges the PIC and posts the bits; the driver services its device and
-//! calls `irq_ack` to unmask. Only tasks whose initrd entry has the DRIVER flag may do any of this; a
+//! calls `irq_ack` to unmask. Device DMA needs memory whose physical address is known and contiguous:
+//! `map_dma` maps such pages and tells the driver where they are. Only tasks whose initrd entry has the DRIVER flag may do any of this; a
 //! driver's lines are unbound and masked when it dies.
 
-use crate::abi::{SysError, TaskId};
+use crate::abi::{SysError, TaskId, ANON_LIMIT, MAX_DMA_PAGES, PAGE};
+use crate::paging::Perm;
+use crate::usermem::{copy_out, validate, Access};
 use crate::kernel::{Kernel, Platform};
 use crate::paging::{FrameAlloc, PhysMem};
 use crate::syscall::UserError;
@@ -82,6 +85,42 @@ pub fn irq_ack<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, 
         }
         _ => Err(SysError::InvalidArgument.into()),
     }
+}
+
+/// `map_dma(pages, phys_out)` -> virtual address. The frames belong to the driver's address space
+/// and are freed with it; the physical address goes to `phys_out` for the device's descriptors.
+pub fn map_dma<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, c: usize, a: [u64; 6]) -> Result<u64, UserError> {
+    require_driver(k, c)?;
+    let (pages, phys_out) = (a[0], a[1]);
+    if pages == 0 || pages > MAX_DMA_PAGES {
+        return Err(SysError::InvalidArgument.into());
+    }
+    let task = k.task(c).ok_or(SysError::NoSuchTask)?;
+    let (space, va, bytes) = (task.space, task.anon_next, pages * PAGE);
+    // Check the output pointer before taking memory, so a bad pointer cannot leak frames.
+    validate(&space, &k.mem, phys_out, 8, Access::Write)?;
+    if task.anon_bytes + bytes > ANON_LIMIT || k.frames.free_count() < (pages + 16) as usize {
+        return Err(SysError::OutOfMemory.into());
+    }
+    let first = k.frames.alloc_contiguous(pages).ok_or(SysError::OutOfMemory)?;
+    let rw = Perm { write: true, exec: false };
+    for i in 0..pages {
+        let frame = first + i * PAGE;
+        k.mem.zero_frame(frame);
+        if let Err(e) = space.map(&mut k.mem, &mut k.frames, va + i * PAGE, frame, rw) {
+            // Frames not yet mapped are not owned by the space: give them back.
+            for rest in i..pages {
+                k.frames.free(first + rest * PAGE);
+            }
+            return Err(SysError::from(e).into());
+        }
+    }
+    copy_out(&space, &mut k.mem, phys_out, &first.to_le_bytes())?;
+    if let Some(t) = k.task_mut(c) {
+        t.anon_next = va + bytes + PAGE;
+        t.anon_bytes += bytes;
+    }
+    Ok(va)
 }
 
 /// Interrupt line `line` fired (already acknowledged at the PIC): mask it and tell its driver.

@@ -94,6 +94,36 @@ impl FramePool {
         None
     }
 
+    /// `n` physically contiguous frames (for DMA), taken from the never-used ranges only; returns
+    /// the first. Whatever is skipped at the end of a range too short goes onto the free stack.
+    pub fn alloc_contiguous(&mut self, mem: &mut impl PhysMem, n: u64) -> Option<u64> {
+        if n == 0 {
+            return None;
+        }
+        let bytes = n.checked_mul(PAGE)?;
+        while let Some(&(_, end)) = self.ranges.get(self.range) {
+            if self.cursor.checked_add(bytes).is_some_and(|e| e <= end) {
+                let first = self.cursor;
+                self.cursor += bytes;
+                self.free -= n as usize;
+                return Some(first);
+            }
+            if !self.ranges[self.range + 1..].iter().any(|&(s, e)| e - s >= bytes) {
+                return None;
+            }
+            // Too short: keep its tail usable as single frames, move on.
+            while self.cursor + PAGE <= end {
+                let frame = self.cursor;
+                self.cursor += PAGE;
+                self.free -= 1;
+                self.free(mem, frame);
+            }
+            self.range += 1;
+            self.cursor = self.ranges.get(self.range).map_or(0, |r| r.0);
+        }
+        None
+    }
+
     pub fn free(&mut self, mem: &mut impl PhysMem, frame: u64) {
         mem.write_u64(frame, self.stack);
         self.stack = frame;
@@ -136,6 +166,21 @@ mod tests {
     fn huge_lengths_do_not_overflow() {
         assert!(frames(&[(u64::MAX - 0x1000, u64::MAX)], &[], u64::MAX).is_empty());
         assert!(frames(&[(0x100_000, 0x2000)], &[(0x100_000, u64::MAX)], u64::MAX).is_empty());
+    }
+
+    #[test]
+    fn contiguous_allocations_skip_short_ranges_without_losing_frames() {
+        let (mut mem, _, _) = SimMem::with_kernel();
+        let mut pool = FramePool::new(std::vec![(0x10_000, 0x12_000), (0x20_000, 0x24_000)]);
+        assert_eq!(pool.alloc_contiguous(&mut mem, 3), Some(0x20_000), "first range too short");
+        assert_eq!(pool.free_count(), 3, "the skipped frames are still free");
+        assert_eq!(pool.alloc_contiguous(&mut mem, 2), None, "only one contiguous frame left in the ranges");
+        assert_eq!(pool.free_count(), 3);
+        let mut got: Vec<u64> = (0..3).map(|_| pool.alloc(&mem).unwrap()).collect();
+        got.sort();
+        assert_eq!(got, [0x10_000, 0x11_000, 0x23_000]);
+        assert_eq!(pool.alloc_contiguous(&mut mem, 0), None);
+        assert_eq!(pool.alloc_contiguous(&mut mem, u64::MAX), None);
     }
 
     #[test]

@@ -36,6 +36,10 @@ pub trait FrameAlloc {
     fn free(&mut self, pa: u64);
     /// Frames still available (for leak checks and memory-pressure decisions).
     fn free_count(&self) -> usize;
+    /// `n` physically contiguous frames (for device DMA), or `None` if the allocator cannot.
+    fn alloc_contiguous(&mut self, _n: u64) -> Option<u64> {
+        None
+    }
 }
 
 /// Permissions of a user mapping.

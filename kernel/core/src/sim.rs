@@ -26,6 +26,15 @@ impl FrameAlloc for SimFrames {
     fn free_count(&self) -> usize {
         self.free.len()
     }
+    fn alloc_contiguous(&mut self, n: u64) -> Option<u64> {
+        let mut sorted = self.free.clone();
+        sorted.sort_unstable();
+        let n = n as usize;
+        let start = (0..sorted.len().checked_sub(n - 1)?).find(|&i| sorted[i + n - 1] == sorted[i] + (n as u64 - 1) * PAGE)?;
+        let first = sorted[start];
+        self.free.retain(|f| !(first..first + n as u64 * PAGE).contains(f));
+        Some(first)
+    }
 }
 
 const FRAMES: u64 = 1024;

@@ -6,8 +6,8 @@
 //!   bench-echo   a server for the IPC benchmark: replies at once; op `L` first borrows 4 KiB.
 //!   ipc-bench    times 10,000 empty calls and 10,000 calls with a 4 KiB lease copy (rdtsc) and
 //!                prints median and p99 (`cargo xtask bench ipc`).
-//!   rtc-driver   a driver (initrd flag DRIVER): reads PCI configuration space through ports, then
-//!                takes five RTC periodic interrupts (line 8) as notifications, acking each.
+//!   rtc-driver   a driver (initrd flag DRIVER): reads PCI configuration space through ports, maps
+//!                DMA pages, then takes five RTC periodic interrupts (line 8) as notifications.
 //!   echo-client  finds `echo` by name; checks an inline round trip, a 1 MiB lease round trip by
 //!                checksum, that bad lease descriptors and oversize messages are refused while the
 //!                server keeps serving, that a server dying mid-call returns `TaskDied`, and that once
@@ -65,6 +65,15 @@ fn rtc_driver() -> i64 {
     ok &= check(id.is_ok_and(|v| v & 0xFFFF == 0x8086), format_args!("rtc-driver: PCI host bridge vendor read through ports ({id:x?})"));
     ok &= check(io_in(0x3F8, 1) == Err(SysError::NotPermitted), format_args!("rtc-driver: the kernel's serial port is refused"));
     ok &= check(irq_bind(0, 1) == Err(SysError::InvalidArgument), format_args!("rtc-driver: the timer line cannot be bound"));
+    let dma = libwatos::dev::map_dma(4);
+    let dma_ok = dma.is_ok_and(|(va, pa)| {
+        // Safety: map_dma returned 4 fresh writable pages at `va`.
+        let bytes = unsafe { core::slice::from_raw_parts_mut(va, 4 * 4096) };
+        let zeroed = bytes.iter().all(|&b| b == 0);
+        bytes.fill(0x5A);
+        zeroed && pa != 0 && pa % 4096 == 0 && va as u64 % 4096 == 0
+    });
+    ok &= check(dma_ok, format_args!("rtc-driver: 4 contiguous DMA pages mapped, zeroed, writable ({dma:x?})"));
     // Periodic interrupt (register B bit 6) at the default 1024 Hz, routed to bit 3.
     const RTC_BIT: u64 = 1 << 3;
     let b = cmos(0x0B, None).unwrap_or(0);
