@@ -132,6 +132,9 @@ impl vfs::Handler for FakeVfs {
     fn statfs(&mut self, _: &mut Incoming<'_, '_>, _: &str) -> Result<crate::fs::FsStats> {
         Ok(crate::fs::FsStats { block_size: 4096, ..Default::default() })
     }
+    fn process_exited(&mut self, _: &mut Incoming<'_, '_>, pid: TaskId) -> Result<u32> {
+        Ok(pid.index.into())
+    }
 }
 
 fn fake_vfs() -> (LocalIpc, vfs::Client<LocalIpc>) {

@@ -129,4 +129,8 @@ crate::interface! {
     25 once Link fn link(from: &'a str, to: &'a str) -> ();
     /// Space accounting of the filesystem holding `path`.
     26 idempotent Statfs fn statfs(path: &'a str) -> crate::fs::FsStats;
+    /// Process `pid` died (the supervisor, told by the kernel, reports it): close everything it
+    /// held, abort its transactions; returns the number of descriptors closed. Only the supervisor
+    /// may call this (`PermissionDenied` for anyone else).
+    27 once ProcessExited fn process_exited(pid: crate::ipc::TaskId) -> u32;
 }

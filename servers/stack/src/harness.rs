@@ -99,7 +99,8 @@ fn start_vfs(ipc: &LocalIpc) -> Result<Box<dyn Server>> {
             v.mount(at, remote_fs(ipc, name)?)?;
         }
     }
-    Ok(Box::new(vfs_api::Service(VfsServer::new(v))))
+    let supervisor = ipc.lookup("supervisor")?.index;
+    Ok(Box::new(vfs_api::Service(VfsServer::new(v).with_supervisor(supervisor))))
 }
 
 /// The whole stack: the IPC registry with every server in it, and the disks under the caches. Servers
@@ -144,8 +145,8 @@ impl Stack {
         if config.memfs {
             ipc.spawn("memfs", Box::new(|_| fs_service(MemFs::new(clock()))))?;
         }
-        ipc.spawn("vfs", Box::new(|ipc| or_failed(start_vfs(&ipc))))?;
         ipc.spawn("supervisor", Box::new(|ipc| Box::new(sup_api::Service(SupervisorServer { ipc }))))?;
+        ipc.spawn("vfs", Box::new(|ipc| or_failed(start_vfs(&ipc))))?;
         Ok(Stack { ipc, wfs_disk, fat_disk, config })
     }
 
@@ -168,6 +169,14 @@ impl Stack {
     /// A direct client of a blockcache server (for stats and raw-request tests).
     pub fn cache_client(&self, name: &str) -> Result<bc_api::Client<LocalIpc>> {
         Ok(bc_api::Client::new(self.ipc.clone(), self.id(name)?))
+    }
+
+    /// An application crashed: the kernel kills it and notifies the supervisor, which tells the vfs
+    /// server to close what the process held. Returns the number of descriptors closed.
+    pub fn crash_app(&self, app: &App) -> Result<u32> {
+        self.ipc.kill(app.id.index)?;
+        let as_supervisor = self.ipc.as_task(self.id("supervisor")?);
+        vfs_api::Client::new(as_supervisor, self.id("vfs")?).process_exited(app.id)
     }
 
     /// Restart the server called `name` from its image; returns its new id.

@@ -188,3 +188,21 @@ fn transactions_reach_filesystems_that_have_them() {
     assert_eq!(durable.read(st.ino, 0, &mut buf), Ok(9));
     assert_eq!(&buf, b"committed");
 }
+
+#[test]
+fn a_crashed_process_has_its_descriptors_closed_by_the_supervisor() {
+    let (s, app) = stack();
+    put(&app.vfs, "/mem/tmp", b"scratch").unwrap();
+    let victim = s.app("victim").unwrap();
+    for _ in 0..5 {
+        victim.vfs.open("/mem/tmp", O::READ, 0).unwrap();
+    }
+    let tx = victim.vfs.begin("/mem").unwrap();
+    app.vfs.unlink("/mem/tmp").unwrap();
+    assert_eq!(app.vfs.process_exited(victim.id), Err(Error::PermissionDenied), "only the supervisor may");
+    assert_eq!(app.vfs.stats().unwrap().open_files, 5);
+    assert_eq!(s.crash_app(&victim), Ok(5));
+    assert_eq!(app.vfs.stats().unwrap().open_files, 0);
+    assert_eq!(app.vfs.commit(tx), Err(Error::NoSuchTransaction), "its transaction was aborted");
+    assert_eq!(app.vfs.begin("/mem").map(|_| ()), Ok(()), "the filesystem is free for a new one");
+}

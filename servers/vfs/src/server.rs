@@ -13,7 +13,7 @@ use alloc::vec::Vec;
 use protocol::api::filesystem::{fit_entries, MAX_BULK};
 use protocol::api::vfs::{Handler, OpenFlags, ReadReq, VfsStats, Whence};
 use protocol::fs::{DirEntry, FsStats, Stat};
-use protocol::ipc::Incoming;
+use protocol::ipc::{Incoming, TaskId};
 use protocol::{Error, Result};
 
 use crate::ops::READDIR_PAGE;
@@ -22,11 +22,20 @@ use crate::Vfs;
 pub struct VfsServer {
     pub vfs: Vfs,
     bounce: Vec<u8>,
+    /// Task slot of the supervisor, the only caller allowed to report process deaths.
+    supervisor: Option<u16>,
 }
 
 impl VfsServer {
     pub fn new(vfs: Vfs) -> Self {
-        VfsServer { vfs, bounce: Vec::new() }
+        VfsServer { vfs, bounce: Vec::new(), supervisor: None }
+    }
+
+    /// Accept process-death reports from the task in slot `index` (any generation: a restarted
+    /// supervisor is still the supervisor).
+    pub fn with_supervisor(mut self, index: u16) -> Self {
+        self.supervisor = Some(index);
+        self
     }
 
     /// Take the bounce buffer, grown (never shrunk) to hold lease 0 of `cx` capped at MAX_BULK;
@@ -137,6 +146,12 @@ impl Handler for VfsServer {
     }
     fn readlink(&mut self, _: &mut Incoming<'_, '_>, path: &str) -> Result<String> {
         self.vfs.readlink(path)
+    }
+    fn process_exited(&mut self, cx: &mut Incoming<'_, '_>, pid: TaskId) -> Result<u32> {
+        if self.supervisor != Some(cx.caller().index) {
+            return Err(Error::PermissionDenied);
+        }
+        self.vfs.exit(pid).map(|n| n as u32)
     }
     fn link(&mut self, _: &mut Incoming<'_, '_>, from: &str, to: &str) -> Result<()> {
         self.vfs.link(from, to)
