@@ -24,6 +24,7 @@ const BS: u64 = BLOCK_SIZE as u64;
 impl<D: BlockDevice> Wfs<D> {
     /// Write `data` at `off` into file `ino`, updating size and times; returns blocks allocated.
     pub(crate) fn file_write(&mut self, ino: u64, off: u64, data: &[u8]) -> Result<(usize, u64)> {
+        self.writable()?;
         let mut inode = self.get_inode(ino)?;
         match inode.kind {
             FileType::File => {}

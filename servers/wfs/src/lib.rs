@@ -87,6 +87,9 @@ pub struct Wfs<D: BlockDevice> {
     blocks_since: u64,
     /// Where the background scrub (`tick`) continues.
     scrub_cursor: Key,
+    /// A commit failed part-way: the in-memory state can no longer be trusted to match the
+    /// device, so every change is refused (`ReadOnly`) until the filesystem is mounted again.
+    failed: bool,
 }
 
 impl<D: BlockDevice> Wfs<D> {
@@ -123,6 +126,7 @@ impl<D: BlockDevice> Wfs<D> {
             ops_since: 0,
             blocks_since: 0,
             scrub_cursor: Key::MIN,
+            failed: false,
         };
         let root = Inode {
             kind: FileType::Directory,
@@ -188,6 +192,7 @@ impl<D: BlockDevice> Wfs<D> {
             ops_since: 0,
             blocks_since: 0,
             scrub_cursor: Key::MIN,
+            failed: false,
         };
         fs.rebuild_allocator()?;
         if read::get_inode(&mut fs.st, &fs.root, ROOT_INO)?.kind != FileType::Directory {
@@ -222,7 +227,15 @@ impl<D: BlockDevice> Wfs<D> {
         self.clock.now()
     }
 
+    pub(crate) fn writable(&self) -> Result<()> {
+        if self.failed {
+            return Err(Error::ReadOnly);
+        }
+        Ok(())
+    }
+
     pub(crate) fn put_inode(&mut self, ino: u64, i: &Inode) -> Result<()> {
+        self.writable()?;
         self.dirty = true;
         btree::insert(&mut self.st, &mut self.root, read::inode_key(ino), i.encode())
     }
@@ -232,20 +245,33 @@ impl<D: BlockDevice> Wfs<D> {
     }
 
     pub(crate) fn tree_insert(&mut self, key: Key, val: Vec<u8>) -> Result<()> {
+        self.writable()?;
         self.dirty = true;
         btree::insert(&mut self.st, &mut self.root, key, val)
     }
 
     pub(crate) fn tree_remove(&mut self, key: &Key) -> Result<Option<Vec<u8>>> {
+        self.writable()?;
         self.dirty = true;
         btree::remove(&mut self.st, &mut self.root, key)
     }
 
     /// Make the current state durable: dirty nodes → flush → both superblocks → flush.
     pub(crate) fn commit(&mut self) -> Result<()> {
+        self.writable()?;
         if !self.dirty {
             return Ok(());
         }
+        let r = self.commit_inner();
+        if r.is_err() {
+            // Some of this commit's blocks (or one superblock copy) may be on the device: reusing
+            // them now could corrupt what a later mount finds. Stop changing anything instead.
+            self.failed = true;
+        }
+        r
+    }
+
+    fn commit_inner(&mut self) -> Result<()> {
         let mut out = Vec::new();
         let root = btree::write_dirty(&mut self.st, &mut self.root, &mut out)?;
         self.write_sorted(out)?;

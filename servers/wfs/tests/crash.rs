@@ -12,6 +12,7 @@ use blockdev::fault::{crash, FaultDisk, Op};
 use blockdev::RamDisk;
 use common::*;
 use protocol::fs::{FileSystem, FileType, NewNode, NodeId, SetAttr};
+use protocol::Error;
 use wfs::Wfs;
 
 type State = BTreeMap<String, (FileType, Vec<u8>, u32)>;
@@ -203,4 +204,26 @@ fn uncommitted_transaction_vanishes() {
     assert_eq!(&got, rec.states.last().unwrap());
     assert!(!got.contains_key("/uncommitted"));
     assert!(got.contains_key("/dir/f2"));
+}
+
+#[test]
+fn device_failure_during_a_commit_leaves_the_last_commit_and_refuses_changes() {
+    let mut fs = Wfs::format(FaultDisk::new(RamDisk::new(4096)), &wfs::FormatOptions::default(), clock()).unwrap();
+    let root = fs.root();
+    mkfile(&mut fs, root, "kept", b"committed");
+    fs.sync().unwrap();
+    let f = mkfile(&mut fs, root, "lost", &pattern(10_000, 1));
+    // The power goes two writes into the commit.
+    fs.device_mut().fail_after_writes(Some(2));
+    assert!(matches!(fs.sync(), Err(Error::Io { .. })));
+    assert_eq!(fs.write(f, 0, b"more"), Err(Error::ReadOnly));
+    assert_eq!(fs.sync(), Err(Error::ReadOnly));
+    // Reads of what is in memory still work.
+    assert!(fs.lookup(root, "kept").is_ok());
+    let img = fs.device_mut().inner().clone();
+    let mut fs = Wfs::mount(img, clock()).unwrap();
+    assert!(fs.lookup(root, "kept").is_ok());
+    assert_eq!(fs.lookup(root, "lost").unwrap_err(), Error::NotFound);
+    let r = fs.fsck(false).unwrap();
+    assert!(r.is_clean(), "{r}");
 }
