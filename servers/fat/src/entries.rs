@@ -6,7 +6,6 @@
 //! a `~N` tail, the lowest N not used by any short name in the directory is taken. Removing marks
 //! every slot of the name (long-name slots included) deleted with 0xE5, as every FAT driver does.
 
-use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 use blockdev::BlockDevice;
@@ -15,61 +14,74 @@ use protocol::{Error, Result};
 
 use crate::dirent::{lfn_slots, Named, Short, DELETED, SLOT};
 use crate::name::{alias, fold, plan, short_display, validate, Plan};
-use crate::volume::{Dir, FatFs};
+use crate::volume::{Dir, FatFs, Index};
 
 /// Most `~N` aliases tried before giving up on a name.
 const MAX_TAIL: u32 = 999_999;
 
-impl Dir {
+impl Index {
     fn keys(e: &Named) -> (String, Option<String>) {
         let alias = (e.first_slot != e.slot).then(|| fold(&short_display(&e.short, 0)));
         (fold(&e.name), alias)
     }
 
-    fn index(by_name: &mut BTreeMap<String, u32>, e: &Named) {
+    fn add(&mut self, e: &Named) {
         let (name, alias) = Self::keys(e);
         if let Some(a) = alias {
-            by_name.entry(a).or_insert(e.slot);
+            self.by_name.entry(a).or_insert(e.slot);
         }
-        by_name.entry(name).or_insert(e.slot);
+        self.by_name.entry(name).or_insert(e.slot);
+        self.shorts.insert(e.short);
+    }
+
+    fn remove(&mut self, e: &Named) {
+        let (name, alias) = Self::keys(e);
+        for k in core::iter::once(name).chain(alias) {
+            if self.by_name.get(&k) == Some(&e.slot) {
+                self.by_name.remove(&k);
+            }
+        }
+        self.shorts.remove(&e.short);
+    }
+}
+
+impl Dir {
+    /// The name index, built on first use.
+    fn index(&mut self) -> &mut Index {
+        let entries = &self.entries;
+        self.index.get_or_insert_with(|| {
+            let mut ix = Index::default();
+            entries.iter().for_each(|e| ix.add(e));
+            ix
+        })
     }
 
     /// Add a parsed entry (entries arrive in slot order when a directory is loaded).
     pub(crate) fn add(&mut self, e: Named) {
-        if let Some(by_name) = self.by_name.as_mut() {
-            Self::index(by_name, &e);
+        if let Some(ix) = self.index.as_mut() {
+            ix.add(&e);
         }
-        self.shorts.insert(e.short);
-        let at = self.entries.partition_point(|x| x.slot < e.slot);
-        self.entries.insert(at, e);
+        match self.entries.last() {
+            Some(last) if last.slot > e.slot => {
+                let at = self.entries.partition_point(|x| x.slot < e.slot);
+                self.entries.insert(at, e);
+            }
+            _ => self.entries.push(e),
+        }
     }
 
     fn remove(&mut self, slot: u32) {
         let at = self.entries.partition_point(|x| x.slot < slot);
         if self.entries.get(at).is_some_and(|x| x.slot == slot) {
             let e = self.entries.remove(at);
-            if let Some(by_name) = self.by_name.as_mut() {
-                let (name, alias) = Self::keys(&e);
-                for k in core::iter::once(name).chain(alias) {
-                    if by_name.get(&k) == Some(&slot) {
-                        by_name.remove(&k);
-                    }
-                }
+            if let Some(ix) = self.index.as_mut() {
+                ix.remove(&e);
             }
-            self.shorts.remove(&e.short);
         }
     }
 
     fn get(&mut self, name: &str) -> Option<&Named> {
-        let entries = &self.entries;
-        let by_name = self.by_name.get_or_insert_with(|| {
-            let mut m = BTreeMap::new();
-            for e in entries {
-                Self::index(&mut m, e);
-            }
-            m
-        });
-        let slot = *by_name.get(&fold(name))?;
+        let slot = *self.index().by_name.get(&fold(name))?;
         let at = self.entries.partition_point(|x| x.slot < slot);
         self.entries.get(at).filter(|x| x.slot == slot)
     }
@@ -95,8 +107,8 @@ impl<D: BlockDevice> FatFs<D> {
                 ent.case = case;
             }
             Plan::Long { base, ext } => {
-                let d = self.dirs.get(&dir).ok_or(Error::NotFound)?;
-                let taken = |s: &[u8; 11]| d.shorts.contains(s);
+                let shorts = &self.dirs.get_mut(&dir).ok_or(Error::NotFound)?.index().shorts;
+                let taken = |s: &[u8; 11]| shorts.contains(s);
                 let short = (1..=MAX_TAIL)
                     .map(|n| alias(&base, &ext, n))
                     .find(|s| !taken(s))

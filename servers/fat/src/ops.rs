@@ -294,12 +294,15 @@ impl<D: BlockDevice> FileSystem for FatFs<D> {
         self.load_dir(dir)?;
         let d = self.dirs.get(&dir).ok_or(Error::NotFound)?;
         let start = d.entries.partition_point(|e| (e.slot as u64) < cookie);
-        let page: Vec<_> = d.entries[start..].iter().take(max).cloned().collect();
-        let mut out = Vec::with_capacity(page.len());
-        for e in page {
-            let id = self.node_for(dir, &e)?;
+        let end = d.entries.len().min(start.saturating_add(max));
+        let mut out = Vec::with_capacity(end - start);
+        for i in start..end {
+            let d = self.dirs.get(&dir).ok_or(Error::NotFound)?;
+            let e = &d.entries[i];
+            let (name, first_slot, slot) = (e.name.clone(), e.first_slot, e.slot);
+            let id = self.node_at(dir, first_slot, slot)?;
             let kind = if self.node(id)?.ent.is_dir() { FileType::Directory } else { FileType::File };
-            out.push(DirEntry { name: e.name, ino: id, kind, next_cookie: e.slot as u64 + 1 });
+            out.push(DirEntry { name, ino: id, kind, next_cookie: slot as u64 + 1 });
         }
         Ok(out)
     }

@@ -46,13 +46,19 @@ pub(crate) struct Dir {
     pub sectors: Vec<u64>,
     /// Named entries in slot order.
     pub entries: Vec<Named>,
-    /// Case-folded long names and aliases → slot of the short entry; built on the first lookup
-    /// so that a plain listing does not pay for it.
-    pub by_name: Option<BTreeMap<String, u32>>,
-    /// Every short name in use, for `~N` alias generation.
-    pub shorts: BTreeSet<[u8; 11]>,
+    /// Name index, built on the first lookup or insert so that a plain listing does not pay for it.
+    pub index: Option<Index>,
     /// The FAT12/16 root region, which cannot grow.
     pub fixed: bool,
+}
+
+/// Lookup structures of a cached directory.
+#[derive(Default)]
+pub(crate) struct Index {
+    /// Case-folded long names and aliases → slot of the short entry.
+    pub by_name: BTreeMap<String, u32>,
+    /// Every short name in use, for `~N` alias generation.
+    pub shorts: BTreeSet<[u8; 11]>,
 }
 
 /// A mounted FAT volume.
@@ -232,11 +238,16 @@ impl<D: BlockDevice> FatFs<D> {
 
     /// The node for an entry of directory `dir`, created on first sight.
     pub(crate) fn node_for(&mut self, dir: NodeId, e: &Named) -> Result<NodeId> {
-        if let Some(&id) = self.by_loc.get(&(dir, e.slot)) {
+        self.node_at(dir, e.first_slot, e.slot)
+    }
+
+    /// The node whose short entry is at `slot` of directory `dir` (long name from `first_slot`).
+    pub(crate) fn node_at(&mut self, dir: NodeId, first_slot: u32, slot: u32) -> Result<NodeId> {
+        if let Some(&id) = self.by_loc.get(&(dir, slot)) {
             return Ok(id);
         }
         let d = self.dirs.get(&dir).ok_or(Error::NotFound)?;
-        let at = e.slot as usize * SLOT;
+        let at = slot as usize * SLOT;
         let ent = Short::decode(&d.data[at..at + SLOT]);
         let loc = d.sectors[at / SECTOR_SIZE] * SECTOR_SIZE as u64 + (at % SECTOR_SIZE) as u64;
         let mut id = loc / SLOT as u64;
@@ -244,17 +255,9 @@ impl<D: BlockDevice> FatFs<D> {
             id = self.next_spare;
             self.next_spare += 1;
         }
-        let node = Node {
-            parent: dir,
-            first_slot: e.first_slot,
-            slot: e.slot,
-            ent,
-            runs: None,
-            open: 0,
-            unlinked: false,
-        };
+        let node = Node { parent: dir, first_slot, slot, ent, runs: None, open: 0, unlinked: false };
         self.nodes.insert(id, node);
-        self.by_loc.insert((dir, e.slot), id);
+        self.by_loc.insert((dir, slot), id);
         Ok(id)
     }
 
@@ -334,8 +337,7 @@ impl<D: BlockDevice> FatFs<D> {
             data,
             sectors,
             entries: Vec::new(),
-            by_name: None,
-            shorts: BTreeSet::new(),
+            index: None,
             fixed,
         };
         for e in parse(&dir.data) {

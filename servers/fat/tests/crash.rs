@@ -145,7 +145,7 @@ fn power_cut_at_every_write_fat16() {
 
 #[test]
 fn power_cut_at_sampled_writes_fat32() {
-    cut_at_every_write(FatType::Fat32, 68_000, 7);
+    cut_at_every_write(FatType::Fat32, 68_000, 25);
 }
 
 /// The exhaustive FAT32 variant (slow in debug builds): `cargo test -p fat -- --ignored`.
@@ -170,6 +170,6 @@ fn failing_writes_return_errors_and_leave_survivable_images() {
             Err(e) => assert!(matches!(e, protocol::Error::Io { .. }), "cut {cut}: {e:?}"),
             Ok(()) => break,
         }
-        cut += 9;
+        cut += 13;
     }
 }
