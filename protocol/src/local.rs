@@ -37,6 +37,8 @@ struct Slot {
     restarts: u32,
     /// None while the factory itself is running (it may make calls of its own).
     factory: Option<Factory>,
+    /// A process that only calls (an app): nothing serves in this slot.
+    client: bool,
     state: State,
 }
 
@@ -104,7 +106,7 @@ impl LocalIpc {
             if index == ANONYMOUS.index {
                 return Err(Error::NoSpace);
             }
-            reg.slots.push(Slot { name: name.into(), generation: 0, restarts: 0, factory: Some(factory), state: State::Dead });
+            reg.slots.push(Slot { name: name.into(), generation: 0, restarts: 0, factory: Some(factory), client: false, state: State::Dead });
             index
         };
         self.start(index, false)
@@ -114,7 +116,7 @@ impl LocalIpc {
     pub fn spawn_client(&self, name: &str) -> Result<TaskId> {
         let mut reg = self.registry.borrow_mut();
         let index = u16::try_from(reg.slots.len()).map_err(|_| Error::NoSpace)?;
-        reg.slots.push(Slot { name: name.into(), generation: 1, restarts: 0, factory: None, state: State::Dead });
+        reg.slots.push(Slot { name: name.into(), generation: 1, restarts: 0, factory: None, client: true, state: State::Dead });
         Ok(TaskId::new(index, 1))
     }
 
@@ -128,6 +130,11 @@ impl LocalIpc {
         let (mut factory, id, old) = {
             let mut reg = self.registry.borrow_mut();
             let slot = reg.slots.get_mut(index as usize).ok_or(Error::NotFound)?;
+            if slot.client {
+                // A client-only task has no image to re-create it from.
+                return Err(Error::InvalidArgument);
+            }
+            // No factory: this task's start-up is running right now (a start-up that restarts itself).
             let factory = slot.factory.take().ok_or(Error::Busy)?;
             slot.generation = slot.generation.checked_add(1).ok_or(Error::NoSpace)?;
             if restart {
@@ -339,6 +346,9 @@ mod tests {
         assert_eq!(ipc.call(new, b"a", &mut [], &mut reply), Err(Error::ServerDead));
         assert_eq!(ipc.refresh(new), Err(Error::ServerDead));
         assert_eq!(ipc.tasks()[0].restarts, 1);
+        let app = ipc.spawn_client("app").unwrap();
+        assert_eq!(ipc.restart(app.index), Err(Error::InvalidArgument), "an app has no image to restart");
+        assert_eq!(ipc.call(app, b"a", &mut [], &mut reply), Err(Error::ServerDead), "nothing serves in an app's slot");
     }
 
     #[test]
