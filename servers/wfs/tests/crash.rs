@@ -49,6 +49,14 @@ fn walk<F: FileSystem>(fs: &mut F, dir: NodeId, path: String, out: &mut State) {
     }
 }
 
+/// The namespace plus the snapshot list (as a pseudo entry).
+fn dump_wfs<D: blockdev::BlockDevice>(fs: &mut Wfs<D>) -> State {
+    let mut s = dump(fs);
+    let snaps: Vec<String> = fs.list_snapshots().unwrap().into_iter().map(|s| s.name).collect();
+    s.insert("@snapshots".into(), (FileType::Directory, snaps.join(",").into_bytes(), 0));
+    s
+}
+
 /// Committed states and the log ranges of the commits that produced them.
 struct Recorder {
     states: Vec<State>,
@@ -62,7 +70,7 @@ impl Recorder {
         f(fs);
         let end = fs.device_mut().log().len();
         // Dumping reads only, so it adds nothing to the log.
-        let s = dump(fs);
+        let s = dump_wfs(fs);
         assert_eq!(fs.device_mut().log().len(), end);
         self.states.push(s);
         self.commits.push((start, end));
@@ -82,12 +90,12 @@ impl Recorder {
 }
 
 fn workload() -> (Vec<u8>, Vec<Op>, Recorder) {
-    let mut fs = fresh(2);
+    let mut fs = fresh(3);
     let root = fs.root();
     mkfile(&mut fs, root, "seed", b"present before the workload");
     let base = fs.unmount().unwrap().into_bytes();
     let mut fs = Wfs::mount(FaultDisk::new(RamDisk::from_bytes(base.clone())), clock()).unwrap();
-    let mut rec = Recorder { states: vec![dump(&mut fs)], commits: vec![(0, 0)] };
+    let mut rec = Recorder { states: vec![dump_wfs(&mut fs)], commits: vec![(0, 0)] };
 
     let d = mkdir(&mut fs, root, "dir");
     let a = mkfile(&mut fs, d, "a", &pattern(9000, 1));
@@ -129,10 +137,27 @@ fn workload() -> (Vec<u8>, Vec<Op>, Recorder) {
     fs.unlink(d, "moved").unwrap();
     fs.abort_transaction(tx).unwrap();
 
-    fs.create_snapshot("snap").unwrap_or_else(|e| panic!("{e:?}"));
-    rec.states.push(dump(&mut fs));
+    // Snapshot create is two commits (pending work, then the record); record them as one span.
+    let start = rec.commits.last().unwrap().1;
+    fs.create_snapshot("snap").unwrap();
+    rec.states.push(dump_wfs(&mut fs));
     let end = fs.device_mut().log().len();
-    rec.commits.push((rec.commits.last().unwrap().1, end));
+    rec.commits.push((start, end));
+    fs.create_snapshot("old").unwrap();
+    rec.states.push(dump_wfs(&mut fs));
+    let end2 = fs.device_mut().log().len();
+    rec.commits.push((end, end2));
+
+    // A bigger tree (internal levels), a shrinking truncate, and a snapshot deleted.
+    let e = mkdir(&mut fs, root, "wide");
+    for i in 0..150 {
+        fs.create(e, &format!("entry-with-a-long-name-{i:04}"), &NewNode::new(FileType::Fifo, 0o600)).unwrap();
+    }
+    let big = mkfile(&mut fs, root, "big", &pattern(300_000, 12));
+    rec.commit(&mut fs, |fs| fs.sync().unwrap());
+    fs.setattr(big, SetAttr { size: Some(5000), ..Default::default() }).unwrap();
+    fs.write(big, 100_000, b"past a hole").unwrap();
+    rec.commit(&mut fs, |fs| fs.delete_snapshot("old").unwrap());
 
     // The open transaction at the cut: it must vanish whatever happens to its writes.
     let _tx = fs.begin_transaction().unwrap();
@@ -156,7 +181,7 @@ fn check_image(img: Vec<u8>, rec: &Recorder, n: usize, what: &str) {
     let mut fs = Wfs::mount(RamDisk::from_bytes(img), clock()).unwrap_or_else(|e| panic!("{what} {n}: mount failed: {e:?}"));
     let r = fs.fsck(false).unwrap();
     assert!(r.is_clean(), "{what} {n}: {r}");
-    let got = dump(&mut fs);
+    let got = dump_wfs(&mut fs);
     let ok = rec.allowed(n);
     assert!(ok.iter().any(|&i| rec.states[i] == got), "{what} {n}: state matches none of the committed states {ok:?}");
 }
@@ -200,7 +225,7 @@ fn reordered(max: usize) {
 fn uncommitted_transaction_vanishes() {
     let (base, log, rec) = workload();
     let mut fs = Wfs::mount(RamDisk::from_bytes(crash::replay(&base, &log, log.len())), clock()).unwrap();
-    let got = dump(&mut fs);
+    let got = dump_wfs(&mut fs);
     assert_eq!(&got, rec.states.last().unwrap());
     assert!(!got.contains_key("/uncommitted"));
     assert!(got.contains_key("/dir/f2"));
