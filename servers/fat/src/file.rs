@@ -128,10 +128,11 @@ impl<D: BlockDevice> FatFs<D> {
         }
         let size = n.ent.size as u64;
         self.begin_change()?;
+        // Allocate everything first: a volume without room for the whole write gets nothing.
+        self.ensure_clusters(id, end)?;
         if off > size {
             self.zero_fill(id, size, off)?;
         }
-        self.ensure_clusters(id, end)?;
         self.write_range(id, off, data)?;
         self.touch(id, size.max(end) as u32)?;
         Ok(data.len())

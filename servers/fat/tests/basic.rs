@@ -165,6 +165,9 @@ fn no_space_is_an_error_not_a_panic() {
     let free = fs.statfs().unwrap();
     let too_big = (free.free_blocks + 1) * free.block_size as u64;
     assert_eq!(fs.write(f, 0, &vec![1u8; too_big as usize]), Err(Error::NoSpace));
+    // A write past the end that cannot fit allocates nothing (no chain longer than the file).
+    assert_eq!(fs.write(f, too_big - 600, &[1u8; 1000]), Err(Error::NoSpace));
+    assert_eq!(fs.statfs().unwrap().free_blocks, free.free_blocks);
     let fit = free.free_blocks * free.block_size as u64;
     assert_eq!(fs.write(f, 0, &vec![1u8; fit as usize]).unwrap(), fit as usize);
     // The fixed FAT12 root fills up too.
