@@ -14,18 +14,25 @@
 //! - `Handler`, the server trait (one method per operation, receiving the call context with its checked
 //!   leases), `dispatch` and `Service<H>` (a [`Server`](crate::ipc::Server) that runs `dispatch`).
 //!
-//! Wire format: `postcard((Header { version, op }, (arg0, arg1, ...)))` for requests, `postcard(Result<Reply,
-//! Error>)` for replies. Both must be consumed exactly: trailing bytes are [`Error::Malformed`]. A server
-//! never panics on a bad message: it replies `Malformed` (undecodable), `NotSupported` (other protocol
-//! version or unknown operation) or `InvalidArgument` (missing or wrongly-lent leases). A reply that does
-//! not fit [`MAX_MESSAGE`] is replaced by `Err(TooBig)`, never cut.
+//! Wire format. Request: `postcard(Header { version, op, indirect })` then `postcard((arg0, arg1, ...))`.
+//! When header and arguments do not fit [`MAX_MESSAGE`] inline (long paths), `indirect` is set, the
+//! message is the header alone, and the arguments travel in one extra `Read` lease placed right after
+//! the operation's declared leases. The stub also lends a [`MAX_INDIRECT`]-byte `Write` lease as a
+//! reply area, last. Reply: one byte, then either (`0`) `postcard(Result<Reply, Error>)` inline, or
+//! (`1`) the length of that encoding, which the server wrote into the reply area because it did not
+//! fit inline (a page of directory entries). Every part must be consumed exactly: trailing bytes are
+//! [`Error::Malformed`]. A server never panics on a bad message: it replies `Malformed` (undecodable),
+//! `NotSupported` (other protocol version), `InvalidArgument` (missing or wrongly-lent leases) or
+//! `TooBig` (a reply that fits nowhere), never a cut reply.
 
 use core::cell::Cell;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::ipc::{Lease, LeaseAccess, LeaseKind, TaskId, Transport};
+use alloc::vec::Vec;
+
+use crate::ipc::{Lease, LeaseAccess, LeaseKind, TaskId, Transport, MAX_INDIRECT, MAX_MESSAGE};
 use crate::{Error, Result};
 
 /// The envelope every request starts with.
@@ -33,6 +40,8 @@ use crate::{Error, Result};
 pub struct Header {
     pub version: u16,
     pub op: u16,
+    /// The arguments are in the lease after the declared ones, not after this header.
+    pub indirect: bool,
 }
 
 /// Description of one operation of an interface.
@@ -46,12 +55,17 @@ pub struct OpInfo {
 /// How many times a stub re-sends an idempotent request to a restarted server before giving up.
 pub const MAX_RETRIES: u32 = 3;
 
-/// Encode a request into `buf`; `TooBig` if it does not fit.
+/// Reply prefix: the encoded result follows inline.
+const REPLY_INLINE: u8 = 0;
+/// Reply prefix: the encoded result is in the reply-area lease; its length follows.
+const REPLY_IN_LEASE: u8 = 1;
+
+/// Encode an inline request (header and arguments) into `buf`; `TooBig` if it does not fit.
 pub fn encode_request<A: Serialize + ?Sized>(buf: &mut [u8], version: u16, op: u16, args: &A) -> Result<usize> {
-    postcard::to_slice(&(Header { version, op }, args), buf).map(|s| s.len()).map_err(|_| Error::TooBig)
+    postcard::to_slice(&(Header { version, op, indirect: false }, args), buf).map(|s| s.len()).map_err(|_| Error::TooBig)
 }
 
-/// Split a request into its header and argument bytes.
+/// Split a request into its header and the bytes after it.
 pub fn decode_header(msg: &[u8]) -> Result<(Header, &[u8])> {
     postcard::take_from_bytes::<Header>(msg).map_err(|_| Error::Malformed)
 }
@@ -64,23 +78,61 @@ pub fn decode_exact<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T> {
     }
 }
 
-/// Encode a reply; a reply too big for the message is replaced by `Err(TooBig)`.
-pub fn encode_reply<R: Serialize>(buf: &mut [u8], reply: &Result<R>) -> Result<usize> {
-    match postcard::to_slice(reply, buf) {
-        Ok(s) => Ok(s.len()),
-        Err(_) => postcard::to_slice(&Result::<()>::Err(Error::TooBig), buf).map(|s| s.len()).map_err(|_| Error::TooBig),
-    }
-}
-
-/// Decode a reply, flattening the server's error into the result.
+/// Decode an encoded `Result<R>`, flattening the server's error into the result.
 pub fn decode_reply<R: DeserializeOwned>(bytes: &[u8]) -> Result<R> {
     decode_exact::<Result<R>>(bytes)?
 }
 
-/// Check the leases of an incoming call against the declared ones: same count, and each lent with at
-/// least the rights the operation needs.
-pub fn check_leases(leases: &dyn LeaseAccess, declared: &[LeaseKind]) -> Result<()> {
-    if leases.count() != declared.len() {
+/// Decode a whole reply: the inline message and, when it says so, the reply area.
+pub fn decode_reply_parts<R: DeserializeOwned>(inline: &[u8], area: &[u8]) -> Result<R> {
+    match inline.split_first() {
+        Some((&REPLY_INLINE, rest)) => decode_reply(rest),
+        Some((&REPLY_IN_LEASE, rest)) => {
+            let len = decode_exact::<u32>(rest)? as usize;
+            decode_reply(area.get(..len).ok_or(Error::Malformed)?)
+        }
+        _ => Err(Error::Malformed),
+    }
+}
+
+/// A short inline error reply (always fits).
+fn error_reply(reply: &mut [u8], e: Error) -> Result<usize> {
+    let (first, rest) = reply.split_first_mut().ok_or(Error::TooBig)?;
+    *first = REPLY_INLINE;
+    let n = postcard::to_slice(&Result::<()>::Err(e), rest).map_err(|_| Error::TooBig)?.len();
+    Ok(n + 1)
+}
+
+/// Server side: encode `result` inline if it fits, else into the reply-area lease `area`, else reply
+/// `TooBig`. Returns the inline reply length.
+pub fn finish_reply<R: Serialize>(reply: &mut [u8], leases: &mut dyn LeaseAccess, area: Option<usize>, result: &Result<R>) -> Result<usize> {
+    let mut buf = [0u8; MAX_INDIRECT];
+    let Ok(encoded) = postcard::to_slice(result, &mut buf) else { return error_reply(reply, Error::TooBig) };
+    let len = encoded.len();
+    if len < reply.len().min(MAX_MESSAGE) {
+        reply[0] = REPLY_INLINE;
+        reply[1..=len].copy_from_slice(encoded);
+        return Ok(len + 1);
+    }
+    match area {
+        Some(i) if leases.len(i)? >= len => {
+            leases.write(i, 0, encoded)?;
+            let (first, rest) = reply.split_first_mut().ok_or(Error::TooBig)?;
+            *first = REPLY_IN_LEASE;
+            let n = postcard::to_slice(&(len as u32), rest).map_err(|_| Error::TooBig)?.len();
+            Ok(n + 1)
+        }
+        _ => error_reply(reply, Error::TooBig),
+    }
+}
+
+/// Check the leases of an incoming call: the declared ones with at least the rights the operation
+/// needs, then the out-of-line request body (`Read`) if the header says `indirect`, then optionally a
+/// reply area (`Write`). Returns the reply area's index.
+pub fn check_leases(leases: &dyn LeaseAccess, declared: &[LeaseKind], indirect: bool) -> Result<Option<usize>> {
+    let base = declared.len() + usize::from(indirect);
+    let count = leases.count();
+    if count < base || count > base + 1 {
         return Err(Error::InvalidArgument);
     }
     for (i, want) in declared.iter().enumerate() {
@@ -93,7 +145,80 @@ pub fn check_leases(leases: &dyn LeaseAccess, declared: &[LeaseKind]) -> Result<
             return Err(Error::InvalidArgument);
         }
     }
-    Ok(())
+    if indirect && leases.kind(declared.len())? == LeaseKind::Write {
+        return Err(Error::InvalidArgument);
+    }
+    if count == base + 1 {
+        if leases.kind(base)? == LeaseKind::Read {
+            return Err(Error::InvalidArgument);
+        }
+        return Ok(Some(base));
+    }
+    Ok(None)
+}
+
+/// Server side: the request's argument bytes, inline after the header or, for an indirect request,
+/// copied out of the body lease (at index `declared`) into `scratch`.
+pub fn request_body<'m>(header: &Header, rest: &'m [u8], leases: &dyn LeaseAccess, declared: usize, scratch: &'m mut Vec<u8>) -> Result<&'m [u8]> {
+    if !header.indirect {
+        return Ok(rest);
+    }
+    if !rest.is_empty() {
+        return Err(Error::Malformed);
+    }
+    let len = leases.len(declared)?;
+    if len > MAX_INDIRECT {
+        return Err(Error::TooBig);
+    }
+    scratch.resize(len, 0);
+    leases.read(declared, 0, scratch)?;
+    Ok(scratch)
+}
+
+/// Buffer an out-of-line request body is copied into (re-exported for the generated code).
+pub type Scratch = Vec<u8>;
+
+/// Reborrow a lease for a nested call.
+fn reborrow<'s>(lease: &'s mut Lease<'_>) -> Lease<'s> {
+    match lease {
+        Lease::Read(b) => Lease::Read(b),
+        Lease::Write(b) => Lease::Write(b),
+        Lease::ReadWrite(b) => Lease::ReadWrite(b),
+    }
+}
+
+/// Client side of every generated stub method: encode (inline or out of line), lend the user leases
+/// plus the body and reply-area leases, call with the retry policy, decode.
+pub fn call<T: Transport, A: Serialize + ?Sized, R: DeserializeOwned>(
+    channel: &Channel<T>,
+    idempotent: bool,
+    version: u16,
+    op: u16,
+    args: &A,
+    user: &mut [Lease<'_>],
+) -> Result<R> {
+    let mut body = [0u8; MAX_INDIRECT];
+    let body_len = postcard::to_slice(args, &mut body).map_err(|_| Error::TooBig)?.len();
+    let mut msg = [0u8; MAX_MESSAGE];
+    let header_len = postcard::to_slice(&Header { version, op, indirect: false }, &mut msg).map_err(|_| Error::TooBig)?.len();
+    let (msg_len, indirect) = if header_len + body_len <= MAX_MESSAGE {
+        msg[header_len..header_len + body_len].copy_from_slice(&body[..body_len]);
+        (header_len + body_len, false)
+    } else {
+        let n = postcard::to_slice(&Header { version, op, indirect: true }, &mut msg).map_err(|_| Error::TooBig)?.len();
+        (n, true)
+    };
+    let mut area = [0u8; MAX_INDIRECT];
+    let mut reply = [0u8; MAX_MESSAGE];
+    let len = {
+        let mut leases: Vec<Lease<'_>> = user.iter_mut().map(reborrow).collect();
+        if indirect {
+            leases.push(Lease::Read(&body[..body_len]));
+        }
+        leases.push(Lease::Write(&mut area));
+        channel.call(idempotent, &msg[..msg_len], &mut leases, &mut reply)?
+    };
+    decode_reply_parts(&reply[..len], &area)
 }
 
 /// The client side shared by every generated stub: where the server is and the retry policy.
@@ -222,7 +347,8 @@ macro_rules! interface {
                 }
             }
 
-            /// Encode into `buf` (header with [`VERSION`] and the operation code, then the arguments).
+            /// Encode inline into `buf` (header with [`VERSION`] and the operation code, then the
+            /// arguments); `TooBig` if it does not fit `buf`.
             pub fn encode(&self, buf: &mut [u8]) -> $crate::Result<usize> {
                 match self {
                     $(Request::$Variant { $($arg),* } => $crate::idl::encode_request(buf, VERSION, $op, &($($arg,)*)),)*
@@ -230,19 +356,35 @@ macro_rules! interface {
                 }
             }
 
-            /// Decode a request; never panics on arbitrary bytes.
+            /// Decode an inline request; never panics on arbitrary bytes.
             pub fn decode(msg: &'a [u8]) -> $crate::Result<Request<'a>> {
                 let (header, rest) = $crate::idl::decode_header(msg)?;
                 if header.version != VERSION {
                     return Err($crate::Error::NotSupported);
                 }
-                match header.op {
+                if header.indirect {
+                    return Err($crate::Error::Malformed);
+                }
+                Self::decode_body(header.op, rest)
+            }
+
+            /// Decode the arguments of operation `op`.
+            pub fn decode_body(op: u16, body: &'a [u8]) -> $crate::Result<Request<'a>> {
+                match op {
                     $($op => {
                         #[allow(unused_parens, clippy::let_unit_value)]
-                        let ($($arg,)*) = $crate::idl::decode_exact::<($($aty,)*)>(rest)?;
+                        let ($($arg,)*) = $crate::idl::decode_exact::<($($aty,)*)>(body)?;
                         Ok(Request::$Variant { $($arg),* })
                     })*
                     _ => Err($crate::Error::Malformed),
+                }
+            }
+
+            /// The leases operation `op` declares, or None for an unknown operation.
+            pub fn declared_leases(op: u16) -> Option<&'static [$crate::ipc::LeaseKind]> {
+                match op {
+                    $($op => Some(&[$($($crate::ipc::LeaseKind::$lkind),*)?]),)*
+                    _ => None,
                 }
             }
         }
@@ -261,12 +403,8 @@ macro_rules! interface {
                 $(#[doc = $doc])*
                 #[allow(clippy::too_many_arguments, clippy::needless_lifetimes, clippy::extra_unused_lifetimes, clippy::unused_unit)]
                 pub fn $name<'a>(&self, $($arg: $aty,)* $($($lease: $crate::__idl_lease_param!($lkind),)*)?) -> $crate::Result<$ret> {
-                    let mut msg = [0u8; $crate::ipc::MAX_MESSAGE];
-                    let n = $crate::idl::encode_request(&mut msg, VERSION, $op, &($(&$arg,)*))?;
-                    let leases: &mut [$crate::ipc::Lease<'_>] = &mut [$($($crate::__idl_lease_new!($lkind, $lease),)*)?];
-                    let mut reply = [0u8; $crate::ipc::MAX_MESSAGE];
-                    let len = self.channel.call($crate::__idl_idempotent!($kind), &msg[..n], leases, &mut reply)?;
-                    $crate::idl::decode_reply::<$ret>(&reply[..len])
+                    let user: &mut [$crate::ipc::Lease<'_>] = &mut [$($($crate::__idl_lease_new!($lkind, $lease),)*)?];
+                    $crate::idl::call::<T, _, $ret>(&self.channel, $crate::__idl_idempotent!($kind), VERSION, $op, &($(&$arg,)*), user)
                 }
             )*
         }
@@ -288,20 +426,33 @@ macro_rules! interface {
             cx: &mut $crate::ipc::Incoming<'_, '_>,
             reply: &mut [u8],
         ) -> $crate::Result<usize> {
-            let request = match Request::decode(msg) {
+            let (header, rest) = match $crate::idl::decode_header(msg) {
+                Ok(h) => h,
+                Err(e) => return $crate::idl::finish_reply::<()>(reply, &mut *cx.leases, None, &Err(e)),
+            };
+            if header.version != VERSION {
+                return $crate::idl::finish_reply::<()>(reply, &mut *cx.leases, None, &Err($crate::Error::NotSupported));
+            }
+            let Some(declared) = Request::declared_leases(header.op) else {
+                return $crate::idl::finish_reply::<()>(reply, &mut *cx.leases, None, &Err($crate::Error::Malformed));
+            };
+            let area = match $crate::idl::check_leases(&*cx.leases, declared, header.indirect) {
+                Ok(area) => area,
+                Err(e) => return $crate::idl::finish_reply::<()>(reply, &mut *cx.leases, None, &Err(e)),
+            };
+            let mut scratch = $crate::idl::Scratch::new();
+            let request = match $crate::idl::request_body(&header, rest, &*cx.leases, declared.len(), &mut scratch)
+                .and_then(|body| Request::decode_body(header.op, body))
+            {
                 Ok(r) => r,
-                Err(e) => return $crate::idl::encode_reply::<()>(reply, &Err(e)),
+                Err(e) => return $crate::idl::finish_reply::<()>(reply, &mut *cx.leases, area, &Err(e)),
             };
             match request {
                 $(Request::$Variant { $($arg),* } => {
-                    let declared: &[$crate::ipc::LeaseKind] = &[$($($crate::ipc::LeaseKind::$lkind),*)?];
-                    let result = match $crate::idl::check_leases(&*cx.leases, declared) {
-                        Ok(()) => handler.$name(cx, $($arg),*),
-                        Err(e) => Err(e),
-                    };
-                    $crate::idl::encode_reply::<$ret>(reply, &result)
+                    let result = handler.$name(cx, $($arg),*);
+                    $crate::idl::finish_reply::<$ret>(reply, &mut *cx.leases, area, &result)
                 })*
-                Request::__Lifetime(_) => $crate::idl::encode_reply::<()>(reply, &Err($crate::Error::Malformed)),
+                Request::__Lifetime(_) => $crate::idl::finish_reply::<()>(reply, &mut *cx.leases, area, &Err($crate::Error::Malformed)),
             }
         }
 
@@ -319,7 +470,6 @@ macro_rules! interface {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ipc::MAX_MESSAGE;
 
     #[test]
     fn trailing_bytes_are_malformed() {
@@ -329,11 +479,21 @@ mod tests {
     }
 
     #[test]
-    fn oversize_reply_becomes_too_big_error() {
-        let mut buf = [0u8; 8];
-        let n = encode_reply(&mut buf, &Ok([7u8; 32])).unwrap();
-        assert_eq!(decode_reply::<[u8; 32]>(&buf[..n]), Err(Error::TooBig));
-        let big = [0u8; MAX_MESSAGE * 2];
-        assert_eq!(encode_request(&mut [0u8; MAX_MESSAGE], 1, 1, &big[..]), Err(Error::TooBig));
+    fn replies_go_inline_in_the_area_or_become_too_big() {
+        let mut area = [0u8; 600];
+        let mut backing = [Lease::Write(&mut area)];
+        let mut leases = crate::ipc::Leases::new(&mut backing);
+        let mut reply = [0u8; MAX_MESSAGE];
+        let n = finish_reply(&mut reply, &mut leases, Some(0), &Ok(7u32)).unwrap();
+        assert_eq!(decode_reply_parts::<u32>(&reply[..n], &[]), Ok(7));
+        let big = Ok(alloc::vec![9u8; 500]);
+        let n = finish_reply(&mut reply, &mut leases, Some(0), &big).unwrap();
+        assert!(n < 8, "only the length is inline");
+        assert_eq!(decode_reply_parts::<alloc::vec::Vec<u8>>(&reply[..n], &area), big);
+        let n = finish_reply(&mut reply, &mut crate::ipc::Leases::new(&mut []), None, &big).unwrap();
+        assert_eq!(decode_reply_parts::<alloc::vec::Vec<u8>>(&reply[..n], &[]), Err(Error::TooBig));
+        assert_eq!(decode_reply_parts::<u32>(&[1, 0xff, 0xff, 0xff, 0xff, 0x0f], &[]), Err(Error::Malformed));
+        let huge = [0u8; MAX_MESSAGE * 2];
+        assert_eq!(encode_request(&mut [0u8; MAX_MESSAGE], 1, 1, &huge[..]), Err(Error::TooBig));
     }
 }

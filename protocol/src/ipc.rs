@@ -25,17 +25,23 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
-/// Largest inline message (request or reply) in bytes. Big enough for any request of the interfaces
-/// here (paths are at most [`MAX_PATH`] bytes) and for a page of directory entries; bulk data goes in
-/// leases. Under WATOS the kernel copies at most this much per direction.
-pub const MAX_MESSAGE: usize = 1024;
+/// Largest inline message (request or reply) in bytes: the kernel's `MAX_MSG` (docs/ARCHITECTURE.md,
+/// "IPC"), as in Hubris. Small requests and replies travel inline; a request body or a reply that does
+/// not fit travels in a lease of at most [`MAX_INDIRECT`] bytes (see [`crate::idl`]); bulk data
+/// always goes in leases.
+pub const MAX_MESSAGE: usize = 256;
 
-/// Largest number of leases one call may carry.
-pub const MAX_LEASES: usize = 4;
+/// Largest request body or reply carried in a lease when it does not fit inline: two paths of
+/// [`MAX_PATH`] bytes, or a page of directory entries.
+pub const MAX_INDIRECT: usize = 4096;
 
-/// Longest path accepted by the path-level interfaces, in bytes (POSIX PATH_MAX is 4096; ours must fit
-/// an inline message next to the envelope).
-pub const MAX_PATH: usize = 768;
+/// Most leases one call may carry (the kernel's limit); the generated stubs use up to two of them for
+/// an out-of-line request body and reply.
+pub const MAX_LEASES: usize = 16;
+
+/// Longest path accepted by the path-level interfaces, in bytes (POSIX PATH_MAX is 4096; two paths
+/// must fit one out-of-line request).
+pub const MAX_PATH: usize = 1024;
 
 /// A task (server or client process) as IPC addresses it: a slot index and the generation of the task
 /// that runs in that slot now. A restart bumps the generation, so a stale id never reaches the new task.
@@ -283,8 +289,8 @@ mod tests {
     fn oversize_calls_are_refused() {
         assert_eq!(check_call(&[0u8; MAX_MESSAGE + 1], &[]), Err(Error::TooBig));
         let b = [0u8; 1];
-        let leases = [Lease::Read(&b), Lease::Read(&b), Lease::Read(&b), Lease::Read(&b), Lease::Read(&b)];
+        let leases: alloc::vec::Vec<Lease<'_>> = (0..=MAX_LEASES).map(|_| Lease::Read(&b)).collect();
         assert_eq!(check_call(&[], &leases), Err(Error::TooBig));
-        assert_eq!(check_call(&[0u8; MAX_MESSAGE], &leases[..4]), Ok(()));
+        assert_eq!(check_call(&[0u8; MAX_MESSAGE], &leases[..MAX_LEASES]), Ok(()));
     }
 }

@@ -11,7 +11,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use crate::fs::{Capabilities, DirEntry, FileSystem, FsStats, NewNode, NodeId, SetAttr, Stat, TxId};
-use crate::ipc::{Incoming, MAX_MESSAGE};
+use crate::ipc::{Incoming, MAX_INDIRECT};
 use crate::{Error, Result};
 
 /// Most bytes one read or write call moves; bounds the server's bounce buffer.
@@ -80,9 +80,10 @@ fn bounce(bounce: &mut Vec<u8>, len: usize) -> Result<&mut [u8]> {
     Ok(&mut bounce[..len])
 }
 
-/// Drop entries from the end until `Ok(entries)` fits one reply; readdir may return fewer than asked.
+/// Drop entries from the end until `Ok(entries)` fits one reply (in the reply area: [`MAX_INDIRECT`]);
+/// readdir may return fewer than asked.
 pub fn fit_entries<T: serde::Serialize>(entries: &mut Vec<T>) -> Result<()> {
-    let mut scratch = [0u8; MAX_MESSAGE];
+    let mut scratch = [0u8; MAX_INDIRECT];
     let had_any = !entries.is_empty();
     while postcard::to_slice(&Result::<&Vec<T>>::Ok(entries), &mut scratch).is_err() {
         entries.pop();

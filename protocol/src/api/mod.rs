@@ -1,8 +1,9 @@
 //! The interfaces of the WATOS servers, each generated from one [`interface!`](crate::interface)
 //! definition: request enum, typed client stub, server trait and dispatch.
 //!
-//! Bulk data (file and sector contents) always travels in leases, never inline; inline messages carry
-//! only arguments, paths and small replies, so every request fits [`crate::ipc::MAX_MESSAGE`].
+//! Bulk data (file and sector contents) always travels in leases, never inline. Arguments and replies
+//! travel inline when they fit [`crate::ipc::MAX_MESSAGE`] (the kernel's 256 bytes) and otherwise in
+//! the stub's body and reply-area leases (see [`crate::idl`]), up to [`crate::ipc::MAX_INDIRECT`].
 
 pub mod blockcache;
 pub mod filesystem;

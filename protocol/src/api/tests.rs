@@ -9,8 +9,9 @@ use proptest::prelude::*;
 
 use super::{blockcache, filesystem, supervisor, vfs};
 use crate::fs::{FileType, NewNode, Stat, Timespec};
-use crate::ipc::{Incoming, Lease, Server, TaskId, Transport, MAX_MESSAGE};
+use crate::ipc::{Incoming, Lease, Server, TaskId, Transport, MAX_INDIRECT, MAX_MESSAGE};
 use crate::local::LocalIpc;
+use crate::idl::decode_reply_parts;
 use crate::{Error, Result};
 
 fn stat(ino: u64) -> Stat {
@@ -65,7 +66,7 @@ impl vfs::Handler for FakeVfs {
         Ok(stat(fd as u64))
     }
     fn readdir(&mut self, _: &mut Incoming<'_, '_>, _: &str, _: u64) -> Result<Vec<crate::fs::DirEntry>> {
-        let mut v: Vec<_> = (0..100)
+        let mut v: Vec<_> = (0..400)
             .map(|i| crate::fs::DirEntry { name: alloc::format!("entry-{i:04}"), ino: i, kind: FileType::File, next_cookie: i + 1 })
             .collect();
         filesystem::fit_entries(&mut v)?;
@@ -157,7 +158,7 @@ fn stub_calls_round_trip() {
     assert_eq!(c.fstat(12).map(|s| s.ino), Ok(12));
     assert_eq!(c.seek(3, vfs::Whence::Start, -1), Err(Error::InvalidArgument));
     let listing = c.readdir("/", 0).unwrap();
-    assert!(!listing.is_empty() && listing.len() < 100, "a page is cut to fit one reply");
+    assert!(listing.len() > 100 && listing.len() < 400, "a page is cut to fit one reply area");
     let reads = vec![vfs::ReadReq { fd: 1, offset: 0, len: 3 }, vfs::ReadReq { fd: 2, offset: 0, len: 2 }];
     let mut out = [0u8; 5];
     assert_eq!(c.batch_read(reads, &mut out), Ok(vec![3, 2]));
@@ -166,10 +167,18 @@ fn stub_calls_round_trip() {
 }
 
 #[test]
-fn oversize_request_is_refused_by_the_stub() {
+fn long_requests_and_replies_travel_out_of_line() {
     let (_ipc, c) = fake_vfs();
-    let long = "x".repeat(MAX_MESSAGE);
-    assert_eq!(c.stat(&long), Err(Error::TooBig));
+    // Too long to be inline: the body goes in a lease, and the echoed reply comes back in the area.
+    let long = String::from("/") + &"x".repeat(3 * MAX_MESSAGE);
+    assert_eq!(c.readlink(&long).as_deref(), Ok(long.as_str()));
+    assert_eq!(c.stat(&long).map(|s| s.ino), Ok(7));
+    let mut buf = [0u8; 3];
+    assert_eq!(c.read(2, &mut buf), Ok(3), "declared leases keep their indices next to the extra ones");
+    assert_eq!(buf, [2; 3]);
+    // Larger than any out-of-line body: refused by the stub before anything is sent.
+    let huge = "x".repeat(MAX_INDIRECT);
+    assert_eq!(c.stat(&huge), Err(Error::TooBig));
 }
 
 #[test]
@@ -181,17 +190,29 @@ fn wrong_leases_get_errors_and_the_server_keeps_serving() {
     let mut reply = [0u8; 64];
     // No lease at all, then a Read lease where the operation needs to write.
     let len = ipc.call(id, &msg[..n], &mut [], &mut reply).unwrap();
-    assert_eq!(crate::idl::decode_reply::<u32>(&reply[..len]), Err(Error::InvalidArgument));
+    assert_eq!(decode_reply_parts::<u32>(&reply[..len], &[]), Err(Error::InvalidArgument));
     let src = [0u8; 4];
     let len = ipc.call(id, &msg[..n], &mut [Lease::Read(&src)], &mut reply).unwrap();
-    assert_eq!(crate::idl::decode_reply::<u32>(&reply[..len]), Err(Error::InvalidArgument));
+    assert_eq!(decode_reply_parts::<u32>(&reply[..len], &[]), Err(Error::InvalidArgument));
+    // Too many leases for the operation, and an indirect header whose body lease is missing.
+    let mut dst = [0u8; 4];
+    let mut extra = [0u8; 4];
+    let mut three = [Lease::Write(&mut dst), Lease::Write(&mut extra), Lease::Read(&src)];
+    let len = ipc.call(id, &msg[..n], &mut three, &mut reply).unwrap();
+    assert_eq!(decode_reply_parts::<u32>(&reply[..len], &[]), Err(Error::InvalidArgument));
+    let indirect = postcard::to_allocvec(&crate::idl::Header { version: vfs::VERSION, op: 6, indirect: true }).unwrap();
+    let len = ipc.call(id, &indirect, &mut [], &mut reply).unwrap();
+    assert_eq!(decode_reply_parts::<Stat>(&reply[..len], &[]), Err(Error::InvalidArgument));
+    let garbage_body = [0xffu8; 9];
+    let len = ipc.call(id, &indirect, &mut [Lease::Read(&garbage_body)], &mut reply).unwrap();
+    assert_eq!(decode_reply_parts::<Stat>(&reply[..len], &[]), Err(Error::Malformed));
     // Garbage and a wrong version.
     let len = ipc.call(id, &[0xff, 0xff, 0xff, 0xff, 0xff], &mut [], &mut reply).unwrap();
-    assert_eq!(crate::idl::decode_reply::<u32>(&reply[..len]), Err(Error::Malformed));
+    assert_eq!(decode_reply_parts::<u32>(&reply[..len], &[]), Err(Error::Malformed));
     let mut bad = [0u8; 64];
     let n2 = crate::idl::encode_request(&mut bad, vfs::VERSION + 1, 7, &(3u32,)).unwrap();
     let len = ipc.call(id, &bad[..n2], &mut [], &mut reply).unwrap();
-    assert_eq!(crate::idl::decode_reply::<Stat>(&reply[..len]), Err(Error::NotSupported));
+    assert_eq!(decode_reply_parts::<Stat>(&reply[..len], &[]), Err(Error::NotSupported));
     assert_eq!(c.fstat(5).map(|s| s.ino), Ok(5));
 }
 
@@ -218,7 +239,7 @@ fn requests_round_trip_through_encode_and_decode() {
         filesystem::Request::Sync {},
     ];
     for r in reqs {
-        let mut buf = [0u8; MAX_MESSAGE];
+        let mut buf = [0u8; MAX_INDIRECT];
         let n = r.encode(&mut buf).unwrap();
         assert_eq!(filesystem::Request::decode(&buf[..n]).unwrap(), r);
         // Every strict prefix is rejected, never mis-decoded or panicking.
@@ -237,12 +258,12 @@ fn requests_round_trip_through_encode_and_decode() {
     assert_eq!(ops.len(), dedup.len(), "operation codes are unique");
 }
 
-/// A server whose every request fails to decode: used to show a stub gets `Malformed`, not a panic,
-/// when a reply is garbage.
-struct Garbage;
+/// A server that answers garbage: a stub gets `Malformed`, not a panic. The first byte picks the reply
+/// form (inline, in the area with a length, unknown).
+struct Garbage(u8);
 impl Server for Garbage {
     fn handle(&mut self, _: &[u8], _: &mut Incoming<'_, '_>, reply: &mut [u8]) -> Result<usize> {
-        reply[..3].copy_from_slice(&[0x00, 0xff, 0xff]);
+        reply[..3].copy_from_slice(&[self.0, 0xff, 0xff]);
         Ok(3)
     }
 }
@@ -250,9 +271,11 @@ impl Server for Garbage {
 #[test]
 fn garbage_reply_is_malformed() {
     let ipc = LocalIpc::new();
-    let id = ipc.spawn("g", Box::new(|_| Box::new(Garbage))).unwrap();
-    let c = supervisor::Client::new(ipc, id);
-    assert_eq!(c.list_tasks(), Err(Error::Malformed));
+    for form in [0u8, 1, 7] {
+        let id = ipc.spawn("g", Box::new(move |_| Box::new(Garbage(form)))).unwrap();
+        let c = supervisor::Client::new(ipc.clone(), id);
+        assert_eq!(c.list_tasks(), Err(Error::Malformed), "form {form}");
+    }
 }
 
 proptest! {
@@ -262,14 +285,14 @@ proptest! {
         let _ = vfs::Request::decode(&bytes);
         let _ = blockcache::Request::decode(&bytes);
         let _ = supervisor::Request::decode(&bytes);
-        let _ = crate::idl::decode_reply::<Vec<crate::fs::DirEntry>>(&bytes);
-        let _ = crate::idl::decode_reply::<Vec<supervisor::TaskStatus>>(&bytes);
-        let _ = crate::idl::decode_reply::<Stat>(&bytes);
+        let _ = decode_reply_parts::<Vec<crate::fs::DirEntry>>(&bytes, &bytes);
+        let _ = decode_reply_parts::<Vec<supervisor::TaskStatus>>(&bytes, &bytes);
+        let _ = decode_reply_parts::<Stat>(&bytes, &[]);
     }
 
     #[test]
     fn valid_header_with_garbage_body_is_an_error(op in 0u16..40, body in proptest::collection::vec(any::<u8>(), 0..64)) {
-        let mut msg = postcard::to_allocvec(&crate::idl::Header { version: 1, op }).unwrap();
+        let mut msg = postcard::to_allocvec(&crate::idl::Header { version: 1, op, indirect: false }).unwrap();
         msg.extend_from_slice(&body);
         if let Err(e) = vfs::Request::decode(&msg) {
             prop_assert!(matches!(e, Error::Malformed | Error::NotSupported));
@@ -282,7 +305,7 @@ proptest! {
     #[test]
     fn lookups_round_trip(dir in any::<u64>(), name in "[a-zA-Z0-9._ -]{0,255}") {
         let r = filesystem::Request::Lookup { dir, name: &name };
-        let mut buf = [0u8; MAX_MESSAGE];
+        let mut buf = [0u8; MAX_INDIRECT];
         let n = r.encode(&mut buf).unwrap();
         prop_assert_eq!(filesystem::Request::decode(&buf[..n]).unwrap(), r);
     }

@@ -206,3 +206,27 @@ fn a_crashed_process_has_its_descriptors_closed_by_the_supervisor() {
     assert_eq!(app.vfs.commit(tx), Err(Error::NoSuchTransaction), "its transaction was aborted");
     assert_eq!(app.vfs.begin("/mem").map(|_| ()), Ok(()), "the filesystem is free for a new one");
 }
+
+#[test]
+fn long_names_and_paths_travel_out_of_line_at_every_hop() {
+    let (_s, app) = stack();
+    let c = &app.vfs;
+    // 255-byte names make even the filesystem's lookups too big for an inline message.
+    let names: Vec<String> = (0..3).map(|i| format!("{i}{}", "n".repeat(254))).collect();
+    let mut path = String::new();
+    for n in &names {
+        path = format!("{path}/{n}");
+        c.mkdir(&path, 0o755).unwrap();
+    }
+    assert!(path.len() > 2 * protocol::ipc::MAX_MESSAGE);
+    let file = format!("{path}/f");
+    put(c, &file, b"deep").unwrap();
+    assert_eq!(get(c, &file).unwrap(), b"deep");
+    let moved = format!("{path}/{}", "m".repeat(255));
+    c.rename(&file, &moved).unwrap();
+    assert_eq!(c.stat(&moved).unwrap().size, 4);
+    let listing = list(c, &path).unwrap();
+    assert_eq!(listing, [".".to_string(), "..".to_string(), "m".repeat(255)]);
+    let too_long = format!("{path}{}", "/x".repeat(200));
+    assert_eq!(c.stat(&too_long), Err(Error::NameTooLong), "longer than MAX_PATH");
+}

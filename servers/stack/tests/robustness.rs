@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 use protocol::api::{blockcache, filesystem, vfs as vfs_api};
-use protocol::idl::{decode_reply, encode_request};
+use protocol::idl::{decode_reply_parts, encode_request};
 use protocol::ipc::{Lease, Transport, MAX_LEASES, MAX_MESSAGE};
 use protocol::Error;
 use protocol::api::vfs::OpenFlags as O;
@@ -13,7 +13,7 @@ use protocol::api::vfs::OpenFlags as O;
 fn raw(s: &watos_stack::Stack, server: &str, msg: &[u8], leases: &mut [Lease<'_>]) -> Result<Error, Error> {
     let mut reply = [0u8; MAX_MESSAGE];
     let n = s.ipc.call(s.id(server)?, msg, leases, &mut reply)?;
-    match decode_reply::<()>(&reply[..n]) {
+    match decode_reply_parts::<()>(&reply[..n], &[]) {
         Err(e) => Ok(e),
         Ok(()) => Err(Error::InvalidArgument),
     }
