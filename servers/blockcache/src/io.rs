@@ -3,9 +3,10 @@
 //! Design: a request is a list of runs (sector, buffer); a plain read or write is a list of one.
 //! Reads first copy every cached block out, then fetch all the missing blocks of the whole request
 //! in chunks of `max_batch_blocks`, each chunk one vectored device read whose runs are the adjacent
-//! missing blocks, copy them to the caller and only then insert them into the cache. So a miss costs
-//! one device request per chunk however many blocks it spans, and inserting (which may evict) can
-//! never disturb data the request still needs. A read that cannot cache a block because evicting a
+//! missing blocks, and only then insert them into the cache. A missing block that the request wants
+//! whole (and only once) is read straight into the caller's buffer; partial ones go through a bounce
+//! buffer. So a miss costs one device request per chunk however many blocks it spans, and inserting
+//! (which may evict) can never disturb data the request still needs. A read that cannot cache a block because evicting a
 //! dirty victim failed still succeeds: the victim stays dirty and the next flush reports the error.
 //!
 //! Writes in write-back mode update cached blocks in place; a block not cached is allocated without
@@ -104,16 +105,98 @@ impl<D: BlockDevice, T: Ticks> BlockCache<D, T> {
                 }
                 k += 1;
             }
-            self.fetch(&blocks)?;
+            // A block only one run wants, and wants whole, is read straight into that run's buffer
+            // (then copied into the cache): one copy fewer than going through `scratch`.
+            let direct: Vec<Option<(usize, usize)>> = blocks
+                .iter()
+                .map(|&block| {
+                    let mut users = missing[from..k].iter().filter(|m| m.0 == block);
+                    let (_, i) = *users.next()?;
+                    if users.next().is_some() {
+                        return None;
+                    }
+                    let blen = self.block_len(block);
+                    let (dst, src) = overlap(runs[i].0, runs[i].1.len(), block, blen);
+                    (src.len() == blen).then_some((i, dst.start))
+                })
+                .collect();
+            self.fetch_into(&blocks, &direct, runs)?;
             for &(block, i) in &missing[from..k] {
                 let pos = blocks.binary_search(&block).unwrap_or(0);
+                if direct[pos].is_some() {
+                    continue;
+                }
                 let (sector, buf) = &mut runs[i];
                 let (dst, src) = overlap(*sector, buf.len(), block, self.block_len(block));
                 buf[dst].copy_from_slice(&self.scratch[pos * BLOCK_SIZE..][src]);
             }
-            self.cache_fetched(&blocks, false);
+            for (pos, &block) in blocks.iter().enumerate() {
+                // No slot (a dirty victim failed to write back): the data was delivered anyway.
+                let Ok(slot) = self.alloc() else { break };
+                let len = self.block_len(block);
+                let from_buf = match direct[pos] {
+                    Some((i, off)) => &runs[i].1[off..off + len],
+                    None => &self.scratch[pos * BLOCK_SIZE..][..len],
+                };
+                self.data[slot * BLOCK_SIZE..][..len].copy_from_slice(from_buf);
+                self.install(slot, block, false, false);
+            }
         }
         Ok(())
+    }
+
+    /// Read `blocks` (ascending, distinct, at most `max_batch_blocks`) with one vectored device
+    /// request: block `p` into `runs[i]` at byte `off` if `direct[p]` is `Some((i, off))`, else into
+    /// `scratch` at `p * BLOCK_SIZE`. Adjacent blocks with adjacent destinations form one run.
+    fn fetch_into(&mut self, blocks: &[u64], direct: &[Option<(usize, usize)>], runs: &mut [(u64, &mut [u8])]) -> Result<()> {
+        let mut groups: Vec<(usize, usize)> = Vec::new();
+        let mut p = 0;
+        while p < blocks.len() {
+            let mut n = 1;
+            while p + n < blocks.len()
+                && blocks[p + n] == blocks[p] + n as u64
+                && match (direct[p], direct[p + n]) {
+                    (None, None) => true,
+                    (Some((i, off)), Some((j, off2))) => i == j && off2 == off + n * BLOCK_SIZE,
+                    _ => false,
+                }
+            {
+                n += 1;
+            }
+            groups.push((p, n));
+            p += n;
+        }
+        let sectors = self.sectors;
+        let bytes = |p: usize, n: usize| (n - 1) * BLOCK_SIZE + block_len(sectors, blocks[p + n - 1]);
+        let mut dev_runs: Vec<(u64, &mut [u8])> = Vec::with_capacity(groups.len());
+        // Pieces of scratch, in ascending position.
+        let mut rest: &mut [u8] = &mut self.scratch;
+        let mut at = 0;
+        for &(p, n) in groups.iter().filter(|g| direct[g.0].is_none()) {
+            let (_, tail) = core::mem::take(&mut rest).split_at_mut(p * BLOCK_SIZE - at);
+            let (piece, tail) = tail.split_at_mut(n * BLOCK_SIZE);
+            rest = tail;
+            at = (p + n) * BLOCK_SIZE;
+            dev_runs.push((blocks[p] * SECTORS_PER_BLOCK, &mut piece[..bytes(p, n)]));
+        }
+        // Pieces of the callers' buffers, in (run, offset) order so each buffer is split front to back.
+        let mut pieces: Vec<(usize, usize, usize, usize)> =
+            groups.iter().filter_map(|&(p, n)| direct[p].map(|(i, off)| (i, off, p, n))).collect();
+        pieces.sort_unstable();
+        let mut next = pieces.iter().peekable();
+        for (i, (_, buf)) in runs.iter_mut().enumerate() {
+            let mut rest: &mut [u8] = buf;
+            let mut at = 0;
+            while let Some(&(_, off, p, n)) = next.next_if(|piece| piece.0 == i) {
+                let (_, tail) = core::mem::take(&mut rest).split_at_mut(off - at);
+                let (piece, tail) = tail.split_at_mut(bytes(p, n));
+                rest = tail;
+                at = off + bytes(p, n);
+                dev_runs.push((blocks[p] * SECTORS_PER_BLOCK, piece));
+            }
+        }
+        self.stats.device_reads += 1;
+        self.dev.read_vectored(&mut dev_runs)
     }
 
     /// Read `blocks` (ascending, distinct, at most `max_batch_blocks`) into `scratch`, block `i` at
