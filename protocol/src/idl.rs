@@ -197,23 +197,26 @@ pub fn call<T: Transport, A: Serialize + ?Sized, R: DeserializeOwned>(
     args: &A,
     user: &mut [Lease<'_>],
 ) -> Result<R> {
-    let mut body = [0u8; MAX_INDIRECT];
-    let body_len = postcard::to_slice(args, &mut body).map_err(|_| Error::TooBig)?.len();
     let mut msg = [0u8; MAX_MESSAGE];
-    let header_len = postcard::to_slice(&Header { version, op, indirect: false }, &mut msg).map_err(|_| Error::TooBig)?.len();
-    let (msg_len, indirect) = if header_len + body_len <= MAX_MESSAGE {
-        msg[header_len..header_len + body_len].copy_from_slice(&body[..body_len]);
-        (header_len + body_len, false)
-    } else {
-        let n = postcard::to_slice(&Header { version, op, indirect: true }, &mut msg).map_err(|_| Error::TooBig)?.len();
-        (n, true)
+    // Almost every request fits inline; only the others pay for the out-of-line buffer.
+    let mut body = Vec::new();
+    let (msg_len, indirect) = match encode_request(&mut msg, version, op, args) {
+        Ok(n) => (n, false),
+        Err(_) => {
+            body = postcard::to_allocvec(args).map_err(|_| Error::TooBig)?;
+            if body.len() > MAX_INDIRECT {
+                return Err(Error::TooBig);
+            }
+            let n = postcard::to_slice(&Header { version, op, indirect: true }, &mut msg).map_err(|_| Error::TooBig)?.len();
+            (n, true)
+        }
     };
     let mut area = [0u8; MAX_INDIRECT];
     let mut reply = [0u8; MAX_MESSAGE];
     let len = {
         let mut leases: Vec<Lease<'_>> = user.iter_mut().map(reborrow).collect();
         if indirect {
-            leases.push(Lease::Read(&body[..body_len]));
+            leases.push(Lease::Read(&body));
         }
         leases.push(Lease::Write(&mut area));
         channel.call(idempotent, &msg[..msg_len], &mut leases, &mut reply)?
