@@ -97,7 +97,7 @@ impl<D: BlockDevice> Wfs<D> {
             let mut i = 0;
             while i < n {
                 let mut j = i + 1;
-                while j < n && addrs[j] == addrs[j - 1] + 1 {
+                while j < n && addrs[j - 1].checked_add(1) == Some(addrs[j]) {
                     j += 1;
                 }
                 self.st.write_raw(addrs[i], &src[i * BLOCK_SIZE..j * BLOCK_SIZE])?;

@@ -420,3 +420,6 @@ fn mark_tree<D: BlockDevice>(
         Ok(true)
     })
 }
+
+#[cfg(test)]
+mod fuzz_tests;

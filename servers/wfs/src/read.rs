@@ -44,7 +44,7 @@ pub fn to_stat(ino: u64, i: &Inode) -> Stat {
         uid: i.uid,
         gid: i.gid,
         size: i.size,
-        blocks: i.blocks * (BLOCK_SIZE as u64 / 512),
+        blocks: i.blocks.saturating_mul(BLOCK_SIZE as u64 / 512),
         rdev: i.rdev,
         atime: i.atime,
         mtime: i.mtime,
@@ -173,7 +173,7 @@ pub fn file_read<D: BlockDevice>(st: &mut Store<D>, root: &Child, ino: u64, size
         while i < ext.len() {
             // A run: consecutive file blocks stored in consecutive device blocks.
             let mut j = i + 1;
-            while j < ext.len() && ext[j].0 == ext[j - 1].0 + 1 && ext[j].1.addr == ext[j - 1].1.addr + 1 {
+            while j < ext.len() && ext[j].0 == ext[j - 1].0 + 1 && ext[j - 1].1.addr.checked_add(1) == Some(ext[j].1.addr) {
                 j += 1;
             }
             let ptrs: Vec<BlockPtr> = ext[i..j].iter().map(|e| e.1).collect();
