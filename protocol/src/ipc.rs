@@ -125,8 +125,11 @@ pub trait LeaseAccess {
     /// Copy `data` into lease `index` at `offset`.
     fn write(&mut self, index: usize, offset: usize, data: &[u8]) -> Result<()>;
     /// Lend `len` bytes of lease `index` from `offset` on to another server, with the rights the
-    /// caller gave (never more); the forwarded lease cannot outlive this call.
-    fn forward(&mut self, index: usize, offset: usize, len: usize) -> Result<Lease<'_>>;
+    /// caller gave (never more); the forwarded lease cannot outlive this call. A transport without
+    /// forwarding answers `NotSupported` and servers fall back to copying through their own memory.
+    fn forward(&mut self, _index: usize, _offset: usize, _len: usize) -> Result<Lease<'_>> {
+        Err(Error::NotSupported)
+    }
 }
 
 /// The leases of one call over the caller's lent slices (the in-memory transport's [`LeaseAccess`]).

@@ -61,14 +61,29 @@ impl Handler for VfsServer {
         // The app's lease goes on to the filesystem server: the data never lands in vfs memory.
         let caller = cx.caller();
         let len = cx.leases.len(0)?.min(MAX_BULK);
-        let lease = cx.leases.forward(0, 0, len)?;
-        self.vfs.read_lease(caller, fd, lease).map(|n| n as u32)
+        match cx.leases.forward(0, 0, len) {
+            Ok(lease) => return self.vfs.read_lease(caller, fd, lease).map(|n| n as u32),
+            Err(Error::NotSupported) => {}
+            Err(e) => return Err(e),
+        }
+        // A transport that cannot forward leases: bounce through vfs memory.
+        let (mut b, len) = self.take_bounce(cx)?;
+        let r = self.vfs.read(caller, fd, &mut b[..len]).and_then(|n| cx.leases.write(0, 0, &b[..n]).map(|_| n as u32));
+        self.bounce = b;
+        r
     }
     fn write(&mut self, cx: &mut Incoming<'_, '_>, fd: u32) -> Result<u32> {
         let caller = cx.caller();
         let len = cx.leases.len(0)?.min(MAX_BULK);
-        let lease = cx.leases.forward(0, 0, len)?;
-        self.vfs.write_lease(caller, fd, lease).map(|n| n as u32)
+        match cx.leases.forward(0, 0, len) {
+            Ok(lease) => return self.vfs.write_lease(caller, fd, lease).map(|n| n as u32),
+            Err(Error::NotSupported) => {}
+            Err(e) => return Err(e),
+        }
+        let (mut b, len) = self.take_bounce(cx)?;
+        let r = cx.leases.read(0, 0, &mut b[..len]).and_then(|_| self.vfs.write(caller, fd, &b[..len])).map(|n| n as u32);
+        self.bounce = b;
+        r
     }
     fn seek(&mut self, cx: &mut Incoming<'_, '_>, fd: u32, whence: Whence, offset: i64) -> Result<u64> {
         self.vfs.seek(cx.caller(), fd, whence, offset)
