@@ -103,7 +103,7 @@ pub struct Named {
 
 /// Parse every live entry of a directory, skipping `.`, `..`, volume labels and orphan long names.
 pub fn parse(data: &[u8]) -> Vec<Named> {
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(data.len() / (2 * SLOT));
     let mut lfn: Vec<u16> = Vec::new();
     let mut lfn_start = 0u32;
     let mut expect = 0u8; // next ordinal expected; 0 = no long name in progress

@@ -8,6 +8,7 @@
 //! [`FatFs::flush_fat`] (see the crate documentation for the full write order).
 
 use alloc::boxed::Box;
+use alloc::collections::btree_map::Entry;
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::String;
 use alloc::vec;
@@ -250,13 +251,20 @@ impl<D: BlockDevice> FatFs<D> {
         let at = slot as usize * SLOT;
         let ent = Short::decode(&d.data[at..at + SLOT]);
         let loc = d.sectors[at / SECTOR_SIZE] * SECTOR_SIZE as u64 + (at % SECTOR_SIZE) as u64;
-        let mut id = loc / SLOT as u64;
-        if self.nodes.contains_key(&id) {
-            id = self.next_spare;
-            self.next_spare += 1;
-        }
         let node = Node { parent: dir, first_slot, slot, ent, runs: None, open: 0, unlinked: false };
-        self.nodes.insert(id, node);
+        let id = match self.nodes.entry(loc / SLOT as u64) {
+            Entry::Vacant(v) => {
+                let id = *v.key();
+                v.insert(node);
+                id
+            }
+            Entry::Occupied(_) => {
+                let id = self.next_spare;
+                self.next_spare += 1;
+                self.nodes.insert(id, node);
+                id
+            }
+        };
         self.by_loc.insert((dir, slot), id);
         Ok(id)
     }
@@ -333,17 +341,9 @@ impl<D: BlockDevice> FatFs<D> {
             }
             (data, sectors)
         };
-        let mut dir = Dir {
-            data,
-            sectors,
-            entries: Vec::new(),
-            index: None,
-            fixed,
-        };
-        for e in parse(&dir.data) {
-            dir.add(e);
-        }
-        self.dirs.insert(id, dir);
+        // `parse` yields entries in slot order, as `Dir::entries` keeps them.
+        let entries = parse(&data);
+        self.dirs.insert(id, Dir { data, sectors, entries, index: None, fixed });
         Ok(())
     }
 
