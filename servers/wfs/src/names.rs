@@ -96,3 +96,56 @@ pub fn free_key_in<D: BlockDevice>(st: &mut Store<D>, root: &Child, oid: u64, ki
 pub fn free_key<D: BlockDevice>(st: &mut Store<D>, root: &Child, oid: u64, kind: u8, name: &[u8]) -> Result<Key> {
     free_key_in(st, root, oid, kind, name_hash(name))
 }
+
+#[cfg(test)]
+mod tests {
+    use blockdev::RamDisk;
+
+    use super::*;
+    use crate::allocator::Allocator;
+    use crate::ondisk::KIND_DIRENT;
+
+    fn value(name: &str) -> Vec<u8> {
+        let mut v = alloc::vec![0u8; 9];
+        v.extend_from_slice(name.as_bytes());
+        v
+    }
+
+    #[test]
+    fn colliding_names_share_a_bucket_and_stay_apart() {
+        let mut a = Allocator::new(64);
+        a.mark(0);
+        a.mark(63);
+        let mut st = Store::new(RamDisk::new(64 * 8), a, 1, false);
+        let mut root = Child::empty();
+        // Force every name into the same bucket, as a real 48-bit hash collision would.
+        let base = name_hash(b"anything");
+        let mut keys = Vec::new();
+        for n in ["alpha", "beta", "gamma"] {
+            let k = free_key_in(&mut st, &root, 7, KIND_DIRENT, base).unwrap();
+            btree::insert(&mut st, &mut root, k, value(n)).unwrap();
+            keys.push(k);
+        }
+        assert_eq!(keys.iter().map(|k| k.off - base).collect::<Vec<_>>(), [0, 1, 2]);
+        for (n, k) in ["alpha", "beta", "gamma"].iter().zip(&keys) {
+            let (found, _) = find_in(&mut st, &root, 7, KIND_DIRENT, base, 9, n.as_bytes()).unwrap().unwrap();
+            assert_eq!(found, *k);
+        }
+        assert!(find_in(&mut st, &root, 7, KIND_DIRENT, base, 9, b"delta").unwrap().is_none());
+        // A freed slot in the middle is reused; the others keep their keys (stable cookies).
+        btree::remove(&mut st, &mut root, &keys[1]).unwrap();
+        assert_eq!(free_key_in(&mut st, &root, 7, KIND_DIRENT, base).unwrap(), keys[1]);
+        assert!(find_in(&mut st, &root, 7, KIND_DIRENT, base, 9, b"gamma").unwrap().is_some());
+    }
+
+    #[test]
+    fn name_rules() {
+        assert_eq!(check_name(&"x".repeat(256)), Err(Error::NameTooLong));
+        assert_eq!(check_name("a/b"), Err(Error::InvalidArgument));
+        assert_eq!(check_name(".."), Err(Error::InvalidArgument));
+        assert_eq!(check_name(""), Err(Error::InvalidArgument));
+        assert!(check_name("ok name").is_ok());
+        assert_eq!(name_hash(b"abc") & 0xffff, 0);
+        assert_ne!(name_hash(b"abc"), name_hash(b"abd"));
+    }
+}
