@@ -20,9 +20,14 @@ pub fn lease_write(buf: &mut [u8]) -> Lease {
 /// Calls `target`: sends `msg` with `leases`, blocks until the reply, which lands in `reply`.
 /// Returns the reply's length. `TaskDied` means the server died (look it up again).
 pub fn send(target: u64, msg: &[u8], reply: &mut [u8], leases: &[Lease]) -> Result<usize, SysError> {
+    send_code(target, msg, reply, leases).map(|(len, _)| len)
+}
+
+/// `send`, also returning the server's reply code (0 unless it used `reply_code`).
+pub fn send_code(target: u64, msg: &[u8], reply: &mut [u8], leases: &[Lease]) -> Result<(usize, u32), SysError> {
     let lens = msg.len() as u64 | (leases.len() as u64) << 32;
     let ret = raw(Sys::Send, [target, msg.as_ptr() as u64, lens, reply.as_mut_ptr() as u64, reply.len() as u64, leases.as_ptr() as u64]);
-    SysError::decode(ret).map(|n| n as usize)
+    SysError::decode(ret).map(|v| ((v & 0xFFFF_FFFF) as usize, (v >> 32) as u32))
 }
 
 /// Waits for a message (into `buf`) or for a notification bit in `mask`.
@@ -34,7 +39,19 @@ pub fn receive(buf: &mut [u8], mask: u64) -> Result<RecvInfo, SysError> {
 
 /// Ends `client`'s call with `msg` (which must fit the client's reply buffer, or we are killed).
 pub fn reply(client: u64, msg: &[u8]) -> Result<(), SysError> {
-    SysError::decode(raw(Sys::Reply, [client, msg.as_ptr() as u64, msg.len() as u64, 0, 0, 0])).map(|_| ())
+    reply_code(client, msg, 0)
+}
+
+/// `reply` with a code (up to 2^31 - 1) the client gets beside the length, e.g. an error number.
+pub fn reply_code(client: u64, msg: &[u8], code: u32) -> Result<(), SysError> {
+    SysError::decode(raw(Sys::Reply, [client, msg.as_ptr() as u64, msg.len() as u64, code as u64, 0, 0])).map(|_| ())
+}
+
+/// Length and rights of lease `index` of `client`'s call (its address is not revealed).
+pub fn lease_info(client: u64, index: usize) -> Result<Lease, SysError> {
+    let mut lease = Lease::default();
+    SysError::decode(raw(Sys::LeaseInfo, [client, index as u64, &mut lease as *mut Lease as u64, 0, 0, 0]))?;
+    Ok(lease)
 }
 
 /// Copies `buf.len()` bytes from `client`'s lease `index` at `offset` into `buf`.

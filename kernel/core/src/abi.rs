@@ -29,6 +29,8 @@ pub const MAX_STR: usize = 64;
 pub const PAGE: u64 = 4096;
 /// Largest inline IPC message or reply, in bytes (bulk data goes through leases).
 pub const MAX_MSG: usize = 256;
+/// Largest reply code (it travels in bits 32..62 of `send`'s result, which must stay non-negative).
+pub const MAX_REPLY_CODE: u64 = (1 << 31) - 1;
 /// Most leases one call may carry.
 pub const MAX_LEASES: usize = 16;
 /// `RecvInfo::sender` when a receive returned notification bits rather than a message.
@@ -62,12 +64,13 @@ pub enum Sys {
     /// find_task(name: NUL-terminated string) -> id of the live task with that name.
     FindTask = 8,
     /// send(target, msg ptr, msg len | lease count << 32, reply ptr, reply cap, leases ptr)
-    /// -> reply length. Blocks until the target replies (call semantics).
+    /// -> reply length | reply code << 32. Blocks until the target replies (call semantics).
     Send = 9,
     /// receive(buf ptr, buf cap, notification mask, info ptr: *mut RecvInfo) -> 0.
     /// Blocks until a message or a masked notification arrives.
     Receive = 10,
-    /// reply(client id, ptr, len) -> 0. Ends the client's call and its leases.
+    /// reply(client id, ptr, len, code) -> 0. Ends the client's call and its leases; `code`
+    /// (0..=MAX_REPLY_CODE, 0 = success) reaches the client beside the length.
     Reply = 11,
     /// borrow_read(client id, lease index, offset, buf ptr, len) -> len: lease -> our buffer.
     BorrowRead = 12,
@@ -96,11 +99,13 @@ pub enum Sys {
     /// map_dma(pages, phys out: *mut u64) -> address of `pages` zeroed, physically contiguous pages;
     /// their physical address is written to `phys out` (for device descriptors). Driver tasks only.
     MapDma = 22,
+    /// lease_info(client id, lease index, out: *mut Lease) -> 0: the lease's length and rights.
+    LeaseInfo = 23,
 }
 
 impl Sys {
     /// Every call, indexed by its number (numbers are dense from 0).
-    pub const ALL: [Sys; 23] = [
+    pub const ALL: [Sys; 24] = [
         Sys::Exit,
         Sys::Yield,
         Sys::ConsoleWrite,
@@ -124,6 +129,7 @@ impl Sys {
         Sys::IrqBind,
         Sys::IrqAck,
         Sys::MapDma,
+        Sys::LeaseInfo,
     ];
 
     /// Decodes a raw syscall number; `None` for numbers the kernel does not know.

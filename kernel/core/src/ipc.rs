@@ -12,7 +12,7 @@
 //! reply, which faults the replier rather than being cut (Hubris PR 1954). When a task dies, every task
 //! blocked sending to it or waiting for its reply is woken with `TaskDied`.
 
-use crate::abi::{Lease, RecvInfo, SysError, TaskId, LEASE_READ, LEASE_WRITE, MAX_LEASES, MAX_MSG, NOTIFICATION};
+use crate::abi::{Lease, RecvInfo, SysError, TaskId, LEASE_READ, LEASE_WRITE, MAX_LEASES, MAX_MSG, MAX_REPLY_CODE, NOTIFICATION};
 use crate::kernel::{Kernel, Platform};
 use crate::paging::{FrameAlloc, PhysMem};
 use crate::sched::SchedState;
@@ -175,7 +175,10 @@ fn call_with<P: Platform, M: PhysMem, F: FrameAlloc>(k: &Kernel<P, M, F>, r: usi
 /// `reply`.
 pub fn reply<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, r: usize, a: [u64; 6]) -> Res {
     let (c, call) = call_with(k, r, a[0])?;
-    let (ptr, len) = (a[1], a[2]);
+    let (ptr, len, code) = (a[1], a[2], a[3]);
+    if code > MAX_REPLY_CODE {
+        return Err(SysError::InvalidArgument.into());
+    }
     if len > call.reply_cap || len > MAX_MSG as u64 {
         return Err(UserError::Fault("reply longer than the caller's reply buffer"));
     }
@@ -186,7 +189,20 @@ pub fn reply<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, r:
         copy_out(&cspace, &mut k.mem, call.reply_ptr, &bytes)?;
     }
     set_ipc(k, c, IpcState::Idle);
-    wake(k, c, len);
+    wake(k, c, len | code << 32);
+    Ok(0)
+}
+
+/// `lease_info(client, index, out: *mut Lease)`: the lease's length and rights (its address stays
+/// the client's business: `ptr` is written as 0).
+pub fn lease_info<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, r: usize, a: [u64; 6]) -> Res {
+    let (_, call) = call_with(k, r, a[0])?;
+    let lease = usize::try_from(a[1]).ok().and_then(|i| call.leases.get(i)).ok_or(SysError::BadLease)?;
+    let mut bytes = [0u8; Lease::SIZE];
+    bytes[8..16].copy_from_slice(&lease.len.to_le_bytes());
+    bytes[16..24].copy_from_slice(&lease.rights.to_le_bytes());
+    let space = k.task(r).map(|t| t.space).ok_or(UserError::Fault("no such task"))?;
+    copy_out(&space, &mut k.mem, a[2], &bytes)?;
     Ok(0)
 }
 

@@ -61,10 +61,12 @@ fn call_round_trip_send_first() {
     assert_eq!(get(&k, 1, BUF, 4), b"ping");
     assert_eq!(info(&k, 1), RecvInfo { sender: client, len: 4, leases: 0, notifications: 0 });
     put(&mut k, 1, BUF, b"pong!");
-    syscall6(&mut k, &mut f, Sys::Reply, [client, BUF, 5, 0, 0, 0]);
+    syscall6(&mut k, &mut f, Sys::Reply, [client, BUF, 5, 1 << 31, 0, 0]);
+    assert_eq!(SysError::decode(f.rax), Err(SysError::InvalidArgument), "reply code out of range");
+    syscall6(&mut k, &mut f, Sys::Reply, [client, BUF, 5, 7, 0, 0]);
     assert_eq!(f.rax, 0, "reply returns 0 to the server, which keeps running");
     assert_eq!(k.sched[0], SchedState::Runnable);
-    assert_eq!(k.task(0).unwrap().frame.rax, 5, "the caller's send returns the reply length");
+    assert_eq!(k.task(0).unwrap().frame.rax, 5 | 7 << 32, "the caller's send returns length and code");
     assert_eq!(get(&k, 0, REPLY, 5), b"pong!");
 }
 
@@ -122,6 +124,13 @@ fn leases_move_bulk_data_and_are_checked() {
     assert_eq!(borrow(&mut k, &mut f, Sys::BorrowRead, 1, 0, sbuf, 1), Err(SysError::BadLease));
     assert_eq!(borrow(&mut k, &mut f, Sys::BorrowRead, 2, 0, sbuf, 1), Err(SysError::BadLease));
     assert_eq!(borrow(&mut k, &mut f, Sys::BorrowRead, 0, 0, TEXT, 1), Err(SysError::NotWritable));
+    // lease_info tells the server each lease's length and rights, never its address.
+    syscall6(&mut k, &mut f, Sys::LeaseInfo, [client, 1, INFO, 0, 0, 0]);
+    assert_eq!(f.rax, 0);
+    let raw = get(&k, 1, INFO, 24);
+    assert_eq!(Lease::from_bytes(&raw.try_into().unwrap()), Lease { ptr: 0, len: 5000, rights: LEASE_WRITE });
+    syscall6(&mut k, &mut f, Sys::LeaseInfo, [client, 2, INFO, 0, 0, 0]);
+    assert_eq!(SysError::decode(f.rax), Err(SysError::BadLease));
     assert_eq!(k.current, Some(1), "lease mistakes are errors, not faults");
     syscall6(&mut k, &mut f, Sys::Reply, [client, BUF, 0, 0, 0, 0]);
     assert_eq!(borrow(&mut k, &mut f, Sys::BorrowRead, 0, 0, sbuf, 1), Err(SysError::NoSuchTask), "leases end at reply");

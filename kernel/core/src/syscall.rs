@@ -79,6 +79,7 @@ pub fn dispatch<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>,
         Some(Sys::IrqBind) => devices::irq_bind(k, c, args).map(Some),
         Some(Sys::IrqAck) => devices::irq_ack(k, c, args).map(Some),
         Some(Sys::MapDma) => devices::map_dma(k, c, args).map(Some),
+        Some(Sys::LeaseInfo) => ipc::lease_info(k, c, args).map(Some),
     };
     let rax = match result {
         Ok(v) => v,

@@ -212,6 +212,10 @@ fn server() -> i64 {
             }
             // Safety: a deliberate invalid opcode, so the client sees its server die mid-call.
             Some(b'C') => unsafe { core::arch::asm!("ud2", options(noreturn)) },
+            Some(b'I') => match ipc::lease_info(client, 0) {
+                Ok(lease) => ipc::reply_code(client, &lease.len.to_le_bytes(), lease.rights as u32 + 40),
+                Err(e) => ipc::reply_code(client, &[], e as u32),
+            },
             Some(b'Q') => {
                 let _ = ipc::reply(client, b"bye");
                 return 0;
@@ -257,6 +261,10 @@ fn client() -> i64 {
     ok &= bad("oversize message", ipc::send(echo, &[b'E'; MAX_MSG + 1], &mut reply, &[]), SysError::MessageTooBig);
     ok &= bad("send to myself", ipc::send(sys::task_id(), b"E", &mut reply, &[]), SysError::WouldDeadlock);
     ok &= bad("send to a never-used id", ipc::send(0xFFFF_00F0, b"E", &mut reply, &[]), SysError::NoSuchTask);
+    let mut probe = [0u8; 300];
+    let got = ipc::send_code(echo, b"I", &mut reply, &[ipc::lease_write(&mut probe)]);
+    let len = reply[..8].try_into().map(u64::from_le_bytes).unwrap_or(0);
+    ok &= check(got == Ok((8, 43)) && len == 300, format_args!("echo-client: server learned the lease's length and rights, replied with a code ({got:?}, {len})"));
     let n = ipc::send(echo, b"Estill serving", &mut reply, &[]);
     ok &= check(n == Ok(14), format_args!("echo-client: the server still serves after the bad calls"));
 
