@@ -106,14 +106,19 @@ fn error_reply(reply: &mut [u8], e: Error) -> Result<usize> {
 /// Server side: encode `result` inline if it fits, else into the reply-area lease `area`, else reply
 /// `TooBig`. Returns the inline reply length.
 pub fn finish_reply<R: Serialize>(reply: &mut [u8], leases: &mut dyn LeaseAccess, area: Option<usize>, result: &Result<R>) -> Result<usize> {
-    let mut buf = [0u8; MAX_INDIRECT];
+    // Most replies fit inline: encode straight into the message, and only otherwise into a buffer
+    // for the reply area.
+    let inline_cap = reply.len().min(MAX_MESSAGE);
+    if inline_cap > 1 {
+        if let Ok(encoded) = postcard::to_slice(result, &mut reply[1..inline_cap]) {
+            let len = encoded.len();
+            reply[0] = REPLY_INLINE;
+            return Ok(len + 1);
+        }
+    }
+    let mut buf = alloc::vec![0u8; MAX_INDIRECT];
     let Ok(encoded) = postcard::to_slice(result, &mut buf) else { return error_reply(reply, Error::TooBig) };
     let len = encoded.len();
-    if len < reply.len().min(MAX_MESSAGE) {
-        reply[0] = REPLY_INLINE;
-        reply[1..=len].copy_from_slice(encoded);
-        return Ok(len + 1);
-    }
     match area {
         Some(i) if leases.len(i)? >= len => {
             leases.write(i, 0, encoded)?;
