@@ -11,6 +11,7 @@
 //!   on `deferred` and becomes reusable only after the commit that frees it has been flushed;
 //! - a block born at or before the newest snapshot may be shared with that snapshot and is not
 //!   freed at all; deleting the snapshot triggers a rebuild that reclaims whatever became unreachable.
+//!
 //! Two cursors (low half, high half) let a tree node's ditto copy land far from its first copy.
 
 use alloc::vec;

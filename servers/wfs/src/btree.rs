@@ -328,8 +328,7 @@ pub fn remove<D: BlockDevice>(st: &mut Store<D>, root: &mut Child, key: &Key) ->
     }
     let v = remove_rec(st, root, key, None)?;
     // A root with a single child is replaced by that child, so the tree gets shallower again.
-    loop {
-        let Child::Dirty(n) = root else { break };
+    while let Child::Dirty(n) = root {
         let Node::Internal { children, .. } = n.as_mut() else { break };
         match children.len() {
             0 => *root = Child::empty(),
@@ -425,13 +424,16 @@ pub fn write_dirty<D: BlockDevice>(st: &mut Store<D>, c: &mut Child, out: &mut V
     }
 }
 
+/// Called for each node by [`walk`]; returns false to skip the node's children.
+pub type Visitor<'a, D> = dyn FnMut(&mut Store<D>, &BlockPtr, &Node) -> Result<bool> + 'a;
+
 /// Visit every node of the committed tree under `ptr`, parents first. `f` returns false to skip
 /// a node's children (already visited through a shared subtree).
 pub fn walk<D: BlockDevice>(
     st: &mut Store<D>,
     ptr: &BlockPtr,
     lvl: Option<u8>,
-    f: &mut dyn FnMut(&mut Store<D>, &BlockPtr, &Node) -> Result<bool>,
+    f: &mut Visitor<'_, D>,
 ) -> Result<()> {
     let n = st.load_node(ptr, lvl)?;
     if !f(st, ptr, &n)? {

@@ -120,9 +120,7 @@ fn decode_rejects_garbage_without_panicking() {
     b[16] = 3;
     b[8] = 0xff; // 255 leaf items cannot fit
     b[9] = 0x00;
-    for i in 24..BLOCK_SIZE {
-        b[i] = 0xff;
-    }
+    b[24..].fill(0xff);
     assert!(Node::decode(&b, &ptr).is_err());
     b[4] = MAX_LEVEL + 1;
     assert!(Node::decode(&b, &ptr).is_err());
