@@ -15,11 +15,14 @@ pub mod fmt;
 pub mod ipc;
 pub mod supervise;
 pub mod sys;
+pub mod transport;
 
 #[cfg(feature = "rt")]
 pub mod rt;
 
 pub use kernel_core::abi;
+/// The protocol crate, for programs that speak it through `transport`.
+pub use protocol;
 
 /// Declares the program's entry point: `libwatos::entry!(main)` with `fn main() -> i64`; the
 /// returned value becomes the exit code.

@@ -177,6 +177,10 @@ fn judge(log: &[String], v: &mut Verdicts) {
     v.check(has("init: fault-ud faulted 4 times within 5 s: giving up").is_some(), "init gave up on crash-looping fault-ud and said so");
     v.check(has("(init) exited with code 0").is_some(), "init exited once everything else had ended");
     v.check(has("(rtc-driver) exited with code 0").is_some(), "the RTC driver took its interrupts and exited with code 0");
+    v.check(
+        has("(proto-client) exited with code 0").is_some() && has("(proto-echo) exited with code 0").is_some(),
+        "the protocol-level client and server over kernel IPC both exited with code 0",
+    );
     v.check(has("(echo-client) exited with code 0").is_some(), "echo-client exited with code 0");
     let kills = [
         ("echo", "#UD"),
@@ -226,6 +230,8 @@ init: restarted echo as task 0x1000a
 init: fault-ud faulted 4 times within 5 s: giving up on it
 [kernel] task 0 (init) exited with code 0
 [kernel] task 11 (rtc-driver) exited with code 0
+[kernel] task 12 (proto-echo) exited with code 0
+[kernel] task 13 (proto-client) exited with code 0
 [kernel] task 9 (echo) killed by #UD invalid opcode
 [kernel] task 10 (echo-client) exited with code 0
 hostile: CHECK PASS null pointer
@@ -246,7 +252,7 @@ panicker: panicked: src/main.rs:9:5: deliberate panic number 8
         let mut v = Verdicts { passed: 0, failed: Vec::new() };
         judge(&lines(GOOD), &mut v);
         assert!(v.failed.is_empty(), "{:?}", v.failed);
-        assert_eq!(v.passed, 2 + 23);
+        assert_eq!(v.passed, 2 + 24);
     }
 
     #[test]
@@ -257,7 +263,7 @@ panicker: panicked: src/main.rs:9:5: deliberate panic number 8
         assert_eq!(v.failed.len(), 3, "{:?}", v.failed);
         // A spinner that exits before the last kill does not prove isolation.
         let mut early = lines(GOOD);
-        let spin = early.remove(18);
+        let spin = early.remove(20);
         early.insert(2, spin);
         let mut v = Verdicts { passed: 0, failed: Vec::new() };
         judge(&early, &mut v);

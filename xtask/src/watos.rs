@@ -17,7 +17,7 @@ const TARGET: &str = "x86_64-unknown-linux-gnu";
 const BINS: [&str; 6] = ["kernel", "init", "hello", "hostile", "spinner", "ipc"];
 
 /// (name in the initrd, binary, flags).
-const MANIFEST: [(&str, &str, u32); 12] = [
+const MANIFEST: [(&str, &str, u32); 14] = [
     ("init", "init", initrd::AUTOSTART | initrd::SUPERVISOR),
     ("hello", "hello", initrd::AUTOSTART),
     ("hostile", "hostile", initrd::AUTOSTART),
@@ -30,6 +30,8 @@ const MANIFEST: [(&str, &str, u32); 12] = [
     ("echo", "ipc", initrd::AUTOSTART),
     ("echo-client", "ipc", initrd::AUTOSTART),
     ("rtc-driver", "ipc", initrd::AUTOSTART | initrd::DRIVER),
+    ("proto-echo", "ipc", initrd::AUTOSTART),
+    ("proto-client", "ipc", initrd::AUTOSTART),
 ];
 
 #[derive(Default)]

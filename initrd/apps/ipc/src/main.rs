@@ -8,6 +8,9 @@
 //!                prints median and p99 (`cargo xtask bench ipc`).
 //!   rtc-driver   a driver (initrd flag DRIVER): reads PCI configuration space through ports, maps
 //!                DMA pages, then takes five RTC periodic interrupts (line 8) as notifications.
+//!   proto-echo   a `protocol::ipc::Server` served by `libwatos::transport::serve`: echoes, sums a
+//!                lease, or fails with a protocol error; stops on notification bit 1.
+//!   proto-client calls it through `KernelTransport` (the protocol's `Transport` on kernel IPC).
 //!   echo-client  finds `echo` by name; checks an inline round trip, a 1 MiB lease round trip by
 //!                checksum, that bad lease descriptors and oversize messages are refused while the
 //!                server keeps serving, that a server dying mid-call returns `TaskDied`, and that once
@@ -43,7 +46,86 @@ fn main() -> i64 {
         b"bench-echo" => bench_server(),
         b"ipc-bench" => bench_client(),
         b"rtc-driver" => rtc_driver(),
+        b"proto-echo" => proto_echo(),
+        b"proto-client" => proto_client(),
         _ => client(),
+    }
+}
+
+struct ProtoEcho;
+
+impl libwatos::protocol::ipc::Server for ProtoEcho {
+    fn handle(&mut self, msg: &[u8], cx: &mut libwatos::protocol::ipc::Incoming<'_, '_>, reply: &mut [u8]) -> libwatos::protocol::Result<usize> {
+        use libwatos::protocol::Error;
+        match msg {
+            b"fail" => Err(Error::Corrupt { block: 7 }),
+            b"sum" => {
+                let len = cx.leases.len(0)?;
+                let mut chunk = [0u8; 4096];
+                let (mut hash, mut at) = (FNV_START, 0);
+                while at < len {
+                    let n = (len - at).min(chunk.len());
+                    cx.leases.read(0, at, &mut chunk[..n])?;
+                    hash = fnv1a(hash, &chunk[..n]);
+                    at += n;
+                }
+                // Writing to a read-only lease must be refused.
+                let denied = cx.leases.write(0, 0, b"x") == Err(Error::PermissionDenied);
+                reply[..8].copy_from_slice(&hash.to_le_bytes());
+                reply[8] = denied as u8;
+                Ok(9)
+            }
+            _ => {
+                reply[..msg.len()].copy_from_slice(msg);
+                Ok(msg.len())
+            }
+        }
+    }
+}
+
+fn proto_echo() -> i64 {
+    match libwatos::transport::serve(&mut ProtoEcho, 1) {
+        Ok(()) => 0,
+        Err(e) => {
+            println!("proto-echo: {e}");
+            1
+        }
+    }
+}
+
+fn proto_client() -> i64 {
+    use libwatos::protocol::ipc::{Lease, Transport};
+    use libwatos::protocol::Error;
+    let t = libwatos::transport::KernelTransport::new();
+    let mut server = Err(Error::ServerDead);
+    for _ in 0..1000 {
+        server = t.lookup("proto-echo");
+        if server.is_ok() {
+            break;
+        }
+        sys::yield_now();
+    }
+    let Ok(server) = server else {
+        check(false, format_args!("proto-client: found proto-echo"));
+        return 1;
+    };
+    let mut reply = [0u8; MAX_MSG];
+    let mut ok = true;
+    let n = t.call(server, b"hello protocol", &mut [], &mut reply);
+    ok &= check(n == Ok(14) && &reply[..14] == b"hello protocol", format_args!("proto-client: Transport::call round trip over kernel IPC ({n:?})"));
+    let data: alloc::vec::Vec<u8> = (0..20_000u32).map(|i| (i % 253) as u8).collect();
+    let n = t.call(server, b"sum", &mut [Lease::Read(&data)], &mut reply);
+    let sum = reply[..8].try_into().map(u64::from_le_bytes).unwrap_or(0);
+    ok &= check(n == Ok(9) && sum == fnv1a(FNV_START, &data) && reply[8] == 1, format_args!("proto-client: server read a 20 KB lease through LeaseAccess; writing it was refused"));
+    let e = t.call(server, b"fail", &mut [], &mut reply);
+    ok &= check(e == Err(Error::Corrupt { block: 7 }), format_args!("proto-client: the server's protocol error came back intact ({e:?})"));
+    let big = t.call(server, &[0u8; MAX_MSG + 1], &mut [], &mut reply);
+    ok &= check(big == Err(Error::TooBig), format_args!("proto-client: an oversize message is TooBig ({big:?})"));
+    let _ = ipc::notify(libwatos::transport::to_kernel(server).unwrap_or(0), 1);
+    if ok {
+        0
+    } else {
+        1
     }
 }
 

@@ -1,0 +1,198 @@
+//! The protocol crate's IPC model (`protocol::ipc`) on the WATOS kernel, so the same server and stub
+//! code that runs over `protocol::local` in host tests runs between real processes.
+//!
+//! Design: `KernelTransport` is the client half: `call` turns protocol leases into kernel leases and
+//! makes one `send`; it remembers the name each server was found by, so `refresh` can look a
+//! restarted server up again. `serve` is the server half: one loop of `receive`, `Server::handle`,
+//! `reply`, with `KernelLeases` answering the server's lease accesses through `lease_info` and the
+//! borrow syscalls. A server's `Err` travels as reply code 1 with the postcard-encoded error as the
+//! reply bytes, so the caller gets exactly that error back. Kernel errors map onto protocol errors:
+//! a dead server is `ServerRestarted` when its name now names a newer task, `ServerDead` otherwise.
+
+use crate::ipc;
+use crate::sys;
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::cell::RefCell;
+use kernel_core::abi::{Lease, SysError, LEASE_READ, LEASE_WRITE, NOTIFICATION};
+use protocol::ipc::{check_call, Incoming, Lease as PLease, LeaseAccess, LeaseKind, Server, TaskId, Transport, MAX_MESSAGE};
+use protocol::{Error, Result};
+
+/// Reply code meaning "the reply bytes are a postcard-encoded `protocol::Error`".
+pub const CODE_ERROR: u32 = 1;
+
+/// Kernel id (generation << 16 | index) to protocol id.
+pub fn from_kernel(raw: u64) -> TaskId {
+    TaskId::new(raw as u16, (raw >> 16) as u16 as u32)
+}
+
+/// Protocol id to kernel id; `None` for a generation the kernel cannot have issued.
+pub fn to_kernel(id: TaskId) -> Option<u64> {
+    (id.generation <= u16::MAX as u32).then(|| (id.generation as u64) << 16 | id.index as u64)
+}
+
+/// Kernel error of a call or lease access, as the protocol names it (`TaskDied` needs context and is
+/// mapped by the caller).
+pub fn map_error(e: SysError) -> Error {
+    match e {
+        SysError::MessageTooBig => Error::TooBig,
+        SysError::NoSuchTask | SysError::TaskDied => Error::ServerDead,
+        SysError::OutOfMemory => Error::NoSpace,
+        SysError::NotPermitted => Error::PermissionDenied,
+        SysError::WouldDeadlock => Error::Busy,
+        _ => Error::InvalidArgument,
+    }
+}
+
+fn kernel_lease(lease: &mut PLease<'_>) -> Lease {
+    match lease {
+        PLease::Read(b) => Lease { ptr: b.as_ptr() as u64, len: b.len() as u64, rights: LEASE_READ },
+        PLease::Write(b) => Lease { ptr: b.as_mut_ptr() as u64, len: b.len() as u64, rights: LEASE_WRITE },
+        PLease::ReadWrite(b) => Lease { ptr: b.as_mut_ptr() as u64, len: b.len() as u64, rights: LEASE_READ | LEASE_WRITE },
+    }
+}
+
+/// The client half: calls over kernel IPC.
+#[derive(Default)]
+pub struct KernelTransport {
+    names: RefCell<BTreeMap<u16, String>>,
+}
+
+impl KernelTransport {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The id of the live task called `name` (remembered for `refresh`).
+    pub fn lookup(&self, name: &str) -> Result<TaskId> {
+        let mut cname: Vec<u8> = name.as_bytes().into();
+        cname.push(0);
+        let c = core::ffi::CStr::from_bytes_with_nul(&cname).map_err(|_| Error::InvalidArgument)?;
+        let id = from_kernel(sys::find_task(c).map_err(map_error)?);
+        self.names.borrow_mut().insert(id.index, String::from(name));
+        Ok(id)
+    }
+}
+
+impl Transport for KernelTransport {
+    fn call(&self, to: TaskId, msg: &[u8], leases: &mut [PLease<'_>], reply: &mut [u8]) -> Result<usize> {
+        check_call(msg, leases)?;
+        let target = to_kernel(to).ok_or(Error::ServerDead)?;
+        let kernel_leases: Vec<Lease> = leases.iter_mut().map(kernel_lease).collect();
+        match ipc::send_code(target, msg, reply, &kernel_leases) {
+            Ok((len, 0)) => Ok(len),
+            Ok((len, CODE_ERROR)) => Err(postcard::from_bytes(&reply[..len]).unwrap_or(Error::Malformed)),
+            Ok(_) => Err(Error::Malformed),
+            Err(SysError::TaskDied) => Err(match self.refresh(to) {
+                Ok(now) if now != to => Error::ServerRestarted,
+                _ => Error::ServerDead,
+            }),
+            Err(e) => Err(map_error(e)),
+        }
+    }
+
+    fn refresh(&self, to: TaskId) -> Result<TaskId> {
+        let name = self.names.borrow().get(&to.index).cloned().ok_or(Error::ServerDead)?;
+        self.lookup(&name)
+    }
+}
+
+/// The server's view of the current caller's leases, through the kernel.
+pub struct KernelLeases {
+    client: u64,
+    count: usize,
+}
+
+impl LeaseAccess for KernelLeases {
+    fn count(&self) -> usize {
+        self.count
+    }
+    fn len(&self, index: usize) -> Result<usize> {
+        ipc::lease_info(self.client, index).map(|l| l.len as usize).map_err(|_| Error::InvalidArgument)
+    }
+    fn kind(&self, index: usize) -> Result<LeaseKind> {
+        match ipc::lease_info(self.client, index).map_err(|_| Error::InvalidArgument)?.rights {
+            LEASE_READ => Ok(LeaseKind::Read),
+            LEASE_WRITE => Ok(LeaseKind::Write),
+            _ => Ok(LeaseKind::ReadWrite),
+        }
+    }
+    fn read(&self, index: usize, offset: usize, buf: &mut [u8]) -> Result<()> {
+        match ipc::borrow_read(self.client, index, offset, buf) {
+            Ok(_) => Ok(()),
+            Err(SysError::BadLease) if self.kind(index) == Ok(LeaseKind::Write) => Err(Error::PermissionDenied),
+            Err(_) => Err(Error::InvalidArgument),
+        }
+    }
+    fn write(&mut self, index: usize, offset: usize, data: &[u8]) -> Result<()> {
+        match ipc::borrow_write(self.client, index, offset, data) {
+            Ok(_) => Ok(()),
+            Err(SysError::BadLease) if self.kind(index) == Ok(LeaseKind::Read) => Err(Error::PermissionDenied),
+            Err(_) => Err(Error::InvalidArgument),
+        }
+    }
+}
+
+/// Serves calls with `server` until a notification in `stop_bits` arrives (0: forever).
+pub fn serve(server: &mut impl Server, stop_bits: u64) -> Result<()> {
+    let mut msg = [0u8; MAX_MESSAGE];
+    let mut reply = [0u8; MAX_MESSAGE];
+    loop {
+        let info = ipc::receive(&mut msg, stop_bits).map_err(map_error)?;
+        if info.sender == NOTIFICATION {
+            return Ok(());
+        }
+        let mut leases = KernelLeases { client: info.sender, count: info.leases as usize };
+        let mut cx = Incoming::new(from_kernel(info.sender), &mut leases);
+        let sent = match server.handle(&msg[..info.len as usize], &mut cx, &mut reply) {
+            Ok(n) => ipc::reply(info.sender, &reply[..n.min(MAX_MESSAGE)]),
+            Err(e) => {
+                let n = postcard::to_slice(&e, &mut reply).map(|s| s.len()).unwrap_or(0);
+                ipc::reply_code(info.sender, &reply[..n], CODE_ERROR)
+            }
+        };
+        // A caller that died meanwhile is no reason to stop serving the others.
+        let _ = sent;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_convert_both_ways_and_refuse_impossible_generations() {
+        let raw = 0xBEEF_0003;
+        assert_eq!(from_kernel(raw), TaskId::new(3, 0xBEEF));
+        assert_eq!(to_kernel(TaskId::new(3, 0xBEEF)), Some(raw));
+        assert_eq!(to_kernel(TaskId::new(3, 0x1_0000)), None);
+    }
+
+    #[test]
+    fn kernel_errors_map_to_protocol_errors() {
+        assert_eq!(map_error(SysError::MessageTooBig), Error::TooBig);
+        assert_eq!(map_error(SysError::NoSuchTask), Error::ServerDead);
+        assert_eq!(map_error(SysError::NullPointer), Error::InvalidArgument);
+    }
+
+    #[test]
+    fn protocol_leases_become_kernel_leases_with_the_right_rights() {
+        let data = [1u8; 4];
+        let mut out = [0u8; 8];
+        let mut both = [0u8; 2];
+        let mut leases = [PLease::Read(&data), PLease::Write(&mut out), PLease::ReadWrite(&mut both)];
+        let k: Vec<Lease> = leases.iter_mut().map(kernel_lease).collect();
+        assert_eq!((k[0].len, k[0].rights), (4, LEASE_READ));
+        assert_eq!((k[1].len, k[1].rights), (8, LEASE_WRITE));
+        assert_eq!((k[2].len, k[2].rights), (2, LEASE_READ | LEASE_WRITE));
+    }
+
+    #[test]
+    fn server_errors_survive_the_reply_encoding() {
+        let mut buf = [0u8; MAX_MESSAGE];
+        let e = Error::Corrupt { block: 7 };
+        let n = postcard::to_slice(&e, &mut buf).unwrap().len();
+        assert_eq!(postcard::from_bytes::<Error>(&buf[..n]).unwrap(), e);
+    }
+}
