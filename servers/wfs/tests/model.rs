@@ -29,6 +29,9 @@ enum Op {
     Stat(P),
     Sync,
     Remount,
+    /// WFS only: run fsck (outside a transaction it must be clean) or a background tick.
+    Fsck,
+    Tick,
     Begin,
     Commit,
     Abort,
@@ -52,6 +55,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => path().prop_map(Op::Stat),
         1 => Just(Op::Sync),
         1 => Just(Op::Remount),
+        1 => Just(Op::Fsck),
+        1 => Just(Op::Tick),
         1 => Just(Op::Begin),
         1 => Just(Op::Commit),
         1 => Just(Op::Abort),
@@ -141,7 +146,7 @@ fn apply<F: FileSystem>(fs: &mut F, op: &Op, tx: &mut Option<u64>) -> Result<Out
             let ino = node(fs, p)?;
             fs.getattr(ino).map(attr)
         }
-        Op::Sync | Op::Remount => fs.sync().map(|_| Out::Unit),
+        Op::Sync | Op::Remount | Op::Fsck | Op::Tick => fs.sync().map(|_| Out::Unit),
         Op::Begin => {
             let id = fs.begin_transaction()?;
             *tx = Some(id);
@@ -166,6 +171,19 @@ fn run(ops: Vec<Op>, mib: u64) {
             let dev = w.unmount().unwrap();
             w = Wfs::mount(dev, clock()).unwrap();
             continue;
+        }
+        match op {
+            Op::Fsck if wtx.is_none() => {
+                let r = w.fsck(false).unwrap();
+                assert!(r.is_clean(), "op {i}: {r}");
+                continue;
+            }
+            Op::Tick => {
+                let t = w.tick(8).unwrap();
+                assert!(t.bad_blocks.is_empty(), "op {i}: {t:?}");
+                continue;
+            }
+            _ => {}
         }
         let a = apply(&mut w, op, &mut wtx);
         let b = apply(&mut m, op, &mut mtx);
