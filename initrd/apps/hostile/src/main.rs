@@ -96,6 +96,23 @@ fn pointer_checks() -> bool {
     ok &= check(sys::find_task(me) == Ok(sys::task_id()), format_args!("hostile: find_task finds itself"));
     ok &= expect("find_task(no such name)", ft(c"nobody".as_ptr() as u64), SysError::NoSuchTask);
 
+    // IPC calls with bad pointers (the target is a live task: ourselves is refused first, so use init).
+    let init = sys::find_task(c"init").unwrap_or(0);
+    let send = |msg: u64, len: u64, reply: u64, cap: u64, leases: u64| sys::raw(Sys::Send, [init, msg, len, reply, cap, leases]);
+    ok &= expect("send(msg=null)", send(0, 4, page, 64, 0), SysError::NullPointer);
+    ok &= expect("send(msg in kernel half)", send(KERNEL_HALF, 4, page, 64, 0), SysError::KernelAddress);
+    ok &= expect("send(reply buffer read-only)", send(good_ptr, 3, ro, 64, 0), SysError::NotWritable);
+    ok &= expect("send(lease table unmapped)", send(good_ptr, 3 | 1 << 32, page, 64, UNMAPPED), SysError::Unmapped);
+    let recv = |buf: u64, cap: u64, info: u64| sys::raw(Sys::Receive, [buf, cap, 0, info, 0, 0]);
+    ok &= expect("receive(info=null)", recv(page, 16, 0), SysError::NullPointer);
+    ok &= expect("receive(buf read-only)", recv(ro, 16, page), SysError::NotWritable);
+    ok &= expect("receive(buf non-canonical)", recv(NON_CANONICAL, 16, page), SysError::NonCanonical);
+    ok &= expect("reply(to a task not calling us)", raw(Sys::Reply, init, 0, 0), SysError::NoSuchTask);
+    ok &= expect("borrow_read(from a task not calling us)", sys::raw(Sys::BorrowRead, [init, 0, 0, page, 8, 0]), SysError::NoSuchTask);
+    ok &= expect("lease_info(from a task not calling us)", raw(Sys::LeaseInfo, init, 0, 0), SysError::NoSuchTask);
+    ok &= expect("next_death from a non-supervisor", raw(Sys::NextDeath, 0, 64, 0), SysError::NotPermitted);
+    ok &= expect("map_dma from a non-driver", raw(Sys::MapDma, 1, page, 0), SysError::NotPermitted);
+
     // Device access is for drivers only.
     ok &= expect("io_in(0x71) from a non-driver", raw(Sys::IoIn, 0x71, 1, 0), SysError::NotPermitted);
     ok &= expect("irq_bind(8) from a non-driver", raw(Sys::IrqBind, 8, 1, 0), SysError::NotPermitted);
