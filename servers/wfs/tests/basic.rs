@@ -323,3 +323,27 @@ fn hundred_thousand_entries() {
     let r = fs.fsck(false).unwrap();
     assert!(r.is_clean(), "{r}");
 }
+
+#[test]
+fn format_without_ditto_copies_works_and_uses_less_space() {
+    let opts = wfs::FormatOptions { ditto_metadata: false };
+    let mut single = wfs::Wfs::format(blockdev::RamDisk::new(8 * 2048), &opts, clock()).unwrap();
+    let mut double = fresh(8);
+    for fs in [&mut single, &mut double] {
+        let root = fs.root();
+        for i in 0..300 {
+            mkfile(fs, root, &format!("f{i}"), b"x");
+        }
+        fs.sync().unwrap();
+    }
+    let used = |fs: &mut wfs::Wfs<blockdev::RamDisk>| {
+        let s = fs.statfs().unwrap();
+        s.total_blocks - s.free_blocks
+    };
+    assert!(used(&mut single) < used(&mut double));
+    let mut single = remount(single);
+    assert_eq!(single.readdir(single.root(), 0, 1000).unwrap().len(), 300);
+    let r = single.scrub().unwrap();
+    assert!(r.is_clean() && r.node_copies_repaired == 0, "{r}");
+    assert!(single.fsck(false).unwrap().is_clean());
+}
