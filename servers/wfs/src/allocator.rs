@@ -70,7 +70,6 @@ impl Allocator {
 
     /// Allocate one block, searching from the cursor of `region` (0 = low, 1 = high half).
     pub fn alloc(&mut self, region: usize) -> Result<u64> {
-        // Keep a reserve for the commit that must follow: its tree nodes need blocks too.
         if self.free == 0 {
             return Err(Error::NoSpace);
         }
@@ -94,11 +93,6 @@ impl Allocator {
             w = (w + 1) % words;
         }
         Err(Error::NoSpace)
-    }
-
-    /// Blocks free beyond a reserve kept for commits; data writes fail with NoSpace below it.
-    pub fn has_room_for(&self, n: u64) -> bool {
-        self.free >= n + 64
     }
 
     /// Free a block that no durable state references (written by the open transaction).

@@ -176,6 +176,11 @@ fn with_node<D: BlockDevice, R>(
     }
 }
 
+/// Levels below the root (0 for a lone leaf).
+pub fn depth<D: BlockDevice>(st: &mut Store<D>, root: &Child) -> Result<u8> {
+    with_node(st, root, None, |_, n| Ok(n.level()))
+}
+
 /// Look `key` up.
 pub fn get<D: BlockDevice>(st: &mut Store<D>, root: &Child, key: &Key) -> Result<Option<Vec<u8>>> {
     get_rec(st, root, key, None)
@@ -242,6 +247,7 @@ fn make_dirty<'a, D: BlockDevice>(st: &mut Store<D>, child: &'a mut Child, lvl: 
         let p = *p;
         let n = st.load_node(&p, lvl)?;
         st.release(&p);
+        st.dirty_nodes += 1;
         *child = Child::Dirty(Box::new((*n).clone()));
     }
     match child {
@@ -261,6 +267,7 @@ pub fn insert<D: BlockDevice>(st: &mut Store<D>, root: &mut Child, key: Key, val
             return Err(Error::NoSpace);
         }
         let left = core::mem::replace(root, Child::empty());
+        st.dirty_nodes += 1;
         *root = Child::Dirty(Box::new(Node::Internal {
             level,
             children: vec![(Key::MIN, left), (k, Child::Dirty(right))],
@@ -299,6 +306,7 @@ fn insert_rec<D: BlockDevice>(st: &mut Store<D>, c: &mut Child, key: Key, val: V
             let rb = *bytes - acc;
             *bytes = acc;
             let k = right[0].0;
+            st.dirty_nodes += 1;
             Ok(Some((k, Box::new(Node::Leaf { items: right, bytes: rb }))))
         }
         Node::Internal { level, children } => {
@@ -312,6 +320,7 @@ fn insert_rec<D: BlockDevice>(st: &mut Store<D>, c: &mut Child, key: Key, val: V
                 if children.len() * INTERNAL_ITEM > CAP {
                     let right = children.split_off(children.len() / 2);
                     let k = right[0].0;
+                    st.dirty_nodes += 1;
                     return Ok(Some((k, Box::new(Node::Internal { level, children: right }))));
                 }
             }
@@ -331,7 +340,10 @@ pub fn remove<D: BlockDevice>(st: &mut Store<D>, root: &mut Child, key: &Key) ->
     while let Child::Dirty(n) = root {
         let Node::Internal { children, .. } = n.as_mut() else { break };
         match children.len() {
-            0 => *root = Child::empty(),
+            0 => {
+                st.dirty_nodes += 1;
+                *root = Child::empty();
+            }
             1 => {
                 let only = children.pop().map(|(_, c)| c).unwrap_or_else(Child::empty);
                 *root = only;

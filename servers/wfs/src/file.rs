@@ -20,6 +20,11 @@ use crate::read::{self, CHUNK, MAX_FILE_SIZE};
 use crate::Wfs;
 
 const BS: u64 = BLOCK_SIZE as u64;
+/// Blocks kept free by writes and creates (1/64 of the device, at least 64) so that unlinking and
+/// truncating, which dirty tree nodes before they free anything, still work on a full filesystem.
+pub(crate) fn slop(total: u64) -> u64 {
+    (total / 64).max(64)
+}
 
 impl<D: BlockDevice> Wfs<D> {
     /// Write `data` at `off` into file `ino`, updating size and times; returns blocks allocated.
@@ -38,7 +43,8 @@ impl<D: BlockDevice> Wfs<D> {
         if data.is_empty() {
             return Ok((0, 0));
         }
-        let allocated = self.write_blocks(ino, &mut inode, off, data)?;
+        let margin = slop(self.st.alloc.total());
+        let allocated = self.write_blocks(ino, &mut inode, off, data, margin)?;
         inode.size = inode.size.max(end);
         let now = self.clock.now();
         inode.mtime = now;
@@ -48,7 +54,7 @@ impl<D: BlockDevice> Wfs<D> {
     }
 
     /// Store `data` at `off` in the blocks of `ino` (size untouched). Returns blocks allocated.
-    fn write_blocks(&mut self, ino: u64, inode: &mut Inode, off: u64, data: &[u8]) -> Result<u64> {
+    fn write_blocks(&mut self, ino: u64, inode: &mut Inode, off: u64, data: &[u8], margin: u64) -> Result<u64> {
         let end = off + data.len() as u64;
         let (b0, b1) = (off / BS, (end - 1) / BS);
         let mut allocated = 0;
@@ -81,9 +87,9 @@ impl<D: BlockDevice> Wfs<D> {
             let src: &[u8] = if whole { &data[(s - off) as usize..(e - off) as usize] } else { &buf };
             // Choose addresses: overwrite blocks this transaction wrote, allocate the rest.
             let need = old.iter().filter(|p| !p.is_some_and(|p| p.birth == self.st.txid)).count() as u64;
-            if !self.st.alloc.has_room_for(need) {
-                return Err(Error::NoSpace);
-            }
+            // Data may not eat the blocks the commit needs (the extent leaves of this chunk and
+            // the inode), nor a margin that keeps deletes possible.
+            self.room(4 + n as u64 / 64, need + margin)?;
             let mut addrs = Vec::with_capacity(n);
             for p in &old {
                 match p {
@@ -145,7 +151,7 @@ impl<D: BlockDevice> Wfs<D> {
             if tail != 0 && !read::extents(&mut self.st, &self.root, ino, size / BS, size / BS)?.is_empty() {
                 // Keep "bytes past EOF are zero" for a later extension.
                 let zeros = vec![0u8; (BS - tail) as usize];
-                self.write_blocks(ino, inode, size, &zeros)?;
+                self.write_blocks(ino, inode, size, &zeros, 0)?;
             }
         }
         inode.size = size;

@@ -99,6 +99,11 @@ impl<D: BlockDevice> FileSystem for Wfs<D> {
         if let Some(t) = attr.atime {
             i.atime = t;
         }
+        match attr.size {
+            // Shrinking dirties the extent leaves it empties; growing or not only the inode's path.
+            Some(size) if size < i.size => self.room(4 + (i.size - size) / (64 * 4096), 0)?,
+            _ => self.room(2, 0)?,
+        }
         let now = self.now();
         if let Some(size) = attr.size {
             self.file_truncate(node, &mut i, size)?;
@@ -128,6 +133,7 @@ impl<D: BlockDevice> FileSystem for Wfs<D> {
         if read::dir_lookup(&mut self.st, &self.root, dir, name)?.is_some() {
             return Err(Error::AlreadyExists);
         }
+        self.room(4, crate::file::slop(self.st.alloc.total()))?;
         let target = match node.kind {
             FileType::Symlink if node.symlink_target.is_empty() => return Err(Error::InvalidArgument),
             FileType::Symlink if node.symlink_target.len() > MAX_SYMLINK => return Err(Error::NameTooLong),
@@ -167,6 +173,9 @@ impl<D: BlockDevice> FileSystem for Wfs<D> {
         if e.kind == FileType::Directory {
             return Err(Error::IsADirectory);
         }
+        // Deleting the last link dirties the extent leaves of the whole file.
+        let blocks = self.get_inode(e.ino)?.blocks;
+        self.room(6 + blocks / 64, 0)?;
         self.tree_remove(&e.key)?;
         self.drop_link(e.ino, false)?;
         self.touch_dir(dir, 0)?;
@@ -182,6 +191,7 @@ impl<D: BlockDevice> FileSystem for Wfs<D> {
         if !read::dir_is_empty(&mut self.st, &self.root, e.ino)? {
             return Err(Error::DirectoryNotEmpty);
         }
+        self.room(6, 0)?;
         self.tree_remove(&e.key)?;
         self.drop_link(e.ino, true)?;
         self.touch_dir(dir, -1)?;
@@ -213,6 +223,7 @@ impl<D: BlockDevice> FileSystem for Wfs<D> {
                 _ => {}
             }
         }
+        self.room(10, 0)?;
         // All checks passed: from here on the rename happens as a whole in this commit group.
         if let Some(d) = dst {
             self.tree_remove(&d.key)?;
@@ -304,6 +315,7 @@ impl<D: BlockDevice> FileSystem for Wfs<D> {
         if read::dir_lookup(&mut self.st, &self.root, dir, name)?.is_some() {
             return Err(Error::AlreadyExists);
         }
+        self.room(4, crate::file::slop(self.st.alloc.total()))?;
         self.add_entry(dir, name, node, i.kind)?;
         i.nlink += 1;
         i.ctime = self.now();

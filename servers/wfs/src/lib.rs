@@ -234,6 +234,16 @@ impl<D: BlockDevice> Wfs<D> {
         Ok(())
     }
 
+    /// Check, before an operation changes anything, that the next commit will have blocks for
+    /// the `paths` root-to-leaf paths it may dirty (with splits) plus `extra` blocks; so an
+    /// operation fails whole with `NoSpace` instead of half-way or at commit time.
+    pub(crate) fn room(&mut self, paths: u64, extra: u64) -> Result<()> {
+        self.writable()?;
+        let depth = btree::depth(&mut self.st, &self.root)? as u64 + 2;
+        let nodes = paths.saturating_mul(depth);
+        self.st.check_room(self.st.copies().saturating_mul(nodes).saturating_add(extra))
+    }
+
     pub(crate) fn put_inode(&mut self, ino: u64, i: &Inode) -> Result<()> {
         self.writable()?;
         self.dirty = true;
@@ -291,6 +301,7 @@ impl<D: BlockDevice> Wfs<D> {
         sb.index = 0;
         self.committed = sb;
         self.st.alloc.commit_durable();
+        self.st.dirty_nodes = 0;
         self.st.txid += 1;
         self.dirty = false;
         self.ops_since = 0;
@@ -320,6 +331,7 @@ impl<D: BlockDevice> Wfs<D> {
     /// Throw away everything since the last commit.
     pub(crate) fn rollback(&mut self) -> Result<()> {
         self.root = Child::Disk(self.committed.root);
+        self.st.dirty_nodes = 0;
         // next_ino stays: a handle the VFS still holds to a node of the aborted work must never
         // name a later, unrelated node.
         self.dirty = false;

@@ -31,11 +31,13 @@ pub struct Store<D: BlockDevice> {
     pub snap_txid: u64,
     /// Write every tree node twice.
     pub ditto: bool,
+    /// Upper bound of the nodes the next commit writes (each needs one block per copy).
+    pub dirty_nodes: u64,
 }
 
 impl<D: BlockDevice> Store<D> {
     pub fn new(dev: D, alloc: Allocator, txid: u64, ditto: bool) -> Self {
-        Store { dev, alloc, cache: BTreeMap::new(), txid, snap_txid: 0, ditto }
+        Store { dev, alloc, cache: BTreeMap::new(), txid, snap_txid: 0, ditto, dirty_nodes: 1 }
     }
 
     fn check_addr(&self, addr: u64) -> Result<()> {
@@ -119,6 +121,25 @@ impl<D: BlockDevice> Store<D> {
                 self.alloc.free_deferred(addr);
             }
         }
+    }
+
+    /// Copies written per tree node.
+    pub fn copies(&self) -> u64 {
+        if self.ditto {
+            2
+        } else {
+            1
+        }
+    }
+
+    /// Refuse a change that could leave the next commit without blocks for its tree nodes.
+    /// `extra` is what the change itself needs (data blocks, new nodes, a margin kept for deletes).
+    pub fn check_room(&self, extra: u64) -> Result<()> {
+        let reserve = self.copies().saturating_mul(self.dirty_nodes);
+        if self.alloc.free_blocks() < reserve.saturating_add(extra) {
+            return Err(Error::NoSpace);
+        }
+        Ok(())
     }
 
     /// Allocate one block for data or a node's first copy (`region` 0) or its ditto copy (1).

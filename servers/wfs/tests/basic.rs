@@ -347,3 +347,39 @@ fn format_without_ditto_copies_works_and_uses_less_space() {
     assert!(r.is_clean() && r.node_copies_repaired == 0, "{r}");
     assert!(single.fsck(false).unwrap().is_clean());
 }
+
+#[test]
+fn filling_with_files_fails_cleanly_and_deletes_still_work() {
+    let mut fs = fresh(2);
+    let root = fs.root();
+    let mut made = Vec::new();
+    for i in 0.. {
+        let name = format!("file-with-a-long-name-to-fill-leaves-{i}");
+        match fs.create(root, &name, &NewNode::new(FileType::File, 0o644)) {
+            Ok(st) => match fs.write(st.ino, 0, &pattern(3000, i)) {
+                Ok(_) => made.push(name),
+                Err(Error::NoSpace) => {
+                    made.push(name);
+                    break;
+                }
+                Err(e) => panic!("write: {e:?}"),
+            },
+            Err(Error::NoSpace) => break,
+            Err(e) => panic!("create {i}: {e:?}"),
+        }
+        assert!(i < 100_000);
+    }
+    // The refused operations left the commit its blocks: it succeeds, and fsck is clean.
+    fs.sync().unwrap();
+    let r = fs.fsck(false).unwrap();
+    assert!(r.is_clean(), "{r}");
+    for name in made.iter().take(made.len() / 2) {
+        fs.unlink(root, name).unwrap();
+    }
+    fs.sync().unwrap();
+    mkfile(&mut fs, root, "after", &pattern(3000, 1));
+    let mut fs = remount(fs);
+    let r = fs.fsck(false).unwrap();
+    assert!(r.is_clean(), "{r}");
+    assert!(made.len() > 100, "only {} files fit in 2 MiB", made.len());
+}
