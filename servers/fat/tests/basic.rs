@@ -249,3 +249,20 @@ fn short_aliases_resolve_and_names_are_case_insensitive() {
     let err = fs.create(root, "AVERYL~1.TXT", &protocol::fs::NewNode::new(protocol::fs::FileType::File, 0o644));
     assert_eq!(err.unwrap_err(), Error::AlreadyExists);
 }
+
+#[test]
+fn timestamps_are_fat_two_second_local_time() {
+    let mut fs = format(FatType::Fat16, 20 * 2048, None);
+    let root = fs.root();
+    let f = file(&mut fs, root, "t");
+    let st = fs.getattr(f).unwrap();
+    // The fixed clock says 1_700_000_000 (even, so exact in 2-second steps).
+    assert_eq!(st.mtime.secs, 1_700_000_000);
+    assert_eq!(st.crtime.secs, 1_700_000_000);
+    assert_eq!(st.atime.secs, 1_700_000_000 - 1_700_000_000 % 86_400); // access is a date only
+    let when = protocol::fs::Timespec::new(1_000_000_001, 0);
+    fs.setattr(f, SetAttr { mtime: Some(when), ..Default::default() }).unwrap();
+    let mut fs = remount(fs);
+    let f = walk(&mut fs, "/t").unwrap();
+    assert_eq!(fs.getattr(f).unwrap().mtime.secs, 1_000_000_000);
+}

@@ -170,3 +170,21 @@ proptest! {
         let _ = exercise(img);
     }
 }
+
+#[test]
+fn device_read_errors_are_returned_not_panicked() {
+    use blockdev::fault::FaultDisk;
+    let (img, _, data_off, _) = image(FatType::Fat16, 20 * 2048);
+    let mut disk = FaultDisk::new(RamDisk::from_bytes(img));
+    // Every data cluster fails: directories and files are unreadable, the FAT is fine.
+    disk.fail_reads(data_off / 512..u64::MAX);
+    let mut fs = FatFs::mount(disk, clock()).unwrap();
+    let root = fs.root();
+    let dir = fs.lookup(root, "directory").unwrap().ino; // the FAT16 root is outside the data area
+    let err = fs.lookup(dir, "sub").unwrap_err();
+    assert!(matches!(err, Error::Io { .. }), "{err:?}");
+    let f = fs.lookup(root, "ROOT.TXT").unwrap().ino;
+    let mut buf = [0u8; 100];
+    assert!(matches!(fs.read(f, 0, &mut buf), Err(Error::Io { .. })));
+    assert!(fs.check().is_err());
+}

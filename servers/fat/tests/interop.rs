@@ -176,3 +176,34 @@ fn we_modify_mkfs_images_and_fsck_agrees() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+#[test]
+fn large_logical_sectors_and_clusters_from_mkfs() {
+    // (mkfs arguments, size in KiB): 2 KiB and 4 KiB logical sectors, 8 KiB clusters.
+    let cases: [(&[&str], &str); 3] =
+        [(&["-F", "16", "-S", "2048", "-s", "1"], "20480"), (&["-F", "32", "-S", "4096", "-s", "1"], "300000"), (&["-F", "12", "-s", "16"], "4096")];
+    for (args, kib) in cases {
+        let dir = scratch("sectors");
+        let img = dir.join("img");
+        let i = img.to_str().unwrap();
+        let mut a: Vec<&str> = args.to_vec();
+        a.extend(["-C", i, kib]);
+        tool_ok("mkfs.fat", &a);
+        tool_ok("mmd", &["-i", i, "::/d"]);
+        let theirs = data(70_000, 3);
+        mwrite(&img, "/d/from mtools.bin", &theirs, &dir);
+        // Straight on the (sparse) image file: the FAT32 case is 300 MB.
+        let mut fs = FatFs::mount(blockdev::FileDisk::open(&img).unwrap(), clock()).unwrap();
+        let f = walk(&mut fs, "/d/from mtools.bin").unwrap();
+        assert!(read_all(&mut fs, f) == theirs, "{args:?}");
+        let d = walk(&mut fs, "/d").unwrap();
+        let g = file(&mut fs, d, "from us with a long name.bin");
+        let ours = data(123_457, 4);
+        fs.write(g, 0, &ours).unwrap();
+        fs.unlink(d, "from mtools.bin").unwrap();
+        drop(fs.unmount().unwrap());
+        fsck_clean(&img);
+        assert!(mread(&img, "/d/from us with a long name.bin", &dir) == ours, "{args:?}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
