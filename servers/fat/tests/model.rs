@@ -73,6 +73,16 @@ fn children<'a>(m: &'a Model, dir: &'a str) -> impl Iterator<Item = &'a String> 
     m.keys().filter(move |k| k.len() > dir.len() && k.starts_with(dir) && k[dir.len()..].starts_with('/') && !k[dir.len() + 1..].contains('/'))
 }
 
+/// The contents of file `NAMES[n]` in `DIRS[d]`, with the errors a lookup of it would give.
+fn file_mut(m: &mut Model, d: usize, n: usize) -> Result<&mut Vec<u8>, Error> {
+    dir_of(m, DIRS[d])?;
+    match m.get_mut(&join(DIRS[d], NAMES[n])) {
+        None => Err(Error::NotFound),
+        Some(None) => Err(Error::IsADirectory),
+        Some(Some(v)) => Ok(v),
+    }
+}
+
 fn model_apply(m: &mut Model, op: &Op) -> Result<(), Error> {
     match *op {
         Op::Create(d, n) | Op::Mkdir(d, n) => {
@@ -85,32 +95,17 @@ fn model_apply(m: &mut Model, op: &Op) -> Result<(), Error> {
             Ok(())
         }
         Op::Write(d, n, off, len, seed) => {
-            let p = join(DIRS[d], NAMES[n]);
-            dir_of(m, DIRS[d])?;
-            match m.get_mut(&p) {
-                None => Err(Error::NotFound),
-                Some(None) => Err(Error::IsADirectory),
-                Some(Some(v)) => {
-                    let end = off as usize + len as usize;
-                    if v.len() < end {
-                        v.resize(end, 0);
-                    }
-                    v[off as usize..end].copy_from_slice(&data(len as usize, seed as u64));
-                    Ok(())
-                }
+            let v = file_mut(m, d, n)?;
+            let end = off as usize + len as usize;
+            if v.len() < end {
+                v.resize(end, 0);
             }
+            v[off as usize..end].copy_from_slice(&data(len as usize, seed as u64));
+            Ok(())
         }
         Op::Truncate(d, n, size) => {
-            let p = join(DIRS[d], NAMES[n]);
-            dir_of(m, DIRS[d])?;
-            match m.get_mut(&p) {
-                None => Err(Error::NotFound),
-                Some(None) => Err(Error::IsADirectory),
-                Some(Some(v)) => {
-                    v.resize(size as usize, 0);
-                    Ok(())
-                }
-            }
+            file_mut(m, d, n)?.resize(size as usize, 0);
+            Ok(())
         }
         Op::Unlink(d, n) | Op::Rmdir(d, n) => {
             dir_of(m, DIRS[d])?;
