@@ -266,3 +266,23 @@ fn timestamps_are_fat_two_second_local_time() {
     let f = walk(&mut fs, "/t").unwrap();
     assert_eq!(fs.getattr(f).unwrap().mtime.secs, 1_000_000_000);
 }
+
+#[test]
+fn unlinked_open_files_live_until_release() {
+    let mut fs = format(FatType::Fat16, 20 * 2048, None);
+    let root = fs.root();
+    let free = fs.statfs().unwrap().free_blocks;
+    let f = file(&mut fs, root, "open.bin");
+    fs.write(f, 0, &data(10_000, 6)).unwrap();
+    fs.open(f).unwrap();
+    fs.unlink(root, "open.bin").unwrap();
+    assert_eq!(fs.lookup(root, "open.bin").unwrap_err(), Error::NotFound);
+    assert_eq!(read_all(&mut fs, f), data(10_000, 6));
+    fs.write(f, 10_000, b"more").unwrap();
+    assert!(fs.statfs().unwrap().free_blocks < free);
+    fs.release(f).unwrap();
+    assert_eq!(fs.getattr(f), Err(Error::NotFound));
+    assert_eq!(fs.statfs().unwrap().free_blocks, free);
+    let mut fs = remount(fs);
+    assert_clean(&mut fs);
+}
