@@ -83,6 +83,7 @@ impl<D: BlockDevice> Wfs<D> {
             return Err(Error::AlreadyExists);
         }
         self.commit()?;
+        self.room(2, 0)?;
         let rec = SnapRecord { root: self.committed.root, txid: self.committed.txid, time: self.now(), name: name.as_bytes().to_vec() };
         // From now on nothing born at or before the snapshot may be freed by the live tree.
         self.st.snap_txid = self.st.snap_txid.max(rec.txid);
@@ -112,6 +113,7 @@ impl<D: BlockDevice> Wfs<D> {
             return Err(Error::Busy);
         }
         let (key, _) = self.find_snapshot(name)?.ok_or(Error::NotFound)?;
+        self.room(2, 0)?;
         self.tree_remove(&key)?;
         self.commit()?;
         // The removal is durable and nothing is pending: reachability is now the exact truth.
