@@ -23,17 +23,29 @@
 //!
 //! # Crash safety (write order)
 //! FAT cannot update atomically, so the order of writes is chosen so a power cut leaves at worst
-//! lost clusters (allocated but unreferenced, or a chain longer than its file) and never a
-//! cluster owned twice:
-//! 1. the first change after mount clears the clean-shutdown bit in FAT[1] (FAT16/32);
+//! lost clusters (allocated but unreferenced, or a chain longer than its file, which `fsck.fat`
+//! truncates) and never a cluster owned twice or a chain running into a free cluster:
+//! 1. the first change after mount clears the clean-shutdown bit in entry 1 of the FAT (FAT16/32);
 //! 2. file data goes to clusters that the on-disk FAT still shows as free;
 //! 3. before any directory entry is written, the dirty FAT sectors are written to every copy,
-//!    with a flush barrier on each side, so an entry never points at an unallocated chain;
+//!    with a flush barrier on each side, so an entry never points at an unallocated chain; inside
+//!    that write-back, new chain bodies and chain cuts go first and links from existing chains
+//!    and frees go second, after another barrier (see `table`);
 //! 4. directory entries (size, first cluster) are written last; entries that free clusters
-//!    (unlink, rmdir, truncate, rename over a target) are written *before* the FAT frees them,
-//!    and a rename removes the old entry before writing the new one;
+//!    (unlink, rmdir, truncate, rename over a target) are written *before* the FAT frees them;
+//!    a rename removes the old entry, then rewrites a moved directory's `..`, then writes the
+//!    new entry (a cut in between loses the name, which `fsck.fat` recovers as lost clusters);
 //! 5. `sync`/`unmount` write FSInfo with the exact free count; `unmount` sets the clean bit again
 //!    (unless the volume was already dirty when mounted: then only `fsck.fat` should clear it).
+//!
+//! File sizes and timestamps changed by `write` live in memory until the next commit (`sync`,
+//! `fsync`, `unmount`, or any operation that writes a directory entry). Unlinked files that are
+//! still open keep their clusters until `release`; a crash before that leaves them as lost
+//! clusters. `tests/crash.rs` cuts the power at every write of a workload and checks each state.
+//!
+//! # Limits
+//! The whole FAT is kept in memory (4 bytes per cluster on FAT32); directories are cached whole
+//! once read. Mount reads the FAT once and counts free clusters itself rather than trusting FSInfo.
 #![cfg_attr(not(test), no_std)]
 #![allow(clippy::manual_is_multiple_of)] // `is_multiple_of` is newer than the workspace MSRV (1.85)
 #![forbid(unsafe_code)]

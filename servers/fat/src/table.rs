@@ -179,7 +179,7 @@ impl FatTable {
         self.set(c, e);
     }
 
-    /// The "clean shutdown" bit in FAT[1] (FAT16/32 only; FAT12 has none and reports clean).
+    /// The "clean shutdown" bit in FAT entry 1 (FAT16/32 only; FAT12 has none and reports clean).
     pub fn is_clean(&self) -> bool {
         match self.kind {
             FatType::Fat12 => true,
