@@ -6,48 +6,12 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-
 use blockdev::fault::{crash, FaultDisk, Op};
 use blockdev::RamDisk;
 use common::*;
-use protocol::fs::{FileSystem, FileType, NewNode, NodeId, SetAttr};
+use protocol::fs::{FileSystem, FileType, NewNode, SetAttr};
 use protocol::Error;
 use wfs::Wfs;
-
-type State = BTreeMap<String, (FileType, Vec<u8>, u32)>;
-
-/// Everything visible through the namespace: path -> (kind, contents or link target, nlink).
-fn dump<F: FileSystem>(fs: &mut F) -> State {
-    let mut out = State::new();
-    let root = fs.root();
-    walk(fs, root, String::new(), &mut out);
-    out
-}
-
-fn walk<F: FileSystem>(fs: &mut F, dir: NodeId, path: String, out: &mut State) {
-    let mut cookie = 0;
-    loop {
-        let page = fs.readdir(dir, cookie, 64).unwrap();
-        if page.is_empty() {
-            break;
-        }
-        for e in &page {
-            let p = format!("{path}/{}", e.name);
-            let st = fs.getattr(e.ino).unwrap();
-            let body = match e.kind {
-                FileType::File => read_all(fs, e.ino),
-                FileType::Symlink => fs.readlink(e.ino).unwrap().into_bytes(),
-                _ => Vec::new(),
-            };
-            out.insert(p.clone(), (e.kind, body, st.nlink));
-            if e.kind == FileType::Directory {
-                walk(fs, e.ino, p, out);
-            }
-        }
-        cookie = page.last().unwrap().next_cookie;
-    }
-}
 
 /// The namespace plus the snapshot list (as a pseudo entry).
 fn dump_wfs<D: blockdev::BlockDevice>(fs: &mut Wfs<D>) -> State {
