@@ -3,8 +3,8 @@
 //!
 //! Each test prints one plain `SKIP:` line and returns when FUSE or a tool is unavailable. Quick mode
 //! (plain `cargo test`): memfs gets fsx 10,000 operations and the whole pjdfstest suite, FAT fsx 5,000
-//! and a pjdfstest subset. The long variants (`--ignored`) run fsx with 100,000 operations on three
-//! seeds and, for FAT, the whole pjdfstest suite.
+//! and a pjdfstest subset. The long variants (`cargo test --release -p watos-image -- --ignored`) run
+//! fsx with 100,000 operations on seeds 1 and 2 and the whole pjdfstest suite on WFS and FAT.
 
 mod common;
 
@@ -147,14 +147,14 @@ fn memfs_mount_std_fsx_pjdfstest() {
 }
 
 #[test]
-#[ignore = "long: fsx 100,000 operations x 3 seeds"]
+#[ignore = "long: fsx 100,000 operations x 2 seeds"]
 fn memfs_mount_fsx_long() {
     if skip_without_fuse("memfs mount (long)") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let m = Mount::start(&["--memfs"], dir.path());
-    run_fsx(&m.dir, 100_000, &[1, 2, 3]);
+    run_fsx(&m.dir, 100_000, &[1, 2]);
     assert!(m.stop().success());
 }
 
@@ -216,14 +216,14 @@ fn fat_mount_std_fsx_pjdfstest() {
 }
 
 #[test]
-#[ignore = "long: fsx 100,000 operations x 3 seeds and the whole pjdfstest suite on FAT (minutes)"]
+#[ignore = "long: fsx 100,000 operations x 2 seeds and the whole pjdfstest suite on FAT; use --release"]
 fn fat_mount_full_suites() {
     if skip_without_fuse("FAT mount (long)") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let (img, m) = mount_new_fat(dir.path());
-    run_fsx(&m.dir, 100_000, &[1, 2, 3]);
+    run_fsx(&m.dir, 100_000, &[1, 2]);
     run_pjdfstest(&m.dir, "fat.toml", &[]);
     assert!(m.stop().success());
     image_is_consistent(&img, true);
@@ -248,14 +248,14 @@ fn wfs_mount_std_fsx_pjdfstest() {
 }
 
 #[test]
-#[ignore = "long: fsx 100,000 operations x 3 seeds and the whole pjdfstest suite on WFS"]
+#[ignore = "long: fsx 100,000 operations x 2 seeds and the whole pjdfstest suite on WFS; use --release"]
 fn wfs_mount_full_suites() {
     if skip_without_fuse("WFS mount (long)") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let (img, m) = mount_new_wfs(dir.path());
-    run_fsx(&m.dir, 100_000, &[1, 2, 3]);
+    run_fsx(&m.dir, 100_000, &[1, 2]);
     run_pjdfstest(&m.dir, "posix.toml", &[]);
     assert!(m.stop().success());
     image_is_consistent(&img, false);
