@@ -1,0 +1,384 @@
+//! [`File`] and [`OpenOptions`]: open files that survive a vfs restart.
+//!
+//! Design: a `File` shares an [`Inner`] (so an async [`crate::Queue`] can keep a file alive while
+//! its requests are pending). `Inner` remembers what a re-open needs: the path, the open flags, the
+//! application's position `pos` and the epoch of its descriptor. It also tracks `vfs_pos`, where the
+//! vfs believes the offset is, so a seek goes to the server only when a read or write needs it (a
+//! `seek` call is local; positioned queue writes move the vfs offset without moving `pos`).
+//! `pos == None` means "at the end of the file", the state after an append write.
+//!
+//! The vfs `read` and `write` move the server's offset, so the interface marks them `once`; since this
+//! layer knows the position, a read interrupted by a restart is still safe to redo here: re-open,
+//! seek, read again. A write is not (it may have landed), so it reports the restart and leaves `pos`
+//! where it was; the next call re-opens.
+
+use alloc::rc::Rc;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::cell::RefCell;
+
+use protocol::api::vfs::{Client, OpenFlags, Whence};
+use protocol::ipc::Transport;
+
+use crate::dir::Metadata;
+use crate::error::{Error, ErrorKind, Result};
+use crate::fs::Fs;
+use crate::{MAX_IO, MAX_REOPENS};
+
+/// Where [`File::seek`] counts from, as `std::io::SeekFrom`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeekFrom {
+    Start(u64),
+    End(i64),
+    Current(i64),
+}
+
+/// How to open a file, as `std::fs::OpenOptions`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OpenOptions {
+    read: bool,
+    write: bool,
+    append: bool,
+    create: bool,
+    truncate: bool,
+    create_new: bool,
+    mode: Option<u32>,
+}
+
+impl OpenOptions {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn read(&mut self, on: bool) -> &mut Self {
+        self.read = on;
+        self
+    }
+    pub fn write(&mut self, on: bool) -> &mut Self {
+        self.write = on;
+        self
+    }
+    /// Every write goes to the end of the file (implies write access).
+    pub fn append(&mut self, on: bool) -> &mut Self {
+        self.append = on;
+        self
+    }
+    pub fn create(&mut self, on: bool) -> &mut Self {
+        self.create = on;
+        self
+    }
+    pub fn truncate(&mut self, on: bool) -> &mut Self {
+        self.truncate = on;
+        self
+    }
+    /// Create the file, failing with `AlreadyExists` if it exists.
+    pub fn create_new(&mut self, on: bool) -> &mut Self {
+        self.create_new = on;
+        self
+    }
+    /// Permission bits of a created file (default 0o644).
+    pub fn mode(&mut self, mode: u32) -> &mut Self {
+        self.mode = Some(mode);
+        self
+    }
+
+    /// The vfs flags, with std's rules: creating or truncating needs write access, and at least one
+    /// access mode must be asked for.
+    fn flags(&self) -> Result<OpenFlags> {
+        let writes = self.write || self.append;
+        if (!self.read && !writes) || ((self.create || self.create_new || self.truncate) && !writes) || (self.truncate && self.append) {
+            return Err(Error::new(ErrorKind::InvalidInput));
+        }
+        let mut f = OpenFlags(0);
+        for (on, flag) in [
+            (self.read, OpenFlags::READ),
+            (self.write, OpenFlags::WRITE),
+            (self.append, OpenFlags::APPEND),
+            (self.create || self.create_new, OpenFlags::CREATE),
+            (self.truncate, OpenFlags::TRUNCATE),
+            (self.create_new, OpenFlags::EXCLUSIVE),
+        ] {
+            if on {
+                f = f | flag;
+            }
+        }
+        Ok(f)
+    }
+
+    pub fn open<T: Transport>(&self, fs: &Fs<T>, path: &str) -> Result<File<T>> {
+        let flags = self.flags()?;
+        let mut tries = 0;
+        let fd = loop {
+            match fs.client().open(path, flags, self.mode.unwrap_or(0o644)) {
+                // A vfs that restarted has no descriptor from the lost call, and opening (creating,
+                // truncating) again gives the same result, unless the open had to be the one that
+                // created the file.
+                Err(protocol::Error::ServerRestarted) if !self.create_new && tries < MAX_REOPENS => tries += 1,
+                r => break r?,
+            }
+        };
+        let state = State { fd: Some(fd), epoch: fs.epoch(), pos: Some(0), vfs_pos: Some(0) };
+        Ok(File { inner: Rc::new(Inner { fs: fs.clone(), path: String::from(path), flags, state: RefCell::new(state) }) })
+    }
+}
+
+struct State {
+    /// `None` after a failed re-open.
+    fd: Option<u32>,
+    /// The vfs epoch `fd` belongs to.
+    epoch: u32,
+    /// The application's position; `None` = at the end of the file.
+    pos: Option<u64>,
+    /// The vfs offset of `fd` as far as we know.
+    vfs_pos: Option<u64>,
+}
+
+/// What a request needs before it is sent.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Need {
+    /// A valid descriptor.
+    Fd,
+    /// A valid descriptor whose vfs offset is the application's position.
+    Pos,
+}
+
+pub(crate) struct Inner<T: Transport> {
+    fs: Fs<T>,
+    path: String,
+    flags: OpenFlags,
+    state: RefCell<State>,
+}
+
+impl<T: Transport> Inner<T> {
+    pub(crate) fn client(&self) -> &Client<T> {
+        self.fs.client()
+    }
+
+    /// A descriptor of the current vfs epoch, re-opening by path if the vfs restarted since.
+    pub(crate) fn fd(&self) -> Result<u32> {
+        let now = self.fs.epoch();
+        {
+            let st = self.state.borrow();
+            if let (Some(fd), true) = (st.fd, st.epoch == now) {
+                return Ok(fd);
+            }
+        }
+        // The old descriptor died with the old vfs. Re-open without the flags that would change
+        // the file again.
+        let flags = OpenFlags(self.flags.0 & !(OpenFlags::CREATE.0 | OpenFlags::TRUNCATE.0 | OpenFlags::EXCLUSIVE.0));
+        let mut st = self.state.borrow_mut();
+        st.fd = None;
+        let fd = self.client().open(&self.path, flags, 0)?;
+        *st = State { fd: Some(fd), epoch: self.fs.epoch(), pos: st.pos, vfs_pos: Some(0) };
+        Ok(fd)
+    }
+
+    fn prepare(&self, need: Need) -> Result<u32> {
+        let fd = self.fd()?;
+        if need == Need::Pos {
+            let (pos, vfs_pos) = {
+                let st = self.state.borrow();
+                (st.pos, st.vfs_pos)
+            };
+            let now = match pos {
+                Some(p) if vfs_pos == Some(p) => p,
+                Some(p) => self.client().seek(fd, Whence::Start, i64::try_from(p).map_err(|_| Error::new(ErrorKind::InvalidInput))?)?,
+                None => self.client().seek(fd, Whence::End, 0)?,
+            };
+            let mut st = self.state.borrow_mut();
+            st.pos = Some(now);
+            st.vfs_pos = Some(now);
+        }
+        Ok(fd)
+    }
+
+    /// Run a request that is safe to repeat: after a vfs restart (reported, or noticed because the
+    /// epoch moved while the stub retried with a descriptor the new server never issued) the file is
+    /// re-opened and the request sent again.
+    pub(crate) fn idempotent<R>(&self, need: Need, mut op: impl FnMut(&Client<T>, u32) -> protocol::Result<R>) -> Result<R> {
+        let mut tries = 0;
+        loop {
+            let epoch = self.fs.epoch();
+            let r = self.prepare(need).and_then(|fd| op(self.client(), fd).map_err(Error::from));
+            let restarted = self.fs.epoch() != epoch || matches!(&r, Err(e) if e.kind() == ErrorKind::ServerRestarted);
+            if !restarted {
+                return r;
+            }
+            if tries >= MAX_REOPENS {
+                return Err(protocol::Error::ServerRestarted.into());
+            }
+            tries += 1;
+        }
+    }
+
+    /// Run a request whose outcome is unknown after a restart: only the preparation is retried.
+    pub(crate) fn once<R>(&self, need: Need, op: impl FnOnce(&Client<T>, u32) -> protocol::Result<R>) -> Result<R> {
+        let fd = self.idempotent(need, |_, fd| Ok(fd))?;
+        Ok(op(self.client(), fd)?)
+    }
+
+    /// The vfs offset moved to `at` (or somewhere unknown) without the application's position moving.
+    pub(crate) fn vfs_moved(&self, at: Option<u64>) {
+        self.state.borrow_mut().vfs_pos = at;
+    }
+
+    fn is_append(&self) -> bool {
+        self.flags.contains(OpenFlags::APPEND)
+    }
+}
+
+impl<T: Transport> Drop for Inner<T> {
+    fn drop(&mut self) {
+        let st = self.state.borrow();
+        if let (Some(fd), true) = (st.fd, st.epoch == self.fs.epoch()) {
+            // Nothing useful can be done with a close error in a destructor; a vfs that restarted
+            // has already forgotten the descriptor.
+            let _ = self.client().close(fd);
+        }
+    }
+}
+
+/// An open file; closed when dropped.
+pub struct File<T: Transport> {
+    pub(crate) inner: Rc<Inner<T>>,
+}
+
+impl<T: Transport> File<T> {
+    /// Open `path` read-only.
+    pub fn open(fs: &Fs<T>, path: &str) -> Result<File<T>> {
+        fs.open(path)
+    }
+
+    /// Create or truncate `path`, write-only.
+    pub fn create(fs: &Fs<T>, path: &str) -> Result<File<T>> {
+        fs.create(path)
+    }
+
+    pub fn options() -> OpenOptions {
+        OpenOptions::new()
+    }
+
+    /// The path this file was opened by.
+    pub fn path(&self) -> &str {
+        &self.inner.path
+    }
+
+    /// Read at the position into `buf` (at most [`MAX_IO`] bytes); 0 means end of file.
+    pub fn read(&mut self, buf: &mut [u8]) -> Result<usize> {
+        let len = buf.len().min(MAX_IO);
+        if len == 0 {
+            return Ok(0);
+        }
+        let n = self.inner.idempotent(Need::Pos, |c, fd| c.read(fd, &mut buf[..len]))? as usize;
+        let mut st = self.inner.state.borrow_mut();
+        let at = st.pos.map(|p| p + n as u64);
+        st.pos = at;
+        st.vfs_pos = at;
+        Ok(n)
+    }
+
+    /// Read everything from the position to the end of the file; returns the byte count.
+    pub fn read_to_end(&mut self, out: &mut Vec<u8>) -> Result<usize> {
+        let start = out.len();
+        let mut chunk = 64 * 1024;
+        loop {
+            let at = out.len();
+            out.resize(at + chunk, 0);
+            match self.read(&mut out[at..]) {
+                Ok(0) => {
+                    out.truncate(at);
+                    return Ok(at - start);
+                }
+                Ok(n) => out.truncate(at + n),
+                Err(e) => {
+                    out.truncate(at);
+                    return Err(e);
+                }
+            }
+            chunk = (chunk * 2).min(MAX_IO);
+        }
+    }
+
+    /// Read the rest of the file as UTF-8 text; `InvalidData` (and nothing appended) if it is not.
+    pub fn read_to_string(&mut self, out: &mut String) -> Result<usize> {
+        let mut bytes = Vec::new();
+        let n = self.read_to_end(&mut bytes)?;
+        let text = core::str::from_utf8(&bytes).map_err(|_| Error::new(ErrorKind::InvalidData))?;
+        out.push_str(text);
+        Ok(n)
+    }
+
+    /// Write `data` at the position (at the end with append); returns how much was written (at most
+    /// [`MAX_IO`]). After a vfs restart during the call: `ServerRestarted`, position unchanged.
+    pub fn write(&mut self, data: &[u8]) -> Result<usize> {
+        let len = data.len().min(MAX_IO);
+        if len == 0 {
+            return Ok(0);
+        }
+        let need = if self.inner.is_append() { Need::Fd } else { Need::Pos };
+        let n = self.inner.once(need, |c, fd| c.write(fd, &data[..len]))? as usize;
+        let mut st = self.inner.state.borrow_mut();
+        if self.inner.is_append() {
+            st.pos = None;
+            st.vfs_pos = None;
+        } else {
+            let at = st.pos.map(|p| p + n as u64);
+            st.pos = at;
+            st.vfs_pos = at;
+        }
+        Ok(n)
+    }
+
+    /// Write all of `data`; `WriteZero` if the server stops accepting bytes.
+    pub fn write_all(&mut self, mut data: &[u8]) -> Result<()> {
+        while !data.is_empty() {
+            match self.write(data)? {
+                0 => return Err(Error::new(ErrorKind::WriteZero)),
+                n => data = &data[n..],
+            }
+        }
+        Ok(())
+    }
+
+    /// Move the position; returns the new one. Seeking before the start is `InvalidInput`.
+    pub fn seek(&mut self, to: SeekFrom) -> Result<u64> {
+        let (base, delta) = match to {
+            SeekFrom::Start(p) => (p, 0),
+            SeekFrom::Current(d) => (self.stream_position()?, d),
+            SeekFrom::End(d) => (self.metadata()?.len(), d),
+        };
+        let pos = base.checked_add_signed(delta).ok_or(Error::new(ErrorKind::InvalidInput))?;
+        // Local only: the vfs offset follows when a read or write needs it.
+        self.inner.state.borrow_mut().pos = Some(pos);
+        Ok(pos)
+    }
+
+    /// The current position.
+    pub fn stream_position(&mut self) -> Result<u64> {
+        if let Some(p) = self.inner.state.borrow().pos {
+            return Ok(p);
+        }
+        self.inner.idempotent(Need::Pos, |_, _| Ok(()))?;
+        Ok(self.inner.state.borrow().pos.unwrap_or(0))
+    }
+
+    /// Cut or extend (with zeros) the file to `size` bytes; the position does not move.
+    pub fn set_len(&self, size: u64) -> Result<()> {
+        self.inner.once(Need::Fd, |c, fd| c.truncate(fd, size))
+    }
+
+    /// Make everything written so far durable.
+    pub fn sync_all(&self) -> Result<()> {
+        // Data written before a vfs restart already reached the filesystem server, so an fsync of the
+        // re-opened file makes it durable just the same: safe to retry.
+        self.inner.idempotent(Need::Fd, |c, fd| c.fsync(fd))
+    }
+
+    /// Same as [`File::sync_all`]: the servers do not distinguish data from metadata sync.
+    pub fn sync_data(&self) -> Result<()> {
+        self.sync_all()
+    }
+
+    pub fn metadata(&self) -> Result<Metadata> {
+        Ok(Metadata::from(self.inner.idempotent(Need::Fd, |c, fd| c.fstat(fd))?))
+    }
+}

@@ -1,0 +1,142 @@
+//! Transactions and the async submit/complete API through the whole stack.
+
+mod common;
+
+use common::*;
+use watos_fs::{Done, Error, ErrorKind, OpenOptions};
+
+#[test]
+fn transaction_closure_commits_on_ok_and_aborts_on_error() {
+    let (s, fs) = stack();
+    for m in ["", "/mem"] {
+        let ok = format!("{m}/ok");
+        let bad = format!("{m}/bad");
+        let r = fs.transaction(if m.is_empty() { "/" } else { m }, |fs| {
+            fs.write(&ok, b"kept")?;
+            Ok(7)
+        });
+        assert_eq!(r.unwrap(), 7);
+        let r: Result<(), Error> = fs.transaction(if m.is_empty() { "/" } else { m }, |fs| {
+            fs.write(&bad, b"dropped")?;
+            fs.remove_file(&ok)?;
+            fs.open(&format!("{m}/missing")).map(|_| ())
+        });
+        assert_eq!(r.unwrap_err().kind(), ErrorKind::NotFound);
+        assert_eq!(fs.read(&ok).unwrap(), b"kept", "{m}: the aborted remove came back");
+        assert!(!fs.exists(&bad).unwrap(), "{m}: the aborted create vanished");
+    }
+    // Committed WFS data is durable: a power cut now keeps it.
+    use protocol::fs::FileSystem;
+    let mut d = s.durable_wfs().unwrap();
+    let root = d.root();
+    assert!(d.lookup(root, "ok").is_ok());
+    assert!(d.lookup(root, "bad").is_err());
+}
+
+#[test]
+fn explicit_transactions_and_their_errors() {
+    let (s, fs) = stack();
+    let tx = fs.begin("/").unwrap();
+    fs.write("/t", b"1").unwrap();
+    tx.abort().unwrap();
+    assert!(!fs.exists("/t").unwrap());
+    {
+        let _tx = fs.begin("/").unwrap();
+        fs.write("/t", b"2").unwrap();
+        // Dropped unfinished: aborted.
+    }
+    assert!(!fs.exists("/t").unwrap());
+    let tx = fs.begin("/").unwrap();
+    fs.write("/t", b"3").unwrap();
+    tx.commit().unwrap();
+    assert_eq!(fs.read("/t").unwrap(), b"3");
+    assert_eq!(fs.begin("/fat").err().unwrap().kind(), ErrorKind::Unsupported);
+    // A restart of the vfs during a transaction is reported at commit.
+    let tx = fs.begin("/").unwrap();
+    s.restart("vfs").unwrap();
+    assert_eq!(tx.commit().unwrap_err().kind(), ErrorKind::ServerRestarted);
+}
+
+#[test]
+fn queue_batches_many_reads_and_keeps_submission_order() {
+    let (_s, fs) = stack();
+    let mut files = Vec::new();
+    let mut datas = Vec::new();
+    for (i, m) in MOUNTS.iter().enumerate() {
+        let p = format!("{m}/q");
+        let d = pattern(100_000, i as u32);
+        fs.write(&p, &d).unwrap();
+        files.push(fs.open(&p).unwrap());
+        datas.push(d);
+    }
+    let mut q = fs.queue();
+    let mut want = Vec::new();
+    for i in 0..200usize {
+        let f = i % 3;
+        let off = (i * 4099) % 95_000;
+        let t = q.submit_read(&files[f], off as u64, 4096);
+        want.push((t, datas[f][off..(off + 4096).min(100_000)].to_vec()));
+    }
+    assert_eq!(q.in_flight(), 200);
+    let done = q.complete();
+    assert_eq!(q.in_flight(), 0);
+    assert_eq!(done.len(), 200);
+    for (c, (t, d)) in done.iter().zip(&want) {
+        assert_eq!(c.ticket, *t);
+        assert_eq!(c.result, Ok(Done::Read(d.clone())));
+    }
+    assert!(q.calls() <= 4, "200 reads in {} vfs calls", q.calls());
+    // Reads past the end are short; a read after a write in the same submission sees it.
+    let mut w = OpenOptions::new().read(true).write(true).open(&fs, "/q").unwrap();
+    let t1 = q.submit_read(&w, 99_990, 100);
+    let t2 = q.submit_write(&w, 10, b"written".to_vec());
+    let t3 = q.submit_read(&w, 10, 7);
+    let done = q.complete();
+    assert_eq!(done[0].ticket, t1);
+    assert_eq!(done[0].result, Ok(Done::Read(datas[0][99_990..].to_vec())));
+    assert_eq!((done[1].ticket, done[1].result.clone()), (t2, Ok(Done::Written(7))));
+    assert_eq!((done[2].ticket, done[2].result.clone()), (t3, Ok(Done::Read(b"written".to_vec()))));
+    // Queue I/O is positioned: the file's own position has not moved.
+    let mut head = [0u8; 4];
+    w.read(&mut head).unwrap();
+    assert_eq!(head, datas[0][..4]);
+}
+
+#[test]
+fn queue_gives_each_ticket_its_own_error_and_survives_a_restart() {
+    let (s, fs) = stack();
+    fs.write("/r", b"readable").unwrap();
+    let r = fs.open("/r").unwrap();
+    let wo = OpenOptions::new().write(true).open(&fs, "/r").unwrap();
+    let mut q = fs.queue();
+    let a = q.submit_read(&r, 0, 4);
+    let b = q.submit_read(&wo, 0, 4);
+    let c = q.submit_read(&r, 4, 4);
+    let done = q.complete();
+    assert_eq!(done.len(), 3);
+    assert_eq!((done[0].ticket, done[0].result.clone()), (a, Ok(Done::Read(b"read".to_vec()))));
+    assert_eq!(done[1].ticket, b);
+    assert_eq!(done[1].result.as_ref().unwrap_err().kind(), ErrorKind::BadDescriptor);
+    assert_eq!((done[2].ticket, done[2].result.clone()), (c, Ok(Done::Read(b"able".to_vec()))));
+    // Pending reads survive a vfs restart: the batch is idempotent.
+    q.submit_read(&r, 0, 8);
+    s.restart("vfs").unwrap();
+    assert_eq!(q.complete()[0].result, Ok(Done::Read(b"readable".to_vec())));
+    // A write queued before a restart that nothing has noticed yet re-opens and goes through: no
+    // write was sent to the old server.
+    s.restart("vfs").unwrap();
+    q.submit_write(&wo, 0, b"R".to_vec());
+    assert_eq!(q.complete()[0].result, Ok(Done::Written(1)));
+    assert_eq!(fs.read("/r").unwrap(), b"Readable");
+    // A write whose call met the restart is reported (call 1 is the seek, call 2 the write).
+    wo.metadata().unwrap();
+    q.submit_write(&wo, 0, b"r".to_vec());
+    let hook = restart_vfs_during_call(&s, 2);
+    assert_eq!(q.complete()[0].result.as_ref().unwrap_err().kind(), ErrorKind::ServerRestarted);
+    drop(hook);
+    // A restart during the seek is not: it is redone, then the write goes through.
+    q.submit_write(&wo, 1, b"E".to_vec());
+    let _hook = restart_vfs_during_call(&s, 1);
+    assert_eq!(q.complete()[0].result, Ok(Done::Written(1)));
+    assert_eq!(fs.read("/r").unwrap(), b"rEadable", "the reported write had landed");
+}
