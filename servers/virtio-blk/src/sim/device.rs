@@ -127,6 +127,11 @@ impl SimDevice {
         self.pending.len()
     }
 
+    /// Physical address of the queue the driver set up (0 before it did).
+    pub fn queue_phys(&self) -> u64 {
+        self.queue_pfn as u64 * PAGE_SIZE as u64
+    }
+
     pub fn interrupt_pending(&self) -> bool {
         self.isr & 1 != 0
     }
