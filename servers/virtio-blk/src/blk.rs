@@ -26,7 +26,7 @@ use protocol::{Error, Result};
 /// Driver resources chosen by the caller.
 #[derive(Debug, Clone, Copy)]
 pub struct Config {
-    /// Requests that can be in flight at once.
+    /// Requests that can be in flight at once (1..=128: their headers share one page).
     pub slots: u16,
     /// Bounce buffer per slot; the largest request the device is sent (a multiple of 4096).
     pub slot_bytes: usize,
@@ -192,6 +192,8 @@ impl<H: Hal> VirtioBlk<H> {
     }
 
     /// Queue a request and notify the device. `WouldBlock` when every slot or descriptor is busy.
+    /// If the notify port write itself fails (a WATOS port refused, which init would already have
+    /// hit) the request is published but its token is lost; the device is unusable then anyway.
     pub fn submit(&mut self, req: Request<'_>) -> Result<Token> {
         let (kind, sector, len, offset) = match &req {
             Request::Read { sector, sectors } => {
@@ -249,7 +251,8 @@ impl<H: Hal> VirtioBlk<H> {
         let mut n = 0;
         while let Some((head, used_len)) = self.queue.pop_used()? {
             let slot_id = core::mem::replace(&mut self.head_slot[head as usize], NO_SLOT);
-            let slot = &mut self.slots[slot_id as usize];
+            // The queue only returns heads it has in flight, and each has a slot; never index blindly.
+            let slot = self.slots.get_mut(slot_id as usize).ok_or(Error::Malformed)?;
             let status = self.meta.read::<u8>(slot_id as usize * META_STRIDE + 16);
             let writable = if slot.is_read { slot.len + 1 } else { 1 };
             slot.state = State::Done(if used_len > writable || status != BLK_S_OK {
@@ -292,7 +295,8 @@ impl<H: Hal> VirtioBlk<H> {
     /// and collect completions. A server whose receive loop got the interrupt notification itself
     /// calls `handle_interrupt` instead.
     pub fn wait(&mut self) -> Result<usize> {
-        if self.queue.has_used() {
+        if self.queue.has_used() || self.in_flight() == 0 {
+            // Either there is work already, or nothing could ever interrupt: do not sleep.
             return self.poll();
         }
         self.hal.wait_interrupt()?;

@@ -33,6 +33,10 @@ pub struct Dma {
     pub len: usize,
 }
 
+// Safety: a `Dma` is an address range owned by one driver; moving the driver (and with it the
+// region's only user) to another thread is sound. It is deliberately not `Sync`.
+unsafe impl Send for Dma {}
+
 /// Port I/O, DMA memory and interrupts.
 ///
 /// # Safety

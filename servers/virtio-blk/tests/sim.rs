@@ -24,10 +24,11 @@ fn clean(sim: &SimHandle) {
 
 #[test]
 fn init_handshake_negotiates_and_enables_the_device() {
-    let (sim, dev) = setup(SimConfig::default(), Config::default());
+    let (sim, mut dev) = setup(SimConfig::default(), Config::default());
     assert_eq!(dev.capacity(), 8192);
     assert_eq!(dev.queue_size(), 256);
     assert_eq!(dev.features(), FEATURE_FLUSH | FEATURE_SEG_MAX);
+    assert_eq!(dev.wait(), Ok(0), "nothing in flight: waiting returns at once instead of sleeping");
     let mut s = sim.borrow_mut();
     assert_eq!(s.devices[0].command & 0b101, 0b101, "I/O space and bus mastering on");
     let d = s.dev();

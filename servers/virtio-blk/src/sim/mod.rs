@@ -258,8 +258,14 @@ unsafe impl Hal for SimHal {
         }
     }
 
+    /// Unmasking a level-triggered line while a device still asserts it (ISR not yet read) would
+    /// interrupt again at once: a driver bug the model records.
     fn ack_interrupt(&mut self) -> Result<()> {
-        self.sim.borrow_mut().irq_acks += 1;
+        let mut sim = self.sim.borrow_mut();
+        sim.irq_acks += 1;
+        for d in sim.devices.iter_mut().filter(|d| d.dev.interrupt_pending()) {
+            d.dev.violations.push("interrupt line unmasked before ISR was read".into());
+        }
         Ok(())
     }
 }
