@@ -89,6 +89,8 @@ pub struct VirtioBlk<H: Hal> {
     /// Largest data segment a descriptor may carry, and segments per request.
     seg_bytes: u32,
     max_segs: u32,
+    /// Requests published since the last notify.
+    unkicked: usize,
 }
 
 impl<H: Hal> VirtioBlk<H> {
@@ -114,6 +116,15 @@ impl<H: Hal> VirtioBlk<H> {
 
     fn init(hal: &mut H, io: u16, config: Config) -> Result<Parts> {
         hal.out8(io + REG_STATUS, 0)?;
+        // Reset is complete when the status reads back 0 (immediate on QEMU; bounded here so a
+        // wedged device is an error, not a hang).
+        let mut tries = 0;
+        while hal.in8(io + REG_STATUS)? != 0 {
+            tries += 1;
+            if tries == 1000 {
+                return Err(Error::Busy);
+            }
+        }
         let mut status = STATUS_ACKNOWLEDGE;
         hal.out8(io + REG_STATUS, status)?;
         status |= STATUS_DRIVER;
@@ -195,6 +206,24 @@ impl<H: Hal> VirtioBlk<H> {
     /// If the notify port write itself fails (a WATOS port refused, which init would already have
     /// hit) the request is published but its token is lost; the device is unusable then anyway.
     pub fn submit(&mut self, req: Request<'_>) -> Result<Token> {
+        let token = self.submit_deferred(req)?;
+        self.kick()?;
+        Ok(token)
+    }
+
+    /// Notify the device of requests queued with `submit_deferred`. One notify (a syscall and, under
+    /// a hypervisor, a VM exit) then covers a whole batch. `wait` kicks first, so a forgotten kick
+    /// delays requests but cannot strand them.
+    pub fn kick(&mut self) -> Result<()> {
+        if self.unkicked > 0 {
+            self.unkicked = 0;
+            self.hal.out16(self.io_base + REG_QUEUE_NOTIFY, 0)?;
+        }
+        Ok(())
+    }
+
+    /// Like `submit`, but without notifying the device; call `kick` after the batch.
+    pub fn submit_deferred(&mut self, req: Request<'_>) -> Result<Token> {
         let (kind, sector, len, offset) = match &req {
             Request::Read { sector, sectors } => {
                 let len = (*sectors as usize).checked_mul(blockdev::SECTOR_SIZE).ok_or(Error::InvalidArgument)?;
@@ -241,7 +270,7 @@ impl<H: Hal> VirtioBlk<H> {
         self.free_slots.pop();
         self.head_slot[head as usize] = slot_id;
         self.slots[slot_id as usize] = Slot { state: State::InFlight, len: len as u32, is_read, offset, ..slot };
-        self.hal.out16(self.io_base + REG_QUEUE_NOTIFY, 0)?;
+        self.unkicked += 1;
         Ok(Token(slot_id))
     }
 
@@ -295,6 +324,7 @@ impl<H: Hal> VirtioBlk<H> {
     /// and collect completions. A server whose receive loop got the interrupt notification itself
     /// calls `handle_interrupt` instead.
     pub fn wait(&mut self) -> Result<usize> {
+        self.kick()?;
         if self.queue.has_used() || self.in_flight() == 0 {
             // Either there is work already, or nothing could ever interrupt: do not sleep.
             return self.poll();
@@ -349,6 +379,7 @@ impl Parts {
             free_slots: (0..n).rev().collect(),
             seg_bytes: self.seg_bytes,
             max_segs: self.max_segs,
+            unkicked: 0,
         }
     }
 }

@@ -51,7 +51,15 @@ impl<H: Hal> VirtioBlk<H> {
         let mut first_err = None;
         let mut next = 0;
         while next < jobs.len() && first_err.is_none() {
-            match submit(self, jobs[next]) {
+            let submitted = submit(self, jobs[next]);
+            if submitted.is_err() {
+                // Before waiting for anything, let the device see what is already queued.
+                if let Err(e) = self.kick() {
+                    first_err = Some(e);
+                    break;
+                }
+            }
+            match submitted {
                 Ok(token) => {
                     pending.push_back((jobs[next], token));
                     next += 1;
@@ -73,6 +81,9 @@ impl<H: Hal> VirtioBlk<H> {
                 },
                 Err(e) => first_err = Some(e),
             }
+        }
+        if let Err(e) = self.kick() {
+            first_err.get_or_insert(e);
         }
         while let Some((job, token)) = pending.pop_front() {
             if let Err(e) = finish(self, job, token) {
@@ -112,7 +123,7 @@ impl<H: Hal> BlockDevice for VirtioBlk<H> {
             &jobs,
             |dev, job| {
                 let sector = sectors[job.run] + (job.off / SECTOR_SIZE) as u64;
-                dev.submit(Request::Read { sector, sectors: (job.len / SECTOR_SIZE) as u32 })
+                dev.submit_deferred(Request::Read { sector, sectors: (job.len / SECTOR_SIZE) as u32 })
             },
             |dev, job, token| dev.wait_for(token, Some(&mut runs[job.run].1[job.off..job.off + job.len])),
         )
@@ -125,7 +136,7 @@ impl<H: Hal> BlockDevice for VirtioBlk<H> {
             |dev, job| {
                 let (sector, buf) = runs[job.run];
                 let sector = sector + (job.off / SECTOR_SIZE) as u64;
-                dev.submit(Request::Write { sector, data: &buf[job.off..job.off + job.len] })
+                dev.submit_deferred(Request::Write { sector, data: &buf[job.off..job.off + job.len] })
             },
             |dev, _, token| dev.wait_for(token, None),
         )

@@ -289,6 +289,7 @@ fn vectored_batches_go_out_together_and_complete_in_any_order() {
     let bufs: Vec<Vec<u8>> = (0..12).map(|i| pattern(i, 4096)).collect();
     let runs: Vec<(u64, &[u8])> = bufs.iter().enumerate().map(|(i, b)| (i as u64 * 16, &b[..])).collect();
     dev.write_vectored(&runs).unwrap();
+    assert_eq!(sim.borrow_mut().dev().notifies, 1, "one notify for the whole batch");
     let mut outs: Vec<Vec<u8>> = vec![vec![0u8; 4096]; 12];
     let mut rruns: Vec<(u64, &mut [u8])> = outs.iter_mut().enumerate().map(|(i, b)| (i as u64 * 16, &mut b[..])).collect();
     dev.read_vectored(&mut rruns).unwrap();
