@@ -1,0 +1,22 @@
+//! wsh: the WATOS shell, as a library the WATOS binary (and host tests) drive.
+//!
+//! Design: [`Shell`] owns a `watos_fs::Fs` handle, a current directory and a [`Hooks`]
+//! implementation, and writes everything (output and error lines) to a `core::fmt::Write` the caller
+//! gives it, so the same code serves the serial console, a script run and a test's `String`. A line
+//! is parsed ([`parse`]), run, and any failure becomes exactly one line `wsh: <cmd>: <what>: <why>`.
+//! The filesystem commands (ls, cat, echo, cp, mv, rm, mkdir, rmdir, stat, df, sync, cd, pwd) use
+//! only the file API; the commands that need server-specific calls (snapshot, scrub, stats detail,
+//! ps, kill, restart, the mount list) go through [`Hooks`], which the binary implements with its
+//! own clients. A command's output can go to a file with `>`/`>>`; scripts run line by line,
+//! optionally stopping at the first error.
+#![no_std]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+mod commands;
+mod parse;
+mod shell;
+
+pub use parse::{parse, Line, ParseError, RedirectMode};
+pub use shell::{CmdError, Hooks, NoHooks, ScriptOutcome, Shell, Status};
