@@ -245,10 +245,10 @@ fn scan_rec<D: BlockDevice>(
 fn make_dirty<'a, D: BlockDevice>(st: &mut Store<D>, child: &'a mut Child, lvl: Option<u8>) -> Result<&'a mut Node> {
     if let Child::Disk(p) = child {
         let p = *p;
-        let n = st.load_node(&p, lvl)?;
+        let n = st.take_node(&p, lvl)?;
         st.release(&p);
         st.dirty_nodes += 1;
-        *child = Child::Dirty(Box::new((*n).clone()));
+        *child = Child::Dirty(Box::new(n));
     }
     match child {
         Child::Dirty(n) => Ok(n),

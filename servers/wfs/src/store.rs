@@ -101,6 +101,23 @@ impl<D: BlockDevice> Store<D> {
         Ok(node)
     }
 
+    /// Load the node `ptr` names for modification: its block is about to be released, so a cached
+    /// copy is taken out of the cache (no clone when nothing else holds it).
+    pub fn take_node(&mut self, ptr: &BlockPtr, level: Option<u8>) -> Result<Node> {
+        if let Some((c, b, n)) = self.cache.remove(&ptr.addr) {
+            if c == ptr.crc && b == ptr.birth && level.is_none_or(|l| l == n.level()) {
+                return Ok(Arc::try_unwrap(n).unwrap_or_else(|shared| (*shared).clone()));
+            }
+        }
+        let mut buf = vec![0u8; BLOCK_SIZE];
+        self.read_verified(ptr, &mut buf)?;
+        let node = Node::decode(&buf, ptr)?;
+        if level.is_some_and(|l| l != node.level()) {
+            return Err(Error::Corrupt { block: ptr.addr });
+        }
+        Ok(node)
+    }
+
     pub fn remember(&mut self, ptr: &BlockPtr, node: Arc<Node>) {
         if self.cache.len() >= CACHE_LIMIT {
             self.cache.clear();
