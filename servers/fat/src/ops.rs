@@ -111,16 +111,19 @@ impl<D: BlockDevice> FileSystem for FatFs<D> {
     }
 
     fn lookup(&mut self, dir: NodeId, name: &str) -> Result<Stat> {
+        self.resolve(dir)?;
         let e = self.find(dir, name)?;
         let id = self.node_for(dir, &e)?;
         self.stat(id)
     }
 
     fn getattr(&mut self, node: NodeId) -> Result<Stat> {
+        self.resolve(node)?;
         self.stat(node)
     }
 
     fn setattr(&mut self, node: NodeId, attr: SetAttr) -> Result<Stat> {
+        self.resolve(node)?;
         let n = self.node(node)?;
         if attr.uid.is_some_and(|u| u != 0) || attr.gid.is_some_and(|g| g != 0) {
             return Err(Error::NotSupported);
@@ -158,14 +161,17 @@ impl<D: BlockDevice> FileSystem for FatFs<D> {
     }
 
     fn read(&mut self, node: NodeId, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        self.resolve(node)?;
         self.read_file(node, offset, buf)
     }
 
     fn write(&mut self, node: NodeId, offset: u64, data: &[u8]) -> Result<usize> {
+        self.resolve(node)?;
         self.write_file(node, offset, data)
     }
 
     fn create(&mut self, dir: NodeId, name: &str, node: &NewNode) -> Result<Stat> {
+        self.resolve(dir)?;
         let is_dir = match node.kind {
             FileType::File => false,
             FileType::Directory => true,
@@ -200,6 +206,7 @@ impl<D: BlockDevice> FileSystem for FatFs<D> {
     }
 
     fn unlink(&mut self, dir: NodeId, name: &str) -> Result<()> {
+        self.resolve(dir)?;
         let e = self.find(dir, name)?;
         let id = self.node_for(dir, &e)?;
         if self.node(id)?.ent.is_dir() {
@@ -211,6 +218,7 @@ impl<D: BlockDevice> FileSystem for FatFs<D> {
     }
 
     fn rmdir(&mut self, dir: NodeId, name: &str) -> Result<()> {
+        self.resolve(dir)?;
         let e = self.find(dir, name)?;
         let id = self.node_for(dir, &e)?;
         if !self.node(id)?.ent.is_dir() {
@@ -226,6 +234,8 @@ impl<D: BlockDevice> FileSystem for FatFs<D> {
     }
 
     fn rename(&mut self, from_dir: NodeId, from: &str, to_dir: NodeId, to: &str) -> Result<()> {
+        self.resolve(from_dir)?;
+        self.resolve(to_dir)?;
         crate::name::validate(to)?;
         let src = self.find(from_dir, from)?;
         let src_id = self.node_for(from_dir, &src)?;
@@ -291,6 +301,7 @@ impl<D: BlockDevice> FileSystem for FatFs<D> {
     }
 
     fn readdir(&mut self, dir: NodeId, cookie: u64, max: usize) -> Result<Vec<DirEntry>> {
+        self.resolve(dir)?;
         self.load_dir(dir)?;
         let d = self.dirs.get(&dir).ok_or(Error::NotFound)?;
         let start = d.entries.partition_point(|e| (e.slot as u64) < cookie);
@@ -300,14 +311,16 @@ impl<D: BlockDevice> FileSystem for FatFs<D> {
             let d = self.dirs.get(&dir).ok_or(Error::NotFound)?;
             let e = &d.entries[i];
             let (name, first_slot, slot) = (e.name.clone(), e.first_slot, e.slot);
-            let id = self.node_at(dir, first_slot, slot)?;
-            let kind = if self.node(id)?.ent.is_dir() { FileType::Directory } else { FileType::File };
+            let attr = d.data[slot as usize * SLOT + 11];
+            let kind = if attr & ATTR_DIR != 0 { FileType::Directory } else { FileType::File };
+            let id = self.listed_id(dir, first_slot, slot)?;
             out.push(DirEntry { name, ino: id, kind, next_cookie: slot as u64 + 1 });
         }
         Ok(out)
     }
 
     fn fsync(&mut self, node: NodeId) -> Result<()> {
+        self.resolve(node)?;
         self.node(node)?;
         self.sync_all()
     }
@@ -328,11 +341,13 @@ impl<D: BlockDevice> FileSystem for FatFs<D> {
     }
 
     fn open(&mut self, node: NodeId) -> Result<()> {
+        self.resolve(node)?;
         self.node_mut(node)?.open += 1;
         Ok(())
     }
 
     fn release(&mut self, node: NodeId) -> Result<()> {
+        self.resolve(node)?;
         let n = self.node_mut(node)?;
         n.open = n.open.saturating_sub(1);
         if n.open == 0 && n.unlinked {

@@ -269,6 +269,48 @@ impl<D: BlockDevice> FatFs<D> {
         Ok(id)
     }
 
+    /// The id a listing reports for the entry at `slot` of cached directory `dir`: its node's id,
+    /// or else its location-derived id *without* creating a node (listing a big directory then
+    /// costs no node records; [`resolve`](Self::resolve) creates one when the id is first used).
+    pub(crate) fn listed_id(&mut self, dir: NodeId, first_slot: u32, slot: u32) -> Result<NodeId> {
+        if let Some(&id) = self.by_loc.get(&(dir, slot)) {
+            return Ok(id);
+        }
+        let d = self.dirs.get(&dir).ok_or(Error::NotFound)?;
+        let at = slot as usize * SLOT;
+        let id = (d.sectors[at / SECTOR_SIZE] * SECTOR_SIZE as u64 + (at % SECTOR_SIZE) as u64) / SLOT as u64;
+        if self.nodes.contains_key(&id) {
+            // Held by a node that was renamed away from here: this entry needs a spare id.
+            return self.node_at(dir, first_slot, slot);
+        }
+        Ok(id)
+    }
+
+    /// Make sure node `id` has a record: ids handed out by a listing get theirs here, found by
+    /// their location in the cached directories. Unknown or stale ids are `NotFound`.
+    pub(crate) fn resolve(&mut self, id: NodeId) -> Result<()> {
+        if self.nodes.contains_key(&id) {
+            return Ok(());
+        }
+        if id >= SPARE_IDS {
+            return Err(Error::NotFound);
+        }
+        let off = id * SLOT as u64;
+        let (sector, in_sec) = (off / SECTOR_SIZE as u64, off % SECTOR_SIZE as u64);
+        let found = self.dirs.iter().find_map(|(&dir, d)| {
+            let piece = d.sectors.iter().position(|&s| s == sector)?;
+            let slot = ((piece * SECTOR_SIZE) as u64 + in_sec) / SLOT as u64;
+            let i = d.entries.binary_search_by_key(&(slot as u32), |e| e.slot).ok()?;
+            Some((dir, d.entries[i].first_slot, slot as u32))
+        });
+        let (dir, first_slot, slot) = found.ok_or(Error::NotFound)?;
+        if self.node_at(dir, first_slot, slot)? == id {
+            Ok(())
+        } else {
+            Err(Error::NotFound)
+        }
+    }
+
     /// The node's run map, built from its chain on first use.
     pub(crate) fn runs(&mut self, id: NodeId) -> Result<&mut RunMap> {
         let node = self.nodes.get_mut(&id).ok_or(Error::NotFound)?;

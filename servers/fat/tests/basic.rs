@@ -286,3 +286,37 @@ fn unlinked_open_files_live_until_release() {
     let mut fs = remount(fs);
     assert_clean(&mut fs);
 }
+
+#[test]
+fn ids_from_readdir_are_usable_and_unique() {
+    let mut fs = format(FatType::Fat32, 40 * 2048, None);
+    let root = fs.root();
+    let d = mkdir(&mut fs, root, "d");
+    for i in 0..40 {
+        let f = file(&mut fs, d, &format!("file {i}"));
+        fs.write(f, 0, &data(100 + i, i as u64)).unwrap();
+    }
+    let mut fs = remount(fs);
+    let d = walk(&mut fs, "/d").unwrap();
+    let listed = fs.readdir(d, 0, 100).unwrap();
+    // Straight from the listing, without a lookup first.
+    for (i, e) in listed.iter().enumerate() {
+        assert_eq!(fs.getattr(e.ino).unwrap().size, 100 + i as u64);
+        assert_eq!(read_all(&mut fs, e.ino), data(100 + i, i as u64));
+    }
+    for e in &listed {
+        assert_eq!(fs.lookup(d, &e.name).unwrap().ino, e.ino);
+    }
+    // A node renamed away keeps its id; the entry that reuses its old slot gets another one.
+    let moved = listed[0].ino;
+    fs.rename(d, "file 0", root, "moved").unwrap();
+    file(&mut fs, d, "file 0");
+    let again = fs.readdir(d, 0, 100).unwrap();
+    let mut ids: Vec<_> = again.iter().map(|e| e.ino).collect();
+    ids.push(moved);
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), again.len() + 1);
+    assert_eq!(fs.lookup(root, "moved").unwrap().ino, moved);
+    assert_eq!(fs.getattr(999_999_999), Err(Error::NotFound));
+}
