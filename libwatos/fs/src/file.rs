@@ -85,7 +85,8 @@ impl OpenOptions {
     /// access mode must be asked for.
     fn flags(&self) -> Result<OpenFlags> {
         let writes = self.write || self.append;
-        if (!self.read && !writes) || ((self.create || self.create_new || self.truncate) && !writes) || (self.truncate && self.append) {
+        let needs_write = self.create || self.create_new || self.truncate;
+        if (!writes && (!self.read || needs_write)) || (self.truncate && self.append) {
             return Err(Error::new(ErrorKind::InvalidInput));
         }
         let mut f = OpenFlags(0);
@@ -380,5 +381,33 @@ impl<T: Transport> File<T> {
 
     pub fn metadata(&self) -> Result<Metadata> {
         Ok(Metadata::from(self.inner.idempotent(Need::Fd, |c, fd| c.fstat(fd))?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags(o: &OpenOptions) -> Result<u32> {
+        o.flags().map(|f| f.0)
+    }
+
+    #[test]
+    fn options_map_to_vfs_flags_with_std_rules() {
+        assert_eq!(flags(OpenOptions::new().read(true)), Ok(OpenFlags::READ.0));
+        let create = OpenOptions::new().write(true).create(true).truncate(true).flags().unwrap();
+        assert_eq!(create, OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::TRUNCATE);
+        let excl = OpenOptions::new().write(true).create_new(true).flags().unwrap();
+        assert!(excl.contains(OpenFlags::CREATE) && excl.contains(OpenFlags::EXCLUSIVE));
+        assert!(OpenOptions::new().append(true).create(true).flags().unwrap().contains(OpenFlags::APPEND));
+        for bad in [
+            OpenOptions::new(),
+            *OpenOptions::new().read(true).create(true),
+            *OpenOptions::new().read(true).truncate(true),
+            *OpenOptions::new().read(true).create_new(true),
+            *OpenOptions::new().append(true).truncate(true),
+        ] {
+            assert_eq!(flags(&bad).unwrap_err().kind(), ErrorKind::InvalidInput, "{bad:?}");
+        }
     }
 }

@@ -168,3 +168,58 @@ fn restart_in_the_middle_of_a_write_call_is_reported() {
         assert_eq!(fs.read(&path).unwrap(), b"head-lost?-tail", "{m}");
     }
 }
+
+#[test]
+fn listing_continues_across_a_vfs_restart() {
+    let (s, fs) = stack();
+    fs.create_dir("/d").unwrap();
+    for i in 0..200 {
+        fs.write(&format!("/d/entry-with-a-long-name-{i:03}"), b"").unwrap();
+    }
+    let mut it = fs.read_dir("/d").unwrap();
+    let mut seen: Vec<String> = it.by_ref().take(100).map(|e| e.unwrap().file_name().to_string()).collect();
+    s.restart("vfs").unwrap();
+    seen.extend(it.map(|e| e.unwrap().file_name().to_string()));
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 200);
+}
+
+#[test]
+fn committed_data_survives_restarting_every_server_under_open_files() {
+    // Which servers sit under each mount. memfs keeps nothing across its own restart by design, and
+    // the FAT server's restart under an open file is the ignored test below.
+    let under = [("", &["wfs-cache", "wfs", "vfs"][..]), ("/fat", &["fat-cache", "vfs"][..]), ("/mem", &["vfs"][..])];
+    let (s, fs) = stack();
+    for (m, servers) in under {
+        let path = format!("{m}/kept");
+        let data = pattern(70_000, 4);
+        fs.write(&path, &data).unwrap();
+        let mut f = fs.open(&path).unwrap();
+        f.sync_all().unwrap();
+        for server in servers {
+            s.restart(server).unwrap();
+            f.seek(SeekFrom::Start(0)).unwrap();
+            let mut got = Vec::new();
+            f.read_to_end(&mut got).unwrap();
+            assert_eq!(got, data, "{m} after restarting {server}");
+            assert_eq!(fs.read(&path).unwrap(), data, "{m} by path after restarting {server}");
+        }
+    }
+}
+
+/// Known bug (fat-server): FAT node ids are directory-entry positions and `resolve` only searches
+/// directories loaded since mount, so after a FAT server restart the vfs's re-open by node id fails
+/// and the open file reads `NotFound` (a new open by path works). Run with `--ignored`.
+#[test]
+#[ignore = "fat-server cannot re-open a node id before its directory is loaded again"]
+fn open_fat_file_survives_a_fat_server_restart() {
+    let (s, fs) = stack();
+    fs.write("/fat/kept", b"hello").unwrap();
+    let mut f = fs.open("/fat/kept").unwrap();
+    f.sync_all().unwrap();
+    s.restart("fat").unwrap();
+    let mut got = Vec::new();
+    f.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"hello");
+}

@@ -271,7 +271,7 @@ impl<T: Transport, H: Hooks> Env<T, H> {
         let v = self.fs.vfs_stats()?;
         writeln!(out, "vfs: opens {} closes {} open files {} mounts {}", v.opens, v.closes, v.open_files, v.mounts)?;
         writeln!(out, "vfs: reads {} ({} bytes) writes {} ({} bytes) batch reads {}", v.reads, v.bytes_read, v.writes, v.bytes_written, v.batch_reads)?;
-        let pct = |hit: u64, miss: u64| if hit + miss == 0 { 0 } else { hit * 100 / (hit + miss) };
+        let pct = |hit: u64, miss: u64| (hit * 100).checked_div(hit + miss).unwrap_or(0);
         writeln!(
             out,
             "vfs: lookups {} dentry hit {}% attr hit {}% filesystem re-opens {}",

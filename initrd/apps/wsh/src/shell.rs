@@ -261,3 +261,39 @@ impl<T: Transport, W: Write, H: Hooks> Shell<T, W, H> {
         Ok(self.run_script(&text, stop_on_error))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::ipc::{Lease, TaskId};
+
+    /// A transport that is never called: path resolution needs no server.
+    struct Nowhere;
+    impl Transport for Nowhere {
+        fn call(&self, _: TaskId, _: &[u8], _: &mut [Lease<'_>], _: &mut [u8]) -> protocol::Result<usize> {
+            Err(protocol::Error::ServerDead)
+        }
+        fn refresh(&self, _: TaskId) -> protocol::Result<TaskId> {
+            Err(protocol::Error::ServerDead)
+        }
+    }
+
+    #[test]
+    fn paths_resolve_against_the_current_directory() {
+        let mut sh = Shell::new(Fs::connect(Nowhere, TaskId::new(0, 1)), String::new(), NoHooks);
+        assert_eq!(sh.resolve("a/b"), "/a/b");
+        sh.env.cwd = String::from("/fat/dir");
+        assert_eq!(sh.resolve("x"), "/fat/dir/x");
+        assert_eq!(sh.resolve("../y/./z//"), "/fat/y/z");
+        assert_eq!(sh.resolve("../../../.."), "/");
+        assert_eq!(sh.resolve("/abs/../p"), "/p");
+        assert_eq!(sh.resolve("."), "/fat/dir");
+    }
+
+    #[test]
+    fn a_dead_vfs_is_one_error_line() {
+        let mut sh = Shell::new(Fs::connect(Nowhere, TaskId::new(0, 1)), String::new(), NoHooks);
+        assert_eq!(sh.run_line("ls /"), Status::Failed);
+        assert_eq!(sh.out, "wsh: ls: /: server is not running\n");
+    }
+}

@@ -221,3 +221,11 @@ fn ps_kill_and_restart_through_hooks_and_the_shell_keeps_working() {
     let (out, _) = run(&mut sh, "restart nosuch\n", false);
     assert_eq!(out, "wsh: restart: not found\n");
 }
+
+#[test]
+fn a_failing_command_does_not_truncate_its_redirection_target() {
+    let s = stack();
+    let mut sh = shell(&s);
+    let (out, _) = run(&mut sh, "echo keep me > /mem/t\ncat /missing > /mem/t\nls /mem >> /mem/t\ncat /mem/t\n", false);
+    assert_eq!(out, "wsh: cat: /missing: not found\nkeep me\nt\n");
+}
