@@ -353,6 +353,15 @@ impl<H: Hal> VirtioBlk<H> {
     }
 }
 
+impl<H: Hal> Drop for VirtioBlk<H> {
+    /// Reset the device so it stops using the rings and bounce buffers before whoever owns the
+    /// memory next (a restarted driver, or the kernel reclaiming it) does. Errors cannot be reported
+    /// from here, and a device we cannot reach is not using our memory through us anyway.
+    fn drop(&mut self) {
+        let _ = self.hal.out8(self.io_base + REG_STATUS, 0);
+    }
+}
+
 struct Parts {
     queue: VirtQueue,
     capacity: u64,

@@ -297,3 +297,21 @@ fn vectored_batches_go_out_together_and_complete_in_any_order() {
     assert!(sim.borrow_mut().dev().max_pending >= 12);
     clean(&sim);
 }
+
+#[test]
+fn dropping_the_driver_resets_the_device_and_a_new_driver_takes_over() {
+    let (sim, mut dev) = setup(SimConfig::default(), Config::default());
+    dev.write(9, &[0x33; 512]).unwrap();
+    sim.borrow_mut().dev().auto_complete = false;
+    let _abandoned = dev.submit(Request::Read { sector: 9, sectors: 1 }).unwrap();
+    drop(dev);
+    assert_eq!(sim.borrow_mut().dev().status, 0, "reset on drop");
+    assert_eq!(sim.borrow_mut().dev().pending(), 0, "the device forgot the abandoned request");
+    // A restarted driver (as after a blockcache-server restart) initialises the same device again.
+    sim.borrow_mut().dev().auto_complete = true;
+    let (mut again, _) = probe(SimHal::new(&sim), 0, Config::default()).unwrap();
+    let mut b = [0u8; 512];
+    again.read(9, &mut b).unwrap();
+    assert_eq!(b, [0x33; 512]);
+    clean(&sim);
+}
