@@ -98,17 +98,21 @@ impl<T: Transport> Queue<T> {
         let pending = core::mem::take(&mut self.pending);
         let mut out = Vec::with_capacity(pending.len());
         let mut reads: Vec<(Ticket, Rc<Inner<T>>, u64, usize)> = Vec::new();
+        // Bytes of the reads gathered in `reads`.
+        let mut bytes = 0;
         for (ticket, op) in pending {
             match op {
                 Op::Read { file, offset, len } => {
-                    let bytes: usize = reads.iter().map(|r| r.3).sum();
                     if reads.len() == MAX_BATCH || bytes + len > MAX_IO {
                         self.flush_reads(&mut reads, &mut out);
+                        bytes = 0;
                     }
+                    bytes += len;
                     reads.push((ticket, file, offset, len));
                 }
                 Op::Write { file, offset, data } => {
                     self.flush_reads(&mut reads, &mut out);
+                    bytes = 0;
                     let result = self.write_at(&file, offset, &data).map(Done::Written);
                     out.push(Completion { ticket, result });
                 }
