@@ -107,12 +107,16 @@ impl<D: BlockDevice> FatFs<D> {
                 ent.case = case;
             }
             Plan::Long { base, ext } => {
-                let shorts = &self.dirs.get_mut(&dir).ok_or(Error::NotFound)?.index().shorts;
-                let taken = |s: &[u8; 11]| shorts.contains(s);
-                let short = (1..=MAX_TAIL)
-                    .map(|n| alias(&base, &ext, n))
-                    .find(|s| !taken(s))
+                let ix = self.dirs.get_mut(&dir).ok_or(Error::NotFound)?.index();
+                let key = (base, ext);
+                let start = ix.tails.get(&key).copied().unwrap_or(1);
+                // From the remembered tail up, then the lower ones (freed by deletes) if need be.
+                let n = (start..=MAX_TAIL)
+                    .chain(1..start)
+                    .find(|&n| !ix.shorts.contains(&alias(&key.0, &key.1, n)))
                     .ok_or(Error::NoSpace)?;
+                let short = alias(&key.0, &key.1, n);
+                ix.tails.insert(key, n + 1);
                 ent.name = short;
                 ent.case = 0;
                 slots = lfn_slots(&units, &short);

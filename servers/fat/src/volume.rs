@@ -60,6 +60,9 @@ pub(crate) struct Index {
     pub by_name: BTreeMap<String, u32>,
     /// Every short name in use, for `~N` alias generation.
     pub shorts: BTreeSet<[u8; 11]>,
+    /// Where the `~N` search for an alias basis (base, extension) starts next time, so that many
+    /// similar long names do not probe every lower tail again.
+    pub tails: BTreeMap<(Vec<u8>, Vec<u8>), u32>,
 }
 
 /// A mounted FAT volume.
