@@ -16,7 +16,8 @@
 //!   0  name       [u8; 40]  UTF-8, NUL-padded, non-empty, unique
 //!  40  flags      u32       bit 0 AUTOSTART: the kernel starts it at boot;
 //!                           bit 1 SUPERVISOR: it is told of every death and may start programs;
-//!                           bit 2 DRIVER: it may use I/O ports and interrupt lines
+//!                           bit 2 DRIVER: it may use I/O ports and interrupt lines;
+//!                           bit 3 RESTART: the supervisor restarts it when it faults
 //!  44  reserved   u32 = 0
 //!  48  offset     u64       from the archive start, 16-byte aligned
 //!  56  size       u64
@@ -43,7 +44,9 @@ pub const AUTOSTART: u32 = 1;
 pub const SUPERVISOR: u32 = 2;
 /// Entry flag: this program is a device driver (may use I/O ports and interrupt lines).
 pub const DRIVER: u32 = 4;
-const KNOWN_FLAGS: u32 = AUTOSTART | SUPERVISOR | DRIVER;
+/// Entry flag: a service the supervisor restarts when it faults (the kernel passes the flag on).
+pub const RESTART: u32 = 8;
+const KNOWN_FLAGS: u32 = AUTOSTART | SUPERVISOR | DRIVER | RESTART;
 
 /// Why an archive was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +81,9 @@ impl Entry<'_> {
     }
     pub fn driver(&self) -> bool {
         self.flags & DRIVER != 0
+    }
+    pub fn restart(&self) -> bool {
+        self.flags & RESTART != 0
     }
 }
 
@@ -283,6 +289,6 @@ mod tests {
         assert_eq!(pack(&[("", 0, b"")]).unwrap_err(), FormatError::BadName(0));
         assert_eq!(pack(&[("a", 0, b""), ("a", 0, b"")]).unwrap_err(), FormatError::BadName(1));
         assert_eq!(pack(&[(&"n".repeat(40), 0, b"")]).unwrap_err(), FormatError::BadName(0));
-        assert_eq!(pack(&[("a", 8, b"")]).unwrap_err(), FormatError::BadFlags(0));
+        assert_eq!(pack(&[("a", 16, b"")]).unwrap_err(), FormatError::BadFlags(0));
     }
 }

@@ -13,6 +13,7 @@ extern crate alloc;
 pub mod dev;
 pub mod fmt;
 pub mod ipc;
+pub mod service;
 pub mod supervise;
 pub mod sys;
 pub mod transport;

@@ -15,13 +15,13 @@ use std::time::{Duration, Instant};
 
 const TIMEOUT: Duration = Duration::from_secs(180);
 
-struct Verdicts {
-    passed: usize,
-    failed: Vec<String>,
+pub(crate) struct Verdicts {
+    pub passed: usize,
+    pub failed: Vec<String>,
 }
 
 impl Verdicts {
-    fn check(&mut self, ok: bool, what: &str) {
+    pub fn check(&mut self, ok: bool, what: &str) {
         if ok {
             self.passed += 1;
             println!("ok   {what}");
@@ -34,6 +34,9 @@ impl Verdicts {
 
 pub fn run(art: &Artifacts, opts: &Options) -> bool {
     println!("== QEMU tests");
+    if opts.storage_only {
+        return finish(storage_only(opts));
+    }
     if !have_qemu() {
         println!("0 passed, 1 failed");
         return false;
@@ -99,6 +102,17 @@ pub fn run(art: &Artifacts, opts: &Options) -> bool {
     v.check(!timed_out, &format!("QEMU finished within {} s", TIMEOUT.as_secs()));
     v.check(status == Some(QEMU_SUCCESS), &format!("QEMU exit status {status:?} is the kernel's success ({QEMU_SUCCESS})"));
     kernel_fault_selftest(art, opts, &mut v);
+    crate::storage::run_tests(opts, &mut v);
+    finish(v)
+}
+
+fn storage_only(opts: &Options) -> Verdicts {
+    let mut v = Verdicts { passed: 0, failed: Vec::new() };
+    crate::storage::run_tests(opts, &mut v);
+    v
+}
+
+fn finish(v: Verdicts) -> bool {
     for f in &v.failed {
         println!("failed: {f}");
     }
@@ -132,7 +146,7 @@ fn kernel_fault_selftest(art: &Artifacts, opts: &Options, v: &mut Verdicts) {
 }
 
 /// Collects a child's stdout and exit code, killing it after `limit`.
-fn wait_with_timeout(mut child: std::process::Child, limit: Duration) -> Option<(String, Option<i32>)> {
+pub(crate) fn wait_with_timeout(mut child: std::process::Child, limit: Duration) -> Option<(String, Option<i32>)> {
     let mut stdout = child.stdout.take()?;
     let reader = std::thread::spawn(move || {
         let mut s = String::new();

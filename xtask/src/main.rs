@@ -7,14 +7,19 @@
 //!
 //! Subcommands:
 //!   build [--release]          kernel + initrd apps, then pack target/watos/initrd.img
-//!   qemu  [--release] [--kvm]  build, then boot in QEMU with the serial console on stdout
-//!   test  [--release]          host tests (`cargo test`), then the QEMU boot tests
+//!   image                      fresh disk images for `qemu`: target/watos/{wfs,fat}.img
+//!   qemu  [--release] [--kvm]  build, then boot the storage system in QEMU (disks from `image`,
+//!                              made if missing) with the serial console on stdout
+//!   test  [--release]          host tests (`cargo test`), then the QEMU boot tests: the kernel
+//!                              and process tests, the kernel-fault boot, the two storage boots
 //!         [--qemu-only]        skip the host tests
+//!         [--storage-only]     only the storage boots and image checks
 //!   bench [NAME...]            host benchmarks (servers/bench), release mode; `ipc` = the QEMU
 //!                              IPC round-trip benchmark
 
 mod bench;
 mod harness;
+mod storage;
 mod watos;
 
 use std::process::{Command, ExitCode};
@@ -25,7 +30,8 @@ fn main() -> ExitCode {
     let opts = watos::Options::parse(rest);
     let ok = match args.first().map(String::as_str) {
         Some("build") => watos::build(&opts).is_some(),
-        Some("qemu") => watos::build(&opts).is_some_and(|art| watos::run_interactive(&art, &opts)),
+        Some("image") => storage::image(),
+        Some("qemu") => storage::run_interactive(&opts),
         Some("test") => {
             // Both halves always run, so one failure does not hide the other's results.
             let host = opts.qemu_only || host_tests();
@@ -48,7 +54,7 @@ fn main() -> ExitCode {
             ok
         }
         _ => {
-            eprintln!("usage: cargo xtask <build | qemu [--kvm] | test | bench [NAME...]> [--release]");
+            eprintln!("usage: cargo xtask <build | image | qemu [--kvm] | test [--qemu-only|--storage-only] | bench [NAME...]> [--release]");
             false
         }
     };

@@ -14,7 +14,19 @@ use std::process::Command;
 /// the kernel (linked at -2 GiB) and the apps (linked at 4 MiB).
 const RUSTFLAGS: &str = "-C panic=abort -C relocation-model=static -C no-redzone=yes -C code-model=large -C force-frame-pointers=yes -C strip=debuginfo";
 const TARGET: &str = "x86_64-unknown-linux-gnu";
-const BINS: [&str; 6] = ["kernel", "init", "hello", "hostile", "spinner", "ipc"];
+const BINS: [&str; 11] = [
+    "kernel",
+    "init",
+    "hello",
+    "hostile",
+    "spinner",
+    "ipc",
+    "fstest",
+    "blockcache-server",
+    "wfs-server",
+    "fat-server",
+    "vfs-server",
+];
 
 /// (name in the initrd, binary, flags).
 const MANIFEST: [(&str, &str, u32); 14] = [
@@ -39,12 +51,19 @@ pub struct Options {
     pub release: bool,
     pub kvm: bool,
     pub qemu_only: bool,
+    /// `test --storage-only`: only the storage boots (implies --qemu-only).
+    pub storage_only: bool,
 }
 
 impl Options {
     pub fn parse(args: &[String]) -> Options {
         let has = |flag: &str| args.iter().any(|a| a == flag);
-        Options { release: has("--release"), kvm: has("--kvm"), qemu_only: has("--qemu-only") }
+        Options {
+            release: has("--release"),
+            kvm: has("--kvm"),
+            qemu_only: has("--qemu-only") || has("--storage-only"),
+            storage_only: has("--storage-only"),
+        }
     }
 }
 
@@ -57,11 +76,29 @@ pub struct Artifacts {
 /// The initrd for `cargo xtask bench ipc`: just the benchmark's two roles.
 const BENCH_MANIFEST: [(&str, &str, u32); 2] = [("bench-echo", "ipc", initrd::AUTOSTART), ("ipc-bench", "ipc", initrd::AUTOSTART)];
 
+/// The storage system (`cargo xtask qemu` and the storage boots of `cargo xtask test`): one block
+/// cache server per virtio-blk disk (drivers), the filesystem servers, the vfs server, and the test
+/// app. RESTART marks what init brings back after a fault.
+pub const STORAGE_MANIFEST: [(&str, &str, u32); 7] = [
+    ("init", "init", initrd::AUTOSTART | initrd::SUPERVISOR),
+    ("blockcache0", "blockcache-server", initrd::AUTOSTART | initrd::DRIVER | initrd::RESTART),
+    ("blockcache1", "blockcache-server", initrd::AUTOSTART | initrd::DRIVER | initrd::RESTART),
+    ("wfs-server", "wfs-server", initrd::AUTOSTART | initrd::RESTART),
+    ("fat-server", "fat-server", initrd::AUTOSTART | initrd::RESTART),
+    ("vfs-server", "vfs-server", initrd::AUTOSTART | initrd::RESTART),
+    ("fstest", "fstest", initrd::AUTOSTART),
+];
+
 pub fn build(opts: &Options) -> Option<Artifacts> {
     build_with(opts, &MANIFEST, "initrd.img")
 }
 
-fn build_with(opts: &Options, manifest: &[(&str, &str, u32)], image_name: &str) -> Option<Artifacts> {
+/// Builds everything and packs the storage system's initrd.
+pub fn build_storage(opts: &Options) -> Option<Artifacts> {
+    build_with(opts, &STORAGE_MANIFEST, "initrd-storage.img")
+}
+
+pub fn build_with(opts: &Options, manifest: &[(&str, &str, u32)], image_name: &str) -> Option<Artifacts> {
     let root = workspace_root();
     let target_dir = root.join("target/watos");
     let mut cmd = Command::new(env!("CARGO"));
@@ -141,24 +178,6 @@ pub fn qemu_command(art: &Artifacts, opts: &Options) -> Command {
 pub const QEMU_SUCCESS: i32 = (0x10 << 1) | 1;
 /// QEMU's exit status after a kernel panic (`0x11` written to the debug-exit port).
 pub const QEMU_FAILURE: i32 = (0x11 << 1) | 1;
-
-pub fn run_interactive(art: &Artifacts, opts: &Options) -> bool {
-    if !have_qemu() {
-        return false;
-    }
-    println!("== booting WATOS in QEMU (the kernel powers off when every process has finished)");
-    match qemu_command(art, opts).status() {
-        Ok(s) if s.code() == Some(QEMU_SUCCESS) => true,
-        Ok(s) => {
-            eprintln!("QEMU exited with {s} (the kernel reports success as status {QEMU_SUCCESS})");
-            false
-        }
-        Err(e) => {
-            eprintln!("cannot start QEMU: {e}");
-            false
-        }
-    }
-}
 
 /// `cargo xtask bench ipc`: boots a release build whose initrd holds only the IPC benchmark, and
 /// prints its figures as Markdown.

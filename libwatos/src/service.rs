@@ -1,0 +1,119 @@
+//! What every storage server process shares: its own name, the stop notification, name lookup with a
+//! NUL, and a wall clock.
+//!
+//! Design: servers are started by the kernel from the initrd manifest and find each other by name
+//! (`find_task`), so one binary can serve several roles (blockcache0, blockcache1) by reading its own
+//! name. An orderly shutdown is a notification, not a message: a server blocked in `receive` wakes on
+//! `STOP`, finishes what it owns (unmount, write back), tells the server below it to stop, and exits,
+//! so shutting down never races with a request in flight from the same chain.
+
+use crate::{ipc, sys};
+use alloc::string::String;
+use alloc::vec::Vec;
+use kernel_core::abi::SysError;
+use protocol::fs::{Clock, Timespec};
+
+/// Notification bit asking a server to finish its work and exit.
+pub const STOP: u64 = 1 << 0;
+
+/// This task's name from the initrd manifest.
+pub fn own_name() -> String {
+    sys::task_info(sys::SELF_ID).map(|i| String::from(i.name())).unwrap_or_default()
+}
+
+/// The id of the live task called `name` (no NUL needed).
+pub fn find(name: &str) -> Result<u64, SysError> {
+    let mut c: Vec<u8> = name.as_bytes().into();
+    c.push(0);
+    let c = core::ffi::CStr::from_bytes_with_nul(&c).map_err(|_| SysError::BadString)?;
+    sys::find_task(c)
+}
+
+/// Sends `STOP` to the server called `name`; a server already gone is not an error.
+pub fn stop(name: &str) {
+    if let Ok(id) = find(name) {
+        let _ = ipc::notify(id, STOP);
+    }
+}
+
+/// A clock that has no battery-backed time source yet: a fixed epoch (2023-11-14) plus the time
+/// since boot, so timestamps still move forward within a boot.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BootClock;
+
+/// Seconds since 1970 that boot time is taken to be.
+pub const EPOCH_SECS: i64 = 1_700_000_000;
+
+impl Clock for BootClock {
+    fn now(&self) -> Timespec {
+        let ns = sys::monotonic_ns();
+        Timespec { secs: EPOCH_SECS + (ns / 1_000_000_000) as i64, nanos: (ns % 1_000_000_000) as u32 }
+    }
+}
+
+/// The whole life of a filesystem server process called `name`: find the block cache server
+/// `cache`, `mount` the filesystem on it (`kind` names it in the log), serve the filesystem
+/// interface until `STOP`, then `finish` it (unmount: commit and write back through the cache) and
+/// stop the cache server, in that order, so the cache never leaves before its last write. Returns
+/// the process's exit code.
+pub fn run_filesystem<F: protocol::fs::FileSystem>(
+    kind: &str,
+    cache: &str,
+    mount: impl FnOnce(crate::transport::KernelTransport, protocol::ipc::TaskId) -> protocol::Result<F>,
+    finish: impl FnOnce(F) -> protocol::Result<()>,
+) -> i64 {
+    let name = own_name();
+    let t = crate::transport::KernelTransport::new();
+    let fs = match t.lookup(cache).and_then(|id| mount(t, id)) {
+        Ok(fs) => fs,
+        Err(e) => {
+            crate::println!("{name}: cannot mount {kind} from {cache}: {e:?}");
+            return 2;
+        }
+    };
+    crate::println!("{name}: mounted {kind} from {cache}");
+    let mut server = protocol::api::filesystem::Service(protocol::api::filesystem::FsServer::new(fs));
+    crate::println!("{name}: serving");
+    let served = crate::transport::serve(&mut server, STOP);
+    let done = finish(server.0.fs);
+    stop(cache);
+    match (served, done) {
+        (Ok(()), Ok(())) => {
+            crate::println!("{name}: stopped; unmounted cleanly");
+            0
+        }
+        (s, d) => {
+            crate::println!("{name}: stopped with errors: serve {s:?}, unmount {d:?}");
+            1
+        }
+    }
+}
+
+/// Deterministic test-file contents (xorshift64 from `seed`): the guest test app writes them and
+/// xtask checks the images on the host against the same bytes.
+pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pattern_is_deterministic_and_seed_dependent() {
+        assert_eq!(pattern(7, 1000), pattern(7, 1000));
+        assert_ne!(pattern(7, 64), pattern(8, 64));
+        assert_eq!(&pattern(7, 1000)[..10], &pattern(7, 10)[..]);
+        // Not constant, not trivially periodic in the first bytes.
+        let p = pattern(0x5eed_0001, 4096);
+        assert!(p.iter().any(|&b| b != p[0]) && p[..16] != p[16..32]);
+    }
+}

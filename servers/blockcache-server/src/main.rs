@@ -1,0 +1,115 @@
+//! blockcache-server: owns one virtio-blk disk and serves it through the block cache.
+//!
+//! Design: the binary ships under one name per disk (`blockcache0`, `blockcache1`, ...); the digit is
+//! the index of the legacy virtio-blk PCI function it drives, in QEMU's `-drive` order (disk 0 holds
+//! WFS, disk 1 FAT). The initrd entry has the DRIVER flag, so only this process gets port I/O and
+//! DMA memory. The driver (`virtio_blk::VirtioBlk`) runs on [`WatosHal`]: ports and DMA pages are
+//! the kernel's driver syscalls; completions are found by polling the used ring between yields,
+//! because an interrupt notification would have to share `receive` with client calls and the kernel
+//! has no notification-only wait yet. Above the driver sits `BlockCache` (write-back, read-ahead),
+//! served by `watos_stack::CacheServer` exactly as in the host harness. On `STOP` it writes every
+//! dirty block back, flushes the device and exits.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+use core::ptr::NonNull;
+
+use blockcache::{BlockCache, Config as CacheConfig};
+use blockdev::BlockDevice;
+use libwatos::service::{self, STOP};
+use libwatos::{dev, println, sys, transport};
+use protocol::api::blockcache::Service;
+use protocol::{Error, Result};
+use virtio_blk::{Config, Dma, Hal, Width, PAGE_SIZE};
+use watos_stack::CacheServer;
+
+libwatos::entry!(main);
+
+/// The kernel's driver syscalls as the driver's hardware abstraction.
+struct WatosHal;
+
+fn dev_err(e: libwatos::abi::SysError) -> Error {
+    transport::map_error(e)
+}
+
+// Safety: `map_dma` returns zeroed, page-aligned, physically contiguous pages mapped only into this
+// process, and the kernel frees them only with the address space, so they outlive the `Hal`.
+unsafe impl Hal for WatosHal {
+    fn io_in(&mut self, port: u16, width: Width) -> Result<u32> {
+        dev::io_in(port, width as u8).map_err(dev_err)
+    }
+
+    fn io_out(&mut self, port: u16, width: Width, value: u32) -> Result<()> {
+        dev::io_out(port, width as u8, value).map_err(dev_err)
+    }
+
+    fn dma_alloc(&mut self, pages: usize) -> Result<Dma> {
+        let (va, phys) = dev::map_dma(pages).map_err(dev_err)?;
+        let virt = NonNull::new(va).ok_or(Error::NoSpace)?;
+        Ok(Dma { virt, phys, len: pages * PAGE_SIZE })
+    }
+
+    fn wait_interrupt(&mut self) -> Result<()> {
+        // Polling: let the other processes (and QEMU's device model) run, then re-check the ring.
+        sys::yield_now();
+        Ok(())
+    }
+}
+
+/// Which disk a name like `blockcache1` drives.
+fn disk_index(name: &str) -> Option<usize> {
+    name.strip_prefix("blockcache")?.parse().ok()
+}
+
+fn main() -> i64 {
+    let name = service::own_name();
+    let Some(index) = disk_index(&name) else {
+        println!("{name}: name does not say which disk to drive");
+        return 2;
+    };
+    // 16 requests of up to 32 KiB in flight: 512 KiB of DMA bounce buffers.
+    let (disk, irq) = match virtio_blk::probe(WatosHal, index, Config { slots: 16, slot_bytes: 32 * 1024 }) {
+        Ok(found) => found,
+        Err(e) => {
+            println!("{name}: no virtio-blk disk {index}: {e:?}");
+            return 3;
+        }
+    };
+    let mut first = [0u8; 512];
+    let mut disk = disk;
+    let head = disk.read(0, &mut first).map(|_| first);
+    println!(
+        "{name}: virtio-blk disk {index}: {} sectors ({} MiB), queue {}, irq line {irq} (polled), sector 0 starts {:02x?}",
+        disk.capacity(),
+        disk.capacity() / 2048,
+        disk.queue_size(),
+        head.map(|b| [b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]).unwrap_or_default()
+    );
+    // 2048 blocks of 4 KiB: an 8 MiB cache per disk.
+    let cache = match BlockCache::new(disk, CacheConfig::new(2048)) {
+        Ok(c) => c,
+        Err(e) => {
+            println!("{name}: cache: {e:?}");
+            return 4;
+        }
+    };
+    let mut server = Service(CacheServer::new(cache));
+    println!("{name}: serving");
+    if let Err(e) = transport::serve(&mut server, STOP) {
+        println!("{name}: receive failed: {e:?}");
+        return 5;
+    }
+    let stats = server.0.cache.stats();
+    match server.0.cache.flush() {
+        Ok(()) => {
+            println!("{name}: stopped; dirty blocks written back and the disk flushed; cache hit rate {:.1}%", stats.hit_rate() * 100.0);
+            0
+        }
+        Err(e) => {
+            println!("{name}: final flush failed: {e:?}");
+            6
+        }
+    }
+}

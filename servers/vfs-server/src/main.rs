@@ -1,0 +1,60 @@
+//! vfs-server: the path-level file interface for applications, over the filesystem servers.
+//!
+//! Design: WFS (`wfs-server`) is the root and FAT (`fat-server`) is mounted at `/fat`, each through
+//! `vfs::RemoteFs`, a `FileSystem` whose every operation is a call to that server (so a filesystem
+//! server restart shows up here as `ServerRestarted` and RemoteFs re-finds it by name). Descriptor
+//! tables are per calling process (the kernel names the caller). On `STOP` it exits; it owns no
+//! disk state, and the filesystem servers are stopped separately.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+use alloc::boxed::Box;
+use libwatos::println;
+use libwatos::service::{self, STOP};
+use libwatos::transport::{self, KernelTransport};
+use protocol::api::vfs::Service;
+use protocol::fs::FileSystem;
+use protocol::Result;
+use vfs::{RemoteFs, Vfs, VfsServer};
+
+libwatos::entry!(main);
+
+fn remote(name: &str) -> Result<Box<dyn FileSystem>> {
+    let t = KernelTransport::new();
+    let id = t.lookup(name)?;
+    Ok(Box::new(RemoteFs::connect(t, id)?))
+}
+
+fn mount_all() -> Result<Vfs> {
+    let mut v = Vfs::new(remote("wfs-server")?);
+    v.mount("/fat", remote("fat-server")?)?;
+    Ok(v)
+}
+
+fn main() -> i64 {
+    let name = service::own_name();
+    let v = match mount_all() {
+        Ok(v) => v,
+        Err(e) => {
+            println!("{name}: cannot mount the filesystems: {e:?}");
+            return 2;
+        }
+    };
+    for (path, _) in v.mounts() {
+        println!("{name}: mounted {path}");
+    }
+    let mut server = Service(VfsServer::new(v));
+    println!("{name}: serving");
+    match transport::serve(&mut server, STOP) {
+        Ok(()) => {
+            println!("{name}: stopped");
+            0
+        }
+        Err(e) => {
+            println!("{name}: receive failed: {e:?}");
+            1
+        }
+    }
+}
