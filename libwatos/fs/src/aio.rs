@@ -157,12 +157,16 @@ impl<T: Transport> Queue<T> {
             let restarted = self.fs.epoch() != epoch || matches!(&r, Err(e) if e.kind() == ErrorKind::ServerRestarted);
             if !restarted {
                 let counts = r?;
+                // One count per read, each within its slot, or the reply is broken.
+                if counts.len() != reads.len() || counts.iter().zip(reads).any(|(&n, r)| n as usize > r.2) {
+                    return Err(protocol::Error::Malformed.into());
+                }
                 let mut at = 0;
                 return Ok(reads
                     .iter()
                     .zip(counts)
                     .map(|(req, n)| {
-                        let d = buf[at..at + (n as usize).min(req.2)].to_vec();
+                        let d = buf[at..at + n as usize].to_vec();
                         at += req.2;
                         d
                     })
@@ -189,6 +193,9 @@ impl<T: Transport> Queue<T> {
             // Wherever the vfs offset ended up, it is not the file's position any more.
             file.vfs_moved(None);
             let n = r? as usize;
+            if n > chunk.len() {
+                return Err(protocol::Error::Malformed.into());
+            }
             if n == 0 {
                 return Err(Error::new(ErrorKind::WriteZero));
             }

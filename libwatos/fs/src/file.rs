@@ -270,6 +270,10 @@ impl<T: Transport> File<T> {
             return Ok(0);
         }
         let n = self.inner.idempotent(Need::Pos, |c, fd| c.read(fd, &mut buf[..len]))? as usize;
+        // A server claiming more than it was lent is broken; never let that reach a slice index.
+        if n > len {
+            return Err(protocol::Error::Malformed.into());
+        }
         let mut st = self.inner.state.borrow_mut();
         let at = st.pos.map(|p| p + n as u64);
         st.pos = at;
@@ -317,6 +321,9 @@ impl<T: Transport> File<T> {
         }
         let need = if self.inner.is_append() { Need::Fd } else { Need::Pos };
         let n = self.inner.once(need, |c, fd| c.write(fd, &data[..len]))? as usize;
+        if n > len {
+            return Err(protocol::Error::Malformed.into());
+        }
         let mut st = self.inner.state.borrow_mut();
         if self.inner.is_append() {
             st.pos = None;
