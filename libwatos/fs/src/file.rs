@@ -17,13 +17,16 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::cell::RefCell;
 
-use protocol::api::vfs::{Client, OpenFlags, Whence};
+use protocol::api::vfs::{Client, OpenFlags, ReadReq, Whence};
 use protocol::ipc::Transport;
 
 use crate::dir::Metadata;
 use crate::error::{Error, ErrorKind, Result};
 use crate::fs::Fs;
 use crate::{MAX_IO, MAX_REOPENS};
+
+/// Reads up to this size whose position is not the vfs offset are sent as one positioned read.
+const POSITIONED_READ_MAX: usize = 64 * 1024;
 
 /// Where [`File::seek`] counts from, as `std::io::SeekFrom`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -269,15 +272,34 @@ impl<T: Transport> File<T> {
         if len == 0 {
             return Ok(0);
         }
-        let n = self.inner.idempotent(Need::Pos, |c, fd| c.read(fd, &mut buf[..len]))? as usize;
+        let (pos, vfs_pos) = {
+            let st = self.inner.state.borrow();
+            (st.pos, st.vfs_pos)
+        };
+        let positioned = matches!(pos, Some(p) if vfs_pos != Some(p) && len <= POSITIONED_READ_MAX);
+        let n = match pos {
+            // The vfs offset is elsewhere (after a seek, a re-open or a queue write) and the read is
+            // small: one positioned read instead of a seek plus a read. It goes through the vfs's
+            // bounce buffer, a copy that costs less than a round trip at these sizes.
+            Some(p) if positioned => {
+                let req = ReadReq { fd: 0, offset: p, len: len as u32 };
+                let counts = self.inner.idempotent(Need::Fd, |c, fd| c.batch_read(alloc::vec![ReadReq { fd, ..req }], &mut buf[..len]))?;
+                let [n] = counts[..] else { return Err(protocol::Error::Malformed.into()) };
+                n as usize
+            }
+            _ => self.inner.idempotent(Need::Pos, |c, fd| c.read(fd, &mut buf[..len]))? as usize,
+        };
         // A server claiming more than it was lent is broken; never let that reach a slice index.
         if n > len {
             return Err(protocol::Error::Malformed.into());
         }
         let mut st = self.inner.state.borrow_mut();
-        let at = st.pos.map(|p| p + n as u64);
-        st.pos = at;
-        st.vfs_pos = at;
+        st.pos = st.pos.map(|p| p + n as u64);
+        // A positioned read leaves the vfs offset where it is (a re-open on the way may have moved
+        // it to 0, which `vfs_pos` already says); a plain read moved it with the position.
+        if !positioned {
+            st.vfs_pos = st.pos;
+        }
         Ok(n)
     }
 
