@@ -207,3 +207,28 @@ fn large_logical_sectors_and_clusters_from_mkfs() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+#[test]
+fn many_similar_long_names_pass_fsck_and_mtools() {
+    let dir = scratch("aliases");
+    let img = dir.join("img");
+    let mut fs = FatFs::format(RamDisk::new(40 * 2048), &FormatOptions { fat_type: Some(FatType::Fat32), ..Default::default() }, clock()).unwrap();
+    let root = fs.root();
+    let d = mkdir(&mut fs, root, "similar");
+    for i in 0..150 {
+        let f = file(&mut fs, d, &format!("Quarterly report {i:03}.document"));
+        fs.write(f, 0, format!("{i}").as_bytes()).unwrap();
+    }
+    for i in (0..150).step_by(3) {
+        fs.unlink(d, &format!("Quarterly report {i:03}.document")).unwrap();
+    }
+    for i in 0..20 {
+        file(&mut fs, d, &format!("Quarterly report new {i}.document"));
+    }
+    store(fs, &img);
+    fsck_clean(&img);
+    assert_eq!(mread(&img, "/similar/Quarterly report 149.document", &dir), b"149");
+    let listing = tool_ok("mdir", &["-b", "-i", img.to_str().unwrap(), "::/similar"]);
+    assert_eq!(String::from_utf8_lossy(&listing.stdout).lines().filter(|l| l.contains("Quarterly")).count(), 120);
+    let _ = std::fs::remove_dir_all(&dir);
+}
