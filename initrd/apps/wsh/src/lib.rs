@@ -8,15 +8,18 @@
 //! only the file API; the commands that need server-specific calls (snapshot, scrub, stats detail,
 //! ps, kill, restart, the mount list) go through [`Hooks`], which the binary implements with its
 //! own clients. A command's output can go to a file with `>`/`>>`; scripts run line by line,
-//! optionally stopping at the first error.
+//! optionally stopping at the first error. [`LineEditor`] turns console bytes into lines (echo,
+//! backspace, Ctrl-U, Ctrl-C) for the interactive loop.
 #![no_std]
 #![forbid(unsafe_code)]
 
 extern crate alloc;
 
 mod commands;
+mod line;
 mod parse;
 mod shell;
 
+pub use line::{Input, LineEditor, MAX_LINE};
 pub use parse::{parse, Line, ParseError, RedirectMode};
 pub use shell::{CmdError, Hooks, NoHooks, ScriptOutcome, Shell, Status};
