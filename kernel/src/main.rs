@@ -81,7 +81,7 @@ extern "C" fn kmain(magic: u32, mbi: u32) -> ! {
     };
     klog!("initrd: {} programs, {} bytes", rd.len(), range.1 - range.0);
     for entry in rd.entries() {
-        kernel.add_image(entry.name, entry.data, entry.driver());
+        kernel.add_program(entry.name, entry.data, entry.flags as u64);
     }
     for entry in rd.entries().filter(|e| e.autostart()) {
         match kernel.spawn_image(entry.name) {

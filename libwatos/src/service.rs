@@ -36,6 +36,22 @@ pub fn stop(name: &str) {
     }
 }
 
+/// Asks the supervisor (the manifest's SUPERVISOR program) to kill the service called `name`; it
+/// then restarts it by its policy. Returns the supervisor's refusal as `NotPermitted` and an unknown
+/// name as `NoSuchTask`.
+pub fn kill_service(name: &str) -> Result<(), SysError> {
+    let supervisor = sys::programs().into_iter().find(|p| p.flags & kernel_core::abi::PROGRAM_SUPERVISOR != 0).ok_or(SysError::NoSuchTask)?;
+    let id = find(supervisor.name())?;
+    let msg = [crate::supervise::KILL, name.as_bytes()].concat();
+    let mut reply = [0u8; 1];
+    let n = ipc::send(id, &msg, &mut reply, &[])?;
+    match (n, reply[0]) {
+        (1, crate::supervise::REPLY_OK) => Ok(()),
+        (1, crate::supervise::REPLY_NO_SUCH_TASK) => Err(SysError::NoSuchTask),
+        _ => Err(SysError::NotPermitted),
+    }
+}
+
 /// A clock that has no battery-backed time source yet: a fixed epoch (2023-11-14) plus the time
 /// since boot, so timestamps still move forward within a boot.
 #[derive(Debug, Clone, Copy, Default)]

@@ -5,7 +5,11 @@
 //! left alone; a fault is remembered with its time; faults older than the window are forgotten; the
 //! n-th fault inside the window waits `base << (n - 1)` (capped) before the restart, so a crash loop
 //! costs little CPU and cannot starve the rest; more than `max_faults` inside the window and the
-//! supervisor gives up on that program for good. Pure logic, so it is tested on the host.
+//! supervisor gives up on that program for good. Which programs are services (restarted) comes from
+//! the initrd manifest's RESTART flag, never from a list compiled into the supervisor. Other tasks
+//! may ask the supervisor to kill a service by name (a one-line message, `kill NAME`), which is how a
+//! shell or a test restarts one; the kill counts as a fault, so the same policy brings it back.
+//! Pure logic, so it is tested on the host.
 
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::String;
@@ -29,6 +33,34 @@ pub struct RestartPolicy {
     faults: BTreeMap<String, Vec<u64>>,
     given_up: BTreeSet<String>,
 }
+
+/// The names of the manifest's programs flagged RESTART.
+pub fn restart_list(programs: &[crate::sys::ProgramInfo]) -> Vec<String> {
+    programs.iter().filter(|p| p.flags & crate::sys::PROGRAM_RESTART != 0).map(|p| String::from(p.name())).collect()
+}
+
+/// A request to the supervisor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request<'a> {
+    /// End the task called this (as a fault, so the restart policy applies).
+    Kill(&'a str),
+}
+
+/// Prefix of a kill request.
+pub const KILL: &[u8] = b"kill ";
+
+/// Decodes a request message; `None` for anything malformed.
+pub fn parse_request(msg: &[u8]) -> Option<Request<'_>> {
+    let name = core::str::from_utf8(msg.strip_prefix(KILL)?).ok()?;
+    (!name.is_empty() && name.len() < 32 && !name.contains('\0')).then_some(Request::Kill(name))
+}
+
+/// Reply byte: the request was carried out.
+pub const REPLY_OK: u8 = 0;
+/// Reply byte: malformed request, or the named task is not a service.
+pub const REPLY_REFUSED: u8 = 1;
+/// Reply byte: no live task has that name.
+pub const REPLY_NO_SUCH_TASK: u8 = 2;
 
 /// No single restart waits longer than this.
 const MAX_DELAY_NS: u64 = 5_000_000_000;
@@ -61,6 +93,30 @@ mod tests {
     use super::*;
 
     const MS: u64 = 1_000_000;
+
+    #[test]
+    fn requests_parse_strictly() {
+        assert_eq!(parse_request(b"kill wfs-server"), Some(Request::Kill("wfs-server")));
+        assert_eq!(parse_request(b"kill "), None);
+        assert_eq!(parse_request(b"kil wfs"), None);
+        assert_eq!(parse_request(b"kill a\0b"), None);
+        assert_eq!(parse_request(b"kill \xff"), None);
+        assert_eq!(parse_request(&[b'k'; 300]), None);
+        let long = [KILL, &[b'x'; 40][..]].concat();
+        assert_eq!(parse_request(&long), None);
+    }
+
+    #[test]
+    fn the_restart_list_is_the_manifest_flag() {
+        use crate::sys::{ProgramInfo, PROGRAM_RESTART};
+        let prog = |name: &str, flags| {
+            let mut p = ProgramInfo { flags, ..ProgramInfo::default() };
+            p.name[..name.len()].copy_from_slice(name.as_bytes());
+            p
+        };
+        let list = restart_list(&[prog("init", 3), prog("wfs-server", 1 | PROGRAM_RESTART), prog("fstest", 1), prog("blockcache0", 1 | 4 | PROGRAM_RESTART)]);
+        assert_eq!(list, ["wfs-server", "blockcache0"]);
+    }
 
     #[test]
     fn clean_exits_are_left_alone() {

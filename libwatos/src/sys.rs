@@ -4,7 +4,9 @@
 //! decodes `rax` into `Result<_, SysError>`. Calls that take pointers take slices, so ordinary code
 //! cannot pass a bad pointer; `raw` is public for tests that must (the hostile program).
 
-pub use kernel_core::abi::{DeathInfo, Sys, SysError, TaskInfo, DEATH_EXIT, DEATH_FAULT, MAP_WRITE, NOTIFY_DEATH, SELF_ID};
+pub use kernel_core::abi::{
+    DeathInfo, ProgramInfo, Sys, SysError, TaskInfo, DEATH_EXIT, DEATH_FAULT, KILLED, MAP_WRITE, NOTIFY_DEATH, PROGRAM_RESTART, SELF_ID,
+};
 use core::arch::asm;
 
 /// The raw `syscall` instruction: number and six arguments in, `rax` out. No validation here: the
@@ -90,4 +92,22 @@ pub fn next_death() -> Result<Option<DeathInfo>, SysError> {
     let mut info = DeathInfo::default();
     let n = call(Sys::NextDeath, [&mut info as *mut DeathInfo as u64, DeathInfo::SIZE as u64, 0, 0, 0, 0])?;
     Ok((n == 1).then_some(info))
+}
+
+/// Program `index` of the initrd manifest (name, flags, size); `None` past the last one.
+pub fn program_info(index: usize) -> Result<Option<ProgramInfo>, SysError> {
+    const _: () = assert!(core::mem::size_of::<ProgramInfo>() == ProgramInfo::SIZE);
+    let mut info = ProgramInfo::default();
+    let n = call(Sys::ProgramInfo, [index as u64, &mut info as *mut ProgramInfo as u64, ProgramInfo::SIZE as u64, 0, 0, 0])?;
+    Ok((n == 1).then_some(info))
+}
+
+/// Every program in the initrd manifest, in order.
+pub fn programs() -> alloc::vec::Vec<ProgramInfo> {
+    (0..).map_while(|i| program_info(i).ok().flatten()).collect()
+}
+
+/// Ends task `id` as a fault with code `KILLED` (supervisor only).
+pub fn kill(id: u64) -> Result<(), SysError> {
+    call(Sys::Kill, [id, 0, 0, 0, 0, 0]).map(|_| ())
 }

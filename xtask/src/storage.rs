@@ -133,6 +133,19 @@ pub fn judge_boot(log: &[String], status: Option<i32>, second: bool, v: &mut Ver
     v.check(has("vfs-server: mounted /") && has("vfs-server: mounted /fat"), &format!("{boot}: the vfs server mounted / and /fat"));
     let persisted = if second { "fstest: boot with existing files: both verified" } else { "fstest: first boot: persistence files written" };
     v.check(has(persisted), &format!("{boot}: {persisted}"));
+    v.check(
+        log.iter().any(|l| l.starts_with("init: supervising [") && l.contains("\"wfs-server\"") && l.contains("\"blockcache1\"")),
+        &format!("{boot}: init took its restart list from the manifest"),
+    );
+    v.check(
+        has("(wfs-server) killed by the supervisor") && has("init: restarted wfs-server as task"),
+        &format!("{boot}: wfs-server was killed mid-workload and init restarted it"),
+    );
+    let reaped: Vec<&String> = log.iter().filter(|l| l.contains(") reaped;")).collect();
+    v.check(
+        reaped.len() == 1 && reaped[0].contains("(wfs-server)"),
+        &format!("{boot}: no task but the killed wfs-server died ({} reaped)", reaped.len()),
+    );
     for task in ["fstest", "vfs-server", "wfs-server", "fat-server", "blockcache0", "blockcache1", "init"] {
         v.check(has(&format!("({task}) exited with code 0")), &format!("{boot}: {task} exited with code 0"));
     }

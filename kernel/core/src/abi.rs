@@ -101,11 +101,18 @@ pub enum Sys {
     MapDma = 22,
     /// lease_info(client id, lease index, out: *mut Lease) -> 0: the lease's length and rights.
     LeaseInfo = 23,
+    /// program_info(index, out: *mut ProgramInfo, out len) -> 1 if program `index` of the initrd
+    /// exists (its manifest flags, size and name written), 0 past the last one. Anyone may call it:
+    /// the manifest is no secret, and it is how the supervisor learns its restart list.
+    ProgramInfo = 24,
+    /// kill(id) -> 0: end task `id` as if it had faulted (death code `KILLED`), so the supervisor's
+    /// restart policy applies. Supervisor only; never itself.
+    Kill = 25,
 }
 
 impl Sys {
     /// Every call, indexed by its number (numbers are dense from 0).
-    pub const ALL: [Sys; 24] = [
+    pub const ALL: [Sys; 26] = [
         Sys::Exit,
         Sys::Yield,
         Sys::ConsoleWrite,
@@ -130,6 +137,8 @@ impl Sys {
         Sys::IrqAck,
         Sys::MapDma,
         Sys::LeaseInfo,
+        Sys::ProgramInfo,
+        Sys::Kill,
     ];
 
     /// Decodes a raw syscall number; `None` for numbers the kernel does not know.
@@ -328,6 +337,42 @@ pub struct DeathInfo {
     /// Its name, NUL-padded.
     pub name: [u8; 32],
 }
+
+/// What `program_info` writes about one initrd program.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ProgramInfo {
+    /// The initrd manifest flags (`PROGRAM_*`).
+    pub flags: u64,
+    /// Size of its ELF image in bytes.
+    pub size: u64,
+    /// Zero; keeps the layout the same as `TaskInfo` and `DeathInfo` (four words, then the name).
+    pub reserved: [u64; 2],
+    /// Its name, NUL-padded (cut to 31 bytes like every name the kernel reports).
+    pub name: [u8; 32],
+}
+
+/// Manifest flag bits as `program_info` reports them (the initrd format's own values).
+pub const PROGRAM_AUTOSTART: u64 = 1;
+pub const PROGRAM_SUPERVISOR: u64 = 2;
+pub const PROGRAM_DRIVER: u64 = 4;
+/// A service the supervisor restarts when it faults.
+pub const PROGRAM_RESTART: u64 = 8;
+
+impl ProgramInfo {
+    pub const SIZE: usize = 64;
+
+    pub fn to_bytes(&self) -> [u8; Self::SIZE] {
+        words_and_name([self.flags, self.size, self.reserved[0], self.reserved[1]], &self.name)
+    }
+
+    pub fn name(&self) -> &str {
+        name_str(&self.name)
+    }
+}
+
+/// The death code (`DEATH_FAULT`) of a task the supervisor ended with `kill`.
+pub const KILLED: u64 = u64::MAX - 1;
 
 pub const DEATH_EXIT: u64 = 0;
 pub const DEATH_FAULT: u64 = 1;

@@ -69,11 +69,13 @@ pub enum Death {
     Fault(u64),
 }
 
-/// A program the kernel can start: its name, ELF bytes and whether it is a driver.
+/// A program the kernel can start: its name, ELF bytes, whether it is a driver, and its manifest
+/// flags (reported by `program_info`).
 pub struct Image {
     pub name: String,
     pub bytes: &'static [u8],
     pub driver: bool,
+    pub flags: u64,
 }
 
 /// Death records kept for the supervisor; beyond this the oldest is dropped (and logged).
@@ -354,7 +356,13 @@ impl<P: Platform, M: PhysMem, F: FrameAlloc> Kernel<P, M, F> {
 
     /// Registers a program image `spawn` may start by name.
     pub fn add_image(&mut self, name: &str, bytes: &'static [u8], driver: bool) {
-        self.images.push(Image { name: String::from(name), bytes, driver });
+        self.add_program(name, bytes, if driver { crate::abi::PROGRAM_DRIVER } else { 0 });
+    }
+
+    /// Registers an initrd program with its manifest flags (`PROGRAM_DRIVER` grants device access).
+    pub fn add_program(&mut self, name: &str, bytes: &'static [u8], flags: u64) {
+        let driver = flags & crate::abi::PROGRAM_DRIVER != 0;
+        self.images.push(Image { name: String::from(name), bytes, driver, flags });
     }
 
     /// Starts a registered image (with its privileges).

@@ -336,3 +336,76 @@ fn only_the_supervisor_spawns_and_restarts_get_a_new_generation() {
     syscall(&mut k, &mut f, Sys::Spawn, [DATA, 0, 0]);
     assert_eq!(TaskId::from_raw(f.rax), Some(TaskId { index: 1, generation: 1 }));
 }
+
+#[test]
+fn program_info_lists_the_manifest_with_flags_to_anyone() {
+    use crate::abi::{ProgramInfo, PROGRAM_DRIVER, PROGRAM_RESTART};
+    let (mut k, mut f) = supervised(&["init", "worker"]);
+    let leaked: &'static [u8] = Box::leak(image().into_boxed_slice());
+    k.add_program("a-long-service-name-beyond-31-bytes", leaked, PROGRAM_RESTART | PROGRAM_DRIVER);
+    // An ordinary task (not the supervisor) may read it.
+    syscall(&mut k, &mut f, Sys::Yield, [0; 3]);
+    let me = k.current.unwrap();
+    assert_ne!(Some(k.task(me).unwrap().id), k.supervisor);
+    let n = k.images.len() as u64;
+    let mut seen = Vec::new();
+    for i in 0..n + 2 {
+        syscall(&mut k, &mut f, Sys::ProgramInfo, [i, DATA + 128, ProgramInfo::SIZE as u64]);
+        if i >= n {
+            assert_eq!(f.rax, 0, "past the last program");
+            continue;
+        }
+        assert_eq!(f.rax, 1);
+        let b = copy_in(&space(&k, me), &k.mem, DATA + 128, 64).unwrap();
+        let flags = u64::from_le_bytes(b[0..8].try_into().unwrap());
+        let size = u64::from_le_bytes(b[8..16].try_into().unwrap());
+        let end = b[32..].iter().position(|&c| c == 0).unwrap();
+        seen.push((String::from_utf8(b[32..32 + end].to_vec()).unwrap(), flags, size));
+    }
+    let last = seen.last().unwrap();
+    assert_eq!((last.0.as_str(), last.1, last.2), ("a-long-service-name-beyond-31-b", PROGRAM_RESTART | PROGRAM_DRIVER, leaked.len() as u64));
+    assert!(seen.iter().any(|(name, flags, _)| name == "worker" && *flags == 0));
+    assert!(k.images.last().unwrap().driver, "the DRIVER flag still grants device access");
+    // Short or bad output buffers are refused and the caller keeps running.
+    syscall(&mut k, &mut f, Sys::ProgramInfo, [0, DATA + 128, 63]);
+    assert_eq!(SysError::decode(f.rax), Err(SysError::InvalidArgument));
+    syscall(&mut k, &mut f, Sys::ProgramInfo, [0, 0, 64]);
+    assert_eq!(SysError::decode(f.rax), Err(SysError::NullPointer));
+    assert_eq!(k.current, Some(me));
+}
+
+#[test]
+fn the_supervisor_kills_a_blocked_task_and_hears_of_it_as_a_fault() {
+    use crate::abi::{DeathInfo, DEATH_FAULT, KILLED};
+    let (mut k, mut f) = supervised(&["init", "worker"]);
+    let free_before = k.frames.free_count();
+    syscall(&mut k, &mut f, Sys::Yield, [0; 3]);
+    assert_eq!(k.current, Some(1));
+    let worker = k.task(1).unwrap().id.to_raw();
+    let init = k.task(0).unwrap().id.to_raw();
+    // The worker refuses to kill anyone: only the supervisor may.
+    syscall(&mut k, &mut f, Sys::Kill, [init, 0, 0]);
+    assert_eq!(SysError::decode(f.rax), Err(SysError::NotPermitted));
+    // It blocks in receive; the supervisor runs and kills it there.
+    syscall6(&mut k, &mut f, Sys::Receive, [DATA, 64, 0, DATA + 256, 0, 0]);
+    while k.current != Some(0) {
+        syscall(&mut k, &mut f, Sys::Yield, [0; 3]);
+    }
+    syscall(&mut k, &mut f, Sys::Kill, [init, 0, 0]);
+    assert_eq!(SysError::decode(f.rax), Err(SysError::InvalidArgument), "never itself");
+    syscall(&mut k, &mut f, Sys::Kill, [worker, 0, 0]);
+    assert_eq!(f.rax, 0);
+    assert!(k.task(1).is_none(), "the slot is free");
+    assert!(k.frames.free_count() > free_before, "its memory came back");
+    syscall(&mut k, &mut f, Sys::Kill, [worker, 0, 0]);
+    assert_eq!(SysError::decode(f.rax), Err(SysError::TaskDied), "a stale id");
+    syscall(&mut k, &mut f, Sys::NextDeath, [DATA + 128, DeathInfo::SIZE as u64, 0]);
+    assert_eq!(f.rax, 1);
+    let b = copy_in(&space(&k, 0), &k.mem, DATA + 128, 24).unwrap();
+    let w = |n: usize| u64::from_le_bytes(b[n * 8..n * 8 + 8].try_into().unwrap());
+    assert_eq!((w(0), w(1), w(2)), (worker, DEATH_FAULT, KILLED));
+    // Spawned again, it gets a new generation.
+    copy_out(&space(&k, 0), &mut k.mem, DATA, b"worker\0").unwrap();
+    syscall(&mut k, &mut f, Sys::Spawn, [DATA, 0, 0]);
+    assert_eq!(TaskId::from_raw(f.rax).map(|t| t.generation), Some(1));
+}

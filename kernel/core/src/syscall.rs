@@ -5,7 +5,7 @@
 //! such as over-long replies) kills the task like a CPU exception. Handlers never read user memory
 //! except through `usermem`, which validates against the caller's page tables and copies once.
 
-use crate::abi::{DeathInfo, Sys, SysError, TaskId, TaskInfo, ANON_LIMIT, MAP_WRITE, MAX_STR, MAX_WRITE, PAGE, SELF_ID};
+use crate::abi::{DeathInfo, ProgramInfo, Sys, KILLED, SysError, TaskId, TaskInfo, ANON_LIMIT, MAP_WRITE, MAX_STR, MAX_WRITE, PAGE, SELF_ID};
 use crate::devices;
 use crate::ipc;
 use crate::kernel::{klog, Death, Kernel, Platform};
@@ -66,6 +66,8 @@ pub fn dispatch<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>,
         Some(Sys::Notify) => ipc::notify(k, args).map(Some),
         Some(Sys::Spawn) => spawn(k, c, args[0]).map(Some),
         Some(Sys::NextDeath) => next_death(k, c, args[0], args[1]).map(Some),
+        Some(Sys::ProgramInfo) => program_info(k, c, args[0], args[1], args[2]).map(Some),
+        Some(Sys::Kill) => kill(k, c, args[0]).map(Some),
         Some(Sys::SetTimer) => {
             // The first tick at or after the deadline (a deadline in the past fires on the next tick).
             let tick = args[0].div_ceil(k.platform.tick_ns());
@@ -186,6 +188,38 @@ fn spawn<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, c: usi
             Err(SysError::OutOfMemory.into())
         }
     }
+}
+
+fn program_info<P: Platform, M: PhysMem, F: FrameAlloc>(
+    k: &mut Kernel<P, M, F>,
+    c: usize,
+    index: u64,
+    out: u64,
+    len: u64,
+) -> Result<u64, UserError> {
+    check_range(out, len)?;
+    if len < ProgramInfo::SIZE as u64 {
+        return Err(SysError::InvalidArgument.into());
+    }
+    let Some(image) = usize::try_from(index).ok().and_then(|i| k.images.get(i)) else { return Ok(0) };
+    let mut info = ProgramInfo { flags: image.flags, size: image.bytes.len() as u64, reserved: [0; 2], name: [0; 32] };
+    let n = image.name.len().min(31);
+    info.name[..n].copy_from_slice(&image.name.as_bytes()[..n]);
+    copy_out(&space_of(k, c)?, &mut k.mem, out, &info.to_bytes())?;
+    Ok(1)
+}
+
+fn kill<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, c: usize, id: u64) -> Result<u64, UserError> {
+    require_supervisor(k, c)?;
+    let target = TaskId::from_raw(id).ok_or(SysError::NoSuchTask)?;
+    let slot = k.lookup(target).ok_or(SysError::TaskDied)?;
+    if slot == c {
+        return Err(SysError::InvalidArgument.into());
+    }
+    let name = k.task(slot).map(|t| t.name.clone()).unwrap_or_default();
+    klog!(k, "task {slot} ({name}) killed by the supervisor");
+    k.reap(slot, Death::Fault(KILLED));
+    Ok(0)
 }
 
 fn next_death<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, c: usize, out: u64, len: u64) -> Result<u64, UserError> {

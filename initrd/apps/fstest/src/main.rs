@@ -124,6 +124,51 @@ fn persist(vfs: &Vfs, dir: &str, seed: u64) -> bool {
     }
 }
 
+/// Kill wfs-server in the middle of writing a file (through init, which restarts it by policy):
+/// the file committed before the kill must be intact afterwards, the write in flight must either go
+/// on or fail with a clear error, the FAT mount must not notice, and WFS must take writes again.
+fn restart_wfs(vfs: &Vfs) {
+    let committed = pattern(0x5eed_0003, 200_000);
+    let ok = write_file(vfs, "/committed.bin", &committed).is_ok();
+    check(ok, format_args!("fstest: restart: /committed.bin written and fsynced before the kill"));
+    let partial = pattern(0x5eed_0004, 128 * 1024);
+    let fd = vfs.open("/inflight.bin", OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::TRUNCATE, 0o644);
+    let first = fd.and_then(|fd| vfs.write(fd, &partial[..65536]));
+    check(first == Ok(65536), format_args!("fstest: restart: first half of /inflight.bin written (not committed)"));
+    let killed = service::kill_service("wfs-server");
+    check(killed.is_ok(), format_args!("fstest: restart: init killed wfs-server on request ({killed:?})"));
+    let second = fd.and_then(|fd| vfs.write(fd, &partial[65536..]));
+    let clear = matches!(second, Ok(65536) | Err(Error::ServerRestarted | Error::ServerDead | Error::BadFileDescriptor));
+    check(clear, format_args!("fstest: restart: the write in flight continued or failed clearly ({second:?})"));
+    if let Ok(fd) = fd {
+        let _ = vfs.close(fd);
+    }
+    // init restarts it after its backoff; until then calls fail with ServerDead.
+    let mut back = None;
+    for attempt in 0..500 {
+        match read_file(vfs, "/committed.bin") {
+            Ok(d) => {
+                back = Some((d, attempt));
+                break;
+            }
+            Err(_) => libwatos::sys::sleep_ns(10_000_000),
+        }
+    }
+    check(
+        back.as_ref().is_some_and(|(d, _)| *d == committed),
+        format_args!(
+            "fstest: restart: /committed.bin intact after the restart ({:#x}, after {:?} retries)",
+            checksum(&committed),
+            back.as_ref().map(|b| b.1)
+        ),
+    );
+    let fat = read_file(vfs, "/fat/persist.bin");
+    check(fat.is_ok_and(|d| d == pattern(0x5eed_0002, PERSIST_LEN)), format_args!("fstest: restart: the FAT mount was not affected"));
+    let after = pattern(0x5eed_0005, 40_000);
+    let again = write_file(vfs, "/after-restart.bin", &after).and_then(|_| read_file(vfs, "/after-restart.bin"));
+    check(again.is_ok_and(|d| d == after), format_args!("fstest: restart: the restarted WFS server takes writes again"));
+}
+
 fn main() -> i64 {
     let t = KernelTransport::new();
     let vfs = match t.lookup("vfs-server") {
@@ -141,6 +186,7 @@ fn main() -> i64 {
         scratch(&vfs, dir, seed + 100);
         verified += persist(&vfs, dir, seed) as usize;
     }
+    restart_wfs(&vfs);
     println!("fstest: {}", if verified == 2 { "boot with existing files: both verified" } else { "first boot: persistence files written" });
     for server in ["vfs-server", "wfs-server", "fat-server"] {
         service::stop(server);
