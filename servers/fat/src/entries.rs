@@ -13,7 +13,7 @@ use protocol::fs::NodeId;
 use protocol::{Error, Result};
 
 use crate::dirent::{lfn_slots, Named, Short, DELETED, SLOT};
-use crate::name::{alias, fold, plan, short_display, validate, Plan};
+use crate::name::{alias, fold, plan, short_display, validate, Plan, MAX_LFN};
 use crate::volume::{Dir, FatFs, Index};
 
 /// Most `~N` aliases tried before giving up on a name.
@@ -89,7 +89,11 @@ impl Dir {
 
 impl<D: BlockDevice> FatFs<D> {
     /// Find `name` in directory `dir` (by long name or by its short alias).
+    /// A name longer than any FAT name can be is `NameTooLong`, not `NotFound`, as POSIX asks.
     pub(crate) fn find(&mut self, dir: NodeId, name: &str) -> Result<Named> {
+        if name.encode_utf16().nth(MAX_LFN).is_some() {
+            return Err(Error::NameTooLong);
+        }
         self.load_dir(dir)?;
         let d = self.dirs.get_mut(&dir).ok_or(Error::NotFound)?;
         d.get(name).cloned().ok_or(Error::NotFound)

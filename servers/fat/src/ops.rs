@@ -31,7 +31,8 @@ fn stat_of(id: NodeId, n: &Node, cluster_size: u32) -> Stat {
         ino: id,
         kind: if dir { FileType::Directory } else { FileType::File },
         mode,
-        nlink: if dir { 2 } else { 1 },
+        // An unlinked file that is still open has no name left (POSIX: st_nlink 0).
+        nlink: if dir { 2 } else if n.unlinked { 0 } else { 1 },
         uid: 0,
         gid: 0,
         size,
@@ -67,6 +68,20 @@ impl<D: BlockDevice> FatFs<D> {
             if n.ent.cluster != 0 {
                 self.fat.free_chain(n.ent.cluster)?;
             }
+        }
+        Ok(())
+    }
+
+    /// A name was added to or removed from directory `dir`: move its modification time (which
+    /// FAT also reports as ctime). The entry reaches the disk at the next commit; the root has no
+    /// entry, so its new time lasts only while mounted.
+    fn touch_dir(&mut self, dir: NodeId) -> Result<()> {
+        let (d, t, _) = to_dos(self.clock.now());
+        let n = self.node_mut(dir)?;
+        n.ent.wdate = d;
+        n.ent.wtime = t;
+        if dir != ROOT {
+            self.dirty.insert(dir);
         }
         Ok(())
     }
@@ -201,6 +216,7 @@ impl<D: BlockDevice> FileSystem for FatFs<D> {
                 return Err(e);
             }
         };
+        self.touch_dir(dir)?;
         let id = self.node_for(dir, &named)?;
         self.stat(id)
     }
@@ -214,6 +230,7 @@ impl<D: BlockDevice> FileSystem for FatFs<D> {
         }
         self.begin_change()?;
         self.remove_entry(dir, &e)?;
+        self.touch_dir(dir)?;
         self.retire(id)
     }
 
@@ -229,6 +246,7 @@ impl<D: BlockDevice> FileSystem for FatFs<D> {
         }
         self.begin_change()?;
         self.remove_entry(dir, &e)?;
+        self.touch_dir(dir)?;
         self.node_mut(id)?.open = 0;
         self.retire(id)
     }
@@ -294,6 +312,8 @@ impl<D: BlockDevice> FileSystem for FatFs<D> {
         n.first_slot = named.first_slot;
         n.ent = written;
         self.by_loc.insert((to_dir, named.slot), src_id);
+        self.touch_dir(from_dir)?;
+        self.touch_dir(to_dir)?;
         if let Some(id) = tgt_id {
             self.retire(id)?;
         }
