@@ -86,7 +86,7 @@ fn storage_qemu(art: &Artifacts, opts: &Options, d: &Disks) -> Command {
 
 /// `cargo xtask qemu`: the storage system on the images of `cargo xtask image` (made if missing).
 pub fn run_interactive(opts: &Options) -> bool {
-    let Some(art) = build_storage(opts) else { return false };
+    let Some(art) = build_storage(opts, "fstest") else { return false };
     let dir = workspace_root().join("target/watos");
     let existing = disks_in(&dir, "");
     let disks = if existing.wfs.exists() && existing.fat.exists() { Some(existing) } else { make_images("") };
@@ -111,10 +111,30 @@ fn boot(art: &Artifacts, opts: &Options, d: &Disks, what: &str) -> (Vec<String>,
     (lines, status)
 }
 
-/// The verdicts every storage boot must earn; `second` selects the persistence expectation.
-pub fn judge_boot(log: &[String], status: Option<i32>, second: bool, v: &mut Verdicts) {
+/// Which storage boot a log comes from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Boot {
+    /// Fresh images: fstest writes the persistence files.
+    First,
+    /// The same images again: fstest verifies them.
+    Second,
+    /// Copies of the images, `fstest-kill`: each server killed mid-write and restarted.
+    Kill,
+}
+
+/// The servers `fstest-kill` has init kill, in order (initrd/apps/fstest `VICTIMS`).
+const VICTIMS: [&str; 4] = ["wfs-server", "fat-server", "blockcache1", "vfs-server"];
+/// Seed of victim `i`'s committed file is `KILL_SEED + 16 * i` (initrd/apps/fstest).
+const KILL_SEED: u64 = 0x5eed_1000;
+
+/// The verdicts every storage boot must earn, plus those of its kind.
+pub fn judge_boot(log: &[String], status: Option<i32>, kind: Boot, v: &mut Verdicts) {
     let has = |s: &str| log.iter().any(|l| l.contains(s));
-    let boot = if second { "boot 2" } else { "boot 1" };
+    let boot = match kind {
+        Boot::First => "boot 1",
+        Boot::Second => "boot 2",
+        Boot::Kill => "kill boot",
+    };
     for line in log {
         if let Some((_, what)) = line.split_once("CHECK PASS ") {
             v.check(true, &format!("{boot}: {what}"));
@@ -131,26 +151,69 @@ pub fn judge_boot(log: &[String], status: Option<i32>, second: bool, v: &mut Ver
     v.check(has("blockcache1: virtio-blk disk 1:"), &format!("{boot}: blockcache1 drives virtio-blk disk 1"));
     v.check(has("wfs-server: mounted WFS") && has("fat-server: mounted FAT"), &format!("{boot}: WFS and FAT mounted by their servers"));
     v.check(has("vfs-server: mounted /") && has("vfs-server: mounted /fat"), &format!("{boot}: the vfs server mounted / and /fat"));
-    let persisted = if second { "fstest: boot with existing files: both verified" } else { "fstest: first boot: persistence files written" };
-    v.check(has(persisted), &format!("{boot}: {persisted}"));
+    let done = match kind {
+        Boot::First => "fstest: first boot: persistence files written",
+        Boot::Second => "fstest: boot with existing files: both verified",
+        Boot::Kill => "fstest: kill tests done",
+    };
+    v.check(has(done), &format!("{boot}: {done}"));
     v.check(
         log.iter().any(|l| l.starts_with("init: supervising [") && l.contains("\"wfs-server\"") && l.contains("\"blockcache1\"")),
         &format!("{boot}: init took its restart list from the manifest"),
     );
-    v.check(
-        has("(wfs-server) killed by the supervisor") && has("init: restarted wfs-server as task"),
-        &format!("{boot}: wfs-server was killed mid-workload and init restarted it"),
-    );
+    let victims: &[&str] = if kind == Boot::Kill { &VICTIMS } else { &[] };
+    for victim in victims {
+        v.check(
+            has(&format!("({victim}) killed by the supervisor")) && has(&format!("init: restarted {victim} as task")),
+            &format!("{boot}: {victim} was killed mid-workload and init restarted it"),
+        );
+    }
     let reaped: Vec<&String> = log.iter().filter(|l| l.contains(") reaped;")).collect();
     v.check(
-        reaped.len() == 1 && reaped[0].contains("(wfs-server)"),
-        &format!("{boot}: no task but the killed wfs-server died ({} reaped)", reaped.len()),
+        reaped.len() == victims.len() && reaped.iter().all(|l| victims.iter().any(|n| l.contains(&format!("({n})")))),
+        &format!("{boot}: no task but the killed servers died ({} reaped)", reaped.len()),
     );
-    for task in ["fstest", "vfs-server", "wfs-server", "fat-server", "blockcache0", "blockcache1", "init"] {
+    let app = if kind == Boot::Kill { "fstest-kill" } else { "fstest" };
+    for task in [app, "vfs-server", "wfs-server", "fat-server", "blockcache0", "blockcache1", "init"] {
         v.check(has(&format!("({task}) exited with code 0")), &format!("{boot}: {task} exited with code 0"));
     }
     v.check(has("[kernel] all tasks finished"), &format!("{boot}: the kernel saw every task finish"));
     v.check(status == Some(QEMU_SUCCESS), &format!("{boot}: QEMU exit status {status:?} is the kernel's success"));
+}
+
+/// Reads `path` from a FAT image with mtools.
+fn mtools_get(img: &Path, path: &str) -> Option<Vec<u8>> {
+    let out = img.with_extension(path.trim_start_matches('/'));
+    let _ = std::fs::remove_file(&out);
+    let ok = Command::new("mcopy").env("MTOOLS_SKIP_CHECK", "1").arg("-i").arg(img).arg(format!("::{path}")).arg(&out).status();
+    ok.is_ok_and(|s| s.success()).then(|| std::fs::read(&out).ok()).flatten()
+}
+
+/// The host's view of the images after the kill boot: WFS must be consistent as it is; FAT has no
+/// journal, so a server killed mid-write leaves lost clusters and the dirty bit, which `fsck.fat -a`
+/// repairs; after that the volume is clean and every file committed before a kill is byte-exact.
+fn check_kill_images(d: &Disks, tool: &Path, v: &mut Verdicts) {
+    let check = Command::new(tool).arg("check").arg(&d.wfs).output();
+    v.check(check.is_ok_and(|o| o.status.success()), "host (kill images): watos-image check finds the WFS image consistent");
+    let repair = Command::new("fsck.fat").arg("-a").arg(&d.fat).output();
+    if let Ok(o) = &repair {
+        print!("{}", String::from_utf8_lossy(&o.stdout));
+    }
+    let clean = Command::new("fsck.fat").arg("-n").arg(&d.fat).output();
+    v.check(
+        repair.is_ok() && clean.is_ok_and(|o| o.status.success()),
+        "host (kill images): after fsck.fat -a the FAT image is clean (fsck.fat -n)",
+    );
+    for (i, victim) in VICTIMS.iter().enumerate() {
+        if *victim == "fat-server" || *victim == "blockcache1" {
+            let path = format!("/committed-{victim}.bin");
+            let got = mtools_get(&d.fat, &path);
+            v.check(
+                got.is_some_and(|b| b == pattern(KILL_SEED + 16 * i as u64, 200_000)),
+                &format!("host (kill images): mtools reads {path} byte-exact"),
+            );
+        }
+    }
 }
 
 /// The host's view of the images after the boots.
@@ -160,12 +223,8 @@ fn check_images(d: &Disks, v: &mut Verdicts) {
     if let Ok(o) = &fsck {
         print!("{}", String::from_utf8_lossy(&o.stdout));
     }
-    let out = d.fat.with_extension("persist.bin");
-    let _ = std::fs::remove_file(&out);
-    let mcopy = Command::new("mcopy").env("MTOOLS_SKIP_CHECK", "1").arg("-i").arg(&d.fat).arg("::/persist.bin").arg(&out).status();
-    let got = std::fs::read(&out).unwrap_or_default();
     v.check(
-        mcopy.is_ok_and(|s| s.success()) && got == pattern(FAT_SEED, PERSIST_LEN),
+        mtools_get(&d.fat, "/persist.bin").is_some_and(|got| got == pattern(FAT_SEED, PERSIST_LEN)),
         "host: mtools reads /fat/persist.bin from the FAT image byte-exact",
     );
     let Some(tool) = image_tool() else {
@@ -187,8 +246,8 @@ fn check_images(d: &Disks, v: &mut Verdicts) {
 
 /// The storage boots of `cargo xtask test`.
 pub fn run_tests(opts: &Options, v: &mut Verdicts) {
-    let Some(art) = build_storage(opts) else {
-        v.check(false, "the storage initrd builds");
+    let (Some(art), Some(kill_art)) = (build_storage(opts, "fstest"), build_storage(opts, "fstest-kill")) else {
+        v.check(false, "the storage initrds build");
         return;
     };
     let Some(disks) = make_images("test-") else {
@@ -200,8 +259,18 @@ pub fn run_tests(opts: &Options, v: &mut Verdicts) {
         return;
     }
     let (log, status) = boot(&art, opts, &disks, "1 (fresh images: write)");
-    judge_boot(&log, status, false, v);
+    judge_boot(&log, status, Boot::First, v);
     let (log, status) = boot(&art, opts, &disks, "2 (same images: read back)");
-    judge_boot(&log, status, true, v);
+    judge_boot(&log, status, Boot::Second, v);
     check_images(&disks, v);
+    // The kill tests run on copies, so the images above stay as the persistence boots left them.
+    let kill = disks_in(&workspace_root().join("target/watos"), "kill-");
+    let copied = std::fs::copy(&disks.wfs, &kill.wfs).and_then(|_| std::fs::copy(&disks.fat, &kill.fat));
+    v.check(copied.is_ok(), "the images are copied for the kill boot");
+    let (log, status) = boot(&kill_art, opts, &kill, "3 (copies: kill each server mid-write)");
+    judge_boot(&log, status, Boot::Kill, v);
+    match image_tool() {
+        Some(tool) => check_kill_images(&kill, &tool, v),
+        None => v.check(false, "host: watos-image builds"),
+    }
 }

@@ -78,24 +78,27 @@ const BENCH_MANIFEST: [(&str, &str, u32); 2] = [("bench-echo", "ipc", initrd::AU
 
 /// The storage system (`cargo xtask qemu` and the storage boots of `cargo xtask test`): one block
 /// cache server per virtio-blk disk (drivers), the filesystem servers, the vfs server, and the test
-/// app. RESTART marks what init brings back after a fault.
-pub const STORAGE_MANIFEST: [(&str, &str, u32); 7] = [
-    ("init", "init", initrd::AUTOSTART | initrd::SUPERVISOR),
-    ("blockcache0", "blockcache-server", initrd::AUTOSTART | initrd::DRIVER | initrd::RESTART),
-    ("blockcache1", "blockcache-server", initrd::AUTOSTART | initrd::DRIVER | initrd::RESTART),
-    ("wfs-server", "wfs-server", initrd::AUTOSTART | initrd::RESTART),
-    ("fat-server", "fat-server", initrd::AUTOSTART | initrd::RESTART),
-    ("vfs-server", "vfs-server", initrd::AUTOSTART | initrd::RESTART),
-    ("fstest", "fstest", initrd::AUTOSTART),
-];
+/// app (`fstest`, or `fstest-kill` for the kill tests). RESTART marks what init brings back after a
+/// fault or kill.
+pub fn storage_manifest(app: &'static str) -> [(&'static str, &'static str, u32); 7] {
+    [
+        ("init", "init", initrd::AUTOSTART | initrd::SUPERVISOR),
+        ("blockcache0", "blockcache-server", initrd::AUTOSTART | initrd::DRIVER | initrd::RESTART),
+        ("blockcache1", "blockcache-server", initrd::AUTOSTART | initrd::DRIVER | initrd::RESTART),
+        ("wfs-server", "wfs-server", initrd::AUTOSTART | initrd::RESTART),
+        ("fat-server", "fat-server", initrd::AUTOSTART | initrd::RESTART),
+        ("vfs-server", "vfs-server", initrd::AUTOSTART | initrd::RESTART),
+        (app, "fstest", initrd::AUTOSTART),
+    ]
+}
 
 pub fn build(opts: &Options) -> Option<Artifacts> {
     build_with(opts, &MANIFEST, "initrd.img")
 }
 
-/// Builds everything and packs the storage system's initrd.
-pub fn build_storage(opts: &Options) -> Option<Artifacts> {
-    build_with(opts, &STORAGE_MANIFEST, "initrd-storage.img")
+/// Builds everything and packs the storage system's initrd with test app `app`.
+pub fn build_storage(opts: &Options, app: &'static str) -> Option<Artifacts> {
+    build_with(opts, &storage_manifest(app), &format!("initrd-{app}.img"))
 }
 
 pub fn build_with(opts: &Options, manifest: &[(&str, &str, u32)], image_name: &str) -> Option<Artifacts> {

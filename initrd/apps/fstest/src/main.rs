@@ -6,8 +6,11 @@
 //! then removes it. The persistence file `persist.bin` (contents from `service::pattern`, which xtask
 //! also uses to check the FAT image with mtools) is written and fsynced if absent and verified
 //! byte-exact if present, so the first boot on fresh images writes it and the second reads what the
-//! first wrote. At the end it stops the servers (vfs, then each filesystem server, which unmounts and
-//! stops its cache), so the kernel halts once everything has ended. Results are `CHECK` lines.
+//! first wrote. Shipped as `fstest-kill` (a separate boot, on copies of the images, because a FAT
+//! volume whose server dies mid-write needs fsck) it instead has init kill each server in `VICTIMS`
+//! in the middle of a write and checks that what was committed before is intact once init has
+//! restarted it. At the end it stops the servers (vfs, then each filesystem server, which unmounts
+//! and stops its cache), so the kernel halts once everything has ended. Results are `CHECK` lines.
 #![no_std]
 #![no_main]
 
@@ -124,29 +127,38 @@ fn persist(vfs: &Vfs, dir: &str, seed: u64) -> bool {
     }
 }
 
-/// Kill wfs-server in the middle of writing a file (through init, which restarts it by policy):
-/// the file committed before the kill must be intact afterwards, the write in flight must either go
-/// on or fail with a clear error, the FAT mount must not notice, and WFS must take writes again.
-fn restart_wfs(vfs: &Vfs) {
-    let committed = pattern(0x5eed_0003, 200_000);
-    let ok = write_file(vfs, "/committed.bin", &committed).is_ok();
-    check(ok, format_args!("fstest: restart: /committed.bin written and fsynced before the kill"));
-    let partial = pattern(0x5eed_0004, 128 * 1024);
-    let fd = vfs.open("/inflight.bin", OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::TRUNCATE, 0o644);
+/// Seed of the first victim's committed file; victim `i` uses `KILL_SEED + 16 * i` (xtask checks
+/// the FAT ones on the host).
+const KILL_SEED: u64 = 0x5eed_1000;
+
+/// The servers killed mid-workload, each with the mount its death affects, in order.
+const VICTIMS: [(&str, &str); 4] = [("wfs-server", "/"), ("fat-server", "/fat/"), ("blockcache1", "/fat/"), ("vfs-server", "/")];
+
+/// Kill `victim` in the middle of writing a file under `dir` (through init, which restarts it by
+/// policy): the file committed before the kill must be intact afterwards, the write in flight must
+/// either go on or fail with a clear error, the other mount must not notice, and `dir` must take
+/// writes again.
+fn restart(vfs: &Vfs, victim: &str, dir: &str, seed: u64) {
+    let committed = pattern(seed, 200_000);
+    let (kept, inflight, after) = (format!("{dir}committed-{victim}.bin"), format!("{dir}inflight.bin"), format!("{dir}after-{victim}.bin"));
+    let ok = write_file(vfs, &kept, &committed).is_ok();
+    check(ok, format_args!("fstest: kill {victim}: {kept} written and fsynced before the kill"));
+    let partial = pattern(seed + 1, 128 * 1024);
+    let fd = vfs.open(&inflight, OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::TRUNCATE, 0o644);
     let first = fd.and_then(|fd| vfs.write(fd, &partial[..65536]));
-    check(first == Ok(65536), format_args!("fstest: restart: first half of /inflight.bin written (not committed)"));
-    let killed = service::kill_service("wfs-server");
-    check(killed.is_ok(), format_args!("fstest: restart: init killed wfs-server on request ({killed:?})"));
+    check(first == Ok(65536), format_args!("fstest: kill {victim}: first half of {inflight} written (not committed)"));
+    let killed = service::kill_service(victim);
+    check(killed.is_ok(), format_args!("fstest: kill {victim}: init killed it on request ({killed:?})"));
     let second = fd.and_then(|fd| vfs.write(fd, &partial[65536..]));
     let clear = matches!(second, Ok(65536) | Err(Error::ServerRestarted | Error::ServerDead | Error::BadFileDescriptor));
-    check(clear, format_args!("fstest: restart: the write in flight continued or failed clearly ({second:?})"));
+    check(clear, format_args!("fstest: kill {victim}: the write in flight continued or failed clearly ({second:?})"));
     if let Ok(fd) = fd {
         let _ = vfs.close(fd);
     }
     // init restarts it after its backoff; until then calls fail with ServerDead.
     let mut back = None;
     for attempt in 0..500 {
-        match read_file(vfs, "/committed.bin") {
+        match read_file(vfs, &kept) {
             Ok(d) => {
                 back = Some((d, attempt));
                 break;
@@ -156,17 +168,14 @@ fn restart_wfs(vfs: &Vfs) {
     }
     check(
         back.as_ref().is_some_and(|(d, _)| *d == committed),
-        format_args!(
-            "fstest: restart: /committed.bin intact after the restart ({:#x}, after {:?} retries)",
-            checksum(&committed),
-            back.as_ref().map(|b| b.1)
-        ),
+        format_args!("fstest: kill {victim}: {kept} intact after the restart ({:#x}, {:?} retries)", checksum(&committed), back.as_ref().map(|b| b.1)),
     );
-    let fat = read_file(vfs, "/fat/persist.bin");
-    check(fat.is_ok_and(|d| d == pattern(0x5eed_0002, PERSIST_LEN)), format_args!("fstest: restart: the FAT mount was not affected"));
-    let after = pattern(0x5eed_0005, 40_000);
-    let again = write_file(vfs, "/after-restart.bin", &after).and_then(|_| read_file(vfs, "/after-restart.bin"));
-    check(again.is_ok_and(|d| d == after), format_args!("fstest: restart: the restarted WFS server takes writes again"));
+    let (other, seed_other) = if dir == "/" { ("/fat/persist.bin", 0x5eed_0002) } else { ("/persist.bin", 0x5eed_0001) };
+    let untouched = read_file(vfs, other);
+    check(untouched.is_ok_and(|d| d == pattern(seed_other, PERSIST_LEN)), format_args!("fstest: kill {victim}: {other} on the other mount unaffected"));
+    let fresh = pattern(seed + 2, 40_000);
+    let again = write_file(vfs, &after, &fresh).and_then(|_| read_file(vfs, &after));
+    check(again.is_ok_and(|d| d == fresh), format_args!("fstest: kill {victim}: {dir} takes writes again"));
 }
 
 fn main() -> i64 {
@@ -181,13 +190,19 @@ fn main() -> i64 {
     let root = names(&vfs, "/");
     println!("fstest: / holds {root:?}");
     check(root.as_ref().is_ok_and(|n| n.iter().any(|x| x == "fat")), format_args!("fstest: the WFS root lists the /fat mount point"));
-    let mut verified = 0;
-    for (dir, seed) in [("/", 0x5eed_0001u64), ("/fat/", 0x5eed_0002)] {
-        scratch(&vfs, dir, seed + 100);
-        verified += persist(&vfs, dir, seed) as usize;
+    if service::own_name() == "fstest-kill" {
+        for (i, (victim, dir)) in VICTIMS.into_iter().enumerate() {
+            restart(&vfs, victim, dir, KILL_SEED + 16 * i as u64);
+        }
+        println!("fstest: kill tests done");
+    } else {
+        let mut verified = 0;
+        for (dir, seed) in [("/", 0x5eed_0001u64), ("/fat/", 0x5eed_0002)] {
+            scratch(&vfs, dir, seed + 100);
+            verified += persist(&vfs, dir, seed) as usize;
+        }
+        println!("fstest: {}", if verified == 2 { "boot with existing files: both verified" } else { "first boot: persistence files written" });
     }
-    restart_wfs(&vfs);
-    println!("fstest: {}", if verified == 2 { "boot with existing files: both verified" } else { "first boot: persistence files written" });
     for server in ["vfs-server", "wfs-server", "fat-server"] {
         service::stop(server);
     }
