@@ -258,6 +258,50 @@ fn requests_round_trip_through_encode_and_decode() {
     assert_eq!(ops.len(), dedup.len(), "operation codes are unique");
 }
 
+/// The fullest possible cache statistics reply still travels inline (the claim in `CacheStats`'s
+/// documentation), and it round-trips.
+#[test]
+fn cache_stats_reply_always_fits_inline() {
+    let lat = blockcache::LatencyStats { count: u64::MAX, total_ticks: u64::MAX, max_ticks: u64::MAX };
+    let m = u64::MAX;
+    let full = blockcache::CacheStats {
+        reads: m,
+        writes: m,
+        bytes_read: m,
+        bytes_written: m,
+        hits: m,
+        misses: m,
+        evictions: m,
+        dirty_blocks: m,
+        readahead_blocks: m,
+        flushes: m,
+        readahead_used: m,
+        write_backs: m,
+        write_back_errors: m,
+        device_reads: m,
+        device_writes: m,
+        read_latency: lat,
+        write_latency: lat,
+        flush_latency: lat,
+        cached_blocks: u32::MAX,
+        capacity_blocks: u32::MAX,
+    };
+    let mut reply = [0u8; MAX_MESSAGE];
+    let mut no_leases = crate::ipc::Leases::new(&mut []);
+    // No reply area: it must fit inline or this is TooBig.
+    let n = crate::idl::finish_reply(&mut reply, &mut no_leases, None, &Ok(full)).unwrap();
+    assert_eq!(reply[0], 0, "inline");
+    assert_eq!(decode_reply_parts::<blockcache::CacheStats>(&reply[..n], &[]), Ok(full));
+    // Stats from a different layout (the ten-counter version 1) do not decode as the new one.
+    let old = postcard::to_allocvec(&Result::<[u64; 10]>::Ok([1; 10])).unwrap();
+    assert_eq!(crate::idl::decode_reply::<blockcache::CacheStats>(&old), Err(Error::Malformed));
+    let s = blockcache::CacheStats { hits: 3, misses: 1, ..Default::default() };
+    assert_eq!(s.hit_rate(), 0.75);
+    assert_eq!(blockcache::CacheStats::default().hit_rate(), 0.0);
+    assert_eq!((lat.average(), blockcache::LatencyStats { count: 2, total_ticks: 7, max_ticks: 5 }.average()), (1, 3));
+    assert_eq!(blockcache::LatencyStats::default().average(), 0);
+}
+
 /// A server that answers garbage: a stub gets `Malformed`, not a panic. The first byte picks the reply
 /// form (inline, in the area with a length, unknown).
 struct Garbage(u8);

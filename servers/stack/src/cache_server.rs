@@ -4,26 +4,27 @@
 //! data moves through one bounce buffer between the lease and the cache (the kernel's lease copy under
 //! WATOS). The device under the cache is whatever `BlockDevice` the server was built with; in the
 //! harness it is a [`SharedDisk`], so the disk outlives a server restart while the cache's dirty
-//! blocks do not, exactly as with a real disk.
+//! blocks do not, exactly as with a real disk. `stats` sends every counter the cache keeps
+//! ([`cache_stats`]); latencies are in the ticks of the cache's clock (none with `NoTicks`).
 
 use alloc::rc::Rc;
 use alloc::vec::Vec;
 use core::cell::RefCell;
 
-use blockcache::BlockCache;
+use blockcache::{BlockCache, Latency, NoTicks, Ticks};
 use blockdev::{BlockDevice, RamDisk, SECTOR_SIZE};
-use protocol::api::blockcache::{CacheStats, Handler, Run, MAX_RUNS};
+use protocol::api::blockcache::{CacheStats, Handler, LatencyStats, Run, MAX_RUNS};
 use protocol::api::filesystem::MAX_BULK;
 use protocol::ipc::Incoming;
 use protocol::{Error, Result};
 
-pub struct CacheServer<D: BlockDevice> {
-    pub cache: BlockCache<D>,
+pub struct CacheServer<D: BlockDevice, T: Ticks = NoTicks> {
+    pub cache: BlockCache<D, T>,
     bounce: Vec<u8>,
 }
 
-impl<D: BlockDevice> CacheServer<D> {
-    pub fn new(cache: BlockCache<D>) -> Self {
+impl<D: BlockDevice, T: Ticks> CacheServer<D, T> {
+    pub fn new(cache: BlockCache<D, T>) -> Self {
         CacheServer { cache, bounce: Vec::new() }
     }
 
@@ -58,7 +59,7 @@ fn run_lengths(runs: &[Run], len: usize) -> Result<Vec<usize>> {
     Ok(lens)
 }
 
-impl<D: BlockDevice> Handler for CacheServer<D> {
+impl<D: BlockDevice, T: Ticks> Handler for CacheServer<D, T> {
     fn sector_count(&mut self, _: &mut Incoming<'_, '_>) -> Result<u64> {
         Ok(self.cache.sector_count())
     }
@@ -114,19 +115,36 @@ impl<D: BlockDevice> Handler for CacheServer<D> {
     }
 
     fn stats(&mut self, _: &mut Incoming<'_, '_>) -> Result<CacheStats> {
-        let s = self.cache.stats();
-        Ok(CacheStats {
-            reads: s.reads,
-            writes: s.writes,
-            bytes_read: s.bytes_read,
-            bytes_written: s.bytes_written,
-            hits: s.hits,
-            misses: s.misses,
-            evictions: s.evictions,
-            dirty_blocks: s.dirty_blocks,
-            readahead_blocks: s.read_ahead_issued,
-            flushes: s.flushes,
-        })
+        Ok(cache_stats(&self.cache))
+    }
+}
+
+/// The wire form of `cache`'s statistics: the library's counters one for one, plus its occupancy.
+pub fn cache_stats<D: BlockDevice, T: Ticks>(cache: &BlockCache<D, T>) -> CacheStats {
+    let s = cache.stats();
+    let latency = |l: Latency| LatencyStats { count: l.count, total_ticks: l.total_ticks, max_ticks: l.max_ticks };
+    let saturate = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    CacheStats {
+        reads: s.reads,
+        writes: s.writes,
+        bytes_read: s.bytes_read,
+        bytes_written: s.bytes_written,
+        hits: s.hits,
+        misses: s.misses,
+        evictions: s.evictions,
+        dirty_blocks: s.dirty_blocks,
+        readahead_blocks: s.read_ahead_issued,
+        flushes: s.flushes,
+        readahead_used: s.read_ahead_used,
+        write_backs: s.write_backs,
+        write_back_errors: s.write_back_errors,
+        device_reads: s.device_reads,
+        device_writes: s.device_writes,
+        read_latency: latency(s.read_latency),
+        write_latency: latency(s.write_latency),
+        flush_latency: latency(s.flush_latency),
+        cached_blocks: saturate(cache.cached_blocks()),
+        capacity_blocks: saturate(cache.config().capacity_blocks),
     }
 }
 

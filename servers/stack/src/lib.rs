@@ -17,7 +17,7 @@ mod harness;
 mod remote_dev;
 mod supervisor;
 
-pub use cache_server::{CacheServer, SharedDisk};
+pub use cache_server::{cache_stats, CacheServer, SharedDisk};
 pub use harness::{mib, App, Stack, StackConfig};
 pub use remote_dev::RemoteBlockDevice;
 pub use supervisor::SupervisorServer;

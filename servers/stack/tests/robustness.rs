@@ -23,18 +23,26 @@ fn raw(s: &watos_stack::Stack, server: &str, msg: &[u8], leases: &mut [Lease<'_>
 fn malformed_messages_get_errors_and_every_server_keeps_serving() {
     let (s, app) = stack();
     put(&app.vfs, "/f", b"still here").unwrap();
-    let servers = ["vfs", "wfs", "fat", "memfs", "wfs-cache", "fat-cache", "supervisor"];
+    let servers = [
+        ("vfs", vfs_api::VERSION),
+        ("wfs", filesystem::VERSION),
+        ("fat", filesystem::VERSION),
+        ("memfs", filesystem::VERSION),
+        ("wfs-cache", blockcache::VERSION),
+        ("fat-cache", blockcache::VERSION),
+        ("supervisor", protocol::api::supervisor::VERSION),
+    ];
     let mut bad_version = [0u8; 16];
     let n = encode_request(&mut bad_version, 99, 1, &()).unwrap();
     let garbage: [&[u8]; 5] = [&[], &[0xff; 7], &[1, 0xff, 0xff, 0xff, 0xff, 0x0f], &bad_version[..n], &[1, 200]];
-    for server in servers {
+    for (server, version) in servers {
         for msg in garbage {
             let e = raw(&s, server, msg, &mut []).unwrap();
             assert!(matches!(e, Error::Malformed | Error::NotSupported), "{server} {msg:?}: {e:?}");
         }
         // Trailing bytes after a valid request are rejected too.
         let mut msg = [0u8; 16];
-        let n = encode_request(&mut msg, 1, 1, &()).unwrap();
+        let n = encode_request(&mut msg, version, 1, &()).unwrap();
         msg[n] = 0x42;
         let e = raw(&s, server, &msg[..n + 1], &mut []).unwrap();
         assert!(matches!(e, Error::Malformed | Error::InvalidArgument), "{server}: {e:?}");
