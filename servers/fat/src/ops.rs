@@ -6,7 +6,10 @@
 //! (clearing every write bit sets it). A rename removes the source entry before writing the new
 //! one (a crash in between loses the name, never duplicates a chain), and a directory moved to a
 //! new parent gets its `..` entry rewritten. Unlinked files that are still open keep their
-//! clusters until `release`.
+//! clusters until `release` and report no links meanwhile. POSIX details FAT does not store are
+//! derived: a directory's link count is 2 + its subdirectories, and adding or removing a name
+//! moves the directory's modification time (reported as ctime too). A name too long to exist is
+//! `NameTooLong` on lookup as well as on create.
 
 use alloc::vec::Vec;
 use blockdev::BlockDevice;
@@ -18,7 +21,9 @@ use protocol::{Error, Result};
 use crate::dirent::{from_dos, to_dos, Short, ATTR_ARCHIVE, ATTR_DIR, ATTR_READ_ONLY, SLOT};
 use crate::volume::{FatFs, Node, ROOT};
 
-fn stat_of(id: NodeId, n: &Node, cluster_size: u32) -> Stat {
+/// `subdirs`: how many subdirectories a directory holds (FAT stores no link count; like Linux
+/// vfat, a directory reports 2 + that, for its name, its `.` and each child's `..`).
+fn stat_of(id: NodeId, n: &Node, cluster_size: u32, subdirs: u32) -> Stat {
     let dir = n.ent.is_dir();
     let mut mode = if dir { 0o755 } else { 0o644 };
     if n.ent.attr & ATTR_READ_ONLY != 0 {
@@ -32,7 +37,7 @@ fn stat_of(id: NodeId, n: &Node, cluster_size: u32) -> Stat {
         kind: if dir { FileType::Directory } else { FileType::File },
         mode,
         // An unlinked file that is still open has no name left (POSIX: st_nlink 0).
-        nlink: if dir { 2 } else if n.unlinked { 0 } else { 1 },
+        nlink: if dir { 2 + subdirs } else if n.unlinked { 0 } else { 1 },
         uid: 0,
         gid: 0,
         size,
@@ -46,8 +51,17 @@ fn stat_of(id: NodeId, n: &Node, cluster_size: u32) -> Stat {
 }
 
 impl<D: BlockDevice> FatFs<D> {
-    fn stat(&self, id: NodeId) -> Result<Stat> {
-        Ok(stat_of(id, self.node(id)?, self.geo.cluster_size))
+    fn stat(&mut self, id: NodeId) -> Result<Stat> {
+        // A directory that cannot be read still has attributes (as in Linux vfat): it counts no
+        // subdirectories, and the error surfaces when its contents are looked at.
+        let subdirs = if self.node(id)?.ent.is_dir() && self.load_dir(id).is_ok() {
+            let d = self.dirs.get(&id).ok_or(Error::NotFound)?;
+            let is_sub = |e: &&crate::dirent::Named| d.data[e.slot as usize * SLOT + 11] & ATTR_DIR != 0;
+            d.entries.iter().filter(is_sub).count() as u32
+        } else {
+            0
+        };
+        Ok(stat_of(id, self.node(id)?, self.geo.cluster_size, subdirs))
     }
 
     /// First cluster of directory `id` as `..` entries record it (0 for the root).

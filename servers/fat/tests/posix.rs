@@ -159,3 +159,23 @@ fn unlinked_open_file_has_no_links_and_keeps_working() {
     let r = fs.check().unwrap();
     assert!(r.is_clean(), "{r}");
 }
+
+#[test]
+fn directory_link_count_is_two_plus_subdirectories() {
+    let (mut fs, _) = volume(FatType::Fat16, 20 * 2048);
+    let root = fs.root();
+    let a = mkdir(&mut fs, root, "a");
+    let b = mkdir(&mut fs, root, "b");
+    mkdir(&mut fs, a, "sub");
+    file(&mut fs, a, "plain file");
+    let nlink = |fs: &mut FatFs<RamDisk>, id| fs.getattr(id).unwrap().nlink;
+    assert_eq!((nlink(&mut fs, root), nlink(&mut fs, a), nlink(&mut fs, b)), (4, 3, 2));
+    fs.rename(a, "sub", b, "moved").unwrap();
+    assert_eq!((nlink(&mut fs, a), nlink(&mut fs, b)), (2, 3));
+    // Straight after a remount too (the count comes from the directory on disk).
+    let mut fs = FatFs::mount(fs.unmount().unwrap(), clock()).unwrap();
+    let b = walk(&mut fs, "/b").unwrap();
+    assert_eq!(fs.lookup(root, "b").unwrap().nlink, 3);
+    fs.rmdir(b, "moved").unwrap();
+    assert_eq!(nlink(&mut fs, b), 2);
+}
