@@ -70,28 +70,57 @@ pub struct ReadReq {
 /// Most reads in one batch (keeps the request inline).
 pub const MAX_BATCH: usize = 64;
 
-/// Counters the vfs server reports.
+/// Counters the vfs server reports. Operation counters count operations that succeeded (a failed
+/// `open` opened nothing); a batch read counts once in `batch_reads` and once per read in `reads`.
+///
+/// Wire size: 32 `u64` varints, so the reply travels inline while the counters are small (each below
+/// 2^49 keeps it within 256 bytes) and otherwise in the reply area every stub lends, as the IDL allows.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VfsStats {
     pub opens: u64,
+    /// Open-file descriptions released (the last descriptor of one closed).
     pub closes: u64,
     pub reads: u64,
     pub writes: u64,
     pub bytes_read: u64,
     pub bytes_written: u64,
     pub batch_reads: u64,
+    /// Name lookups made while resolving paths (each one a dentry-cache hit or miss).
     pub lookups: u64,
     pub dentry_hits: u64,
     pub dentry_misses: u64,
     pub attr_hits: u64,
     pub attr_misses: u64,
+    /// Open-file descriptions now (a gauge).
     pub open_files: u64,
+    /// Mounted filesystems now (a gauge).
     pub mounts: u64,
+    /// Open files re-opened by node id after their filesystem server restarted.
     pub fs_reopens: u64,
+    pub seeks: u64,
+    /// `stat`, `lstat` and `fstat`.
+    pub stats: u64,
+    pub statfs: u64,
+    /// Listing pages served.
+    pub readdirs: u64,
+    pub mkdirs: u64,
+    pub symlinks: u64,
+    pub readlinks: u64,
+    pub links: u64,
+    pub unlinks: u64,
+    pub rmdirs: u64,
+    pub renames: u64,
+    pub fsyncs: u64,
+    pub truncates: u64,
+    pub dups: u64,
+    pub tx_begins: u64,
+    pub tx_commits: u64,
+    pub tx_aborts: u64,
 }
 
 crate::interface! {
-    version 1;
+    // 2: `stats` counts every kind of operation (version 1 had fifteen counters).
+    version 2;
     /// Open `path`; returns the lowest free descriptor (>= 3).
     1 once Open fn open(path: &'a str, flags: OpenFlags, mode: u32) -> u32;
     2 once Close fn close(fd: u32) -> ();

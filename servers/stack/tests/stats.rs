@@ -198,3 +198,87 @@ fn file_io_through_the_vfs_shows_in_the_cache_counters() {
     assert!(warm.bytes_read - cold.bytes_read >= data.len() as u64);
     assert_eq!(warm.dirty_blocks, 0, "reading dirties nothing");
 }
+
+#[test]
+fn vfs_counts_every_kind_of_operation_over_ipc() {
+    use protocol::api::vfs::{ReadReq, Whence};
+    use protocol::Error;
+    let s = Stack::new(StackConfig::default()).unwrap();
+    let app = s.app("app").unwrap();
+    let v = &app.vfs;
+    let base = v.stats().unwrap();
+    assert_eq!((base.mounts, base.open_files), (3, 0), "/, /fat and /mem");
+    let mut want = base;
+
+    v.mkdir("/d", 0o755).unwrap();
+    want.mkdirs += 1;
+    put(v, "/d/f", b"0123456789").unwrap();
+    (want.opens, want.writes, want.bytes_written, want.closes) = (want.opens + 1, want.writes + 1, want.bytes_written + 10, want.closes + 1);
+    let fd = v.open("/d/f", O::READ | O::WRITE, 0).unwrap();
+    let fd2 = v.dup(fd).unwrap();
+    assert_eq!(v.seek(fd, Whence::Start, 2), Ok(2));
+    let mut four = [0u8; 4];
+    assert_eq!(v.read(fd, &mut four), Ok(4));
+    let mut five = [0u8; 5];
+    let reads = vec![ReadReq { fd, offset: 0, len: 3 }, ReadReq { fd: fd2, offset: 8, len: 2 }];
+    assert_eq!(v.batch_read(reads, &mut five), Ok(vec![3, 2]));
+    (want.opens, want.dups, want.seeks, want.batch_reads) = (want.opens + 1, want.dups + 1, want.seeks + 1, want.batch_reads + 1);
+    (want.reads, want.bytes_read) = (want.reads + 3, want.bytes_read + 9);
+    assert_eq!(v.stats().unwrap().open_files, 1, "a dup shares the open file");
+    want.open_files = 1;
+
+    v.fstat(fd).unwrap();
+    v.stat("/d/f").unwrap();
+    v.symlink("f", "/d/s").unwrap();
+    v.lstat("/d/s").unwrap();
+    assert_eq!(v.readlink("/d/s").as_deref(), Ok("f"));
+    v.statfs("/").unwrap();
+    assert!(v.readdir("/d", 0).unwrap().len() >= 4);
+    (want.stats, want.symlinks, want.readlinks, want.statfs, want.readdirs) = (want.stats + 3, want.symlinks + 1, want.readlinks + 1, want.statfs + 1, want.readdirs + 1);
+    v.link("/d/f", "/d/g").unwrap();
+    v.rename("/d/g", "/d/h").unwrap();
+    v.unlink("/d/h").unwrap();
+    v.truncate(fd, 3).unwrap();
+    v.fsync(fd).unwrap();
+    (want.links, want.renames, want.unlinks, want.truncates, want.fsyncs) = (want.links + 1, want.renames + 1, want.unlinks + 1, want.truncates + 1, want.fsyncs + 1);
+    let tx = v.begin("/").unwrap();
+    v.commit(tx).unwrap();
+    let tx = v.begin("/").unwrap();
+    v.abort(tx).unwrap();
+    (want.tx_begins, want.tx_commits, want.tx_aborts) = (want.tx_begins + 2, want.tx_commits + 1, want.tx_aborts + 1);
+
+    // Failures count nowhere.
+    assert_eq!(v.stat("/nope"), Err(Error::NotFound));
+    assert_eq!(v.mkdir("/d", 0o755), Err(Error::AlreadyExists));
+    assert_eq!(v.rmdir("/d"), Err(Error::DirectoryNotEmpty));
+    assert_eq!(v.rename("/d/f", "/fat/f"), Err(Error::CrossDevice));
+    assert_eq!(v.seek(fd, Whence::Current, -100), Err(Error::InvalidArgument));
+
+    // The first close leaves the description open (fd2 shares it); the second releases it.
+    v.close(fd).unwrap();
+    assert_eq!(v.stats().unwrap().open_files, 1);
+    v.close(fd2).unwrap();
+    v.unlink("/d/s").unwrap();
+    v.unlink("/d/f").unwrap();
+    v.rmdir("/d").unwrap();
+    (want.closes, want.open_files, want.unlinks, want.rmdirs) = (want.closes + 1, 0, want.unlinks + 2, want.rmdirs + 1);
+
+    // Every operation counter is exact; the lookup and cache counters depend on path walking, so
+    // they are checked on their own below.
+    let got = v.stats().unwrap();
+    let cache = |g: &protocol::api::vfs::VfsStats| (g.lookups, g.dentry_hits, g.dentry_misses, g.attr_hits, g.attr_misses);
+    (want.lookups, want.dentry_hits, want.dentry_misses, want.attr_hits, want.attr_misses) = cache(&got);
+    assert_eq!(got, want);
+    assert!(got.lookups > base.lookups && got.dentry_misses > base.dentry_misses);
+
+    // A repeated stat is answered by the metadata cache: one lookup per component, all hits.
+    put(v, "/x", b"1").unwrap();
+    v.stat("/x").unwrap();
+    let warm = v.stats().unwrap();
+    v.stat("/x").unwrap();
+    let again = v.stats().unwrap();
+    let (lookups, dentry_hits, dentry_misses, attr_hits, attr_misses) = cache(&again);
+    assert_eq!((lookups, dentry_hits, dentry_misses, attr_misses), (warm.lookups + 1, warm.dentry_hits + 1, warm.dentry_misses, warm.attr_misses));
+    assert!(attr_hits > warm.attr_hits);
+    assert_eq!(again.stats, warm.stats + 1);
+}

@@ -136,6 +136,7 @@ impl Vfs {
         if let Some(f) = self.files.get_mut(&id) {
             f.refs += 1;
         }
+        self.stats.dups += 1;
         Ok(new)
     }
 
@@ -231,22 +232,26 @@ impl Vfs {
         let new = i128::from(base) + i128::from(offset);
         let new = u64::try_from(new).map_err(|_| Error::InvalidArgument)?;
         self.file_mut(pid, fd)?.offset = new;
+        self.stats.seeks += 1;
         Ok(new)
     }
 
     pub fn fstat(&mut self, pid: Pid, fd: u32) -> Result<Stat> {
         let loc = self.file(pid, fd)?.loc;
-        self.getattr(loc)
+        let st = self.getattr(loc);
+        tally(st, &mut self.stats.stats)
     }
 
     /// Attributes of `path`, following symbolic links.
     pub fn stat(&mut self, path: &str) -> Result<Stat> {
-        Ok(self.resolve(path, true)?.stat)
+        let st = self.resolve(path, true).map(|r| r.stat);
+        tally(st, &mut self.stats.stats)
     }
 
     /// Attributes of `path` itself, even if it is a symbolic link.
     pub fn lstat(&mut self, path: &str) -> Result<Stat> {
-        Ok(self.resolve(path, false)?.stat)
+        let st = self.resolve(path, false).map(|r| r.stat);
+        tally(st, &mut self.stats.stats)
     }
 
     /// Up to `max` entries of directory `path` after `cookie` (0 = start): `.` and `..` first
@@ -275,6 +280,7 @@ impl Vfs {
                 out.push(e);
             }
         }
+        self.stats.readdirs += 1;
         Ok(out)
     }
 
@@ -291,7 +297,8 @@ impl Vfs {
         if path::components(path)?.is_empty() {
             return Err(Error::AlreadyExists);
         }
-        self.create_node(path, NewNode::new(FileType::Directory, mode & 0o7777)).map(|_| ())
+        let r = self.create_node(path, NewNode::new(FileType::Directory, mode & 0o7777)).map(|_| ());
+        tally(r, &mut self.stats.mkdirs)
     }
 
     /// Create a symbolic link at `path` pointing to `target` (stored as given).
@@ -301,7 +308,8 @@ impl Vfs {
         }
         let mut node = NewNode::new(FileType::Symlink, 0o777);
         node.symlink_target = target.into();
-        self.create_node(path, node).map(|_| ())
+        let r = self.create_node(path, node).map(|_| ());
+        tally(r, &mut self.stats.symlinks)
     }
 
     pub fn readlink(&mut self, path: &str) -> Result<String> {
@@ -309,7 +317,8 @@ impl Vfs {
         if r.stat.kind != FileType::Symlink {
             return Err(Error::InvalidArgument);
         }
-        self.with_fs(r.loc.mount, |fs| fs.readlink(r.loc.node))
+        let target = self.with_fs(r.loc.mount, |fs| fs.readlink(r.loc.node));
+        tally(target, &mut self.stats.readlinks)
     }
 
     /// Give the non-directory `from` (not following a final symlink) the new name `to`.
@@ -327,13 +336,15 @@ impl Vfs {
         self.cache.put_dentry(dir.mount, dir.node, name, Some(node));
         self.cache.put_attr(dir.mount, st);
         self.cache.forget_attr(dir.mount, dir.node);
+        self.stats.links += 1;
         Ok(())
     }
 
     /// Space accounting of the filesystem that holds `path`.
     pub fn statfs(&mut self, path: &str) -> Result<protocol::fs::FsStats> {
         let mount = self.resolve(path, true)?.loc.mount;
-        self.with_fs(mount, |fs| fs.statfs())
+        let st = self.with_fs(mount, |fs| fs.statfs());
+        tally(st, &mut self.stats.statfs)
     }
 
     /// Remove a name: `unlink` (non-directories) or `rmdir` (empty directories).
@@ -352,6 +363,11 @@ impl Vfs {
         self.cache.put_dentry(dir.mount, dir.node, name, None);
         self.cache.forget_attr(dir.mount, dir.node);
         self.cache.forget_attr(dir.mount, target.ino);
+        if dir_wanted {
+            self.stats.rmdirs += 1;
+        } else {
+            self.stats.unlinks += 1;
+        }
         Ok(())
     }
 
@@ -389,12 +405,13 @@ impl Vfs {
         for node in [fdir.node, tdir.node, moving.ino].into_iter().chain(replaced) {
             self.cache.forget_attr(m, node);
         }
-        result
+        tally(result, &mut self.stats.renames)
     }
 
     pub fn fsync(&mut self, pid: Pid, fd: u32) -> Result<()> {
         let loc = self.file(pid, fd)?.loc;
-        self.with_fs(loc.mount, |fs| fs.fsync(loc.node))
+        let r = self.with_fs(loc.mount, |fs| fs.fsync(loc.node));
+        tally(r, &mut self.stats.fsyncs)
     }
 
     /// Set the size of the open file (needs write access).
@@ -404,7 +421,8 @@ impl Vfs {
             return Err(Error::BadFileDescriptor);
         }
         let loc = f.loc;
-        self.setattr(loc, SetAttr { size: Some(size), ..SetAttr::default() }).map(|_| ())
+        let r = self.setattr(loc, SetAttr { size: Some(size), ..SetAttr::default() }).map(|_| ());
+        tally(r, &mut self.stats.truncates)
     }
 
     /// Several positioned reads at once; read `i` lands in `out` right after read `i-1`'s requested
@@ -478,6 +496,7 @@ impl Vfs {
         let id = self.next_tx;
         self.next_tx += 1;
         self.txs.insert(id, Tx { owner: pid, mount, fs_tx });
+        self.stats.tx_begins += 1;
         Ok(id)
     }
 
@@ -490,7 +509,8 @@ impl Vfs {
 
     pub fn commit(&mut self, pid: Pid, tx: u64) -> Result<()> {
         let t = self.take_tx(pid, tx)?;
-        self.with_fs(t.mount, |fs| fs.commit_transaction(t.fs_tx))
+        let r = self.with_fs(t.mount, |fs| fs.commit_transaction(t.fs_tx));
+        tally(r, &mut self.stats.tx_commits)
     }
 
     /// Abort: the filesystem puts back what the transaction changed, so the mount's cache is dropped.
@@ -498,7 +518,7 @@ impl Vfs {
         let t = self.take_tx(pid, tx)?;
         let r = self.with_fs(t.mount, |fs| fs.abort_transaction(t.fs_tx));
         self.cache.forget_mount(t.mount);
-        r
+        tally(r, &mut self.stats.tx_aborts)
     }
 
     /// Number of descriptors process `pid` has open.
@@ -508,3 +528,11 @@ impl Vfs {
 }
 
 use crate::path;
+
+/// Count `r` in `counter` if it succeeded: the operation counters count operations done.
+fn tally<R>(r: Result<R>, counter: &mut u64) -> Result<R> {
+    if r.is_ok() {
+        *counter += 1;
+    }
+    r
+}
