@@ -117,6 +117,15 @@ fn pointer_checks() -> bool {
     ok &= expect("io_in(0x71) from a non-driver", raw(Sys::IoIn, 0x71, 1, 0), SysError::NotPermitted);
     ok &= expect("irq_bind(8) from a non-driver", raw(Sys::IrqBind, 8, 1, 0), SysError::NotPermitted);
     ok &= expect("spawn from a non-supervisor", raw(Sys::Spawn, c"hello".as_ptr() as u64, 0, 0), SysError::NotPermitted);
+    ok &= expect("kill(init) from a non-supervisor", raw(Sys::Kill, init, 0, 0), SysError::NotPermitted);
+    ok &= expect("program_info(out=null)", raw(Sys::ProgramInfo, 0, 0, 64), SysError::NullPointer);
+    ok &= expect("program_info(out read-only)", raw(Sys::ProgramInfo, 0, ro, 64), SysError::NotWritable);
+    ok &= expect("program_info(out too short)", raw(Sys::ProgramInfo, 0, page, 63), SysError::InvalidArgument);
+    // Asking init to kill a program that is not a service is refused (echo-client is not RESTART).
+    ok &= check(
+        libwatos::service::kill_service("echo-client") == Err(SysError::NotPermitted),
+        format_args!("hostile: init refuses to kill a program that is not a service"),
+    );
 
     // Other calls and numbers.
     ok &= expect("map_anon(0 bytes)", raw(Sys::MapAnon, 0, sys::MAP_WRITE, 0), SysError::InvalidArgument);
