@@ -76,3 +76,12 @@ pub fn notify(target: u64, bits: u64) -> Result<(), SysError> {
 pub fn set_timer(deadline_ns: u64, bits: u64) {
     let _ = raw(Sys::SetTimer, [deadline_ns, bits, 0, 0, 0, 0]);
 }
+
+/// Waits until one of the notification `bits` is set (taking them), leaving any callers queued:
+/// what a driver uses to sleep until its interrupt in the middle of serving a request. Returns the
+/// bits that fired.
+pub fn wait_notification(bits: u64) -> Result<u64, SysError> {
+    let mut info = RecvInfo::default();
+    let ret = raw(Sys::Receive, [0, 0, bits, &mut info as *mut RecvInfo as u64, kernel_core::abi::RECV_NOTIFY_ONLY, 0]);
+    SysError::decode(ret).map(|_| info.notifications)
+}

@@ -40,6 +40,8 @@ pub const LEASE_READ: u64 = 1;
 pub const LEASE_WRITE: u64 = 2;
 /// Notification bit the kernel sets on the supervisor when any task ends (see `next_death`).
 pub const NOTIFY_DEATH: u64 = 1 << 63;
+/// `receive` flag: wait for notifications only.
+pub const RECV_NOTIFY_ONLY: u64 = 1;
 
 /// System-call numbers, dispatched by one `match` in the kernel.
 #[repr(u64)]
@@ -66,8 +68,9 @@ pub enum Sys {
     /// send(target, msg ptr, msg len | lease count << 32, reply ptr, reply cap, leases ptr)
     /// -> reply length | reply code << 32. Blocks until the target replies (call semantics).
     Send = 9,
-    /// receive(buf ptr, buf cap, notification mask, info ptr: *mut RecvInfo) -> 0.
-    /// Blocks until a message or a masked notification arrives.
+    /// receive(buf ptr, buf cap, notification mask, info ptr: *mut RecvInfo, flags) -> 0.
+    /// Blocks until a message or a masked notification arrives; with flags `RECV_NOTIFY_ONLY`
+    /// (mask must then be non-zero), until a masked notification arrives, messages staying queued.
     Receive = 10,
     /// reply(client id, ptr, len, code) -> 0. Ends the client's call and its leases; `code`
     /// (0..=MAX_REPLY_CODE, 0 = success) reaches the client beside the length.

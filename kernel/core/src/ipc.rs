@@ -12,7 +12,7 @@
 //! reply, which faults the replier rather than being cut (Hubris PR 1954). When a task dies, every task
 //! blocked sending to it or waiting for its reply is woken with `TaskDied`.
 
-use crate::abi::{Lease, RecvInfo, SysError, TaskId, LEASE_READ, LEASE_WRITE, MAX_LEASES, MAX_MSG, MAX_REPLY_CODE, NOTIFICATION};
+use crate::abi::{Lease, RecvInfo, SysError, TaskId, LEASE_READ, LEASE_WRITE, MAX_LEASES, MAX_MSG, MAX_REPLY_CODE, NOTIFICATION, RECV_NOTIFY_ONLY};
 use crate::kernel::{Kernel, Platform};
 use crate::paging::{FrameAlloc, PhysMem};
 use crate::sched::SchedState;
@@ -41,7 +41,9 @@ pub enum IpcState {
     /// The server has the message; blocked until it replies.
     AwaitingReply(Call),
     /// Blocked in `receive`.
-    Receiving { buf: u64, cap: u64, mask: u64, info: u64 },
+    /// `notify_only`: wait for masked notifications alone; senders keep waiting (a driver waiting
+    /// for its interrupt in the middle of serving a request must not take the next request).
+    Receiving { buf: u64, cap: u64, mask: u64, info: u64, notify_only: bool },
 }
 
 type Res = Result<u64, UserError>;
@@ -98,7 +100,7 @@ pub fn send<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, c: 
     let server = k.task(s).map(|t| t.id).ok_or(SysError::TaskDied)?;
     set_ipc(k, c, IpcState::Sending(Call { server, msg, reply_ptr, reply_cap, leases }));
     k.sched[c] = SchedState::Blocked;
-    if matches!(k.task(s).map(|t| &t.ipc), Some(IpcState::Receiving { .. })) {
+    if matches!(k.task(s).map(|t| &t.ipc), Some(IpcState::Receiving { notify_only: false, .. })) {
         deliver(k, c, s);
     }
     Ok(None)
@@ -106,7 +108,15 @@ pub fn send<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, c: 
 
 /// `receive`.
 pub fn receive<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, r: usize, a: [u64; 6]) -> Blocking {
-    let (buf, cap, mask, info) = (a[0], a[1], a[2], a[3]);
+    let (buf, cap, mask, info, flags) = (a[0], a[1], a[2], a[3], a[4]);
+    if flags & !RECV_NOTIFY_ONLY != 0 {
+        return Err(SysError::InvalidArgument.into());
+    }
+    let notify_only = flags & RECV_NOTIFY_ONLY != 0;
+    if notify_only && mask == 0 {
+        // Nothing could ever wake it.
+        return Err(SysError::InvalidArgument.into());
+    }
     let space = k.task(r).map(|t| t.space).ok_or(UserError::Fault("no such task"))?;
     if cap > 0 {
         validate(&space, &k.mem, buf, cap, Access::Write)?;
@@ -121,8 +131,11 @@ pub fn receive<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, 
         copy_out(&space, &mut k.mem, info, &bytes)?;
         return Ok(Some(0));
     }
-    set_ipc(k, r, IpcState::Receiving { buf, cap, mask, info });
+    set_ipc(k, r, IpcState::Receiving { buf, cap, mask, info, notify_only });
     k.sched[r] = SchedState::Blocked;
+    if notify_only {
+        return Ok(None);
+    }
     let server_id = k.task(r).map(|t| t.id);
     // Senders are served in slot order after the receiver, so no sender is starved.
     let n = k.slots.len();
@@ -138,7 +151,7 @@ pub fn receive<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, 
 /// Moves sender `s`'s message to receiver `r` (which is `Receiving`). False if it did not fit (the
 /// sender then gets `MessageTooBig` and the receiver keeps waiting).
 fn deliver<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, s: usize, r: usize) -> bool {
-    let Some(IpcState::Receiving { buf, cap, info, .. }) = k.task(r).map(|t| t.ipc.clone()) else { return false };
+    let Some(IpcState::Receiving { buf, cap, info, notify_only: false, .. }) = k.task(r).map(|t| t.ipc.clone()) else { return false };
     let Some(IpcState::Sending(mut call)) = k.task(s).map(|t| t.ipc.clone()) else { return false };
     if call.msg.len() as u64 > cap {
         set_ipc(k, s, IpcState::Idle);

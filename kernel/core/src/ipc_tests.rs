@@ -261,3 +261,37 @@ fn timers_post_their_bits_at_the_deadline_and_can_be_cancelled() {
     }
     assert_eq!(k.task(0).unwrap().notifications, 0);
 }
+
+/// A driver waiting for its interrupt (notify-only receive) is not handed the next request: the
+/// sender keeps waiting until an ordinary receive, and only masked bits wake the driver.
+#[test]
+fn notify_only_receive_leaves_senders_waiting() {
+    use crate::abi::RECV_NOTIFY_ONLY;
+    let mut k = boot(&["driver", "client", "irq"]);
+    let mut f = first_tick(&mut k);
+    let driver = id(&k, 0);
+    syscall6(&mut k, &mut f, Sys::Receive, [BUF, 512, 0, INFO, RECV_NOTIFY_ONLY, 0]);
+    assert_eq!(SysError::decode(f.rax), Err(SysError::InvalidArgument), "an empty mask would never wake");
+    syscall6(&mut k, &mut f, Sys::Receive, [BUF, 512, 0b100, INFO, 2, 0]);
+    assert_eq!(SysError::decode(f.rax), Err(SysError::InvalidArgument), "unknown flags");
+    syscall6(&mut k, &mut f, Sys::Receive, [BUF, 512, 0b100, INFO, RECV_NOTIFY_ONLY, 0]);
+    assert_eq!(k.sched[0], SchedState::Blocked);
+    assert_eq!(k.current, Some(1));
+    send(&mut k, &mut f, driver, b"req", &[]);
+    assert_eq!(k.sched[0], SchedState::Blocked, "the message did not wake the driver");
+    assert_eq!(k.sched[1], SchedState::Blocked, "the client waits for service");
+    assert_eq!(k.current, Some(2), "the third task posts the notifications");
+    syscall6(&mut k, &mut f, Sys::Notify, [driver, 0b001, 0, 0, 0, 0]);
+    assert_eq!(k.sched[0], SchedState::Blocked, "an unmasked bit does not wake it either");
+    syscall6(&mut k, &mut f, Sys::Notify, [driver, 0b100, 0, 0, 0, 0]);
+    assert_eq!(k.sched[0], SchedState::Runnable);
+    assert_eq!(info(&k, 0), RecvInfo { sender: NOTIFICATION, len: 0, leases: 0, notifications: 0b100 });
+    while k.current != Some(0) {
+        syscall6(&mut k, &mut f, Sys::Yield, [0; 6]);
+    }
+    // An ordinary receive now takes the queued request.
+    receive(&mut k, &mut f, 0);
+    assert_eq!(f.rax, 0);
+    assert_eq!(info(&k, 0).sender, id(&k, 1));
+    assert_eq!(get(&k, 0, BUF, 3), b"req");
+}

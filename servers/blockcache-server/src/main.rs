@@ -4,9 +4,11 @@
 //! the index of the legacy virtio-blk PCI function it drives, in QEMU's `-drive` order (disk 0 holds
 //! WFS, disk 1 FAT). The initrd entry has the DRIVER flag, so only this process gets port I/O and
 //! DMA memory. The driver (`virtio_blk::VirtioBlk`) runs on [`WatosHal`]: ports and DMA pages are
-//! the kernel's driver syscalls; completions are found by polling the used ring between yields,
-//! because an interrupt notification would have to share `receive` with client calls and the kernel
-//! has no notification-only wait yet. Above the driver sits `BlockCache` (write-back, read-ahead),
+//! the kernel's driver syscalls; the device's interrupt line is bound to the `IRQ` notification bit
+//! and the driver sleeps in a notification-only receive (so a client call arriving meanwhile waits
+//! for the next `receive` of the serve loop), re-arming the line with `irq_ack` after it has read
+//! the ISR. A timer bit wakes it too, 10 ms later, so a lost interrupt costs time, not a hang; if
+//! the line cannot be bound (shared with another driver) it polls between yields. Above the driver sits `BlockCache` (write-back, read-ahead),
 //! served by `watos_stack::CacheServer` exactly as in the host harness. On `STOP` it writes every
 //! dirty block back, flushes the device and exits.
 #![no_std]
@@ -19,7 +21,7 @@ use core::ptr::NonNull;
 use blockcache::{BlockCache, Config as CacheConfig};
 use blockdev::BlockDevice;
 use libwatos::service::{self, STOP};
-use libwatos::{dev, println, sys, transport};
+use libwatos::{dev, ipc, println, sys, transport};
 use protocol::api::blockcache::Service;
 use protocol::{Error, Result};
 use virtio_blk::{Config, Dma, Hal, Width, PAGE_SIZE};
@@ -27,8 +29,21 @@ use watos_stack::CacheServer;
 
 libwatos::entry!(main);
 
+/// Notification bit of the disk's interrupt line (`STOP` is bit 0).
+const IRQ: u64 = 1 << 1;
+/// Notification bit of the lost-interrupt timer.
+const TIMEOUT: u64 = 1 << 2;
+/// How long to sleep for an interrupt before looking at the ring anyway.
+const TIMEOUT_NS: u64 = 10_000_000;
+
 /// The kernel's driver syscalls as the driver's hardware abstraction.
-struct WatosHal;
+#[derive(Default)]
+struct WatosHal {
+    /// The bound interrupt line; `None` while probing or if it could not be bound (then: polling).
+    irq: Option<u8>,
+    interrupts: u64,
+    timeouts: u64,
+}
 
 fn dev_err(e: libwatos::abi::SysError) -> Error {
     transport::map_error(e)
@@ -52,9 +67,27 @@ unsafe impl Hal for WatosHal {
     }
 
     fn wait_interrupt(&mut self) -> Result<()> {
-        // Polling: let the other processes (and QEMU's device model) run, then re-check the ring.
-        sys::yield_now();
+        if self.irq.is_none() {
+            // Polling: let the other processes (and QEMU's device model) run, then re-check the ring.
+            sys::yield_now();
+            return Ok(());
+        }
+        ipc::set_timer(sys::monotonic_ns() + TIMEOUT_NS, TIMEOUT);
+        let fired = ipc::wait_notification(IRQ | TIMEOUT).map_err(dev_err)?;
+        ipc::set_timer(0, 0);
+        if fired & IRQ != 0 {
+            self.interrupts += 1;
+        } else {
+            self.timeouts += 1;
+        }
         Ok(())
+    }
+
+    fn ack_interrupt(&mut self) -> Result<()> {
+        match self.irq {
+            Some(line) => dev::irq_ack(line).map_err(dev_err),
+            None => Ok(()),
+        }
     }
 }
 
@@ -70,18 +103,25 @@ fn main() -> i64 {
         return 2;
     };
     // 16 requests of up to 32 KiB in flight: 512 KiB of DMA bounce buffers.
-    let (disk, irq) = match virtio_blk::probe(WatosHal, index, Config { slots: 16, slot_bytes: 32 * 1024 }) {
+    let (disk, irq) = match virtio_blk::probe(WatosHal::default(), index, Config { slots: 16, slot_bytes: 32 * 1024 }) {
         Ok(found) => found,
         Err(e) => {
             println!("{name}: no virtio-blk disk {index}: {e:?}");
             return 3;
         }
     };
-    let mut first = [0u8; 512];
     let mut disk = disk;
+    let mode = match dev::irq_bind(irq, IRQ) {
+        Ok(()) => {
+            disk.hal_mut().irq = Some(irq);
+            "interrupts"
+        }
+        Err(_) => "polled: line not available",
+    };
+    let mut first = [0u8; 512];
     let head = disk.read(0, &mut first).map(|_| first);
     println!(
-        "{name}: virtio-blk disk {index}: {} sectors ({} MiB), queue {}, irq line {irq} (polled), sector 0 starts {:02x?}",
+        "{name}: virtio-blk disk {index}: {} sectors ({} MiB), queue {}, irq line {irq} ({mode}), sector 0 starts {:02x?}",
         disk.capacity(),
         disk.capacity() / 2048,
         disk.queue_size(),
@@ -102,6 +142,8 @@ fn main() -> i64 {
         return 5;
     }
     let stats = server.0.cache.stats();
+    let hal = server.0.cache.inner_mut().hal_mut();
+    println!("{name}: {} interrupts, {} lost-interrupt timeouts", hal.interrupts, hal.timeouts);
     match server.0.cache.flush() {
         Ok(()) => {
             println!("{name}: stopped; dirty blocks written back and the disk flushed; cache hit rate {:.1}%", stats.hit_rate() * 100.0);
