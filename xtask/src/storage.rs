@@ -123,7 +123,7 @@ pub enum Boot {
 }
 
 /// The servers `fstest-kill` has init kill, in order (initrd/apps/fstest `VICTIMS`).
-const VICTIMS: [&str; 4] = ["wfs-server", "fat-server", "blockcache1", "vfs-server"];
+const VICTIMS: [&str; 5] = ["wfs-server", "fat-server", "blockcache1", "blockcache0", "vfs-server"];
 /// Seed of victim `i`'s committed file is `KILL_SEED + 16 * i` (initrd/apps/fstest).
 const KILL_SEED: u64 = 0x5eed_1000;
 

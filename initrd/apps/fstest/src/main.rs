@@ -132,7 +132,7 @@ fn persist(vfs: &Vfs, dir: &str, seed: u64) -> bool {
 const KILL_SEED: u64 = 0x5eed_1000;
 
 /// The servers killed mid-workload, each with the mount its death affects, in order.
-const VICTIMS: [(&str, &str); 4] = [("wfs-server", "/"), ("fat-server", "/fat/"), ("blockcache1", "/fat/"), ("vfs-server", "/")];
+const VICTIMS: [(&str, &str); 5] = [("wfs-server", "/"), ("fat-server", "/fat/"), ("blockcache1", "/fat/"), ("blockcache0", "/"), ("vfs-server", "/")];
 
 /// Kill `victim` in the middle of writing a file under `dir` (through init, which restarts it by
 /// policy): the file committed before the kill must be intact afterwards, the write in flight must
