@@ -16,10 +16,20 @@
 //! # Node ids
 //! FAT has no inode numbers. A node's id is derived from where its short directory entry lives
 //! (device byte offset / 32); the root is [`ROOT`]. Ids stay valid for the life of the node in this
-//! server, including across renames (an in-memory table maps ids to entry locations). After a
-//! server restart, every node that was not renamed since it was created gets the same id again;
-//! a renamed node gets the id of its new location, so a client holding the old id gets `NotFound`
-//! and must look the path up again.
+//! server, including across renames (an in-memory table maps ids to entry locations).
+//!
+//! ## What a server restart preserves
+//! A fresh mount resolves an id it has never seen by its location (`locate`): cached directories
+//! first, then directories loaded breadth-first from the root until one holds the entry, so a
+//! client (the vfs re-opening its files) can keep using the ids of a previous run. This holds for
+//! every node whose entry is where it was when the id was handed out, which is every node not
+//! renamed since then. A node renamed in the old run kept its id there, but after the restart it
+//! is found only under the id of its new location; its old id names a deleted slot (`NotFound`,
+//! so the client must look the path up again) or, if a later create reused that slot, the newer
+//! entry, just as an inode number can be reused on other filesystems. Ids the old run handed out
+//! for renamed-over locations (spare ids, above 2^62) never survive. Ids of entries that were deleted, of long-name slots, of free or bad clusters, of
+//! clusters no directory reaches, and past the volume end are `NotFound`. Unlinked-but-open files
+//! do not survive: their clusters are lost clusters for `fsck.fat`.
 //!
 //! # Crash safety (write order)
 //! FAT cannot update atomically, so the order of writes is chosen so a power cut leaves at worst
@@ -58,6 +68,7 @@ mod dirent;
 mod entries;
 mod file;
 mod format;
+mod locate;
 mod name;
 mod ops;
 mod runs;

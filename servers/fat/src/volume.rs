@@ -25,7 +25,7 @@ use crate::table::FatTable;
 /// Node id of the root directory.
 pub const ROOT: NodeId = 1;
 /// Ids handed out when a location-derived id is still held by a renamed node.
-const SPARE_IDS: NodeId = 1 << 62;
+pub(crate) const SPARE_IDS: NodeId = 1 << 62;
 /// FAT caps a directory at 65,536 slots.
 const MAX_DIR_SLOTS: usize = 65536;
 
@@ -287,31 +287,6 @@ impl<D: BlockDevice> FatFs<D> {
             return self.node_at(dir, first_slot, slot);
         }
         Ok(id)
-    }
-
-    /// Make sure node `id` has a record: ids handed out by a listing get theirs here, found by
-    /// their location in the cached directories. Unknown or stale ids are `NotFound`.
-    pub(crate) fn resolve(&mut self, id: NodeId) -> Result<()> {
-        if self.nodes.contains_key(&id) {
-            return Ok(());
-        }
-        if id >= SPARE_IDS {
-            return Err(Error::NotFound);
-        }
-        let off = id * SLOT as u64;
-        let (sector, in_sec) = (off / SECTOR_SIZE as u64, off % SECTOR_SIZE as u64);
-        let found = self.dirs.iter().find_map(|(&dir, d)| {
-            let piece = d.sectors.iter().position(|&s| s == sector)?;
-            let slot = ((piece * SECTOR_SIZE) as u64 + in_sec) / SLOT as u64;
-            let i = d.entries.binary_search_by_key(&(slot as u32), |e| e.slot).ok()?;
-            Some((dir, d.entries[i].first_slot, slot as u32))
-        });
-        let (dir, first_slot, slot) = found.ok_or(Error::NotFound)?;
-        if self.node_at(dir, first_slot, slot)? == id {
-            Ok(())
-        } else {
-            Err(Error::NotFound)
-        }
     }
 
     /// The node's run map, built from its chain on first use.
