@@ -212,7 +212,6 @@ fn committed_data_survives_restarting_every_server_under_open_files() {
 /// directories loaded since mount, so after a FAT server restart the vfs's re-open by node id fails
 /// and the open file reads `NotFound` (a new open by path works). Run with `--ignored`.
 #[test]
-#[ignore = "fat-server cannot re-open a node id before its directory is loaded again"]
 fn open_fat_file_survives_a_fat_server_restart() {
     let (s, fs) = stack();
     fs.write("/fat/kept", b"hello").unwrap();
