@@ -95,7 +95,7 @@ fn ids_that_name_no_live_entry_are_not_found() {
         let impostor = file(&mut fs, root, "impostor");
         fs.write(impostor, 0, &fake).unwrap();
         let size = fs.device().as_bytes().len() as u64;
-        let mut fs = restart(fs);
+        let fs = restart(fs);
         let data_at = fs.device().as_bytes().windows(32).position(|w| w == &fake[32..64]).unwrap() as u64;
         let free_cluster = fs.geometry().cluster_offset(fs.geometry().clusters) / 32;
         let mut fs = restart(fs);
