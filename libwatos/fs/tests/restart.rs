@@ -208,9 +208,9 @@ fn committed_data_survives_restarting_every_server_under_open_files() {
     }
 }
 
-/// Known bug (fat-server): FAT node ids are directory-entry positions and `resolve` only searches
-/// directories loaded since mount, so after a FAT server restart the vfs's re-open by node id fails
-/// and the open file reads `NotFound` (a new open by path works). Run with `--ignored`.
+/// FAT node ids are directory-entry positions; after a FAT server restart the fresh mount finds an
+/// id it never loaded by walking directories from the root (servers/fat/src/locate.rs), so the vfs's
+/// re-open by node id keeps the open file readable.
 #[test]
 fn open_fat_file_survives_a_fat_server_restart() {
     let (s, fs) = stack();
