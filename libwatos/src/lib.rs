@@ -24,6 +24,17 @@ pub mod rt;
 pub use kernel_core::abi;
 /// The protocol crate, for programs that speak it through `transport`.
 pub use protocol;
+/// The std::fs-like file API (`File`, `OpenOptions`, `read_dir`, transactions) over any transport;
+/// [`fs()`] connects it to the running vfs server.
+pub use watos_fs as fs;
+
+/// The file API connected to the vfs server over kernel IPC: `let fs = libwatos::fs()?;`. Fails with
+/// the lookup's error if no vfs server is running.
+pub fn fs() -> protocol::Result<fs::Fs<transport::KernelTransport>> {
+    let t = transport::KernelTransport::new();
+    let vfs = t.lookup("vfs-server")?;
+    Ok(fs::Fs::connect(t, vfs))
+}
 
 /// Declares the program's entry point: `libwatos::entry!(main)` with `fn main() -> i64`; the
 /// returned value becomes the exit code.

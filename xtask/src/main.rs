@@ -54,7 +54,7 @@ fn main() -> ExitCode {
             ok
         }
         _ => {
-            eprintln!("usage: cargo xtask <build | image | qemu [--kvm] | test [--qemu-only|--storage-only] | bench [NAME...]> [--release]");
+            eprintln!("usage: cargo xtask <build | image | qemu [--kvm] | test [--qemu-only|--storage-only|--wsh-only] | bench [NAME...]> [--release]");
             false
         }
     };

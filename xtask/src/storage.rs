@@ -120,6 +120,8 @@ pub enum Boot {
     Second,
     /// Copies of the images, `fstest-kill`: each server killed mid-write and restarted.
     Kill,
+    /// Fresh images with `/demo.wsh`: the shell (`wsh-script`) runs it.
+    Wsh,
 }
 
 /// The servers `fstest-kill` has init kill, in order (initrd/apps/fstest `VICTIMS`).
@@ -134,6 +136,7 @@ pub fn judge_boot(log: &[String], status: Option<i32>, kind: Boot, v: &mut Verdi
         Boot::First => "boot 1",
         Boot::Second => "boot 2",
         Boot::Kill => "kill boot",
+        Boot::Wsh => "wsh boot",
     };
     for line in log {
         if let Some((_, what)) = line.split_once("CHECK PASS ") {
@@ -155,6 +158,7 @@ pub fn judge_boot(log: &[String], status: Option<i32>, kind: Boot, v: &mut Verdi
         Boot::First => "fstest: first boot: persistence files written",
         Boot::Second => "fstest: boot with existing files: both verified",
         Boot::Kill => "fstest: kill tests done",
+        Boot::Wsh => "wsh: script /demo.wsh: 24 lines ran, none failed",
     };
     v.check(has(done), &format!("{boot}: {done}"));
     v.check(
@@ -173,7 +177,11 @@ pub fn judge_boot(log: &[String], status: Option<i32>, kind: Boot, v: &mut Verdi
         reaped.len() == victims.len() && reaped.iter().all(|l| victims.iter().any(|n| l.contains(&format!("({n})")))),
         &format!("{boot}: no task but the killed servers died ({} reaped)", reaped.len()),
     );
-    let app = if kind == Boot::Kill { "fstest-kill" } else { "fstest" };
+    let app = match kind {
+        Boot::Kill => "fstest-kill",
+        Boot::Wsh => "wsh-script",
+        _ => "fstest",
+    };
     for task in [app, "vfs-server", "wfs-server", "fat-server", "blockcache0", "blockcache1", "init"] {
         v.check(has(&format!("({task}) exited with code 0")), &format!("{boot}: {task} exited with code 0"));
     }
@@ -246,6 +254,9 @@ fn check_images(d: &Disks, v: &mut Verdicts) {
 
 /// The storage boots of `cargo xtask test`.
 pub fn run_tests(opts: &Options, v: &mut Verdicts) {
+    if opts.wsh_only {
+        return wsh_boot(opts, v);
+    }
     let (Some(art), Some(kill_art)) = (build_storage(opts, "fstest"), build_storage(opts, "fstest-kill")) else {
         v.check(false, "the storage initrds build");
         return;
@@ -272,5 +283,121 @@ pub fn run_tests(opts: &Options, v: &mut Verdicts) {
     match image_tool() {
         Some(tool) => check_kill_images(&kill, &tool, v),
         None => v.check(false, "host: watos-image builds"),
+    }
+    wsh_boot(opts, v);
+}
+
+/// The shell's script, put on the WFS image of the wsh boot as `/demo.wsh`.
+const DEMO_SCRIPT: &str = include_str!("demo.wsh");
+
+/// What the script must print, in this order (other lines may come between: the servers' logs, and
+/// the figures of `stat`, `df`, `stats` and `ps`). A line ending in `*` is matched by its start only,
+/// because what follows are counters and times.
+const DEMO_OUTPUT: [&str; 27] = [
+    "== ls /",
+    "demo.wsh",
+    "fat",
+    "hello from wsh",
+    "hello from wsh",
+    "== cat /fat/c.txt",
+    "hello from wsh",
+    "more on fat",
+    "== ls /fat",
+    "c.txt",
+    "sub",
+    "  File: /d/a.txt",
+    "  Type: regular file  Size: 15  *",
+    " Inode: *",
+    "Modify: *",
+    "== ls /d",
+    "== df",
+    "Mounted on          KiB       Used      Avail Use%",
+    "/                 32768 *",
+    "/fat              *",
+    "vfs: opens *",
+    "blockcache0 (/): hit rate *",
+    "blockcache1 (/fat): hit rate *",
+    "NAME             TASK      TICKS  SYSCALLS  FLAGS",
+    "init             0 *",
+    "== end",
+    "wsh: script /demo.wsh: 24 lines ran, none failed",
+];
+
+/// Ok if each `want` line appears in `log` in order (exactly, or by its start when it ends in `*`).
+fn in_order(log: &[String], want: &[&str]) -> Result<(), String> {
+    let mut lines = log.iter();
+    for w in want {
+        let found = match w.strip_suffix('*') {
+            Some(start) => lines.any(|l| l.starts_with(start)),
+            None => lines.any(|l| l == w),
+        };
+        if !found {
+            return Err(format!("missing (in order): {w:?}"));
+        }
+    }
+    Ok(())
+}
+
+/// The wsh boot: fresh images with `/demo.wsh`, the shell runs it with stop-on-error.
+fn wsh_boot(opts: &Options, v: &mut Verdicts) {
+    let Some(art) = build_storage(opts, "wsh-script") else {
+        v.check(false, "the wsh initrd builds");
+        return;
+    };
+    let (Some(disks), Some(tool)) = (make_images("wsh-"), image_tool()) else {
+        v.check(false, "the wsh boot's disk images are made");
+        return;
+    };
+    let script = disks.wfs.with_extension("demo.wsh");
+    let (Some(wfs), Some(host)) = (disks.wfs.to_str(), script.to_str()) else {
+        v.check(false, "the wsh boot's paths are UTF-8");
+        return;
+    };
+    let put = std::fs::write(&script, DEMO_SCRIPT).is_ok() && run_tool(&tool, &["put", wfs, host, "/demo.wsh"]);
+    v.check(put, "wsh boot: watos-image puts /demo.wsh on the WFS image");
+    let (log, status) = boot(&art, opts, &disks, "4 (fresh images: wsh runs /demo.wsh)");
+    judge_boot(&log, status, Boot::Wsh, v);
+    let order = in_order(&log, &DEMO_OUTPUT);
+    v.check(order.is_ok(), &format!("wsh boot: the script's output lines, in order ({})", order.err().unwrap_or_else(|| "all found".into())));
+    v.check(!log.iter().any(|l| l.starts_with("wsh: ") && !l.starts_with("wsh: script")), "wsh boot: no command printed an error line");
+    let ps: Vec<&String> = log.iter().skip_while(|l| !l.starts_with("NAME ")).skip(1).take(7).collect();
+    v.check(
+        ["init", "blockcache0", "blockcache1", "wfs-server", "fat-server", "vfs-server", "wsh-script"]
+            .iter()
+            .zip(&ps)
+            .all(|(name, l)| l.split_whitespace().next() == Some(*name) && l.split_whitespace().count() >= 4),
+        "wsh boot: ps lists every program of the manifest with a live task, ticks and syscalls",
+    );
+    let fsck = Command::new("fsck.fat").arg("-n").arg(&disks.fat).output();
+    v.check(fsck.is_ok_and(|o| o.status.success()), "wsh boot: host: fsck.fat -n finds the FAT image clean");
+    v.check(
+        mtools_get(&disks.fat, "/c.txt").is_some_and(|b| b == b"hello from wsh\nmore on fat\n"),
+        "wsh boot: host: mtools reads /c.txt (cp, mv and >> by the shell) byte-exact",
+    );
+    let check = Command::new(&tool).arg("check").arg(wfs).output();
+    v.check(check.is_ok_and(|o| o.status.success()), "wsh boot: host: watos-image check finds the WFS image consistent");
+    let listed = Command::new(&tool).arg("ls").arg(wfs).arg("/d").output();
+    v.check(
+        listed.is_ok_and(|o| o.status.success() && !String::from_utf8_lossy(&o.stdout).contains("a.txt")),
+        "wsh boot: host: /d exists on the WFS image without a.txt (mkdir, then rm of its file)",
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::in_order;
+
+    fn log(lines: &[&str]) -> Vec<String> {
+        lines.iter().map(|l| l.to_string()).collect()
+    }
+
+    #[test]
+    fn lines_must_appear_in_order_exactly_or_by_their_start() {
+        let l = log(&["== ls /", "server noise", "demo.wsh", "fat", "blockcache0 (/): hit rate 50.0%"]);
+        assert!(in_order(&l, &["== ls /", "demo.wsh", "fat", "blockcache0 (/): hit rate *"]).is_ok());
+        // A short name must not be satisfied by a longer line that merely starts with it.
+        assert!(in_order(&l, &["== ls /", "d", "fat"]).is_err());
+        // Out of order.
+        assert!(in_order(&l, &["fat", "demo.wsh"]).is_err());
     }
 }

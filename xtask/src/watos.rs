@@ -14,7 +14,7 @@ use std::process::Command;
 /// the kernel (linked at -2 GiB) and the apps (linked at 4 MiB).
 const RUSTFLAGS: &str = "-C panic=abort -C relocation-model=static -C no-redzone=yes -C code-model=large -C force-frame-pointers=yes -C strip=debuginfo";
 const TARGET: &str = "x86_64-unknown-linux-gnu";
-const BINS: [&str; 11] = [
+const BINS: [&str; 12] = [
     "kernel",
     "init",
     "hello",
@@ -22,6 +22,7 @@ const BINS: [&str; 11] = [
     "spinner",
     "ipc",
     "fstest",
+    "wsh",
     "blockcache-server",
     "wfs-server",
     "fat-server",
@@ -53,6 +54,8 @@ pub struct Options {
     pub qemu_only: bool,
     /// `test --storage-only`: only the storage boots (implies --qemu-only).
     pub storage_only: bool,
+    /// `test --wsh-only`: only the wsh boot (implies --storage-only).
+    pub wsh_only: bool,
 }
 
 impl Options {
@@ -61,8 +64,9 @@ impl Options {
         Options {
             release: has("--release"),
             kvm: has("--kvm"),
-            qemu_only: has("--qemu-only") || has("--storage-only"),
-            storage_only: has("--storage-only"),
+            qemu_only: has("--qemu-only") || has("--storage-only") || has("--wsh-only"),
+            storage_only: has("--storage-only") || has("--wsh-only"),
+            wsh_only: has("--wsh-only"),
         }
     }
 }
@@ -78,8 +82,8 @@ const BENCH_MANIFEST: [(&str, &str, u32); 2] = [("bench-echo", "ipc", initrd::AU
 
 /// The storage system (`cargo xtask qemu` and the storage boots of `cargo xtask test`): one block
 /// cache server per virtio-blk disk (drivers), the filesystem servers, the vfs server, and the test
-/// app (`fstest`, or `fstest-kill` for the kill tests). RESTART marks what init brings back after a
-/// fault or kill.
+/// app (`fstest`, `fstest-kill` for the kill tests, or `wsh-script`, the shell running
+/// `/demo.wsh`). RESTART marks what init brings back after a fault or kill.
 pub fn storage_manifest(app: &'static str) -> [(&'static str, &'static str, u32); 7] {
     [
         ("init", "init", initrd::AUTOSTART | initrd::SUPERVISOR),
@@ -88,7 +92,7 @@ pub fn storage_manifest(app: &'static str) -> [(&'static str, &'static str, u32)
         ("wfs-server", "wfs-server", initrd::AUTOSTART | initrd::RESTART),
         ("fat-server", "fat-server", initrd::AUTOSTART | initrd::RESTART),
         ("vfs-server", "vfs-server", initrd::AUTOSTART | initrd::RESTART),
-        (app, "fstest", initrd::AUTOSTART),
+        (app, if app.starts_with("wsh") { "wsh" } else { "fstest" }, initrd::AUTOSTART),
     ]
 }
 
@@ -113,6 +117,8 @@ pub fn build_with(opts: &Options, manifest: &[(&str, &str, u32)], image_name: &s
     for bin in BINS {
         cmd.args(["-p", bin]);
     }
+    // The shell's program needs its `watos` feature (its library alone is a host crate).
+    cmd.args(["--features", "wsh/watos"]);
     if opts.release {
         cmd.arg("--release");
     }
