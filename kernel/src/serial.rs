@@ -1,7 +1,10 @@
-//! The COM1 console (kernel log and the processes' console writes) and QEMU's exit port.
+//! The COM1 console (kernel log, the processes' console writes and console input) and QEMU's exit
+//! port.
 //!
 //! Design: polled output, no buffer and no lock: the kernel runs on one CPU with interrupts off, so a
 //! write cannot be interleaved, and a panic can always print (there is no lock it could find held).
+//! Input is polled too: `console_read` drains what the UART's 16-byte receive FIFO holds, and the
+//! shell polls often enough (every few milliseconds) that a typist never fills it.
 
 use core::arch::asm;
 use core::fmt;
@@ -40,6 +43,16 @@ pub fn write_bytes(bytes: &[u8]) {
         }
         put(b);
     }
+}
+
+/// Takes the bytes COM1 has received (line status bit 0: data ready), up to `buf.len()`.
+pub fn read_bytes(buf: &mut [u8]) -> usize {
+    let mut n = 0;
+    while n < buf.len() && inb(COM1 + 5) & 0x01 != 0 {
+        buf[n] = inb(COM1);
+        n += 1;
+    }
+    n
 }
 
 fn put(b: u8) {

@@ -50,6 +50,9 @@ impl Platform for Hw {
     fn irq_mask(&mut self, line: u8, masked: bool) {
         arch::set_irq_masked(line, masked)
     }
+    fn console_read(&mut self, buf: &mut [u8]) -> usize {
+        crate::serial::read_bytes(buf)
+    }
 }
 
 pub type KernelState = Kernel<Hw, DirectMap, FrameList>;

@@ -49,6 +49,13 @@ pub fn console_write(bytes: &[u8]) -> Result<usize, SysError> {
     call(Sys::ConsoleWrite, [bytes.as_ptr() as u64, bytes.len() as u64, 0, 0, 0, 0]).map(|n| n as usize)
 }
 
+/// Takes what the console has received (at most `buf.len()`, bounded by the kernel's
+/// `MAX_CONSOLE_READ`), without waiting; 0 if nothing was typed.
+pub fn console_read(buf: &mut [u8]) -> Result<usize, SysError> {
+    let len = buf.len().min(kernel_core::abi::MAX_CONSOLE_READ);
+    call(Sys::ConsoleRead, [buf.as_mut_ptr() as u64, len as u64, 0, 0, 0, 0]).map(|n| n as usize)
+}
+
 /// Sleeps for at least `ns` nanoseconds (the kernel's tick is 1 ms).
 pub fn sleep_ns(ns: u64) {
     let _ = call(Sys::Sleep, [ns, 0, 0, 0, 0, 0]);

@@ -20,6 +20,7 @@
 mod bench;
 mod harness;
 mod storage;
+mod wsh;
 mod watos;
 
 use std::process::{Command, ExitCode};

@@ -30,7 +30,7 @@ pub struct Disks {
 }
 
 /// Builds `watos-image` (host, debug) and returns its path.
-fn image_tool() -> Option<PathBuf> {
+pub(crate) fn image_tool() -> Option<PathBuf> {
     if !crate::cargo(&["build", "-q", "-p", "watos-image"]) {
         eprintln!("cannot build watos-image");
         return None;
@@ -39,7 +39,7 @@ fn image_tool() -> Option<PathBuf> {
     Some(target.join("debug/watos-image"))
 }
 
-fn run_tool(tool: &Path, args: &[&str]) -> bool {
+pub(crate) fn run_tool(tool: &Path, args: &[&str]) -> bool {
     let ok = Command::new(tool).args(args).status().is_ok_and(|s| s.success());
     if !ok {
         eprintln!("watos-image {} failed", args.join(" "));
@@ -75,7 +75,7 @@ pub fn image() -> bool {
 }
 
 /// QEMU with the storage initrd and both disks attached as virtio-blk (legacy PCI).
-fn storage_qemu(art: &Artifacts, opts: &Options, d: &Disks) -> Command {
+pub(crate) fn storage_qemu(art: &Artifacts, opts: &Options, d: &Disks) -> Command {
     let mut cmd = qemu_command(art, opts);
     for (i, img) in [&d.wfs, &d.fat].into_iter().enumerate() {
         cmd.arg("-drive").arg(format!("file={},format=raw,if=none,id=d{i}", img.display()));
@@ -100,10 +100,24 @@ pub fn run_interactive(opts: &Options) -> bool {
 
 /// One boot: prints the log and returns it with QEMU's exit status.
 fn boot(art: &Artifacts, opts: &Options, d: &Disks, what: &str) -> (Vec<String>, Option<i32>) {
+    boot_with_input(art, opts, d, what, None)
+}
+
+/// One boot with `input` (if any) fed to the serial console through QEMU's stdin: QEMU passes it
+/// on only as fast as the guest's UART takes it, so it can all be written at once.
+pub(crate) fn boot_with_input(art: &Artifacts, opts: &Options, d: &Disks, what: &str, input: Option<&[u8]>) -> (Vec<String>, Option<i32>) {
     println!("== storage boot: {what}");
     let mut cmd = storage_qemu(art, opts, d);
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped());
-    let (log, status) = cmd.spawn().ok().and_then(|c| wait_with_timeout(c, BOOT_TIMEOUT)).unwrap_or_default();
+    cmd.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() }).stdout(Stdio::piped());
+    let child = cmd.spawn().ok().map(|mut c| {
+        if let (Some(mut stdin), Some(bytes)) = (c.stdin.take(), input) {
+            // A writer thread, so a guest that stops reading cannot stall the harness's timeout.
+            let bytes = bytes.to_vec();
+            std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &bytes));
+        }
+        c
+    });
+    let (log, status) = child.and_then(|c| wait_with_timeout(c, BOOT_TIMEOUT)).unwrap_or_default();
     let lines: Vec<String> = log.lines().map(|l| l.trim_end_matches('\r').to_string()).collect();
     for l in &lines {
         println!("  | {l}");
@@ -122,6 +136,8 @@ pub enum Boot {
     Kill,
     /// Fresh images with `/demo.wsh`: the shell (`wsh-script`) runs it.
     Wsh,
+    /// The same images: the interactive shell (`wsh`) with typed input.
+    Shell,
 }
 
 /// The servers `fstest-kill` has init kill, in order (initrd/apps/fstest `VICTIMS`).
@@ -137,6 +153,7 @@ pub fn judge_boot(log: &[String], status: Option<i32>, kind: Boot, v: &mut Verdi
         Boot::Second => "boot 2",
         Boot::Kill => "kill boot",
         Boot::Wsh => "wsh boot",
+        Boot::Shell => "shell boot",
     };
     for line in log {
         if let Some((_, what)) = line.split_once("CHECK PASS ") {
@@ -159,6 +176,7 @@ pub fn judge_boot(log: &[String], status: Option<i32>, kind: Boot, v: &mut Verdi
         Boot::Second => "fstest: boot with existing files: both verified",
         Boot::Kill => "fstest: kill tests done",
         Boot::Wsh => "wsh: script /demo.wsh: 24 lines ran, none failed",
+        Boot::Shell => "wsh: exit; stopping the servers",
     };
     v.check(has(done), &format!("{boot}: {done}"));
     v.check(
@@ -180,6 +198,7 @@ pub fn judge_boot(log: &[String], status: Option<i32>, kind: Boot, v: &mut Verdi
     let app = match kind {
         Boot::Kill => "fstest-kill",
         Boot::Wsh => "wsh-script",
+        Boot::Shell => "wsh",
         _ => "fstest",
     };
     for task in [app, "vfs-server", "wfs-server", "fat-server", "blockcache0", "blockcache1", "init"] {
@@ -190,7 +209,7 @@ pub fn judge_boot(log: &[String], status: Option<i32>, kind: Boot, v: &mut Verdi
 }
 
 /// Reads `path` from a FAT image with mtools.
-fn mtools_get(img: &Path, path: &str) -> Option<Vec<u8>> {
+pub(crate) fn mtools_get(img: &Path, path: &str) -> Option<Vec<u8>> {
     let out = img.with_extension(path.trim_start_matches('/'));
     let _ = std::fs::remove_file(&out);
     let ok = Command::new("mcopy").env("MTOOLS_SKIP_CHECK", "1").arg("-i").arg(img).arg(format!("::{path}")).arg(&out).status();
@@ -255,7 +274,7 @@ fn check_images(d: &Disks, v: &mut Verdicts) {
 /// The storage boots of `cargo xtask test`.
 pub fn run_tests(opts: &Options, v: &mut Verdicts) {
     if opts.wsh_only {
-        return wsh_boot(opts, v);
+        return crate::wsh::run_tests(opts, v);
     }
     let (Some(art), Some(kill_art)) = (build_storage(opts, "fstest"), build_storage(opts, "fstest-kill")) else {
         v.check(false, "the storage initrds build");
@@ -284,120 +303,5 @@ pub fn run_tests(opts: &Options, v: &mut Verdicts) {
         Some(tool) => check_kill_images(&kill, &tool, v),
         None => v.check(false, "host: watos-image builds"),
     }
-    wsh_boot(opts, v);
-}
-
-/// The shell's script, put on the WFS image of the wsh boot as `/demo.wsh`.
-const DEMO_SCRIPT: &str = include_str!("demo.wsh");
-
-/// What the script must print, in this order (other lines may come between: the servers' logs, and
-/// the figures of `stat`, `df`, `stats` and `ps`). A line ending in `*` is matched by its start only,
-/// because what follows are counters and times.
-const DEMO_OUTPUT: [&str; 27] = [
-    "== ls /",
-    "demo.wsh",
-    "fat",
-    "hello from wsh",
-    "hello from wsh",
-    "== cat /fat/c.txt",
-    "hello from wsh",
-    "more on fat",
-    "== ls /fat",
-    "c.txt",
-    "sub",
-    "  File: /d/a.txt",
-    "  Type: regular file  Size: 15  *",
-    " Inode: *",
-    "Modify: *",
-    "== ls /d",
-    "== df",
-    "Mounted on          KiB       Used      Avail Use%",
-    "/                 32768 *",
-    "/fat              *",
-    "vfs: opens *",
-    "blockcache0 (/): hit rate *",
-    "blockcache1 (/fat): hit rate *",
-    "NAME             TASK      TICKS  SYSCALLS  FLAGS",
-    "init             0 *",
-    "== end",
-    "wsh: script /demo.wsh: 24 lines ran, none failed",
-];
-
-/// Ok if each `want` line appears in `log` in order (exactly, or by its start when it ends in `*`).
-fn in_order(log: &[String], want: &[&str]) -> Result<(), String> {
-    let mut lines = log.iter();
-    for w in want {
-        let found = match w.strip_suffix('*') {
-            Some(start) => lines.any(|l| l.starts_with(start)),
-            None => lines.any(|l| l == w),
-        };
-        if !found {
-            return Err(format!("missing (in order): {w:?}"));
-        }
-    }
-    Ok(())
-}
-
-/// The wsh boot: fresh images with `/demo.wsh`, the shell runs it with stop-on-error.
-fn wsh_boot(opts: &Options, v: &mut Verdicts) {
-    let Some(art) = build_storage(opts, "wsh-script") else {
-        v.check(false, "the wsh initrd builds");
-        return;
-    };
-    let (Some(disks), Some(tool)) = (make_images("wsh-"), image_tool()) else {
-        v.check(false, "the wsh boot's disk images are made");
-        return;
-    };
-    let script = disks.wfs.with_extension("demo.wsh");
-    let (Some(wfs), Some(host)) = (disks.wfs.to_str(), script.to_str()) else {
-        v.check(false, "the wsh boot's paths are UTF-8");
-        return;
-    };
-    let put = std::fs::write(&script, DEMO_SCRIPT).is_ok() && run_tool(&tool, &["put", wfs, host, "/demo.wsh"]);
-    v.check(put, "wsh boot: watos-image puts /demo.wsh on the WFS image");
-    let (log, status) = boot(&art, opts, &disks, "4 (fresh images: wsh runs /demo.wsh)");
-    judge_boot(&log, status, Boot::Wsh, v);
-    let order = in_order(&log, &DEMO_OUTPUT);
-    v.check(order.is_ok(), &format!("wsh boot: the script's output lines, in order ({})", order.err().unwrap_or_else(|| "all found".into())));
-    v.check(!log.iter().any(|l| l.starts_with("wsh: ") && !l.starts_with("wsh: script")), "wsh boot: no command printed an error line");
-    let ps: Vec<&String> = log.iter().skip_while(|l| !l.starts_with("NAME ")).skip(1).take(7).collect();
-    v.check(
-        ["init", "blockcache0", "blockcache1", "wfs-server", "fat-server", "vfs-server", "wsh-script"]
-            .iter()
-            .zip(&ps)
-            .all(|(name, l)| l.split_whitespace().next() == Some(*name) && l.split_whitespace().count() >= 4),
-        "wsh boot: ps lists every program of the manifest with a live task, ticks and syscalls",
-    );
-    let fsck = Command::new("fsck.fat").arg("-n").arg(&disks.fat).output();
-    v.check(fsck.is_ok_and(|o| o.status.success()), "wsh boot: host: fsck.fat -n finds the FAT image clean");
-    v.check(
-        mtools_get(&disks.fat, "/c.txt").is_some_and(|b| b == b"hello from wsh\nmore on fat\n"),
-        "wsh boot: host: mtools reads /c.txt (cp, mv and >> by the shell) byte-exact",
-    );
-    let check = Command::new(&tool).arg("check").arg(wfs).output();
-    v.check(check.is_ok_and(|o| o.status.success()), "wsh boot: host: watos-image check finds the WFS image consistent");
-    let listed = Command::new(&tool).arg("ls").arg(wfs).arg("/d").output();
-    v.check(
-        listed.is_ok_and(|o| o.status.success() && !String::from_utf8_lossy(&o.stdout).contains("a.txt")),
-        "wsh boot: host: /d exists on the WFS image without a.txt (mkdir, then rm of its file)",
-    );
-}
-
-#[cfg(test)]
-mod tests {
-    use super::in_order;
-
-    fn log(lines: &[&str]) -> Vec<String> {
-        lines.iter().map(|l| l.to_string()).collect()
-    }
-
-    #[test]
-    fn lines_must_appear_in_order_exactly_or_by_their_start() {
-        let l = log(&["== ls /", "server noise", "demo.wsh", "fat", "blockcache0 (/): hit rate 50.0%"]);
-        assert!(in_order(&l, &["== ls /", "demo.wsh", "fat", "blockcache0 (/): hit rate *"]).is_ok());
-        // A short name must not be satisfied by a longer line that merely starts with it.
-        assert!(in_order(&l, &["== ls /", "d", "fat"]).is_err());
-        // Out of order.
-        assert!(in_order(&l, &["fat", "demo.wsh"]).is_err());
-    }
+    crate::wsh::run_tests(opts, v);
 }

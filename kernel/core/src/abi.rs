@@ -23,6 +23,8 @@ pub const MAX_DMA_PAGES: u64 = 256;
 pub const ANON_LIMIT: u64 = 64 << 20;
 /// Largest single console write, so a huge length cannot make the kernel allocate without bound.
 pub const MAX_WRITE: usize = 64 * 1024;
+/// Longest `console_read`: a typed line fits many times over, and the kernel's copy stays small.
+pub const MAX_CONSOLE_READ: usize = 4096;
 /// Longest user string (including its terminating NUL) the kernel copies in.
 pub const MAX_STR: usize = 64;
 /// Page size.
@@ -111,11 +113,15 @@ pub enum Sys {
     /// kill(id) -> 0: end task `id` as if it had faulted (death code `KILLED`), so the supervisor's
     /// restart policy applies. Supervisor only; never itself.
     Kill = 25,
+    /// console_read(buf ptr, cap) -> bytes read (0..=cap, at most `MAX_CONSOLE_READ`): whatever
+    /// the console (COM1) has received, without waiting; 0 if nothing. The buffer is validated
+    /// writable before any byte is taken, so a bad pointer loses no input.
+    ConsoleRead = 26,
 }
 
 impl Sys {
     /// Every call, indexed by its number (numbers are dense from 0).
-    pub const ALL: [Sys; 26] = [
+    pub const ALL: [Sys; 27] = [
         Sys::Exit,
         Sys::Yield,
         Sys::ConsoleWrite,
@@ -142,6 +148,7 @@ impl Sys {
         Sys::LeaseInfo,
         Sys::ProgramInfo,
         Sys::Kill,
+        Sys::ConsoleRead,
     ];
 
     /// Decodes a raw syscall number; `None` for numbers the kernel does not know.

@@ -47,6 +47,11 @@ pub trait Platform {
     fn port_out(&mut self, port: u16, width: u8, value: u32);
     /// Masks or unmasks legacy interrupt line `line` (1..15) at the PIC.
     fn irq_mask(&mut self, line: u8, masked: bool);
+    /// Takes up to `buf.len()` bytes the console has received, without waiting; returns how many.
+    /// The default has no console input.
+    fn console_read(&mut self, _buf: &mut [u8]) -> usize {
+        0
+    }
 }
 
 macro_rules! klog {

@@ -17,6 +17,8 @@ use std::vec::Vec;
 pub(crate) struct TestPlatform {
     pub log: Vec<String>,
     pub console: Vec<u8>,
+    /// Bytes "typed" on the console, taken by `console_read`.
+    pub console_input: std::collections::VecDeque<u8>,
     pub root: u64,
     pub fx: Option<*mut FxArea>,
     /// Port writes, and the value every port read returns.
@@ -50,6 +52,13 @@ impl Platform for TestPlatform {
     }
     fn irq_mask(&mut self, line: u8, masked: bool) {
         self.masked.insert(line, masked);
+    }
+    fn console_read(&mut self, buf: &mut [u8]) -> usize {
+        let n = buf.len().min(self.console_input.len());
+        for (b, x) in buf.iter_mut().zip(self.console_input.drain(..n)) {
+            *b = x;
+        }
+        n
     }
 }
 
@@ -117,6 +126,49 @@ fn console_write_copies_from_user_memory_and_returns_with_sysret() {
     assert_eq!(syscall(&mut k, &mut f, Sys::ConsoleWrite, [DATA, 5, 0]), Exit::Sysret);
     assert_eq!(f.rax, 5);
     assert_eq!(k.platform.console, b"hello");
+}
+
+#[test]
+fn console_read_takes_typed_bytes_into_user_memory_within_its_bound() {
+    let mut k = boot(&["a"]);
+    let mut f = first_tick(&mut k);
+    k.platform.console_input.extend(b"ls /\r");
+    // Nothing is taken beyond the capacity; the rest waits for the next call.
+    assert_eq!(syscall(&mut k, &mut f, Sys::ConsoleRead, [DATA, 3, 0]), Exit::Sysret);
+    assert_eq!(f.rax, 3);
+    assert_eq!(copy_in(&space(&k, 0), &k.mem, DATA, 5).unwrap(), b"ls lo");
+    assert_eq!(syscall(&mut k, &mut f, Sys::ConsoleRead, [DATA, 100, 0]), Exit::Sysret);
+    assert_eq!(f.rax, 2);
+    assert_eq!(copy_in(&space(&k, 0), &k.mem, DATA, 2).unwrap(), b"/\r");
+    // Nothing typed: 0, without blocking.
+    assert_eq!(syscall(&mut k, &mut f, Sys::ConsoleRead, [DATA, 100, 0]), Exit::Sysret);
+    assert_eq!(f.rax, 0);
+}
+
+#[test]
+fn console_read_rejects_bad_buffers_without_losing_input() {
+    let mut k = boot(&["a"]);
+    let mut f = first_tick(&mut k);
+    k.platform.console_input.extend(b"x");
+    let cases = [
+        ([0, 1, 0], SysError::NullPointer),
+        ([KERNEL_HALF, 1, 0], SysError::KernelAddress),
+        ([1 << 47, 1, 0], SysError::NonCanonical),
+        ([DATA, u64::MAX, 0], SysError::LengthOverflow),
+        ([0x2000_0000_0000, 1, 0], SysError::Unmapped),
+        // The text segment is mapped but read-only.
+        ([TEXT, 1, 0], SysError::NotWritable),
+        // Longer than the bound, even though the page is writable.
+        ([DATA, crate::abi::MAX_CONSOLE_READ as u64 + 1, 0], SysError::InvalidArgument),
+    ];
+    for (args, want) in cases {
+        assert_eq!(syscall(&mut k, &mut f, Sys::ConsoleRead, args), Exit::Sysret);
+        assert_eq!(SysError::decode(f.rax), Err(want), "{args:x?}");
+        assert_eq!(k.current, Some(0));
+    }
+    assert_eq!(k.platform.console_input.len(), 1, "a refused call takes no input");
+    assert_eq!(syscall(&mut k, &mut f, Sys::ConsoleRead, [DATA, 1, 0]), Exit::Sysret);
+    assert_eq!(f.rax, 1);
 }
 
 #[test]

@@ -4,10 +4,13 @@
 //! commands are [`WatosHooks`]: the mount list is fixed by the storage manifest (`/` on WFS, `/fat`
 //! on FAT), `ps` lists the initrd's programs with the live task behind each name, `kill`/`restart`
 //! ask the supervisor (init), which restarts a RESTART service by its policy, and `stats` asks each
-//! block cache server for its counters. Output goes to the serial console a line at a time. Run as
-//! `wsh-script` (the storage boot's name for it) it runs `/demo.wsh` from the WFS disk with
-//! stop-on-error, prints one `wsh: script ...` verdict line, stops the servers and exits with 0 only
-//! if every line succeeded. The kernel has no console input yet, so there is no interactive mode.
+//! block cache server for its counters. Output goes to the serial console a line at a time (the
+//! prompt and the echo of typed bytes at once). Two roles, by the name the manifest gives it:
+//! `wsh-script` runs `/demo.wsh` from the WFS disk with stop-on-error, prints one `wsh: script ...`
+//! verdict line and exits with 0 only if every line succeeded; `wsh` is the interactive shell: it
+//! polls the console (`console_read`, which never blocks, so it sleeps a few milliseconds when
+//! nothing was typed), feeds each byte to the `LineEditor` and runs each line until `exit`. Either
+//! way it then stops the servers, so the kernel halts and QEMU exits.
 #![no_std]
 #![no_main]
 
@@ -22,7 +25,7 @@ use libwatos::fs::{Error as FsError, ErrorKind};
 use libwatos::protocol::api::blockcache;
 use libwatos::transport::KernelTransport;
 use libwatos::{println, service, sys};
-use wsh::{CmdError, Hooks, Shell};
+use wsh::{CmdError, Hooks, Input, LineEditor, Shell, Status};
 
 libwatos::entry!(main);
 
@@ -34,6 +37,25 @@ const CACHES: [(&str, &str); 2] = [("blockcache0", "/"), ("blockcache1", "/fat")
 /// Console output: collected until a newline, then one console write per line, so the shell's
 /// lines never interleave mid-line with a server's log.
 struct Console(String);
+
+impl Console {
+    /// Sends what is buffered without waiting for a newline (after a command, e.g. `echo -n`).
+    fn flush(&mut self) {
+        if !self.0.is_empty() {
+            let _ = sys::console_write(self.0.as_bytes());
+            self.0.clear();
+        }
+    }
+}
+
+/// The echo of typed bytes: written at once, since the person is waiting to see each key.
+struct Echo;
+
+impl Write for Echo {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        sys::console_write(s.as_bytes()).map(|_| ()).map_err(|_| core::fmt::Error)
+    }
+}
 
 impl Write for Console {
     fn write_str(&mut self, s: &str) -> core::fmt::Result {
@@ -110,16 +132,13 @@ impl Hooks for WatosHooks {
     }
 }
 
-fn main() -> i64 {
-    let fs = match libwatos::fs() {
-        Ok(fs) => fs,
-        Err(e) => {
-            println!("wsh: no vfs server: {e:?}");
-            return 1;
-        }
-    };
-    let mut shell = Shell::new(fs, Console(String::new()), WatosHooks);
-    let code = match shell.run_file(SCRIPT, true) {
+type Wsh = Shell<KernelTransport, Console, WatosHooks>;
+
+/// Runs `/demo.wsh` with stop-on-error; the exit code says whether every line succeeded.
+fn run_script(shell: &mut Wsh) -> i64 {
+    let outcome = shell.run_file(SCRIPT, true);
+    shell.out.flush();
+    match outcome {
         Ok(o) if o.failed == 0 => {
             println!("wsh: script {SCRIPT}: {} lines ran, none failed", o.ran);
             0
@@ -132,7 +151,62 @@ fn main() -> i64 {
             println!("wsh: script {SCRIPT}: cannot read it: {e:?}");
             1
         }
+    }
+}
+
+/// How long to sleep when nothing was typed: short enough that typing feels immediate and the
+/// UART's 16-byte receive FIFO never overflows between polls at 115200 baud.
+const POLL_NS: u64 = 2_000_000;
+
+/// The interactive loop: prompt, read a line from the console, run it, until `exit`.
+fn interactive(shell: &mut Wsh) -> i64 {
+    println!("wsh: the WATOS shell. / is WFS, /fat is FAT. Type `help` for the commands, `exit` to shut down.");
+    let mut editor = LineEditor::new();
+    let mut buf = [0u8; 64];
+    let prompt = |cwd: &str| {
+        let _ = sys::console_write(format!("wsh:{cwd}$ ").as_bytes());
     };
+    prompt(shell.cwd());
+    loop {
+        let n = match sys::console_read(&mut buf) {
+            Ok(0) => {
+                sys::sleep_ns(POLL_NS);
+                continue;
+            }
+            Ok(n) => n,
+            Err(e) => {
+                println!("wsh: console input: {e:?}");
+                return 1;
+            }
+        };
+        for &b in &buf[..n] {
+            match editor.feed(b, &mut Echo) {
+                Input::More => continue,
+                Input::Cancelled => {}
+                Input::Line(line) => {
+                    let status = shell.run_line(&line);
+                    shell.out.flush();
+                    if status == Status::Exit {
+                        return 0;
+                    }
+                }
+            }
+            prompt(shell.cwd());
+        }
+    }
+}
+
+fn main() -> i64 {
+    let fs = match libwatos::fs() {
+        Ok(fs) => fs,
+        Err(e) => {
+            println!("wsh: no vfs server: {e:?}");
+            return 1;
+        }
+    };
+    let mut shell = Shell::new(fs, Console(String::new()), WatosHooks);
+    let code = if service::own_name() == "wsh-script" { run_script(&mut shell) } else { interactive(&mut shell) };
+    println!("wsh: exit; stopping the servers");
     for server in ["vfs-server", "wfs-server", "fat-server"] {
         service::stop(server);
     }

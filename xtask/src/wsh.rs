@@ -1,0 +1,178 @@
+//! The shell's QEMU boots: `wsh-script` runs `/demo.wsh` (put on a fresh WFS image by
+//! `watos-image`), then the interactive `wsh` boots on the same images with typed input fed through
+//! QEMU's stdin.
+//!
+//! Design: both boots are judged like every storage boot (`storage::judge_boot`) and then by the
+//! shell's own output: the lines each command must print, in order, matched exactly except where a
+//! line carries counters or times (matched by its start). The host then checks what the shell
+//! wrote: `fsck.fat -n` and mtools on the FAT image, `watos-image` on the WFS image.
+
+use crate::harness::Verdicts;
+use crate::storage::{boot_with_input, image_tool, judge_boot, make_images, mtools_get, run_tool, Boot, Disks};
+use crate::watos::{build_storage, Options};
+use std::process::Command;
+
+/// The shell's script, put on the WFS image of the wsh boot as `/demo.wsh`.
+const DEMO_SCRIPT: &str = include_str!("demo.wsh");
+
+/// What the script must print, in this order (other lines may come between: the servers' logs, and
+/// the figures of `stat`, `df`, `stats` and `ps`). A line ending in `*` is matched by its start only,
+/// because what follows are counters and times.
+const DEMO_OUTPUT: [&str; 27] = [
+    "== ls /",
+    "demo.wsh",
+    "fat",
+    "hello from wsh",
+    "hello from wsh",
+    "== cat /fat/c.txt",
+    "hello from wsh",
+    "more on fat",
+    "== ls /fat",
+    "c.txt",
+    "sub",
+    "  File: /d/a.txt",
+    "  Type: regular file  Size: 15  *",
+    " Inode: *",
+    "Modify: *",
+    "== ls /d",
+    "== df",
+    "Mounted on          KiB       Used      Avail Use%",
+    "/                 32768 *",
+    "/fat              *",
+    "vfs: opens *",
+    "blockcache0 (/): hit rate *",
+    "blockcache1 (/fat): hit rate *",
+    "NAME             TASK      TICKS  SYSCALLS  FLAGS",
+    "init             0 *",
+    "== end",
+    "wsh: script /demo.wsh: 24 lines ran, none failed",
+];
+
+/// Ok if each `want` line appears in `log` in order (exactly, or by its start when it ends in `*`).
+fn in_order(log: &[String], want: &[&str]) -> Result<(), String> {
+    let mut lines = log.iter();
+    for w in want {
+        let found = match w.strip_suffix('*') {
+            Some(start) => lines.any(|l| l.starts_with(start)),
+            None => lines.any(|l| l == w),
+        };
+        if !found {
+            return Err(format!("missing (in order): {w:?}"));
+        }
+    }
+    Ok(())
+}
+
+/// The wsh boots of `cargo xtask test`.
+pub fn run_tests(opts: &Options, v: &mut Verdicts) {
+    let Some(art) = build_storage(opts, "wsh-script") else {
+        v.check(false, "the wsh initrd builds");
+        return;
+    };
+    let (Some(disks), Some(tool)) = (make_images("wsh-"), image_tool()) else {
+        v.check(false, "the wsh boot's disk images are made");
+        return;
+    };
+    let script = disks.wfs.with_extension("demo.wsh");
+    let (Some(wfs), Some(host)) = (disks.wfs.to_str(), script.to_str()) else {
+        v.check(false, "the wsh boot's paths are UTF-8");
+        return;
+    };
+    let put = std::fs::write(&script, DEMO_SCRIPT).is_ok() && run_tool(&tool, &["put", wfs, host, "/demo.wsh"]);
+    v.check(put, "wsh boot: watos-image puts /demo.wsh on the WFS image");
+    let (log, status) = boot_with_input(&art, opts, &disks, "4 (fresh images: wsh runs /demo.wsh)", None);
+    judge_boot(&log, status, Boot::Wsh, v);
+    let order = in_order(&log, &DEMO_OUTPUT);
+    v.check(order.is_ok(), &format!("wsh boot: the script's output lines, in order ({})", order.err().unwrap_or_else(|| "all found".into())));
+    v.check(!log.iter().any(|l| is_error_line(l)), "wsh boot: no command printed an error line");
+    let ps: Vec<&String> = log.iter().skip_while(|l| !l.starts_with("NAME ")).skip(1).take(7).collect();
+    v.check(
+        ["init", "blockcache0", "blockcache1", "wfs-server", "fat-server", "vfs-server", "wsh-script"]
+            .iter()
+            .zip(&ps)
+            .all(|(name, l)| l.split_whitespace().next() == Some(*name) && l.split_whitespace().count() >= 4),
+        "wsh boot: ps lists every program of the manifest with a live task, ticks and syscalls",
+    );
+    let fsck = Command::new("fsck.fat").arg("-n").arg(&disks.fat).output();
+    v.check(fsck.is_ok_and(|o| o.status.success()), "wsh boot: host: fsck.fat -n finds the FAT image clean");
+    v.check(
+        mtools_get(&disks.fat, "/c.txt").is_some_and(|b| b == b"hello from wsh\nmore on fat\n"),
+        "wsh boot: host: mtools reads /c.txt (cp, mv and >> by the shell) byte-exact",
+    );
+    let check = Command::new(&tool).arg("check").arg(wfs).output();
+    v.check(check.is_ok_and(|o| o.status.success()), "wsh boot: host: watos-image check finds the WFS image consistent");
+    let listed = Command::new(&tool).arg("ls").arg(wfs).arg("/d").output();
+    v.check(
+        listed.is_ok_and(|o| o.status.success() && !String::from_utf8_lossy(&o.stdout).contains("a.txt")),
+        "wsh boot: host: /d exists on the WFS image without a.txt (mkdir, then rm of its file)",
+    );
+    shell_boot(opts, &disks, v);
+}
+
+/// A `wsh: <cmd>: ...` error line (not the shell's own verdict and exit lines).
+fn is_error_line(l: &str) -> bool {
+    l.starts_with("wsh: ") && !l.starts_with("wsh: script") && !l.starts_with("wsh: exit;") && !l.starts_with("wsh: the WATOS shell")
+}
+
+/// What the interactive boot "types": CR-terminated lines as a terminal sends them, with a line
+/// edited by DEL (0x7f) and Ctrl-U (0x15) before it is sent. It starts with a bare CR because the
+/// first byte can arrive before the kernel sets up COM1, and enabling the UART's FIFO discards it;
+/// a lost CR costs nothing, a kept one is an empty line (just another prompt).
+const TYPED: &[u8] = b"\rcat /fat/c.txt\rcd /fat\rls\recho typed > t.txt\rcat t.txt\rcat /nope\rpwd\rab\x7fc\x15echo edited\rexit\r";
+
+/// What the interactive boot must print, in order (as `DEMO_OUTPUT`). A prompt and the echo of the
+/// typed line share a log line.
+const TYPED_OUTPUT: [&str; 16] = [
+    "wsh: the WATOS shell. *",
+    "wsh:/$ cat /fat/c.txt",
+    "hello from wsh",
+    "more on fat",
+    "wsh:/$ cd /fat",
+    "wsh:/fat$ ls",
+    "c.txt",
+    "sub",
+    "wsh:/fat$ echo typed > t.txt",
+    "wsh:/fat$ cat t.txt",
+    "typed",
+    "wsh:/fat$ cat /nope",
+    "wsh: cat: /nope: *",
+    "wsh:/fat$ pwd",
+    "/fat",
+    "edited",
+];
+
+/// The interactive shell on the images the script boot left, with `TYPED` on its console.
+fn shell_boot(opts: &Options, disks: &Disks, v: &mut Verdicts) {
+    let Some(art) = build_storage(opts, "wsh") else {
+        v.check(false, "the interactive wsh initrd builds");
+        return;
+    };
+    let (log, status) = boot_with_input(&art, opts, disks, "5 (same images: interactive wsh, typed input)", Some(TYPED));
+    judge_boot(&log, status, Boot::Shell, v);
+    let order = in_order(&log, &TYPED_OUTPUT);
+    v.check(order.is_ok(), &format!("shell boot: the typed commands' output, in order ({})", order.err().unwrap_or_else(|| "all found".into())));
+    v.check(log.iter().filter(|l| is_error_line(l)).count() == 1, "shell boot: only `cat /nope` printed an error line");
+    v.check(
+        mtools_get(&disks.fat, "/t.txt").is_some_and(|b| b == b"typed\n"),
+        "shell boot: host: mtools reads /fat/t.txt (typed `echo typed > t.txt` in /fat) byte-exact",
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::in_order;
+
+    fn log(lines: &[&str]) -> Vec<String> {
+        lines.iter().map(|l| l.to_string()).collect()
+    }
+
+    #[test]
+    fn lines_must_appear_in_order_exactly_or_by_their_start() {
+        let l = log(&["== ls /", "server noise", "demo.wsh", "fat", "blockcache0 (/): hit rate 50.0%"]);
+        assert!(in_order(&l, &["== ls /", "demo.wsh", "fat", "blockcache0 (/): hit rate *"]).is_ok());
+        // A short name must not be satisfied by a longer line that merely starts with it.
+        assert!(in_order(&l, &["== ls /", "d", "fat"]).is_err());
+        // Out of order.
+        assert!(in_order(&l, &["fat", "demo.wsh"]).is_err());
+    }
+}
