@@ -84,9 +84,12 @@ pub(crate) fn storage_qemu(art: &Artifacts, opts: &Options, d: &Disks) -> Comman
     cmd
 }
 
-/// `cargo xtask qemu`: the storage system on the images of `cargo xtask image` (made if missing).
+/// `cargo xtask qemu`: the storage system on the images of `cargo xtask image` (made if missing),
+/// booted into the interactive shell (`wsh`) on the serial console. The console is QEMU's stdio
+/// multiplexed with its monitor, so Ctrl-A X quits QEMU and Ctrl-C reaches the shell (it abandons
+/// the line) instead of killing QEMU; `exit` in the shell shuts the system down.
 pub fn run_interactive(opts: &Options) -> bool {
-    let Some(art) = build_storage(opts, "fstest") else { return false };
+    let Some(art) = build_storage(opts, "wsh") else { return false };
     let dir = workspace_root().join("target/watos");
     let existing = disks_in(&dir, "");
     let disks = if existing.wfs.exists() && existing.fat.exists() { Some(existing) } else { make_images("") };
@@ -94,8 +97,25 @@ pub fn run_interactive(opts: &Options) -> bool {
     if !have_qemu() {
         return false;
     }
-    println!("== booting the WATOS storage system (disks {} and {})", disks.wfs.display(), disks.fat.display());
-    storage_qemu(&art, opts, &disks).status().is_ok_and(|s| s.code() == Some(QEMU_SUCCESS))
+    println!("== booting the WATOS storage system into wsh (disks {} and {})", disks.wfs.display(), disks.fat.display());
+    println!("== type `help` for the commands; `exit` shuts WATOS down, Ctrl-A X quits QEMU");
+    let mut cmd = storage_qemu(&art, opts, &disks);
+    // Later -serial/-chardev options do not replace the first `-serial stdio`, so the console is
+    // rebuilt from the arguments with that pair swapped for a multiplexed stdio.
+    let args: Vec<std::ffi::OsString> = cmd.get_args().map(|a| a.to_os_string()).collect();
+    let mut mux = Command::new(cmd.get_program());
+    let mut i = 0;
+    while i < args.len() {
+        if args[i] == "-serial" && args.get(i + 1).is_some_and(|a| a == "stdio") {
+            mux.args(["-chardev", "stdio,id=console,mux=on,signal=off", "-serial", "chardev:console", "-mon", "chardev=console"]);
+            i += 2;
+        } else {
+            mux.arg(&args[i]);
+            i += 1;
+        }
+    }
+    cmd = mux;
+    cmd.status().is_ok_and(|s| s.code() == Some(QEMU_SUCCESS))
 }
 
 /// One boot: prints the log and returns it with QEMU's exit status.
