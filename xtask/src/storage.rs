@@ -203,7 +203,12 @@ pub fn judge_boot(log: &[String], status: Option<i32>, kind: Boot, v: &mut Verdi
         log.iter().any(|l| l.starts_with("init: supervising [") && l.contains("\"wfs-server\"") && l.contains("\"blockcache1\"")),
         &format!("{boot}: init took its restart list from the manifest"),
     );
-    let victims: &[&str] = if kind == Boot::Kill { &VICTIMS } else { &[] };
+    let victims: &[&str] = match kind {
+        Boot::Kill => &VICTIMS,
+        // The shell boot types `restart fat-server`.
+        Boot::Shell => &["fat-server"],
+        _ => &[],
+    };
     for victim in victims {
         v.check(
             has(&format!("({victim}) killed by the supervisor")) && has(&format!("init: restarted {victim} as task")),

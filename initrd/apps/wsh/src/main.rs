@@ -34,6 +34,9 @@ const SCRIPT: &str = "/demo.wsh";
 /// The block cache servers `stats` asks, with the mount each one serves.
 const CACHES: [(&str, &str); 2] = [("blockcache0", "/"), ("blockcache1", "/fat")];
 
+/// How many 10 ms polls `restart` waits for the service to come back.
+const RESTART_POLLS: u32 = 500;
+
 /// Console output: collected until a newline, then one console write per line, so the shell's
 /// lines never interleave mid-line with a server's log.
 struct Console(String);
@@ -127,8 +130,17 @@ impl Hooks for WatosHooks {
         if !restartable {
             return Err(CmdError::Other(FsError::new(ErrorKind::Unsupported)));
         }
+        let old = service::find(task).ok();
         service::kill_service(task).map_err(sys_err)?;
-        Ok(writeln!(out, "{task}: restarting")?)
+        // Wait for init's restart (its backoff starts at 10 ms), so the next command finds the
+        // service back instead of failing with "server is not running".
+        for _ in 0..RESTART_POLLS {
+            match service::find(task) {
+                Ok(id) if Some(id) != old => return Ok(writeln!(out, "{task}: restarted as task {id:#x}")?),
+                _ => sys::sleep_ns(10_000_000),
+            }
+        }
+        Ok(writeln!(out, "{task}: killed; not back after {} s (init may have given up on it)", RESTART_POLLS / 100)?)
     }
 }
 
