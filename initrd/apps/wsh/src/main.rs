@@ -136,7 +136,10 @@ impl Hooks for WatosHooks {
         // service back instead of failing with "server is not running".
         for _ in 0..RESTART_POLLS {
             match service::find(task) {
-                Ok(id) if Some(id) != old => return Ok(writeln!(out, "{task}: restarted as task {id:#x}")?),
+                Ok(id) if Some(id) != old => {
+                    wait_until_serving(id);
+                    return Ok(writeln!(out, "{task}: restarted as task {id:#x}")?);
+                }
                 _ => sys::sleep_ns(10_000_000),
             }
         }
@@ -166,12 +169,24 @@ fn run_script(shell: &mut Wsh) -> i64 {
     }
 }
 
+/// Block until task `id` is in its serve loop: an empty message is malformed for every interface,
+/// so the server answers it with an error reply, and it can only answer once it has mounted or probed
+/// and started receiving. The shell waits for this before printing its first prompt and after a
+/// restart, so the servers' start-up lines never land in the middle of a prompt and its echoed input.
+fn wait_until_serving(id: u64) {
+    let mut reply = [0u8; libwatos::protocol::ipc::MAX_MESSAGE];
+    let _ = libwatos::ipc::send(id, &[], &mut reply, &[]);
+}
+
 /// How long to sleep when nothing was typed: short enough that typing feels immediate and the
 /// UART's 16-byte receive FIFO never overflows between polls at 115200 baud.
 const POLL_NS: u64 = 2_000_000;
 
 /// The interactive loop: prompt, read a line from the console, run it, until `exit`.
 fn interactive(shell: &mut Wsh) -> i64 {
+    if let Ok(vfs) = service::find("vfs-server") {
+        wait_until_serving(vfs);
+    }
     println!("wsh: the WATOS shell. / is WFS, /fat is FAT. Type `help` for the commands, `exit` to shut down.");
     let mut editor = LineEditor::new();
     let mut buf = [0u8; 64];
