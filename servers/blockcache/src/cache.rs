@@ -172,6 +172,17 @@ impl<D: BlockDevice, T: Ticks> BlockCache<D, T> {
         &mut self.data[slot * BLOCK_SIZE..(slot + 1) * BLOCK_SIZE]
     }
 
+    /// Look `block` up for a demand access: a hit is accounted on its slot (see [`hit`](Self::hit)),
+    /// a miss is counted; the caller handles the miss.
+    pub(crate) fn access(&mut self, block: u64) -> Option<usize> {
+        let slot = self.lookup(block);
+        match slot {
+            Some(slot) => self.hit(slot),
+            None => self.stats.misses += 1,
+        }
+        slot
+    }
+
     /// Account a cache hit on `slot`.
     pub(crate) fn hit(&mut self, slot: usize) {
         self.stats.hits += 1;

@@ -79,16 +79,12 @@ impl<D: BlockDevice, T: Ticks> BlockCache<D, T> {
         let mut missing: Vec<(u64, usize)> = Vec::new();
         for (i, (sector, buf)) in runs.iter_mut().enumerate() {
             for block in blocks_of(*sector, buf.len()) {
-                match self.lookup(block) {
+                match self.access(block) {
                     Some(slot) => {
                         let (dst, src) = overlap(*sector, buf.len(), block, self.block_len(block));
                         buf[dst].copy_from_slice(&self.data[slot * BLOCK_SIZE..][src]);
-                        self.hit(slot);
                     }
-                    None => {
-                        missing.push((block, i));
-                        self.stats.misses += 1;
-                    }
+                    None => missing.push((block, i)),
                 }
             }
         }
@@ -236,13 +232,9 @@ impl<D: BlockDevice, T: Ticks> BlockCache<D, T> {
             for block in blocks_of(sector, buf.len()) {
                 let blen = self.block_len(block);
                 let (src, dst) = overlap(sector, buf.len(), block, blen);
-                let slot = match self.lookup(block) {
-                    Some(slot) => {
-                        self.hit(slot);
-                        slot
-                    }
+                let slot = match self.access(block) {
+                    Some(slot) => slot,
                     None => {
-                        self.stats.misses += 1;
                         let slot = self.alloc()?;
                         if dst.len() < blen {
                             // Partial block: the rest of it must come from the device.
@@ -277,13 +269,9 @@ impl<D: BlockDevice, T: Ticks> BlockCache<D, T> {
             for block in blocks_of(sector, buf.len()) {
                 let blen = self.block_len(block);
                 let (src, dst) = overlap(sector, buf.len(), block, blen);
-                let slot = match self.lookup(block) {
-                    Some(slot) => {
-                        self.hit(slot);
-                        slot
-                    }
+                let slot = match self.access(block) {
+                    Some(slot) => slot,
                     None => {
-                        self.stats.misses += 1;
                         // Only whole blocks are worth a slot: a partial one would need a read.
                         if dst.len() < blen {
                             continue;
