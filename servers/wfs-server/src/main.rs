@@ -2,8 +2,8 @@
 //!
 //! Design: the disk is a `watos_stack::RemoteBlockDevice` (the same adapter the host harness uses:
 //! every sector request is one call to the cache server, with a replay journal that survives a cache
-//! restart). Mounting replays WFS's own commit log, so a restart of this process after a fault comes
-//! back at the last commit. On `STOP` it unmounts (final commit) and stops its cache server.
+//! restart). Mounting takes the newest superblock whose checksum is valid, so a restart of this
+//! process after a fault comes back at the last commit. On `STOP` it unmounts (final commit) and stops its cache server.
 #![no_std]
 #![no_main]
 
