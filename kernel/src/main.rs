@@ -73,6 +73,13 @@ extern "C" fn kmain(magic: u32, mbi: u32) -> ! {
     let mut clean_fx = entry::FxArea([0; 512]);
     arch::initial_fx_state(&mut clean_fx);
     let mut kernel = Kernel::new(Hw { loaded_root: root }, DirectMap, frames, root, clean_fx);
+    // Whatever the firmware left mastering the bus is switched off, so every device that can DMA
+    // later was switched on by a driver through a write the kernel saw (kernel_core::busmaster).
+    let cleared = kernel_core::busmaster::disable_all(&mut kernel.platform);
+    klog!("PCI: bus mastering switched off on {} function(s) the firmware had left on", cleared.len());
+    for f in cleared {
+        klog!("PCI: {} was bus-mastering", kernel_core::busmaster::Bdf(f));
+    }
 
     let Some(range) = info.initrd else { panic!("no initrd module (start QEMU with -initrd)") };
     let rd = match initrd::Initrd::parse(mem::initrd_bytes(range)) {

@@ -196,6 +196,10 @@ fn judge(log: &[String], v: &mut Verdicts) {
         "the protocol-level client and server over kernel IPC both exited with code 0",
     );
     v.check(has("(echo-client) exited with code 0").is_some(), "echo-client exited with code 0");
+    v.check(
+        has("(busmaster) killed by #UD").is_some() && has("(busmaster-check) exited with code 0").is_some(),
+        "a driver died with bus mastering on and a second driver saw the kernel had switched it off",
+    );
     let kills = [
         ("echo", "#UD"),
         ("hostile", "#PF"),
@@ -248,6 +252,8 @@ init: fault-ud faulted 4 times within 5 s: giving up on it
 [kernel] task 13 (proto-client) exited with code 0
 [kernel] task 9 (echo) killed by #UD invalid opcode
 [kernel] task 10 (echo-client) exited with code 0
+[kernel] task 14 (busmaster) killed by #UD invalid opcode
+[kernel] task 15 (busmaster-check) exited with code 0
 hostile: CHECK PASS null pointer
 hostile: pointer checks done
 [kernel] task 2 (hostile) killed by #PF page fault
@@ -266,7 +272,7 @@ panicker: panicked: src/main.rs:9:5: deliberate panic number 8
         let mut v = Verdicts { passed: 0, failed: Vec::new() };
         judge(&lines(GOOD), &mut v);
         assert!(v.failed.is_empty(), "{:?}", v.failed);
-        assert_eq!(v.passed, 2 + 24);
+        assert_eq!(v.passed, 2 + 25);
     }
 
     #[test]
@@ -277,7 +283,7 @@ panicker: panicked: src/main.rs:9:5: deliberate panic number 8
         assert_eq!(v.failed.len(), 3, "{:?}", v.failed);
         // A spinner that exits before the last kill does not prove isolation.
         let mut early = lines(GOOD);
-        let spin = early.remove(20);
+        let spin = early.remove(22);
         early.insert(2, spin);
         let mut v = Verdicts { passed: 0, failed: Vec::new() };
         judge(&early, &mut v);

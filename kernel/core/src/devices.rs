@@ -53,8 +53,9 @@ pub fn io_in<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, c:
 
 /// `io_out(port, width, value)` -> 0.
 pub fn io_out<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, c: usize, a: [u64; 6]) -> Result<u64, UserError> {
-    require_driver(k, c)?;
+    let me = require_driver(k, c)?;
     let (port, width) = port_range(a[0], a[1])?;
+    crate::busmaster::on_port_write(k, me, port, a[2] as u32);
     k.platform.port_out(port, width, a[2] as u32);
     Ok(0)
 }
@@ -132,8 +133,10 @@ pub fn on_irq<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, l
     }
 }
 
-/// A task died: release its lines.
-pub fn on_death<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, dead: TaskId) {
+/// A task died: switch off bus mastering it enabled, release its lines. Runs before its address
+/// space (with its DMA pages) is freed.
+pub fn on_death<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, dead: TaskId, name: &str) {
+    crate::busmaster::on_death(k, dead, name);
     for line in 0..k.irqs.len() {
         if k.irqs[line].is_some_and(|(owner, _)| owner == dead) {
             k.irqs[line] = None;

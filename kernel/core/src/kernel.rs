@@ -135,6 +135,8 @@ pub struct Kernel<P: Platform, M: PhysMem, F: FrameAlloc> {
     pub images: Vec<Image>,
     /// Interrupt line -> (driver, notification bits).
     pub irqs: [Option<(TaskId, u64)>; 16],
+    /// PCI functions drivers have let master the bus.
+    pub bus_masters: crate::busmaster::BusMasters,
     /// Deaths not yet collected by the supervisor.
     pub deaths: VecDeque<DeathInfo>,
 }
@@ -162,6 +164,7 @@ impl<P: Platform, M: PhysMem, F: FrameAlloc> Kernel<P, M, F> {
             supervisor: None,
             images: Vec::new(),
             irqs: [None; 16],
+            bus_masters: Default::default(),
             deaths: VecDeque::new(),
         }
     }
@@ -308,11 +311,13 @@ impl<P: Platform, M: PhysMem, F: FrameAlloc> Kernel<P, M, F> {
             self.platform.set_fx(None);
             self.current = None;
         }
+        // Devices first: a device this driver let master the bus must stop before its DMA pages
+        // can be handed to anyone else.
+        crate::devices::on_death(self, task.id, &task.name);
         let freed = task.space.free_user(&mut self.mem, &mut self.frames);
         self.slots[i].generation = self.slots[i].generation.wrapping_add(1);
         self.sched[i] = SchedState::Free;
         crate::ipc::on_death(self, task.id);
-        crate::devices::on_death(self, task.id);
         match death {
             Death::Exit(code) => {
                 self.exited += 1;

@@ -26,6 +26,8 @@ pub(crate) struct TestPlatform {
     pub port_value: u32,
     /// Line -> masked?
     pub masked: std::collections::BTreeMap<u8, bool>,
+    /// A PCI configuration space behind 0xCF8/0xCFC, if the test wants one.
+    pub pci: Option<crate::sim::SimPci>,
 }
 
 impl Platform for TestPlatform {
@@ -44,11 +46,17 @@ impl Platform for TestPlatform {
     fn tick_ns(&self) -> u64 {
         1_000_000
     }
-    fn port_in(&mut self, _port: u16, _width: u8) -> u32 {
-        self.port_value
+    fn port_in(&mut self, port: u16, width: u8) -> u32 {
+        match &mut self.pci {
+            Some(pci) if crate::sim::SimPci::handles(port) => pci.port_in(port, width),
+            _ => self.port_value,
+        }
     }
     fn port_out(&mut self, port: u16, width: u8, value: u32) {
         self.port_writes.push((port, width, value));
+        if let Some(pci) = self.pci.as_mut().filter(|_| crate::sim::SimPci::handles(port)) {
+            pci.port_out(port, width, value);
+        }
     }
     fn irq_mask(&mut self, line: u8, masked: bool) {
         self.masked.insert(line, masked);

@@ -13,6 +13,7 @@
 extern crate alloc;
 
 pub mod abi;
+pub mod busmaster;
 pub mod devices;
 pub mod elf;
 pub mod heap;
@@ -30,6 +31,8 @@ pub mod mem_symbols;
 
 #[cfg(test)]
 pub mod sim;
+#[cfg(test)]
+mod busmaster_tests;
 #[cfg(test)]
 mod device_tests;
 #[cfg(test)]

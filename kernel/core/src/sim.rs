@@ -1,5 +1,7 @@
 //! Test doubles: a simulated physical memory and frame allocator, so paging, pointer validation and
-//! ELF loading are tested on the host against real-format page tables.
+//! ELF loading are tested on the host against real-format page tables; and a simulated PCI
+//! configuration space behind ports 0xCF8/0xCFC. Frame frees and configuration writes are stamped
+//! from one per-thread sequence, so a test can tell which happened first.
 
 use crate::abi::{KERNEL_HALF, PAGE};
 use crate::paging::{pte, FrameAlloc, PhysMem};
@@ -13,6 +15,20 @@ pub struct SimMem {
 /// A stack of free frames.
 pub struct SimFrames {
     free: Vec<u64>,
+    /// (sequence stamp, frame) of every free, in order.
+    pub freed: Vec<(u64, u64)>,
+}
+
+std::thread_local! {
+    static SEQ: core::cell::Cell<u64> = const { core::cell::Cell::new(0) };
+}
+
+/// The next stamp of this thread's event sequence.
+pub fn next_seq() -> u64 {
+    SEQ.with(|s| {
+        s.set(s.get() + 1);
+        s.get()
+    })
 }
 
 impl FrameAlloc for SimFrames {
@@ -22,6 +38,7 @@ impl FrameAlloc for SimFrames {
     fn free(&mut self, pa: u64) {
         assert!(!self.free.contains(&pa), "double free of frame {pa:#x}");
         self.free.push(pa);
+        self.freed.push((next_seq(), pa));
     }
     fn free_count(&self) -> usize {
         self.free.len()
@@ -45,7 +62,7 @@ impl SimMem {
     /// direct map does with larger tables).
     pub fn with_kernel() -> (SimMem, SimFrames, u64) {
         let mut mem = SimMem { bytes: std::vec![0; (FRAMES * PAGE) as usize] };
-        let mut frames = SimFrames { free: (1..FRAMES).rev().map(|f| f * PAGE).collect() };
+        let mut frames = SimFrames { free: (1..FRAMES).rev().map(|f| f * PAGE).collect(), freed: Vec::new() };
         let root = frames.alloc().unwrap();
         let pdpt = frames.alloc().unwrap();
         mem.write_u64(root + 256 * 8, pdpt | pte::PRESENT | pte::WRITABLE);
@@ -80,5 +97,80 @@ impl PhysMem for SimMem {
     fn zero_frame(&mut self, pa: u64) {
         let r = self.range(pa, PAGE as usize);
         self.bytes[r].fill(0);
+    }
+}
+
+/// PCI configuration mechanism #1 as QEMU implements it: only a dword access to 0xCF8 reaches the
+/// address latch; 0xCFC..0xCFF reach byte `n` of the selected dword when the latch's enable bit is
+/// set; an absent function reads all ones and ignores writes. Vendor, device, class and header
+/// type are read-only, the status register is write-1-to-clear, the rest is plain storage.
+#[derive(Default)]
+pub struct SimPci {
+    pub latch: u32,
+    pub functions: std::collections::BTreeMap<u16, [u8; 256]>,
+    /// (sequence stamp, function, new command word) of every write that changed a command register.
+    pub command_writes: Vec<(u64, u16, u16)>,
+}
+
+impl SimPci {
+    /// Adds function `f` (bus << 8 | device << 3 | function) with this id, class code (base class
+    /// in the top byte) and command register; `multi` sets the header's multi-function bit.
+    pub fn add(&mut self, f: u16, id: u32, class: u32, command: u16, multi: bool) {
+        let mut c = [0u8; 256];
+        c[0..4].copy_from_slice(&id.to_le_bytes());
+        c[4..6].copy_from_slice(&command.to_le_bytes());
+        c[6] = 0x10; // status: capabilities list (a bit writes of zeros must leave alone)
+        c[8..12].copy_from_slice(&class.to_le_bytes());
+        c[14] = if multi { 0x80 } else { 0 };
+        self.functions.insert(f, c);
+    }
+
+    pub fn command(&self, f: u16) -> u16 {
+        self.functions.get(&f).map_or(0xFFFF, |c| u16::from_le_bytes([c[4], c[5]]))
+    }
+
+    pub fn status(&self, f: u16) -> u8 {
+        self.functions.get(&f).map_or(0xFF, |c| c[6])
+    }
+
+    pub fn handles(port: u16) -> bool {
+        (0xCF8..=0xCFF).contains(&port)
+    }
+
+    fn selected(&self, port: u16) -> Option<(u16, usize)> {
+        (port >= 0xCFC && self.latch & 1 << 31 != 0).then(|| ((self.latch >> 8) as u16, (self.latch & 0xFC) as usize + (port - 0xCFC) as usize))
+    }
+
+    pub fn port_in(&mut self, port: u16, width: u8) -> u32 {
+        if port == 0xCF8 && width == 4 {
+            return self.latch;
+        }
+        let Some((f, reg)) = self.selected(port) else { return u32::MAX };
+        let Some(c) = self.functions.get(&f) else { return u32::MAX };
+        (0..width as usize).map(|i| (c[reg + i] as u32) << (8 * i)).sum()
+    }
+
+    pub fn port_out(&mut self, port: u16, width: u8, value: u32) {
+        if port == 0xCF8 {
+            if width == 4 {
+                self.latch = value;
+            }
+            return;
+        }
+        let Some((f, reg)) = self.selected(port) else { return };
+        let Some(c) = self.functions.get_mut(&f) else { return };
+        let before = u16::from_le_bytes([c[4], c[5]]);
+        for i in 0..width as usize {
+            let byte = (value >> (8 * i)) as u8;
+            match reg + i {
+                0..=3 | 8..=15 => {}
+                6 | 7 => c[reg + i] &= !byte,
+                r => c[r] = byte,
+            }
+        }
+        let after = u16::from_le_bytes([c[4], c[5]]);
+        if after != before {
+            self.command_writes.push((next_seq(), f, after));
+        }
     }
 }

@@ -37,8 +37,11 @@ pub use queue::Layout;
 
 /// Find the `index`th legacy virtio-blk device on the PCI bus (QEMU numbers them in `-drive` order
 /// on bus 0) and initialise it. Returns the driver and the interrupt line the caller should bind
-/// (WATOS `irq_bind`) before relying on `wait`.
+/// (WATOS `irq_bind`) before relying on `wait`. Only that function gets bus mastering: the WATOS
+/// kernel switches a function off when the last driver that enabled it dies, so a driver must not
+/// enable the disks it does not drive.
 pub fn probe<H: Hal>(mut hal: H, index: usize, config: Config) -> protocol::Result<(VirtioBlk<H>, u8)> {
-    let dev = *pci::find_virtio_blk(&mut hal)?.get(index).ok_or(protocol::Error::NotFound)?;
+    let at = *pci::find(&mut hal, pci::VENDOR_VIRTIO, pci::DEVICE_VIRTIO_BLK_LEGACY)?.get(index).ok_or(protocol::Error::NotFound)?;
+    let dev = pci::setup_legacy(&mut hal, at)?;
     Ok((VirtioBlk::new(hal, dev.io_base, config)?, dev.irq_line))
 }

@@ -71,6 +71,19 @@ fn pci_scan_finds_every_legacy_block_device_and_nothing_else() {
 }
 
 #[test]
+fn probing_one_disk_leaves_the_others_bus_mastering_off() {
+    // The WATOS kernel switches a function off when the last driver that enabled it dies, so the
+    // driver of disk 1 must not enable disk 0 (its own driver would lose it when disk 1's dies).
+    let mut s = Sim::empty();
+    s.add(PciAddress { bus: 0, device: 4, function: 0 }, 0x1001, 0xC040, 11, SimConfig::default());
+    s.add(PciAddress { bus: 0, device: 5, function: 0 }, 0x1001, 0xC080, 10, SimConfig::default());
+    let sim = std::rc::Rc::new(std::cell::RefCell::new(s));
+    let (_second, irq) = probe(SimHal::new(&sim), 1, Config::default()).unwrap();
+    assert_eq!(irq, 10);
+    assert_eq!((sim.borrow().devices[0].command, sim.borrow().devices[1].command), (0, 0b101));
+}
+
+#[test]
 fn read_write_flush_round_trip() {
     let (sim, mut dev) = setup(SimConfig::default(), Config::default());
     let data = pattern(1, 8 * 512);

@@ -4,11 +4,17 @@
 //!   hostile   every pointer-taking syscall with every kind of bad pointer, each error code checked,
 //!             then a user-mode write to the kernel half (#PF);
 //!   fault-gp  a non-canonical load (#GP);  fault-ud  `ud2` (#UD);  fault-de  divide by zero (#DE);
-//!   panicker  a Rust panic, which libwatos's panic handler must report before exiting with 101.
+//!   panicker  a Rust panic, which libwatos's panic handler must report before exiting with 101;
+//!   busmaster, busmaster-check  (DRIVER) a driver that dies with bus mastering on, and the check
+//!             that the kernel switched it off (src/busmaster.rs).
 //! The kernel must answer each bad pointer with its own error code and kill each faulting process
 //! without disturbing the others.
 #![no_std]
 #![no_main]
+
+extern crate alloc;
+
+mod busmaster;
 
 use core::arch::asm;
 use core::ffi::CStr;
@@ -152,6 +158,8 @@ fn main() -> i64 {
         // Safety: as above, a deliberate fault.
         "fault-de" => unsafe { asm!("xor edx, edx", "xor ecx, ecx", "div rcx", out("rax") _, out("rdx") _, out("rcx") _) },
         "panicker" => panic!("deliberate panic number {}", name.len()),
+        "busmaster" => return busmaster::master(),
+        "busmaster-check" => return busmaster::check_master(),
         _ => {
             let ok = pointer_checks();
             println!("hostile: pointer checks done ({})", if ok { "all as expected" } else { "SOME FAILED" });

@@ -1,0 +1,174 @@
+//! Bus mastering: which PCI functions drivers have allowed to do DMA, and switching them off when
+//! those drivers die, before the dead driver's DMA frames go back to the allocator.
+//!
+//! Design: WATOS has no IOMMU, so a device that may master the bus can write any physical frame. A
+//! driver that dies with a request in flight leaves its device pointed at DMA pages the kernel is
+//! about to reuse. The kernel sees every port write a driver makes (`io_out` is a syscall), and the
+//! only way a driver can reach configuration space is mechanism #1 (a dword address written to
+//! 0xCF8, then the data port 0xCFC..0xCFF): it has no MMIO, so no ECAM. Bus Master Enable is bit 2
+//! of the command register, the low byte of dword 0x04, so it can only change through a write to
+//! port 0xCFC itself (of width 1, 2 or 4: ports are aligned, so a write at 0xCFD..0xCFF never
+//! covers byte 0) while the address latch has its enable bit set and selects register 0x04. On such
+//! a write the kernel reads the latch back from the hardware (not from its own model of it, so no
+//! sequence of partial or misaligned address writes can desynchronise the two) and records a claim
+//! (function, driver) when the value sets the bit, or drops every claim on the function when it
+//! clears it. The latch's bits 30..24 are ignored (reserved on Intel and in QEMU; register bits
+//! 11..8 on some AMD parts), which can only over-approximate: a claim too many means a redundant
+//! clear, never a missed one.
+//!
+//! When a driver dies, its claims go; each function left with no claim by a live driver gets BME
+//! cleared (read-modify-write of the command word, so the status register's write-1-to-clear bits
+//! are untouched) before `reap` frees the address space. The latch is saved and restored around the
+//! cleanup, so a live driver preempted between its address and data accesses still hits the
+//! register it selected. A function another live driver has also enabled stays enabled (clearing it
+//! would break that driver), and the kernel says so in the log. At boot, before any task runs,
+//! BME is cleared on every non-bridge function, so whatever the firmware left mastering is off and
+//! every function that can master the bus later was switched on through a write the kernel saw.
+//!
+//! What this does not do: stop a hostile driver. Without an IOMMU any driver with a bus-mastering
+//! device can already DMA anywhere; the guarantee is about the dead driver's own device, not about
+//! malice. A driver can switch off another driver's device (it can reset it just as well).
+
+use crate::abi::TaskId;
+use crate::kernel::{klog, Kernel, Platform};
+use crate::paging::{FrameAlloc, PhysMem};
+use alloc::vec::Vec;
+
+pub const CONFIG_ADDRESS: u16 = 0xCF8;
+pub const CONFIG_DATA: u16 = 0xCFC;
+const ENABLE: u32 = 1 << 31;
+const REG_COMMAND: u32 = 0x04;
+const REG_VENDOR: u32 = 0x00;
+const REG_CLASS: u32 = 0x08;
+const REG_HEADER_TYPE: u32 = 0x0C;
+pub const BUS_MASTER: u32 = 1 << 2;
+/// PCI base class of bridges (host, ISA, PCI-to-PCI, ...): they forward other devices' DMA.
+const CLASS_BRIDGE: u32 = 0x06;
+
+/// A PCI function as bits 23..8 of a configuration address: bus << 8 | device << 3 | function.
+pub type Function = u16;
+
+/// Formats a function as bus:device.function.
+pub struct Bdf(pub Function);
+
+impl core::fmt::Display for Bdf {
+    fn fmt(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
+        write!(f, "{:02x}:{:02x}.{}", self.0 >> 8, (self.0 >> 3) & 0x1F, self.0 & 7)
+    }
+}
+
+/// The configuration address of dword register `reg` of function `f`.
+pub fn address(f: Function, reg: u32) -> u32 {
+    ENABLE | (f as u32) << 8 | (reg & 0xFC)
+}
+
+/// What a driver's write of `value` to `port` does to Bus Master Enable, given the address latch
+/// read back from the hardware: `Some((function, enabled))` if it writes the command register's low
+/// byte, `None` otherwise.
+pub fn command_write(latch: u32, port: u16, value: u32) -> Option<(Function, bool)> {
+    if port != CONFIG_DATA || latch & ENABLE == 0 || latch & 0xFC != REG_COMMAND {
+        return None;
+    }
+    Some(((latch >> 8) as Function, value & BUS_MASTER != 0))
+}
+
+/// Claims on bus mastering: (function, driver that enabled it).
+#[derive(Debug, Default)]
+pub struct BusMasters {
+    claims: Vec<(Function, TaskId)>,
+}
+
+impl BusMasters {
+    /// Functions `driver` has enabled, in the order it did.
+    pub fn claimed_by(&self, driver: TaskId) -> Vec<Function> {
+        self.claims.iter().filter(|c| c.1 == driver).map(|c| c.0).collect()
+    }
+
+    fn record(&mut self, f: Function, driver: TaskId, enabled: bool) {
+        if !enabled {
+            self.claims.retain(|c| c.0 != f);
+        } else if !self.claims.contains(&(f, driver)) {
+            self.claims.push((f, driver));
+        }
+    }
+
+    /// Drops `driver`'s claims; returns the functions nobody else claims (to be switched off) and
+    /// those another live driver still has enabled.
+    fn release(&mut self, driver: TaskId) -> (Vec<Function>, Vec<Function>) {
+        let mine = self.claimed_by(driver);
+        self.claims.retain(|c| c.1 != driver);
+        mine.into_iter().partition(|f| !self.claims.iter().any(|c| c.0 == *f))
+    }
+}
+
+/// Called by `io_out` before a driver's write reaches the hardware: notes what it does to BME.
+pub fn on_port_write<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, driver: TaskId, port: u16, value: u32) {
+    if port != CONFIG_DATA {
+        return;
+    }
+    let latch = k.platform.port_in(CONFIG_ADDRESS, 4);
+    if let Some((f, enabled)) = command_write(latch, port, value) {
+        k.bus_masters.record(f, driver, enabled);
+    }
+}
+
+/// Clears BME on `f` if it is set; leaves the latch selecting `f`'s command register. Returns
+/// whether it was set.
+fn clear<P: Platform>(p: &mut P, f: Function) -> bool {
+    p.port_out(CONFIG_ADDRESS, 4, address(f, REG_COMMAND));
+    let command = p.port_in(CONFIG_DATA, 2);
+    if command & BUS_MASTER == 0 {
+        return false;
+    }
+    p.port_out(CONFIG_DATA, 2, command & !BUS_MASTER & 0xFFFF);
+    true
+}
+
+/// A driver died: switch off bus mastering on each function only it had enabled. Must run before
+/// its address space (and so its DMA frames) is freed.
+pub fn on_death<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, dead: TaskId, name: &str) {
+    let (off, shared) = k.bus_masters.release(dead);
+    if off.is_empty() && shared.is_empty() {
+        return;
+    }
+    let latch = k.platform.port_in(CONFIG_ADDRESS, 4);
+    for &f in &off {
+        let was = clear(&mut k.platform, f);
+        klog!(k, "bus mastering off for PCI {} ({name} died; it was {})", Bdf(f), if was { "on" } else { "already off" });
+    }
+    k.platform.port_out(CONFIG_ADDRESS, 4, latch);
+    for f in shared {
+        klog!(k, "PCI {} stays bus-mastering: another live driver enabled it too ({name} died)", Bdf(f));
+    }
+}
+
+fn read<P: Platform>(p: &mut P, f: Function, reg: u32) -> u32 {
+    p.port_out(CONFIG_ADDRESS, 4, address(f, reg));
+    p.port_in(CONFIG_DATA, 4)
+}
+
+/// At boot: clears BME on every function that is not a bridge (brute-force scan of configuration
+/// space, functions 1..7 only where function 0 says multi-function). Returns the functions that had
+/// it set. The latch is left at 0 (disabled).
+pub fn disable_all<P: Platform>(p: &mut P) -> Vec<Function> {
+    let mut cleared = Vec::new();
+    for bus in 0..=255u16 {
+        for device in 0..32u16 {
+            let f0 = bus << 8 | device << 3;
+            if read(p, f0, REG_VENDOR) & 0xFFFF == 0xFFFF {
+                continue;
+            }
+            let multi = read(p, f0, REG_HEADER_TYPE) >> 16 & 0x80 != 0;
+            for f in f0..f0 + if multi { 8 } else { 1 } {
+                if read(p, f, REG_VENDOR) & 0xFFFF == 0xFFFF || read(p, f, REG_CLASS) >> 24 == CLASS_BRIDGE {
+                    continue;
+                }
+                if clear(p, f) {
+                    cleared.push(f);
+                }
+            }
+        }
+    }
+    p.port_out(CONFIG_ADDRESS, 4, 0);
+    cleared
+}

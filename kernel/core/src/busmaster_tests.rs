@@ -1,0 +1,184 @@
+//! Host tests of bus-master tracking: drivers' configuration writes against a simulated PCI bus,
+//! and the death path switching their devices off before their DMA frames are freed.
+
+use crate::abi::{Sys, SysError, PAGE};
+use crate::busmaster::{address, disable_all, BUS_MASTER, CONFIG_ADDRESS, CONFIG_DATA};
+use crate::kernel_tests::{boot, first_tick, image, syscall6, DATA, K};
+use crate::sim::SimPci;
+use crate::trap::{Event, TrapFrame};
+use std::boxed::Box;
+
+const HOST_BRIDGE: u16 = 0x00; // 00:00.0
+const ISA: u16 = 0x08; // 00:01.0, multi-function
+const IDE: u16 = 0x09; // 00:01.1
+const NIC: u16 = 0x18; // 00:03.0
+const DISK: u16 = 0x20; // 00:04.0
+const REG_COMMAND: u32 = 4;
+
+fn bus() -> SimPci {
+    let mut pci = SimPci::default();
+    pci.add(HOST_BRIDGE, 0x1237_8086, 0x0600_0002, 0x0006, false);
+    pci.add(ISA, 0x7000_8086, 0x0601_0000, 0x0007, true);
+    pci.add(IDE, 0x7010_8086, 0x0101_8000, 0x0005, false);
+    pci.add(NIC, 0x100E_8086, 0x0200_0003, 0x0003, false);
+    pci.add(DISK, 0x1001_1AF4, 0x0100_0000, 0x0001, false);
+    pci
+}
+
+/// Tasks 0 and 1 are drivers, task 2 an ordinary program; task 0 runs.
+fn setup() -> (K, TrapFrame) {
+    let mut k = boot(&[]);
+    k.platform.pci = Some(bus());
+    let leaked: &'static [u8] = Box::leak(image().into_boxed_slice());
+    k.add_image("drv", leaked, true);
+    k.add_image("app", leaked, false);
+    for name in ["drv", "drv", "app"] {
+        k.spawn_image(name).unwrap();
+    }
+    let f = first_tick(&mut k);
+    (k, f)
+}
+
+fn run(k: &mut K, f: &mut TrapFrame, task: usize) {
+    while k.current != Some(task) {
+        syscall6(k, f, Sys::Yield, [0; 6]);
+    }
+}
+
+fn out(k: &mut K, f: &mut TrapFrame, port: u16, width: u8, value: u32) -> Result<u64, SysError> {
+    syscall6(k, f, Sys::IoOut, [port as u64, width as u64, value as u64, 0, 0, 0]);
+    SysError::decode(f.rax)
+}
+
+/// The current driver sets the command register of `dev` to `command` with a word write.
+fn set_command(k: &mut K, f: &mut TrapFrame, dev: u16, command: u32) {
+    out(k, f, CONFIG_ADDRESS, 4, address(dev, REG_COMMAND)).unwrap();
+    out(k, f, CONFIG_DATA, 2, command).unwrap();
+}
+
+fn pci(k: &K) -> &SimPci {
+    k.platform.pci.as_ref().unwrap()
+}
+
+fn fault(k: &mut K, f: &mut TrapFrame) {
+    k.trap(f, Event::Exception { vector: 13, error: 0, cr2: 0 });
+}
+
+fn id(k: &K, task: usize) -> crate::abi::TaskId {
+    k.task(task).unwrap().id
+}
+
+#[test]
+fn a_dead_drivers_device_stops_mastering_before_its_dma_frames_are_freed() {
+    let (mut k, mut f) = setup();
+    set_command(&mut k, &mut f, DISK, 0x0005);
+    assert_eq!(pci(&k).command(DISK), 0x0005);
+    assert_eq!(k.bus_masters.claimed_by(id(&k, 0)), [DISK]);
+    syscall6(&mut k, &mut f, Sys::MapDma, [4, DATA, 0, 0, 0, 0]);
+    assert!(SysError::decode(f.rax).is_ok());
+    let dma = u64::from_le_bytes(crate::usermem::copy_in(&crate::kernel_tests::space(&k, 0), &k.mem, DATA, 8).unwrap().try_into().unwrap());
+    fault(&mut k, &mut f);
+    assert_eq!(pci(&k).command(DISK), 0x0001, "BME cleared, I/O decoding left alone");
+    assert_eq!(pci(&k).status(DISK), 0x10, "the status register's write-1-to-clear bits untouched");
+    let (cleared_at, dev, _) = *pci(&k).command_writes.last().unwrap();
+    assert_eq!(dev, DISK);
+    for page in 0..4 {
+        let at = k.frames.freed.iter().find(|(_, pa)| *pa == dma + page * PAGE).map(|(s, _)| *s);
+        assert!(at.is_some_and(|at| at > cleared_at), "DMA page {page} freed only after bus mastering was off");
+    }
+    assert!(k.platform.log.iter().any(|l| l.contains("bus mastering off for PCI 00:04.0 (drv died; it was on)")));
+    assert!(k.bus_masters.claimed_by(id(&k, 1)).is_empty());
+}
+
+#[test]
+fn the_kernel_tracks_exactly_the_writes_that_turn_bus_mastering_on() {
+    let (mut k, mut f) = setup();
+    let me = id(&k, 0);
+    // (latch, port, width, value): byte, word and dword writes at 0xCFC reach BME; writes to the
+    // command's high byte or the status word, to another register, through a disabled latch, or
+    // after a partial write to the address port (which the chipset ignores) do not.
+    let cases: [(&[(u16, u8, u32)], u16, u8, u32); 8] = [
+        (&[(CONFIG_ADDRESS, 4, address(NIC, 4))], CONFIG_DATA, 1, 0x07),
+        (&[(CONFIG_ADDRESS, 4, address(NIC, 4))], CONFIG_DATA, 2, 0x0104),
+        (&[(CONFIG_ADDRESS, 4, address(NIC, 4))], CONFIG_DATA, 4, 0xFFFF_0004),
+        (&[(CONFIG_ADDRESS, 4, address(NIC, 4))], CONFIG_DATA + 1, 1, 0xFF),
+        (&[(CONFIG_ADDRESS, 4, address(NIC, 4))], CONFIG_DATA + 2, 2, 0xFFFF),
+        (&[(CONFIG_ADDRESS, 4, address(NIC, 0x10))], CONFIG_DATA, 4, 0xFFFF_FFFF),
+        (&[(CONFIG_ADDRESS, 4, address(NIC, 4) & !(1 << 31))], CONFIG_DATA, 4, 0x7),
+        (&[(CONFIG_ADDRESS, 4, address(NIC, 0x10)), (CONFIG_ADDRESS, 2, 0x0004), (CONFIG_ADDRESS, 1, 0x04)], CONFIG_DATA, 1, 0x7),
+    ];
+    for (i, (setup_writes, port, width, value)) in cases.iter().enumerate() {
+        set_command(&mut k, &mut f, NIC, 0x0003);
+        assert!(k.bus_masters.claimed_by(me).is_empty(), "case {i}: writing BME off drops the claim");
+        for &(p, w, v) in setup_writes.iter() {
+            out(&mut k, &mut f, p, w, v).unwrap();
+        }
+        out(&mut k, &mut f, *port, *width, *value).unwrap();
+        let on = pci(&k).command(NIC) as u32 & BUS_MASTER != 0;
+        assert_eq!(k.bus_masters.claimed_by(me) == [NIC], on, "case {i}: claim iff the hardware's BME is on");
+        assert_eq!(on, i < 3, "case {i}");
+    }
+}
+
+#[test]
+fn a_function_two_drivers_enabled_stays_on_until_both_are_gone() {
+    let (mut k, mut f) = setup();
+    set_command(&mut k, &mut f, NIC, 0x0007);
+    set_command(&mut k, &mut f, DISK, 0x0005);
+    run(&mut k, &mut f, 1);
+    set_command(&mut k, &mut f, NIC, 0x0007);
+    run(&mut k, &mut f, 0);
+    fault(&mut k, &mut f);
+    assert_eq!(pci(&k).command(DISK), 0x0001, "only the dead driver had DISK");
+    assert_eq!(pci(&k).command(NIC), 0x0007, "the live driver still uses NIC");
+    assert!(k.platform.log.iter().any(|l| l.contains("PCI 00:03.0 stays bus-mastering")));
+    run(&mut k, &mut f, 1);
+    fault(&mut k, &mut f);
+    assert_eq!(pci(&k).command(NIC), 0x0003);
+}
+
+#[test]
+fn nothing_is_written_for_a_driver_that_switched_its_device_off_itself() {
+    let (mut k, mut f) = setup();
+    set_command(&mut k, &mut f, DISK, 0x0005);
+    set_command(&mut k, &mut f, DISK, 0x0001);
+    let writes = k.platform.port_writes.len();
+    fault(&mut k, &mut f);
+    assert_eq!(k.platform.port_writes.len(), writes, "no configuration cycle at death");
+}
+
+#[test]
+fn the_cleanup_leaves_a_live_drivers_address_latch_as_it_was() {
+    let (mut k, mut f) = setup();
+    set_command(&mut k, &mut f, DISK, 0x0005);
+    run(&mut k, &mut f, 1);
+    // Driver 1 selects a register, then is preempted before its data access.
+    out(&mut k, &mut f, CONFIG_ADDRESS, 4, address(NIC, 0x10)).unwrap();
+    run(&mut k, &mut f, 0);
+    fault(&mut k, &mut f);
+    assert_eq!(pci(&k).command(DISK), 0x0001);
+    assert_eq!(pci(&k).latch, address(NIC, 0x10));
+}
+
+#[test]
+fn the_boot_scan_switches_off_every_device_but_the_bridges() {
+    let mut sim = bus();
+    sim.add(0x0508, 0x1234_5678, 0x0C03_0000, 0x0006, false); // bus 5: found too
+    sim.add(NIC, 0x100E_8086, 0x0200_0003, 0x0007, false); // left mastering by the firmware
+    let (mut k, _) = setup();
+    k.platform.pci = Some(sim);
+    let cleared = disable_all(&mut k.platform);
+    assert_eq!(cleared, [IDE, NIC, 0x0508]);
+    let sim = pci(&k);
+    assert_eq!((sim.command(HOST_BRIDGE), sim.command(ISA)), (0x0006, 0x0007), "bridges untouched");
+    assert_eq!((sim.command(IDE), sim.command(NIC), sim.command(DISK)), (0x0001, 0x0003, 0x0001));
+    assert_eq!(sim.latch, 0);
+}
+
+#[test]
+fn an_ordinary_program_cannot_touch_configuration_space() {
+    let (mut k, mut f) = setup();
+    run(&mut k, &mut f, 2);
+    assert_eq!(out(&mut k, &mut f, CONFIG_ADDRESS, 4, address(DISK, 4)), Err(SysError::NotPermitted));
+    assert_eq!(pci(&k).latch, 0);
+}
