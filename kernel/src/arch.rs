@@ -156,6 +156,17 @@ pub fn set_irq_masked(line: u8, masked: bool) {
     outb(0xA1, (mask >> 8) as u8);
 }
 
+/// The CMOS registers behind the RTC's index (0x70) and data (0x71) ports, read once at boot
+/// (afterwards the ports are left to drivers, such as the test `rtc-driver`).
+pub struct CmosPorts;
+
+impl kernel_core::rtc::Cmos for CmosPorts {
+    fn read(&mut self, reg: u8) -> u8 {
+        outb(0x70, reg);
+        crate::serial::inb(0x71)
+    }
+}
+
 /// Port input of `width` bytes (1, 2 or 4).
 pub fn port_in(port: u16, width: u8) -> u32 {
     let value: u32;

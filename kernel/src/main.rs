@@ -80,7 +80,14 @@ extern "C" fn kmain(magic: u32, mbi: u32) -> ! {
     for f in cleared {
         klog!("PCI: {} was bus-mastering", kernel_core::busmaster::Bdf(f));
     }
-
+    // Read before the timer starts, so the reading is the wall-clock time of monotonic time 0.
+    match kernel_core::rtc::read(&mut arch::CmosPorts) {
+        Some(t) => {
+            kernel.wall_at_boot_ns = t.to_unix().unwrap_or(kernel_core::rtc::FALLBACK_UNIX_SECS) * 1_000_000_000;
+            klog!("RTC: {t} ({} s since 1970)", kernel.wall_at_boot_ns / 1_000_000_000);
+        }
+        None => klog!("RTC: unreadable; wall clock starts at {} s since 1970", kernel_core::rtc::FALLBACK_UNIX_SECS),
+    }
     let Some(range) = info.initrd else { panic!("no initrd module (start QEMU with -initrd)") };
     let rd = match initrd::Initrd::parse(mem::initrd_bytes(range)) {
         Ok(rd) => rd,

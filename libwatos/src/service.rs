@@ -52,18 +52,15 @@ pub fn kill_service(name: &str) -> Result<(), SysError> {
     }
 }
 
-/// A clock that has no battery-backed time source yet: a fixed epoch (2023-11-14) plus the time
-/// since boot, so timestamps still move forward within a boot.
+/// The filesystems' clock: the kernel's wall clock (`wall_clock`: the RTC read at boot plus the
+/// monotonic time since), so timestamps are real dates and move forward within a boot.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct BootClock;
 
-/// Seconds since 1970 that boot time is taken to be.
-pub const EPOCH_SECS: i64 = 1_700_000_000;
-
 impl Clock for BootClock {
     fn now(&self) -> Timespec {
-        let ns = sys::monotonic_ns();
-        Timespec { secs: EPOCH_SECS + (ns / 1_000_000_000) as i64, nanos: (ns % 1_000_000_000) as u32 }
+        let ns = sys::wall_clock_ns();
+        Timespec { secs: (ns / 1_000_000_000) as i64, nanos: (ns % 1_000_000_000) as u32 }
     }
 }
 

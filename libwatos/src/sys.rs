@@ -66,6 +66,14 @@ pub fn monotonic_ns() -> u64 {
     call(Sys::MonotonicNs, [0; 6]).unwrap_or(0)
 }
 
+pub use kernel_core::rtc::DateTime;
+
+/// Nanoseconds since 1970-01-01 00:00:00 UTC: the kernel's RTC reading at boot plus the monotonic
+/// time since. (`DateTime::from_unix` turns its seconds into a calendar date.)
+pub fn wall_clock_ns() -> u64 {
+    call(Sys::WallClock, [0; 6]).unwrap_or(0)
+}
+
 /// Maps `len` bytes (rounded up to pages) of zeroed memory; writable if `flags` has `MAP_WRITE`.
 pub fn map_anon(len: usize, flags: u64) -> Result<*mut u8, SysError> {
     call(Sys::MapAnon, [len as u64, flags, 0, 0, 0, 0]).map(|a| a as *mut u8)

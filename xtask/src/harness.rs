@@ -99,6 +99,12 @@ pub fn run(art: &Artifacts, opts: &Options) -> bool {
 
     let mut v = Verdicts { passed: 0, failed: Vec::new() };
     judge(&log, &mut v);
+    let host_secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let guest = wall_clock_secs(&log);
+    v.check(
+        guest.is_some_and(|g| g.abs_diff(host_secs) < 86_400),
+        &format!("hello's wall clock ({guest:?} s) is within a day of the host's ({host_secs} s)"),
+    );
     v.check(!timed_out, &format!("QEMU finished within {} s", TIMEOUT.as_secs()));
     v.check(status == Some(QEMU_SUCCESS), &format!("QEMU exit status {status:?} is the kernel's success ({QEMU_SUCCESS})"));
     kernel_fault_selftest(art, opts, &mut v);
@@ -169,6 +175,12 @@ pub(crate) fn wait_with_timeout(mut child: std::process::Child, limit: Duration)
 
 fn position(log: &[String], pred: impl Fn(&str) -> bool) -> Option<usize> {
     log.iter().position(|l| pred(l))
+}
+
+/// The seconds since 1970 hello read from the wall clock (`hello: wall clock ... (N s since 1970)`).
+fn wall_clock_secs(log: &[String]) -> Option<u64> {
+    let line = log.iter().find(|l| l.contains("hello: wall clock "))?;
+    line.rsplit_once('(')?.1.split_once(" s since 1970")?.0.parse().ok()
 }
 
 /// The log's verdicts, separate from QEMU so it can be unit-tested.
@@ -242,6 +254,7 @@ mod tests {
 
     const GOOD: &str = "[kernel] WATOS booting
 hello: Hello from WATOS
+hello: wall clock 2026-11-25 15:30:07 UTC (1795620607 s since 1970)
 [kernel] task 1 (hello) exited with code 0
 echo-client: done (all as expected)
 init: restarted echo as task 0x1000a
@@ -273,6 +286,8 @@ panicker: panicked: src/main.rs:9:5: deliberate panic number 8
         judge(&lines(GOOD), &mut v);
         assert!(v.failed.is_empty(), "{:?}", v.failed);
         assert_eq!(v.passed, 2 + 25);
+        assert_eq!(wall_clock_secs(&lines(GOOD)), Some(1_795_620_607));
+        assert_eq!(wall_clock_secs(&lines("hello: wall clock garbage")), None);
     }
 
     #[test]
@@ -283,7 +298,7 @@ panicker: panicked: src/main.rs:9:5: deliberate panic number 8
         assert_eq!(v.failed.len(), 3, "{:?}", v.failed);
         // A spinner that exits before the last kill does not prove isolation.
         let mut early = lines(GOOD);
-        let spin = early.remove(22);
+        let spin = early.remove(23);
         early.insert(2, spin);
         let mut v = Verdicts { passed: 0, failed: Vec::new() };
         judge(&early, &mut v);

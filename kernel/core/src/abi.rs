@@ -117,11 +117,14 @@ pub enum Sys {
     /// the console (COM1) has received, without waiting; 0 if nothing. The buffer is validated
     /// writable before any byte is taken, so a bad pointer loses no input.
     ConsoleRead = 26,
+    /// wall_clock() -> nanoseconds since 1970-01-01 00:00:00 UTC: the RTC as read at boot plus the
+    /// monotonic time since (a fixed 2023-11-14 if the RTC could not be read).
+    WallClock = 27,
 }
 
 impl Sys {
     /// Every call, indexed by its number (numbers are dense from 0).
-    pub const ALL: [Sys; 27] = [
+    pub const ALL: [Sys; 28] = [
         Sys::Exit,
         Sys::Yield,
         Sys::ConsoleWrite,
@@ -149,6 +152,7 @@ impl Sys {
         Sys::ProgramInfo,
         Sys::Kill,
         Sys::ConsoleRead,
+        Sys::WallClock,
     ];
 
     /// Decodes a raw syscall number; `None` for numbers the kernel does not know.

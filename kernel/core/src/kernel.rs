@@ -135,6 +135,8 @@ pub struct Kernel<P: Platform, M: PhysMem, F: FrameAlloc> {
     pub images: Vec<Image>,
     /// Interrupt line -> (driver, notification bits).
     pub irqs: [Option<(TaskId, u64)>; 16],
+    /// Wall-clock time when the monotonic clock read 0, in ns since the Unix epoch (the RTC at boot).
+    pub wall_at_boot_ns: u64,
     /// PCI functions drivers have let master the bus.
     pub bus_masters: crate::busmaster::BusMasters,
     /// Deaths not yet collected by the supervisor.
@@ -164,6 +166,7 @@ impl<P: Platform, M: PhysMem, F: FrameAlloc> Kernel<P, M, F> {
             supervisor: None,
             images: Vec::new(),
             irqs: [None; 16],
+            wall_at_boot_ns: crate::rtc::FALLBACK_UNIX_SECS * 1_000_000_000,
             bus_masters: Default::default(),
             deaths: VecDeque::new(),
         }
@@ -171,6 +174,11 @@ impl<P: Platform, M: PhysMem, F: FrameAlloc> Kernel<P, M, F> {
 
     pub fn now_ns(&self) -> u64 {
         self.ticks * self.platform.tick_ns()
+    }
+
+    /// Nanoseconds since the Unix epoch.
+    pub fn wall_clock_ns(&self) -> u64 {
+        self.wall_at_boot_ns.saturating_add(self.now_ns())
     }
 
     pub fn task(&self, i: usize) -> Option<&Task> {

@@ -469,3 +469,17 @@ fn the_supervisor_kills_a_blocked_task_and_hears_of_it_as_a_fault() {
     syscall(&mut k, &mut f, Sys::Spawn, [DATA, 0, 0]);
     assert_eq!(TaskId::from_raw(f.rax).map(|t| t.generation), Some(1));
 }
+
+#[test]
+fn wall_clock_is_the_boot_reading_plus_monotonic_time() {
+    let mut k = boot(&["a"]);
+    assert_eq!(k.wall_clock_ns(), crate::rtc::FALLBACK_UNIX_SECS * 1_000_000_000, "no RTC reading: the fallback");
+    k.wall_at_boot_ns = 1_795_620_607_000_000_000;
+    let mut f = first_tick(&mut k);
+    tick(&mut k, &mut f);
+    tick(&mut k, &mut f);
+    syscall(&mut k, &mut f, Sys::WallClock, [0; 3]);
+    assert_eq!(f.rax, 1_795_620_607_000_000_000 + 3 * 1_000_000);
+    syscall(&mut k, &mut f, Sys::MonotonicNs, [0; 3]);
+    assert_eq!(f.rax, 3 * 1_000_000);
+}

@@ -55,6 +55,7 @@ pub fn dispatch<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>,
             Ok(Some(0))
         }
         Some(Sys::MonotonicNs) => Ok(Some(k.now_ns())),
+        Some(Sys::WallClock) => Ok(Some(k.wall_clock_ns())),
         Some(Sys::MapAnon) => map_anon(k, c, args[0], args[1]).map(Some),
         Some(Sys::TaskId) => Ok(k.task(c).map(|t| t.id.to_raw())),
         Some(Sys::TaskInfo) => task_info(k, c, args[0], args[1], args[2]).map(Some),

@@ -1,5 +1,5 @@
-//! hello: the first QEMU test. Prints a greeting, exercises the heap, time, sleep and task info,
-//! and exits 0.
+//! hello: the first QEMU test. Prints a greeting, exercises the heap, time (monotonic and wall
+//! clock), sleep and task info, and exits 0.
 #![no_std]
 #![no_main]
 
@@ -26,6 +26,13 @@ fn main() -> i64 {
     sys::sleep_ns(20_000_000);
     let t1 = sys::monotonic_ns();
     check(t1 >= t0 + 20_000_000, format_args!("hello: sleep 20 ms took {} us", (t1 - t0) / 1000));
+
+    // The wall clock: the RTC read at boot plus the time since. The harness compares the seconds
+    // with the host's clock (QEMU's RTC follows it).
+    let wall = sys::wall_clock_ns();
+    let later = sys::wall_clock_ns();
+    println!("hello: wall clock {} ({} s since 1970)", sys::DateTime::from_unix(wall / 1_000_000_000), wall / 1_000_000_000);
+    check(later >= wall && wall / 1_000_000_000 > 1_700_000_000, format_args!("hello: the wall clock is after 2023-11-14 and does not go back"));
 
     // A timer notification instead of a sleep: receive returns when the kernel posts the bit.
     let deadline = sys::monotonic_ns() + 15_000_000;
