@@ -4,7 +4,8 @@
 //! Design: everything here is written once, at boot, on one CPU, before interrupts are first enabled,
 //! which is what makes the `static mut` tables sound. Segment layout is dictated by `sysret`: kernel
 //! code 0x08, kernel data 0x10, user data 0x18 (0x1b with RPL 3), user code 0x20 (0x23), TSS 0x28.
-//! The timer is the PIT at ~1 kHz on IRQ 0; every other IRQ stays masked (drivers live in user space).
+//! The timer is the PIT at ~1 kHz on IRQ 0 and COM1's receive interrupt is IRQ 4; every other IRQ
+//! stays masked until a driver (in user space) binds it.
 
 use crate::entry::{isr_table, syscall_entry, KSTACK_TOP};
 use crate::serial::outb;

@@ -114,6 +114,8 @@ extern "C" fn kmain(magic: u32, mbi: u32) -> ! {
     }
     *KERNEL.lock() = Some(kernel);
     arch::init_timer();
+    serial::enable_receive_interrupt();
+    arch::set_irq_masked(kernel_core::console::LINE, false);
     klog!("timer at {} Hz; scheduling", 1_000_000_000 / arch::TICK_NS);
     // Safety: everything the trap path needs is initialized; the idle loop takes the first timer
     // tick on the kernel stack and schedules the first task from there.

@@ -3,8 +3,9 @@
 //!
 //! Design: polled output, no buffer and no lock: the kernel runs on one CPU with interrupts off, so a
 //! write cannot be interleaved, and a panic can always print (there is no lock it could find held).
-//! Input is polled too: `console_read` drains what the UART's 16-byte receive FIFO holds, and the
-//! shell polls often enough (every few milliseconds) that a typist never fills it.
+//! Input comes by interrupt: with the receive FIFO's trigger level at one byte, the UART raises
+//! IRQ 4 for each byte received, and kernel-core's `console` drains the FIFO (`read_bytes`) into
+//! the kernel's buffer and wakes a waiting reader.
 
 use core::arch::asm;
 use core::fmt;
@@ -25,15 +26,22 @@ pub fn inb(port: u16) -> u8 {
     value
 }
 
-/// 115200 8N1, FIFO on, interrupts off.
+/// 115200 8N1, FIFOs on and cleared with a one-byte receive trigger, interrupts off (until
+/// `enable_receive_interrupt`); DTR, RTS and OUT2 (which gates the UART's interrupt onto the bus on
+/// PCs).
 pub fn init() {
     outb(COM1 + 1, 0x00);
     outb(COM1 + 3, 0x80);
     outb(COM1, 0x01);
     outb(COM1 + 1, 0x00);
     outb(COM1 + 3, 0x03);
-    outb(COM1 + 2, 0xC7);
-    outb(COM1 + 4, 0x03);
+    outb(COM1 + 2, 0x07);
+    outb(COM1 + 4, 0x0B);
+}
+
+/// Received-data-available interrupt on (IRQ 4; the PIC line is unmasked separately).
+pub fn enable_receive_interrupt() {
+    outb(COM1 + 1, 0x01);
 }
 
 pub fn write_bytes(bytes: &[u8]) {

@@ -56,6 +56,14 @@ pub fn console_read(buf: &mut [u8]) -> Result<usize, SysError> {
     call(Sys::ConsoleRead, [buf.as_mut_ptr() as u64, len as u64, 0, 0, 0, 0]).map(|n| n as usize)
 }
 
+/// Like `console_read`, but blocks until at least one byte has been received (the kernel buffers
+/// input from COM1's interrupt), so an interactive program need not poll. Returns 0 only for an
+/// empty `buf`.
+pub fn console_read_wait(buf: &mut [u8]) -> Result<usize, SysError> {
+    let len = buf.len().min(kernel_core::abi::MAX_CONSOLE_READ);
+    call(Sys::ConsoleRead, [buf.as_mut_ptr() as u64, len as u64, kernel_core::abi::CONSOLE_WAIT, 0, 0, 0]).map(|n| n as usize)
+}
+
 /// Sleeps for at least `ns` nanoseconds (the kernel's tick is 1 ms).
 pub fn sleep_ns(ns: u64) {
     let _ = call(Sys::Sleep, [ns, 0, 0, 0, 0, 0]);

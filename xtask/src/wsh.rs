@@ -157,6 +157,12 @@ fn shell_boot(opts: &Options, disks: &Disks, v: &mut Verdicts) {
     let order = in_order(&log, &TYPED_OUTPUT);
     v.check(order.is_ok(), &format!("shell boot: the typed commands' output, in order ({})", order.err().unwrap_or_else(|| "all found".into())));
     v.check(log.iter().filter(|l| is_error_line(l)).count() == 1, "shell boot: only `cat /nope` printed an error line");
+    // The shell blocks in console_read until the kernel, at COM1's interrupt, has taken input.
+    let by_irq = log.iter().find_map(|l| l.split_once("console input: ")?.1.split_once(" bytes taken at COM1's interrupt")?.0.parse::<usize>().ok());
+    v.check(
+        by_irq.is_some_and(|n| n > 0 && n <= TYPED.len()),
+        &format!("shell boot: the typed input came in by COM1's interrupt ({by_irq:?} of {} bytes)", TYPED.len()),
+    );
     // No fsck.fat verdict here: a FAT volume whose server was killed keeps its dirty bit through the
     // restarted server's clean unmount (as Linux leaves it), which `fsck.fat -n` reports as an error.
     v.check(

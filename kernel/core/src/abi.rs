@@ -42,6 +42,8 @@ pub const LEASE_READ: u64 = 1;
 pub const LEASE_WRITE: u64 = 2;
 /// Notification bit the kernel sets on the supervisor when any task ends (see `next_death`).
 pub const NOTIFY_DEATH: u64 = 1 << 63;
+/// `console_read` flag: block until at least one byte has been received.
+pub const CONSOLE_WAIT: u64 = 1;
 /// `receive` flag: wait for notifications only.
 pub const RECV_NOTIFY_ONLY: u64 = 1;
 
@@ -113,9 +115,10 @@ pub enum Sys {
     /// kill(id) -> 0: end task `id` as if it had faulted (death code `KILLED`), so the supervisor's
     /// restart policy applies. Supervisor only; never itself.
     Kill = 25,
-    /// console_read(buf ptr, cap) -> bytes read (0..=cap, at most `MAX_CONSOLE_READ`): whatever
-    /// the console (COM1) has received, without waiting; 0 if nothing. The buffer is validated
-    /// writable before any byte is taken, so a bad pointer loses no input.
+    /// console_read(buf ptr, cap, flags) -> bytes read (0..=cap, at most `MAX_CONSOLE_READ`):
+    /// whatever the console (COM1) has received; 0 if nothing, or with flags `CONSOLE_WAIT` blocks
+    /// until input arrives. The buffer is validated writable before any byte is taken, so a bad
+    /// pointer loses no input.
     ConsoleRead = 26,
     /// wall_clock() -> nanoseconds since 1970-01-01 00:00:00 UTC: the RTC as read at boot plus the
     /// monotonic time since (a fixed 2023-11-14 if the RTC could not be read).

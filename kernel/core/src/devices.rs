@@ -20,10 +20,10 @@ use crate::syscall::UserError;
 /// Ports the kernel drives itself: PICs, PIT (and its gate), COM1, QEMU's debug-exit device.
 const KERNEL_PORTS: [(u16, u16); 6] = [(0x20, 0x21), (0x40, 0x43), (0x61, 0x61), (0xA0, 0xA1), (0x3F8, 0x3FF), (0xF4, 0xF7)];
 
-/// Lines a driver may bind: not the timer (0), not the cascade (2), not 7 and 15 (where the PIC
-/// reports spurious interrupts).
+/// Lines a driver may bind: not the timer (0), not the cascade (2), not COM1 (4, the kernel's
+/// console input), not 7 and 15 (where the PIC reports spurious interrupts).
 pub fn bindable(line: u64) -> bool {
-    (1..16).contains(&line) && ![2, 7, 15].contains(&line)
+    (1..16).contains(&line) && ![2, crate::console::LINE as u64, 7, 15].contains(&line)
 }
 
 fn port_range(port: u64, width: u64) -> Result<(u16, u8), SysError> {

@@ -47,8 +47,8 @@ pub trait Platform {
     fn port_out(&mut self, port: u16, width: u8, value: u32);
     /// Masks or unmasks legacy interrupt line `line` (1..15) at the PIC.
     fn irq_mask(&mut self, line: u8, masked: bool);
-    /// Takes up to `buf.len()` bytes the console has received, without waiting; returns how many.
-    /// The default has no console input.
+    /// Takes up to `buf.len()` bytes the console's UART holds, without waiting; returns how many.
+    /// (Called from its interrupt and from `console_read`.) The default has no console input.
     fn console_read(&mut self, _buf: &mut [u8]) -> usize {
         0
     }
@@ -137,6 +137,8 @@ pub struct Kernel<P: Platform, M: PhysMem, F: FrameAlloc> {
     pub irqs: [Option<(TaskId, u64)>; 16],
     /// Wall-clock time when the monotonic clock read 0, in ns since the Unix epoch (the RTC at boot).
     pub wall_at_boot_ns: u64,
+    /// Console input received and not yet read, and its waiting readers.
+    pub console_in: crate::console::ConsoleInput,
     /// PCI functions drivers have let master the bus.
     pub bus_masters: crate::busmaster::BusMasters,
     /// Deaths not yet collected by the supervisor.
@@ -168,6 +170,7 @@ impl<P: Platform, M: PhysMem, F: FrameAlloc> Kernel<P, M, F> {
             irqs: [None; 16],
             wall_at_boot_ns: crate::rtc::FALLBACK_UNIX_SECS * 1_000_000_000,
             bus_masters: Default::default(),
+            console_in: Default::default(),
             deaths: VecDeque::new(),
         }
     }
@@ -276,6 +279,7 @@ impl<P: Platform, M: PhysMem, F: FrameAlloc> Kernel<P, M, F> {
                 self.user_fault(vector, error, cr2);
                 true
             }
+            Event::Irq(crate::console::LINE) => crate::console::on_irq(self),
             Event::Irq(line) => {
                 crate::devices::on_irq(self, line);
                 false
@@ -326,6 +330,7 @@ impl<P: Platform, M: PhysMem, F: FrameAlloc> Kernel<P, M, F> {
         self.slots[i].generation = self.slots[i].generation.wrapping_add(1);
         self.sched[i] = SchedState::Free;
         crate::ipc::on_death(self, task.id);
+        crate::console::on_death(self, i);
         match death {
             Death::Exit(code) => {
                 self.exited += 1;
@@ -339,6 +344,10 @@ impl<P: Platform, M: PhysMem, F: FrameAlloc> Kernel<P, M, F> {
         self.tell_supervisor(&task, death);
         if self.live_tasks() == 0 {
             klog!(self, "all tasks finished: {} exited, {} killed", self.exited, self.killed);
+            let input = &self.console_in;
+            if input.by_interrupt + input.dropped > 0 {
+                klog!(self, "console input: {} bytes taken at COM1's interrupt, {} dropped (buffer full)", input.by_interrupt, input.dropped);
+            }
             let free = self.frames.free_count();
             let ok = free == self.frames_at_start;
             let verdict = if ok { "PASS" } else { "FAIL" };

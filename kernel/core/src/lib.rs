@@ -15,6 +15,7 @@ extern crate alloc;
 
 pub mod abi;
 pub mod busmaster;
+pub mod console;
 pub mod devices;
 pub mod elf;
 pub mod heap;
@@ -35,6 +36,8 @@ pub mod mem_symbols;
 pub mod sim;
 #[cfg(test)]
 mod busmaster_tests;
+#[cfg(test)]
+mod console_tests;
 #[cfg(test)]
 mod device_tests;
 #[cfg(test)]

@@ -5,13 +5,13 @@
 //! such as over-long replies) kills the task like a CPU exception. Handlers never read user memory
 //! except through `usermem`, which validates against the caller's page tables and copies once.
 
-use crate::abi::{DeathInfo, ProgramInfo, Sys, KILLED, SysError, TaskId, TaskInfo, ANON_LIMIT, MAP_WRITE, MAX_CONSOLE_READ, MAX_STR, MAX_WRITE, PAGE, SELF_ID};
+use crate::abi::{DeathInfo, ProgramInfo, Sys, KILLED, SysError, TaskId, TaskInfo, ANON_LIMIT, MAP_WRITE, MAX_STR, MAX_WRITE, PAGE, SELF_ID};
 use crate::devices;
 use crate::ipc;
 use crate::kernel::{klog, Death, Kernel, Platform};
 use crate::paging::{AddressSpace, FrameAlloc, Perm, PhysMem};
 use crate::sched::SchedState;
-use crate::usermem::{check_range, copy_in, copy_in_str, copy_out, validate_user_ptr, Access};
+use crate::usermem::{check_range, copy_in, copy_in_str, copy_out};
 
 /// What went wrong in a syscall.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,7 +48,7 @@ pub fn dispatch<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>,
             Ok(Some(0))
         }
         Some(Sys::ConsoleWrite) => console_write(k, c, args[0], args[1]).map(Some),
-        Some(Sys::ConsoleRead) => console_read(k, c, args[0], args[1]).map(Some),
+        Some(Sys::ConsoleRead) => crate::console::read(k, c, args[0], args[1], args[2]),
         Some(Sys::Sleep) => {
             let ticks = args[0].div_ceil(k.platform.tick_ns()).max(1);
             k.sched[c] = SchedState::Sleeping { until: k.ticks.saturating_add(ticks) };
@@ -114,22 +114,6 @@ fn console_write<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>
     let bytes = copy_in(&space_of(k, c)?, &k.mem, ptr, len)?;
     k.platform.console(&bytes);
     Ok(len)
-}
-
-/// Received console bytes into the caller's buffer. The buffer is checked writable first so no byte
-/// is taken from the device only to be lost on a bad pointer.
-fn console_read<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, c: usize, ptr: u64, cap: u64) -> Result<u64, UserError> {
-    check_range(ptr, cap)?;
-    if cap > MAX_CONSOLE_READ as u64 {
-        return Err(SysError::InvalidArgument.into());
-    }
-    let space = space_of(k, c)?;
-    validate_user_ptr(&space, &k.mem, ptr, cap, Access::Write)?;
-    // On the heap: kernel stacks are small, and `cap` is bounded above.
-    let mut buf = alloc::vec![0u8; cap as usize];
-    let n = k.platform.console_read(&mut buf).min(buf.len());
-    copy_out(&space, &mut k.mem, ptr, &buf[..n])?;
-    Ok(n as u64)
 }
 
 fn map_anon<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, c: usize, len: u64, flags: u64) -> Result<u64, UserError> {

@@ -8,8 +8,8 @@
 //! prompt and the echo of typed bytes at once). Two roles, by the name the manifest gives it:
 //! `wsh-script` runs `/demo.wsh` from the WFS disk with stop-on-error, prints one `wsh: script ...`
 //! verdict line and exits with 0 only if every line succeeded; `wsh` is the interactive shell: it
-//! polls the console (`console_read`, which never blocks, so it sleeps a few milliseconds when
-//! nothing was typed), feeds each byte to the `LineEditor` and runs each line until `exit`. Either
+//! waits for console input (`console_read_wait`: the kernel buffers what COM1's interrupt brings
+//! and wakes the shell), feeds each byte to the `LineEditor` and runs each line until `exit`. Either
 //! way it then stops the servers, so the kernel halts and QEMU exits.
 #![no_std]
 #![no_main]
@@ -178,10 +178,6 @@ fn wait_until_serving(id: u64) {
     let _ = libwatos::ipc::send(id, &[], &mut reply, &[]);
 }
 
-/// How long to sleep when nothing was typed: short enough that typing feels immediate and the
-/// UART's 16-byte receive FIFO never overflows between polls at 115200 baud.
-const POLL_NS: u64 = 2_000_000;
-
 /// The interactive loop: prompt, read a line from the console, run it, until `exit`.
 fn interactive(shell: &mut Wsh) -> i64 {
     if let Ok(vfs) = service::find("vfs-server") {
@@ -195,11 +191,7 @@ fn interactive(shell: &mut Wsh) -> i64 {
     };
     prompt(shell.cwd());
     loop {
-        let n = match sys::console_read(&mut buf) {
-            Ok(0) => {
-                sys::sleep_ns(POLL_NS);
-                continue;
-            }
+        let n = match sys::console_read_wait(&mut buf) {
             Ok(n) => n,
             Err(e) => {
                 println!("wsh: console input: {e:?}");
