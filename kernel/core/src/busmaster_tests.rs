@@ -163,7 +163,10 @@ fn the_cleanup_leaves_a_live_drivers_address_latch_as_it_was() {
 #[test]
 fn the_boot_scan_switches_off_every_device_but_the_bridges() {
     let mut sim = bus();
-    sim.add(0x0508, 0x1234_5678, 0x0C03_0000, 0x0006, false); // bus 5: found too
+    sim.add(0x0508, 0x1234_5678, 0x0C03_0000, 0x0006, false); // 05:01.0, behind the bridge
+    sim.add_bridge(0x00F0, 5); // 00:1e.0 -> bus 5
+    sim.add(0x0908, 0x1234_5678, 0x0C03_0000, 0x0006, false); // 09:01.0: no bridge leads there
+    sim.add_bridge(0x0510, 3); // a bridge on bus 5 claiming bus 3 (upstream): ignored
     sim.add(NIC, 0x100E_8086, 0x0200_0003, 0x0007, false); // left mastering by the firmware
     let (mut k, _) = setup();
     k.platform.pci = Some(sim);
@@ -172,6 +175,7 @@ fn the_boot_scan_switches_off_every_device_but_the_bridges() {
     let sim = pci(&k);
     assert_eq!((sim.command(HOST_BRIDGE), sim.command(ISA)), (0x0006, 0x0007), "bridges untouched");
     assert_eq!((sim.command(IDE), sim.command(NIC), sim.command(DISK)), (0x0001, 0x0003, 0x0001));
+    assert_eq!(sim.command(0x0908), 0x0006, "unreachable bus not scanned");
     assert_eq!(sim.latch, 0);
 }
 

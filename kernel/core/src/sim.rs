@@ -125,6 +125,17 @@ impl SimPci {
         self.functions.insert(f, c);
     }
 
+    /// Adds a PCI-to-PCI bridge (header type 1) at `f` leading to bus `secondary`.
+    pub fn add_bridge(&mut self, f: u16, secondary: u8) {
+        self.add(f, 0x244E_8086, 0x0604_0000, 0x0007, false);
+        if let Some(c) = self.functions.get_mut(&f) {
+            c[14] = 1;
+            c[0x18] = (f >> 8) as u8;
+            c[0x19] = secondary;
+            c[0x1A] = secondary;
+        }
+    }
+
     pub fn command(&self, f: u16) -> u16 {
         self.functions.get(&f).map_or(0xFFFF, |c| u16::from_le_bytes([c[4], c[5]]))
     }
