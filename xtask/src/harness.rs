@@ -173,7 +173,7 @@ pub(crate) fn wait_with_timeout(mut child: std::process::Child, limit: Duration)
     Some((reader.join().unwrap_or_default(), status))
 }
 
-fn position(log: &[String], pred: impl Fn(&str) -> bool) -> Option<usize> {
+pub(crate) fn position(log: &[String], pred: impl Fn(&str) -> bool) -> Option<usize> {
     log.iter().position(|l| pred(l))
 }
 

@@ -8,7 +8,7 @@
 //! the images on the host: `fsck.fat -n` and mtools for FAT (byte-exact against the same generator
 //! the guest used), `watos-image check` and `get` for WFS. Verdicts come from printed lines only.
 
-use crate::harness::{wait_with_timeout, Verdicts};
+use crate::harness::{position, wait_with_timeout, Verdicts};
 use crate::watos::{build_storage, have_qemu, qemu_command, Artifacts, Options, QEMU_SUCCESS};
 use crate::workspace_root;
 use libwatos::service::pattern;
@@ -213,6 +213,16 @@ pub fn judge_boot(log: &[String], status: Option<i32>, kind: Boot, v: &mut Verdi
         v.check(
             has(&format!("({victim}) killed by the supervisor")) && has(&format!("init: restarted {victim} as task")),
             &format!("{boot}: {victim} was killed mid-workload and init restarted it"),
+        );
+    }
+    for driver in victims.iter().filter(|n| n.starts_with("blockcache")) {
+        // A killed driver's disk must stop mastering the bus before its DMA pages are freed.
+        let killed = position(log, |l| l.contains(&format!("({driver}) killed by the supervisor")));
+        let off = position(log, |l| l.contains("bus mastering off for PCI") && l.contains(&format!("({driver} died; it was on)")));
+        let freed = position(log, |l| l.contains(&format!("({driver}) reaped;")));
+        v.check(
+            matches!((killed, off, freed), (Some(k), Some(o), Some(f)) if k < o && o < f),
+            &format!("{boot}: the kernel switched off bus mastering on {driver}'s disk before freeing its memory"),
         );
     }
     let reaped: Vec<&String> = log.iter().filter(|l| l.contains(") reaped;")).collect();

@@ -21,7 +21,10 @@
 //! are untouched) before `reap` frees the address space. The latch is saved and restored around the
 //! cleanup, so a live driver preempted between its address and data accesses still hits the
 //! register it selected. A function another live driver has also enabled stays enabled (clearing it
-//! would break that driver), and the kernel says so in the log. At boot, before any task runs,
+//! would break that driver); then the dead driver's DMA frames (the only frames whose physical
+//! address a process learns) are kept back from the allocator, while the rest of its address space
+//! is freed, until every such function has stopped mastering: a BME-off write by a driver (after
+//! it reaches the hardware) or the death of the last driver that enabled it. At boot, before any task runs,
 //! BME is cleared on every non-bridge function, so whatever the firmware left mastering is off and
 //! every function that can master the bus later was switched on through a write the kernel saw.
 //! (That scan walks bus 0 and the buses behind PCI-to-PCI bridges: where firmware puts devices.)
@@ -75,13 +78,20 @@ pub fn command_write(latch: u32, port: u16, value: u32) -> Option<(Function, boo
     Some(((latch >> 8) as Function, value & BUS_MASTER != 0))
 }
 
-/// Claims on bus mastering: (function, driver that enabled it).
+/// Claims on bus mastering: (function, driver that enabled it); and frames held back from the
+/// allocator until the functions that might still write them stop mastering.
 #[derive(Debug, Default)]
 pub struct BusMasters {
     claims: Vec<(Function, TaskId)>,
+    quarantine: Vec<(Vec<Function>, Vec<u64>)>,
 }
 
 impl BusMasters {
+    /// Frames held back now.
+    pub fn quarantined(&self) -> usize {
+        self.quarantine.iter().map(|q| q.1.len()).sum()
+    }
+
     /// Functions `driver` has enabled, in the order it did.
     pub fn claimed_by(&self, driver: TaskId) -> Vec<Function> {
         self.claims.iter().filter(|c| c.1 == driver).map(|c| c.0).collect()
@@ -128,11 +138,12 @@ fn clear<P: Platform>(p: &mut P, f: Function) -> bool {
 }
 
 /// A driver died: switch off bus mastering on each function only it had enabled. Must run before
-/// its address space (and so its DMA frames) is freed.
-pub fn on_death<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, dead: TaskId, name: &str) {
+/// its address space (and so its DMA frames) is freed. Returns the functions that stay on (another
+/// live driver enabled them too), for `free_space`.
+pub fn on_death<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, dead: TaskId, name: &str) -> Vec<Function> {
     let (off, shared) = k.bus_masters.release(dead);
     if off.is_empty() && shared.is_empty() {
-        return;
+        return shared;
     }
     let latch = k.platform.port_in(CONFIG_ADDRESS, 4);
     for &f in &off {
@@ -140,8 +151,72 @@ pub fn on_death<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>,
         klog!(k, "bus mastering off for PCI {} ({name} died; it was {})", Bdf(f), if was { "on" } else { "already off" });
     }
     k.platform.port_out(CONFIG_ADDRESS, 4, latch);
-    for f in shared {
+    for &f in &shared {
         klog!(k, "PCI {} stays bus-mastering: another live driver enabled it too ({name} died)", Bdf(f));
+    }
+    // Functions switched off here may be what older quarantined frames waited for.
+    release_quarantine(k);
+    shared
+}
+
+/// A frame allocator that keeps back the frames of `hold` (DMA ranges) and passes the rest on.
+struct Holding<'a, F: FrameAlloc> {
+    inner: &'a mut F,
+    hold: &'a [(u64, u64)],
+    held: Vec<u64>,
+}
+
+impl<F: FrameAlloc> FrameAlloc for Holding<'_, F> {
+    fn alloc(&mut self) -> Option<u64> {
+        self.inner.alloc()
+    }
+    fn free(&mut self, pa: u64) {
+        if self.hold.iter().any(|&(first, pages)| (first..first + pages * crate::abi::PAGE).contains(&pa)) {
+            self.held.push(pa);
+        } else {
+            self.inner.free(pa);
+        }
+    }
+    fn free_count(&self) -> usize {
+        self.inner.free_count()
+    }
+}
+
+/// Frees a dead task's address space. If some function it enabled still masters the bus
+/// (`mastering`, from `on_death`), its DMA frames are quarantined instead, until every function in
+/// `mastering` has stopped (`release_quarantine`). Returns the frames freed now.
+pub fn free_space<P: Platform, M: PhysMem, F: FrameAlloc>(
+    k: &mut Kernel<P, M, F>,
+    space: crate::paging::AddressSpace,
+    dma: &[(u64, u64)],
+    mastering: Vec<Function>,
+    name: &str,
+) -> usize {
+    if mastering.is_empty() || dma.is_empty() {
+        return space.free_user(&mut k.mem, &mut k.frames);
+    }
+    let mut holding = Holding { inner: &mut k.frames, hold: dma, held: Vec::new() };
+    let freed = space.free_user(&mut k.mem, &mut holding);
+    let held = holding.held;
+    klog!(k, "{} DMA frames of {name} held back until PCI {} stops bus-mastering", held.len(), Bdf(mastering[0]));
+    let n = held.len();
+    k.bus_masters.quarantine.push((mastering, held));
+    freed - n
+}
+
+/// Returns quarantined frames whose functions have all stopped mastering the bus.
+pub fn release_quarantine<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>) {
+    let bm = &mut k.bus_masters;
+    for (functions, _) in bm.quarantine.iter_mut() {
+        functions.retain(|f| bm.claims.iter().any(|c| c.0 == *f));
+    }
+    let (done, kept): (Vec<_>, Vec<_>) = core::mem::take(&mut bm.quarantine).into_iter().partition(|q| q.0.is_empty());
+    bm.quarantine = kept;
+    for (_, frames) in done {
+        for &pa in &frames {
+            k.frames.free(pa);
+        }
+        klog!(k, "{} quarantined DMA frames released: their device stopped bus-mastering", frames.len());
     }
 }
 

@@ -4,6 +4,7 @@
 use crate::abi::{Sys, SysError, PAGE};
 use crate::busmaster::{address, disable_all, BUS_MASTER, CONFIG_ADDRESS, CONFIG_DATA};
 use crate::kernel_tests::{boot, first_tick, image, syscall6, DATA, K};
+use crate::paging::FrameAlloc;
 use crate::sim::SimPci;
 use crate::trap::{Event, TrapFrame};
 use std::boxed::Box;
@@ -135,6 +136,63 @@ fn a_function_two_drivers_enabled_stays_on_until_both_are_gone() {
     run(&mut k, &mut f, 1);
     fault(&mut k, &mut f);
     assert_eq!(pci(&k).command(NIC), 0x0003);
+}
+
+fn dma_frames(k: &K, task: usize) -> Vec<u64> {
+    k.task(task).unwrap().dma.iter().flat_map(|&(first, pages)| (0..pages).map(move |i| first + i * PAGE)).collect()
+}
+
+fn freed_at(k: &K, pa: u64) -> Option<u64> {
+    k.frames.freed.iter().find(|(_, f)| *f == pa).map(|(s, _)| *s)
+}
+
+#[test]
+fn dma_frames_stay_quarantined_while_another_driver_keeps_the_device_mastering() {
+    let (mut k, mut f) = setup();
+    // Driver 0 enables NIC and maps DMA; driver 1 enables NIC too.
+    set_command(&mut k, &mut f, NIC, 0x0007);
+    syscall6(&mut k, &mut f, Sys::MapDma, [2, DATA, 0, 0, 0, 0]);
+    let dma = dma_frames(&k, 0);
+    assert_eq!(dma.len(), 2);
+    run(&mut k, &mut f, 1);
+    set_command(&mut k, &mut f, NIC, 0x0007);
+    run(&mut k, &mut f, 0);
+    let free_before = k.frames.free_count();
+    fault(&mut k, &mut f);
+    assert_eq!(pci(&k).command(NIC), 0x0007, "driver 1 still uses it");
+    assert!(dma.iter().all(|&pa| freed_at(&k, pa).is_none()), "DMA frames held back");
+    assert_eq!(k.bus_masters.quarantined(), 2);
+    assert!(k.frames.free_count() > free_before, "the rest of the address space was freed");
+    assert!(k.platform.log.iter().any(|l| l.contains("2 DMA frames of drv held back until PCI 00:03.0 stops bus-mastering")));
+    // Driver 1 switches NIC off: only after that write reaches the device are the frames free.
+    run(&mut k, &mut f, 1);
+    set_command(&mut k, &mut f, NIC, 0x0003);
+    let (off_at, _, _) = *pci(&k).command_writes.last().unwrap();
+    assert!(dma.iter().all(|&pa| freed_at(&k, pa).is_some_and(|at| at > off_at)));
+    assert_eq!(k.bus_masters.quarantined(), 0);
+}
+
+#[test]
+fn quarantined_frames_come_back_when_the_last_driver_of_the_device_dies() {
+    let (mut k, mut f) = setup();
+    set_command(&mut k, &mut f, NIC, 0x0007);
+    syscall6(&mut k, &mut f, Sys::MapDma, [3, DATA, 0, 0, 0, 0]);
+    let dma = dma_frames(&k, 0);
+    run(&mut k, &mut f, 1);
+    set_command(&mut k, &mut f, NIC, 0x0007);
+    run(&mut k, &mut f, 0);
+    fault(&mut k, &mut f);
+    assert_eq!(k.bus_masters.quarantined(), 3);
+    run(&mut k, &mut f, 1);
+    fault(&mut k, &mut f);
+    let (off_at, dev, command) = *pci(&k).command_writes.last().unwrap();
+    assert_eq!((dev, command), (NIC, 0x0003));
+    assert!(dma.iter().all(|&pa| freed_at(&k, pa).is_some_and(|at| at > off_at)));
+    assert_eq!(k.bus_masters.quarantined(), 0);
+    // The last task ends: every frame must be back (the kernel's own halt check).
+    run(&mut k, &mut f, 2);
+    syscall6(&mut k, &mut f, Sys::Exit, [0; 6]);
+    assert!(k.platform.log.iter().any(|l| l.contains("CHECK PASS kernel: every frame returned")), "{:?}", k.platform.log);
 }
 
 #[test]

@@ -57,6 +57,8 @@ pub fn io_out<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, c
     let (port, width) = port_range(a[0], a[1])?;
     crate::busmaster::on_port_write(k, me, port, a[2] as u32);
     k.platform.port_out(port, width, a[2] as u32);
+    // Only now has the hardware seen a write that may have switched a function off.
+    crate::busmaster::release_quarantine(k);
     Ok(0)
 }
 
@@ -120,6 +122,7 @@ pub fn map_dma<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, 
     if let Some(t) = k.task_mut(c) {
         t.anon_next = va + bytes + PAGE;
         t.anon_bytes += bytes;
+        t.dma.push((first, pages));
     }
     Ok(va)
 }
@@ -135,12 +138,15 @@ pub fn on_irq<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, l
 
 /// A task died: switch off bus mastering it enabled, release its lines. Runs before its address
 /// space (with its DMA pages) is freed.
-pub fn on_death<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, dead: TaskId, name: &str) {
-    crate::busmaster::on_death(k, dead, name);
+/// Returns the functions the driver enabled that still master the bus (another live driver enabled
+/// them too).
+pub fn on_death<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, dead: TaskId, name: &str) -> alloc::vec::Vec<crate::busmaster::Function> {
+    let mastering = crate::busmaster::on_death(k, dead, name);
     for line in 0..k.irqs.len() {
         if k.irqs[line].is_some_and(|(owner, _)| owner == dead) {
             k.irqs[line] = None;
             k.platform.irq_mask(line as u8, true);
         }
     }
+    mastering
 }

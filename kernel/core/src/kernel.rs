@@ -104,6 +104,8 @@ pub struct Task {
     pub timer: Option<(u64, u64)>,
     /// May use I/O ports and interrupt lines (initrd flag DRIVER).
     pub driver: bool,
+    /// DMA mappings (first frame, pages): held back at death while a device may still write them.
+    pub dma: Vec<(u64, u64)>,
 }
 
 #[derive(Default)]
@@ -247,6 +249,7 @@ impl<P: Platform, M: PhysMem, F: FrameAlloc> Kernel<P, M, F> {
             notifications: 0,
             timer: None,
             driver: false,
+            dma: Vec::new(),
         });
         self.sched[index] = SchedState::Runnable;
         Ok(id)
@@ -325,8 +328,8 @@ impl<P: Platform, M: PhysMem, F: FrameAlloc> Kernel<P, M, F> {
         }
         // Devices first: a device this driver let master the bus must stop before its DMA pages
         // can be handed to anyone else.
-        crate::devices::on_death(self, task.id, &task.name);
-        let freed = task.space.free_user(&mut self.mem, &mut self.frames);
+        let mastering = crate::devices::on_death(self, task.id, &task.name);
+        let freed = crate::busmaster::free_space(self, task.space, &task.dma, mastering, &task.name);
         self.slots[i].generation = self.slots[i].generation.wrapping_add(1);
         self.sched[i] = SchedState::Free;
         crate::ipc::on_death(self, task.id);
