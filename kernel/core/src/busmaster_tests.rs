@@ -146,17 +146,23 @@ fn freed_at(k: &K, pa: u64) -> Option<u64> {
     k.frames.freed.iter().find(|(_, f)| *f == pa).map(|(s, _)| *s)
 }
 
+/// Driver 0 enables NIC and maps `pages` of DMA; driver 1 enables NIC too; driver 0 runs again.
+/// Returns driver 0's DMA frames.
+fn share_nic(k: &mut K, f: &mut TrapFrame, pages: u64) -> Vec<u64> {
+    set_command(k, f, NIC, 0x0007);
+    syscall6(k, f, Sys::MapDma, [pages, DATA, 0, 0, 0, 0]);
+    let dma = dma_frames(k, 0);
+    assert_eq!(dma.len() as u64, pages);
+    run(k, f, 1);
+    set_command(k, f, NIC, 0x0007);
+    run(k, f, 0);
+    dma
+}
+
 #[test]
 fn dma_frames_stay_quarantined_while_another_driver_keeps_the_device_mastering() {
     let (mut k, mut f) = setup();
-    // Driver 0 enables NIC and maps DMA; driver 1 enables NIC too.
-    set_command(&mut k, &mut f, NIC, 0x0007);
-    syscall6(&mut k, &mut f, Sys::MapDma, [2, DATA, 0, 0, 0, 0]);
-    let dma = dma_frames(&k, 0);
-    assert_eq!(dma.len(), 2);
-    run(&mut k, &mut f, 1);
-    set_command(&mut k, &mut f, NIC, 0x0007);
-    run(&mut k, &mut f, 0);
+    let dma = share_nic(&mut k, &mut f, 2);
     let free_before = k.frames.free_count();
     fault(&mut k, &mut f);
     assert_eq!(pci(&k).command(NIC), 0x0007, "driver 1 still uses it");
@@ -175,12 +181,7 @@ fn dma_frames_stay_quarantined_while_another_driver_keeps_the_device_mastering()
 #[test]
 fn quarantined_frames_come_back_when_the_last_driver_of_the_device_dies() {
     let (mut k, mut f) = setup();
-    set_command(&mut k, &mut f, NIC, 0x0007);
-    syscall6(&mut k, &mut f, Sys::MapDma, [3, DATA, 0, 0, 0, 0]);
-    let dma = dma_frames(&k, 0);
-    run(&mut k, &mut f, 1);
-    set_command(&mut k, &mut f, NIC, 0x0007);
-    run(&mut k, &mut f, 0);
+    let dma = share_nic(&mut k, &mut f, 3);
     fault(&mut k, &mut f);
     assert_eq!(k.bus_masters.quarantined(), 3);
     run(&mut k, &mut f, 1);
