@@ -134,6 +134,9 @@ fn pointer_checks() -> bool {
     );
 
     // Other calls and numbers.
+    // console_read: unknown flags, and a waiting read into a read-only buffer (refused, not blocked).
+    ok &= expect("console_read(unknown flags)", sys::raw(Sys::ConsoleRead, [page, 8, 2, 0, 0, 0]), SysError::InvalidArgument);
+    ok &= expect("console_read(CONSOLE_WAIT, out read-only)", sys::raw(Sys::ConsoleRead, [ro, 8, libwatos::abi::CONSOLE_WAIT, 0, 0, 0]), SysError::NotWritable);
     ok &= expect("map_anon(0 bytes)", raw(Sys::MapAnon, 0, sys::MAP_WRITE, 0), SysError::InvalidArgument);
     ok &= expect("map_anon(1 TiB)", raw(Sys::MapAnon, 1 << 40, sys::MAP_WRITE, 0), SysError::OutOfMemory);
     ok &= expect("map_anon(unknown flags)", raw(Sys::MapAnon, 4096, 0x80, 0), SysError::InvalidArgument);
