@@ -24,10 +24,11 @@
 //! would break that driver); then the dead driver's DMA frames (the only frames whose physical
 //! address a process learns) are kept back from the allocator, while the rest of its address space
 //! is freed, until every such function has stopped mastering: a BME-off write by a driver (after
-//! it reaches the hardware) or the death of the last driver that enabled it. At boot, before any task runs,
-//! BME is cleared on every non-bridge function, so whatever the firmware left mastering is off and
-//! every function that can master the bus later was switched on through a write the kernel saw.
-//! (That scan walks bus 0 and the buses behind PCI-to-PCI bridges: where firmware puts devices.)
+//! it reaches the hardware) or the death of the last driver that enabled it. At boot, before any
+//! task runs, BME is cleared on every non-bridge function, so whatever the firmware left mastering
+//! is off and every function that can master the bus later was switched on through a write the
+//! kernel saw. (That scan walks bus 0 and the buses behind PCI-to-PCI bridges: where firmware puts
+//! devices.)
 //!
 //! What this does not do: stop a hostile driver. Without an IOMMU any driver with a bus-mastering
 //! device can already DMA anywhere; the guarantee is about the dead driver's own device, not about
