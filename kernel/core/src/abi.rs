@@ -25,6 +25,8 @@ pub const ANON_LIMIT: u64 = 64 << 20;
 pub const MAX_WRITE: usize = 64 * 1024;
 /// Longest `console_read`: a typed line fits many times over, and the kernel's copy stays small.
 pub const MAX_CONSOLE_READ: usize = 4096;
+/// `console_read` flag: block until at least one byte has been received.
+pub const CONSOLE_WAIT: u64 = 1;
 /// Longest user string (including its terminating NUL) the kernel copies in.
 pub const MAX_STR: usize = 64;
 /// Page size.
@@ -42,8 +44,6 @@ pub const LEASE_READ: u64 = 1;
 pub const LEASE_WRITE: u64 = 2;
 /// Notification bit the kernel sets on the supervisor when any task ends (see `next_death`).
 pub const NOTIFY_DEATH: u64 = 1 << 63;
-/// `console_read` flag: block until at least one byte has been received.
-pub const CONSOLE_WAIT: u64 = 1;
 /// `receive` flag: wait for notifications only.
 pub const RECV_NOTIFY_ONLY: u64 = 1;
 
