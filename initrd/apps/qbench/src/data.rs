@@ -1,6 +1,6 @@
 //! What the benchmark files hold, so every read can be checked without keeping the file in memory.
 //!
-//! Design: byte `o` of a file is `base[o % BASE_LEN]` (a fixed pseudo-random MiB), except the first
+//! Design: byte `o` of a file is `base[o % BASE_LEN]` (fixed pseudo-random bytes), except the first
 //! 8 bytes of each 4 KiB block, which hold the block's number xor the file's seed. A misplaced block
 //! (wrong offset, stale cache entry, another file's block) therefore shows in its first 8 bytes,
 //! which is what the timed loops check; the check mode compares every byte.
@@ -9,9 +9,12 @@ use alloc::vec::Vec;
 use libwatos::service::pattern;
 
 pub const BLOCK: usize = 4096;
-/// Bytes per sequential request (the vfs's largest, `MAX_IO`); also the period of the base pattern.
+/// Bytes per sequential request (the vfs's largest, `MAX_IO`).
 pub const CHUNK: usize = libwatos::fs::MAX_IO;
-const BASE_LEN: usize = CHUNK;
+/// Period of the base pattern: divides `CHUNK`, so every chunk-aligned buffer has the same base;
+/// small, so making it costs little even in a debug build under TCG.
+const BASE_LEN: usize = 64 << 10;
+const _: () = assert!(CHUNK % BASE_LEN == 0);
 const STAMP: usize = 8;
 
 pub struct Content {

@@ -24,9 +24,6 @@ use crate::Plan;
 type Kfs = Fs<KernelTransport>;
 type KFile = File<KernelTransport>;
 
-/// Requests in one batch (the vfs's `MAX_BATCH`, and 64 × 4 KiB stays under `MAX_IO`).
-const BATCH: usize = libwatos::protocol::api::vfs::MAX_BATCH;
-
 /// One mount under test.
 pub struct Mount<'a> {
     pub fs: &'a Kfs,
@@ -210,7 +207,7 @@ impl Mount<'_> {
         Ok(())
     }
 
-    /// The same `BATCH` random 4 KiB reads, `rounds` times: one vfs call each, then through a
+    /// The same `plan.batch` random 4 KiB reads, `rounds` times: one vfs call each, then through a
     /// `Queue` (one vfs batch read). `fresh` draws a second, disjoint-in-time set for the batch, so
     /// on a file bigger than the cache neither run finds the other's blocks cached.
     pub fn batch(&self, name: &str, blocks: u64, rounds: usize, fresh: bool, metric: &str, rng: &mut Rng) -> Result<()> {
@@ -220,16 +217,17 @@ impl Mount<'_> {
         let (mut ok, mut same) = (true, true);
         let mut queue = self.fs.queue();
         let calls0 = queue.calls();
+        let per = self.plan.batch;
         for _ in 0..rounds {
-            let set: Vec<u64> = (0..BATCH).map(|_| rng.below(blocks)).collect();
-            let mut one_by_one = Vec::with_capacity(BATCH);
+            let set: Vec<u64> = (0..per).map(|_| rng.below(blocks)).collect();
+            let mut one_by_one = Vec::with_capacity(per);
             let t0 = rdtsc();
             for &b in &set {
                 ok &= self.read_block(&mut f, b, &mut buf)?;
                 one_by_one.push(buf.clone());
             }
             single += rdtsc() - t0;
-            let set = if fresh { (0..BATCH).map(|_| rng.below(blocks)).collect() } else { set };
+            let set = if fresh { (0..per).map(|_| rng.below(blocks)).collect() } else { set };
             let t0 = rdtsc();
             for &b in &set {
                 queue.submit_read(&f, b * BLOCK as u64, BLOCK);
@@ -245,14 +243,14 @@ impl Mount<'_> {
                 same &= fresh || got == one_by_one[i];
             }
         }
-        let reads = (rounds * BATCH) as f64;
+        let reads = (rounds * per) as f64;
         self.report(&alloc::format!("{metric}_single_per_read_ticks"), single as f64 / reads);
         self.report(&alloc::format!("{metric}_batched_per_read_ticks"), batched as f64 / reads);
         self.report(&alloc::format!("{metric}_speedup"), single as f64 / batched.max(1) as f64);
         self.report(&alloc::format!("{metric}_batch_vfs_calls"), (queue.calls() - calls0) as f64);
         check(
             ok && same,
-            format_args!("qbench: {}: {metric}: {} reads one by one and batched hold the right blocks{}", self.tag, rounds * BATCH * 2, if fresh { "" } else { ", the same bytes both ways" }),
+            format_args!("qbench: {}: {metric}: {} reads one by one and batched hold the right blocks{}", self.tag, rounds * per * 2, if fresh { "" } else { ", the same bytes both ways" }),
         );
         Ok(())
     }
