@@ -140,6 +140,27 @@ pub fn derive(f: &mut Figures, mhz: f64) {
     }
 }
 
+/// CPU seconds used by this process's finished children (and theirs): `cutime + cstime` of
+/// /proc/self/stat, in clock ticks of 1/100 s (Linux's USER_HZ on x86-64).
+fn children_cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the command name (which is in parentheses and may hold spaces): cutime and
+    // cstime are fields 16 and 17 of the whole line, so 14 and 15 after the name.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<f64> = rest.split_whitespace().map(|x| x.parse().unwrap_or(0.0)).collect();
+    f.get(13).zip(f.get(14)).map(|(u, s)| (u + s) / 100.0).unwrap_or(0.0)
+}
+
+/// Runs `f`, returning its result with the wall seconds and the share of one core its child
+/// processes got meanwhile (QEMU is one busy thread under TCG: below 100 % means the host's
+/// other load took the rest, and every figure of that run is lower by about that factor).
+fn measured<T>(f: impl FnOnce() -> T) -> (T, f64, f64) {
+    let (cpu, wall) = (children_cpu_secs(), Instant::now());
+    let r = f();
+    let secs = wall.elapsed().as_secs_f64();
+    (r, secs, (children_cpu_secs() - cpu) / secs.max(1e-9) * 100.0)
+}
+
 fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg").map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")).unwrap_or_else(|_| "?".into())
 }
@@ -171,12 +192,13 @@ fn linux_reference() -> Option<BTreeMap<String, f64>> {
         }
     }
     println!("== Linux reference: {LINUX_REF} (Debian kernel, busybox dd on a virtio-blk disk, QEMU TCG)");
-    let started = Instant::now();
-    let out = Command::new("bash").arg(LINUX_REF).output().ok()?;
+    let (out, secs, share) = measured(|| Command::new("bash").arg(LINUX_REF).output());
+    let out = out.ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
     print!("{text}");
-    println!("== Linux reference took {:.0} s", started.elapsed().as_secs_f64());
-    let figures = parse_linux(&text);
+    println!("== Linux reference took {secs:.0} s; its QEMU got {share:.0} % of one core");
+    let mut figures = parse_linux(&text);
+    figures.insert("cpu share".into(), share);
     if figures.is_empty() {
         println!("== Linux reference produced no figures (status {:?}): {}", out.status.code(), String::from_utf8_lossy(&out.stderr));
         return None;
@@ -195,9 +217,8 @@ pub fn run(opts: &Options) -> bool {
     }
     let load_before = loadavg();
     println!("== whole-stack benchmark in QEMU ({accel}, release build), load average {load_before}");
-    let started = Instant::now();
-    let (lines, status) = boot(&art, &opts, &disks, BENCH_TIMEOUT, true);
-    let took = started.elapsed().as_secs_f64();
+    let ((lines, status), took, share) = measured(|| boot(&art, &opts, &disks, BENCH_TIMEOUT, true));
+    println!("== the benchmark boot took {took:.0} s; QEMU got {share:.0} % of one core");
     let log: String = lines.iter().map(|(_, l)| format!("{l}\n")).collect();
     let mut ours = parse(&log);
     let mhz = tsc_mhz(&lines);
@@ -212,7 +233,8 @@ pub fn run(opts: &Options) -> bool {
     let ok = mhz.is_some() && failures.is_empty() && log.contains("qbench: done") && status == Some(QEMU_SUCCESS);
     let load_after = loadavg();
     let linux = linux_reference();
-    print_table(&ours, linux.as_ref(), accel, took, &load_before, &load_after, &loadavg());
+    let load = [load_before, load_after, loadavg()];
+    print_table(&ours, linux.as_ref(), accel, (took, share), &load);
     if !ok {
         eprintln!("the whole-stack benchmark did not complete cleanly (QEMU status {status:?}; {failures:?})");
     }
@@ -308,7 +330,9 @@ fn fmt(v: f64) -> String {
 }
 
 /// The Markdown table for docs/BENCHMARKS.md, with Linux's figures and WATOS/Linux ratios.
-fn print_table(ours: &Figures, linux: Option<&BTreeMap<String, f64>>, accel: &str, took: f64, before: &str, after: &str, end: &str) {
+/// `boot` is the benchmark boot's wall seconds and QEMU's share of one core; `load` the load
+/// averages before our boot, after it and after Linux's.
+fn print_table(ours: &Figures, linux: Option<&BTreeMap<String, f64>>, accel: &str, boot: (f64, f64), load: &[String; 3]) {
     let get = |mount: &str, metric: &str| ours.get(&(mount.to_string(), metric.to_string())).copied();
     let all = |metric: &str| get("all", metric).unwrap_or(0.0);
     println!("\n## bench: qemu (whole stack, QEMU {accel}, release build)\n");
@@ -321,7 +345,12 @@ fn print_table(ours: &Figures, linux: Option<&BTreeMap<String, f64>>, accel: &st
         all("kernel_tsc_mhz"),
         (1.0 - all("tsc_mhz") / all("kernel_tsc_mhz").max(1.0)) * 100.0
     );
-    println!("Boot with the benchmark took {took:.0} s. Load average (1/5/15 min): {before} before, {after} after our boot, {end} after Linux's.\n");
+    let linux_share = linux.and_then(|m| m.get("cpu share")).map(|s| format!("{s:.0} %")).unwrap_or_else(|| "–".into());
+    println!(
+        "Boot with the benchmark took {:.0} s. QEMU's share of one host core: {:.0} % (ours), {linux_share} (Linux's). \
+         Load average (1/5/15 min): {} before, {} after our boot, {} after Linux's.\n",
+        boot.0, boot.1, load[0], load[1], load[2]
+    );
     println!("| figure | WFS | FAT | Linux 6.1 (same QEMU) | WFS / Linux | FAT / Linux |");
     println!("|---|---:|---:|---:|---:|---:|");
     for row in ROWS {
