@@ -24,6 +24,8 @@ use std::time::{Duration, Instant};
 
 /// Time limit of the benchmark boot (it takes a few minutes under TCG on a loaded machine).
 const BENCH_TIMEOUT: Duration = Duration::from_secs(1800);
+/// A boot that prints nothing for this long has stopped (every phase prints within seconds).
+const SILENCE_LIMIT: Duration = Duration::from_secs(120);
 /// Time limit of the check boot.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(180);
 const LINUX_REF: &str = "/work/shared/tools/linux-ref";
@@ -94,7 +96,8 @@ fn boot(art: &crate::watos::Artifacts, opts: &Options, d: &Disks, limit: Duratio
     let deadline = Instant::now() + limit;
     let mut log = Vec::new();
     loop {
-        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        let wait = deadline.saturating_duration_since(Instant::now()).min(SILENCE_LIMIT);
+        match rx.recv_timeout(wait) {
             Ok((at, line)) => {
                 if echo {
                     println!("  | {line}");
@@ -103,7 +106,9 @@ fn boot(art: &crate::watos::Artifacts, opts: &Options, d: &Disks, limit: Duratio
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
             Err(mpsc::RecvTimeoutError::Timeout) => {
-                eprintln!("QEMU did not finish within {} s; killed", limit.as_secs());
+                // QEMU pauses (and waits forever) after e.g. a KVM internal error, so silence ends
+                // the boot as surely as the time limit.
+                eprintln!("QEMU printed nothing for {} s or ran past {} s; killed", SILENCE_LIMIT.as_secs(), limit.as_secs());
                 let _ = child.kill();
                 break;
             }
