@@ -203,11 +203,11 @@ fn linux_reference() -> Option<BTreeMap<String, f64>> {
     print!("{text}");
     println!("== Linux reference took {secs:.0} s; its QEMU got {share:.0} % of one core");
     let mut figures = parse_linux(&text);
-    figures.insert("cpu share".into(), share);
     if figures.is_empty() {
         println!("== Linux reference produced no figures (status {:?}): {}", out.status.code(), String::from_utf8_lossy(&out.stderr));
         return None;
     }
+    figures.insert("cpu share".into(), share);
     Some(figures)
 }
 

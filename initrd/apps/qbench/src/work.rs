@@ -43,12 +43,12 @@ pub struct Mount<'a> {
 const TASKS: [&str; 4] = ["app", "vfs", "fs", "cache"];
 
 /// What the block cache did during one phase.
-pub struct Delta {
-    pub hits: u64,
-    pub misses: u64,
-    pub requests: u64,
-    pub device: u64,
-    pub readahead: u64,
+struct Delta {
+    hits: u64,
+    misses: u64,
+    requests: u64,
+    device: u64,
+    readahead: u64,
 }
 
 /// Counters at the start of a phase: the block cache's, each task's timer ticks, the kernel's
@@ -71,8 +71,8 @@ impl Mount<'_> {
         println!("QBENCH {} {metric} {value:.3}", self.tag);
     }
 
-    fn stats(&self) -> CacheStats {
-        self.cache.stats().unwrap_or_default()
+    fn stats(&self) -> Result<CacheStats> {
+        Ok(self.cache.stats()?)
     }
 
     fn ticks(&self) -> [u64; 4] {
@@ -80,25 +80,26 @@ impl Mount<'_> {
     }
 
     /// Starts a phase: counters first, the clocks last, so reading the counters is not timed.
-    fn start(&self) -> Start {
-        let (cache, ticks) = (self.stats(), self.ticks());
-        Start { cache, ticks, kernel_ns: libwatos::sys::monotonic_ns(), tsc: rdtsc() }
+    fn start(&self) -> Result<Start> {
+        let (cache, ticks) = (self.stats()?, self.ticks());
+        Ok(Start { cache, ticks, kernel_ns: libwatos::sys::monotonic_ns(), tsc: rdtsc() })
     }
 
     /// Ends a phase of `ops` application requests: returns its TSC ticks and reports them, the
     /// block cache's counters per request and each task's share of the phase (its timer ticks over
     /// the kernel's ticks meanwhile; the rest is idle time, waiting for QEMU's disk, and others).
-    fn finish(&self, s: &Start, phase: &str, ops: u64) -> u64 {
+    /// Differences saturate: a block cache restarted mid-phase starts its counters again.
+    fn finish(&self, s: &Start, phase: &str, ops: u64) -> Result<u64> {
         let tsc = rdtsc() - s.tsc;
         let kernel_ms = ((libwatos::sys::monotonic_ns() - s.kernel_ns) / 1_000_000).max(1);
-        let (now, ticks) = (self.stats(), self.ticks());
+        let (now, ticks) = (self.stats()?, self.ticks());
         let b = &s.cache;
         let d = Delta {
-            hits: now.hits - b.hits,
-            misses: now.misses - b.misses,
-            requests: (now.reads + now.writes) - (b.reads + b.writes),
-            device: (now.device_reads + now.device_writes) - (b.device_reads + b.device_writes),
-            readahead: now.readahead_blocks - b.readahead_blocks,
+            hits: now.hits.saturating_sub(b.hits),
+            misses: now.misses.saturating_sub(b.misses),
+            requests: (now.reads + now.writes).saturating_sub(b.reads + b.writes),
+            device: (now.device_reads + now.device_writes).saturating_sub(b.device_reads + b.device_writes),
+            readahead: now.readahead_blocks.saturating_sub(b.readahead_blocks),
         };
         let per = ops.max(1) as f64;
         self.report(&alloc::format!("{phase}_ticks"), tsc as f64);
@@ -108,18 +109,19 @@ impl Mount<'_> {
         self.report(&alloc::format!("{phase}_device_reqs_per_op"), d.device as f64 / per);
         self.report(&alloc::format!("{phase}_readahead_blocks_per_op"), d.readahead as f64 / per);
         for (i, who) in TASKS.iter().enumerate() {
-            let pct = (ticks[i] - s.ticks[i]) as f64 / kernel_ms as f64 * 100.0;
+            let pct = ticks[i].saturating_sub(s.ticks[i]) as f64 / kernel_ms as f64 * 100.0;
             self.report(&alloc::format!("{phase}_cpu_{who}_pct"), pct);
         }
-        tsc
+        Ok(tsc)
     }
 
     fn path(&self, name: &str) -> alloc::string::String {
         alloc::format!("{}{name}", self.dir)
     }
 
-    fn verify(&self, whole: bool, offset: u64, got: &[u8]) -> bool {
-        if whole {
+    /// Every byte in the check mode, each block's stamp otherwise.
+    fn verify(&self, offset: u64, got: &[u8]) -> bool {
+        if self.plan.whole {
             self.content.all_ok(offset, got)
         } else {
             self.content.stamps_ok(offset, got)
@@ -131,7 +133,7 @@ impl Mount<'_> {
         let mut f = KFile::options().write(true).create(true).truncate(true).open(self.fs, &self.path(name))?;
         let mut buf = vec![0u8; CHUNK];
         self.content.fill(0, &mut buf);
-        let s = self.start();
+        let s = self.start()?;
         let mut at = 0;
         while at < len {
             let n = (len - at).min(CHUNK as u64) as usize;
@@ -142,7 +144,7 @@ impl Mount<'_> {
         let written = rdtsc() - s.tsc;
         f.sync_all()?;
         // The phase (`{metric}_ticks`) includes the fsync; the write calls alone are reported apart.
-        self.finish(&s, metric, len.div_ceil(CHUNK as u64));
+        self.finish(&s, metric, len.div_ceil(CHUNK as u64))?;
         self.report(&alloc::format!("{metric}_nofsync_ticks"), written as f64);
         self.report(&alloc::format!("{metric}_bytes"), len as f64);
         let size = f.metadata()?.len();
@@ -155,7 +157,7 @@ impl Mount<'_> {
         let mut f = KFile::open(self.fs, &self.path(name))?;
         let mut buf = vec![0u8; CHUNK];
         let mut ok = true;
-        let s = self.start();
+        let s = self.start()?;
         for _ in 0..passes {
             f.seek(SeekFrom::Start(0))?;
             let mut at = 0;
@@ -164,12 +166,12 @@ impl Mount<'_> {
                 if n == 0 {
                     break;
                 }
-                ok &= self.verify(self.plan.whole, at, &buf[..n]);
+                ok &= self.verify(at, &buf[..n]);
                 at += n as u64;
             }
             ok &= at == len;
         }
-        self.finish(&s, metric, (len * passes as u64).div_ceil(CHUNK as u64));
+        self.finish(&s, metric, (len * passes as u64).div_ceil(CHUNK as u64))?;
         self.report(&alloc::format!("{metric}_bytes"), (len * passes as u64) as f64);
         check(ok, format_args!("qbench: {}: {metric}: {passes} pass(es) over {name} read back what was written", self.tag));
         Ok(())
@@ -179,7 +181,7 @@ impl Mount<'_> {
     fn read_block(&self, f: &mut KFile, block: u64, buf: &mut [u8]) -> Result<bool> {
         f.seek(SeekFrom::Start(block * BLOCK as u64))?;
         let n = f.read(buf)?;
-        Ok(n == buf.len() && self.verify(self.plan.whole, block * BLOCK as u64, buf))
+        Ok(n == buf.len() && self.verify(block * BLOCK as u64, buf))
     }
 
     /// Random 4 KiB reads of `name`, the block of each drawn by `pick`: `warmup` untimed, then
@@ -192,14 +194,14 @@ impl Mount<'_> {
             ok &= self.read_block(&mut f, pick(), &mut buf)?;
         }
         let mut samples = vec![0u64; ops];
-        let s = self.start();
+        let s = self.start()?;
         for sample in samples.iter_mut() {
             let block = pick();
             let t0 = rdtsc();
             ok &= self.read_block(&mut f, block, &mut buf)?;
             *sample = rdtsc() - t0;
         }
-        self.finish(&s, metric, ops as u64);
+        self.finish(&s, metric, ops as u64)?;
         let (median, p99) = percentiles(&mut samples);
         self.report(&alloc::format!("{metric}_median_ticks"), median as f64);
         self.report(&alloc::format!("{metric}_p99_ticks"), p99 as f64);
@@ -239,7 +241,7 @@ impl Mount<'_> {
                     Ok(Done::Read(d)) => d,
                     _ => Vec::new(),
                 };
-                ok &= got.len() == BLOCK && self.verify(self.plan.whole, set[i] * BLOCK as u64, &got);
+                ok &= got.len() == BLOCK && self.verify(set[i] * BLOCK as u64, &got);
                 same &= fresh || got == one_by_one[i];
             }
         }
