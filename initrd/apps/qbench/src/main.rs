@@ -57,7 +57,7 @@ const BENCH: Plan = Plan {
     rand_warmup: 200,
     rand_ops: 2000,
     uncached_ops: 500,
-    batch_rounds: 8,
+    batch_rounds: 15,
     batch: libwatos::protocol::api::vfs::MAX_BATCH,
     whole: false,
     ipc_calls: 500,

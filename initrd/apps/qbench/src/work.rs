@@ -211,11 +211,13 @@ impl Mount<'_> {
 
     /// The same `plan.batch` random 4 KiB reads, `rounds` times: one vfs call each, then through a
     /// `Queue` (one vfs batch read). `fresh` draws a second, disjoint-in-time set for the batch, so
-    /// on a file bigger than the cache neither run finds the other's blocks cached.
+    /// on a file bigger than the cache neither run finds the other's blocks cached. Figures are
+    /// medians over the rounds (the speedup is the median of each round's own ratio), so a round in
+    /// which the host descheduled QEMU does not decide the result.
     pub fn batch(&self, name: &str, blocks: u64, rounds: usize, fresh: bool, metric: &str, rng: &mut Rng) -> Result<()> {
         let mut f = KFile::open(self.fs, &self.path(name))?;
         let mut buf = vec![0u8; BLOCK];
-        let (mut single, mut batched) = (0u64, 0u64);
+        let (mut single, mut batched, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
         let (mut ok, mut same) = (true, true);
         let mut queue = self.fs.queue();
         let calls0 = queue.calls();
@@ -228,14 +230,18 @@ impl Mount<'_> {
                 ok &= self.read_block(&mut f, b, &mut buf)?;
                 one_by_one.push(buf.clone());
             }
-            single += rdtsc() - t0;
+            let one = rdtsc() - t0;
             let set = if fresh { (0..per).map(|_| rng.below(blocks)).collect() } else { set };
             let t0 = rdtsc();
             for &b in &set {
                 queue.submit_read(&f, b * BLOCK as u64, BLOCK);
             }
             let done = queue.complete();
-            batched += rdtsc() - t0;
+            let all = rdtsc() - t0;
+            // Ratio in thousandths, to take its median with the integer samples' helper.
+            ratios.push(one * 1000 / all.max(1));
+            single.push(one);
+            batched.push(all);
             for (i, c) in done.into_iter().enumerate() {
                 let got = match c.result {
                     Ok(Done::Read(d)) => d,
@@ -245,10 +251,10 @@ impl Mount<'_> {
                 same &= fresh || got == one_by_one[i];
             }
         }
-        let reads = (rounds * per) as f64;
-        self.report(&alloc::format!("{metric}_single_per_read_ticks"), single as f64 / reads);
-        self.report(&alloc::format!("{metric}_batched_per_read_ticks"), batched as f64 / reads);
-        self.report(&alloc::format!("{metric}_speedup"), single as f64 / batched.max(1) as f64);
+        let per_round = |v: &mut Vec<u64>| percentiles(v).0 as f64;
+        self.report(&alloc::format!("{metric}_single_per_read_ticks"), per_round(&mut single) / per as f64);
+        self.report(&alloc::format!("{metric}_batched_per_read_ticks"), per_round(&mut batched) / per as f64);
+        self.report(&alloc::format!("{metric}_speedup"), per_round(&mut ratios) / 1000.0);
         self.report(&alloc::format!("{metric}_batch_vfs_calls"), (queue.calls() - calls0) as f64);
         check(
             ok && same,
