@@ -63,3 +63,25 @@ impl Rng {
         self.0 % n.max(1)
     }
 }
+
+/// The per-byte costs the servers pay, measured in this process under the same emulation: the
+/// median over `runs` of copying `CHUNK` bytes, and of their crc32 (crc32fast, as WFS verifies each
+/// data block). Printed as `QBENCH all copy_1mib_ticks` and `crc32_1mib_ticks`.
+pub fn per_byte_costs(runs: usize) {
+    let src = libwatos::service::pattern(7, crate::data::CHUNK);
+    let mut dst = alloc::vec![0u8; crate::data::CHUNK];
+    let (mut copy, mut crc) = (alloc::vec![0u64; runs], alloc::vec![0u64; runs]);
+    let mut sum = 0u32;
+    for i in 0..runs {
+        let t0 = rdtsc();
+        dst.copy_from_slice(&src);
+        let t1 = rdtsc();
+        // Folded into a printed value, so the compiler cannot drop the work.
+        sum ^= crc32fast::hash(&dst);
+        let t2 = rdtsc();
+        (copy[i], crc[i]) = (t1 - t0, t2 - t1);
+    }
+    libwatos::println!("QBENCH all copy_1mib_ticks {}", percentiles(&mut copy).0);
+    libwatos::println!("QBENCH all crc32_1mib_ticks {}", percentiles(&mut crc).0);
+    libwatos::println!("qbench: per-byte probe done ({sum:#x})");
+}
