@@ -15,10 +15,12 @@
 //!         [--qemu-only]        skip the host tests
 //!         [--storage-only]     only the storage boots and image checks
 //!   bench [NAME...]            host benchmarks (servers/bench), release mode; `ipc` = the QEMU
-//!                              IPC round-trip benchmark
+//!                              IPC round-trip benchmark; `qemu [--kvm]` = the whole storage stack
+//!                              in QEMU beside a Linux guest (only when named)
 
 mod bench;
 mod harness;
+mod qbench;
 mod storage;
 mod wsh;
 mod watos;
@@ -43,14 +45,20 @@ fn main() -> ExitCode {
             host && qemu
         }
         Some("bench") => {
-            // `ipc` runs in QEMU (watos::bench_ipc); every other name is a host benchmark.
-            let host: Vec<String> = rest.iter().filter(|n| *n != "ipc").cloned().collect();
+            // `ipc` and `qemu` run in QEMU (watos::bench_ipc, qbench::run); every other name is a
+            // host benchmark; `--kvm` and the like are options, not names.
+            let names: Vec<&String> = rest.iter().filter(|n| !n.starts_with("--")).collect();
+            let host: Vec<String> = names.iter().filter(|n| !["ipc", "qemu"].contains(&n.as_str())).map(|n| n.to_string()).collect();
             let mut ok = true;
-            if rest.is_empty() || !host.is_empty() {
+            if names.is_empty() || !host.is_empty() {
                 ok &= bench::run(&host);
             }
-            if rest.is_empty() || rest.iter().any(|n| n == "ipc") {
+            if names.is_empty() || names.iter().any(|n| *n == "ipc") {
                 ok &= watos::bench_ipc();
+            }
+            // The whole-stack run takes minutes (and a Linux guest beside it): only when named.
+            if names.iter().any(|n| *n == "qemu") {
+                ok &= qbench::run(&opts);
             }
             ok
         }

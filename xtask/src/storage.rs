@@ -338,5 +338,6 @@ pub fn run_tests(opts: &Options, v: &mut Verdicts) {
         Some(tool) => check_kill_images(&kill, &tool, v),
         None => v.check(false, "host: watos-image builds"),
     }
+    crate::qbench::run_check(opts, v);
     crate::wsh::run_tests(opts, v);
 }

@@ -14,7 +14,7 @@ use std::process::Command;
 /// the kernel (linked at -2 GiB) and the apps (linked at 4 MiB).
 const RUSTFLAGS: &str = "-C panic=abort -C relocation-model=static -C no-redzone=yes -C code-model=large -C force-frame-pointers=yes -C strip=debuginfo";
 const TARGET: &str = "x86_64-unknown-linux-gnu";
-const BINS: [&str; 12] = [
+const BINS: [&str; 13] = [
     "kernel",
     "init",
     "hello",
@@ -22,6 +22,7 @@ const BINS: [&str; 12] = [
     "spinner",
     "ipc",
     "fstest",
+    "qbench",
     "wsh",
     "blockcache-server",
     "wfs-server",

@@ -1,0 +1,456 @@
+//! `cargo xtask bench qemu`: the whole storage stack measured in QEMU, beside a Linux guest on the
+//! same emulated hardware; and the tiny read-back check of the same program for `cargo xtask test`.
+//!
+//! Design: a release build of the storage system whose app is `qbench` (initrd/apps/qbench) boots
+//! on two fresh 160 MiB images (WFS with the `/fat` mount point, FAT). The app prints
+//! `QBENCH <mount> <metric> <value>` lines; this module parses them into a table. In the same
+//! sitting it runs /work/shared/tools/linux-ref (Debian's kernel reading and writing a virtio-blk
+//! disk under the same QEMU), installing its packages with apt-get if they are missing and skipping
+//! it with a plain message if that fails, and prints Linux's figures beside ours with ratios. The
+//! machine's load average is printed before and after, since the figures depend on it. `--kvm` is
+//! honoured only if /dev/kvm opens (otherwise TCG, said plainly); the Linux reference always runs
+//! under TCG, so its ratios are meaningful only for a TCG run.
+
+use crate::harness::Verdicts;
+use crate::storage::{image_tool, run_tool, storage_qemu, Disks};
+use crate::watos::{build_with, have_qemu, storage_manifest, Options, QEMU_SUCCESS};
+use crate::workspace_root;
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::sync::mpsc;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Time limit of the benchmark boot (it takes a few minutes under TCG on a loaded machine).
+const BENCH_TIMEOUT: Duration = Duration::from_secs(1800);
+/// A boot that prints nothing for this long has stopped (every phase prints within seconds).
+const SILENCE_LIMIT: Duration = Duration::from_secs(120);
+/// Time limit of the check boot.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(180);
+const LINUX_REF: &str = "/work/shared/tools/linux-ref";
+
+/// `(mount, metric) -> value` from the `QBENCH` lines.
+type Figures = BTreeMap<(String, String), f64>;
+
+pub fn parse(log: &str) -> Figures {
+    log.lines()
+        .filter_map(|l| {
+            let mut w = l.trim_end_matches('\r').strip_prefix("QBENCH ")?.split_whitespace();
+            let (mount, metric, value) = (w.next()?, w.next()?, w.next()?.parse().ok()?);
+            Some(((mount.to_string(), metric.to_string()), value))
+        })
+        .collect()
+}
+
+/// The linux-ref script's lines (`linux buffered read cold:   123 MB/s`) by their label.
+pub fn parse_linux(out: &str) -> BTreeMap<String, f64> {
+    out.lines()
+        .filter_map(|l| {
+            let (label, rest) = l.split_once(':')?;
+            let value = rest.split_whitespace().next()?.parse().ok()?;
+            Some((label.trim().to_string(), value))
+        })
+        .collect()
+}
+
+/// The storage system with `qbench` (or `qbench-check`) as its app.
+fn build(opts: &Options, app: &'static str) -> Option<crate::watos::Artifacts> {
+    let mut manifest = storage_manifest(app);
+    manifest[6].1 = "qbench";
+    build_with(opts, &manifest, &format!("initrd-{app}.img"))
+}
+
+/// Fresh images of `size` (e.g. "160M") under target/watos, named with `prefix`.
+fn images(prefix: &str, size: &str) -> Option<Disks> {
+    let tool = image_tool()?;
+    let dir = workspace_root().join("target/watos");
+    std::fs::create_dir_all(&dir).ok()?;
+    let d = Disks { wfs: dir.join(format!("{prefix}wfs.img")), fat: dir.join(format!("{prefix}fat.img")) };
+    let _ = std::fs::remove_file(&d.wfs);
+    let _ = std::fs::remove_file(&d.fat);
+    let (wfs, fat) = (d.wfs.to_str()?, d.fat.to_str()?);
+    let ok = run_tool(&tool, &["mkfs", "wfs", wfs, size]) && run_tool(&tool, &["mkdir", wfs, "/fat"]) && run_tool(&tool, &["mkfs", "fat", fat, size]);
+    ok.then_some(d)
+}
+
+/// One boot; returns each log line with the host time it arrived, and QEMU's status. Lines are
+/// echoed as they come if `echo`.
+fn boot(art: &crate::watos::Artifacts, opts: &Options, d: &Disks, limit: Duration, echo: bool) -> (Vec<(Instant, String)>, Option<i32>) {
+    let mut cmd = storage_qemu(art, opts, d);
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped());
+    let Ok(mut child) = cmd.spawn() else {
+        eprintln!("cannot start QEMU");
+        return (Vec::new(), None);
+    };
+    let Some(stdout) = child.stdout.take() else { return (Vec::new(), None) };
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send((Instant::now(), line.trim_end_matches('\r').to_string())).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + limit;
+    let mut log = Vec::new();
+    loop {
+        let wait = deadline.saturating_duration_since(Instant::now()).min(SILENCE_LIMIT);
+        match rx.recv_timeout(wait) {
+            Ok((at, line)) => {
+                if echo {
+                    println!("  | {line}");
+                }
+                log.push((at, line));
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                // QEMU pauses (and waits forever) after e.g. a KVM internal error, so silence ends
+                // the boot as surely as the time limit.
+                eprintln!("QEMU printed nothing for {} s or ran past {} s; killed", SILENCE_LIMIT.as_secs(), limit.as_secs());
+                let _ = child.kill();
+                break;
+            }
+        }
+    }
+    (log, child.wait().ok().and_then(|s| s.code()))
+}
+
+/// TSC ticks per microsecond from the `QBENCH-TSC` marks: the TSC's advance between the first and
+/// the last mark over the host time between their arrival.
+pub fn tsc_mhz(log: &[(Instant, String)]) -> Option<f64> {
+    let marks: Vec<(Instant, u64)> = log.iter().filter_map(|(at, l)| Some((*at, l.strip_prefix("QBENCH-TSC ")?.trim().parse().ok()?))).collect();
+    let (first, last) = (marks.first()?, marks.last()?);
+    let us = last.0.duration_since(first.0).as_secs_f64() * 1e6;
+    (us > 1e6 && last.1 > first.1).then(|| (last.1 - first.1) as f64 / us)
+}
+
+/// Adds the time-based figures: `X_us` for every `X_ticks`, `X_mbps` where `X_bytes` (for
+/// `X_nofsync_ticks` too) is known (bytes per µs are MB/s), `X_iops` where `X_ops` is known.
+pub fn derive(f: &mut Figures, mhz: f64) {
+    let ticks: Vec<((String, String), f64)> = f.iter().filter(|((_, k), _)| k.ends_with("_ticks")).map(|(k, v)| (k.clone(), *v)).collect();
+    for ((mount, key), v) in ticks {
+        let stem = &key[..key.len() - "_ticks".len()];
+        let us = v / mhz;
+        let bytes = f.get(&(mount.clone(), format!("{}_bytes", stem.trim_end_matches("_nofsync")))).copied();
+        let ops = f.get(&(mount.clone(), format!("{stem}_ops"))).copied();
+        f.insert((mount.clone(), format!("{stem}_us")), us);
+        if let Some(b) = bytes {
+            f.insert((mount.clone(), format!("{stem}_mbps")), b / us);
+        }
+        if let Some(n) = ops {
+            f.insert((mount.clone(), format!("{stem}_iops")), n / us * 1e6);
+        }
+    }
+}
+
+/// CPU seconds used by this process's finished children (and theirs): `cutime + cstime` of
+/// /proc/self/stat, in clock ticks of 1/100 s (Linux's USER_HZ on x86-64).
+fn children_cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the command name (which is in parentheses and may hold spaces): cutime and
+    // cstime are fields 16 and 17 of the whole line, so 14 and 15 after the name.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<f64> = rest.split_whitespace().map(|x| x.parse().unwrap_or(0.0)).collect();
+    f.get(13).zip(f.get(14)).map(|(u, s)| (u + s) / 100.0).unwrap_or(0.0)
+}
+
+/// Runs `f`, returning its result with the wall seconds and the share of one core its child
+/// processes got meanwhile (QEMU is one busy thread under TCG: below 100 % means the host's
+/// other load took the rest, and every figure of that run is lower by about that factor).
+fn measured<T>(f: impl FnOnce() -> T) -> (T, f64, f64) {
+    let (cpu, wall) = (children_cpu_secs(), Instant::now());
+    let r = f();
+    let secs = wall.elapsed().as_secs_f64();
+    (r, secs, (children_cpu_secs() - cpu) / secs.max(1e-9) * 100.0)
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg").map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")).unwrap_or_else(|_| "?".into())
+}
+
+/// True if /dev/kvm can be opened for QEMU; says why not otherwise.
+fn kvm_usable() -> bool {
+    match std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm") {
+        Ok(_) => true,
+        Err(e) => {
+            println!("== --kvm: /dev/kvm is not usable ({e}); running under TCG");
+            false
+        }
+    }
+}
+
+/// The Linux reference's figures, or `None` (with a plain message) if it cannot run here.
+fn linux_reference() -> Option<BTreeMap<String, f64>> {
+    if !Path::new(LINUX_REF).exists() {
+        println!("== Linux reference skipped: {LINUX_REF} is missing");
+        return None;
+    }
+    let kernel = std::fs::read_dir("/boot").ok()?.filter_map(|e| e.ok()).any(|e| e.file_name().to_string_lossy().starts_with("vmlinuz-"));
+    if !kernel || !Path::new("/bin/busybox").exists() || Command::new("cpio").arg("--version").output().is_err() {
+        println!("== Linux reference needs linux-image-amd64 busybox-static cpio: apt-get install -y ...");
+        let ok = Command::new("apt-get").args(["install", "-y", "linux-image-amd64", "busybox-static", "cpio"]).status().is_ok_and(|s| s.success());
+        if !ok {
+            println!("== Linux reference skipped: its packages could not be installed");
+            return None;
+        }
+    }
+    println!("== Linux reference: {LINUX_REF} (Debian kernel, busybox dd on a virtio-blk disk, QEMU TCG)");
+    let (out, secs, share) = measured(|| Command::new("bash").arg(LINUX_REF).output());
+    let out = out.ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    print!("{text}");
+    println!("== Linux reference took {secs:.0} s; its QEMU got {share:.0} % of one core");
+    let mut figures = parse_linux(&text);
+    if figures.is_empty() {
+        println!("== Linux reference produced no figures (status {:?}): {}", out.status.code(), String::from_utf8_lossy(&out.stderr));
+        return None;
+    }
+    figures.insert("cpu share".into(), share);
+    Some(figures)
+}
+
+/// `cargo xtask bench qemu [--kvm]`.
+pub fn run(opts: &Options) -> bool {
+    let opts = Options { release: true, kvm: opts.kvm && kvm_usable(), ..Options::default() };
+    let accel = if opts.kvm { "KVM" } else { "TCG" };
+    let Some(art) = build(&opts, "qbench") else { return false };
+    let Some(disks) = images("qbench-", "160M") else { return false };
+    if !have_qemu() {
+        return false;
+    }
+    let load_before = loadavg();
+    println!("== whole-stack benchmark in QEMU ({accel}, release build), load average {load_before}");
+    let ((lines, status), took, share) = measured(|| boot(&art, &opts, &disks, BENCH_TIMEOUT, true));
+    println!("== the benchmark boot took {took:.0} s; QEMU got {share:.0} % of one core");
+    let log: String = lines.iter().map(|(_, l)| format!("{l}\n")).collect();
+    let mut ours = parse(&log);
+    let mhz = tsc_mhz(&lines);
+    match mhz {
+        Some(mhz) => {
+            ours.insert(("all".into(), "tsc_mhz".into()), mhz);
+            derive(&mut ours, mhz);
+        }
+        None => eprintln!("no TSC marks far enough apart: the times cannot be computed"),
+    }
+    let failures: Vec<&str> = log.lines().filter(|l| l.contains("CHECK FAIL") || l.contains("KERNEL PANIC")).collect();
+    let ok = mhz.is_some() && failures.is_empty() && log.contains("qbench: done") && status == Some(QEMU_SUCCESS);
+    let load_after = loadavg();
+    let linux = linux_reference();
+    let load = [load_before, load_after, loadavg()];
+    print_table(&ours, linux.as_ref(), accel, (took, share), &load);
+    if !ok {
+        eprintln!("the whole-stack benchmark did not complete cleanly (QEMU status {status:?}; {failures:?})");
+    }
+    ok
+}
+
+/// The check boot of `cargo xtask test`: `qbench-check` writes small files on both mounts, reads
+/// them back sequentially, at random, one by one and batched, and compares every byte.
+pub fn run_check(opts: &Options, v: &mut Verdicts) {
+    let Some(art) = build(opts, "qbench-check") else {
+        v.check(false, "the qbench-check initrd builds");
+        return;
+    };
+    let Some(disks) = images("qcheck-", "16M") else {
+        v.check(false, "the qbench-check images are made");
+        return;
+    };
+    println!("== storage boot: qbench-check (whole-stack bench app, tiny sizes, every byte compared)");
+    let started = Instant::now();
+    let (lines, status) = boot(&art, opts, &disks, CHECK_TIMEOUT, true);
+    println!("== qbench-check boot took {:.1} s", started.elapsed().as_secs_f64());
+    let log: String = lines.iter().map(|(_, l)| format!("{l}\n")).collect();
+    let mut checks = 0;
+    for line in log.lines() {
+        if let Some((_, what)) = line.split_once("CHECK PASS ") {
+            v.check(true, &format!("qbench-check: {}", what.trim_end()));
+            checks += what.starts_with("qbench: ") as usize;
+        } else if let Some((_, what)) = line.split_once("CHECK FAIL ") {
+            v.check(false, &format!("qbench-check: {}", what.trim_end()));
+        }
+    }
+    // Per mount: 2 sequential writes, 2 sequential reads, 3 random-read phases, 2 batch phases.
+    v.check(checks == 18, &format!("qbench-check: {checks} of the app's 18 data checks passed"));
+    v.check(!log.contains("KERNEL PANIC") && !log.contains("KERNEL FAULT"), "qbench-check: no kernel panic or fault");
+    v.check(log.contains("qbench: done"), "qbench-check: the app finished without errors");
+    v.check(status == Some(QEMU_SUCCESS), &format!("qbench-check: QEMU exit status {status:?} is the kernel's success"));
+}
+
+/// One table row: label, our metric, its unit, and the Linux figure beside it (if any; every
+/// compared figure is a rate, so the ratio WATOS / Linux reads "higher is better").
+struct Row {
+    label: &'static str,
+    metric: &'static str,
+    unit: &'static str,
+    linux: Option<&'static str>,
+}
+
+const ROWS: &[Row] = &[
+    Row { label: "sequential write, 1 MiB requests (write calls only)", metric: "seq_write_nofsync_mbps", unit: "MB/s", linux: Some("linux raw write 1MiB direct") },
+    Row { label: "sequential write incl. the final fsync", metric: "seq_write_mbps", unit: "MB/s", linux: Some("linux raw write 1MiB direct") },
+    Row { label: "sequential read, cold (file 8x the cache)", metric: "seq_read_cold_mbps", unit: "MB/s", linux: Some("linux buffered read cold") },
+    Row { label: "sequential read, warm (4 MiB file, cached)", metric: "seq_read_warm_mbps", unit: "MB/s", linux: Some("linux buffered read warm") },
+    Row { label: "random 4 KiB reads, uncached (whole big file)", metric: "rand_uncached_iops", unit: "reads/s", linux: Some("linux raw read 4KiB direct") },
+    Row { label: "random 4 KiB reads, cached", metric: "rand_cached_iops", unit: "reads/s", linux: None },
+    Row { label: "cached random 4 KiB read latency, median", metric: "rand_cached_median_us", unit: "µs", linux: None },
+    Row { label: "cached random 4 KiB read latency, p99", metric: "rand_cached_p99_us", unit: "µs", linux: None },
+    Row { label: "uncached random 4 KiB read latency, median", metric: "rand_uncached_median_us", unit: "µs", linux: None },
+    Row { label: "block-cache hit rate: sequential cold read", metric: "seq_read_cold_hit_pct", unit: "%", linux: None },
+    Row { label: "block-cache hit rate: uncached random reads", metric: "rand_uncached_hit_pct", unit: "%", linux: None },
+    Row { label: "block-cache hit rate: 90% of reads in 2 MiB, 10% over 64 MiB", metric: "hotcold_hit_pct", unit: "%", linux: None },
+    Row { label: "block-cache hit rate: cached random reads", metric: "rand_cached_hit_pct", unit: "%", linux: None },
+    Row { label: "batch (64 per vfs call) vs one by one, cached: speedup", metric: "batch_cached_speedup", unit: "×", linux: None },
+    Row { label: "  cached, one by one, per read", metric: "batch_cached_single_per_read_us", unit: "µs", linux: None },
+    Row { label: "  cached, batched, per read", metric: "batch_cached_batched_per_read_us", unit: "µs", linux: None },
+    Row { label: "batch vs one by one, uncached: speedup", metric: "batch_uncached_speedup", unit: "×", linux: None },
+    Row { label: "IPC round trip app → vfs (stats), median", metric: "ipc_app_vfs_median_us", unit: "µs", linux: None },
+    Row { label: "IPC round trip app → blockcache (stats), median", metric: "ipc_app_cache_median_us", unit: "µs", linux: None },
+    Row { label: "blockcache requests per cached 4 KiB read", metric: "rand_cached_cache_reqs_per_op", unit: "", linux: None },
+    Row { label: "blockcache requests per 1 MiB sequential cold read", metric: "seq_read_cold_cache_reqs_per_op", unit: "", linux: None },
+    Row { label: "device requests per 1 MiB sequential cold read", metric: "seq_read_cold_device_reqs_per_op", unit: "", linux: None },
+    Row { label: "blockcache requests per 1 MiB sequential write", metric: "seq_write_cache_reqs_per_op", unit: "", linux: None },
+    Row { label: "device requests per 1 MiB sequential write (+ fsync)", metric: "seq_write_device_reqs_per_op", unit: "", linux: None },
+    Row { label: "read-ahead blocks per uncached random 4 KiB read", metric: "rand_uncached_readahead_blocks_per_op", unit: "", linux: None },
+];
+
+/// The phases of the time-share table.
+const PHASES: [(&str, &str); 5] = [
+    ("seq_write", "sequential write + fsync"),
+    ("seq_read_cold", "sequential read, cold"),
+    ("seq_read_warm", "sequential read, warm"),
+    ("rand_cached", "random 4 KiB reads, cached"),
+    ("rand_uncached", "random 4 KiB reads, uncached"),
+];
+
+fn fmt(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+/// The Markdown table for docs/BENCHMARKS.md, with Linux's figures and WATOS/Linux ratios.
+/// `boot` is the benchmark boot's wall seconds and QEMU's share of one core; `load` the load
+/// averages before our boot, after it and after Linux's.
+fn print_table(ours: &Figures, linux: Option<&BTreeMap<String, f64>>, accel: &str, boot: (f64, f64), load: &[String; 3]) {
+    let get = |mount: &str, metric: &str| ours.get(&(mount.to_string(), metric.to_string())).copied();
+    let all = |metric: &str| get("all", metric).unwrap_or(0.0);
+    println!("\n## bench: qemu (whole stack, QEMU {accel}, release build)\n");
+    println!(
+        "Files: {} MiB (cold) and {} MiB (warm) per mount; block caches of 8 MiB. Guest TSC {:.0} MHz against the host's clock; \
+         against the kernel's clock {:.0} MHz, i.e. the kernel's clock ran {:.0} % slow (lost timer interrupts).",
+        all("big_mib"),
+        all("warm_mib"),
+        all("tsc_mhz"),
+        all("kernel_tsc_mhz"),
+        (1.0 - all("tsc_mhz") / all("kernel_tsc_mhz").max(1.0)) * 100.0
+    );
+    println!(
+        "Per-byte cost in the guest (the app, same emulation): copying 1 MiB takes {:.0} µs, its crc32 (crc32fast, as WFS \
+         computes per data block) {:.0} µs.",
+        all("copy_1mib_us"),
+        all("crc32_1mib_us")
+    );
+    let linux_share = linux.and_then(|m| m.get("cpu share")).map(|s| format!("{s:.0} %")).unwrap_or_else(|| "–".into());
+    println!(
+        "Boot with the benchmark took {:.0} s. QEMU's share of one host core: {:.0} % (ours), {linux_share} (Linux's). \
+         Load average (1/5/15 min): {} before, {} after our boot, {} after Linux's.\n",
+        boot.0, boot.1, load[0], load[1], load[2]
+    );
+    println!("| figure | WFS | FAT | Linux 6.1 (same QEMU) | WFS / Linux | FAT / Linux |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for row in ROWS {
+        let (w, f) = (get("wfs", row.metric), get("fat", row.metric));
+        let l = row.linux.and_then(|k| linux.and_then(|m| m.get(k)).copied());
+        let cell = |v: Option<f64>| v.map(|v| format!("{} {}", fmt(v), row.unit).trim_end().to_string()).unwrap_or_else(|| "–".into());
+        let ratio = |v: Option<f64>| match (v, l) {
+            (Some(v), Some(l)) if l > 0.0 => format!("{:.3}", v / l),
+            _ => "–".into(),
+        };
+        println!("| {} | {} | {} | {} | {} | {} |", row.label, cell(w), cell(f), cell(l), ratio(w), ratio(f));
+    }
+    println!("\nWhere the time goes: share of each phase's wall time each task was running (1 ms timer ticks");
+    println!("charged to the running task, kernel work on its behalf included), WFS / FAT; the rest is idle");
+    println!("time (waiting for QEMU's disk) and other tasks.\n");
+    println!("| phase | app | vfs-server | wfs / fat-server | blockcache | rest |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for (phase, label) in PHASES {
+        let pct = |m: &str, who: &str| get(m, &format!("{phase}_cpu_{who}_pct"));
+        let both = |who: &str| match (pct("wfs", who), pct("fat", who)) {
+            (Some(w), Some(f)) => format!("{w:.0} / {f:.0} %"),
+            _ => "–".into(),
+        };
+        let rest = |m: &str| ["app", "vfs", "fs", "cache"].iter().map(|w| pct(m, w)).sum::<Option<f64>>().map(|s| (100.0 - s).max(0.0));
+        let rest = match (rest("wfs"), rest("fat")) {
+            (Some(w), Some(f)) => format!("{w:.0} / {f:.0} %"),
+            _ => "–".into(),
+        };
+        println!("| {label} | {} | {} | {} | {} | {rest} |", both("app"), both("vfs"), both("fs"), both("cache"));
+    }
+    match linux {
+        Some(m) => {
+            println!("\nLinux (tools/linux-ref) reads and writes the raw virtio-blk disk with busybox dd: 1 MiB O_DIRECT");
+            println!("requests for writes, the page cache for buffered reads, 4 KiB O_DIRECT for IOPS; no filesystem.");
+            println!("All of its figures: {m:?}");
+        }
+        None => println!("\nNo Linux reference in this run (see the message above)."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_app_lines_and_ignores_the_rest() {
+        let log = "qbench: starting\r\nQBENCH wfs seq_write_mbps 12.500\r\nQBENCH all tsc_mhz 2400.000\nQBENCH fat bad x\nnoise QBENCH\n";
+        let f = parse(log);
+        assert_eq!(f.len(), 2);
+        assert_eq!(f[&("wfs".to_string(), "seq_write_mbps".to_string())], 12.5);
+        assert_eq!(f[&("all".to_string(), "tsc_mhz".to_string())], 2400.0);
+    }
+
+    fn key(m: &str, k: &str) -> (String, String) {
+        (m.to_string(), k.to_string())
+    }
+
+    #[test]
+    fn ticks_become_times_rates_and_throughput() {
+        let mut f = parse("QBENCH wfs seq_write_ticks 2000000\nQBENCH wfs seq_write_nofsync_ticks 1000000\nQBENCH wfs seq_write_bytes 1000000\nQBENCH wfs rand_ticks 4000000\nQBENCH wfs rand_ops 100\nQBENCH wfs rand_median_ticks 2000\n");
+        derive(&mut f, 2000.0);
+        assert_eq!(f[&key("wfs", "seq_write_us")], 1000.0);
+        assert_eq!(f[&key("wfs", "seq_write_mbps")], 1000.0);
+        assert_eq!(f[&key("wfs", "seq_write_nofsync_mbps")], 2000.0);
+        assert_eq!(f[&key("wfs", "rand_iops")], 50_000.0);
+        assert_eq!(f[&key("wfs", "rand_median_us")], 1.0);
+        assert!(!f.contains_key(&key("wfs", "rand_median_iops")));
+    }
+
+    #[test]
+    fn the_tsc_rate_comes_from_the_first_and_last_mark() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let log = vec![
+            (at(0), "QBENCH-TSC 1000".to_string()),
+            (at(1), "noise".to_string()),
+            (at(5), "QBENCH-TSC 3000001000".to_string()),
+            (at(10), "QBENCH-TSC 6000001000".to_string()),
+        ];
+        assert!((tsc_mhz(&log).unwrap() - 600.0).abs() < 1e-9);
+        assert_eq!(tsc_mhz(&log[..1]), None);
+    }
+
+    #[test]
+    fn parses_the_linux_reference() {
+        let out = "linux raw read 1MiB direct: 150 MB/s\nlinux raw read 4KiB direct: 2100 IOPS\ngarbage\n";
+        let m = parse_linux(out);
+        assert_eq!(m["linux raw read 1MiB direct"], 150.0);
+        assert_eq!(m["linux raw read 4KiB direct"], 2100.0);
+        assert_eq!(m.len(), 2);
+    }
+}
