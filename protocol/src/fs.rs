@@ -295,7 +295,7 @@ pub trait FileSystem {
     }
 
     /// Read and verify every checksummed block, repairing from redundant copies where it can.
-    fn scrub(&mut self) -> Result<crate::api::filesystem::ScrubSummary> {
+    fn run_scrub(&mut self) -> Result<crate::api::filesystem::ScrubSummary> {
         Err(Error::NotSupported)
     }
 }

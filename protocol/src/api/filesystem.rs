@@ -68,7 +68,7 @@ pub struct SnapshotInfo {
     pub created: Timespec,
 }
 
-/// What a scrub checked and repaired (`FileSystem::scrub`).
+/// What a scrub checked and repaired (`FileSystem::run_scrub`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScrubSummary {
     /// Copies of metadata (tree) blocks read and verified.
@@ -250,7 +250,7 @@ impl<F: FileSystem> Handler for FsServer<F> {
         self.fs.snapshot_delete(name)
     }
     fn scrub(&mut self, _: &mut Incoming<'_, '_>) -> Result<ScrubSummary> {
-        let mut r = self.fs.scrub()?;
+        let mut r = self.fs.run_scrub()?;
         r.unrepairable_blocks.truncate(MAX_UNREPAIRABLE_LISTED);
         Ok(r)
     }

@@ -38,7 +38,7 @@ impl Vfs {
     /// Scrub the filesystem holding `path`.
     pub fn scrub(&mut self, path: &str) -> Result<ScrubSummary> {
         let mount = self.mount_holding(path)?;
-        self.with_fs(mount, |fs| fs.scrub())
+        self.with_fs(mount, |fs| fs.run_scrub())
     }
 }
 

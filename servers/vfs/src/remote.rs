@@ -169,7 +169,7 @@ impl<T: Transport> FileSystem for RemoteFs<T> {
     fn snapshot_delete(&mut self, name: &str) -> Result<()> {
         self.client.snapshot_delete(name)
     }
-    fn scrub(&mut self) -> Result<ScrubSummary> {
+    fn run_scrub(&mut self) -> Result<ScrubSummary> {
         self.client.scrub()
     }
 }

@@ -371,8 +371,8 @@ impl<D: BlockDevice> FileSystem for Wfs<D> {
         self.delete_snapshot(name)
     }
 
-    fn scrub(&mut self) -> Result<ScrubSummary> {
-        let r = Wfs::scrub(self)?;
+    fn run_scrub(&mut self) -> Result<ScrubSummary> {
+        let r = self.scrub()?;
         Ok(ScrubSummary {
             node_copies_checked: r.node_copies_checked,
             node_copies_repaired: r.node_copies_repaired,
