@@ -226,13 +226,17 @@ pub fn judge_boot(log: &[String], status: Option<i32>, kind: Boot, v: &mut Verdi
     if matches!(kind, Boot::First | Boot::Second) {
         judge_fd_checks(log, boot, v);
     }
+    if kind == Boot::Kill {
+        let told = format!("init: vfs-server closed {HOG_HELD} descriptors of fdhog-exit");
+        v.check(has(&told), &format!("{boot}: the restarted vfs server closed what the dead fdhog-exit held ({told})"));
+    }
     let app = match kind {
         Boot::Kill => "fstest-kill",
         Boot::Wsh => "wsh-script",
         Boot::Shell => "wsh",
         _ => "fstest",
     };
-    let hog: &[&str] = if app == "fstest" { &["fdhog-exit"] } else { &[] };
+    let hog: &[&str] = if app.starts_with("fstest") { &["fdhog-exit"] } else { &[] };
     for task in [app, "vfs-server", "wfs-server", "fat-server", "blockcache0", "blockcache1", "init"].iter().chain(hog) {
         v.check(has(&format!("({task}) exited with code 0")), &format!("{boot}: {task} exited with code 0"));
     }

@@ -85,7 +85,8 @@ const BENCH_MANIFEST: [(&str, &str, u32); 2] = [("bench-echo", "ipc", initrd::AU
 /// app (`fstest`, `fstest-kill` for the kill tests, or `wsh-script`, the shell running
 /// `/demo.wsh`). RESTART marks what init brings back after a fault or kill. `fstest` also ships
 /// `fdhog-exit` and `fdhog-fault` (its own binary, no flags: on-demand programs init starts when
-/// fstest asks), the children whose descriptors must be closed when they die.
+/// fstest asks), the children whose descriptors must be closed when they die; `fstest-kill` ships
+/// `fdhog-exit`, for the same test against a restarted vfs server.
 pub fn storage_manifest(app: &'static str) -> Vec<(&'static str, &'static str, u32)> {
     let mut m = vec![
         ("init", "init", initrd::AUTOSTART | initrd::SUPERVISOR),
@@ -98,6 +99,8 @@ pub fn storage_manifest(app: &'static str) -> Vec<(&'static str, &'static str, u
     ];
     if app == "fstest" {
         m.extend([("fdhog-exit", "fstest", 0), ("fdhog-fault", "fstest", 0)]);
+    } else if app == "fstest-kill" {
+        m.push(("fdhog-exit", "fstest", 0));
     }
     m
 }

@@ -8,6 +8,8 @@
 //! [`GO`]; `fstest` sees them counted in the vfs statistics, sends `GO`, and the hog exits without
 //! closing anything or faults (`ud2`). init collects the death and reports it to the vfs server
 //! (`process_exited`), so the open-file count must come back down and the transaction be aborted.
+//! `fstest-kill` runs the exit case once more after the vfs server was killed and restarted: the
+//! new vfs server must take init's reports too.
 
 use alloc::vec::Vec;
 use libwatos::fmt::check;
@@ -123,13 +125,13 @@ fn one_hog(vfs: &Vfs, name: &str) {
     );
 }
 
-/// The death tests: one hog exits, one faults.
-pub fn deaths(vfs: &Vfs) {
+/// The death tests, one per hog in `hogs` (`fdhog-exit` exits, `fdhog-fault` faults).
+pub fn deaths(vfs: &Vfs, hogs: &[&str]) {
     let made = HOG_PATHS.iter().all(|p| {
         vfs.open(p, OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::TRUNCATE, 0o644).and_then(|fd| vfs.fsync(fd).and(vfs.close(fd))).is_ok()
     });
     check(made, format_args!("fstest: fds: the hogs' files exist and are durable"));
-    for name in ["fdhog-exit", "fdhog-fault"] {
+    for name in hogs {
         one_hog(vfs, name);
     }
     let tx = vfs.begin("/").and_then(|tx| vfs.abort(tx));
