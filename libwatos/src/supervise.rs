@@ -110,6 +110,29 @@ impl RestartPolicy {
     }
 }
 
+/// The task id of the supervisor (the manifest's SUPERVISOR program).
+pub fn supervisor_task() -> Result<u64, crate::abi::SysError> {
+    let flag = crate::abi::PROGRAM_SUPERVISOR;
+    let supervisor = crate::sys::programs().into_iter().find(|p| p.flags & flag != 0).ok_or(crate::abi::SysError::NoSuchTask)?;
+    crate::service::find(supervisor.name())
+}
+
+/// Asks the supervisor to start the on-demand program `name`; returns its task id. A refusal
+/// (unknown or not on-demand) is `NotPermitted`.
+pub fn request_spawn(name: &str) -> Result<u64, crate::abi::SysError> {
+    use crate::abi::SysError;
+    let id = supervisor_task()?;
+    let msg = [SPAWN, name.as_bytes()].concat();
+    let mut task = [0u8; 8];
+    let mut reply = [0u8; 1];
+    let n = crate::ipc::send(id, &msg, &mut reply, &[crate::ipc::lease_write(&mut task)])?;
+    match (n, reply[0]) {
+        (1, REPLY_OK) => Ok(u64::from_le_bytes(task)),
+        (1, REPLY_NO_SUCH_TASK) => Err(SysError::NoSuchTask),
+        _ => Err(SysError::NotPermitted),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,25 +218,3 @@ mod tests {
     }
 }
 
-/// The task id of the supervisor (the manifest's SUPERVISOR program).
-pub fn supervisor_task() -> Result<u64, crate::abi::SysError> {
-    let flag = crate::abi::PROGRAM_SUPERVISOR;
-    let supervisor = crate::sys::programs().into_iter().find(|p| p.flags & flag != 0).ok_or(crate::abi::SysError::NoSuchTask)?;
-    crate::service::find(supervisor.name())
-}
-
-/// Asks the supervisor to start the on-demand program `name`; returns its task id. A refusal
-/// (unknown or not on-demand) is `NotPermitted`.
-pub fn request_spawn(name: &str) -> Result<u64, crate::abi::SysError> {
-    use crate::abi::SysError;
-    let id = supervisor_task()?;
-    let msg = [SPAWN, name.as_bytes()].concat();
-    let mut task = [0u8; 8];
-    let mut reply = [0u8; 1];
-    let n = crate::ipc::send(id, &msg, &mut reply, &[crate::ipc::lease_write(&mut task)])?;
-    match (n, reply[0]) {
-        (1, REPLY_OK) => Ok(u64::from_le_bytes(task)),
-        (1, REPLY_NO_SUCH_TASK) => Err(SysError::NoSuchTask),
-        _ => Err(SysError::NotPermitted),
-    }
-}
