@@ -9,7 +9,9 @@
 //! the initrd manifest's RESTART flag, never from a list compiled into the supervisor. Other tasks
 //! may ask the supervisor to kill a service by name (a one-line message, `kill NAME`), which is how a
 //! shell or a test restarts one; the kill counts as a fault, so the same policy brings it back.
-//! Pure logic, so it is tested on the host.
+//! Only the supervisor may spawn, so a test that needs a child process asks it to start one of the
+//! manifest's on-demand programs (flagged nothing: `spawn NAME`). Pure logic, so it is tested on
+//! the host; [`request_spawn`] is the client side.
 
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::String;
@@ -39,20 +41,40 @@ pub fn restart_list(programs: &[crate::sys::ProgramInfo]) -> Vec<String> {
     programs.iter().filter(|p| p.flags & crate::sys::PROGRAM_RESTART != 0).map(|p| String::from(p.name())).collect()
 }
 
+/// The names of the manifest's on-demand programs: no flag at all (not started at boot, not a
+/// driver, service or supervisor), so starting one on request grants nothing the manifest did not.
+pub fn on_demand_list(programs: &[crate::sys::ProgramInfo]) -> Vec<String> {
+    use crate::abi::{PROGRAM_AUTOSTART, PROGRAM_DRIVER, PROGRAM_RESTART, PROGRAM_SUPERVISOR};
+    let special = PROGRAM_AUTOSTART | PROGRAM_DRIVER | PROGRAM_RESTART | PROGRAM_SUPERVISOR;
+    programs.iter().filter(|p| p.flags & special == 0).map(|p| String::from(p.name())).collect()
+}
+
 /// A request to the supervisor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Request<'a> {
     /// End the task called this (as a fault, so the restart policy applies).
     Kill(&'a str),
+    /// Start the on-demand program called this (tasks other than the supervisor cannot spawn);
+    /// its task id goes into the request's lease 0 (8 bytes, little-endian). A lease rather than a
+    /// longer reply: a reply longer than the caller's buffer would fault the supervisor.
+    Spawn(&'a str),
 }
 
 /// Prefix of a kill request.
 pub const KILL: &[u8] = b"kill ";
+/// Prefix of a spawn request.
+pub const SPAWN: &[u8] = b"spawn ";
 
 /// Decodes a request message; `None` for anything malformed.
 pub fn parse_request(msg: &[u8]) -> Option<Request<'_>> {
-    let name = core::str::from_utf8(msg.strip_prefix(KILL)?).ok()?;
-    (!name.is_empty() && name.len() < 32 && !name.contains('\0')).then_some(Request::Kill(name))
+    let (spawn, rest) = match (msg.strip_prefix(KILL), msg.strip_prefix(SPAWN)) {
+        (Some(rest), _) => (false, rest),
+        (_, Some(rest)) => (true, rest),
+        _ => return None,
+    };
+    let name = core::str::from_utf8(rest).ok()?;
+    let valid = !name.is_empty() && name.len() < 32 && !name.contains('\0');
+    valid.then_some(if spawn { Request::Spawn(name) } else { Request::Kill(name) })
 }
 
 /// Reply byte: the request was carried out.
@@ -88,6 +110,29 @@ impl RestartPolicy {
     }
 }
 
+/// The task id of the supervisor (the manifest's SUPERVISOR program).
+pub fn supervisor_task() -> Result<u64, crate::abi::SysError> {
+    let flag = crate::abi::PROGRAM_SUPERVISOR;
+    let supervisor = crate::sys::programs().into_iter().find(|p| p.flags & flag != 0).ok_or(crate::abi::SysError::NoSuchTask)?;
+    crate::service::find(supervisor.name())
+}
+
+/// Asks the supervisor to start the on-demand program `name`; returns its task id. A refusal
+/// (unknown or not on-demand) is `NotPermitted`.
+pub fn request_spawn(name: &str) -> Result<u64, crate::abi::SysError> {
+    use crate::abi::SysError;
+    let id = supervisor_task()?;
+    let msg = [SPAWN, name.as_bytes()].concat();
+    let mut task = [0u8; 8];
+    let mut reply = [0u8; 1];
+    let n = crate::ipc::send(id, &msg, &mut reply, &[crate::ipc::lease_write(&mut task)])?;
+    match (n, reply[0]) {
+        (1, REPLY_OK) => Ok(u64::from_le_bytes(task)),
+        (1, REPLY_NO_SUCH_TASK) => Err(SysError::NoSuchTask),
+        _ => Err(SysError::NotPermitted),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,6 +149,25 @@ mod tests {
         assert_eq!(parse_request(&[b'k'; 300]), None);
         let long = [KILL, &[b'x'; 40][..]].concat();
         assert_eq!(parse_request(&long), None);
+    }
+
+    #[test]
+    fn spawn_requests_and_replies() {
+        assert_eq!(parse_request(b"spawn fdhog-exit"), Some(Request::Spawn("fdhog-exit")));
+        assert_eq!(parse_request(b"spawn "), None);
+        assert_eq!(parse_request(b"spawnx"), None);
+    }
+
+    #[test]
+    fn only_flagless_programs_are_on_demand() {
+        use crate::sys::{ProgramInfo, PROGRAM_RESTART};
+        let prog = |name: &str, flags| {
+            let mut p = ProgramInfo { flags, ..ProgramInfo::default() };
+            p.name[..name.len()].copy_from_slice(name.as_bytes());
+            p
+        };
+        let list = on_demand_list(&[prog("init", 3), prog("wfs-server", 1 | PROGRAM_RESTART), prog("fdhog", 0), prog("drv", 4)]);
+        assert_eq!(list, ["fdhog"]);
     }
 
     #[test]
@@ -153,3 +217,4 @@ mod tests {
         }
     }
 }
+

@@ -277,4 +277,25 @@ pub trait FileSystem {
     fn generation(&self) -> u64 {
         0
     }
+
+    /// Capture the current state (committed first) as the read-only snapshot `name`.
+    /// `AlreadyExists` if the name is taken, `Busy` inside an explicit transaction.
+    fn snapshot_create(&mut self, _name: &str) -> Result<()> {
+        Err(Error::NotSupported)
+    }
+
+    /// Every snapshot, oldest first.
+    fn snapshot_list(&mut self) -> Result<Vec<crate::api::filesystem::SnapshotInfo>> {
+        Err(Error::NotSupported)
+    }
+
+    /// Delete snapshot `name` and free what only it kept (`NotFound` if there is none).
+    fn snapshot_delete(&mut self, _name: &str) -> Result<()> {
+        Err(Error::NotSupported)
+    }
+
+    /// Read and verify every checksummed block, repairing from redundant copies where it can.
+    fn run_scrub(&mut self) -> Result<crate::api::filesystem::ScrubSummary> {
+        Err(Error::NotSupported)
+    }
 }

@@ -195,7 +195,7 @@ pub fn judge_boot(log: &[String], status: Option<i32>, kind: Boot, v: &mut Verdi
         Boot::First => "fstest: first boot: persistence files written",
         Boot::Second => "fstest: boot with existing files: both verified",
         Boot::Kill => "fstest: kill tests done",
-        Boot::Wsh => "wsh: script /demo.wsh: 24 lines ran, none failed",
+        Boot::Wsh => "wsh: script /demo.wsh: 31 lines ran, none failed",
         Boot::Shell => "wsh: exit; stopping the servers",
     };
     v.check(has(done), &format!("{boot}: {done}"));
@@ -225,22 +225,54 @@ pub fn judge_boot(log: &[String], status: Option<i32>, kind: Boot, v: &mut Verdi
             &format!("{boot}: the kernel switched off bus mastering on {driver}'s disk before freeing its memory"),
         );
     }
+    // The fstest boots' fault is on purpose: the child that dies holding descriptors.
+    let faulted: &[&str] = if matches!(kind, Boot::First | Boot::Second) { &["fdhog-fault"] } else { &[] };
     let reaped: Vec<&String> = log.iter().filter(|l| l.contains(") reaped;")).collect();
     v.check(
-        reaped.len() == victims.len() && reaped.iter().all(|l| victims.iter().any(|n| l.contains(&format!("({n})")))),
-        &format!("{boot}: no task but the killed servers died ({} reaped)", reaped.len()),
+        reaped.len() == victims.len() + faulted.len()
+            && reaped.iter().all(|l| victims.iter().chain(faulted).any(|n| l.contains(&format!("({n})")))),
+        &format!("{boot}: no task but the killed servers (and fdhog-fault) died ({} reaped)", reaped.len()),
     );
+    if matches!(kind, Boot::First | Boot::Second) {
+        judge_fd_checks(log, boot, v);
+    }
+    if kind == Boot::Kill {
+        let told = format!("init: vfs-server closed {HOG_HELD} descriptors of fdhog-exit");
+        v.check(has(&told), &format!("{boot}: the restarted vfs server closed what the dead fdhog-exit held ({told})"));
+    }
     let app = match kind {
         Boot::Kill => "fstest-kill",
         Boot::Wsh => "wsh-script",
         Boot::Shell => "wsh",
         _ => "fstest",
     };
-    for task in [app, "vfs-server", "wfs-server", "fat-server", "blockcache0", "blockcache1", "init"] {
+    let hog: &[&str] = if app.starts_with("fstest") { &["fdhog-exit"] } else { &[] };
+    for task in [app, "vfs-server", "wfs-server", "fat-server", "blockcache0", "blockcache1", "init"].iter().chain(hog) {
         v.check(has(&format!("({task}) exited with code 0")), &format!("{boot}: {task} exited with code 0"));
     }
     v.check(has("[kernel] all tasks finished"), &format!("{boot}: the kernel saw every task finish"));
     v.check(status == Some(QEMU_SUCCESS), &format!("{boot}: QEMU exit status {status:?} is the kernel's success"));
+}
+
+/// `CHECK` lines fstest prints per group (initrd/apps/fstest: `api::CHECKS` per mount, and the
+/// `fds` module's), so a property that silently did not run is a failure.
+const API_CHECKS: usize = 13;
+const FD_CHECKS: usize = 12;
+/// Descriptors each fd hog holds (2 mounts × `fds::HOG_FILES`).
+const HOG_HELD: usize = 48;
+
+/// The descriptor and file API verdicts of an fstest boot: every group printed all its lines, and
+/// init reported each hog's death to the vfs server, which closed what it held.
+fn judge_fd_checks(log: &[String], boot: &str, v: &mut Verdicts) {
+    let count = |group: &str| log.iter().filter(|l| l.contains("CHECK ") && l.contains(group)).count();
+    for (group, want) in [("fstest: wfs api: ", API_CHECKS), ("fstest: fat api: ", API_CHECKS), ("fstest: fds: ", FD_CHECKS)] {
+        let n = count(group);
+        v.check(n == want, &format!("{boot}: `{}` printed {n} CHECK lines of {want}", group.trim_end_matches(": ")));
+    }
+    for hog in ["fdhog-exit", "fdhog-fault"] {
+        let told = format!("init: vfs-server closed {HOG_HELD} descriptors of {hog}");
+        v.check(log.iter().any(|l| l.contains(&told)), &format!("{boot}: init told the vfs server of {hog}'s death ({told})"));
+    }
 }
 
 /// Reads `path` from a FAT image with mtools.

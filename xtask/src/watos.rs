@@ -86,9 +86,12 @@ const BENCH_MANIFEST: [(&str, &str, u32); 2] = [("bench-echo", "ipc", initrd::AU
 /// The storage system (`cargo xtask qemu` and the storage boots of `cargo xtask test`): one block
 /// cache server per virtio-blk disk (drivers), the filesystem servers, the vfs server, and the test
 /// app (`fstest`, `fstest-kill` for the kill tests, or `wsh-script`, the shell running
-/// `/demo.wsh`). RESTART marks what init brings back after a fault or kill.
-pub fn storage_manifest(app: &'static str) -> [(&'static str, &'static str, u32); 7] {
-    [
+/// `/demo.wsh`). RESTART marks what init brings back after a fault or kill. `fstest` also ships
+/// `fdhog-exit` and `fdhog-fault` (its own binary, no flags: on-demand programs init starts when
+/// fstest asks), the children whose descriptors must be closed when they die; `fstest-kill` ships
+/// `fdhog-exit`, for the same test against a restarted vfs server.
+pub fn storage_manifest(app: &'static str) -> Vec<(&'static str, &'static str, u32)> {
+    let mut m = vec![
         ("init", "init", initrd::AUTOSTART | initrd::SUPERVISOR),
         ("blockcache0", "blockcache-server", initrd::AUTOSTART | initrd::DRIVER | initrd::RESTART),
         ("blockcache1", "blockcache-server", initrd::AUTOSTART | initrd::DRIVER | initrd::RESTART),
@@ -96,7 +99,13 @@ pub fn storage_manifest(app: &'static str) -> [(&'static str, &'static str, u32)
         ("fat-server", "fat-server", initrd::AUTOSTART | initrd::RESTART),
         ("vfs-server", "vfs-server", initrd::AUTOSTART | initrd::RESTART),
         (app, if app.starts_with("wsh") { "wsh" } else { "fstest" }, initrd::AUTOSTART),
-    ]
+    ];
+    if app == "fstest" {
+        m.extend([("fdhog-exit", "fstest", 0), ("fdhog-fault", "fstest", 0)]);
+    } else if app == "fstest-kill" {
+        m.push(("fdhog-exit", "fstest", 0));
+    }
+    m
 }
 
 pub fn build(opts: &Options) -> Option<Artifacts> {

@@ -18,7 +18,7 @@ const DEMO_SCRIPT: &str = include_str!("demo.wsh");
 /// What the script must print, in this order (other lines may come between: the servers' logs, and
 /// the figures of `stat`, `df`, `stats` and `ps`). A line ending in `*` is matched by its start only,
 /// because what follows are counters and times.
-const DEMO_OUTPUT: [&str; 27] = [
+const DEMO_OUTPUT: [&str; 38] = [
     "== ls /",
     "demo.wsh",
     "fat",
@@ -44,8 +44,19 @@ const DEMO_OUTPUT: [&str; 27] = [
     "blockcache1 (/fat): hit rate *",
     "NAME             TASK      TICKS  SYSCALLS  FLAGS",
     "init             0 *",
+    "== snapshot",
+    "snapshot demo of / created",
+    "snapshot kept of / created",
+    "2 snapshots of /",
+    "  demo  txid *",
+    "  kept  txid *",
+    "scrub /: *",
+    "scrub /: clean",
+    "snapshot demo of / deleted",
+    "1 snapshots of /",
+    "  kept  txid *",
     "== end",
-    "wsh: script /demo.wsh: 24 lines ran, none failed",
+    "wsh: script /demo.wsh: 31 lines ran, none failed",
 ];
 
 /// Ok if each `want` line appears in `log` in order (exactly, or by its start when it ends in `*`).
@@ -101,6 +112,14 @@ pub fn run_tests(opts: &Options, v: &mut Verdicts) {
     );
     let check = Command::new(&tool).arg("check").arg(wfs).output();
     v.check(check.is_ok_and(|o| o.status.success()), "wsh boot: host: watos-image check finds the WFS image consistent");
+    let snaps = Command::new(&tool).arg("snapshot").arg(wfs).arg("list").output();
+    v.check(
+        snaps.is_ok_and(|o| {
+            let out = String::from_utf8_lossy(&o.stdout);
+            o.status.success() && out.lines().any(|l| l.starts_with("kept\t")) && !out.contains("demo")
+        }),
+        "wsh boot: host: the WFS image holds snapshot `kept` (made by the shell over IPC) and not the deleted `demo`",
+    );
     let listed = Command::new(&tool).arg("ls").arg(wfs).arg("/d").output();
     v.check(
         listed.is_ok_and(|o| o.status.success() && !String::from_utf8_lossy(&o.stdout).contains("a.txt")),
@@ -115,15 +134,16 @@ fn is_error_line(l: &str) -> bool {
 }
 
 /// What the interactive boot "types": CR-terminated lines as a terminal sends them, with a line
-/// edited by DEL (0x7f) and Ctrl-U (0x15) before it is sent, and `sync` before `restart fat-server`
+/// edited by DEL (0x7f) and Ctrl-U (0x15) before it is sent, `scrub /fat` (which FAT answers with
+/// "not supported"), and `sync` before `restart fat-server`
 /// (a killed FAT server loses what was not yet written back, like a power cut). It starts with a bare CR because the
 /// first byte can arrive before the kernel sets up COM1, and enabling the UART's FIFO discards it;
 /// a lost CR costs nothing, a kept one is an empty line (just another prompt).
-const TYPED: &[u8] = b"\rcat /fat/c.txt\rcd /fat\rls\recho typed > t.txt\rcat t.txt\rcat /nope\rpwd\rab\x7fc\x15echo edited\rsync\rrestart fat-server\rcat /fat/c.txt\rexit\r";
+const TYPED: &[u8] = b"\rcat /fat/c.txt\rcd /fat\rls\recho typed > t.txt\rcat t.txt\rcat /nope\rpwd\rab\x7fc\x15echo edited\rscrub /fat\rsync\rrestart fat-server\rcat /fat/c.txt\rexit\r";
 
 /// What the interactive boot must print, in order (as `DEMO_OUTPUT`). A prompt and the echo of the
 /// typed line share a log line.
-const TYPED_OUTPUT: [&str; 20] = [
+const TYPED_OUTPUT: [&str; 22] = [
     "wsh: the WATOS shell. *",
     "wsh:/$ cat /fat/c.txt",
     "hello from wsh",
@@ -140,6 +160,8 @@ const TYPED_OUTPUT: [&str; 20] = [
     "wsh:/fat$ pwd",
     "/fat",
     "edited",
+    "wsh:/fat$ scrub /fat",
+    "wsh: scrub: /fat: operation not supported",
     "wsh:/fat$ restart fat-server",
     "fat-server: restarted as task *",
     "hello from wsh",
@@ -156,7 +178,10 @@ fn shell_boot(opts: &Options, disks: &Disks, v: &mut Verdicts) {
     judge_boot(&log, status, Boot::Shell, v);
     let order = in_order(&log, &TYPED_OUTPUT);
     v.check(order.is_ok(), &format!("shell boot: the typed commands' output, in order ({})", order.err().unwrap_or_else(|| "all found".into())));
-    v.check(log.iter().filter(|l| is_error_line(l)).count() == 1, "shell boot: only `cat /nope` printed an error line");
+    v.check(
+        log.iter().filter(|l| is_error_line(l)).count() == 2,
+        "shell boot: only `cat /nope` and `scrub /fat` (FAT has no scrub) printed an error line",
+    );
     // The shell blocks in console_read until the kernel, at COM1's interrupt, has taken input.
     let by_irq = log.iter().find_map(|l| l.split_once("console input: ")?.1.split_once(" bytes taken at COM1's interrupt")?.0.parse::<usize>().ok());
     v.check(

@@ -4,13 +4,16 @@
 //! Design: one operation per trait method, same arguments; file data travels in leases (a `Write` lease
 //! for `read`, a `Read` lease for `write`), at most [`MAX_BULK`] bytes per call (clients split larger
 //! transfers). Lookups, reads and listings are idempotent and retried across a server restart; every
-//! mutation is `once`, so its caller learns that the outcome is unknown.
+//! mutation is `once`, so its caller learns that the outcome is unknown. Operations 30..=39 are the
+//! administrative ones (snapshots, scrub): a filesystem without them answers `NotSupported`.
 
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use crate::fs::{Capabilities, DirEntry, FileSystem, FsStats, NewNode, NodeId, SetAttr, Stat, TxId};
+use serde::{Deserialize, Serialize};
+
+use crate::fs::{Capabilities, DirEntry, FileSystem, FsStats, NewNode, NodeId, SetAttr, Stat, Timespec, TxId};
 use crate::ipc::{Incoming, MAX_INDIRECT};
 use crate::{Error, Result};
 
@@ -46,7 +49,49 @@ crate::interface! {
     22 once AbortTransaction fn abort_transaction(tx: TxId) -> ();
     /// Several reads in one request (see `FileSystem::read_batch`); at most [`MAX_BATCH`] reads.
     23 idempotent ReadBatch fn read_batch(reads: Vec<(NodeId, u64, u32)>) leases(buf: Write) -> Vec<u32>;
+    /// Capture the committed state as snapshot `name` (see `FileSystem::snapshot_create`).
+    30 once SnapshotCreate fn snapshot_create(name: &'a str) -> ();
+    /// Snapshots from position `start` of the oldest-first list, as many as fit one reply; an empty
+    /// page means the end.
+    31 idempotent SnapshotList fn snapshot_list(start: u32) -> Vec<SnapshotInfo>;
+    32 once SnapshotDelete fn snapshot_delete(name: &'a str) -> ();
+    /// Verify every checksum, repairing what a good copy allows; `once` because it writes repairs.
+    33 once Scrub fn scrub() -> ScrubSummary;
 }
+
+/// One snapshot, as `FileSystem::snapshot_list` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotInfo {
+    pub name: String,
+    /// The transaction the snapshot captured (snapshots are listed in this order).
+    pub txid: u64,
+    pub created: Timespec,
+}
+
+/// What a scrub checked and repaired (`FileSystem::run_scrub`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScrubSummary {
+    /// Copies of metadata (tree) blocks read and verified.
+    pub node_copies_checked: u64,
+    /// Bad metadata copies rewritten from a good one.
+    pub node_copies_repaired: u64,
+    pub data_blocks_checked: u64,
+    /// Superblocks rewritten from the committed state.
+    pub superblocks_repaired: u64,
+    /// Blocks that failed with no good copy left.
+    pub unrepairable: u64,
+    /// The first [`MAX_UNREPAIRABLE_LISTED`] of those blocks' addresses.
+    pub unrepairable_blocks: Vec<u64>,
+}
+
+impl ScrubSummary {
+    pub fn is_clean(&self) -> bool {
+        self.unrepairable == 0
+    }
+}
+
+/// Most unrepairable block addresses a [`ScrubSummary`] lists, so the reply always fits.
+pub const MAX_UNREPAIRABLE_LISTED: usize = 64;
 
 /// Most entries the server asks its filesystem for per `readdir` request.
 pub const READDIR_MAX: usize = 128;
@@ -192,5 +237,21 @@ impl<F: FileSystem> Handler for FsServer<F> {
             at += r.2 as usize;
         }
         Ok(counts)
+    }
+    fn snapshot_create(&mut self, _: &mut Incoming<'_, '_>, name: &str) -> Result<()> {
+        self.fs.snapshot_create(name)
+    }
+    fn snapshot_list(&mut self, _: &mut Incoming<'_, '_>, start: u32) -> Result<Vec<SnapshotInfo>> {
+        let mut page: Vec<SnapshotInfo> = self.fs.snapshot_list()?.into_iter().skip(start as usize).collect();
+        fit_entries(&mut page)?;
+        Ok(page)
+    }
+    fn snapshot_delete(&mut self, _: &mut Incoming<'_, '_>, name: &str) -> Result<()> {
+        self.fs.snapshot_delete(name)
+    }
+    fn scrub(&mut self, _: &mut Incoming<'_, '_>) -> Result<ScrubSummary> {
+        let mut r = self.fs.run_scrub()?;
+        r.unrepairable_blocks.truncate(MAX_UNREPAIRABLE_LISTED);
+        Ok(r)
     }
 }

@@ -136,6 +136,25 @@ impl vfs::Handler for FakeVfs {
     fn process_exited(&mut self, _: &mut Incoming<'_, '_>, pid: TaskId) -> Result<u32> {
         Ok(pid.index.into())
     }
+    fn snapshot_create(&mut self, _: &mut Incoming<'_, '_>, _: &str, name: &str) -> Result<()> {
+        if name.is_empty() { Err(Error::InvalidArgument) } else { Ok(()) }
+    }
+    fn snapshot_list(&mut self, _: &mut Incoming<'_, '_>, _: &str, start: u32) -> Result<Vec<filesystem::SnapshotInfo>> {
+        let mut v: Vec<_> = (start..300)
+            .map(|i| filesystem::SnapshotInfo { name: alloc::format!("snapshot-{i:04}"), txid: i.into(), created: Timespec::ZERO })
+            .collect();
+        filesystem::fit_entries(&mut v)?;
+        Ok(v)
+    }
+    fn snapshot_delete(&mut self, _: &mut Incoming<'_, '_>, _: &str, _: &str) -> Result<()> {
+        Err(Error::NotFound)
+    }
+    fn scrub(&mut self, _: &mut Incoming<'_, '_>, path: &str) -> Result<filesystem::ScrubSummary> {
+        if path == "/fat" {
+            return Err(Error::NotSupported);
+        }
+        Ok(filesystem::ScrubSummary { data_blocks_checked: 5, ..Default::default() })
+    }
 }
 
 fn fake_vfs() -> (LocalIpc, vfs::Client<LocalIpc>) {
@@ -164,6 +183,28 @@ fn stub_calls_round_trip() {
     assert_eq!(c.batch_read(reads, &mut out), Ok(vec![3, 2]));
     assert_eq!(out, [1, 1, 1, 2, 2]);
     assert_eq!(c.stats().map(|s| s.opens), Ok(1));
+}
+
+#[test]
+fn snapshot_and_scrub_calls_round_trip_and_page() {
+    let (_ipc, c) = fake_vfs();
+    assert_eq!(c.snapshot_create("/", "a"), Ok(()));
+    assert_eq!(c.snapshot_create("/", ""), Err(Error::InvalidArgument));
+    assert_eq!(c.snapshot_delete("/", "a"), Err(Error::NotFound));
+    assert_eq!(c.scrub("/").map(|r| r.data_blocks_checked), Ok(5));
+    assert_eq!(c.scrub("/fat"), Err(Error::NotSupported));
+    // A long list comes in pages cut to one reply area; following them yields every entry once.
+    let mut all = Vec::new();
+    loop {
+        let page = c.snapshot_list("/", all.len() as u32).unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() < 300, "a page is cut to fit one reply area");
+        all.extend(page);
+    }
+    assert_eq!(all.len(), 300);
+    assert!(all.iter().enumerate().all(|(i, s)| s.txid == i as u64));
 }
 
 #[test]

@@ -162,4 +162,12 @@ crate::interface! {
     /// held, abort its transactions; returns the number of descriptors closed. Only the supervisor
     /// may call this (`PermissionDenied` for anyone else).
     27 once ProcessExited fn process_exited(pid: crate::ipc::TaskId) -> u32;
+    /// Snapshot `name` of the filesystem holding `path` (`NotSupported` where it has none).
+    34 once SnapshotCreate fn snapshot_create(path: &'a str, name: &'a str) -> ();
+    /// Snapshots of the filesystem holding `path` from list position `start`, as many as fit one
+    /// reply; an empty page means the end.
+    35 idempotent SnapshotList fn snapshot_list(path: &'a str, start: u32) -> Vec<crate::api::filesystem::SnapshotInfo>;
+    36 once SnapshotDelete fn snapshot_delete(path: &'a str, name: &'a str) -> ();
+    /// Scrub the filesystem holding `path`.
+    37 once Scrub fn scrub(path: &'a str) -> crate::api::filesystem::ScrubSummary;
 }

@@ -3,15 +3,17 @@
 //! Design: WFS (`wfs-server`) is the root and FAT (`fat-server`) is mounted at `/fat`, each through
 //! `vfs::RemoteFs`, a `FileSystem` whose every operation is a call to that server (so a filesystem
 //! server restart shows up here as `ServerRestarted` and RemoteFs re-finds it by name). Descriptor
-//! tables are per calling process (the kernel names the caller). On `STOP` it exits; it owns no
-//! disk state, and the filesystem servers are stopped separately.
+//! tables are per calling process (the kernel names the caller); the supervisor (init) reports every
+//! process death (`process_exited`), and the descriptors and transactions of the dead process are
+//! closed. On `STOP` it exits; it owns no disk state, and the filesystem servers are stopped
+//! separately.
 #![no_std]
 #![no_main]
 
 extern crate alloc;
 
 use alloc::boxed::Box;
-use libwatos::println;
+use libwatos::{println, supervise};
 use libwatos::service::{self, STOP};
 use libwatos::transport::{self, KernelTransport};
 use protocol::api::vfs::Service;
@@ -45,7 +47,14 @@ fn main() -> i64 {
     for (path, _) in v.mounts() {
         println!("{name}: mounted {path}");
     }
-    let mut server = Service(VfsServer::new(v));
+    // Only the supervisor may report deaths (`process_exited`); it stays the supervisor across its
+    // own restarts, so its slot is what counts.
+    let mut server = VfsServer::new(v);
+    match supervise::supervisor_task() {
+        Ok(id) => server = server.with_supervisor(transport::from_kernel(id).index),
+        Err(e) => println!("{name}: no supervisor ({e:?}): no process deaths will be reported"),
+    }
+    let mut server = Service(server);
     println!("{name}: serving");
     match transport::serve(&mut server, STOP) {
         Ok(()) => {

@@ -10,7 +10,7 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use protocol::api::filesystem::{Client, MAX_BATCH, MAX_BULK};
+use protocol::api::filesystem::{Client, ScrubSummary, SnapshotInfo, MAX_BATCH, MAX_BULK};
 use protocol::fs::{Capabilities, DirEntry, FileSystem, FsStats, NewNode, NodeId, SetAttr, Stat, TxId};
 use protocol::ipc::{TaskId, Transport};
 use protocol::{Error, Result};
@@ -150,5 +150,26 @@ impl<T: Transport> FileSystem for RemoteFs<T> {
     }
     fn generation(&self) -> u64 {
         u64::from(self.client.channel.restarts())
+    }
+    fn snapshot_create(&mut self, name: &str) -> Result<()> {
+        self.client.snapshot_create(name)
+    }
+    fn snapshot_list(&mut self) -> Result<Vec<SnapshotInfo>> {
+        // The server answers in pages that fit one reply; an empty page is the end.
+        let mut all: Vec<SnapshotInfo> = Vec::new();
+        loop {
+            let start = u32::try_from(all.len()).map_err(|_| Error::TooBig)?;
+            let page = self.client.snapshot_list(start)?;
+            if page.is_empty() {
+                return Ok(all);
+            }
+            all.extend(page);
+        }
+    }
+    fn snapshot_delete(&mut self, name: &str) -> Result<()> {
+        self.client.snapshot_delete(name)
+    }
+    fn run_scrub(&mut self) -> Result<ScrubSummary> {
+        self.client.scrub()
     }
 }

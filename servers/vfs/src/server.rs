@@ -10,7 +10,7 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use protocol::api::filesystem::{fit_entries, MAX_BULK};
+use protocol::api::filesystem::{fit_entries, ScrubSummary, SnapshotInfo, MAX_BULK};
 use protocol::api::vfs::{Handler, OpenFlags, ReadReq, VfsStats, Whence};
 use protocol::fs::{DirEntry, FsStats, Stat};
 use protocol::ipc::{Incoming, TaskId};
@@ -173,5 +173,19 @@ impl Handler for VfsServer {
     }
     fn statfs(&mut self, _: &mut Incoming<'_, '_>, path: &str) -> Result<FsStats> {
         self.vfs.statfs(path)
+    }
+    fn snapshot_create(&mut self, _: &mut Incoming<'_, '_>, path: &str, name: &str) -> Result<()> {
+        self.vfs.snapshot_create(path, name)
+    }
+    fn snapshot_list(&mut self, _: &mut Incoming<'_, '_>, path: &str, start: u32) -> Result<Vec<SnapshotInfo>> {
+        let mut page: Vec<SnapshotInfo> = self.vfs.snapshot_list(path)?.into_iter().skip(start as usize).collect();
+        fit_entries(&mut page)?;
+        Ok(page)
+    }
+    fn snapshot_delete(&mut self, _: &mut Incoming<'_, '_>, path: &str, name: &str) -> Result<()> {
+        self.vfs.snapshot_delete(path, name)
+    }
+    fn scrub(&mut self, _: &mut Incoming<'_, '_>, path: &str) -> Result<ScrubSummary> {
+        self.vfs.scrub(path)
     }
 }

@@ -10,6 +10,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use blockdev::BlockDevice;
+use protocol::api::filesystem::{ScrubSummary, SnapshotInfo, MAX_UNREPAIRABLE_LISTED};
 use protocol::fs::{Capabilities, DirEntry, FileSystem, FileType, FsStats, NewNode, NodeId, SetAttr, Stat, TxId};
 use protocol::{Error, Result};
 
@@ -354,5 +355,31 @@ impl<D: BlockDevice> FileSystem for Wfs<D> {
         }
         self.tx = None;
         self.rollback()
+    }
+
+    // Snapshots and scrub over IPC: the interface's shapes around the inherent functions.
+    fn snapshot_create(&mut self, name: &str) -> Result<()> {
+        self.create_snapshot(name)
+    }
+
+    fn snapshot_list(&mut self) -> Result<Vec<SnapshotInfo>> {
+        let list = self.list_snapshots()?;
+        Ok(list.into_iter().map(|s| SnapshotInfo { name: s.name, txid: s.txid, created: s.created }).collect())
+    }
+
+    fn snapshot_delete(&mut self, name: &str) -> Result<()> {
+        self.delete_snapshot(name)
+    }
+
+    fn run_scrub(&mut self) -> Result<ScrubSummary> {
+        let r = self.scrub()?;
+        Ok(ScrubSummary {
+            node_copies_checked: r.node_copies_checked,
+            node_copies_repaired: r.node_copies_repaired,
+            data_blocks_checked: r.data_blocks_checked,
+            superblocks_repaired: r.superblocks_repaired,
+            unrepairable: r.unrepairable.len() as u64,
+            unrepairable_blocks: r.unrepairable.into_iter().take(MAX_UNREPAIRABLE_LISTED).collect(),
+        })
     }
 }

@@ -11,6 +11,10 @@
 //! in the middle of a write and checks that what was committed before is intact once init has
 //! restarted it. At the end it stops the servers (vfs, then each filesystem server, which unmounts
 //! and stops its cache), so the kernel halts once everything has ended. Results are `CHECK` lines.
+//! Before the file tests it runs the descriptor-table tests (`fds`: the per-process limit, and
+//! children that die holding descriptors, which ship as the on-demand programs `fdhog-exit` and
+//! `fdhog-fault`: this binary under those names runs `fds::hog`) and the application file API
+//! tests on both mounts (`api`, through `libwatos::fs()`).
 #![no_std]
 #![no_main]
 
@@ -26,6 +30,9 @@ use libwatos::service::{self, pattern};
 use libwatos::transport::KernelTransport;
 use protocol::api::vfs::{Client, OpenFlags};
 use protocol::{Error, Result};
+
+mod api;
+mod fds;
 
 libwatos::entry!(main);
 
@@ -179,14 +186,18 @@ fn restart(vfs: &Vfs, victim: &str, dir: &str, seed: u64) {
 }
 
 fn main() -> i64 {
+    let name = service::own_name();
     let t = KernelTransport::new();
     let vfs = match t.lookup("vfs-server") {
         Ok(id) => Client::new(t, id),
         Err(e) => {
-            println!("fstest: no vfs-server: {e:?}");
+            println!("{name}: no vfs-server: {e:?}");
             return 1;
         }
     };
+    if name.starts_with("fdhog-") {
+        return fds::hog(&vfs, &name);
+    }
     let root = names(&vfs, "/");
     println!("fstest: / holds {root:?}");
     check(root.as_ref().is_ok_and(|n| n.iter().any(|x| x == "fat")), format_args!("fstest: the WFS root lists the /fat mount point"));
@@ -194,8 +205,21 @@ fn main() -> i64 {
         for (i, (victim, dir)) in VICTIMS.into_iter().enumerate() {
             restart(&vfs, victim, dir, KILL_SEED + 16 * i as u64);
         }
+        // The last victim was the vfs server: its successor must close a dead process's files too.
+        fds::deaths(&vfs, &["fdhog-exit"]);
         println!("fstest: kill tests done");
     } else {
+        fds::limits(&vfs);
+        fds::deaths(&vfs, &["fdhog-exit", "fdhog-fault"]);
+        match libwatos::fs() {
+            Ok(fs) => {
+                api::run(&fs, "/", "wfs", 0x5eed_0a01);
+                api::run(&fs, "/fat/", "fat", 0x5eed_0a02);
+            }
+            Err(e) => {
+                check(false, format_args!("fstest: the file API connects to the vfs server ({e:?})"));
+            }
+        }
         let mut verified = 0;
         for (dir, seed) in [("/", 0x5eed_0001u64), ("/fat/", 0x5eed_0002)] {
             scratch(&vfs, dir, seed + 100);

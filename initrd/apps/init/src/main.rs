@@ -6,7 +6,15 @@
 //! Design: the services are the initrd programs flagged RESTART (read with `program_info` at start),
 //! so the manifest, not this binary, says what is supervised. Between deaths it answers requests
 //! (`libwatos::supervise::Request`): `kill NAME` ends a service through the kernel's `kill`, and the
-//! death that follows is handled like any fault.
+//! death that follows is handled like any fault; `spawn NAME` starts one of the manifest's on-demand
+//! programs (the only way a test gets a child process).
+//!
+//! Every death it collects it also reports to the vfs server (`process_exited`, MINIX's PM → VFS),
+//! which closes the dead process's descriptors and aborts its transactions, whether it exited or
+//! faulted. That call cannot wedge init: no server ever calls init (calls only go init → vfs →
+//! filesystem servers → caches, and none of them waits for a restart), a dead vfs server fails the
+//! call at once, a restarted one simply has nothing of the dead process, and any error is logged,
+//! never fatal.
 #![no_std]
 #![no_main]
 
@@ -15,13 +23,19 @@ extern crate alloc;
 use alloc::string::String;
 use alloc::vec::Vec;
 use libwatos::ipc::{self, NOTIFICATION};
+use libwatos::protocol::api::vfs as vfs_api;
+use libwatos::protocol::Error;
+use libwatos::transport::{self, KernelTransport};
 use libwatos::supervise::{self, Decision, Request, RestartPolicy};
 use libwatos::{println, service, sys};
 
 libwatos::entry!(main);
 
-/// Handles one request from a task; returns the reply byte.
-fn request(services: &[String], msg: &[u8]) -> u8 {
+/// The vfs server's name in the manifest.
+const VFS: &str = "vfs-server";
+
+/// Handles one request from task `sender`; returns the reply byte.
+fn request(services: &[String], on_demand: &[String], sender: u64, msg: &[u8]) -> u8 {
     match supervise::parse_request(msg) {
         Some(Request::Kill(name)) if services.iter().any(|s| s == name) => match service::find(name).and_then(sys::kill) {
             Ok(()) => {
@@ -30,27 +44,63 @@ fn request(services: &[String], msg: &[u8]) -> u8 {
             }
             Err(_) => supervise::REPLY_NO_SUCH_TASK,
         },
+        Some(Request::Spawn(name)) if on_demand.iter().any(|s| s == name) => match spawn(name) {
+            Some(id) => {
+                println!("init: started {name} as task {id:#x} on request");
+                // The id goes into the caller's lease; without one the caller learns only "refused".
+                match ipc::borrow_write(sender, 0, 0, &id.to_le_bytes()) {
+                    Ok(8) => supervise::REPLY_OK,
+                    _ => supervise::REPLY_REFUSED,
+                }
+            }
+            None => supervise::REPLY_NO_SUCH_TASK,
+        },
         _ => supervise::REPLY_REFUSED,
     }
 }
 
-fn restart(name: &str) -> bool {
+fn spawn(name: &str) -> Option<u64> {
     let mut cname: Vec<u8> = name.as_bytes().into();
     cname.push(0);
-    match core::ffi::CStr::from_bytes_with_nul(&cname).map_err(|_| ()).and_then(|c| sys::spawn(c).map_err(|_| ())) {
-        Ok(id) => {
+    core::ffi::CStr::from_bytes_with_nul(&cname).ok().and_then(|c| sys::spawn(c).ok())
+}
+
+fn restart(name: &str) -> bool {
+    match spawn(name) {
+        Some(id) => {
             println!("init: restarted {name} as task {id:#x}");
             true
         }
-        Err(()) => {
+        None => {
             println!("init: could not restart {name}");
             false
         }
     }
 }
 
+/// Tells the vfs server that the task `death` describes is gone, so it closes what that process
+/// held. The vfs server's own death needs no report (its tables died with it), and no vfs server
+/// means nothing is open.
+fn tell_vfs(death: &sys::DeathInfo) {
+    let name = death.name();
+    if name == VFS {
+        return;
+    }
+    let t = KernelTransport::new();
+    let Ok(vfs) = t.lookup(VFS) else { return };
+    match vfs_api::Client::new(t, vfs).process_exited(transport::from_kernel(death.id)) {
+        Ok(0) => {}
+        Ok(n) => println!("init: {VFS} closed {n} descriptors of {name} (task {:#x})", death.id),
+        // It ended between the lookup and the call: nothing left to close.
+        Err(Error::ServerDead | Error::ServerRestarted) => {}
+        Err(e) => println!("init: {VFS} could not close what {name} held: {e:?}"),
+    }
+}
+
 fn main() -> i64 {
-    let services = supervise::restart_list(&sys::programs());
+    let programs = sys::programs();
+    let services = supervise::restart_list(&programs);
+    let on_demand = supervise::on_demand_list(&programs);
     let mut policy = RestartPolicy::new(10_000_000, 3, 5_000_000_000);
     let mut buf = [0u8; libwatos::abi::MAX_MSG];
     println!("init: supervising {services:?} (the manifest's RESTART programs)");
@@ -63,13 +113,14 @@ fn main() -> i64 {
             }
         };
         if info.sender != NOTIFICATION {
-            let answer = request(&services, &buf[..(info.len as usize).min(buf.len())]);
+            let answer = request(&services, &on_demand, info.sender, &buf[..(info.len as usize).min(buf.len())]);
             let _ = ipc::reply(info.sender, &[answer]);
             continue;
         }
         let mut last_live = None;
         let mut restarted = false;
         while let Ok(Some(death)) = sys::next_death() {
+            tell_vfs(&death);
             let name = death.name();
             let faulted = death.cause == sys::DEATH_FAULT && services.iter().any(|s| s == name);
             match policy.on_death(name, faulted, sys::monotonic_ns()) {

@@ -30,8 +30,9 @@ commands:
   sync [mount...]        make everything written durable
   cd [dir], pwd          change or show the current directory
   stats                  vfs, cache and I/O statistics
-  snapshot [args]        WFS snapshots (create/list/delete)
-  scrub [mount]          verify every checksum
+  snapshot create|delete NAME [mount], snapshot list [mount]
+                         snapshots of a filesystem (WFS; / by default)
+  scrub [mount]          verify every checksum, repair from copies
   ps                     servers and processes
   kill task              stop a server or process
   restart task           restart a server from its image
@@ -114,8 +115,8 @@ impl<T: Transport, H: Hooks> Env<T, H> {
             "df" => self.df(args, out),
             "sync" => self.sync(args),
             "stats" => self.stats(out),
-            "snapshot" => self.hooks.snapshot(args, out),
-            "scrub" => self.hooks.scrub(args, out),
+            "snapshot" => self.snapshot(args, out),
+            "scrub" => self.scrub(args, out),
             "ps" => self.hooks.ps(out),
             "kill" | "restart" => {
                 let [task] = args else {

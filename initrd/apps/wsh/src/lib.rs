@@ -5,9 +5,9 @@
 //! gives it, so the same code serves the serial console, a script run and a test's `String`. A line
 //! is parsed ([`parse`]), run, and any failure becomes exactly one line `wsh: <cmd>: <what>: <why>`.
 //! The filesystem commands (ls, cat, echo, cp, mv, rm, mkdir, rmdir, stat, df, sync, cd, pwd) use
-//! only the file API; the commands that need server-specific calls (snapshot, scrub, stats detail,
-//! ps, kill, restart, the mount list) go through [`Hooks`], which the binary implements with its
-//! own clients. A command's output can go to a file with `>`/`>>`; scripts run line by line,
+//! only the file API, `snapshot` and `scrub` the vfs interface's administrative operations (by
+//! mount path); the commands that need other servers (stats detail, ps, kill, restart, the mount
+//! list) go through [`Hooks`], which the binary implements with its own clients. A command's output can go to a file with `>`/`>>`; scripts run line by line,
 //! optionally stopping at the first error. [`LineEditor`] turns console bytes into lines (echo,
 //! backspace, Ctrl-U, Ctrl-C) for the interactive loop.
 #![no_std]
@@ -15,6 +15,7 @@
 
 extern crate alloc;
 
+mod admin;
 mod commands;
 mod line;
 mod parse;

@@ -60,14 +60,6 @@ pub trait Hooks {
     fn mounts(&self) -> Vec<String> {
         vec![String::from("/")]
     }
-    /// `snapshot [create|list|delete] [name]`.
-    fn snapshot(&mut self, _args: &[String], _out: &mut dyn Write) -> Result<(), CmdError> {
-        Err(watos_fs::Error::new(ErrorKind::Unsupported).into())
-    }
-    /// `scrub [mount]`: verify every checksum.
-    fn scrub(&mut self, _args: &[String], _out: &mut dyn Write) -> Result<(), CmdError> {
-        Err(watos_fs::Error::new(ErrorKind::Unsupported).into())
-    }
     /// `stats`: counters beyond the vfs's own (cache hit rate, device I/O).
     fn stats(&mut self, _out: &mut dyn Write) -> Result<(), CmdError> {
         Ok(())

@@ -100,6 +100,54 @@ y
 }
 
 #[test]
+fn snapshot_and_scrub_commands_on_wfs_and_fat() {
+    let s = stack();
+    let mut sh = shell(&s);
+    let script = r#"
+echo one > /f.txt
+snapshot create before
+echo two > /f.txt
+cd /fat
+snapshot create also /
+snapshot list
+snapshot delete also /
+snapshot list /
+scrub
+scrub .
+scrub /mem
+snapshot list .
+snapshot delete before
+snapshot delete before
+"#;
+    let (out, o) = run(&mut sh, script, false);
+    let lines: Vec<&str> = out.lines().collect();
+    let want_start = [
+        "snapshot before of / created",
+        "snapshot also of / created",
+        "2 snapshots of /",
+        "  before  txid ",
+        "  also  txid ",
+        "snapshot also of / deleted",
+        "1 snapshots of /",
+        "  before  txid ",
+        "scrub /: ",
+        "scrub /: clean",
+        // The current directory is /fat: FAT has neither scrub nor snapshots.
+        "wsh: scrub: /fat: operation not supported",
+        "wsh: scrub: /mem: operation not supported",
+        "wsh: snapshot: /fat: operation not supported",
+        "snapshot before of / deleted",
+        "wsh: snapshot: /: not found",
+    ];
+    assert_eq!(lines.len(), want_start.len(), "{out}");
+    for (l, w) in lines.iter().zip(want_start) {
+        assert!(l.starts_with(w), "{l:?} should start with {w:?} in\n{out}");
+    }
+    assert!(lines[8].contains(" metadata copies checked, 0 repaired; "), "{}", lines[8]);
+    assert_eq!(o, ScriptOutcome { ran: 14, failed: 4, stopped: false });
+}
+
+#[test]
 fn every_error_is_one_clear_line() {
     let s = stack();
     let mut sh = shell(&s);
@@ -120,7 +168,8 @@ frobnicate
 echo 'unterminated
 echo x >
 echo x > /no/such/dir/file
-snapshot create s1
+snapshot create s1 /fat
+snapshot rename s1
 mkdir -q /e
 "#;
     let (out, o) = run(&mut sh, script, false);
@@ -139,11 +188,12 @@ wsh: frobnicate: command not found (try help)
 wsh: syntax error: unterminated quote
 wsh: syntax error: missing file name after redirection
 wsh: echo: /no/such/dir/file: not found
-wsh: snapshot: operation not supported
+wsh: snapshot: /fat: operation not supported
+wsh: snapshot: usage: snapshot create|delete NAME [MOUNT] | snapshot list [MOUNT]
 wsh: mkdir: usage: mkdir [-p] dir...
 ";
     assert_eq!(out, expect);
-    assert_eq!(o.failed, 16);
+    assert_eq!(o.failed, 17);
     // The failed redirection left nothing behind, and the failed `cat` wrote nothing.
     assert!(!sh.fs().exists("/no").unwrap());
 }
