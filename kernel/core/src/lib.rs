@@ -26,6 +26,7 @@ pub mod paging;
 pub mod rtc;
 pub mod sched;
 pub mod syscall;
+pub mod tsc;
 pub mod trap;
 pub mod usermem;
 
