@@ -337,4 +337,24 @@ panicker: panicked: src/main.rs:9:5: deliberate panic number 8
         judge(&early, &mut v);
         assert_eq!(v.failed, ["spinner-a finished after every faulting program was killed"]);
     }
+
+    #[test]
+    fn the_guest_clock_is_judged_against_the_host_time_between_two_lines() {
+        let log = lines("[kernel] first process entering user mode at tick 1 (500000 us monotonic)\n[kernel] clock: 10500000000 ns monotonic at halt, 3000 timer ticks counted");
+        let secs = Duration::from_secs_f64;
+        let judge_at = |first: f64, halt: f64| {
+            let mut v = Verdicts { passed: 0, failed: Vec::new() };
+            check_clock(&log, Some(secs(first)), Some(secs(halt)), &mut v);
+            (v.passed, v.failed.len())
+        };
+        // 10 s of guest time in 10.4 s of host time passes; in 30 s (ticks lost) or 5 s it fails.
+        assert_eq!(judge_at(1.0, 11.4), (1, 0));
+        assert_eq!(judge_at(1.0, 31.0), (0, 1));
+        assert_eq!(judge_at(1.0, 6.0), (0, 1));
+        // Under a second of host time is only logged; a missing line is a failure.
+        assert_eq!(judge_at(1.0, 1.5), (0, 0));
+        let mut v = Verdicts { passed: 0, failed: Vec::new() };
+        check_clock(&log[..1], Some(secs(1.0)), None, &mut v);
+        assert_eq!(v.failed.len(), 1);
+    }
 }
