@@ -15,6 +15,7 @@ extern crate alloc;
 #[macro_use]
 mod serial;
 mod arch;
+mod time;
 mod boot;
 mod entry;
 mod mem;
@@ -72,7 +73,7 @@ extern "C" fn kmain(magic: u32, mbi: u32) -> ! {
     klog!("memory: {} MiB available, {} free frames, direct map at {PHYS_OFFSET:#x}", ram >> 20, frames.free_count());
     let mut clean_fx = entry::FxArea([0; 512]);
     arch::initial_fx_state(&mut clean_fx);
-    let mut kernel = Kernel::new(Hw { loaded_root: root }, DirectMap, frames, root, clean_fx);
+    let mut kernel = Kernel::new(Hw { loaded_root: root, clock: None }, DirectMap, frames, root, clean_fx);
     // Whatever the firmware left mastering the bus is switched off, so every device that can DMA
     // later was switched on by a driver through a write the kernel saw (kernel_core::busmaster).
     let cleared = kernel_core::busmaster::disable_all(&mut kernel.platform);
@@ -80,7 +81,15 @@ extern "C" fn kmain(magic: u32, mbi: u32) -> ! {
     for f in cleared {
         klog!("PCI: {} was bus-mastering", kernel_core::busmaster::Bdf(f));
     }
-    // Read before the timer starts, so the reading is the wall-clock time of monotonic time 0.
+    // Monotonic time 0 is the end of calibration; the RTC is read right after it, so its reading is
+    // the wall-clock time of monotonic time 0 (to within the reading's few milliseconds).
+    kernel.platform.clock = match time::calibrate() {
+        Ok(clock) => Some(clock),
+        Err(why) => {
+            klog!("TSC unusable ({why}); monotonic time counts timer ticks");
+            None
+        }
+    };
     match kernel_core::rtc::read(&mut arch::CmosPorts) {
         Some(t) => {
             kernel.wall_at_boot_ns = t.to_unix().unwrap_or(kernel_core::rtc::FALLBACK_UNIX_SECS) * 1_000_000_000;

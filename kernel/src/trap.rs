@@ -17,6 +17,8 @@ use kernel_core::trap::{exception_name, fault_detail, Event, Exit, SYSCALL_VECTO
 pub struct Hw {
     /// The PML4 in CR3 now, so resuming the same task does not flush the TLB.
     pub loaded_root: u64,
+    /// The calibrated TSC, or `None` to count ticks (`Platform::clock_ns`).
+    pub clock: Option<kernel_core::tsc::TscClock>,
 }
 
 impl Platform for Hw {
@@ -40,6 +42,9 @@ impl Platform for Hw {
     }
     fn tick_ns(&self) -> u64 {
         TICK_NS
+    }
+    fn clock_ns(&self) -> Option<u64> {
+        self.clock.map(|c| c.ns(crate::time::rdtsc()))
     }
     fn port_in(&mut self, port: u16, width: u8) -> u32 {
         arch::port_in(port, width)

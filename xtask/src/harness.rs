@@ -63,6 +63,7 @@ pub fn run(art: &Artifacts, opts: &Options) -> bool {
     let mut log: Vec<String> = Vec::new();
     let mut first_process = None;
     let mut kernel_rust = None;
+    let mut clock_at_halt = None;
     let mut timed_out = false;
     loop {
         let left = TIMEOUT.saturating_sub(started.elapsed());
@@ -75,6 +76,9 @@ pub fn run(art: &Artifacts, opts: &Options) -> bool {
                 }
                 if first_process.is_none() && line.contains("entering user mode") {
                     first_process = Some(at - started);
+                }
+                if clock_at_halt.is_none() && line.contains("ns monotonic at halt") {
+                    clock_at_halt = Some(at - started);
                 }
                 log.push(line);
             }
@@ -107,9 +111,38 @@ pub fn run(art: &Artifacts, opts: &Options) -> bool {
     );
     v.check(!timed_out, &format!("QEMU finished within {} s", TIMEOUT.as_secs()));
     v.check(status == Some(QEMU_SUCCESS), &format!("QEMU exit status {status:?} is the kernel's success ({QEMU_SUCCESS})"));
+    check_clock(&log, first_process, clock_at_halt, &mut v);
     kernel_fault_selftest(art, opts, &mut v);
     crate::storage::run_tests(opts, &mut v);
     finish(v)
+}
+
+/// The guest's monotonic clock against the host's, between the first process entering user mode and
+/// the halt (both lines print the guest's time; the host time is when each line arrived). The bound
+/// is loose because serial output can lag under host load; the old tick-counting clock ran at
+/// 0.3-0.5 of real time on a loaded host, so it still catches a clock that loses ticks.
+fn check_clock(log: &[String], first: Option<Duration>, halt: Option<Duration>, v: &mut Verdicts) {
+    let guest_ns = |key: &str, unit: &str| -> Option<u64> {
+        let line = log.iter().find(|l| l.contains(key))?;
+        let end = line.find(unit)?;
+        let start = line[..end].trim_end().rfind(|c: char| !c.is_ascii_digit())? + 1;
+        line[start..end].trim().parse().ok()
+    };
+    let first_ns = guest_ns("entering user mode", " us monotonic").map(|us| us * 1000);
+    let halt_ns = guest_ns("ns monotonic at halt", " ns monotonic at halt");
+    let (Some(first), Some(halt), Some(g0), Some(g1)) = (first, halt, first_ns, halt_ns) else {
+        v.check(false, "the kernel printed its monotonic time at the first process and at halt");
+        return;
+    };
+    let host = (halt.saturating_sub(first)).as_secs_f64();
+    let guest = g1.saturating_sub(g0) as f64 / 1e9;
+    let ratio = guest / host.max(1e-9);
+    println!("guest clock vs host between first process and halt: {guest:.3} s / {host:.3} s = {ratio:.3}");
+    if host < 1.0 {
+        println!("(under a second of host time: the ratio is only logged)");
+        return;
+    }
+    v.check((1.0 / 1.5..=1.5).contains(&ratio), &format!("the guest's monotonic clock kept real time ({ratio:.3} x the host's, within 1.5x)"));
 }
 
 fn storage_only(opts: &Options) -> Verdicts {
@@ -303,5 +336,25 @@ panicker: panicked: src/main.rs:9:5: deliberate panic number 8
         let mut v = Verdicts { passed: 0, failed: Vec::new() };
         judge(&early, &mut v);
         assert_eq!(v.failed, ["spinner-a finished after every faulting program was killed"]);
+    }
+
+    #[test]
+    fn the_guest_clock_is_judged_against_the_host_time_between_two_lines() {
+        let log = lines("[kernel] first process entering user mode at tick 1 (500000 us monotonic)\n[kernel] clock: 10500000000 ns monotonic at halt, 3000 timer ticks counted");
+        let secs = Duration::from_secs_f64;
+        let judge_at = |first: f64, halt: f64| {
+            let mut v = Verdicts { passed: 0, failed: Vec::new() };
+            check_clock(&log, Some(secs(first)), Some(secs(halt)), &mut v);
+            (v.passed, v.failed.len())
+        };
+        // 10 s of guest time in 10.4 s of host time passes; in 30 s (ticks lost) or 5 s it fails.
+        assert_eq!(judge_at(1.0, 11.4), (1, 0));
+        assert_eq!(judge_at(1.0, 31.0), (0, 1));
+        assert_eq!(judge_at(1.0, 6.0), (0, 1));
+        // Under a second of host time is only logged; a missing line is a failure.
+        assert_eq!(judge_at(1.0, 1.5), (0, 0));
+        let mut v = Verdicts { passed: 0, failed: Vec::new() };
+        check_clock(&log[..1], Some(secs(1.0)), None, &mut v);
+        assert_eq!(v.failed.len(), 1);
     }
 }

@@ -28,6 +28,8 @@ pub(crate) struct TestPlatform {
     pub masked: std::collections::BTreeMap<u8, bool>,
     /// A PCI configuration space behind 0xCF8/0xCFC, if the test wants one.
     pub pci: Option<crate::sim::SimPci>,
+    /// The platform clock (`clock_ns`), if the test sets one; else time is counted ticks.
+    pub clock: Option<u64>,
 }
 
 impl Platform for TestPlatform {
@@ -45,6 +47,9 @@ impl Platform for TestPlatform {
     }
     fn tick_ns(&self) -> u64 {
         1_000_000
+    }
+    fn clock_ns(&self) -> Option<u64> {
+        self.clock
     }
     fn port_in(&mut self, port: u16, width: u8) -> u32 {
         match &mut self.pci {
@@ -482,4 +487,33 @@ fn wall_clock_is_the_boot_reading_plus_monotonic_time() {
     assert_eq!(f.rax, 1_795_620_607_000_000_000 + 3 * 1_000_000);
     syscall(&mut k, &mut f, Sys::MonotonicNs, [0; 3]);
     assert_eq!(f.rax, 3 * 1_000_000);
+}
+
+#[test]
+fn deadlines_follow_the_platform_clock_when_ticks_are_lost() {
+    let mut k = boot(&["a", "b"]);
+    k.platform.clock = Some(0);
+    k.wall_at_boot_ns = 1_000_000_000_000_000_000;
+    let mut f = first_tick(&mut k);
+    // a sleeps 30 ms; b arms a 50 ms timer and sleeps 100 ms: nothing runnable.
+    syscall(&mut k, &mut f, Sys::Sleep, [30_000_000, 0, 0]);
+    assert_eq!(k.current, Some(1));
+    syscall(&mut k, &mut f, Sys::SetTimer, [50_000_000, 0b10, 0]);
+    assert_eq!(syscall(&mut k, &mut f, Sys::Sleep, [100_000_000, 0, 0]), Exit::Idle);
+    let mut idle = TrapFrame { cs: 0x08, ..Default::default() };
+    // Only one tick arrives in 31 ms (the others were lost): a wakes on it all the same.
+    k.platform.clock = Some(31_000_000);
+    assert_ne!(tick(&mut k, &mut idle), Exit::Idle);
+    assert_eq!((k.ticks, k.current), (2, Some(0)));
+    syscall(&mut k, &mut f, Sys::MonotonicNs, [0; 3]);
+    assert_eq!(f.rax, 31_000_000, "time is the clock's, not 2 ticks");
+    syscall(&mut k, &mut f, Sys::WallClock, [0; 3]);
+    assert_eq!(f.rax, 1_000_000_000_031_000_000);
+    k.platform.clock = Some(49_999_999);
+    tick(&mut k, &mut f);
+    assert_eq!(k.task(1).unwrap().notifications, 0, "not before the deadline");
+    k.platform.clock = Some(50_000_000);
+    tick(&mut k, &mut f);
+    assert_eq!(k.task(1).unwrap().notifications, 0b10, "posted at the first tick past the deadline");
+    assert!(matches!(k.sched[1], SchedState::Sleeping { until: 100_000_000 }), "{:?}", k.sched[1]);
 }

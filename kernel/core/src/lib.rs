@@ -3,8 +3,8 @@
 //! Design (after Hubris's `kerncore`): the bare-metal kernel binary is a thin layer of boot code,
 //! interrupt entry and port I/O around this crate. Here live the syscall ABI (shared with libwatos),
 //! user-pointer validation over real-format page tables, address-space construction and teardown,
-//! ELF planning and loading, the scheduler's decisions, the memory-map walk, the heap, RTC decoding and
-//! date arithmetic, the bookkeeping of which PCI functions drivers let master the bus, and the kernel's
+//! ELF planning and loading, the scheduler's decisions, the memory-map walk, the heap, TSC calibration
+//! and cycle-to-nanosecond conversion, RTC decoding and date arithmetic, the bookkeeping of which PCI functions drivers let master the bus, and the kernel's
 //! whole state machine (task table, traps, syscalls, death) behind a small `Platform` trait. All of it is
 //! `no_std` + `alloc` and generic over small traits (`PhysMem`, `FrameAlloc`), so the same code is
 //! unit-tested on the host against a simulated physical memory (`sim`).
@@ -26,6 +26,7 @@ pub mod paging;
 pub mod rtc;
 pub mod sched;
 pub mod syscall;
+pub mod tsc;
 pub mod trap;
 pub mod usermem;
 

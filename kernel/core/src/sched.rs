@@ -1,7 +1,7 @@
 //! Scheduling decisions: which task runs next, and when sleepers wake.
 //!
 //! Design: plain round-robin over the task table's slots with one time slice for everyone; a task
-//! is `Runnable`, `Sleeping` until a tick, or (later, with IPC) `Blocked`. The kernel asks these pure
+//! is `Runnable`, `Sleeping` until a monotonic time in ns (checked at each timer tick), or (later, with IPC) `Blocked`. The kernel asks these pure
 //! functions and does the switching itself, so the policy is tested on the host.
 
 /// The scheduler's view of one slot.
@@ -10,7 +10,7 @@ pub enum SchedState {
     /// Empty slot or a task that finished.
     Free,
     Runnable,
-    /// Not runnable until the monotonic tick reaches this value.
+    /// Not runnable until the monotonic clock (ns) reaches this value.
     Sleeping { until: u64 },
     /// Waiting on something other than time (IPC, in the next step).
     Blocked,

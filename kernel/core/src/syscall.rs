@@ -50,8 +50,8 @@ pub fn dispatch<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>,
         Some(Sys::ConsoleWrite) => console_write(k, c, args[0], args[1]).map(Some),
         Some(Sys::ConsoleRead) => crate::console::read(k, c, args[0], args[1], args[2]),
         Some(Sys::Sleep) => {
-            let ticks = args[0].div_ceil(k.platform.tick_ns()).max(1);
-            k.sched[c] = SchedState::Sleeping { until: k.ticks.saturating_add(ticks) };
+            // Woken by the first tick at or after the deadline (at least the next one).
+            k.sched[c] = SchedState::Sleeping { until: k.now_ns().saturating_add(args[0].max(1)) };
             Ok(Some(0))
         }
         Some(Sys::MonotonicNs) => Ok(Some(k.now_ns())),
@@ -71,10 +71,9 @@ pub fn dispatch<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>,
         Some(Sys::ProgramInfo) => program_info(k, c, args[0], args[1], args[2]).map(Some),
         Some(Sys::Kill) => kill(k, c, args[0]).map(Some),
         Some(Sys::SetTimer) => {
-            // The first tick at or after the deadline (a deadline in the past fires on the next tick).
-            let tick = args[0].div_ceil(k.platform.tick_ns());
+            // Posted by the first tick at or after the deadline (one in the past fires on the next tick).
             if let Some(t) = k.task_mut(c) {
-                t.timer = (args[1] != 0).then_some((tick, args[1]));
+                t.timer = (args[1] != 0).then_some((args[0], args[1]));
             }
             Ok(Some(0))
         }
