@@ -4,7 +4,8 @@
 //! `vfs::RemoteFs`, a `FileSystem` whose every operation is a call to that server (so a filesystem
 //! server restart shows up here as `ServerRestarted` and RemoteFs re-finds it by name). Descriptor
 //! tables are per calling process (the kernel names the caller). On `STOP` it exits; it owns no
-//! disk state, and the filesystem servers are stopped separately.
+//! disk state, and the filesystem servers are stopped separately. Queued asynchronous requests run
+//! when no call is waiting (`transport::serve_idle`), and their processes are notified.
 #![no_std]
 #![no_main]
 
@@ -47,7 +48,8 @@ fn main() -> i64 {
     }
     let mut server = Service(VfsServer::new(v));
     println!("{name}: serving");
-    match transport::serve(&mut server, STOP) {
+    // Asynchronous requests run whenever no call is waiting (see vfs::VfsServer::run_aio).
+    match transport::serve_idle(&mut server, STOP, |s| s.0.run_aio()) {
         Ok(()) => {
             println!("{name}: stopped");
             0

@@ -6,7 +6,7 @@
 //! flags, mount and stable node id), caches directory entries and attributes, and passes transactions
 //! to filesystems that support them. [`VfsServer`] serves a `Vfs` over the generated vfs interface.
 //! Module map: `path` (syntax), `vfs` (mounts, resolution, restart re-open), `ops` (the operations),
-//! `cache`, `fdtable`, `remote`, `server`.
+//! `cache`, `fdtable`, `remote`, `server`, `aio` (asynchronous requests).
 //!
 //! `no_std` + `alloc`: the same code runs in the WATOS vfs-server process and in host tests.
 #![no_std]
@@ -14,6 +14,7 @@
 
 extern crate alloc;
 
+mod aio;
 pub mod cache;
 pub mod fdtable;
 mod ops;
