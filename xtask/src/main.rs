@@ -18,6 +18,7 @@
 //!                              IPC round-trip benchmark
 
 mod bench;
+mod bench_aio;
 mod harness;
 mod storage;
 mod wsh;
@@ -44,13 +45,16 @@ fn main() -> ExitCode {
         }
         Some("bench") => {
             // `ipc` runs in QEMU (watos::bench_ipc); every other name is a host benchmark.
-            let host: Vec<String> = rest.iter().filter(|n| *n != "ipc").cloned().collect();
+            let host: Vec<String> = rest.iter().filter(|n| *n != "ipc" && *n != "aio").cloned().collect();
             let mut ok = true;
             if rest.is_empty() || !host.is_empty() {
                 ok &= bench::run(&host);
             }
             if rest.is_empty() || rest.iter().any(|n| n == "ipc") {
                 ok &= watos::bench_ipc();
+            }
+            if rest.is_empty() || rest.iter().any(|n| n == "aio") {
+                ok &= bench_aio::run();
             }
             ok
         }

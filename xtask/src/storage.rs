@@ -328,5 +328,6 @@ pub fn run_tests(opts: &Options, v: &mut Verdicts) {
         Some(tool) => check_kill_images(&kill, &tool, v),
         None => v.check(false, "host: watos-image builds"),
     }
+    crate::bench_aio::test(opts, v);
     crate::wsh::run_tests(opts, v);
 }
