@@ -1,7 +1,9 @@
 //! Asynchronous I/O: submit many reads and writes, each gets a [`Ticket`] at once; completions come
 //! back later, in any number per call.
 //!
-//! Design: the vfs server's asynchronous interface (`aio_submit`, `aio_reap`): a submit is queued at
+//! Design: the vfs server's asynchronous interface (`aio_submit`, `aio_reap`, `aio_close`), on a
+//! queue of its own at the server (numbered per `Fs` connection, so queues never see each other's
+//! results; a dropped queue closes it when requests are still there): a submit is queued at
 //! the server and answered at once; the server runs queued requests when no call is waiting (reads
 //! as batch reads, so the filesystem, the cache and the disk see many at a time) and posts this
 //! queue's notification bits; `aio_reap` collects finished requests with their data. Submissions
@@ -88,6 +90,8 @@ const SUBMIT_DATA: usize = 512 * 1024;
 /// A submission queue; files stay open while their requests are pending.
 pub struct Queue<T: Transport> {
     fs: Fs<T>,
+    /// This queue's number at the vfs server.
+    id: u32,
     next: u64,
     calls: u64,
     unsent: VecDeque<(Ticket, Op<T>)>,
@@ -107,6 +111,7 @@ impl<T: Transport> Fs<T> {
     pub fn queue(&self) -> Queue<T> {
         Queue {
             fs: self.clone(),
+            id: self.next_queue(),
             next: 0,
             calls: 0,
             unsent: VecDeque::new(),
@@ -246,7 +251,7 @@ impl<T: Transport> Queue<T> {
             }
             let epoch = self.fs.epoch();
             self.calls += 1;
-            let r = self.fs.client().aio_submit(self.bits, reqs, &data);
+            let r = self.fs.client().aio_submit(self.id, self.bits, reqs, &data);
             let restarted = self.fs.epoch() != epoch || matches!(r, Err(protocol::Error::ServerRestarted));
             match r {
                 Ok(first) if !restarted => {
@@ -287,7 +292,7 @@ impl<T: Transport> Queue<T> {
         }
         let epoch = self.fs.epoch();
         self.calls += 1;
-        let r = self.fs.client().aio_reap(REAP_MAX, &mut self.reap_buf);
+        let r = self.fs.client().aio_reap(self.id, REAP_MAX, &mut self.reap_buf);
         if self.fs.epoch() != epoch || matches!(r, Err(protocol::Error::ServerRestarted)) {
             self.lost_server();
             self.flush();
@@ -367,5 +372,15 @@ impl<T: Transport> Queue<T> {
         }
         out.sort_by_key(|c| c.ticket);
         out
+    }
+}
+
+impl<T: Transport> Drop for Queue<T> {
+    /// Requests still at the server would hold its per-process budget until the process exits:
+    /// tell it to drop them (nothing useful can be done with an error here).
+    fn drop(&mut self) {
+        if !self.sent.is_empty() && self.fs.epoch() == self.sent_epoch {
+            let _ = self.fs.client().aio_close(self.id);
+        }
     }
 }

@@ -142,3 +142,29 @@ fn queue_gives_each_ticket_its_own_error_and_survives_a_restart() {
     assert_eq!(q.complete()[0].result, Ok(Done::Written(1)));
     assert_eq!(fs.read("/r").unwrap(), b"rEadable", "the reported write had landed");
 }
+
+#[test]
+fn queues_keep_their_own_results_and_a_dropped_queue_is_closed() {
+    let (_s, fs) = stack();
+    fs.write("/two", b"0123456789").unwrap();
+    let f = fs.open("/two").unwrap();
+    let (mut a, mut b) = (fs.queue(), fs.queue());
+    let ta = a.submit_read(&f, 0, 3);
+    let tb = b.submit_read(&f, 5, 3);
+    // Both at the server before either reaps: neither may take the other's result.
+    a.flush();
+    b.flush();
+    assert_eq!((a.at_server(), b.at_server()), (1, 1));
+    let (da, db) = (b.complete(), a.complete());
+    assert_eq!((da[0].ticket, da[0].result.clone()), (tb, Ok(Done::Read(b"567".to_vec()))));
+    assert_eq!((db[0].ticket, db[0].result.clone()), (ta, Ok(Done::Read(b"012".to_vec()))));
+    // Queue 3, dropped with a request at the server, is closed there (closing it again: NotFound).
+    let mut c = fs.queue();
+    c.submit_read(&f, 0, 1);
+    c.flush();
+    assert_eq!(c.at_server(), 1);
+    drop(c);
+    assert_eq!(fs.client().aio_close(3), Err(protocol::Error::NotFound));
+    let s = fs.client().aio_stats().unwrap();
+    assert_eq!((s.submitted, s.completed), (3, 2), "the closed queue's request never ran");
+}

@@ -103,7 +103,8 @@ pub struct AioStats {
     pub run_sum: u64,
 }
 
-/// Most requests one process may have at the vfs server at once (queued or unreaped): `Busy` beyond.
+/// Most requests one process may have at the vfs server at once (queued or unreaped, all its
+/// queues together): `Busy` beyond.
 pub const MAX_AIO: usize = 1024;
 /// Most requests one `aio_submit` carries (they travel out of line, within `MAX_INDIRECT`).
 pub const MAX_AIO_SUBMIT: usize = 64;
@@ -202,13 +203,18 @@ crate::interface! {
     /// held, abort its transactions; returns the number of descriptors closed. Only the supervisor
     /// may call this (`PermissionDenied` for anyone else).
     27 once ProcessExited fn process_exited(pid: crate::ipc::TaskId) -> u32;
-    /// Queue asynchronous requests (write data is copied from `data` now); returns the first one's
-    /// ticket, the others following in order. The server runs queued requests when no call is
-    /// waiting, then posts the notification bits `notify` to the caller; `aio_reap` collects them.
-    28 once AioSubmit fn aio_submit(notify: u64, reqs: Vec<AioReq>) leases(data: Read) -> u64;
-    /// Up to `max` finished requests, in submission order, read data packed into `buf` (as many as
-    /// fit). A caller that asked for no notification (`notify` 0) and has requests queued and none
-    /// finished has them run first, so a transport without notifications still makes progress.
-    29 once AioReap fn aio_reap(max: u32) leases(buf: Write) -> Vec<AioDone>;
+    /// Queue asynchronous requests on the caller's queue `queue` (any number the caller picks; each
+    /// queue has its own tickets and results). Write data is copied from `data` now. Returns the
+    /// first request's ticket, the others following in order. The server runs queued requests
+    /// when no call is waiting, then posts the notification bits `notify` to the caller;
+    /// `aio_reap` collects them.
+    28 once AioSubmit fn aio_submit(queue: u32, notify: u64, reqs: Vec<AioReq>) leases(data: Read) -> u64;
+    /// Up to `max` finished requests of `queue`, in submission order, read data packed into `buf`
+    /// (as many as fit). A queue that asked for no notification (`notify` 0) and has requests
+    /// queued and none finished has them run first, so a transport without notifications still
+    /// makes progress.
+    29 once AioReap fn aio_reap(queue: u32, max: u32) leases(buf: Write) -> Vec<AioDone>;
     30 idempotent AioStatsOp fn aio_stats() -> AioStats;
+    /// Forget `queue`: its queued requests never run, its results are dropped.
+    31 once AioClose fn aio_close(queue: u32) -> ();
 }

@@ -1,6 +1,8 @@
-//! [`AioState`]: the vfs server's asynchronous requests (vfs ops 28..=30).
+//! [`AioState`]: the vfs server's asynchronous requests (vfs ops 28..=31).
 //!
-//! Design: `aio_submit` only queues: each request gets a ticket (per process, consecutive), write
+//! Design: requests live in queues, each named by the process and a number it picks (so several
+//! independent queues in one process never see each other's results). `aio_submit` only queues:
+//! each request gets a ticket (per queue, consecutive), write
 //! data is copied out of the caller's lease at once (the lease dies with the reply), and the reply
 //! goes back immediately, so a process can have many requests at the server while it keeps running.
 //! The queue is run by [`AioState::run`], which the serve loop calls when no call is waiting (see
@@ -11,8 +13,8 @@
 //! `aio_reap`. A process that asked for no notification and reaps while requests are queued and
 //! none are finished has its queue run first: the host harness, whose transport has no idle time,
 //! progresses that way. Bounded per process ([`MAX_AIO`] requests, [`MAX_HELD_BYTES`] of data):
-//! `Busy` beyond. State is dropped when the process exits; a vfs restart loses it all, and the
-//! client library fails the tickets it had here.
+//! `Busy` beyond. A queue is dropped by `aio_close` and all of a process's when it exits; a vfs
+//! restart loses them all, and the client library fails the tickets it had here.
 
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec;
@@ -52,16 +54,25 @@ struct Client {
     bytes: usize,
 }
 
+/// A process's queue: its task id and the queue number it chose.
+pub type QueueId = (Pid, u32);
+
 /// Every process's asynchronous requests and the counters.
 #[derive(Default)]
 pub struct AioState {
-    clients: BTreeMap<Pid, Client>,
+    clients: BTreeMap<QueueId, Client>,
     stats: AioStats,
 }
 
 impl AioState {
-    /// Queue `reqs` for `pid`, write data from lease 0 of `leases` (packed in request order).
-    pub fn submit(&mut self, pid: Pid, bits: u64, reqs: &[AioReq], leases: &dyn LeaseAccess) -> Result<u64> {
+    /// The requests and bytes `pid` holds over all its queues.
+    fn held_by(&self, pid: Pid) -> (usize, usize) {
+        let mine = self.clients.range((pid, 0)..=(pid, u32::MAX)).map(|(_, c)| c);
+        mine.fold((0, 0), |(n, b), c| (n + c.queued.len() + c.done.len(), b + c.bytes))
+    }
+
+    /// Queue `reqs` on queue `id`, write data from lease 0 of `leases` (packed in request order).
+    pub fn submit(&mut self, id: QueueId, bits: u64, reqs: &[AioReq], leases: &dyn LeaseAccess) -> Result<u64> {
         if reqs.len() > MAX_AIO_SUBMIT {
             return Err(Error::TooBig);
         }
@@ -72,9 +83,9 @@ impl AioState {
         if data_len > leases.len(0)? {
             return Err(Error::InvalidArgument);
         }
-        let c = self.clients.entry(pid).or_default();
         let bytes: usize = reqs.iter().map(|r| r.len as usize).sum();
-        if c.queued.len() + c.done.len() + reqs.len() > MAX_AIO || c.bytes + bytes > MAX_HELD_BYTES {
+        let (held_n, held_bytes) = self.held_by(id.0);
+        if held_n + reqs.len() > MAX_AIO || held_bytes + bytes > MAX_HELD_BYTES {
             return Err(Error::Busy);
         }
         let mut items = Vec::with_capacity(reqs.len());
@@ -88,6 +99,7 @@ impl AioState {
             }
             items.push(data);
         }
+        let c = self.clients.entry(id).or_default();
         c.bits = bits;
         c.bytes += bytes;
         let first = c.next;
@@ -109,23 +121,28 @@ impl AioState {
         self.clients.values().any(|c| !c.queued.is_empty())
     }
 
-    /// Run every queued request; returns the processes to notify, with their bits.
+    /// Run every queued request; returns the processes to notify, with their bits (queues of one
+    /// process sharing a bit are notified once).
     pub fn run(&mut self, vfs: &mut Vfs) -> Vec<(Pid, u64)> {
-        let pids: Vec<Pid> = self.clients.iter().filter(|(_, c)| !c.queued.is_empty()).map(|(p, _)| *p).collect();
-        let mut wake = Vec::new();
-        for pid in pids {
-            if self.run_client(vfs, pid) {
-                if let Some(c) = self.clients.get(&pid).filter(|c| c.bits != 0) {
-                    wake.push((pid, c.bits));
+        let ids: Vec<QueueId> = self.clients.iter().filter(|(_, c)| !c.queued.is_empty()).map(|(id, _)| *id).collect();
+        let mut wake: Vec<(Pid, u64)> = Vec::new();
+        for id in ids {
+            if self.run_client(vfs, id) {
+                if let Some(c) = self.clients.get(&id).filter(|c| c.bits != 0) {
+                    match wake.iter_mut().find(|w| w.0 == id.0) {
+                        Some(w) => w.1 |= c.bits,
+                        None => wake.push((id.0, c.bits)),
+                    }
                 }
             }
         }
         wake
     }
 
-    /// Run `pid`'s queue; true if anything finished.
-    fn run_client(&mut self, vfs: &mut Vfs, pid: Pid) -> bool {
-        let Some(c) = self.clients.get_mut(&pid) else { return false };
+    /// Run queue `id`; true if anything finished.
+    fn run_client(&mut self, vfs: &mut Vfs, id: QueueId) -> bool {
+        let pid = id.0;
+        let Some(c) = self.clients.get_mut(&id) else { return false };
         let queued: Vec<Queued> = c.queued.drain(..).collect();
         if queued.is_empty() {
             return false;
@@ -156,14 +173,14 @@ impl AioState {
         true
     }
 
-    /// Up to `max` finished requests of `pid` whose read data fits lease 0 (written there).
-    pub fn reap(&mut self, vfs: &mut Vfs, pid: Pid, max: u32, leases: &mut dyn LeaseAccess) -> Result<Vec<AioDone>> {
+    /// Up to `max` finished requests of queue `id` whose read data fits lease 0 (written there).
+    pub fn reap(&mut self, vfs: &mut Vfs, id: QueueId, max: u32, leases: &mut dyn LeaseAccess) -> Result<Vec<AioDone>> {
         let room = leases.len(0)?;
-        // A process without a notification could wait forever for the idle run: run its queue now.
-        if self.clients.get(&pid).is_some_and(|c| c.done.is_empty() && c.bits == 0) {
-            self.run_client(vfs, pid);
+        // A queue without a notification could wait forever for the idle run: run it now.
+        if self.clients.get(&id).is_some_and(|c| c.done.is_empty() && c.bits == 0) {
+            self.run_client(vfs, id);
         }
-        let Some(c) = self.clients.get_mut(&pid) else { return Ok(Vec::new()) };
+        let Some(c) = self.clients.get_mut(&id) else { return Ok(Vec::new()) };
         let mut out = Vec::new();
         let mut at = 0;
         while out.len() < (max as usize).min(MAX_REAP) {
@@ -185,9 +202,14 @@ impl AioState {
         Ok(out)
     }
 
-    /// Process `pid` is gone: drop its requests.
+    /// Drop queue `id` and its requests.
+    pub fn close(&mut self, id: QueueId) -> Result<()> {
+        self.clients.remove(&id).map(|_| ()).ok_or(Error::NotFound)
+    }
+
+    /// Process `pid` is gone: drop all its queues.
     pub fn forget(&mut self, pid: Pid) {
-        self.clients.remove(&pid);
+        self.clients.retain(|id, _| id.0 != pid);
     }
 
     pub fn stats(&self) -> AioStats {

@@ -184,12 +184,15 @@ impl Handler for VfsServer {
     fn statfs(&mut self, _: &mut Incoming<'_, '_>, path: &str) -> Result<FsStats> {
         self.vfs.statfs(path)
     }
-    fn aio_submit(&mut self, cx: &mut Incoming<'_, '_>, notify: u64, reqs: Vec<AioReq>) -> Result<u64> {
-        self.aio.submit(cx.caller(), notify, &reqs, cx.leases)
+    fn aio_submit(&mut self, cx: &mut Incoming<'_, '_>, queue: u32, notify: u64, reqs: Vec<AioReq>) -> Result<u64> {
+        self.aio.submit((cx.caller(), queue), notify, &reqs, cx.leases)
     }
-    fn aio_reap(&mut self, cx: &mut Incoming<'_, '_>, max: u32) -> Result<Vec<AioDone>> {
+    fn aio_reap(&mut self, cx: &mut Incoming<'_, '_>, queue: u32, max: u32) -> Result<Vec<AioDone>> {
         let caller = cx.caller();
-        self.aio.reap(&mut self.vfs, caller, max, cx.leases)
+        self.aio.reap(&mut self.vfs, (caller, queue), max, cx.leases)
+    }
+    fn aio_close(&mut self, cx: &mut Incoming<'_, '_>, queue: u32) -> Result<()> {
+        self.aio.close((cx.caller(), queue))
     }
     fn aio_stats(&mut self, _: &mut Incoming<'_, '_>) -> Result<AioStats> {
         Ok(self.aio.stats())
