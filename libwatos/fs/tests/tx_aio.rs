@@ -168,3 +168,45 @@ fn queues_keep_their_own_results_and_a_dropped_queue_is_closed() {
     let s = fs.client().aio_stats().unwrap();
     assert_eq!((s.submitted, s.completed), (3, 2), "the closed queue's request never ran");
 }
+
+/// The notification path over the whole stack: with a bit registered, nothing runs until the vfs
+/// server has idle time (here: the waiter gives it some, as the kernel would while the app
+/// sleeps); it then runs the queue in batches and posts exactly our bit.
+#[test]
+fn notified_queue_waits_for_the_server_to_run_its_batches() {
+    use std::cell::Cell;
+    use std::rc::Rc;
+    let (s, fs) = stack();
+    let data = pattern(300_000, 9);
+    fs.write("/n", &data).unwrap();
+    let f = OpenOptions::new().read(true).write(true).open(&fs, "/n").unwrap();
+    let me = fs.client().channel.transport().caller();
+    let s = Rc::new(s);
+    let (stack2, wakes) = (s.clone(), Rc::new(Cell::new(0)));
+    let wakes2 = wakes.clone();
+    let mut q = fs.queue().with_notification(1 << 6, move |bits| {
+        let posted = stack2.vfs_idle();
+        assert_eq!(posted, vec![(me, bits)], "the server ran our requests and posted our bit");
+        wakes2.set(wakes2.get() + 1);
+    });
+    let mut want = Vec::new();
+    for i in 0..150usize {
+        let off = (i * 7919) % 290_000;
+        want.push((q.submit_read(&f, off as u64, 4096), data[off..off + 4096].to_vec()));
+    }
+    let w = q.submit_write(&f, 0, b"head".to_vec());
+    let after = q.submit_read(&f, 0, 4);
+    assert!(q.poll().is_empty(), "submitted, not yet run");
+    let done = q.complete();
+    assert_eq!(done.len(), 152);
+    for (c, (t, d)) in done.iter().zip(&want) {
+        assert_eq!((c.ticket, &c.result), (*t, &Ok(Done::Read(d.clone()))));
+    }
+    assert_eq!((done[150].ticket, done[150].result.clone()), (w, Ok(Done::Written(4))));
+    assert_eq!((done[151].ticket, done[151].result.clone()), (after, Ok(Done::Read(b"head".to_vec()))));
+    assert!(wakes.get() >= 1);
+    let st = fs.client().aio_stats().unwrap();
+    assert!(st.run_max >= 64 && st.runs <= 4, "{st:?}");
+    assert_eq!(q.stats().outstanding_max, 152);
+    assert!(s.vfs_idle().is_empty(), "nothing left to run");
+}
