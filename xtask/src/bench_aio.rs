@@ -107,8 +107,8 @@ pub fn test(opts: &Options, v: &mut Verdicts) {
             v.check(false, &format!("aio boot: {what}"));
         }
     }
-    // aiobench-check's eight and the kernel's frame check.
-    v.check(checks >= 9, &format!("aio boot: every property reported ({checks} CHECK PASS lines)"));
+    // aiobench-check's eleven and the kernel's frame check.
+    v.check(checks >= 12, &format!("aio boot: every property reported ({checks} CHECK PASS lines)"));
     let depth = fields(&log, "blockcache0: virtio depth | ").and_then(|f| f.first()?.parse::<u32>().ok());
     v.check(depth.is_some_and(|d| d > 1), &format!("aio boot: blockcache0 had more than one virtio request in flight (max {depth:?})"));
     v.check(!log.iter().any(|l| l.contains("KERNEL PANIC") || l.contains("KERNEL FAULT")), "aio boot: no kernel panic or fault");

@@ -4,14 +4,17 @@
 //! benchmark file (cold cache, so the disk is read) with many requests outstanding, each checked
 //! against its block's contents; writes and reads in one submission (a read after a write sees it,
 //! completions in submission order); a request that fails gets its own error while the others
-//! succeed; and the vfs server's counters show that it held and ran the requests in batches. The
-//! harness adds the virtio queue depth blockcache0 prints when it stops.
+//! succeed; the vfs server's counters show that it held and ran the requests in batches; and when
+//! init kills the vfs server with requests outstanding, every ticket still completes (right bytes
+//! or a clear error) and a new queue works on the restarted server. The harness adds the virtio
+//! queue depth blockcache0 prints when it stops.
 
 use alloc::vec::Vec;
 use libwatos::fmt::check;
 use libwatos::fs::{Done, ErrorKind, OpenOptions};
+use libwatos::service;
 
-use crate::{block, offsets, queue, run_async, Fs, BLOCK, BLOCKS};
+use crate::{block, offsets, queue, run_async, Fs, BLOCK, BLOCKS, FILE};
 
 /// Random reads checked here.
 const READS: usize = 400;
@@ -39,6 +42,40 @@ pub fn run(fs: &Fs, name: &str) {
             check(false, format_args!("{name}: aio_stats: {e:?}"));
         }
     }
+    if let Err(e) = vfs_killed(fs, name) {
+        check(false, format_args!("{name}: vfs kill: {e:?}"));
+    }
+}
+
+/// Init kills the vfs server while requests are outstanding: every ticket still completes, with
+/// the right bytes (resubmitted to the restarted server) or a clear error; then a new queue works.
+fn vfs_killed(fs: &Fs, name: &str) -> libwatos::fs::Result<()> {
+    let f = fs.open(FILE)?;
+    let blocks = offsets(0xD1, 200, 0, BLOCKS);
+    let mut q = queue(fs);
+    let tickets: Vec<_> = blocks.iter().map(|&b| q.submit_read(&f, b * BLOCK as u64, BLOCK)).collect();
+    q.flush();
+    let killed = service::kill_service("vfs-server");
+    check(killed.is_ok(), format_args!("{name}: init killed vfs-server with {} requests at it ({killed:?})", q.at_server()));
+    let done = q.complete();
+    let right = done.iter().zip(&blocks).filter(|(c, &b)| c.result == Ok(Done::Read(block(b)))).count();
+    let clear = done.iter().filter(|c| matches!(&c.result, Err(e) if matches!(e.kind(), ErrorKind::ServerDead | ErrorKind::ServerRestarted))).count();
+    let order = done.iter().map(|c| c.ticket).eq(tickets.iter().copied());
+    check(order && right + clear == blocks.len(), format_args!("{name}: after the vfs kill every ticket completed: {right} with the right bytes, {clear} with a clear error"));
+    // init restarts it after its backoff; until then calls fail with ServerDead.
+    for _ in 0..500 {
+        if fs.metadata(FILE).is_ok() {
+            break;
+        }
+        libwatos::sys::sleep_ns(10_000_000);
+    }
+    let f = fs.open(FILE)?;
+    let mut q = queue(fs);
+    let again: Vec<_> = blocks[..16].iter().map(|&b| (q.submit_read(&f, b * BLOCK as u64, BLOCK), b)).collect();
+    let done = q.complete();
+    let ok = done.len() == again.len() && done.iter().zip(&again).all(|(c, (t, b))| c.ticket == *t && c.result == Ok(Done::Read(block(*b))));
+    check(ok, format_args!("{name}: a new queue on the restarted vfs server reads the right bytes"));
+    Ok(())
 }
 
 fn order_and_errors(fs: &Fs, name: &str) -> libwatos::fs::Result<()> {

@@ -22,7 +22,7 @@ use libwatos::fmt::check;
 use libwatos::fs::{Done, Ticket};
 use libwatos::protocol::api::vfs::{OpenFlags, ReadReq};
 use libwatos::service::{self, pattern};
-use libwatos::{ipc, println, sys};
+use libwatos::{println, sys};
 
 mod check;
 
@@ -65,9 +65,7 @@ type Fs = libwatos::fs::Fs<libwatos::transport::KernelTransport>;
 
 /// A queue that sleeps on `AIO_BIT` until the vfs server has finished requests.
 fn queue(fs: &Fs) -> libwatos::fs::Queue<libwatos::transport::KernelTransport> {
-    fs.queue().with_notification(AIO_BIT, |bits| {
-        let _ = ipc::wait_notification(bits);
-    })
+    libwatos::queue(fs, AIO_BIT)
 }
 
 /// Returns the good reads and the queue's (max, mean) outstanding requests.
