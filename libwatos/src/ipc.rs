@@ -37,6 +37,14 @@ pub fn receive(buf: &mut [u8], mask: u64) -> Result<RecvInfo, SysError> {
     SysError::decode(ret).map(|_| info)
 }
 
+/// `receive` that never blocks: `None` when no masked notification is pending and no caller waits.
+pub fn try_receive(buf: &mut [u8], mask: u64) -> Result<Option<RecvInfo>, SysError> {
+    let mut info = RecvInfo::default();
+    let flags = kernel_core::abi::RECV_NONBLOCK;
+    let ret = raw(Sys::Receive, [buf.as_mut_ptr() as u64, buf.len() as u64, mask, &mut info as *mut RecvInfo as u64, flags, 0]);
+    SysError::decode(ret).map(|v| (v != kernel_core::abi::RECV_EMPTY).then_some(info))
+}
+
 /// Ends `client`'s call with `msg` (which must fit the client's reply buffer, or we are killed).
 pub fn reply(client: u64, msg: &[u8]) -> Result<(), SysError> {
     reply_code(client, msg, 0)

@@ -36,6 +36,22 @@ pub fn fs() -> protocol::Result<fs::Fs<transport::KernelTransport>> {
     Ok(fs::Fs::connect(t, vfs))
 }
 
+/// How long an asynchronous queue sleeps before it asks the vfs server again on its own: a vfs
+/// server that dies while the app waits costs this delay, then a resubmission or a clear error,
+/// never a hang.
+pub const AIO_RECHECK_NS: u64 = 50_000_000;
+
+/// An asynchronous queue on the vfs server (`fs::Queue`) that sleeps on notification `bit` until
+/// the server has finished requests, or [`AIO_RECHECK_NS`] passed. It uses the task's one timer
+/// while it waits (and cancels it after).
+pub fn queue(fs: &fs::Fs<transport::KernelTransport>, bit: u64) -> fs::Queue<transport::KernelTransport> {
+    fs.queue().with_notification(bit, |bits| {
+        ipc::set_timer(sys::monotonic_ns().saturating_add(AIO_RECHECK_NS), bits);
+        let _ = ipc::wait_notification(bits);
+        ipc::set_timer(0, 0);
+    })
+}
+
 /// Declares the program's entry point: `libwatos::entry!(main)` with `fn main() -> i64`; the
 /// returned value becomes the exit code.
 #[macro_export]

@@ -135,11 +135,43 @@ impl LeaseAccess for KernelLeases {
 }
 
 /// Serves calls with `server` until a notification in `stop_bits` arrives (0: forever).
-pub fn serve(server: &mut impl Server, stop_bits: u64) -> Result<()> {
+pub fn serve<S: Server>(server: &mut S, stop_bits: u64) -> Result<()> {
+    serve_loop(server, stop_bits, None)
+}
+
+/// `serve` for a server with deferred work. `idle` is called whenever no caller is waiting: it
+/// returns `None` when it has nothing to do (the loop then sleeps in a blocking `receive`), or the
+/// tasks to notify (with which bits) about the work it just did, and the loop looks for callers
+/// again. So callers are always answered before deferred work runs, and the work runs in batches.
+pub fn serve_idle<S: Server>(server: &mut S, stop_bits: u64, mut idle: impl FnMut(&mut S) -> Option<Vec<(TaskId, u64)>>) -> Result<()> {
+    serve_loop(server, stop_bits, Some(&mut idle))
+}
+
+/// Deferred work a serve loop runs when no caller waits.
+type Idle<'a, S> = &'a mut dyn FnMut(&mut S) -> Option<Vec<(TaskId, u64)>>;
+
+/// Without `idle`, every wait is a plain blocking `receive` (no extra syscall per call).
+fn serve_loop<S: Server>(server: &mut S, stop_bits: u64, mut idle: Option<Idle<'_, S>>) -> Result<()> {
     let mut msg = [0u8; MAX_MESSAGE];
     let mut reply = [0u8; MAX_MESSAGE];
     loop {
-        let info = ipc::receive(&mut msg, stop_bits).map_err(map_error)?;
+        let waiting = match idle {
+            Some(_) => ipc::try_receive(&mut msg, stop_bits).map_err(map_error)?,
+            None => Some(ipc::receive(&mut msg, stop_bits).map_err(map_error)?),
+        };
+        let info = match waiting {
+            Some(info) => info,
+            None => match idle.as_mut().and_then(|f| f(server)) {
+                Some(wake) => {
+                    for (task, bits) in wake {
+                        // A client that died meanwhile has nobody left to wake.
+                        let _ = to_kernel(task).map(|id| ipc::notify(id, bits));
+                    }
+                    continue;
+                }
+                None => ipc::receive(&mut msg, stop_bits).map_err(map_error)?,
+            },
+        };
         if info.sender == NOTIFICATION {
             return Ok(());
         }

@@ -19,6 +19,7 @@
 //!                              in QEMU beside a Linux guest (only when named)
 
 mod bench;
+mod bench_aio;
 mod harness;
 mod qbench;
 mod storage;
@@ -45,10 +46,10 @@ fn main() -> ExitCode {
             host && qemu
         }
         Some("bench") => {
-            // `ipc` and `qemu` run in QEMU (watos::bench_ipc, qbench::run); every other name is a
-            // host benchmark; `--kvm` and the like are options, not names.
+            // `ipc`, `aio` and `qemu` run in QEMU (watos::bench_ipc, bench_aio::run, qbench::run); every
+            // other name is a host benchmark; `--kvm` and the like are options, not names.
             let names: Vec<&String> = rest.iter().filter(|n| !n.starts_with("--")).collect();
-            let host: Vec<String> = names.iter().filter(|n| !["ipc", "qemu"].contains(&n.as_str())).map(|n| n.to_string()).collect();
+            let host: Vec<String> = names.iter().filter(|n| !["ipc", "qemu", "aio"].contains(&n.as_str())).map(|n| n.to_string()).collect();
             let mut ok = true;
             if names.is_empty() || !host.is_empty() {
                 ok &= bench::run(&host);
@@ -59,6 +60,9 @@ fn main() -> ExitCode {
             // The whole-stack run takes minutes (and a Linux guest beside it): only when named.
             if names.iter().any(|n| *n == "qemu") {
                 ok &= qbench::run(&opts);
+            }
+            if names.is_empty() || names.iter().any(|n| *n == "aio") {
+                ok &= bench_aio::run();
             }
             ok
         }

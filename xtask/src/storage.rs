@@ -371,5 +371,6 @@ pub fn run_tests(opts: &Options, v: &mut Verdicts) {
         None => v.check(false, "host: watos-image builds"),
     }
     crate::qbench::run_check(opts, v);
+    crate::bench_aio::test(opts, v);
     crate::wsh::run_tests(opts, v);
 }

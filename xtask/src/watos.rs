@@ -14,7 +14,7 @@ use std::process::Command;
 /// the kernel (linked at -2 GiB) and the apps (linked at 4 MiB).
 const RUSTFLAGS: &str = "-C panic=abort -C relocation-model=static -C no-redzone=yes -C code-model=large -C force-frame-pointers=yes -C strip=debuginfo";
 const TARGET: &str = "x86_64-unknown-linux-gnu";
-const BINS: [&str; 13] = [
+const BINS: &[&str] = &[
     "kernel",
     "init",
     "hello",
@@ -28,6 +28,7 @@ const BINS: [&str; 13] = [
     "wfs-server",
     "fat-server",
     "vfs-server",
+    "aiobench",
 ];
 
 /// (name in the initrd, binary, flags).
@@ -98,7 +99,7 @@ pub fn storage_manifest(app: &'static str) -> Vec<(&'static str, &'static str, u
         ("wfs-server", "wfs-server", initrd::AUTOSTART | initrd::RESTART),
         ("fat-server", "fat-server", initrd::AUTOSTART | initrd::RESTART),
         ("vfs-server", "vfs-server", initrd::AUTOSTART | initrd::RESTART),
-        (app, if app.starts_with("wsh") { "wsh" } else { "fstest" }, initrd::AUTOSTART),
+        (app, if app.starts_with("wsh") { "wsh" } else if app.starts_with("aiobench") { "aiobench" } else { "fstest" }, initrd::AUTOSTART),
     ];
     if app == "fstest" {
         m.extend([("fdhog-exit", "fstest", 0), ("fdhog-fault", "fstest", 0)]);

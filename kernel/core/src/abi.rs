@@ -46,6 +46,12 @@ pub const LEASE_WRITE: u64 = 2;
 pub const NOTIFY_DEATH: u64 = 1 << 63;
 /// `receive` flag: wait for notifications only.
 pub const RECV_NOTIFY_ONLY: u64 = 1;
+/// `receive` flag: never block. When no masked notification is pending and no sender is waiting,
+/// `receive` returns [`RECV_EMPTY`] at once (seL4's NBRecv), so a server can drain its queue of calls
+/// and then do deferred work (the vfs server's asynchronous requests) before sleeping.
+pub const RECV_NONBLOCK: u64 = 2;
+/// `receive`'s result with `RECV_NONBLOCK` when nothing was waiting (0 means something arrived).
+pub const RECV_EMPTY: u64 = 1;
 
 /// System-call numbers, dispatched by one `match` in the kernel.
 #[repr(u64)]
@@ -75,6 +81,7 @@ pub enum Sys {
     /// receive(buf ptr, buf cap, notification mask, info ptr: *mut RecvInfo, flags) -> 0.
     /// Blocks until a message or a masked notification arrives; with flags `RECV_NOTIFY_ONLY`
     /// (mask must then be non-zero), until a masked notification arrives, messages staying queued.
+    /// With `RECV_NONBLOCK` it never blocks: `RECV_EMPTY` (1) when nothing was waiting.
     Receive = 10,
     /// reply(client id, ptr, len, code) -> 0. Ends the client's call and its leases; `code`
     /// (0..=MAX_REPLY_CODE, 0 = success) reaches the client beside the length.

@@ -12,7 +12,7 @@
 //! reply, which faults the replier rather than being cut (Hubris PR 1954). When a task dies, every task
 //! blocked sending to it or waiting for its reply is woken with `TaskDied`.
 
-use crate::abi::{Lease, RecvInfo, SysError, TaskId, LEASE_READ, LEASE_WRITE, MAX_LEASES, MAX_MSG, MAX_REPLY_CODE, NOTIFICATION, RECV_NOTIFY_ONLY};
+use crate::abi::{Lease, RecvInfo, SysError, TaskId, LEASE_READ, LEASE_WRITE, MAX_LEASES, MAX_MSG, MAX_REPLY_CODE, NOTIFICATION, RECV_EMPTY, RECV_NONBLOCK, RECV_NOTIFY_ONLY};
 use crate::kernel::{Kernel, Platform};
 use crate::paging::{FrameAlloc, PhysMem};
 use crate::sched::SchedState;
@@ -106,10 +106,11 @@ pub fn send<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, c: 
     Ok(None)
 }
 
-/// `receive`.
+/// `receive`. With `RECV_NONBLOCK`, returns `RECV_EMPTY` instead of blocking when neither a masked
+/// notification nor (unless `RECV_NOTIFY_ONLY`) a sender is waiting.
 pub fn receive<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, r: usize, a: [u64; 6]) -> Blocking {
     let (buf, cap, mask, info, flags) = (a[0], a[1], a[2], a[3], a[4]);
-    if flags & !RECV_NOTIFY_ONLY != 0 {
+    if flags & !(RECV_NOTIFY_ONLY | RECV_NONBLOCK) != 0 {
         return Err(SysError::InvalidArgument.into());
     }
     let notify_only = flags & RECV_NOTIFY_ONLY != 0;
@@ -131,19 +132,29 @@ pub fn receive<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, 
         copy_out(&space, &mut k.mem, info, &bytes)?;
         return Ok(Some(0));
     }
+    let server_id = k.task(r).map(|t| t.id);
+    let n = k.slots.len();
+    let sending_to_us = |k: &Kernel<P, M, F>, s: usize| matches!(k.task(s).map(|t| &t.ipc), Some(IpcState::Sending(call)) if Some(call.server) == server_id);
+    if flags & RECV_NONBLOCK != 0 && (notify_only || !(1..n).any(|d| sending_to_us(k, (r + d) % n))) {
+        return Ok(Some(RECV_EMPTY));
+    }
     set_ipc(k, r, IpcState::Receiving { buf, cap, mask, info, notify_only });
     k.sched[r] = SchedState::Blocked;
     if notify_only {
         return Ok(None);
     }
-    let server_id = k.task(r).map(|t| t.id);
     // Senders are served in slot order after the receiver, so no sender is starved.
-    let n = k.slots.len();
     for s in (1..n).map(|d| (r + d) % n) {
-        let waiting = matches!(k.task(s).map(|t| &t.ipc), Some(IpcState::Sending(call)) if Some(call.server) == server_id);
-        if waiting && deliver(k, s, r) {
+        if sending_to_us(k, s) && deliver(k, s, r) {
             break;
         }
+    }
+    // Non-blocking and every waiting message was too big for the buffer (those senders got
+    // `MessageTooBig`): report empty rather than block.
+    if flags & RECV_NONBLOCK != 0 && matches!(k.task(r).map(|t| &t.ipc), Some(IpcState::Receiving { .. })) {
+        set_ipc(k, r, IpcState::Idle);
+        k.sched[r] = SchedState::Runnable;
+        return Ok(Some(RECV_EMPTY));
     }
     Ok(None)
 }

@@ -272,7 +272,7 @@ fn notify_only_receive_leaves_senders_waiting() {
     let driver = id(&k, 0);
     syscall6(&mut k, &mut f, Sys::Receive, [BUF, 512, 0, INFO, RECV_NOTIFY_ONLY, 0]);
     assert_eq!(SysError::decode(f.rax), Err(SysError::InvalidArgument), "an empty mask would never wake");
-    syscall6(&mut k, &mut f, Sys::Receive, [BUF, 512, 0b100, INFO, 2, 0]);
+    syscall6(&mut k, &mut f, Sys::Receive, [BUF, 512, 0b100, INFO, 4, 0]);
     assert_eq!(SysError::decode(f.rax), Err(SysError::InvalidArgument), "unknown flags");
     syscall6(&mut k, &mut f, Sys::Receive, [BUF, 512, 0b100, INFO, RECV_NOTIFY_ONLY, 0]);
     assert_eq!(k.sched[0], SchedState::Blocked);
@@ -294,4 +294,43 @@ fn notify_only_receive_leaves_senders_waiting() {
     assert_eq!(f.rax, 0);
     assert_eq!(info(&k, 0).sender, id(&k, 1));
     assert_eq!(get(&k, 0, BUF, 3), b"req");
+}
+
+/// A non-blocking receive returns `RECV_EMPTY` at once when nothing waits, and otherwise takes the
+/// pending notification or the waiting sender exactly as a blocking one would.
+#[test]
+fn nonblocking_receive_never_blocks() {
+    use crate::abi::{RECV_EMPTY, RECV_NONBLOCK, RECV_NOTIFY_ONLY};
+    let mut k = boot(&["server", "client"]);
+    let mut f = first_tick(&mut k);
+    let (server, client) = (id(&k, 0), id(&k, 1));
+    syscall6(&mut k, &mut f, Sys::Receive, [BUF, 512, 0b10, INFO, RECV_NONBLOCK, 0]);
+    assert_eq!((f.rax, k.current, k.sched[0]), (RECV_EMPTY, Some(0), SchedState::Runnable), "nothing waiting: empty, still running");
+    syscall6(&mut k, &mut f, Sys::Receive, [BUF, 512, 0b10, INFO, RECV_NONBLOCK | RECV_NOTIFY_ONLY, 0]);
+    assert_eq!(f.rax, RECV_EMPTY);
+    syscall6(&mut k, &mut f, Sys::Notify, [server, 0b10, 0, 0, 0, 0]);
+    syscall6(&mut k, &mut f, Sys::Receive, [BUF, 512, 0b10, INFO, RECV_NONBLOCK, 0]);
+    assert_eq!(f.rax, 0);
+    assert_eq!(info(&k, 0).notifications, 0b10, "a pending notification is taken");
+    syscall6(&mut k, &mut f, Sys::Yield, [0; 6]);
+    assert_eq!(k.current, Some(1));
+    send(&mut k, &mut f, server, b"call", &[]);
+    assert_eq!(k.current, Some(0));
+    // Notify-only leaves the sender queued, so it is still "empty".
+    syscall6(&mut k, &mut f, Sys::Receive, [BUF, 512, 0b10, INFO, RECV_NONBLOCK | RECV_NOTIFY_ONLY, 0]);
+    assert_eq!(f.rax, RECV_EMPTY);
+    syscall6(&mut k, &mut f, Sys::Receive, [BUF, 512, 0b10, INFO, RECV_NONBLOCK, 0]);
+    assert_eq!((f.rax, k.current), (0, Some(0)), "the waiting sender is delivered without blocking");
+    assert_eq!(info(&k, 0).sender, client);
+    assert_eq!(get(&k, 0, BUF, 4), b"call");
+    syscall6(&mut k, &mut f, Sys::Receive, [BUF, 512, 0, INFO, RECV_NONBLOCK, 0]);
+    assert_eq!(f.rax, RECV_EMPTY, "the only sender now awaits its reply");
+    // A waiting message too big for the buffer: the sender is refused and the receiver gets empty.
+    syscall6(&mut k, &mut f, Sys::Reply, [client, REPLY, 0, 0, 0, 0]);
+    syscall6(&mut k, &mut f, Sys::Yield, [0; 6]);
+    assert_eq!(k.current, Some(1));
+    send(&mut k, &mut f, server, b"longer", &[]);
+    syscall6(&mut k, &mut f, Sys::Receive, [BUF, 2, 0, INFO, RECV_NONBLOCK, 0]);
+    assert_eq!((f.rax, k.sched[0]), (RECV_EMPTY, SchedState::Runnable));
+    assert_eq!(SysError::decode(k.task(1).unwrap().frame.rax), Err(SysError::MessageTooBig));
 }

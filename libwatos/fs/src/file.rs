@@ -220,11 +220,6 @@ impl<T: Transport> Inner<T> {
         Ok(op(self.client(), fd)?)
     }
 
-    /// The vfs offset moved to `at` (or somewhere unknown) without the application's position moving.
-    pub(crate) fn vfs_moved(&self, at: Option<u64>) {
-        self.state.borrow_mut().vfs_pos = at;
-    }
-
     fn is_append(&self) -> bool {
         self.flags.contains(OpenFlags::APPEND)
     }

@@ -25,18 +25,20 @@ const DIR_MODE: u32 = 0o755;
 /// A connection to the vfs server; clone it freely.
 pub struct Fs<T: Transport> {
     client: Rc<Client<T>>,
+    /// Numbers handed to asynchronous queues (each names its own queue at the vfs server).
+    queues: Rc<core::cell::Cell<u32>>,
 }
 
 impl<T: Transport> Clone for Fs<T> {
     fn clone(&self) -> Self {
-        Fs { client: self.client.clone() }
+        Fs { client: self.client.clone(), queues: self.queues.clone() }
     }
 }
 
 impl<T: Transport> Fs<T> {
     /// Use an existing vfs client stub.
     pub fn new(client: Client<T>) -> Self {
-        Fs { client: Rc::new(client) }
+        Fs { client: Rc::new(client), queues: Rc::new(core::cell::Cell::new(0)) }
     }
 
     /// Talk to the vfs server `vfs` over `transport`.
@@ -47,6 +49,13 @@ impl<T: Transport> Fs<T> {
     /// The raw stub, for calls this layer does not wrap.
     pub fn client(&self) -> &Client<T> {
         &self.client
+    }
+
+    /// A queue number no other queue of this connection has.
+    pub(crate) fn next_queue(&self) -> u32 {
+        let n = self.queues.get().wrapping_add(1);
+        self.queues.set(n);
+        n
     }
 
     /// How many vfs restarts this connection has noticed; descriptors of older epochs are stale.

@@ -11,8 +11,9 @@
 //! - Path functions on [`Fs`]: `metadata`, `read_dir`, `create_dir(_all)`, `remove_*`, `rename`,
 //!   `copy`, `read`, `write`, `statfs`.
 //! - [`Transaction`]: begin/commit/abort, and [`Fs::transaction`], which aborts when the closure fails.
-//! - [`Queue`]: submit many reads and writes, each gets a [`Ticket`]; `complete` runs them (reads as
-//!   vfs batch reads) and returns what finished. Over notifications later, the interface stays.
+//! - [`Queue`]: submit many reads and writes, each gets a [`Ticket`] at once; the vfs server queues
+//!   them (vfs `aio_submit`), runs them as batches when idle and notifies; `poll`/`wait`/`complete`
+//!   collect the results (`aio_reap`).
 //! - [`Error`]: an `io::ErrorKind`-like [`ErrorKind`] plus the server's `protocol::Error`.
 //!
 //! Restart transparency: the stub counts the vfs restarts it noticed (its "epoch"). Every open file
@@ -35,7 +36,7 @@ mod file;
 mod fs;
 mod tx;
 
-pub use aio::{Completion, Done, Queue, Ticket};
+pub use aio::{Completion, Done, Queue, QueueStats, Ticket};
 pub use dir::{DirEntry, Metadata, ReadDir};
 pub use error::{Error, ErrorKind, Result};
 pub use file::{File, OpenOptions, SeekFrom};

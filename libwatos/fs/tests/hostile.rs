@@ -1,7 +1,7 @@
 //! A lying vfs server: replies that claim more bytes than were lent, or the wrong number of batch
 //! counts, become `InvalidData` errors, never a panic or a slice out of bounds.
 
-use protocol::api::vfs::Request;
+use protocol::api::vfs::{AioDone, Request};
 use protocol::ipc::{Lease, TaskId, Transport};
 use protocol::{Error, Result};
 use serde::Serialize;
@@ -24,6 +24,13 @@ impl Transport for Liar {
             Request::Read { .. } => reply(out, Ok(lent + 100)),
             Request::Write { .. } => reply(out, Ok(u32::MAX)),
             Request::BatchRead { reads } => reply(out, Ok(vec![1u32; reads.len() + 1])),
+            Request::AioSubmit { .. } => reply(out, Ok(10u64)),
+            // Ticket 10 claims more bytes than it asked for, 11 more than were lent, 12 a write of
+            // more than was sent; 13 was never submitted, so the rest must fail too.
+            Request::AioReap { .. } => {
+                let done = |ticket, n| AioDone { ticket, result: Ok(n) };
+                reply(out, Ok(vec![done(10, 9), done(11, lent + 1), done(12, 4), done(13, 0)]))
+            }
             _ => reply::<()>(out, Err(Error::NotSupported)),
         }
     }
@@ -46,7 +53,8 @@ fn lying_counts_are_errors() {
     q.submit_read(&f, 0, 8);
     q.submit_read(&f, 8, 8);
     q.submit_write(&f, 0, b"xyz".to_vec());
+    q.submit_read(&f, 0, 8);
     let done = q.complete();
-    assert_eq!(done.len(), 3, "every ticket completes");
+    assert_eq!(done.len(), 4, "every ticket completes");
     assert!(done.iter().all(|c| c.result.as_ref().unwrap_err().kind() == ErrorKind::InvalidData), "{done:?}");
 }

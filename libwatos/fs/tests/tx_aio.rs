@@ -85,7 +85,8 @@ fn queue_batches_many_reads_and_keeps_submission_order() {
         assert_eq!(c.ticket, *t);
         assert_eq!(c.result, Ok(Done::Read(d.clone())));
     }
-    assert!(q.calls() <= 4, "200 reads in {} vfs calls", q.calls());
+    // Four submits of 64 requests and reaps of 256 KiB of data each.
+    assert!(q.calls() <= 8, "200 reads in {} vfs calls", q.calls());
     // Reads past the end are short; a read after a write in the same submission sees it.
     let mut w = OpenOptions::new().read(true).write(true).open(&fs, "/q").unwrap();
     let t1 = q.submit_read(&w, 99_990, 100);
@@ -128,15 +129,84 @@ fn queue_gives_each_ticket_its_own_error_and_survives_a_restart() {
     q.submit_write(&wo, 0, b"R".to_vec());
     assert_eq!(q.complete()[0].result, Ok(Done::Written(1)));
     assert_eq!(fs.read("/r").unwrap(), b"Readable");
-    // A write whose call met the restart is reported (call 1 is the seek, call 2 the write).
+    // A write whose reap met the restart is reported: it ran at the old server (call 1 is the
+    // submit, call 2 the reap, which runs the queue of a process without a notification).
     wo.metadata().unwrap();
     q.submit_write(&wo, 0, b"r".to_vec());
     let hook = restart_vfs_during_call(&s, 2);
     assert_eq!(q.complete()[0].result.as_ref().unwrap_err().kind(), ErrorKind::ServerRestarted);
     drop(hook);
-    // A restart during the seek is not: it is redone, then the write goes through.
+    // A restart during the submit is not: a submit only queues, so it is sent again and goes through.
     q.submit_write(&wo, 1, b"E".to_vec());
     let _hook = restart_vfs_during_call(&s, 1);
     assert_eq!(q.complete()[0].result, Ok(Done::Written(1)));
     assert_eq!(fs.read("/r").unwrap(), b"rEadable", "the reported write had landed");
+}
+
+#[test]
+fn queues_keep_their_own_results_and_a_dropped_queue_is_closed() {
+    let (_s, fs) = stack();
+    fs.write("/two", b"0123456789").unwrap();
+    let f = fs.open("/two").unwrap();
+    let (mut a, mut b) = (fs.queue(), fs.queue());
+    let ta = a.submit_read(&f, 0, 3);
+    let tb = b.submit_read(&f, 5, 3);
+    // Both at the server before either reaps: neither may take the other's result.
+    a.flush();
+    b.flush();
+    assert_eq!((a.at_server(), b.at_server()), (1, 1));
+    let (da, db) = (b.complete(), a.complete());
+    assert_eq!((da[0].ticket, da[0].result.clone()), (tb, Ok(Done::Read(b"567".to_vec()))));
+    assert_eq!((db[0].ticket, db[0].result.clone()), (ta, Ok(Done::Read(b"012".to_vec()))));
+    // Queue 3, dropped with a request at the server, is closed there (closing it again: NotFound).
+    let mut c = fs.queue();
+    c.submit_read(&f, 0, 1);
+    c.flush();
+    assert_eq!(c.at_server(), 1);
+    drop(c);
+    assert_eq!(fs.client().aio_close(3), Err(protocol::Error::NotFound));
+    let s = fs.client().aio_stats().unwrap();
+    assert_eq!((s.submitted, s.completed), (3, 2), "the closed queue's request never ran");
+}
+
+/// The notification path over the whole stack: with a bit registered, nothing runs until the vfs
+/// server has idle time (here: the waiter gives it some, as the kernel would while the app
+/// sleeps); it then runs the queue in batches and posts exactly our bit.
+#[test]
+fn notified_queue_waits_for_the_server_to_run_its_batches() {
+    use std::cell::Cell;
+    use std::rc::Rc;
+    let (s, fs) = stack();
+    let data = pattern(300_000, 9);
+    fs.write("/n", &data).unwrap();
+    let f = OpenOptions::new().read(true).write(true).open(&fs, "/n").unwrap();
+    let me = fs.client().channel.transport().caller();
+    let s = Rc::new(s);
+    let (stack2, wakes) = (s.clone(), Rc::new(Cell::new(0)));
+    let wakes2 = wakes.clone();
+    let mut q = fs.queue().with_notification(1 << 6, move |bits| {
+        let posted = stack2.vfs_idle();
+        assert_eq!(posted, vec![(me, bits)], "the server ran our requests and posted our bit");
+        wakes2.set(wakes2.get() + 1);
+    });
+    let mut want = Vec::new();
+    for i in 0..150usize {
+        let off = (i * 7919) % 290_000;
+        want.push((q.submit_read(&f, off as u64, 4096), data[off..off + 4096].to_vec()));
+    }
+    let w = q.submit_write(&f, 0, b"head".to_vec());
+    let after = q.submit_read(&f, 0, 4);
+    assert!(q.poll().is_empty(), "submitted, not yet run");
+    let done = q.complete();
+    assert_eq!(done.len(), 152);
+    for (c, (t, d)) in done.iter().zip(&want) {
+        assert_eq!((c.ticket, &c.result), (*t, &Ok(Done::Read(d.clone()))));
+    }
+    assert_eq!((done[150].ticket, done[150].result.clone()), (w, Ok(Done::Written(4))));
+    assert_eq!((done[151].ticket, done[151].result.clone()), (after, Ok(Done::Read(b"head".to_vec()))));
+    assert!(wakes.get() >= 1);
+    let st = fs.client().aio_stats().unwrap();
+    assert!(st.run_max >= 64 && st.runs <= 4, "{st:?}");
+    assert_eq!(q.stats().outstanding_max, 152);
+    assert!(s.vfs_idle().is_empty(), "nothing left to run");
 }

@@ -136,6 +136,26 @@ impl vfs::Handler for FakeVfs {
     fn process_exited(&mut self, _: &mut Incoming<'_, '_>, pid: TaskId) -> Result<u32> {
         Ok(pid.index.into())
     }
+    fn aio_submit(&mut self, cx: &mut Incoming<'_, '_>, queue: u32, notify: u64, reqs: Vec<vfs::AioReq>) -> Result<u64> {
+        let data: usize = reqs.iter().filter(|r| r.write).map(|r| r.len as usize).sum();
+        if cx.leases.len(0)? < data {
+            return Err(Error::InvalidArgument);
+        }
+        Ok(notify + u64::from(queue) + reqs.len() as u64)
+    }
+    fn aio_reap(&mut self, cx: &mut Incoming<'_, '_>, _queue: u32, max: u32) -> Result<Vec<vfs::AioDone>> {
+        cx.leases.write(0, 0, b"reaped")?;
+        Ok((0..u64::from(max)).map(|t| vfs::AioDone { ticket: u64::MAX - t, result: if t % 2 == 0 { Ok(u32::MAX) } else { Err(Error::Corrupt { block: u64::MAX }) } }).collect())
+    }
+    fn aio_stats(&mut self, _: &mut Incoming<'_, '_>) -> Result<vfs::AioStats> {
+        Ok(vfs::AioStats { held_max: u64::MAX, ..Default::default() })
+    }
+    fn aio_close(&mut self, _: &mut Incoming<'_, '_>, queue: u32) -> Result<()> {
+        if queue == 0 {
+            return Err(Error::NotFound);
+        }
+        Ok(())
+    }
     fn snapshot_create(&mut self, _: &mut Incoming<'_, '_>, _: &str, name: &str) -> Result<()> {
         if name.is_empty() { Err(Error::InvalidArgument) } else { Ok(()) }
     }
@@ -155,6 +175,23 @@ impl vfs::Handler for FakeVfs {
         }
         Ok(filesystem::ScrubSummary { data_blocks_checked: 5, ..Default::default() })
     }
+}
+
+/// The largest asynchronous submit and reap travel: 64 requests out of line, 128 completions with
+/// every number at its longest varint in the reply area.
+#[test]
+fn largest_aio_submit_and_reap_fit() {
+    let (_ipc, c) = fake_vfs();
+    let reqs: Vec<vfs::AioReq> = (0..vfs::MAX_AIO_SUBMIT).map(|i| vfs::AioReq { fd: u32::MAX, offset: u64::MAX, len: if i % 2 == 0 { 2 } else { u32::MAX }, write: i % 2 == 0 }).collect();
+    let mut data = alloc::vec![0u8; 1];
+    assert_eq!(c.aio_submit(u32::MAX, 1 << 5, reqs.clone(), &data), Err(Error::InvalidArgument));
+    data.resize(reqs.iter().filter(|r| r.write).map(|r| r.len as usize).sum(), 0);
+    assert_eq!(c.aio_submit(7, 1 << 5, reqs, &data), Ok(32 + 7 + 64));
+    let mut buf = [0u8; 8];
+    let done = c.aio_reap(u32::MAX, 128, &mut buf).unwrap();
+    assert_eq!((done.len(), done[1].result.clone(), &buf[..6]), (128, Err(Error::Corrupt { block: u64::MAX }), &b"reaped"[..]));
+    assert_eq!(c.aio_stats().unwrap().held_max, u64::MAX);
+    assert_eq!((c.aio_close(1), c.aio_close(0)), (Ok(()), Err(Error::NotFound)));
 }
 
 fn fake_vfs() -> (LocalIpc, vfs::Client<LocalIpc>) {

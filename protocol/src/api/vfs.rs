@@ -70,6 +70,47 @@ pub struct ReadReq {
 /// Most reads in one batch (keeps the request inline).
 pub const MAX_BATCH: usize = 64;
 
+/// One asynchronous request of `aio_submit`: read `len` bytes of `fd` at `offset`, or (`write`)
+/// write the next `len` bytes of the submit's data lease there. Positioned: offsets do not move.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AioReq {
+    pub fd: u32,
+    pub offset: u64,
+    pub len: u32,
+    pub write: bool,
+}
+
+/// One finished asynchronous request of `aio_reap`. A read's `Ok(n)` bytes follow the previous
+/// read's in the reap lease; a write's `Ok(n)` is the count written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AioDone {
+    pub ticket: u64,
+    pub result: core::result::Result<u32, crate::Error>,
+}
+
+/// The vfs server's asynchronous-I/O counters: "held" is how many requests the server held for all
+/// processes (queued or finished but not reaped), sampled at each submit; a "run" is one execution
+/// of queued requests when no call was waiting, and its size is how many requests it took.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AioStats {
+    pub submitted: u64,
+    pub completed: u64,
+    pub held_max: u64,
+    pub held_sum: u64,
+    pub held_samples: u64,
+    pub runs: u64,
+    pub run_max: u64,
+    pub run_sum: u64,
+}
+
+/// Most requests one process may have at the vfs server at once (queued or unreaped, all its
+/// queues together): `Busy` beyond.
+pub const MAX_AIO: usize = 1024;
+/// Most requests one `aio_submit` carries (they travel out of line, within `MAX_INDIRECT`).
+pub const MAX_AIO_SUBMIT: usize = 64;
+/// Most bytes one asynchronous request moves.
+pub const MAX_AIO_LEN: usize = 64 * 1024;
+
 /// Counters the vfs server reports. Operation counters count operations that succeeded (a failed
 /// `open` opened nothing); a batch read counts once in `batch_reads` and once per read in `reads`.
 ///
@@ -162,6 +203,20 @@ crate::interface! {
     /// held, abort its transactions; returns the number of descriptors closed. Only the supervisor
     /// may call this (`PermissionDenied` for anyone else).
     27 once ProcessExited fn process_exited(pid: crate::ipc::TaskId) -> u32;
+    /// Queue asynchronous requests on the caller's queue `queue` (any number the caller picks; each
+    /// queue has its own tickets and results). Write data is copied from `data` now. Returns the
+    /// first request's ticket, the others following in order. The server runs queued requests
+    /// when no call is waiting, then posts the notification bits `notify` to the caller;
+    /// `aio_reap` collects them.
+    28 once AioSubmit fn aio_submit(queue: u32, notify: u64, reqs: Vec<AioReq>) leases(data: Read) -> u64;
+    /// Up to `max` finished requests of `queue`, in submission order, read data packed into `buf`
+    /// (as many as fit). A queue that asked for no notification (`notify` 0) and has requests
+    /// queued and none finished has them run first, so a transport without notifications still
+    /// makes progress.
+    29 once AioReap fn aio_reap(queue: u32, max: u32) leases(buf: Write) -> Vec<AioDone>;
+    30 idempotent AioStatsOp fn aio_stats() -> AioStats;
+    /// Forget `queue`: its queued requests never run, its results are dropped.
+    31 once AioClose fn aio_close(queue: u32) -> ();
     /// Snapshot `name` of the filesystem holding `path` (`NotSupported` where it has none).
     34 once SnapshotCreate fn snapshot_create(path: &'a str, name: &'a str) -> ();
     /// Snapshots of the filesystem holding `path` from list position `start`, as many as fit one

@@ -158,6 +158,10 @@ fn main() -> i64 {
         return 5;
     }
     let stats = server.0.cache.stats();
+    // Queue depth: `cargo xtask bench aio` reads this line (max | mean | requests).
+    let depth = server.0.cache.inner_mut().depth();
+    let mean = if depth.submitted == 0 { 0.0 } else { depth.sum as f64 / depth.submitted as f64 };
+    println!("{name}: virtio depth | {} | {mean:.2} | {}", depth.max, depth.submitted);
     let hal = server.0.cache.inner_mut().hal_mut();
     println!("{name}: {} interrupts, {} lost-interrupt timeouts", hal.interrupts, hal.timeouts);
     match server.0.cache.flush() {

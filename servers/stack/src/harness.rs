@@ -17,7 +17,10 @@
 //! mount-point directories already committed, so the mount table never depends on uncommitted state.
 
 use alloc::boxed::Box;
+use alloc::rc::Rc;
 use alloc::string::String;
+use alloc::vec::Vec;
+use core::cell::RefCell;
 
 use blockcache::{BlockCache, Config};
 use fat::FatFs;
@@ -91,8 +94,24 @@ fn remote_fs(ipc: &LocalIpc, name: &str) -> Result<Box<dyn FileSystem>> {
     Ok(Box::new(RemoteFs::connect(ipc.clone(), ipc.lookup(name)?)?))
 }
 
+/// The current vfs server, reachable outside calls. `LocalIpc` has no idle time (a call runs to the
+/// end and nothing runs between calls), so a test's notification waiter stands in for the time the
+/// app sleeps and the server works: it runs the server's deferred asynchronous requests through
+/// [`Stack::vfs_idle`], which returns the notifications the kernel would deliver.
+#[derive(Clone, Default)]
+pub struct VfsHandle(Rc<RefCell<Option<Rc<RefCell<VfsServer>>>>>);
+
+/// The vfs server as `LocalIpc` serves it, shared with its [`VfsHandle`].
+struct SharedVfs(Rc<RefCell<VfsServer>>);
+
+impl Server for SharedVfs {
+    fn handle(&mut self, msg: &[u8], cx: &mut Incoming<'_, '_>, reply: &mut [u8]) -> Result<usize> {
+        vfs_api::dispatch(&mut *self.0.borrow_mut(), msg, cx, reply)
+    }
+}
+
 /// The vfs server's start-up: mount every filesystem server that exists.
-fn start_vfs(ipc: &LocalIpc) -> Result<Box<dyn Server>> {
+fn start_vfs(ipc: &LocalIpc, handle: &VfsHandle) -> Result<Box<dyn Server>> {
     let mut v = Vfs::new(remote_fs(ipc, "wfs")?);
     for (name, at) in [("fat", "/fat"), ("memfs", "/mem")] {
         if ipc.lookup(name).is_ok() {
@@ -100,7 +119,9 @@ fn start_vfs(ipc: &LocalIpc) -> Result<Box<dyn Server>> {
         }
     }
     let supervisor = ipc.lookup("supervisor")?.index;
-    Ok(Box::new(vfs_api::Service(VfsServer::new(v).with_supervisor(supervisor))))
+    let server = Rc::new(RefCell::new(VfsServer::new(v).with_supervisor(supervisor)));
+    *handle.0.borrow_mut() = Some(server.clone());
+    Ok(Box::new(SharedVfs(server)))
 }
 
 /// The whole stack: the IPC registry with every server in it, and the disks under the caches. Servers
@@ -110,6 +131,7 @@ pub struct Stack {
     pub wfs_disk: SharedDisk,
     pub fat_disk: Option<SharedDisk>,
     pub config: StackConfig,
+    pub vfs: VfsHandle,
 }
 
 /// An application process: its task id and its vfs client.
@@ -146,8 +168,17 @@ impl Stack {
             ipc.spawn("memfs", Box::new(|_| fs_service(MemFs::new(clock()))))?;
         }
         ipc.spawn("supervisor", Box::new(|ipc| Box::new(sup_api::Service(SupervisorServer { ipc }))))?;
-        ipc.spawn("vfs", Box::new(|ipc| or_failed(start_vfs(&ipc))))?;
-        Ok(Stack { ipc, wfs_disk, fat_disk, config })
+        let vfs = VfsHandle::default();
+        let handle = vfs.clone();
+        ipc.spawn("vfs", Box::new(move |ipc| or_failed(start_vfs(&ipc, &handle))))?;
+        Ok(Stack { ipc, wfs_disk, fat_disk, config, vfs })
+    }
+
+    /// Give the vfs server idle time: it runs its queued asynchronous requests. Returns the
+    /// notifications it posted (task, bits); empty if it had nothing to do.
+    pub fn vfs_idle(&self) -> Vec<(TaskId, u64)> {
+        let server = self.vfs.0.borrow().clone();
+        server.and_then(|s| s.borrow_mut().run_aio()).unwrap_or_default()
     }
 
     /// The current id of the server called `name`.

@@ -18,6 +18,6 @@ mod remote_dev;
 mod supervisor;
 
 pub use cache_server::{cache_stats, CacheServer, SharedDisk};
-pub use harness::{mib, App, Stack, StackConfig};
+pub use harness::{mib, App, Stack, StackConfig, VfsHandle};
 pub use remote_dev::RemoteBlockDevice;
 pub use supervisor::SupervisorServer;

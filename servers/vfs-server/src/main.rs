@@ -6,7 +6,8 @@
 //! tables are per calling process (the kernel names the caller); the supervisor (init) reports every
 //! process death (`process_exited`), and the descriptors and transactions of the dead process are
 //! closed. On `STOP` it exits; it owns no disk state, and the filesystem servers are stopped
-//! separately.
+//! separately. Queued asynchronous requests run when no call is waiting (`transport::serve_idle`),
+//! and their processes are notified.
 #![no_std]
 #![no_main]
 
@@ -56,7 +57,8 @@ fn main() -> i64 {
     }
     let mut server = Service(server);
     println!("{name}: serving");
-    match transport::serve(&mut server, STOP) {
+    // Asynchronous requests run whenever no call is waiting (see vfs::VfsServer::run_aio).
+    match transport::serve_idle(&mut server, STOP, |s| s.0.run_aio()) {
         Ok(()) => {
             println!("{name}: stopped");
             0

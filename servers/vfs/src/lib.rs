@@ -7,7 +7,7 @@
 //! to filesystems that support them. [`VfsServer`] serves a `Vfs` over the generated vfs interface.
 //! Module map: `path` (syntax), `vfs` (mounts, resolution, restart re-open), `ops` (the operations),
 //! `admin` (snapshots and scrub, passed to the mount's filesystem), `cache`, `fdtable`, `remote`,
-//! `server`.
+//! `server`, `aio` (asynchronous requests).
 //!
 //! `no_std` + `alloc`: the same code runs in the WATOS vfs-server process and in host tests.
 #![no_std]
@@ -16,6 +16,7 @@
 extern crate alloc;
 
 mod admin;
+mod aio;
 pub mod cache;
 pub mod fdtable;
 mod ops;

@@ -11,11 +11,12 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use protocol::api::filesystem::{fit_entries, ScrubSummary, SnapshotInfo, MAX_BULK};
-use protocol::api::vfs::{Handler, OpenFlags, ReadReq, VfsStats, Whence};
+use protocol::api::vfs::{AioDone, AioReq, AioStats, Handler, OpenFlags, ReadReq, VfsStats, Whence};
 use protocol::fs::{DirEntry, FsStats, Stat};
 use protocol::ipc::{Incoming, TaskId};
 use protocol::{Error, Result};
 
+use crate::aio::AioState;
 use crate::ops::READDIR_PAGE;
 use crate::Vfs;
 
@@ -24,11 +25,18 @@ pub struct VfsServer {
     bounce: Vec<u8>,
     /// Task slot of the supervisor, the only caller allowed to report process deaths.
     supervisor: Option<u16>,
+    aio: AioState,
 }
 
 impl VfsServer {
     pub fn new(vfs: Vfs) -> Self {
-        VfsServer { vfs, bounce: Vec::new(), supervisor: None }
+        VfsServer { vfs, bounce: Vec::new(), supervisor: None, aio: AioState::default() }
+    }
+
+    /// The serve loop's idle work: run the queued asynchronous requests. `None` if there were none,
+    /// else the processes to notify (with their bits).
+    pub fn run_aio(&mut self) -> Option<Vec<(TaskId, u64)>> {
+        self.aio.has_work().then(|| self.aio.run(&mut self.vfs))
     }
 
     /// Accept process-death reports from the task in slot `index` (any generation: a restarted
@@ -121,6 +129,7 @@ impl Handler for VfsServer {
         self.vfs.dup(cx.caller(), fd)
     }
     fn exit(&mut self, cx: &mut Incoming<'_, '_>) -> Result<()> {
+        self.aio.forget(cx.caller());
         self.vfs.exit(cx.caller()).map(|_| ())
     }
     fn batch_read(&mut self, cx: &mut Incoming<'_, '_>, reads: Vec<ReadReq>) -> Result<Vec<u32>> {
@@ -166,6 +175,7 @@ impl Handler for VfsServer {
         if self.supervisor != Some(cx.caller().index) {
             return Err(Error::PermissionDenied);
         }
+        self.aio.forget(pid);
         self.vfs.exit(pid).map(|n| n as u32)
     }
     fn link(&mut self, _: &mut Incoming<'_, '_>, from: &str, to: &str) -> Result<()> {
@@ -173,6 +183,19 @@ impl Handler for VfsServer {
     }
     fn statfs(&mut self, _: &mut Incoming<'_, '_>, path: &str) -> Result<FsStats> {
         self.vfs.statfs(path)
+    }
+    fn aio_submit(&mut self, cx: &mut Incoming<'_, '_>, queue: u32, notify: u64, reqs: Vec<AioReq>) -> Result<u64> {
+        self.aio.submit((cx.caller(), queue), notify, &reqs, cx.leases)
+    }
+    fn aio_reap(&mut self, cx: &mut Incoming<'_, '_>, queue: u32, max: u32) -> Result<Vec<AioDone>> {
+        let caller = cx.caller();
+        self.aio.reap(&mut self.vfs, (caller, queue), max, cx.leases)
+    }
+    fn aio_close(&mut self, cx: &mut Incoming<'_, '_>, queue: u32) -> Result<()> {
+        self.aio.close((cx.caller(), queue))
+    }
+    fn aio_stats(&mut self, _: &mut Incoming<'_, '_>) -> Result<AioStats> {
+        Ok(self.aio.stats())
     }
     fn snapshot_create(&mut self, _: &mut Incoming<'_, '_>, path: &str, name: &str) -> Result<()> {
         self.vfs.snapshot_create(path, name)

@@ -91,6 +91,15 @@ pub struct VirtioBlk<H: Hal> {
     max_segs: u32,
     /// Requests published since the last notify.
     unkicked: usize,
+    depth: Depth,
+}
+
+/// Queue-depth counters: requests in flight at the device right after each submit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Depth {
+    pub submitted: u64,
+    pub max: u64,
+    pub sum: u64,
 }
 
 impl<H: Hal> VirtioBlk<H> {
@@ -197,6 +206,11 @@ impl<H: Hal> VirtioBlk<H> {
         self.slots.len() - self.free_slots.len()
     }
 
+    /// How deep the queue has been: in flight after each submit, over every request so far.
+    pub fn depth(&self) -> Depth {
+        self.depth
+    }
+
     /// Requests the device still holds.
     pub fn in_flight(&self) -> usize {
         self.slots.iter().filter(|s| s.state == State::InFlight).count()
@@ -271,6 +285,8 @@ impl<H: Hal> VirtioBlk<H> {
         self.head_slot[head as usize] = slot_id;
         self.slots[slot_id as usize] = Slot { state: State::InFlight, len: len as u32, is_read, offset, ..slot };
         self.unkicked += 1;
+        let now = self.in_flight() as u64;
+        self.depth = Depth { submitted: self.depth.submitted + 1, max: self.depth.max.max(now), sum: self.depth.sum + now };
         Ok(Token(slot_id))
     }
 
@@ -389,6 +405,7 @@ impl Parts {
             seg_bytes: self.seg_bytes,
             max_segs: self.max_segs,
             unkicked: 0,
+            depth: Depth::default(),
         }
     }
 }

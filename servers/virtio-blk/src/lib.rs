@@ -31,7 +31,7 @@ pub mod regs;
 pub mod sim;
 mod sync;
 
-pub use blk::{Config, Request, Token, VirtioBlk};
+pub use blk::{Config, Depth, Request, Token, VirtioBlk};
 pub use hal::{Dma, Hal, Width, PAGE_SIZE};
 pub use queue::Layout;
 

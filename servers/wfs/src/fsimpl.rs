@@ -123,6 +123,10 @@ impl<D: BlockDevice> FileSystem for Wfs<D> {
         read::read(&mut self.st, &self.root, node, offset, buf)
     }
 
+    fn read_batch(&mut self, reads: &[(NodeId, u64, u32)], out: &mut [u8]) -> Result<Vec<u32>> {
+        crate::batch::read_batch(&mut self.st, &self.root, reads, out)
+    }
+
     fn write(&mut self, node: NodeId, offset: u64, data: &[u8]) -> Result<usize> {
         let (n, blocks) = self.file_write(node, offset, data)?;
         self.op_done(blocks)?;

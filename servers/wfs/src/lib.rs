@@ -20,6 +20,7 @@ extern crate alloc;
 extern crate std;
 
 mod allocator;
+mod batch;
 pub mod btree;
 mod check;
 mod daemon;

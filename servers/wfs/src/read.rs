@@ -154,6 +154,34 @@ pub fn read_run<D: BlockDevice>(st: &mut Store<D>, ptrs: &[BlockPtr], buf: &mut 
     Ok(())
 }
 
+/// The runs holding the bytes `[off, end)` of file `ino`: consecutive file blocks stored in
+/// consecutive device blocks, each as the file offset of its first block and its pointers, in file
+/// order. Holes have no run.
+pub fn file_runs<D: BlockDevice>(st: &mut Store<D>, root: &Child, ino: u64, off: u64, end: u64) -> Result<Vec<(u64, Vec<BlockPtr>)>> {
+    let mut runs = Vec::new();
+    if off >= end {
+        return Ok(runs);
+    }
+    let bs = BLOCK_SIZE as u64;
+    let (b0, b1) = (off / bs, (end - 1) / bs);
+    let mut cb = b0;
+    while cb <= b1 {
+        let ce = b1.min(cb + CHUNK - 1);
+        let ext = extents(st, root, ino, cb, ce)?;
+        let mut i = 0;
+        while i < ext.len() {
+            let mut j = i + 1;
+            while j < ext.len() && ext[j].0 == ext[j - 1].0 + 1 && ext[j - 1].1.addr.checked_add(1) == Some(ext[j].1.addr) {
+                j += 1;
+            }
+            runs.push((ext[i].0 * bs, ext[i..j].iter().map(|e| e.1).collect()));
+            i = j;
+        }
+        cb = ce + 1;
+    }
+    Ok(runs)
+}
+
 /// Read file `ino` (of `size` bytes) at `off` into `buf`.
 pub fn file_read<D: BlockDevice>(st: &mut Store<D>, root: &Child, ino: u64, size: u64, off: u64, buf: &mut [u8]) -> Result<usize> {
     if off >= size || buf.is_empty() {
@@ -162,37 +190,20 @@ pub fn file_read<D: BlockDevice>(st: &mut Store<D>, root: &Child, ino: u64, size
     let end = size.min(off.saturating_add(buf.len() as u64));
     let n = (end - off) as usize;
     buf[..n].fill(0);
-    let bs = BLOCK_SIZE as u64;
-    let (b0, b1) = (off / bs, (end - 1) / bs);
-    let mut cb = b0;
     let mut tmp = Vec::new();
-    while cb <= b1 {
-        let ce = b1.min(cb + CHUNK - 1);
-        let ext = extents(st, root, ino, cb, ce)?;
-        let mut i = 0;
-        while i < ext.len() {
-            // A run: consecutive file blocks stored in consecutive device blocks.
-            let mut j = i + 1;
-            while j < ext.len() && ext[j].0 == ext[j - 1].0 + 1 && ext[j - 1].1.addr.checked_add(1) == Some(ext[j].1.addr) {
-                j += 1;
-            }
-            let ptrs: Vec<BlockPtr> = ext[i..j].iter().map(|e| e.1).collect();
-            // Copy the overlap of [run start, run end) with [off, end); a run wholly inside the
-            // request is read straight into the caller's buffer.
-            let rs = ext[i].0 * bs;
-            let re = rs + ptrs.len() as u64 * bs;
-            let (s, e) = (rs.max(off), re.min(end));
-            let dst = &mut buf[(s - off) as usize..(e - off) as usize];
-            if s == rs && e == re {
-                read_run(st, &ptrs, dst)?;
-            } else {
-                tmp.resize(ptrs.len() * BLOCK_SIZE, 0);
-                read_run(st, &ptrs, &mut tmp)?;
-                dst.copy_from_slice(&tmp[(s - rs) as usize..(e - rs) as usize]);
-            }
-            i = j;
+    for (rs, ptrs) in file_runs(st, root, ino, off, end)? {
+        // Copy the overlap of [run start, run end) with [off, end); a run wholly inside the
+        // request is read straight into the caller's buffer.
+        let re = rs + (ptrs.len() * BLOCK_SIZE) as u64;
+        let (s, e) = (rs.max(off), re.min(end));
+        let dst = &mut buf[(s - off) as usize..(e - off) as usize];
+        if s == rs && e == re {
+            read_run(st, &ptrs, dst)?;
+        } else {
+            tmp.resize(ptrs.len() * BLOCK_SIZE, 0);
+            read_run(st, &ptrs, &mut tmp)?;
+            dst.copy_from_slice(&tmp[(s - rs) as usize..(e - rs) as usize]);
         }
-        cb = ce + 1;
     }
     Ok(n)
 }
