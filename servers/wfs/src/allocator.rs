@@ -12,12 +12,16 @@
 //! - a block born at or before the newest snapshot may be shared with that snapshot and is not
 //!   freed at all; deleting the snapshot triggers a rebuild that reclaims whatever became unreachable.
 //!
+//! File data is allocated in contiguous runs (`alloc_run`) so that extents stay long.
 //! Two cursors (low half, high half) let a tree node's ditto copy land far from its first copy.
 
 use alloc::vec;
 use alloc::vec::Vec;
 
 use protocol::{Error, Result};
+
+/// Blocks `alloc_run` looks at for a long enough run before settling for the longest seen.
+const RUN_SEARCH: u64 = 1 << 16;
 
 pub struct Allocator {
     bits: Vec<u64>,
@@ -95,6 +99,57 @@ impl Allocator {
         Err(Error::NoSpace)
     }
 
+    /// Allocate up to `want` contiguous blocks for file data: the first free run of at least
+    /// `want` blocks found from the data cursor (looking at most `RUN_SEARCH` blocks ahead), else
+    /// the longest run seen. Returns (first block, length ≥ 1).
+    pub fn alloc_run(&mut self, want: u64) -> Result<(u64, u64)> {
+        if self.free == 0 {
+            return Err(Error::NoSpace);
+        }
+        let want = want.max(1);
+        let mut b = self.cursors[0] % self.total;
+        let mut best = (0, 0);
+        let mut looked = 0;
+        while looked < RUN_SEARCH.min(self.total) {
+            let w = self.bits[(b / 64) as usize];
+            if b % 64 == 0 && w == u64::MAX {
+                // A full word: skip it whole.
+                b += 64;
+                looked += 64;
+            } else if self.is_used(b) {
+                b += 1;
+                looked += 1;
+            } else {
+                let mut e = b + 1;
+                while e < self.total && e - b < want && !self.is_used(e) {
+                    e += 1;
+                }
+                if e - b >= want {
+                    best = (b, e - b);
+                    break;
+                }
+                if e - b > best.1 {
+                    best = (b, e - b);
+                }
+                looked += e - b;
+                b = e;
+            }
+            if b >= self.total {
+                b = 0;
+            }
+        }
+        if best.1 == 0 {
+            // Nothing in the window (a nearly full device): any free block.
+            let b = self.alloc(0)?;
+            return Ok((b, 1));
+        }
+        for x in best.0..best.0 + best.1 {
+            self.mark(x);
+        }
+        self.cursors[0] = best.0 + best.1;
+        Ok(best)
+    }
+
     /// Free a block that no durable state references (written by the open transaction).
     pub fn free_now(&mut self, b: u64) {
         self.clear(b);
@@ -149,6 +204,23 @@ mod tests {
         assert_eq!(a.alloc(0), Ok(10));
         a.free_now(10);
         assert_eq!(a.alloc(1), Ok(10));
+    }
+
+    #[test]
+    fn runs_prefer_a_gap_long_enough() {
+        let mut a = Allocator::new(1000);
+        for b in (0..100).chain(103..200) {
+            a.mark(b);
+        }
+        // Blocks 100..103 are too short for 10: the run comes from 200 on.
+        assert_eq!(a.alloc_run(10), Ok((200, 10)));
+        assert_eq!(a.alloc_run(2), Ok((210, 2)));
+        for b in 212..1000 {
+            a.mark(b);
+        }
+        // Nothing long enough anywhere: the longest run seen.
+        assert_eq!(a.alloc_run(5), Ok((100, 3)));
+        assert_eq!(a.alloc_run(5), Err(Error::NoSpace));
     }
 
     #[test]

@@ -23,6 +23,7 @@ use protocol::{Error, Result};
 
 use crate::allocator::Allocator;
 use crate::btree::{self, Child, Node};
+use crate::extent::Extent;
 use crate::names::name_hash;
 use crate::ondisk::*;
 use crate::read::DIRENT_HDR;
@@ -108,8 +109,8 @@ struct Census {
     inodes: BTreeMap<u64, InodeInfo>,
     /// (entry key, target ino, kind in the entry)
     dirents: Vec<(Key, u64, FileType)>,
-    /// ino -> (extent count, highest file block)
-    extents: BTreeMap<u64, (u64, u64)>,
+    /// ino -> (blocks mapped, highest file block, end of the previous extent)
+    extents: BTreeMap<u64, (u64, u64, u64)>,
     extent_keys: Vec<Key>,
     orphans: BTreeSet<u64>,
     snaps: Vec<BlockPtr>,
@@ -164,9 +165,10 @@ impl<D: BlockDevice> Wfs<D> {
                 if fresh {
                     if let Node::Leaf { items, .. } = node {
                         for (k, v) in items.iter().filter(|(k, _)| k.kind == KIND_EXTENT && k.oid != META_OID) {
-                            let _ = k;
-                            if let Ok(p) = BlockPtr::decode(v) {
-                                reach.mark(p.addr);
+                            if let Ok(e) = Extent::decode(k.off, v) {
+                                for (_, p) in e.blocks() {
+                                    reach.mark(p.addr);
+                                }
                             }
                         }
                     }
@@ -259,14 +261,14 @@ impl<D: BlockDevice> Wfs<D> {
                 }
                 continue;
             }
-            let (n, maxfb) = c.extents.get(&ino).copied().unwrap_or((0, 0));
+            let (n, maxfb, _) = c.extents.get(&ino).copied().unwrap_or((0, 0, 0));
             let mut fixed = None;
             if i.nlink != want {
                 r.problems.push(format!("inode {ino} has nlink {} but {want} links", i.nlink));
                 fixed = Some(want);
             }
             if n != i.blocks {
-                r.problems.push(format!("inode {ino} counts {} blocks but has {n} extents", i.blocks));
+                r.problems.push(format!("inode {ino} counts {} blocks but its extents map {n}", i.blocks));
                 fixed = Some(want);
             }
             if n > 0 && (i.kind != FileType::File || maxfb >= i.size.div_ceil(BLOCK_SIZE as u64)) {
@@ -296,7 +298,11 @@ impl<D: BlockDevice> Wfs<D> {
         for k in fx.remove {
             if k.kind == KIND_EXTENT {
                 if let Some(v) = btree::get(&mut self.st, &self.root, &k)? {
-                    self.st.release(&BlockPtr::decode(&v)?);
+                    if let Ok(e) = Extent::decode(k.off, &v) {
+                        for (_, p) in e.blocks() {
+                            self.st.release(&p);
+                        }
+                    }
                 }
             }
             self.tree_remove(&k)?;
@@ -388,13 +394,15 @@ impl<D: BlockDevice> Wfs<D> {
                 let mut data = vec![0u8; BLOCK_SIZE];
                 for (k, v) in items {
                     if k.kind == KIND_EXTENT && k.oid != META_OID {
-                        let p = BlockPtr::decode(&v)?;
-                        if !seen.insert(p.addr) {
-                            continue;
-                        }
-                        r.data_blocks_checked += 1;
-                        if crate::read::read_run(&mut self.st, &[p], &mut data).is_err() {
-                            r.unrepairable.push(p.addr);
+                        let e = Extent::decode(k.off, &v)?;
+                        for (_, p) in e.blocks() {
+                            if !seen.insert(p.addr) {
+                                continue;
+                            }
+                            r.data_blocks_checked += 1;
+                            if crate::read::read_run(&mut self.st, &[p], &mut data).is_err() {
+                                r.unrepairable.push(p.addr);
+                            }
                         }
                     } else if k.oid == META_OID && k.kind == KIND_SNAPSHOT {
                         if let (Some(s), Ok(rec)) = (snaps.as_deref_mut(), SnapRecord::decode(&v)) {
@@ -450,16 +458,24 @@ fn census_item(c: &mut Census, reach: &mut Allocator, total: u64, k: &Key, v: &[
         }
         (ino, KIND_EXTENT) => {
             c.extent_keys.push(*k);
-            let e = c.extents.entry(ino).or_insert((0, 0));
-            e.0 += 1;
-            e.1 = e.1.max(k.off);
-            match BlockPtr::decode(v) {
-                Ok(p) if p.addr != 0 && p.addr < total - 1 => {
-                    if !reach.mark(p.addr) {
-                        problems.push(format!("data block {} of inode {ino} is used twice", p.addr));
+            match Extent::decode(k.off, v) {
+                Ok(x) if x.on_device(total) => {
+                    let e = c.extents.entry(ino).or_insert((0, 0, 0));
+                    e.0 += x.len();
+                    e.1 = e.1.max(x.end() - 1);
+                    // Items overlapping the previous one of the same file map a block twice.
+                    if e.2 > x.start {
+                        problems.push(format!("extent {} of inode {ino} overlaps the previous one", k.off));
+                    }
+                    e.2 = x.end();
+                    for (_, p) in x.blocks() {
+                        if !reach.mark(p.addr) {
+                            problems.push(format!("data block {} of inode {ino} is used twice", p.addr));
+                        }
                     }
                 }
-                _ => problems.push(format!("extent {} of inode {ino} points outside the device", k.off)),
+                Ok(_) => problems.push(format!("extent {} of inode {ino} points outside the device", k.off)),
+                Err(_) => problems.push(format!("extent {} of inode {ino} does not decode", k.off)),
             }
         }
         (_, kind) => problems.push(format!("unknown item kind {kind}")),

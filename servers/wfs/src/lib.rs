@@ -3,9 +3,10 @@
 //!
 //! Design (the byte-level format is in docs/WFS.md):
 //! - Everything is in one copy-on-write B+tree ([`btree`]) of (object, kind, offset) keys:
-//!   inodes, hashed directory entries, one extent item per 4 KiB data block, the orphan list and
-//!   snapshot records. Every pointer carries the child's crc32 and birth txid; every tree node is
-//!   written twice ("ditto") so scrub can repair it.
+//!   inodes, hashed directory entries, extent items (runs of up to 256 contiguous data blocks with a
+//!   crc32 per block, see [`extent`]), the orphan list and snapshot records. Every pointer carries
+//!   the child's crc32 and birth txid; every tree node is written twice ("ditto") so scrub can
+//!   repair it.
 //! - Changes accumulate in memory as dirty tree nodes (data blocks go straight to free blocks that
 //!   no durable state references). A commit writes the dirty nodes to new blocks, flushes, writes
 //!   both superblocks (first and last block), flushes again, and only then lets blocks freed by the
@@ -23,6 +24,7 @@ mod allocator;
 pub mod btree;
 mod check;
 mod daemon;
+mod extent;
 mod file;
 mod fsimpl;
 mod names;
@@ -46,7 +48,7 @@ pub use snapshot::{SnapshotInfo, SnapshotView};
 use crate::allocator::Allocator;
 use crate::btree::{Child, Node};
 use crate::ondisk::{
-    superblock_addrs, BlockPtr, Inode, Key, Superblock, BLOCK_SIZE, FEATURE_DITTO_METADATA, KIND_EXTENT, KIND_ORPHAN,
+    superblock_addrs, BlockPtr, Inode, Key, Superblock, BLOCK_SIZE, FEATURE_DITTO_METADATA, FEATURES_REQUIRED, KIND_EXTENT, KIND_ORPHAN,
     KIND_SNAPSHOT, META_OID, MIN_BLOCKS, ROOT_INO, SECTORS_PER_BLOCK,
 };
 use crate::store::Store;
@@ -86,7 +88,7 @@ pub struct Wfs<D: BlockDevice> {
     ops_since: u64,
     blocks_since: u64,
     /// Where the background scrub (`tick`) continues.
-    scrub_cursor: Key,
+    scrub_cursor: (Key, usize),
     /// A commit failed part-way: the in-memory state can no longer be trusted to match the
     /// device, so every change is refused (`ReadOnly`) until the filesystem is mounted again.
     failed: bool,
@@ -103,7 +105,7 @@ impl<D: BlockDevice> Wfs<D> {
         for b in superblock_addrs(total) {
             alloc.mark(b);
         }
-        let features = if opts.ditto_metadata { FEATURE_DITTO_METADATA } else { 0 };
+        let features = FEATURES_REQUIRED | if opts.ditto_metadata { FEATURE_DITTO_METADATA } else { 0 };
         let now = clock.now();
         let sb = Superblock {
             features,
@@ -125,7 +127,7 @@ impl<D: BlockDevice> Wfs<D> {
             dirty: true,
             ops_since: 0,
             blocks_since: 0,
-            scrub_cursor: Key::MIN,
+            scrub_cursor: (Key::MIN, 0),
             failed: false,
         };
         let root = Inode {
@@ -191,7 +193,7 @@ impl<D: BlockDevice> Wfs<D> {
             dirty: false,
             ops_since: 0,
             blocks_since: 0,
-            scrub_cursor: Key::MIN,
+            scrub_cursor: (Key::MIN, 0),
             failed: false,
         };
         fs.rebuild_allocator()?;
@@ -416,11 +418,13 @@ fn mark_tree<D: BlockDevice>(
         if let Node::Leaf { items, .. } = node {
             for (k, v) in items {
                 if k.kind == KIND_EXTENT && k.oid != META_OID {
-                    let p = BlockPtr::decode(v)?;
-                    if p.addr == 0 || p.addr >= total - 1 {
+                    let e = extent::Extent::decode(k.off, v)?;
+                    if !e.on_device(total) {
                         return Err(Error::Corrupt { block: ptr.addr });
                     }
-                    alloc.mark(p.addr);
+                    for (_, p) in e.blocks() {
+                        alloc.mark(p.addr);
+                    }
                 } else if k.oid == META_OID && k.kind == KIND_SNAPSHOT {
                     if let Some(s) = snaps.as_deref_mut() {
                         let rec = snapshot::SnapRecord::decode(v)?;

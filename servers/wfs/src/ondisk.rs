@@ -20,8 +20,13 @@ pub const VERSION: u32 = 3;
 pub const SB_MAGIC: [u8; 8] = *b"WFS3SUPR";
 /// Incompatible feature: every tree node is stored twice (ditto copies).
 pub const FEATURE_DITTO_METADATA: u64 = 1;
+/// Incompatible feature: file data is mapped by variable-length extent items (docs/WFS.md §4.4).
+/// Images without it (one item per block, before extents) are refused with `NotSupported`.
+pub const FEATURE_EXTENTS: u64 = 2;
 /// Features this implementation understands; a superblock with any other bit set is refused.
-pub const FEATURES_KNOWN: u64 = FEATURE_DITTO_METADATA;
+pub const FEATURES_KNOWN: u64 = FEATURE_DITTO_METADATA | FEATURE_EXTENTS;
+/// Features every image this implementation mounts must have.
+pub const FEATURES_REQUIRED: u64 = FEATURE_EXTENTS;
 /// Bytes of the superblock covered by its checksum (the crc follows them).
 const SB_CRC_OFFSET: usize = 92;
 
@@ -191,7 +196,7 @@ impl Superblock {
             time: Timespec::new(get_u64(b, 76) as i64, get_u32(b, 84)),
             index: get_u32(b, 88),
         };
-        if sb.features & !FEATURES_KNOWN != 0 {
+        if sb.features & !FEATURES_KNOWN != 0 || sb.features & FEATURES_REQUIRED != FEATURES_REQUIRED {
             return Err(Error::NotSupported);
         }
         if sb.total_blocks < MIN_BLOCKS || sb.root.addr == 0 || sb.root.addr >= sb.total_blocks {
@@ -319,7 +324,7 @@ mod tests {
     #[test]
     fn superblock_round_trips_and_detects_damage() {
         let sb = Superblock {
-            features: FEATURE_DITTO_METADATA,
+            features: FEATURE_DITTO_METADATA | FEATURES_REQUIRED,
             total_blocks: 1000,
             txid: 7,
             root: BlockPtr { addr: 5, addr2: 600, crc: 0xdead_beef, birth: 7 },
@@ -346,6 +351,9 @@ mod tests {
             index: 0,
         };
         assert_eq!(Superblock::decode(&sb.encode(), 0), Err(Error::NotSupported));
+        // An image from before extents (no FEATURE_EXTENTS) is refused, not misread.
+        let old = Superblock { features: FEATURE_DITTO_METADATA, ..sb };
+        assert_eq!(Superblock::decode(&old.encode(), 0), Err(Error::NotSupported));
     }
 
     #[test]

@@ -159,6 +159,23 @@ impl<D: BlockDevice> Store<D> {
         Ok(())
     }
 
+    /// Allocate `n` data blocks, in as few contiguous runs as the free space allows.
+    pub fn alloc_data(&mut self, n: u64) -> Result<alloc::vec::Vec<u64>> {
+        let mut out = alloc::vec::Vec::with_capacity(n as usize);
+        while (out.len() as u64) < n {
+            match self.alloc.alloc_run(n - out.len() as u64) {
+                Ok((b, len)) => out.extend(b..b + len),
+                Err(e) => {
+                    for b in out {
+                        self.alloc.free_now(b);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Allocate one block for data or a node's first copy (`region` 0) or its ditto copy (1).
     pub fn alloc(&mut self, region: usize) -> Result<u64> {
         loop {
