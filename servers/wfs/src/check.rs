@@ -28,6 +28,7 @@ use crate::names::name_hash;
 use crate::ondisk::*;
 use crate::read::DIRENT_HDR;
 use crate::snapshot::SnapRecord;
+use crate::spacemap::SpaceMap;
 use crate::Wfs;
 
 /// What fsck found (and fixed).
@@ -71,6 +72,8 @@ pub struct ScrubReport {
     pub node_copies_repaired: u64,
     pub data_blocks_checked: u64,
     pub superblocks_repaired: u64,
+    /// The persisted space map failed its checksums and was rebuilt by a walk and rewritten.
+    pub space_map_rebuilt: bool,
     /// Blocks that failed with no good copy left (first copy's address).
     pub unrepairable: Vec<u64>,
 }
@@ -92,7 +95,11 @@ impl fmt::Display for ScrubReport {
             self.superblocks_repaired,
             self.unrepairable.len(),
             self.unrepairable
-        )
+        )?;
+        if self.space_map_rebuilt {
+            write!(f, "; space map rebuilt")?;
+        }
+        Ok(())
     }
 }
 
@@ -180,6 +187,11 @@ impl<D: BlockDevice> Wfs<D> {
                 return Ok(r);
             }
         }
+        for a in self.map.addrs() {
+            if !reach.mark(a) {
+                r.problems.push(format!("space map block {a} is also used by a tree"));
+            }
+        }
         r.inodes = c.inodes.len() as u64;
         r.dirents = c.dirents.len() as u64;
         r.extents = c.extent_keys.len() as u64;
@@ -198,15 +210,50 @@ impl<D: BlockDevice> Wfs<D> {
         }
         r.blocks_reachable = total - reach.free_blocks();
         r.blocks_allocated = total - self.st.alloc.free_blocks();
+        let map_ok = self.check_space_map(&reach, &mut r);
         if repair && !r.problems.is_empty() {
             r.repaired = self.apply_fixes(fixes)?;
             self.commit()?;
+            if !map_ok {
+                // Not trusted: the rebuilt map gets all new blocks.
+                self.map = SpaceMap::new(total);
+            }
+            // Recompute the allocation from the repaired trees and persist it as a new map.
             self.rebuild_allocator()?;
-            if leaked > 0 {
+            self.commit()?;
+            if leaked > 0 || !map_ok {
                 r.repaired += 1;
             }
         }
         Ok(r)
+    }
+
+    /// Compare the persisted space map of the committed state with the walk's reachable set.
+    fn check_space_map(&mut self, reach: &Allocator, r: &mut FsckReport) -> bool {
+        let sb = self.committed;
+        let total = reach.total();
+        let map = match SpaceMap::load(&mut self.st, sb.space_map, sb.map_levels, total) {
+            Ok((_, map)) => map,
+            Err(e) => {
+                r.problems.push(format!("space map unreadable: {e}"));
+                return false;
+            }
+        };
+        let (mut free_but_used, mut used_but_free) = (0u64, 0u64);
+        for b in 0..total {
+            match (reach.is_used(b), map.is_used(b)) {
+                (true, false) => free_but_used += 1,
+                (false, true) => used_but_free += 1,
+                _ => {}
+            }
+        }
+        if free_but_used > 0 {
+            r.problems.push(format!("space map records {free_but_used} blocks in use as free"));
+        }
+        if used_but_free > 0 {
+            r.problems.push(format!("space map records {used_but_free} unreachable blocks as used"));
+        }
+        free_but_used == 0 && used_but_free == 0
     }
 
     fn check_census(&mut self, c: &Census, r: &mut FsckReport) -> Fixes {
@@ -346,6 +393,13 @@ impl<D: BlockDevice> Wfs<D> {
             }
         }
         self.st.dev.flush()?;
+        let (sb, total) = (self.committed, self.st.alloc.total());
+        if SpaceMap::load(&mut self.st, sb.space_map, sb.map_levels, total).is_err() {
+            self.map = SpaceMap::new(total);
+            self.rebuild_allocator()?;
+            self.commit()?;
+            r.space_map_rebuilt = true;
+        }
         Ok(r)
     }
 

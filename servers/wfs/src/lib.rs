@@ -12,8 +12,9 @@
 //!   both superblocks (first and last block), flushes again, and only then lets blocks freed by the
 //!   transaction be reused. Implicit operations are grouped into one commit, made on
 //!   `sync`/`fsync`, `unmount`, explicit transaction boundaries or when the group grows large.
-//! - The allocator is rebuilt from the trees at mount (see [`allocator`]), so a crash can never leave
-//!   allocator state that disagrees with the trees.
+//! - The allocation bitmap is persisted as a space map ([`spacemap`]) that every commit rewrites in
+//!   part, copy-on-write, so mount reads a few blocks instead of walking the trees; fsck checks it
+//!   against a full walk, and a damaged map is rebuilt by that walk.
 #![no_std]
 
 extern crate alloc;
@@ -31,6 +32,7 @@ mod names;
 pub mod ondisk;
 mod read;
 mod snapshot;
+mod spacemap;
 mod store;
 
 use alloc::boxed::Box;
@@ -51,6 +53,7 @@ use crate::ondisk::{
     superblock_addrs, BlockPtr, Inode, Key, Superblock, BLOCK_SIZE, FEATURE_DITTO_METADATA, FEATURES_REQUIRED, KIND_EXTENT, KIND_ORPHAN,
     KIND_SNAPSHOT, META_OID, MIN_BLOCKS, ROOT_INO, SECTORS_PER_BLOCK,
 };
+use crate::spacemap::SpaceMap;
 use crate::store::Store;
 
 /// Options for [`Wfs::format`].
@@ -78,6 +81,8 @@ pub struct Wfs<D: BlockDevice> {
     root: Child,
     /// The last durable superblock.
     committed: Superblock,
+    /// Where the persisted space map's blocks are (rewritten in part by every commit).
+    map: SpaceMap,
     next_ino: u64,
     clock: Box<dyn Clock + Send>,
     /// Open counts from the VFS; unlinked nodes stay alive (on the orphan list) while open.
@@ -105,6 +110,8 @@ impl<D: BlockDevice> Wfs<D> {
         for b in superblock_addrs(total) {
             alloc.mark(b);
         }
+        // The first commit writes the whole space map.
+        alloc.change_all();
         let features = FEATURES_REQUIRED | if opts.ditto_metadata { FEATURE_DITTO_METADATA } else { 0 };
         let now = clock.now();
         let sb = Superblock {
@@ -115,11 +122,15 @@ impl<D: BlockDevice> Wfs<D> {
             next_ino: ROOT_INO + 1,
             time: now,
             index: 0,
+            space_map: BlockPtr::default(),
+            map_levels: 0,
         };
+        let map = SpaceMap::new(total);
         let mut fs = Wfs {
-            st: Store::new(dev, alloc, 1, opts.ditto_metadata),
+            st: Store::new(dev, alloc, 1, opts.ditto_metadata, map.blocks()),
             root: Child::empty(),
             committed: sb,
+            map,
             next_ino: ROOT_INO + 1,
             clock,
             open: BTreeMap::new(),
@@ -151,9 +162,20 @@ impl<D: BlockDevice> Wfs<D> {
         Ok(fs)
     }
 
-    /// Mount the filesystem on `dev`: pick the newest valid superblock, rebuild the allocator from
-    /// the trees and delete the orphans a crash left behind.
-    pub fn mount(mut dev: D, clock: Box<dyn Clock + Send>) -> Result<Self> {
+    /// Mount the filesystem on `dev`: pick the newest valid superblock, load the allocator from the
+    /// persisted space map (or, if the map fails its checksums, rebuild it by walking the trees)
+    /// and delete the orphans a crash left behind.
+    pub fn mount(dev: D, clock: Box<dyn Clock + Send>) -> Result<Self> {
+        Self::mount_inner(dev, clock, false)
+    }
+
+    /// Mount ignoring the persisted space map: rebuild the allocator by walking every tree and
+    /// write a fresh map at the next commit (recovery, and the benchmark's "before" figure).
+    pub fn mount_rebuilding_space_map(dev: D, clock: Box<dyn Clock + Send>) -> Result<Self> {
+        Self::mount_inner(dev, clock, true)
+    }
+
+    fn mount_inner(mut dev: D, clock: Box<dyn Clock + Send>, walk: bool) -> Result<Self> {
         let total = dev.sector_count() / SECTORS_PER_BLOCK;
         if total < MIN_BLOCKS {
             return Err(Error::Corrupt { block: 0 });
@@ -182,10 +204,12 @@ impl<D: BlockDevice> Wfs<D> {
         }
         let sb = best.ok_or(first_err)?;
         let ditto = sb.features & FEATURE_DITTO_METADATA != 0;
+        let map = SpaceMap::new(total);
         let mut fs = Wfs {
-            st: Store::new(dev, Allocator::new(total), sb.txid + 1, ditto),
+            st: Store::new(dev, Allocator::new(total), sb.txid + 1, ditto, map.blocks()),
             root: Child::Disk(sb.root),
             committed: sb,
+            map,
             next_ino: sb.next_ino,
             clock,
             open: BTreeMap::new(),
@@ -196,7 +220,11 @@ impl<D: BlockDevice> Wfs<D> {
             scrub_cursor: (Key::MIN, 0),
             failed: false,
         };
-        fs.rebuild_allocator()?;
+        if walk {
+            fs.rebuild_allocator()?;
+        } else {
+            fs.load_allocator()?;
+        }
         if read::get_inode(&mut fs.st, &fs.root, ROOT_INO)?.kind != FileType::Directory {
             return Err(Error::Corrupt { block: sb.root.addr });
         }
@@ -271,7 +299,7 @@ impl<D: BlockDevice> Wfs<D> {
     /// Make the current state durable: dirty nodes → flush → both superblocks → flush.
     pub(crate) fn commit(&mut self) -> Result<()> {
         self.writable()?;
-        if !self.dirty {
+        if !self.dirty && !self.st.alloc.any_changed() {
             return Ok(());
         }
         let r = self.commit_inner();
@@ -286,6 +314,8 @@ impl<D: BlockDevice> Wfs<D> {
     fn commit_inner(&mut self) -> Result<()> {
         let mut out = Vec::new();
         let root = btree::write_dirty(&mut self.st, &mut self.root, &mut out)?;
+        // After the tree: the map must record the blocks the tree nodes just took.
+        let space_map = self.map.write(&mut self.st, &mut out)?;
         self.write_sorted(out)?;
         self.st.dev.flush()?;
         let mut sb = Superblock {
@@ -293,6 +323,8 @@ impl<D: BlockDevice> Wfs<D> {
             root,
             next_ino: self.next_ino,
             time: self.now(),
+            space_map,
+            map_levels: self.map.index_levels(),
             ..self.committed
         };
         for (i, addr) in superblock_addrs(sb.total_blocks).into_iter().enumerate() {
@@ -339,7 +371,27 @@ impl<D: BlockDevice> Wfs<D> {
         self.dirty = false;
         self.ops_since = 0;
         self.blocks_since = 0;
-        self.rebuild_allocator()
+        self.load_allocator()
+    }
+
+    /// Load the allocator from the committed space map. A map that cannot be read or fails its
+    /// checksums is not fatal (it is redundant with the trees): the allocator is rebuilt by a
+    /// walk and the next commit writes a complete new map.
+    pub(crate) fn load_allocator(&mut self) -> Result<()> {
+        let (sb, total) = (self.committed, self.st.alloc.total());
+        match SpaceMap::load(&mut self.st, sb.space_map, sb.map_levels, total) {
+            Ok((map, alloc)) => {
+                self.map = map;
+                self.st.alloc = alloc;
+                self.st.snap_txid = snapshot::newest_txid(&mut self.st, &Child::Disk(sb.root))?;
+                Ok(())
+            }
+            Err(_) => {
+                // The old map's blocks are not trusted (nor kept): the new map gets new blocks.
+                self.map = SpaceMap::new(total);
+                self.rebuild_allocator()
+            }
+        }
     }
 
     /// Called after each implicit operation: commit when the group has grown large.
@@ -355,22 +407,37 @@ impl<D: BlockDevice> Wfs<D> {
     /// Recompute the allocator from the committed trees: the superblocks, every node copy and
     /// every data block reachable from the live root and from each snapshot root.
     pub(crate) fn rebuild_allocator(&mut self) -> Result<()> {
+        let (mut alloc, snap_txid) = self.reachable(None)?;
+        // The whole map is rewritten at the next commit.
+        alloc.change_all();
+        self.st.alloc = alloc;
+        self.st.snap_txid = snap_txid;
+        Ok(())
+    }
+
+    /// The blocks the committed state uses (superblocks, space map, live tree, every snapshot
+    /// tree except the one recorded under `skip`), and the newest remaining snapshot's txid.
+    pub(crate) fn reachable(&mut self, skip: Option<Key>) -> Result<(Allocator, u64)> {
         let total = self.st.alloc.total();
         let mut alloc = Allocator::new(total);
         for b in superblock_addrs(total) {
             alloc.mark(b);
         }
+        // The space map's blocks are not in the trees.
+        for a in self.map.addrs() {
+            alloc.set_bit(a);
+        }
         let mut snaps = Vec::new();
         let root = self.committed.root;
         mark_tree(&mut self.st, &root, &mut alloc, Some(&mut snaps))?;
         let mut snap_txid = 0;
-        for (ptr, txid) in snaps {
-            snap_txid = snap_txid.max(txid);
-            mark_tree(&mut self.st, &ptr, &mut alloc, None)?;
+        for (key, ptr, txid) in snaps {
+            if Some(key) != skip {
+                snap_txid = snap_txid.max(txid);
+                mark_tree(&mut self.st, &ptr, &mut alloc, None)?;
+            }
         }
-        self.st.alloc = alloc;
-        self.st.snap_txid = snap_txid;
-        Ok(())
+        Ok((alloc, snap_txid))
     }
 
     /// Delete every node on the orphan list (unlinked while open when the system went down).
@@ -401,7 +468,7 @@ fn mark_tree<D: BlockDevice>(
     st: &mut Store<D>,
     root: &BlockPtr,
     alloc: &mut Allocator,
-    mut snaps: Option<&mut Vec<(BlockPtr, u64)>>,
+    mut snaps: Option<&mut Vec<(Key, BlockPtr, u64)>>,
 ) -> Result<()> {
     let total = alloc.total();
     btree::walk(st, root, None, &mut |_, ptr, node| {
@@ -428,7 +495,7 @@ fn mark_tree<D: BlockDevice>(
                 } else if k.oid == META_OID && k.kind == KIND_SNAPSHOT {
                     if let Some(s) = snaps.as_deref_mut() {
                         let rec = snapshot::SnapRecord::decode(v)?;
-                        s.push((rec.root, rec.txid));
+                        s.push((*k, rec.root, rec.txid));
                     }
                 }
             }

@@ -33,11 +33,13 @@ pub struct Store<D: BlockDevice> {
     pub ditto: bool,
     /// Upper bound of the nodes the next commit writes (each needs one block per copy).
     pub dirty_nodes: u64,
+    /// Blocks of the whole space map: a commit may rewrite all of them.
+    pub map_blocks: u64,
 }
 
 impl<D: BlockDevice> Store<D> {
-    pub fn new(dev: D, alloc: Allocator, txid: u64, ditto: bool) -> Self {
-        Store { dev, alloc, cache: BTreeMap::new(), txid, snap_txid: 0, ditto, dirty_nodes: 1 }
+    pub fn new(dev: D, alloc: Allocator, txid: u64, ditto: bool, map_blocks: u64) -> Self {
+        Store { dev, alloc, cache: BTreeMap::new(), txid, snap_txid: 0, ditto, dirty_nodes: 1, map_blocks }
     }
 
     fn check_addr(&self, addr: u64) -> Result<()> {
@@ -152,7 +154,7 @@ impl<D: BlockDevice> Store<D> {
     /// Refuse a change that could leave the next commit without blocks for its tree nodes.
     /// `extra` is what the change itself needs (data blocks, new nodes, a margin kept for deletes).
     pub fn check_room(&self, extra: u64) -> Result<()> {
-        let reserve = self.copies().saturating_mul(self.dirty_nodes);
+        let reserve = self.copies().saturating_mul(self.dirty_nodes).saturating_add(self.map_blocks);
         if self.alloc.free_blocks() < reserve.saturating_add(extra) {
             return Err(Error::NoSpace);
         }
