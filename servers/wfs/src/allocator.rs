@@ -34,6 +34,16 @@ pub struct Allocator {
     /// Per space-map bitmap block (`MAP_BITS` blocks each): changed since the map was last
     /// written, so the next commit must rewrite it.
     changed: Vec<bool>,
+    /// While an operation runs: what it changed, so a failed operation can be undone.
+    journal: Option<Journal>,
+}
+
+/// The allocator changes of one operation in progress.
+struct Journal {
+    /// (block, true if the bit was set / false if cleared), in order.
+    log: Vec<(u64, bool)>,
+    deferred: usize,
+    cursors: [u64; 2],
 }
 
 /// Device blocks one space-map bitmap block describes (one bit each).
@@ -49,6 +59,34 @@ impl Allocator {
             cursors: [0, total / 2],
             deferred: Vec::new(),
             changed: vec![false; total.div_ceil(MAP_BITS) as usize],
+            journal: None,
+        }
+    }
+
+    /// An operation starts: record its changes until `end_op` or `undo_op`.
+    pub fn begin_op(&mut self) {
+        self.journal = Some(Journal { log: Vec::new(), deferred: self.deferred.len(), cursors: self.cursors });
+    }
+
+    /// The operation succeeded: keep its changes.
+    pub fn end_op(&mut self) {
+        self.journal = None;
+    }
+
+    /// The operation failed: put every bit, the deferred list and the cursors back as they were
+    /// at `begin_op` (the space-map change notes may stay; rewriting an unchanged map block is
+    /// harmless).
+    pub fn undo_op(&mut self) {
+        if let Some(j) = self.journal.take() {
+            for (b, set) in j.log.into_iter().rev() {
+                if set {
+                    self.clear_bit(b);
+                } else {
+                    self.set_bit(b);
+                }
+            }
+            self.deferred.truncate(j.deferred);
+            self.cursors = j.cursors;
         }
     }
 
@@ -130,6 +168,9 @@ impl Allocator {
         }
         self.bits[(b / 64) as usize] |= 1 << (b % 64);
         self.free -= 1;
+        if let Some(j) = &mut self.journal {
+            j.log.push((b, true));
+        }
         true
     }
 
@@ -143,6 +184,9 @@ impl Allocator {
         if self.is_used(b) {
             self.bits[(b / 64) as usize] &= !(1 << (b % 64));
             self.free += 1;
+            if let Some(j) = &mut self.journal {
+                j.log.push((b, false));
+            }
             return true;
         }
         false
@@ -303,6 +347,24 @@ mod tests {
         assert_eq!(a.alloc(0), Ok(10));
         a.free_now(10);
         assert_eq!(a.alloc(1), Ok(10));
+    }
+
+    #[test]
+    fn a_failed_operation_is_undone_exactly() {
+        let mut a = Allocator::new(256);
+        let first = a.alloc_run(10).unwrap();
+        a.free_deferred(3);
+        let (free, used) = (a.free_blocks(), a.used_blocks());
+        a.begin_op();
+        a.alloc_run(20).unwrap();
+        a.free_now(first.0 + 1);
+        a.free_deferred(5);
+        a.alloc(1).unwrap();
+        a.undo_op();
+        assert_eq!((a.free_blocks(), a.used_blocks()), (free, used));
+        assert_eq!(a.deferred(), [3]);
+        // The cursor is back too: the next allocation is where it would have been.
+        assert_eq!(a.alloc_run(1).unwrap(), (first.0 + first.1, 1));
     }
 
     #[test]

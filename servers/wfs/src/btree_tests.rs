@@ -144,6 +144,14 @@ proptest! {
                 commit(&mut st, &mut root);
             }
         }
+        // floor(lo, k) = the model's greatest key in lo..=k, including across leaf boundaries.
+        for k in (0u32..620).step_by(7) {
+            let hi = key(k);
+            for lo in [Key::new(hi.oid, 2, hi.off / 2), Key::new(hi.oid, 0, 0), Key::MIN] {
+                let want = model.range(lo..=hi).next_back().map(|(k, v)| (*k, v.clone()));
+                prop_assert_eq!(floor(&mut st, &root, &lo, &hi).unwrap(), want);
+            }
+        }
         prop_assert_eq!(all(&mut st, &root), model.into_iter().collect::<Vec<_>>());
         commit(&mut st, &mut root);
         let used = st.alloc.total() - st.alloc.free_blocks();

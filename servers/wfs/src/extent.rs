@@ -9,7 +9,8 @@
 //! the birth) apply to the run as a whole: runs of different births are never merged.
 //!
 //! Because an extent is at most `MAX_EXTENT` blocks long, the extent that covers file block `b`
-//! starts within `MAX_EXTENT - 1` blocks before it: a lookup is one bounded scan, no back-pointer.
+//! starts within `MAX_EXTENT - 1` blocks before it: a lookup is one `floor` descent bounded to that
+//! window, no back-pointer.
 //! Updates (`set_blocks`) re-encode the affected neighbourhood: the items overlapping the changed
 //! range and its two neighbouring blocks are expanded to per-block pointers, patched, and encoded
 //! again as maximal runs, which merges appends into the previous extent and splits an extent whose
@@ -96,8 +97,9 @@ impl Extent {
     }
 }
 
-/// The extents of file `ino` that overlap file blocks `first..=last`, in order, at most `limit`
-/// items looked at.
+/// The extents of file `ino` that overlap file blocks `first..=last`, in order: the one that
+/// starts before `first` and covers it (found by one `floor` descent), then at most `limit` items
+/// that start inside the range.
 pub fn overlapping<D: BlockDevice>(
     st: &mut Store<D>,
     root: &Child,
@@ -106,15 +108,20 @@ pub fn overlapping<D: BlockDevice>(
     last: u64,
     limit: usize,
 ) -> Result<Vec<Extent>> {
-    let mut out = Vec::new();
-    let from = Key::new(ino, KIND_EXTENT, first.saturating_sub(MAX_EXTENT - 1));
-    btree::scan(st, root, from, Key::new(ino, KIND_EXTENT, last), limit, &mut out)?;
-    let mut list = Vec::with_capacity(out.len());
-    for (k, v) in out {
-        let e = Extent::decode(k.off, &v)?;
-        if e.end() > first {
-            list.push(e);
+    let mut list = Vec::new();
+    if first > 0 {
+        let lo = Key::new(ino, KIND_EXTENT, first.saturating_sub(MAX_EXTENT - 1));
+        if let Some((k, v)) = btree::floor(st, root, &lo, &Key::new(ino, KIND_EXTENT, first - 1))? {
+            let e = Extent::decode(k.off, &v)?;
+            if e.end() > first {
+                list.push(e);
+            }
         }
+    }
+    let mut out = Vec::new();
+    btree::scan(st, root, Key::new(ino, KIND_EXTENT, first), Key::new(ino, KIND_EXTENT, last), limit, &mut out)?;
+    for (k, v) in out {
+        list.push(Extent::decode(k.off, &v)?);
     }
     Ok(list)
 }

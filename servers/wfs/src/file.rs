@@ -1,9 +1,10 @@
 //! File data: writing at any offset, truncating, and freeing a node.
 //!
-//! Design: data is copy-on-write per 4 KiB block. A block first written by the open transaction
-//! (its pointer's birth is the open txid) is referenced by no durable state, so it is overwritten in
-//! place; any other block gets a fresh address and the old one is released under the deferred-free
-//! rules. Writes go to the device immediately (they touch only blocks no committed tree uses), in
+//! Design: data is copy-on-write per 4 KiB block: every block written gets a fresh address and the
+//! old one is released under the free rules (a block the open transaction wrote is reusable once
+//! the operation succeeds; an older one after the commit is durable). Even a block of the open
+//! transaction is not overwritten in place, so a failed operation can return to the state before
+//! it (see `Wfs::atomic`). Writes go to the device immediately (they touch only blocks no committed tree uses), in
 //! runs of contiguous blocks (allocated as contiguous runs), CHUNK blocks at a time; the extent items
 //! pointing at them (merged and split by `extent::plan_set`) carry each block's crc32 and become
 //! durable with the next commit. Bytes past the end of file inside the last
@@ -16,12 +17,14 @@ use blockdev::BlockDevice;
 use protocol::fs::FileType;
 use protocol::{Error, Result};
 
-use crate::extent::{self, MAX_EXTENT};
+use crate::extent;
 use crate::ondisk::{crc, BlockPtr, Inode, Key, BLOCK_SIZE, KIND_EXTENT};
 use crate::read::{self, CHUNK, MAX_FILE_SIZE};
 use crate::Wfs;
 
 const BS: u64 = BLOCK_SIZE as u64;
+/// Extent items removed per tree scan when freeing a file's blocks.
+const BATCH: usize = 1024;
 /// Blocks kept free by writes and creates (1/64 of the device, at least 64) so that unlinking and
 /// truncating, which dirty tree nodes before they free anything, still work on a full filesystem.
 pub(crate) fn slop(total: u64) -> u64 {
@@ -87,20 +90,15 @@ impl<D: BlockDevice> Wfs<D> {
                 buf[(s - cs) as usize..(e - cs) as usize].copy_from_slice(&data[(s - off) as usize..(e - off) as usize]);
             }
             let src: &[u8] = if whole { &data[(s - off) as usize..(e - off) as usize] } else { &buf };
-            // Choose addresses: overwrite blocks this transaction wrote, allocate the rest (in as
-            // few contiguous runs as the free space allows).
-            let need = old.iter().filter(|p| !p.is_some_and(|p| p.birth == self.st.txid)).count() as u64;
+            // Every block gets a fresh address (in as few contiguous runs as the free space
+            // allows), even one this transaction wrote: the state before this operation, which a
+            // failed operation returns to, may reference it. The old block is released (at once
+            // if this transaction wrote it, once the operation succeeds).
+            let need = n as u64;
             // Data may not eat the blocks the commit needs (the extent leaves of this chunk and
             // the inode), nor a margin that keeps deletes possible.
             self.room(4 + n as u64 / 64, need + margin)?;
-            let mut fresh = self.st.alloc_data(need)?.into_iter();
-            let mut addrs = Vec::with_capacity(n);
-            for p in &old {
-                match p {
-                    Some(p) if p.birth == self.st.txid => addrs.push(p.addr),
-                    _ => addrs.push(fresh.next().ok_or(Error::NoSpace)?),
-                }
-            }
+            let addrs = self.st.alloc_data(need)?;
             allocated += need;
             let mut i = 0;
             while i < n {
@@ -140,9 +138,7 @@ impl<D: BlockDevice> Wfs<D> {
     /// `from` is cut short).
     fn free_extents_from(&mut self, ino: u64, inode: &mut Inode, from: u64) -> Result<()> {
         loop {
-            // At most MAX_EXTENT - 1 items before `from` are looked at and skipped, so a batch of
-            // 4 × MAX_EXTENT always makes progress.
-            let ext = extent::overlapping(&mut self.st, &self.root, ino, from, u64::MAX, 4 * MAX_EXTENT as usize)?;
+            let ext = extent::overlapping(&mut self.st, &self.root, ino, from, u64::MAX, BATCH)?;
             if ext.is_empty() {
                 return Ok(());
             }

@@ -394,6 +394,35 @@ impl<D: BlockDevice> Wfs<D> {
         }
     }
 
+    /// Start an operation that must leave no trace if it fails: save the in-memory tree (cheap:
+    /// dirty nodes are shared, a change copies the nodes on its path) and the counters, and
+    /// journal the allocator. Frees of open-transaction blocks wait for `end_op`.
+    pub(crate) fn begin_op(&mut self) -> OpState {
+        self.st.alloc.begin_op();
+        self.st.op_frees = Some(Vec::new());
+        OpState { root: self.root.clone(), next_ino: self.next_ino, dirty: self.dirty, dirty_nodes: self.st.dirty_nodes }
+    }
+
+    /// Finish the operation begun with `saved`: keep its effects if `r` is `Ok`, otherwise put
+    /// the tree, the counters and the allocator back as they were (the blocks it wrote data to
+    /// were free before it, so they are simply free again). Returns `r`.
+    pub(crate) fn end_op<T>(&mut self, saved: OpState, r: Result<T>) -> Result<T> {
+        let frees = self.st.op_frees.take().unwrap_or_default();
+        if r.is_ok() {
+            self.st.alloc.end_op();
+            for b in frees {
+                self.st.alloc.free_now(b);
+            }
+        } else {
+            self.st.alloc.undo_op();
+            self.root = saved.root;
+            self.next_ino = saved.next_ino;
+            self.dirty = saved.dirty;
+            self.st.dirty_nodes = saved.dirty_nodes;
+        }
+        r
+    }
+
     /// Called after each implicit operation: commit when the group has grown large.
     pub(crate) fn op_done(&mut self, blocks: u64) -> Result<()> {
         self.ops_since += 1;
@@ -460,6 +489,14 @@ impl<D: BlockDevice> Wfs<D> {
         }
         self.commit()
     }
+}
+
+/// What `begin_op` saves of the in-memory state.
+pub(crate) struct OpState {
+    root: Child,
+    next_ino: u64,
+    dirty: bool,
+    dirty_nodes: u64,
 }
 
 /// Mark every block of the committed tree at `root` in `alloc`. Subtrees already marked (shared

@@ -35,11 +35,15 @@ pub struct Store<D: BlockDevice> {
     pub dirty_nodes: u64,
     /// Blocks of the whole space map: a commit may rewrite all of them.
     pub map_blocks: u64,
+    /// While an operation runs: blocks of the open transaction it released. They are freed when
+    /// it succeeds, not at once, so the operation cannot reuse (overwrite) a block that the state
+    /// before it references, which a failed operation returns to.
+    pub op_frees: Option<alloc::vec::Vec<u64>>,
 }
 
 impl<D: BlockDevice> Store<D> {
     pub fn new(dev: D, alloc: Allocator, txid: u64, ditto: bool, map_blocks: u64) -> Self {
-        Store { dev, alloc, cache: BTreeMap::new(), txid, snap_txid: 0, ditto, dirty_nodes: 1, map_blocks }
+        Store { dev, alloc, cache: BTreeMap::new(), txid, snap_txid: 0, ditto, dirty_nodes: 1, map_blocks, op_frees: None }
     }
 
     fn check_addr(&self, addr: u64) -> Result<()> {
@@ -135,7 +139,10 @@ impl<D: BlockDevice> Store<D> {
     pub fn release(&mut self, ptr: &BlockPtr) {
         for addr in ptr.copies() {
             if ptr.birth == self.txid {
-                self.alloc.free_now(addr);
+                match &mut self.op_frees {
+                    Some(list) => list.push(addr),
+                    None => self.alloc.free_now(addr),
+                }
             } else if ptr.birth > self.snap_txid {
                 self.alloc.free_deferred(addr);
             }
