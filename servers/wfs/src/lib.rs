@@ -248,6 +248,12 @@ impl<D: BlockDevice> Wfs<D> {
         self.committed.txid
     }
 
+    /// Drop the cache of decoded tree nodes, so the next reads go to the device (cold-cache
+    /// measurements, and fault-injection tests whose failing reads must reach the operation).
+    pub fn drop_caches(&mut self) {
+        self.st.forget_cache();
+    }
+
     /// Direct access to the device (tests and tools: corruption injection, image dumps).
     pub fn device_mut(&mut self) -> &mut D {
         &mut self.st.dev
