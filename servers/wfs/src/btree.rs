@@ -36,7 +36,8 @@ pub const MAX_VALUE: usize = 1600;
 
 #[derive(Debug, Clone)]
 pub enum Node {
-    Leaf { items: Vec<(Key, Vec<u8>)>, bytes: usize },
+    /// Values are shared slices, so copying a leaf (see `Child::Dirty`) allocates nothing per item.
+    Leaf { items: Vec<(Key, Arc<[u8]>)>, bytes: usize },
     Internal { level: u8, children: Vec<(Key, Child)> },
 }
 
@@ -137,7 +138,7 @@ impl Node {
                     return Err(bad);
                 }
                 check_order(k)?;
-                items.push((k, b[at..at + len].to_vec()));
+                items.push((k, Arc::from(&b[at..at + len])));
                 at += len;
             }
             Ok(Node::Leaf { items, bytes: at - HDR })
@@ -190,7 +191,7 @@ pub fn get<D: BlockDevice>(st: &mut Store<D>, root: &Child, key: &Key) -> Result
 
 fn get_rec<D: BlockDevice>(st: &mut Store<D>, c: &Child, key: &Key, lvl: Option<u8>) -> Result<Option<Vec<u8>>> {
     with_node(st, c, lvl, |st, node| match node {
-        Node::Leaf { items, .. } => Ok(items.binary_search_by(|(k, _)| k.cmp(key)).ok().map(|i| items[i].1.clone())),
+        Node::Leaf { items, .. } => Ok(items.binary_search_by(|(k, _)| k.cmp(key)).ok().map(|i| items[i].1.to_vec())),
         Node::Internal { level, children } => {
             let i = route(children, key);
             get_rec(st, &children[i].1, key, Some(level - 1))
@@ -208,7 +209,7 @@ fn floor_rec<D: BlockDevice>(st: &mut Store<D>, c: &Child, lo: &Key, key: &Key, 
     with_node(st, c, lvl, |st, node| match node {
         Node::Leaf { items, .. } => {
             let end = items.partition_point(|(k, _)| k <= key);
-            Ok(items[..end].last().filter(|(k, _)| k >= lo).cloned())
+            Ok(items[..end].last().filter(|(k, _)| k >= lo).map(|(k, v)| (*k, v.to_vec())))
         }
         Node::Internal { level, children } => {
             let mut i = route(children, key);
@@ -255,7 +256,7 @@ fn scan_rec<D: BlockDevice>(
                     if k > to || out.len() >= limit {
                         break;
                     }
-                    out.push((*k, v.clone()));
+                    out.push((*k, v.to_vec()));
                 }
             }
             Node::Internal { level, children } => {
@@ -315,11 +316,11 @@ fn insert_rec<D: BlockDevice>(st: &mut Store<D>, c: &mut Child, key: Key, val: V
             match items.binary_search_by(|(k, _)| k.cmp(&key)) {
                 Ok(i) => {
                     *bytes = *bytes - items[i].1.len() + val.len();
-                    items[i].1 = val;
+                    items[i].1 = Arc::from(val);
                 }
                 Err(i) => {
                     *bytes += LEAF_OVERHEAD + val.len();
-                    items.insert(i, (key, val));
+                    items.insert(i, (key, Arc::from(val)));
                 }
             }
             if *bytes <= CAP {
@@ -391,7 +392,7 @@ fn remove_rec<D: BlockDevice>(st: &mut Store<D>, c: &mut Child, key: &Key, lvl: 
             Ok(i) => {
                 let (_, v) = items.remove(i);
                 *bytes -= LEAF_OVERHEAD + v.len();
-                Ok(Some(v))
+                Ok(Some(v.to_vec()))
             }
             Err(_) => Ok(None),
         },
