@@ -129,7 +129,7 @@ impl Allocator {
     pub fn from_words(total: u64, mut words: Vec<u64>) -> Self {
         let mut a = Allocator::new(total);
         words.resize(a.bits.len(), 0);
-        if total % 64 != 0 {
+        if !total.is_multiple_of(64) {
             if let Some(last) = words.last_mut() {
                 *last &= (1u64 << (total % 64)) - 1;
             }
@@ -244,7 +244,7 @@ impl Allocator {
         let mut looked = 0;
         while looked < RUN_SEARCH.min(self.total) {
             let w = self.bits[(b / 64) as usize];
-            if b % 64 == 0 && w == u64::MAX {
+            if b.is_multiple_of(64) && w == u64::MAX {
                 // A full word: skip it whole.
                 b += 64;
                 looked += 64;

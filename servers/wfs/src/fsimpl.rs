@@ -199,9 +199,9 @@ impl<D: BlockDevice> FileSystem for Wfs<D> {
             self.touch_dir(dir, 0)?;
             Ok(())
         })();
-        let v = self.end_op(saved, r)?;
+        self.end_op(saved, r)?;
         self.op_done(0)?;
-        Ok(v)
+        Ok(())
     }
 
     fn rmdir(&mut self, dir: NodeId, name: &str) -> Result<()> {
@@ -222,9 +222,9 @@ impl<D: BlockDevice> FileSystem for Wfs<D> {
             self.touch_dir(dir, -1)?;
             Ok(())
         })();
-        let v = self.end_op(saved, r)?;
+        self.end_op(saved, r)?;
         self.op_done(0)?;
-        Ok(v)
+        Ok(())
     }
 
     fn rename(&mut self, from_dir: NodeId, from: &str, to_dir: NodeId, to: &str) -> Result<()> {
@@ -279,9 +279,9 @@ impl<D: BlockDevice> FileSystem for Wfs<D> {
             }
             Ok(())
         })();
-        let v = self.end_op(saved, r)?;
+        self.end_op(saved, r)?;
         self.op_done(0)?;
-        Ok(v)
+        Ok(())
     }
 
     fn readdir(&mut self, dir: NodeId, cookie: u64, max: usize) -> Result<Vec<DirEntry>> {

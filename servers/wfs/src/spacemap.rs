@@ -153,8 +153,8 @@ impl SpaceMap {
             p.crc = crc(&b);
             out.push((p.addr, b));
         }
-        for k in 1..self.levels.len() {
-            for &i in &dirty[k] {
+        for (k, set) in dirty.iter().enumerate().skip(1) {
+            for &i in set {
                 let first = i * FANOUT;
                 let kids = &self.levels[k - 1][first..(first + FANOUT).min(self.levels[k - 1].len())];
                 let mut b = vec![0u8; BLOCK_SIZE];
