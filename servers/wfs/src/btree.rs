@@ -14,7 +14,7 @@
 //! exactly one level below its parent, so a corrupt image cannot make a walk loop or recurse deeper
 //! than `MAX_LEVEL`.
 
-use alloc::boxed::Box;
+use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
 
@@ -36,19 +36,22 @@ pub const MAX_VALUE: usize = 1600;
 
 #[derive(Debug, Clone)]
 pub enum Node {
-    Leaf { items: Vec<(Key, Vec<u8>)>, bytes: usize },
+    /// Values are shared slices, so copying a leaf (see `Child::Dirty`) allocates nothing per item.
+    Leaf { items: Vec<(Key, Arc<[u8]>)>, bytes: usize },
     Internal { level: u8, children: Vec<(Key, Child)> },
 }
 
 #[derive(Debug, Clone)]
 pub enum Child {
     Disk(BlockPtr),
-    Dirty(Box<Node>),
+    /// In memory, changed since the last commit. Shared (`Arc`) so that saving the tree before an
+    /// operation is cheap: a change copies the shared nodes on its path (`Arc::make_mut`).
+    Dirty(Arc<Node>),
 }
 
 impl Child {
     pub fn empty() -> Child {
-        Child::Dirty(Box::new(Node::Leaf { items: Vec::new(), bytes: 0 }))
+        Child::Dirty(Arc::new(Node::Leaf { items: Vec::new(), bytes: 0 }))
     }
 
     pub fn is_dirty(&self) -> bool {
@@ -135,7 +138,7 @@ impl Node {
                     return Err(bad);
                 }
                 check_order(k)?;
-                items.push((k, b[at..at + len].to_vec()));
+                items.push((k, Arc::from(&b[at..at + len])));
                 at += len;
             }
             Ok(Node::Leaf { items, bytes: at - HDR })
@@ -188,10 +191,38 @@ pub fn get<D: BlockDevice>(st: &mut Store<D>, root: &Child, key: &Key) -> Result
 
 fn get_rec<D: BlockDevice>(st: &mut Store<D>, c: &Child, key: &Key, lvl: Option<u8>) -> Result<Option<Vec<u8>>> {
     with_node(st, c, lvl, |st, node| match node {
-        Node::Leaf { items, .. } => Ok(items.binary_search_by(|(k, _)| k.cmp(key)).ok().map(|i| items[i].1.clone())),
+        Node::Leaf { items, .. } => Ok(items.binary_search_by(|(k, _)| k.cmp(key)).ok().map(|i| items[i].1.to_vec())),
         Node::Internal { level, children } => {
             let i = route(children, key);
             get_rec(st, &children[i].1, key, Some(level - 1))
+        }
+    })
+}
+
+/// The item with the greatest key in `lo..=key`, if any (one descent, plus a step left when the
+/// routed subtree has nothing at or below `key`).
+pub fn floor<D: BlockDevice>(st: &mut Store<D>, root: &Child, lo: &Key, key: &Key) -> Result<Option<(Key, Vec<u8>)>> {
+    floor_rec(st, root, lo, key, None)
+}
+
+fn floor_rec<D: BlockDevice>(st: &mut Store<D>, c: &Child, lo: &Key, key: &Key, lvl: Option<u8>) -> Result<Option<(Key, Vec<u8>)>> {
+    with_node(st, c, lvl, |st, node| match node {
+        Node::Leaf { items, .. } => {
+            let end = items.partition_point(|(k, _)| k <= key);
+            Ok(items[..end].last().filter(|(k, _)| k >= lo).map(|(k, v)| (*k, v.to_vec())))
+        }
+        Node::Internal { level, children } => {
+            let mut i = route(children, key);
+            loop {
+                if let Some(hit) = floor_rec(st, &children[i].1, lo, key, Some(level - 1))? {
+                    return Ok(Some(hit));
+                }
+                // Every key left of child i is below its lower bound.
+                if i == 0 || children[i].0 <= *lo {
+                    return Ok(None);
+                }
+                i -= 1;
+            }
         }
     })
 }
@@ -225,7 +256,7 @@ fn scan_rec<D: BlockDevice>(
                     if k > to || out.len() >= limit {
                         break;
                     }
-                    out.push((*k, v.clone()));
+                    out.push((*k, v.to_vec()));
                 }
             }
             Node::Internal { level, children } => {
@@ -248,10 +279,10 @@ fn make_dirty<'a, D: BlockDevice>(st: &mut Store<D>, child: &'a mut Child, lvl: 
         let n = st.take_node(&p, lvl)?;
         st.release(&p);
         st.dirty_nodes += 1;
-        *child = Child::Dirty(Box::new(n));
+        *child = Child::Dirty(Arc::new(n));
     }
     match child {
-        Child::Dirty(n) => Ok(n),
+        Child::Dirty(n) => Ok(Arc::make_mut(n)),
         Child::Disk(p) => Err(Error::Corrupt { block: p.addr }),
     }
 }
@@ -268,7 +299,7 @@ pub fn insert<D: BlockDevice>(st: &mut Store<D>, root: &mut Child, key: Key, val
         }
         let left = core::mem::replace(root, Child::empty());
         st.dirty_nodes += 1;
-        *root = Child::Dirty(Box::new(Node::Internal {
+        *root = Child::Dirty(Arc::new(Node::Internal {
             level,
             children: vec![(Key::MIN, left), (k, Child::Dirty(right))],
         }));
@@ -276,7 +307,7 @@ pub fn insert<D: BlockDevice>(st: &mut Store<D>, root: &mut Child, key: Key, val
     Ok(())
 }
 
-type Split = Option<(Key, Box<Node>)>;
+type Split = Option<(Key, Arc<Node>)>;
 
 fn insert_rec<D: BlockDevice>(st: &mut Store<D>, c: &mut Child, key: Key, val: Vec<u8>, lvl: Option<u8>) -> Result<Split> {
     let node = make_dirty(st, c, lvl)?;
@@ -285,11 +316,11 @@ fn insert_rec<D: BlockDevice>(st: &mut Store<D>, c: &mut Child, key: Key, val: V
             match items.binary_search_by(|(k, _)| k.cmp(&key)) {
                 Ok(i) => {
                     *bytes = *bytes - items[i].1.len() + val.len();
-                    items[i].1 = val;
+                    items[i].1 = Arc::from(val);
                 }
                 Err(i) => {
                     *bytes += LEAF_OVERHEAD + val.len();
-                    items.insert(i, (key, val));
+                    items.insert(i, (key, Arc::from(val)));
                 }
             }
             if *bytes <= CAP {
@@ -307,7 +338,7 @@ fn insert_rec<D: BlockDevice>(st: &mut Store<D>, c: &mut Child, key: Key, val: V
             *bytes = acc;
             let k = right[0].0;
             st.dirty_nodes += 1;
-            Ok(Some((k, Box::new(Node::Leaf { items: right, bytes: rb }))))
+            Ok(Some((k, Arc::new(Node::Leaf { items: right, bytes: rb }))))
         }
         Node::Internal { level, children } => {
             let level = *level;
@@ -321,7 +352,7 @@ fn insert_rec<D: BlockDevice>(st: &mut Store<D>, c: &mut Child, key: Key, val: V
                     let right = children.split_off(children.len() / 2);
                     let k = right[0].0;
                     st.dirty_nodes += 1;
-                    return Ok(Some((k, Box::new(Node::Internal { level, children: right }))));
+                    return Ok(Some((k, Arc::new(Node::Internal { level, children: right }))));
                 }
             }
             Ok(None)
@@ -338,7 +369,7 @@ pub fn remove<D: BlockDevice>(st: &mut Store<D>, root: &mut Child, key: &Key) ->
     let v = remove_rec(st, root, key, None)?;
     // A root with a single child is replaced by that child, so the tree gets shallower again.
     while let Child::Dirty(n) = root {
-        let Node::Internal { children, .. } = n.as_mut() else { break };
+        let Node::Internal { children, .. } = Arc::make_mut(n) else { break };
         match children.len() {
             0 => {
                 st.dirty_nodes += 1;
@@ -361,7 +392,7 @@ fn remove_rec<D: BlockDevice>(st: &mut Store<D>, c: &mut Child, key: &Key, lvl: 
             Ok(i) => {
                 let (_, v) = items.remove(i);
                 *bytes -= LEAF_OVERHEAD + v.len();
-                Ok(Some(v))
+                Ok(Some(v.to_vec()))
             }
             Err(_) => Ok(None),
         },
@@ -413,7 +444,7 @@ fn node_bytes<D: BlockDevice>(st: &mut Store<D>, c: &Child, lvl: u8) -> Result<u
 /// to `out` as (block, contents) so the caller can issue them sorted and coalesced.
 pub fn write_dirty<D: BlockDevice>(st: &mut Store<D>, c: &mut Child, out: &mut Vec<(u64, Vec<u8>)>) -> Result<BlockPtr> {
     if let Child::Dirty(node) = c {
-        if let Node::Internal { children, .. } = node.as_mut() {
+        if let Node::Internal { children, .. } = Arc::make_mut(node) {
             for (_, child) in children.iter_mut() {
                 write_dirty(st, child, out)?;
             }
@@ -427,7 +458,7 @@ pub fn write_dirty<D: BlockDevice>(st: &mut Store<D>, c: &mut Child, out: &mut V
         }
         out.push((addr, buf));
         if let Child::Dirty(n) = core::mem::replace(c, Child::Disk(ptr)) {
-            st.remember(&ptr, alloc::sync::Arc::new(*n));
+            st.remember(&ptr, n);
         }
     }
     match c {

@@ -12,7 +12,7 @@ fn store(blocks: u64) -> Store<RamDisk> {
     let mut a = Allocator::new(blocks);
     a.mark(0);
     a.mark(blocks - 1);
-    Store::new(RamDisk::new(blocks * 8), a, 1, true)
+    Store::new(RamDisk::new(blocks * 8), a, 1, true, 0)
 }
 
 /// Write all dirty nodes as a commit would, then forget the cache so reads go to the device.
@@ -142,6 +142,14 @@ proptest! {
             }
             if c && k % 16 == 0 {
                 commit(&mut st, &mut root);
+            }
+        }
+        // floor(lo, k) = the model's greatest key in lo..=k, including across leaf boundaries.
+        for k in (0u32..620).step_by(7) {
+            let hi = key(k);
+            for lo in [Key::new(hi.oid, 2, hi.off / 2), Key::new(hi.oid, 0, 0), Key::MIN] {
+                let want = model.range(lo..=hi).next_back().map(|(k, v)| (*k, v.clone()));
+                prop_assert_eq!(floor(&mut st, &root, &lo, &hi).unwrap(), want);
             }
         }
         prop_assert_eq!(all(&mut st, &root), model.into_iter().collect::<Vec<_>>());

@@ -23,10 +23,12 @@ use protocol::{Error, Result};
 
 use crate::allocator::Allocator;
 use crate::btree::{self, Child, Node};
+use crate::extent::Extent;
 use crate::names::name_hash;
 use crate::ondisk::*;
 use crate::read::DIRENT_HDR;
 use crate::snapshot::SnapRecord;
+use crate::spacemap::SpaceMap;
 use crate::Wfs;
 
 /// What fsck found (and fixed).
@@ -70,6 +72,8 @@ pub struct ScrubReport {
     pub node_copies_repaired: u64,
     pub data_blocks_checked: u64,
     pub superblocks_repaired: u64,
+    /// The persisted space map failed its checksums and was rebuilt by a walk and rewritten.
+    pub space_map_rebuilt: bool,
     /// Blocks that failed with no good copy left (first copy's address).
     pub unrepairable: Vec<u64>,
 }
@@ -91,7 +95,11 @@ impl fmt::Display for ScrubReport {
             self.superblocks_repaired,
             self.unrepairable.len(),
             self.unrepairable
-        )
+        )?;
+        if self.space_map_rebuilt {
+            write!(f, "; space map rebuilt")?;
+        }
+        Ok(())
     }
 }
 
@@ -108,8 +116,8 @@ struct Census {
     inodes: BTreeMap<u64, InodeInfo>,
     /// (entry key, target ino, kind in the entry)
     dirents: Vec<(Key, u64, FileType)>,
-    /// ino -> (extent count, highest file block)
-    extents: BTreeMap<u64, (u64, u64)>,
+    /// ino -> (blocks mapped, highest file block, end of the previous extent)
+    extents: BTreeMap<u64, (u64, u64, u64)>,
     extent_keys: Vec<Key>,
     orphans: BTreeSet<u64>,
     snaps: Vec<BlockPtr>,
@@ -164,9 +172,10 @@ impl<D: BlockDevice> Wfs<D> {
                 if fresh {
                     if let Node::Leaf { items, .. } = node {
                         for (k, v) in items.iter().filter(|(k, _)| k.kind == KIND_EXTENT && k.oid != META_OID) {
-                            let _ = k;
-                            if let Ok(p) = BlockPtr::decode(v) {
-                                reach.mark(p.addr);
+                            if let Ok(e) = Extent::decode(k.off, v) {
+                                for (_, p) in e.blocks() {
+                                    reach.mark(p.addr);
+                                }
                             }
                         }
                     }
@@ -176,6 +185,11 @@ impl<D: BlockDevice> Wfs<D> {
             if let Err(e) = res {
                 r.problems.push(format!("snapshot tree at block {} unreadable: {e}", s.addr));
                 return Ok(r);
+            }
+        }
+        for a in self.map.addrs() {
+            if !reach.mark(a) {
+                r.problems.push(format!("space map block {a} is also used by a tree"));
             }
         }
         r.inodes = c.inodes.len() as u64;
@@ -196,15 +210,50 @@ impl<D: BlockDevice> Wfs<D> {
         }
         r.blocks_reachable = total - reach.free_blocks();
         r.blocks_allocated = total - self.st.alloc.free_blocks();
+        let map_ok = self.check_space_map(&reach, &mut r);
         if repair && !r.problems.is_empty() {
             r.repaired = self.apply_fixes(fixes)?;
             self.commit()?;
+            if !map_ok {
+                // Not trusted: the rebuilt map gets all new blocks.
+                self.map = SpaceMap::new(total);
+            }
+            // Recompute the allocation from the repaired trees and persist it as a new map.
             self.rebuild_allocator()?;
-            if leaked > 0 {
+            self.commit()?;
+            if leaked > 0 || !map_ok {
                 r.repaired += 1;
             }
         }
         Ok(r)
+    }
+
+    /// Compare the persisted space map of the committed state with the walk's reachable set.
+    fn check_space_map(&mut self, reach: &Allocator, r: &mut FsckReport) -> bool {
+        let sb = self.committed;
+        let total = reach.total();
+        let map = match SpaceMap::load(&mut self.st, sb.space_map, sb.map_levels, total) {
+            Ok((_, map)) => map,
+            Err(e) => {
+                r.problems.push(format!("space map unreadable: {e}"));
+                return false;
+            }
+        };
+        let (mut free_but_used, mut used_but_free) = (0u64, 0u64);
+        for b in 0..total {
+            match (reach.is_used(b), map.is_used(b)) {
+                (true, false) => free_but_used += 1,
+                (false, true) => used_but_free += 1,
+                _ => {}
+            }
+        }
+        if free_but_used > 0 {
+            r.problems.push(format!("space map records {free_but_used} blocks in use as free"));
+        }
+        if used_but_free > 0 {
+            r.problems.push(format!("space map records {used_but_free} unreachable blocks as used"));
+        }
+        free_but_used == 0 && used_but_free == 0
     }
 
     fn check_census(&mut self, c: &Census, r: &mut FsckReport) -> Fixes {
@@ -259,14 +308,14 @@ impl<D: BlockDevice> Wfs<D> {
                 }
                 continue;
             }
-            let (n, maxfb) = c.extents.get(&ino).copied().unwrap_or((0, 0));
+            let (n, maxfb, _) = c.extents.get(&ino).copied().unwrap_or((0, 0, 0));
             let mut fixed = None;
             if i.nlink != want {
                 r.problems.push(format!("inode {ino} has nlink {} but {want} links", i.nlink));
                 fixed = Some(want);
             }
             if n != i.blocks {
-                r.problems.push(format!("inode {ino} counts {} blocks but has {n} extents", i.blocks));
+                r.problems.push(format!("inode {ino} counts {} blocks but its extents map {n}", i.blocks));
                 fixed = Some(want);
             }
             if n > 0 && (i.kind != FileType::File || maxfb >= i.size.div_ceil(BLOCK_SIZE as u64)) {
@@ -296,7 +345,11 @@ impl<D: BlockDevice> Wfs<D> {
         for k in fx.remove {
             if k.kind == KIND_EXTENT {
                 if let Some(v) = btree::get(&mut self.st, &self.root, &k)? {
-                    self.st.release(&BlockPtr::decode(&v)?);
+                    if let Ok(e) = Extent::decode(k.off, &v) {
+                        for (_, p) in e.blocks() {
+                            self.st.release(&p);
+                        }
+                    }
                 }
             }
             self.tree_remove(&k)?;
@@ -340,6 +393,13 @@ impl<D: BlockDevice> Wfs<D> {
             }
         }
         self.st.dev.flush()?;
+        let (sb, total) = (self.committed, self.st.alloc.total());
+        if SpaceMap::load(&mut self.st, sb.space_map, sb.map_levels, total).is_err() {
+            self.map = SpaceMap::new(total);
+            self.rebuild_allocator()?;
+            self.commit()?;
+            r.space_map_rebuilt = true;
+        }
         Ok(r)
     }
 
@@ -388,13 +448,15 @@ impl<D: BlockDevice> Wfs<D> {
                 let mut data = vec![0u8; BLOCK_SIZE];
                 for (k, v) in items {
                     if k.kind == KIND_EXTENT && k.oid != META_OID {
-                        let p = BlockPtr::decode(&v)?;
-                        if !seen.insert(p.addr) {
-                            continue;
-                        }
-                        r.data_blocks_checked += 1;
-                        if crate::read::read_run(&mut self.st, &[p], &mut data).is_err() {
-                            r.unrepairable.push(p.addr);
+                        let e = Extent::decode(k.off, &v)?;
+                        for (_, p) in e.blocks() {
+                            if !seen.insert(p.addr) {
+                                continue;
+                            }
+                            r.data_blocks_checked += 1;
+                            if crate::read::read_run(&mut self.st, &[p], &mut data).is_err() {
+                                r.unrepairable.push(p.addr);
+                            }
                         }
                     } else if k.oid == META_OID && k.kind == KIND_SNAPSHOT {
                         if let (Some(s), Ok(rec)) = (snaps.as_deref_mut(), SnapRecord::decode(&v)) {
@@ -450,16 +512,24 @@ fn census_item(c: &mut Census, reach: &mut Allocator, total: u64, k: &Key, v: &[
         }
         (ino, KIND_EXTENT) => {
             c.extent_keys.push(*k);
-            let e = c.extents.entry(ino).or_insert((0, 0));
-            e.0 += 1;
-            e.1 = e.1.max(k.off);
-            match BlockPtr::decode(v) {
-                Ok(p) if p.addr != 0 && p.addr < total - 1 => {
-                    if !reach.mark(p.addr) {
-                        problems.push(format!("data block {} of inode {ino} is used twice", p.addr));
+            match Extent::decode(k.off, v) {
+                Ok(x) if x.on_device(total) => {
+                    let e = c.extents.entry(ino).or_insert((0, 0, 0));
+                    e.0 += x.len();
+                    e.1 = e.1.max(x.end() - 1);
+                    // Items overlapping the previous one of the same file map a block twice.
+                    if e.2 > x.start {
+                        problems.push(format!("extent {} of inode {ino} overlaps the previous one", k.off));
+                    }
+                    e.2 = x.end();
+                    for (_, p) in x.blocks() {
+                        if !reach.mark(p.addr) {
+                            problems.push(format!("data block {} of inode {ino} is used twice", p.addr));
+                        }
                     }
                 }
-                _ => problems.push(format!("extent {} of inode {ino} points outside the device", k.off)),
+                Ok(_) => problems.push(format!("extent {} of inode {ino} points outside the device", k.off)),
+                Err(_) => problems.push(format!("extent {} of inode {ino} does not decode", k.off)),
             }
         }
         (_, kind) => problems.push(format!("unknown item kind {kind}")),

@@ -14,7 +14,8 @@ use blockdev::BlockDevice;
 use protocol::Result;
 
 use crate::btree;
-use crate::ondisk::{BlockPtr, Key, BLOCK_SIZE, KIND_EXTENT};
+use crate::extent::Extent;
+use crate::ondisk::{Key, BLOCK_SIZE, KIND_EXTENT};
 use crate::read::read_run;
 use crate::Wfs;
 
@@ -39,29 +40,36 @@ impl<D: BlockDevice> Wfs<D> {
         }
         let mut items = Vec::new();
         let limit = budget.saturating_mul(4).saturating_add(16);
-        btree::scan(&mut self.st, &self.root, self.scrub_cursor, Key::MAX, limit, &mut items)?;
+        let (from, mut skip) = self.scrub_cursor;
+        btree::scan(&mut self.st, &self.root, from, Key::MAX, limit, &mut items)?;
+        if items.first().is_none_or(|(k, _)| *k != from) {
+            skip = 0; // the extent the cursor was inside is gone
+        }
         let mut buf = vec![0u8; BLOCK_SIZE];
         let mut next = None;
-        for (k, v) in &items {
-            if r.blocks_verified as usize >= budget {
-                next = Some(*k);
-                break;
-            }
-            if k.kind != KIND_EXTENT {
+        'items: for (k, v) in &items {
+            if k.kind != KIND_EXTENT || k.oid == crate::ondisk::META_OID {
                 continue;
             }
-            let p = BlockPtr::decode(v)?;
-            r.blocks_verified += 1;
-            if read_run(&mut self.st, &[p], &mut buf).is_err() {
-                r.bad_blocks.push(p.addr);
+            // An extent may be longer than the budget: the cursor keeps the blocks done in it.
+            for (i, (_, p)) in Extent::decode(k.off, v)?.blocks().enumerate().skip(skip) {
+                if r.blocks_verified as usize >= budget {
+                    next = Some((*k, i));
+                    break 'items;
+                }
+                r.blocks_verified += 1;
+                if read_run(&mut self.st, &[p], &mut buf).is_err() {
+                    r.bad_blocks.push(p.addr);
+                }
             }
+            skip = 0;
         }
         // A short scan means the end of the tree was reached.
-        let more = if items.len() == limit { items.last().and_then(|(k, _)| k.successor()) } else { None };
+        let more = if items.len() == limit { items.last().and_then(|(k, _)| k.successor()).map(|k| (k, 0)) } else { None };
         match next.or(more) {
-            Some(k) => self.scrub_cursor = k,
+            Some(c) => self.scrub_cursor = c,
             None => {
-                self.scrub_cursor = Key::MIN;
+                self.scrub_cursor = (Key::MIN, 0);
                 r.pass_complete = true;
             }
         }

@@ -1,11 +1,13 @@
 //! File data: writing at any offset, truncating, and freeing a node.
 //!
-//! Design: data is copy-on-write per 4 KiB block. A block first written by the open transaction
-//! (its pointer's birth is the open txid) is referenced by no durable state, so it is overwritten in
-//! place; any other block gets a fresh address and the old one is released under the deferred-free
-//! rules. Writes go to the device immediately (they touch only blocks no committed tree uses), in
-//! runs of contiguous blocks, CHUNK blocks at a time; the extent items pointing at them carry each
-//! block's crc32 and become durable with the next commit. Bytes past the end of file inside the last
+//! Design: data is copy-on-write per 4 KiB block: every block written gets a fresh address and the
+//! old one is released under the free rules (a block the open transaction wrote is reusable once
+//! the operation succeeds; an older one after the commit is durable). Even a block of the open
+//! transaction is not overwritten in place, so a failed operation can return to the state before
+//! it (see `Wfs::atomic`). Writes go to the device immediately (they touch only blocks no committed tree uses), in
+//! runs of contiguous blocks (allocated as contiguous runs), CHUNK blocks at a time; the extent items
+//! pointing at them (merged and split by `extent::plan_set`) carry each block's crc32 and become
+//! durable with the next commit. Bytes past the end of file inside the last
 //! block are always zero (truncate clears them), so extending a file never exposes old data.
 
 use alloc::vec;
@@ -15,11 +17,14 @@ use blockdev::BlockDevice;
 use protocol::fs::FileType;
 use protocol::{Error, Result};
 
+use crate::extent;
 use crate::ondisk::{crc, BlockPtr, Inode, Key, BLOCK_SIZE, KIND_EXTENT};
 use crate::read::{self, CHUNK, MAX_FILE_SIZE};
 use crate::Wfs;
 
 const BS: u64 = BLOCK_SIZE as u64;
+/// Extent items removed per tree scan when freeing a file's blocks.
+const BATCH: usize = 1024;
 /// Blocks kept free by writes and creates (1/64 of the device, at least 64) so that unlinking and
 /// truncating, which dirty tree nodes before they free anything, still work on a full filesystem.
 pub(crate) fn slop(total: u64) -> u64 {
@@ -64,7 +69,7 @@ impl<D: BlockDevice> Wfs<D> {
             let ce = b1.min(cb + CHUNK - 1);
             let n = (ce - cb + 1) as usize;
             let mut old: Vec<Option<BlockPtr>> = vec![None; n];
-            for (fb, p) in read::extents(&mut self.st, &self.root, ino, cb, ce)? {
+            for (fb, p) in extent::blocks(&mut self.st, &self.root, ino, cb, ce)? {
                 old[(fb - cb) as usize] = Some(p);
             }
             let (cs, ce_bytes) = (cb * BS, (ce + 1) * BS);
@@ -85,21 +90,16 @@ impl<D: BlockDevice> Wfs<D> {
                 buf[(s - cs) as usize..(e - cs) as usize].copy_from_slice(&data[(s - off) as usize..(e - off) as usize]);
             }
             let src: &[u8] = if whole { &data[(s - off) as usize..(e - off) as usize] } else { &buf };
-            // Choose addresses: overwrite blocks this transaction wrote, allocate the rest.
-            let need = old.iter().filter(|p| !p.is_some_and(|p| p.birth == self.st.txid)).count() as u64;
+            // Every block gets a fresh address (in as few contiguous runs as the free space
+            // allows), even one this transaction wrote: the state before this operation, which a
+            // failed operation returns to, may reference it. The old block is released (at once
+            // if this transaction wrote it, once the operation succeeds).
+            let need = n as u64;
             // Data may not eat the blocks the commit needs (the extent leaves of this chunk and
             // the inode), nor a margin that keeps deletes possible.
             self.room(4 + n as u64 / 64, need + margin)?;
-            let mut addrs = Vec::with_capacity(n);
-            for p in &old {
-                match p {
-                    Some(p) if p.birth == self.st.txid => addrs.push(p.addr),
-                    _ => {
-                        addrs.push(self.st.alloc(0)?);
-                        allocated += 1;
-                    }
-                }
-            }
+            let addrs = self.st.alloc_data(need)?;
+            allocated += need;
             let mut i = 0;
             while i < n {
                 let mut j = i + 1;
@@ -109,13 +109,22 @@ impl<D: BlockDevice> Wfs<D> {
                 self.st.write_raw(addrs[i], &src[i * BLOCK_SIZE..j * BLOCK_SIZE])?;
                 i = j;
             }
-            for (i, addr) in addrs.iter().enumerate() {
-                let ptr = BlockPtr { addr: *addr, addr2: 0, crc: crc(&src[i * BLOCK_SIZE..(i + 1) * BLOCK_SIZE]), birth: self.st.txid };
-                let mut v = vec![0u8; BlockPtr::SIZE];
-                ptr.encode(&mut v);
-                self.tree_insert(Key::new(ino, KIND_EXTENT, cb + i as u64), v)?;
-                match old[i] {
-                    Some(p) if p.addr != *addr => self.st.release(&p),
+            let txid = self.st.txid;
+            let ptrs: Vec<BlockPtr> = addrs
+                .iter()
+                .enumerate()
+                .map(|(i, a)| BlockPtr { addr: *a, addr2: 0, crc: crc(&src[i * BLOCK_SIZE..(i + 1) * BLOCK_SIZE]), birth: txid })
+                .collect();
+            let (remove, insert) = extent::plan_set(&mut self.st, &self.root, ino, cb, &ptrs)?;
+            for start in remove {
+                self.tree_remove(&Key::new(ino, KIND_EXTENT, start))?;
+            }
+            for e in insert {
+                self.tree_insert(Key::new(ino, KIND_EXTENT, e.start), e.encode())?;
+            }
+            for (p, addr) in old.iter().zip(&addrs) {
+                match p {
+                    Some(p) if p.addr != *addr => self.st.release(p),
                     Some(_) => {}
                     None => inode.blocks += 1,
                 }
@@ -125,17 +134,27 @@ impl<D: BlockDevice> Wfs<D> {
         Ok(allocated)
     }
 
-    /// Drop every data block of `ino` at file block `from` or later.
+    /// Drop every data block of `ino` at file block `from` or later (an extent that straddles
+    /// `from` is cut short).
     fn free_extents_from(&mut self, ino: u64, inode: &mut Inode, from: u64) -> Result<()> {
         loop {
-            let ext = read::extents_limited(&mut self.st, &self.root, ino, from, u64::MAX, 4 * CHUNK as usize)?;
+            let ext = extent::overlapping(&mut self.st, &self.root, ino, from, u64::MAX, BATCH)?;
             if ext.is_empty() {
                 return Ok(());
             }
-            for (fb, p) in ext {
-                self.tree_remove(&Key::new(ino, KIND_EXTENT, fb))?;
-                self.st.release(&p);
-                inode.blocks = inode.blocks.saturating_sub(1);
+            for mut e in ext {
+                let key = Key::new(ino, KIND_EXTENT, e.start);
+                let keep = from.saturating_sub(e.start) as usize;
+                for (_, p) in e.blocks().skip(keep) {
+                    self.st.release(&p);
+                }
+                inode.blocks = inode.blocks.saturating_sub(e.len() - keep as u64);
+                if keep == 0 {
+                    self.tree_remove(&key)?;
+                } else {
+                    e.crcs.truncate(keep);
+                    self.tree_insert(key, e.encode())?;
+                }
             }
         }
     }
@@ -148,7 +167,7 @@ impl<D: BlockDevice> Wfs<D> {
         if size < inode.size {
             self.free_extents_from(ino, inode, size.div_ceil(BS))?;
             let tail = size % BS;
-            if tail != 0 && !read::extents(&mut self.st, &self.root, ino, size / BS, size / BS)?.is_empty() {
+            if tail != 0 && !extent::blocks(&mut self.st, &self.root, ino, size / BS, size / BS)?.is_empty() {
                 // Keep "bytes past EOF are zero" for a later extension.
                 let zeros = vec![0u8; (BS - tail) as usize];
                 self.write_blocks(ino, inode, size, &zeros, 0)?;

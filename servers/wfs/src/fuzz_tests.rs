@@ -56,7 +56,7 @@ proptest! {
             let mut v: Vec<u8> = val;
             // Some values get a plausible length so that decoders get past their first check.
             if kind == KIND_INODE && v.len() > 40 { v.resize(INODE_FIXED, 1); v[0] = (off % 8) as u8; }
-            if kind == KIND_EXTENT && v.len() > 20 { v.resize(BlockPtr::SIZE, 0); }
+            if kind == KIND_EXTENT && v.len() > 20 { let n = v[8] % 4 + 1; v.resize(24 + 4 * n as usize, 0); v[8..16].copy_from_slice(&[n, 0, 0, 0, 0, 0, 0, 0]); }
             let _ = fs.tree_insert(Key::new(oid, kind, off), v);
         }
         if fs.commit().is_err() {

@@ -3,16 +3,18 @@
 //!
 //! Design (the byte-level format is in docs/WFS.md):
 //! - Everything is in one copy-on-write B+tree ([`btree`]) of (object, kind, offset) keys:
-//!   inodes, hashed directory entries, one extent item per 4 KiB data block, the orphan list and
-//!   snapshot records. Every pointer carries the child's crc32 and birth txid; every tree node is
-//!   written twice ("ditto") so scrub can repair it.
+//!   inodes, hashed directory entries, extent items (runs of up to 256 contiguous data blocks with a
+//!   crc32 per block, see [`extent`]), the orphan list and snapshot records. Every pointer carries
+//!   the child's crc32 and birth txid; every tree node is written twice ("ditto") so scrub can
+//!   repair it.
 //! - Changes accumulate in memory as dirty tree nodes (data blocks go straight to free blocks that
 //!   no durable state references). A commit writes the dirty nodes to new blocks, flushes, writes
 //!   both superblocks (first and last block), flushes again, and only then lets blocks freed by the
 //!   transaction be reused. Implicit operations are grouped into one commit, made on
 //!   `sync`/`fsync`, `unmount`, explicit transaction boundaries or when the group grows large.
-//! - The allocator is rebuilt from the trees at mount (see [`allocator`]), so a crash can never leave
-//!   allocator state that disagrees with the trees.
+//! - The allocation bitmap is persisted as a space map ([`spacemap`]) that every commit rewrites in
+//!   part, copy-on-write, so mount reads a few blocks instead of walking the trees; fsck checks it
+//!   against a full walk, and a damaged map is rebuilt by that walk.
 #![no_std]
 
 extern crate alloc;
@@ -24,12 +26,14 @@ mod batch;
 pub mod btree;
 mod check;
 mod daemon;
+mod extent;
 mod file;
 mod fsimpl;
 mod names;
 pub mod ondisk;
 mod read;
 mod snapshot;
+mod spacemap;
 mod store;
 
 use alloc::boxed::Box;
@@ -47,9 +51,10 @@ pub use snapshot::{SnapshotInfo, SnapshotView};
 use crate::allocator::Allocator;
 use crate::btree::{Child, Node};
 use crate::ondisk::{
-    superblock_addrs, BlockPtr, Inode, Key, Superblock, BLOCK_SIZE, FEATURE_DITTO_METADATA, KIND_EXTENT, KIND_ORPHAN,
+    superblock_addrs, BlockPtr, Inode, Key, Superblock, BLOCK_SIZE, FEATURE_DITTO_METADATA, FEATURES_REQUIRED, KIND_EXTENT, KIND_ORPHAN,
     KIND_SNAPSHOT, META_OID, MIN_BLOCKS, ROOT_INO, SECTORS_PER_BLOCK,
 };
+use crate::spacemap::SpaceMap;
 use crate::store::Store;
 
 /// Options for [`Wfs::format`].
@@ -77,6 +82,8 @@ pub struct Wfs<D: BlockDevice> {
     root: Child,
     /// The last durable superblock.
     committed: Superblock,
+    /// Where the persisted space map's blocks are (rewritten in part by every commit).
+    map: SpaceMap,
     next_ino: u64,
     clock: Box<dyn Clock + Send>,
     /// Open counts from the VFS; unlinked nodes stay alive (on the orphan list) while open.
@@ -87,7 +94,7 @@ pub struct Wfs<D: BlockDevice> {
     ops_since: u64,
     blocks_since: u64,
     /// Where the background scrub (`tick`) continues.
-    scrub_cursor: Key,
+    scrub_cursor: (Key, usize),
     /// A commit failed part-way: the in-memory state can no longer be trusted to match the
     /// device, so every change is refused (`ReadOnly`) until the filesystem is mounted again.
     failed: bool,
@@ -104,7 +111,9 @@ impl<D: BlockDevice> Wfs<D> {
         for b in superblock_addrs(total) {
             alloc.mark(b);
         }
-        let features = if opts.ditto_metadata { FEATURE_DITTO_METADATA } else { 0 };
+        // The first commit writes the whole space map.
+        alloc.change_all();
+        let features = FEATURES_REQUIRED | if opts.ditto_metadata { FEATURE_DITTO_METADATA } else { 0 };
         let now = clock.now();
         let sb = Superblock {
             features,
@@ -114,11 +123,15 @@ impl<D: BlockDevice> Wfs<D> {
             next_ino: ROOT_INO + 1,
             time: now,
             index: 0,
+            space_map: BlockPtr::default(),
+            map_levels: 0,
         };
+        let map = SpaceMap::new(total);
         let mut fs = Wfs {
-            st: Store::new(dev, alloc, 1, opts.ditto_metadata),
+            st: Store::new(dev, alloc, 1, opts.ditto_metadata, map.blocks()),
             root: Child::empty(),
             committed: sb,
+            map,
             next_ino: ROOT_INO + 1,
             clock,
             open: BTreeMap::new(),
@@ -126,7 +139,7 @@ impl<D: BlockDevice> Wfs<D> {
             dirty: true,
             ops_since: 0,
             blocks_since: 0,
-            scrub_cursor: Key::MIN,
+            scrub_cursor: (Key::MIN, 0),
             failed: false,
         };
         let root = Inode {
@@ -150,9 +163,20 @@ impl<D: BlockDevice> Wfs<D> {
         Ok(fs)
     }
 
-    /// Mount the filesystem on `dev`: pick the newest valid superblock, rebuild the allocator from
-    /// the trees and delete the orphans a crash left behind.
-    pub fn mount(mut dev: D, clock: Box<dyn Clock + Send>) -> Result<Self> {
+    /// Mount the filesystem on `dev`: pick the newest valid superblock, load the allocator from the
+    /// persisted space map (or, if the map fails its checksums, rebuild it by walking the trees)
+    /// and delete the orphans a crash left behind.
+    pub fn mount(dev: D, clock: Box<dyn Clock + Send>) -> Result<Self> {
+        Self::mount_inner(dev, clock, false)
+    }
+
+    /// Mount ignoring the persisted space map: rebuild the allocator by walking every tree and
+    /// write a fresh map at the next commit (recovery, and the benchmark's "before" figure).
+    pub fn mount_rebuilding_space_map(dev: D, clock: Box<dyn Clock + Send>) -> Result<Self> {
+        Self::mount_inner(dev, clock, true)
+    }
+
+    fn mount_inner(mut dev: D, clock: Box<dyn Clock + Send>, walk: bool) -> Result<Self> {
         let total = dev.sector_count() / SECTORS_PER_BLOCK;
         if total < MIN_BLOCKS {
             return Err(Error::Corrupt { block: 0 });
@@ -181,10 +205,12 @@ impl<D: BlockDevice> Wfs<D> {
         }
         let sb = best.ok_or(first_err)?;
         let ditto = sb.features & FEATURE_DITTO_METADATA != 0;
+        let map = SpaceMap::new(total);
         let mut fs = Wfs {
-            st: Store::new(dev, Allocator::new(total), sb.txid + 1, ditto),
+            st: Store::new(dev, Allocator::new(total), sb.txid + 1, ditto, map.blocks()),
             root: Child::Disk(sb.root),
             committed: sb,
+            map,
             next_ino: sb.next_ino,
             clock,
             open: BTreeMap::new(),
@@ -192,10 +218,14 @@ impl<D: BlockDevice> Wfs<D> {
             dirty: false,
             ops_since: 0,
             blocks_since: 0,
-            scrub_cursor: Key::MIN,
+            scrub_cursor: (Key::MIN, 0),
             failed: false,
         };
-        fs.rebuild_allocator()?;
+        if walk {
+            fs.rebuild_allocator()?;
+        } else {
+            fs.load_allocator()?;
+        }
         if read::get_inode(&mut fs.st, &fs.root, ROOT_INO)?.kind != FileType::Directory {
             return Err(Error::Corrupt { block: sb.root.addr });
         }
@@ -217,6 +247,12 @@ impl<D: BlockDevice> Wfs<D> {
     /// The transaction id of the last durable commit.
     pub fn committed_txid(&self) -> u64 {
         self.committed.txid
+    }
+
+    /// Drop the cache of decoded tree nodes, so the next reads go to the device (cold-cache
+    /// measurements, and fault-injection tests whose failing reads must reach the operation).
+    pub fn drop_caches(&mut self) {
+        self.st.forget_cache();
     }
 
     /// Direct access to the device (tests and tools: corruption injection, image dumps).
@@ -270,7 +306,7 @@ impl<D: BlockDevice> Wfs<D> {
     /// Make the current state durable: dirty nodes → flush → both superblocks → flush.
     pub(crate) fn commit(&mut self) -> Result<()> {
         self.writable()?;
-        if !self.dirty {
+        if !self.dirty && !self.st.alloc.any_changed() {
             return Ok(());
         }
         let r = self.commit_inner();
@@ -285,6 +321,8 @@ impl<D: BlockDevice> Wfs<D> {
     fn commit_inner(&mut self) -> Result<()> {
         let mut out = Vec::new();
         let root = btree::write_dirty(&mut self.st, &mut self.root, &mut out)?;
+        // After the tree: the map must record the blocks the tree nodes just took.
+        let space_map = self.map.write(&mut self.st, &mut out)?;
         self.write_sorted(out)?;
         self.st.dev.flush()?;
         let mut sb = Superblock {
@@ -292,6 +330,8 @@ impl<D: BlockDevice> Wfs<D> {
             root,
             next_ino: self.next_ino,
             time: self.now(),
+            space_map,
+            map_levels: self.map.index_levels(),
             ..self.committed
         };
         for (i, addr) in superblock_addrs(sb.total_blocks).into_iter().enumerate() {
@@ -338,7 +378,56 @@ impl<D: BlockDevice> Wfs<D> {
         self.dirty = false;
         self.ops_since = 0;
         self.blocks_since = 0;
-        self.rebuild_allocator()
+        self.load_allocator()
+    }
+
+    /// Load the allocator from the committed space map. A map that cannot be read or fails its
+    /// checksums is not fatal (it is redundant with the trees): the allocator is rebuilt by a
+    /// walk and the next commit writes a complete new map.
+    pub(crate) fn load_allocator(&mut self) -> Result<()> {
+        let (sb, total) = (self.committed, self.st.alloc.total());
+        match SpaceMap::load(&mut self.st, sb.space_map, sb.map_levels, total) {
+            Ok((map, alloc)) => {
+                self.map = map;
+                self.st.alloc = alloc;
+                self.st.snap_txid = snapshot::newest_txid(&mut self.st, &Child::Disk(sb.root))?;
+                Ok(())
+            }
+            Err(_) => {
+                // The old map's blocks are not trusted (nor kept): the new map gets new blocks.
+                self.map = SpaceMap::new(total);
+                self.rebuild_allocator()
+            }
+        }
+    }
+
+    /// Start an operation that must leave no trace if it fails: save the in-memory tree (cheap:
+    /// dirty nodes are shared, a change copies the nodes on its path) and the counters, and
+    /// journal the allocator. Frees of open-transaction blocks wait for `end_op`.
+    pub(crate) fn begin_op(&mut self) -> OpState {
+        self.st.alloc.begin_op();
+        self.st.op_frees = Some(Vec::new());
+        OpState { root: self.root.clone(), next_ino: self.next_ino, dirty: self.dirty, dirty_nodes: self.st.dirty_nodes }
+    }
+
+    /// Finish the operation begun with `saved`: keep its effects if `r` is `Ok`, otherwise put
+    /// the tree, the counters and the allocator back as they were (the blocks it wrote data to
+    /// were free before it, so they are simply free again). Returns `r`.
+    pub(crate) fn end_op<T>(&mut self, saved: OpState, r: Result<T>) -> Result<T> {
+        let frees = self.st.op_frees.take().unwrap_or_default();
+        if r.is_ok() {
+            self.st.alloc.end_op();
+            for b in frees {
+                self.st.alloc.free_now(b);
+            }
+        } else {
+            self.st.alloc.undo_op();
+            self.root = saved.root;
+            self.next_ino = saved.next_ino;
+            self.dirty = saved.dirty;
+            self.st.dirty_nodes = saved.dirty_nodes;
+        }
+        r
     }
 
     /// Called after each implicit operation: commit when the group has grown large.
@@ -354,22 +443,37 @@ impl<D: BlockDevice> Wfs<D> {
     /// Recompute the allocator from the committed trees: the superblocks, every node copy and
     /// every data block reachable from the live root and from each snapshot root.
     pub(crate) fn rebuild_allocator(&mut self) -> Result<()> {
+        let (mut alloc, snap_txid) = self.reachable(None)?;
+        // The whole map is rewritten at the next commit.
+        alloc.change_all();
+        self.st.alloc = alloc;
+        self.st.snap_txid = snap_txid;
+        Ok(())
+    }
+
+    /// The blocks the committed state uses (superblocks, space map, live tree, every snapshot
+    /// tree except the one recorded under `skip`), and the newest remaining snapshot's txid.
+    pub(crate) fn reachable(&mut self, skip: Option<Key>) -> Result<(Allocator, u64)> {
         let total = self.st.alloc.total();
         let mut alloc = Allocator::new(total);
         for b in superblock_addrs(total) {
             alloc.mark(b);
         }
+        // The space map's blocks are not in the trees.
+        for a in self.map.addrs() {
+            alloc.set_bit(a);
+        }
         let mut snaps = Vec::new();
         let root = self.committed.root;
         mark_tree(&mut self.st, &root, &mut alloc, Some(&mut snaps))?;
         let mut snap_txid = 0;
-        for (ptr, txid) in snaps {
-            snap_txid = snap_txid.max(txid);
-            mark_tree(&mut self.st, &ptr, &mut alloc, None)?;
+        for (key, ptr, txid) in snaps {
+            if Some(key) != skip {
+                snap_txid = snap_txid.max(txid);
+                mark_tree(&mut self.st, &ptr, &mut alloc, None)?;
+            }
         }
-        self.st.alloc = alloc;
-        self.st.snap_txid = snap_txid;
-        Ok(())
+        Ok((alloc, snap_txid))
     }
 
     /// Delete every node on the orphan list (unlinked while open when the system went down).
@@ -394,13 +498,21 @@ impl<D: BlockDevice> Wfs<D> {
     }
 }
 
+/// What `begin_op` saves of the in-memory state.
+pub(crate) struct OpState {
+    root: Child,
+    next_ino: u64,
+    dirty: bool,
+    dirty_nodes: u64,
+}
+
 /// Mark every block of the committed tree at `root` in `alloc`. Subtrees already marked (shared
 /// with a tree marked earlier) are skipped. With `snaps`, snapshot records are collected.
 fn mark_tree<D: BlockDevice>(
     st: &mut Store<D>,
     root: &BlockPtr,
     alloc: &mut Allocator,
-    mut snaps: Option<&mut Vec<(BlockPtr, u64)>>,
+    mut snaps: Option<&mut Vec<(Key, BlockPtr, u64)>>,
 ) -> Result<()> {
     let total = alloc.total();
     btree::walk(st, root, None, &mut |_, ptr, node| {
@@ -417,15 +529,17 @@ fn mark_tree<D: BlockDevice>(
         if let Node::Leaf { items, .. } = node {
             for (k, v) in items {
                 if k.kind == KIND_EXTENT && k.oid != META_OID {
-                    let p = BlockPtr::decode(v)?;
-                    if p.addr == 0 || p.addr >= total - 1 {
+                    let e = extent::Extent::decode(k.off, v)?;
+                    if !e.on_device(total) {
                         return Err(Error::Corrupt { block: ptr.addr });
                     }
-                    alloc.mark(p.addr);
+                    for (_, p) in e.blocks() {
+                        alloc.mark(p.addr);
+                    }
                 } else if k.oid == META_OID && k.kind == KIND_SNAPSHOT {
                     if let Some(s) = snaps.as_deref_mut() {
                         let rec = snapshot::SnapRecord::decode(v)?;
-                        s.push((rec.root, rec.txid));
+                        s.push((*k, rec.root, rec.txid));
                     }
                 }
             }

@@ -20,10 +20,17 @@ pub const VERSION: u32 = 3;
 pub const SB_MAGIC: [u8; 8] = *b"WFS3SUPR";
 /// Incompatible feature: every tree node is stored twice (ditto copies).
 pub const FEATURE_DITTO_METADATA: u64 = 1;
+/// Incompatible feature: file data is mapped by variable-length extent items (docs/WFS.md §4.4).
+/// Images without it (one item per block, before extents) are refused with `NotSupported`.
+pub const FEATURE_EXTENTS: u64 = 2;
+/// Incompatible feature: the superblock points at a persisted space map (docs/WFS.md §5).
+pub const FEATURE_SPACE_MAP: u64 = 4;
 /// Features this implementation understands; a superblock with any other bit set is refused.
-pub const FEATURES_KNOWN: u64 = FEATURE_DITTO_METADATA;
+pub const FEATURES_KNOWN: u64 = FEATURE_DITTO_METADATA | FEATURE_EXTENTS | FEATURE_SPACE_MAP;
+/// Features every image this implementation mounts must have.
+pub const FEATURES_REQUIRED: u64 = FEATURE_EXTENTS | FEATURE_SPACE_MAP;
 /// Bytes of the superblock covered by its checksum (the crc follows them).
-const SB_CRC_OFFSET: usize = 92;
+const SB_CRC_OFFSET: usize = 124;
 
 /// The crc32 (IEEE, as `crc32fast` computes it) used for every checksum in WFS.
 pub fn crc(bytes: &[u8]) -> u32 {
@@ -149,6 +156,10 @@ pub struct Superblock {
     pub time: Timespec,
     /// Which copy this is (0 = first block, 1 = last block); lets a misplaced copy be detected.
     pub index: u32,
+    /// Top node of the persisted space map (see `spacemap`).
+    pub space_map: BlockPtr,
+    /// Index levels of the space map above its bitmap blocks.
+    pub map_levels: u8,
 }
 
 impl Superblock {
@@ -165,6 +176,8 @@ impl Superblock {
         put_u64(&mut b, 76, self.time.secs as u64);
         put_u32(&mut b, 84, self.time.nanos);
         put_u32(&mut b, 88, self.index);
+        self.space_map.encode(&mut b[92..120]);
+        b[120] = self.map_levels;
         let c = crc(&b[..SB_CRC_OFFSET]);
         put_u32(&mut b, SB_CRC_OFFSET, c);
         b
@@ -190,11 +203,14 @@ impl Superblock {
             next_ino: get_u64(b, 68),
             time: Timespec::new(get_u64(b, 76) as i64, get_u32(b, 84)),
             index: get_u32(b, 88),
+            space_map: BlockPtr::decode(&b[92..120])?,
+            map_levels: b[120],
         };
-        if sb.features & !FEATURES_KNOWN != 0 {
+        if sb.features & !FEATURES_KNOWN != 0 || sb.features & FEATURES_REQUIRED != FEATURES_REQUIRED {
             return Err(Error::NotSupported);
         }
-        if sb.total_blocks < MIN_BLOCKS || sb.root.addr == 0 || sb.root.addr >= sb.total_blocks {
+        let bad_ptr = |p: &BlockPtr| p.addr == 0 || p.addr >= sb.total_blocks;
+        if sb.total_blocks < MIN_BLOCKS || bad_ptr(&sb.root) || bad_ptr(&sb.space_map) || b[121..124] != [0; 3] {
             return Err(bad);
         }
         Ok(sb)
@@ -319,13 +335,15 @@ mod tests {
     #[test]
     fn superblock_round_trips_and_detects_damage() {
         let sb = Superblock {
-            features: FEATURE_DITTO_METADATA,
+            features: FEATURE_DITTO_METADATA | FEATURES_REQUIRED,
             total_blocks: 1000,
             txid: 7,
             root: BlockPtr { addr: 5, addr2: 600, crc: 0xdead_beef, birth: 7 },
             next_ino: 42,
             time: Timespec::new(1_700_000_000, 5),
             index: 1,
+            space_map: BlockPtr { addr: 9, addr2: 0, crc: 0x1234_5678, birth: 6 },
+            map_levels: 1,
         };
         let mut b = sb.encode();
         assert_eq!(Superblock::decode(&b, 0).unwrap(), sb);
@@ -344,8 +362,13 @@ mod tests {
             next_ino: 2,
             time: Timespec::ZERO,
             index: 0,
+            space_map: BlockPtr { addr: 6, addr2: 0, crc: 0, birth: 1 },
+            map_levels: 1,
         };
         assert_eq!(Superblock::decode(&sb.encode(), 0), Err(Error::NotSupported));
+        // An image from before extents (no FEATURE_EXTENTS) is refused, not misread.
+        let old = Superblock { features: FEATURE_DITTO_METADATA, ..sb };
+        assert_eq!(Superblock::decode(&old.encode(), 0), Err(Error::NotSupported));
     }
 
     #[test]

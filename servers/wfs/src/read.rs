@@ -2,7 +2,7 @@
 //!
 //! Design: these functions take a store and a tree root and never modify either, so a snapshot view
 //! answers lookups, stats, readdir and reads with exactly the code the live filesystem uses. File
-//! reads gather the extent items of up to `CHUNK` blocks, read runs of physically contiguous blocks
+//! reads gather the extent items (see `extent`) of up to `CHUNK` blocks, read runs of physically contiguous blocks
 //! with one device request each and verify every block's checksum before copying a byte out.
 
 use alloc::string::String;
@@ -14,7 +14,7 @@ use protocol::{Error, Result};
 
 use crate::btree::{self, Child};
 use crate::names;
-use crate::ondisk::{crc, get_u64, kind_from_code, BlockPtr, Inode, Key, BLOCK_SIZE, KIND_DIRENT, KIND_EXTENT, KIND_INODE};
+use crate::ondisk::{crc, get_u64, kind_from_code, BlockPtr, Inode, Key, BLOCK_SIZE, KIND_DIRENT, KIND_INODE};
 use crate::store::Store;
 
 /// Blocks handled per step of a read or write.
@@ -120,22 +120,9 @@ pub fn dir_is_empty<D: BlockDevice>(st: &mut Store<D>, root: &Child, dir: u64) -
     Ok(out.is_empty())
 }
 
-/// The extent pointers of blocks `first..=last` of file `ino`, as (file block, pointer).
+/// The pointers of blocks `first..=last` of file `ino`, as (file block, pointer).
 pub fn extents<D: BlockDevice>(st: &mut Store<D>, root: &Child, ino: u64, first: u64, last: u64) -> Result<Vec<(u64, BlockPtr)>> {
-    extents_limited(st, root, ino, first, last, usize::MAX)
-}
-
-pub fn extents_limited<D: BlockDevice>(
-    st: &mut Store<D>,
-    root: &Child,
-    ino: u64,
-    first: u64,
-    last: u64,
-    limit: usize,
-) -> Result<Vec<(u64, BlockPtr)>> {
-    let mut out = Vec::new();
-    btree::scan(st, root, Key::new(ino, KIND_EXTENT, first), Key::new(ino, KIND_EXTENT, last), limit, &mut out)?;
-    out.into_iter().map(|(k, v)| Ok((k.off, BlockPtr::decode(&v)?))).collect()
+    crate::extent::blocks(st, root, ino, first, last)
 }
 
 /// Read the data blocks `ptrs` (physically contiguous, `ptrs[0].addr` first) into `buf`,

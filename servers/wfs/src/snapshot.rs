@@ -114,10 +114,20 @@ impl<D: BlockDevice> Wfs<D> {
         }
         let (key, _) = self.find_snapshot(name)?.ok_or(Error::NotFound)?;
         self.room(2, 0)?;
-        self.tree_remove(&key)?;
+        // With nothing pending, the allocator is exactly the committed state; what the trees
+        // reach without this snapshot is what stays, the rest was the snapshot's alone. It is
+        // freed by the same commit that drops the record, so the persisted space map never
+        // shows the snapshot's blocks as used once the record is gone (even after a crash).
         self.commit()?;
-        // The removal is durable and nothing is pending: reachability is now the exact truth.
-        self.rebuild_allocator()
+        let (keep, snap_txid) = self.reachable(Some(key))?;
+        self.tree_remove(&key)?;
+        for b in 0..keep.total() {
+            if self.st.alloc.is_used(b) && !keep.is_used(b) {
+                self.st.alloc.free_deferred(b);
+            }
+        }
+        self.st.snap_txid = snap_txid;
+        self.commit()
     }
 
     /// A read-only view of snapshot `name`.
@@ -197,4 +207,16 @@ impl<D: BlockDevice> FileSystem for SnapshotView<'_, D> {
     fn readlink(&mut self, node: NodeId) -> Result<String> {
         read::readlink(&mut self.fs.st, &self.root, node)
     }
+}
+
+/// The txid of the newest snapshot recorded in the tree at `root` (0: none).
+pub(crate) fn newest_txid<D: BlockDevice>(st: &mut crate::store::Store<D>, root: &crate::btree::Child) -> Result<u64> {
+    let mut out = Vec::new();
+    let (from, to) = (Key::new(META_OID, KIND_SNAPSHOT, 0), Key::new(META_OID, KIND_SNAPSHOT, u64::MAX));
+    btree::scan(st, root, from, to, usize::MAX, &mut out)?;
+    let mut newest = 0;
+    for (_, v) in out {
+        newest = newest.max(SnapRecord::decode(&v)?.txid);
+    }
+    Ok(newest)
 }

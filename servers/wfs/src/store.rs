@@ -33,11 +33,17 @@ pub struct Store<D: BlockDevice> {
     pub ditto: bool,
     /// Upper bound of the nodes the next commit writes (each needs one block per copy).
     pub dirty_nodes: u64,
+    /// Blocks of the whole space map: a commit may rewrite all of them.
+    pub map_blocks: u64,
+    /// While an operation runs: blocks of the open transaction it released. They are freed when
+    /// it succeeds, not at once, so the operation cannot reuse (overwrite) a block that the state
+    /// before it references, which a failed operation returns to.
+    pub op_frees: Option<alloc::vec::Vec<u64>>,
 }
 
 impl<D: BlockDevice> Store<D> {
-    pub fn new(dev: D, alloc: Allocator, txid: u64, ditto: bool) -> Self {
-        Store { dev, alloc, cache: BTreeMap::new(), txid, snap_txid: 0, ditto, dirty_nodes: 1 }
+    pub fn new(dev: D, alloc: Allocator, txid: u64, ditto: bool, map_blocks: u64) -> Self {
+        Store { dev, alloc, cache: BTreeMap::new(), txid, snap_txid: 0, ditto, dirty_nodes: 1, map_blocks, op_frees: None }
     }
 
     fn check_addr(&self, addr: u64) -> Result<()> {
@@ -133,7 +139,10 @@ impl<D: BlockDevice> Store<D> {
     pub fn release(&mut self, ptr: &BlockPtr) {
         for addr in ptr.copies() {
             if ptr.birth == self.txid {
-                self.alloc.free_now(addr);
+                match &mut self.op_frees {
+                    Some(list) => list.push(addr),
+                    None => self.alloc.free_now(addr),
+                }
             } else if ptr.birth > self.snap_txid {
                 self.alloc.free_deferred(addr);
             }
@@ -152,11 +161,28 @@ impl<D: BlockDevice> Store<D> {
     /// Refuse a change that could leave the next commit without blocks for its tree nodes.
     /// `extra` is what the change itself needs (data blocks, new nodes, a margin kept for deletes).
     pub fn check_room(&self, extra: u64) -> Result<()> {
-        let reserve = self.copies().saturating_mul(self.dirty_nodes);
+        let reserve = self.copies().saturating_mul(self.dirty_nodes).saturating_add(self.map_blocks);
         if self.alloc.free_blocks() < reserve.saturating_add(extra) {
             return Err(Error::NoSpace);
         }
         Ok(())
+    }
+
+    /// Allocate `n` data blocks, in as few contiguous runs as the free space allows.
+    pub fn alloc_data(&mut self, n: u64) -> Result<alloc::vec::Vec<u64>> {
+        let mut out = alloc::vec::Vec::with_capacity(n as usize);
+        while (out.len() as u64) < n {
+            match self.alloc.alloc_run(n - out.len() as u64) {
+                Ok((b, len)) => out.extend(b..b + len),
+                Err(e) => {
+                    for b in out {
+                        self.alloc.free_now(b);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Allocate one block for data or a node's first copy (`region` 0) or its ditto copy (1).

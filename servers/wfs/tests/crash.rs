@@ -121,6 +121,8 @@ fn workload() -> (Vec<u8>, Vec<Op>, Recorder) {
     rec.commit(&mut fs, |fs| fs.sync().unwrap());
     fs.setattr(big, SetAttr { size: Some(5000), ..Default::default() }).unwrap();
     fs.write(big, 100_000, b"past a hole").unwrap();
+    // Like create, delete commits pending work first (its own commit), then drops the record.
+    rec.commit(&mut fs, |fs| fs.sync().unwrap());
     rec.commit(&mut fs, |fs| fs.delete_snapshot("old").unwrap());
 
     // The open transaction at the cut: it must vanish whatever happens to its writes.
