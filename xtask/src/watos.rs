@@ -30,7 +30,7 @@ const BINS: [&str; 12] = [
 ];
 
 /// (name in the initrd, binary, flags).
-const MANIFEST: [(&str, &str, u32); 16] = [
+const MANIFEST: [(&str, &str, u32); 19] = [
     ("init", "init", initrd::AUTOSTART | initrd::SUPERVISOR),
     ("hello", "hello", initrd::AUTOSTART),
     ("hostile", "hostile", initrd::AUTOSTART),
@@ -45,6 +45,9 @@ const MANIFEST: [(&str, &str, u32); 16] = [
     ("rtc-driver", "ipc", initrd::AUTOSTART | initrd::DRIVER),
     ("proto-echo", "ipc", initrd::AUTOSTART),
     ("proto-client", "ipc", initrd::AUTOSTART),
+    ("fwd-client", "ipc", initrd::AUTOSTART),
+    ("fwd-middle", "ipc", initrd::AUTOSTART),
+    ("fwd-last", "ipc", initrd::AUTOSTART),
     ("busmaster", "hostile", initrd::AUTOSTART | initrd::DRIVER),
     ("busmaster-check", "hostile", initrd::AUTOSTART | initrd::DRIVER),
 ];

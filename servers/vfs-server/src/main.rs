@@ -49,7 +49,9 @@ fn main() -> i64 {
     println!("{name}: serving");
     match transport::serve(&mut server, STOP) {
         Ok(()) => {
-            println!("{name}: stopped");
+            // Which path file data took: forwarded leases (one copy) or the bounce buffer (two).
+            let (forwarded, bounced) = libwatos::forward::counts();
+            println!("{name}: stopped ({forwarded} reads/writes forwarded, {bounced} bounced)");
             0
         }
         Err(e) => {

@@ -11,6 +11,7 @@
 //!   proto-echo   a `protocol::ipc::Server` served by `libwatos::transport::serve`: echoes, sums a
 //!                lease, or fails with a protocol error; stops on notification bit 1.
 //!   proto-client calls it through `KernelTransport` (the protocol's `Transport` on kernel IPC).
+//!   fwd-client, fwd-middle, fwd-last: forwarded leases through three tasks (see `forward`).
 //!   echo-client  finds `echo` by name; checks an inline round trip, a 1 MiB lease round trip by
 //!                checksum, that bad lease descriptors and oversize messages are refused while the
 //!                server keeps serving, that a server dying mid-call returns `TaskDied`, and that once
@@ -19,6 +20,8 @@
 #![no_main]
 
 extern crate alloc;
+
+mod forward;
 
 use alloc::vec;
 use libwatos::abi::{Lease, LEASE_READ, LEASE_WRITE, MAX_LEASES, MAX_MSG};
@@ -48,6 +51,9 @@ fn main() -> i64 {
         b"rtc-driver" => rtc_driver(),
         b"proto-echo" => proto_echo(),
         b"proto-client" => proto_client(),
+        b"fwd-client" => forward::client(),
+        b"fwd-middle" => forward::middle(),
+        b"fwd-last" => forward::last(),
         _ => client(),
     }
 }
