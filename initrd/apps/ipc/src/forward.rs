@@ -9,8 +9,10 @@
 //!               calling it are refused with `BadLease`.
 //!   fwd-last    reads the forwarded read lease in 64 KiB borrows, writes each byte XOR 0x5A into the
 //!               forwarded write lease, and checks that writing the read-only one is refused.
+//!
+//! And the benchmark's middle server (`bench-middle`): 1 MiB through a middle, forwarded or bounced.
 
-use super::{find, fnv1a, BULK, CHUNK, FNV_START};
+use super::{find, fnv1a, percentiles, rdtsc, BULK, CHUNK, FNV_START};
 use alloc::vec;
 use libwatos::abi::{Lease, LEASE_READ, LEASE_WRITE, MAX_MSG};
 use libwatos::fmt::check;
@@ -109,4 +111,51 @@ pub fn last() -> i64 {
             }
         }
     }
+}
+
+/// `bench-middle`: passes lease 0 on to bench-echo's `R`, forwarded (`F`) or through its own buffer
+/// (`B`), so the two rows differ only in the middle's extra copy.
+pub fn bench_middle() -> i64 {
+    let Some(sink) = find(c"bench-echo") else { return 1 };
+    let mut buf = [0u8; 16];
+    let mut own = vec![0u8; BULK];
+    loop {
+        let Ok(info) = ipc::receive(&mut buf, 0) else { return 1 };
+        let client = info.sender;
+        let len = ipc::lease_info(client, 0).map_or(0, |l| l.len as usize).min(BULK);
+        let r = match buf[0] {
+            b'F' => ipc::send(sink, b"R", &mut [0u8; 8], &[Lease::forwarded(client, 0, 0, len as u64, LEASE_READ)]),
+            b'B' => ipc::borrow_read(client, 0, 0, &mut own[..len]).and_then(|_| ipc::send(sink, b"R", &mut [0u8; 8], &[ipc::lease_read(&own[..len])])),
+            _ => {
+                let _ = ipc::reply(client, &[]);
+                return 0;
+            }
+        };
+        let _ = ipc::reply_code(client, &[], r.is_err() as u32);
+    }
+}
+
+/// The benchmark's rows through bench-middle; false if a call failed.
+pub fn bench_through_middle(reply: &mut [u8]) -> bool {
+    const CALLS: usize = 100;
+    let Some(middle) = find(c"bench-middle") else { return false };
+    let data = vec![0x3Cu8; BULK];
+    let mut samples = vec![0u64; CALLS];
+    for (op, name) in [(b"F", "1 MiB read lease through a middle server, forwarded (one copy)"), (b"B", "1 MiB read lease through a middle server, bounced (two copies)")] {
+        for i in 0..CALLS + 10 {
+            let t0 = rdtsc();
+            let r = ipc::send_code(middle, op, reply, &[ipc::lease_read(&data)]);
+            let t = rdtsc() - t0;
+            if r != Ok((0, 0)) {
+                println!("ipc-bench: call through the middle failed: {r:?}");
+                return false;
+            }
+            if i >= 10 {
+                samples[i - 10] = t;
+            }
+        }
+        let (median, p99) = percentiles(&mut samples);
+        println!("BENCH ipc | {name} | {median} | {p99} | {CALLS}");
+    }
+    ipc::send(middle, b"Q", reply, &[]).is_ok()
 }
