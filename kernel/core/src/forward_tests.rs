@@ -3,6 +3,7 @@
 //! of its chain.
 
 use crate::abi::{Lease, Sys, SysError, LEASE_READ, LEASE_WRITE, MAP_WRITE, PAGE};
+use crate::ipc::IpcState;
 use crate::ipc_tests::{get, id, info, put, receive, send, BUF, LEASES, MSG, REPLY};
 use crate::kernel::Death;
 use crate::kernel_tests::{boot, first_tick, syscall6, K};
@@ -14,7 +15,8 @@ fn pattern(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 7 % 253) as u8).collect()
 }
 
-fn borrow(k: &mut K, f: &mut TrapFrame, nr: Sys, client: u64, idx: u64, off: u64, buf: u64, len: u64) -> Result<u64, SysError> {
+/// borrow_read/borrow_write with [client, lease index, offset, buffer, length].
+fn borrow(k: &mut K, f: &mut TrapFrame, nr: Sys, [client, idx, off, buf, len]: [u64; 5]) -> Result<u64, SysError> {
     syscall6(k, f, nr, [client, idx, off, buf, len, 0]);
     SysError::decode(f.rax)
 }
@@ -64,21 +66,21 @@ fn forwarded_leases_reach_the_first_callers_memory() {
     receive(&mut k, &mut f, 0);
     let middle = info(&k, 2).sender;
     assert_eq!(middle, id(&k, 1), "the call comes from the middle, not the client");
-    assert_eq!(borrow(&mut k, &mut f, Sys::BorrowRead, middle, 0, 0, lbuf, 4000), Ok(4000));
+    assert_eq!(borrow(&mut k, &mut f, Sys::BorrowRead, [middle, 0, 0, lbuf, 4000]), Ok(4000));
     assert_eq!(get(&k, 2, lbuf, 4000), &pattern(9000)[1000..5000]);
-    assert_eq!(borrow(&mut k, &mut f, Sys::BorrowWrite, middle, 1, 10, lbuf, 990), Ok(990));
+    assert_eq!(borrow(&mut k, &mut f, Sys::BorrowWrite, [middle, 1, 10, lbuf, 990]), Ok(990));
     assert_eq!(get(&k, 0, dst + 210, 990), &pattern(9000)[1000..1990], "straight into the client");
     assert_eq!(get(&k, 0, dst + 200, 10), [0; 10], "nothing before the forwarded offset");
     // Its own bounds and rights, not the original's.
-    assert_eq!(borrow(&mut k, &mut f, Sys::BorrowRead, middle, 0, 3999, lbuf, 2), Err(SysError::BadLease));
-    assert_eq!(borrow(&mut k, &mut f, Sys::BorrowWrite, middle, 1, 0, lbuf, 1001), Err(SysError::BadLease));
-    assert_eq!(borrow(&mut k, &mut f, Sys::BorrowWrite, middle, 0, 0, lbuf, 1), Err(SysError::BadLease));
-    assert_eq!(borrow(&mut k, &mut f, Sys::BorrowRead, middle, 1, 0, lbuf, 1), Err(SysError::BadLease));
+    assert_eq!(borrow(&mut k, &mut f, Sys::BorrowRead, [middle, 0, 3999, lbuf, 2]), Err(SysError::BadLease));
+    assert_eq!(borrow(&mut k, &mut f, Sys::BorrowWrite, [middle, 1, 0, lbuf, 1001]), Err(SysError::BadLease));
+    assert_eq!(borrow(&mut k, &mut f, Sys::BorrowWrite, [middle, 0, 0, lbuf, 1]), Err(SysError::BadLease));
+    assert_eq!(borrow(&mut k, &mut f, Sys::BorrowRead, [middle, 1, 0, lbuf, 1]), Err(SysError::BadLease));
     syscall6(&mut k, &mut f, Sys::LeaseInfo, [middle, 1, BUF, 0, 0, 0]);
     assert_eq!(Lease::from_bytes(&get(&k, 2, BUF, 24).try_into().unwrap()), Lease { ptr: 0, len: 1000, rights: LEASE_WRITE });
     // The reply ends the forwarded call; the middle then replies to the client as usual.
     syscall6(&mut k, &mut f, Sys::Reply, [middle, BUF, 0, 0, 0, 0]);
-    assert_eq!(borrow(&mut k, &mut f, Sys::BorrowRead, middle, 0, 0, lbuf, 1), Err(SysError::NoSuchTask));
+    assert_eq!(borrow(&mut k, &mut f, Sys::BorrowRead, [middle, 0, 0, lbuf, 1]), Err(SysError::NoSuchTask));
     while k.current != Some(1) {
         syscall6(&mut k, &mut f, Sys::Yield, [0; 6]);
     }
@@ -131,13 +133,23 @@ fn forwarded_lease_dies_with_the_original_caller() {
     let lbuf = f.rax;
     receive(&mut k, &mut f, 0);
     let middle = info(&k, 2).sender;
-    assert_eq!(borrow(&mut k, &mut f, Sys::BorrowWrite, middle, 0, 0, lbuf, 5000), Ok(5000));
+    assert_eq!(borrow(&mut k, &mut f, Sys::BorrowWrite, [middle, 0, 0, lbuf, 5000]), Ok(5000));
+    // A synchronous middle cannot reply while it waits on us, so stand in for "the client's call
+    // ended and the same task made a new one": the same task, another call serial.
+    let shift = |k: &mut K, by: i64| match &mut k.task_mut(0).unwrap().ipc {
+        IpcState::AwaitingReply(call) => call.serial = call.serial.wrapping_add_signed(by),
+        other => panic!("client not awaiting: {other:?}"),
+    };
+    shift(&mut k, 1000);
+    assert_eq!(borrow(&mut k, &mut f, Sys::BorrowWrite, [middle, 0, 0, lbuf, 1]), Err(SysError::BadLease), "a later call of the same client");
+    shift(&mut k, -1000);
+    assert_eq!(borrow(&mut k, &mut f, Sys::BorrowWrite, [middle, 0, 0, lbuf, 1]), Ok(1));
     k.reap(0, Death::Exit(0));
-    assert_eq!(borrow(&mut k, &mut f, Sys::BorrowWrite, middle, 0, 0, lbuf, 5000), Err(SysError::BadLease));
+    assert_eq!(borrow(&mut k, &mut f, Sys::BorrowWrite, [middle, 0, 0, lbuf, 5000]), Err(SysError::BadLease));
     let again = k.spawn("client", &crate::kernel_tests::image()).unwrap();
     assert_eq!(again.index, 0, "the slot is reused by a new task");
-    assert_eq!(borrow(&mut k, &mut f, Sys::BorrowWrite, middle, 0, 0, lbuf, 1), Err(SysError::BadLease));
-    assert_eq!(borrow(&mut k, &mut f, Sys::BorrowRead, middle, 0, 0, lbuf, 1), Err(SysError::BadLease));
+    assert_eq!(borrow(&mut k, &mut f, Sys::BorrowWrite, [middle, 0, 0, lbuf, 1]), Err(SysError::BadLease));
+    assert_eq!(borrow(&mut k, &mut f, Sys::BorrowRead, [middle, 0, 0, lbuf, 1]), Err(SysError::BadLease));
     assert_eq!(k.current, Some(2), "errors, not faults");
 }
 
@@ -159,9 +171,9 @@ fn chained_forwards_keep_the_rules_and_die_with_any_link() {
     let buf4 = f.rax;
     receive(&mut k, &mut f, 0);
     let last = info(&k, 3).sender;
-    assert_eq!(borrow(&mut k, &mut f, Sys::BorrowRead, last, 0, 0, buf4, 500), Ok(500));
+    assert_eq!(borrow(&mut k, &mut f, Sys::BorrowRead, [last, 0, 0, buf4, 500]), Ok(500));
     assert_eq!(get(&k, 3, buf4, 500), get(&k, 0, src + 150, 500));
     assert_eq!(get(&k, 3, buf4, 500), &pattern(9000)[150..650]);
     k.reap(1, Death::Exit(0));
-    assert_eq!(borrow(&mut k, &mut f, Sys::BorrowRead, last, 0, 0, buf4, 1), Err(SysError::BadLease), "the middle's call ended");
+    assert_eq!(borrow(&mut k, &mut f, Sys::BorrowRead, [last, 0, 0, buf4, 1]), Err(SysError::BadLease), "the middle's call ended");
 }
