@@ -12,6 +12,7 @@ extern crate alloc;
 
 pub mod dev;
 pub mod fmt;
+pub mod forward;
 pub mod ipc;
 pub mod service;
 pub mod supervise;

@@ -8,7 +8,9 @@
 //! borrow syscalls. A server's `Err` travels as reply code 1 with the postcard-encoded error as the
 //! reply bytes, so the caller gets exactly that error back. Kernel errors map onto protocol errors:
 //! a dead server is `ServerRestarted` when its name now names a newer task, `ServerDead` otherwise.
+//! `KernelLeases::forward` lends part of the caller's lease on without copying (see `forward`).
 
+use crate::forward;
 use crate::ipc;
 use crate::sys;
 use alloc::collections::BTreeMap;
@@ -45,14 +47,6 @@ pub fn map_error(e: SysError) -> Error {
     }
 }
 
-fn kernel_lease(lease: &mut PLease<'_>) -> Lease {
-    match lease {
-        PLease::Read(b) => Lease { ptr: b.as_ptr() as u64, len: b.len() as u64, rights: LEASE_READ },
-        PLease::Write(b) => Lease { ptr: b.as_mut_ptr() as u64, len: b.len() as u64, rights: LEASE_WRITE },
-        PLease::ReadWrite(b) => Lease { ptr: b.as_mut_ptr() as u64, len: b.len() as u64, rights: LEASE_READ | LEASE_WRITE },
-    }
-}
-
 /// The client half: calls over kernel IPC.
 #[derive(Default)]
 pub struct KernelTransport {
@@ -79,7 +73,7 @@ impl Transport for KernelTransport {
     fn call(&self, to: TaskId, msg: &[u8], leases: &mut [PLease<'_>], reply: &mut [u8]) -> Result<usize> {
         check_call(msg, leases)?;
         let target = to_kernel(to).ok_or(Error::ServerDead)?;
-        let kernel_leases: Vec<Lease> = leases.iter_mut().map(kernel_lease).collect();
+        let kernel_leases: Vec<Lease> = leases.iter_mut().map(forward::kernel_lease).collect::<Result<_>>()?;
         match ipc::send_code(target, msg, reply, &kernel_leases) {
             Ok((len, 0)) => Ok(len),
             Ok((len, CODE_ERROR)) => Err(postcard::from_bytes(&reply[..len]).unwrap_or(Error::Malformed)),
@@ -131,6 +125,32 @@ impl LeaseAccess for KernelLeases {
             Err(SysError::BadLease) if self.kind(index) == Ok(LeaseKind::Read) => Err(Error::PermissionDenied),
             Err(_) => Err(Error::InvalidArgument),
         }
+    }
+    fn forward(&mut self, index: usize, offset: usize, len: usize) -> Result<PLease<'_>> {
+        let lease = ipc::lease_info(self.client, index).map_err(|_| Error::InvalidArgument)?;
+        if offset.checked_add(len).is_none_or(|end| end as u64 > lease.len) {
+            forward::refused();
+            return Err(Error::InvalidArgument);
+        }
+        let live = forward::Live { client: self.client, index, offset, len, rights: lease.rights };
+        let (base, len) = forward::start(live, |n| crate::sys::map_anon(n, 0).ok().map(|p| p as usize))?;
+        // Safety: the window is `forward::WINDOW` bytes mapped (read-only) once and never unmapped,
+        // `len` is at most that, and it is handed out only here, borrowing these leases mutably, while
+        // `start` refuses any other call's forward until ours ends: no other reference to it is live.
+        // Nothing reads or writes it through this slice except by mistake; a write then faults.
+        let window = unsafe { core::slice::from_raw_parts_mut(base as *mut u8, len) };
+        Ok(match lease.rights {
+            LEASE_READ => PLease::Read(window),
+            LEASE_WRITE => PLease::Write(window),
+            _ => PLease::ReadWrite(window),
+        })
+    }
+}
+
+impl Drop for KernelLeases {
+    /// The call ends with its leases: so does any forward of them.
+    fn drop(&mut self) {
+        forward::end(self.client);
     }
 }
 
@@ -214,7 +234,7 @@ mod tests {
         let mut out = [0u8; 8];
         let mut both = [0u8; 2];
         let mut leases = [PLease::Read(&data), PLease::Write(&mut out), PLease::ReadWrite(&mut both)];
-        let k: Vec<Lease> = leases.iter_mut().map(kernel_lease).collect();
+        let k: Vec<Lease> = leases.iter_mut().map(|l| forward::kernel_lease(l).unwrap()).collect();
         assert_eq!((k[0].len, k[0].rights), (4, LEASE_READ));
         assert_eq!((k[1].len, k[1].rights), (8, LEASE_WRITE));
         assert_eq!((k[2].len, k[2].rights), (2, LEASE_READ | LEASE_WRITE));

@@ -242,6 +242,10 @@ fn judge(log: &[String], v: &mut Verdicts) {
     );
     v.check(has("(echo-client) exited with code 0").is_some(), "echo-client exited with code 0");
     v.check(
+        ["fwd-client", "fwd-middle", "fwd-last"].iter().all(|t| has(&format!("({t}) exited with code 0")).is_some()),
+        "the forwarded-lease client, middle and last server all exited with code 0",
+    );
+    v.check(
         has("(busmaster) killed by #UD").is_some() && has("(busmaster-check) exited with code 0").is_some(),
         "a driver died with bus mastering on and a second driver saw the kernel had switched it off",
     );
@@ -310,6 +314,9 @@ panicker: panicked: src/main.rs:9:5: deliberate panic number 8
 [kernel] task 8 (panicker) exited with code 101; 3 frames freed
 [kernel] task 6 (spinner-a) exited with code 0
 [kernel] task 7 (spinner-b) exited with code 0
+[kernel] task 16 (fwd-client) exited with code 0
+[kernel] task 17 (fwd-middle) exited with code 0
+[kernel] task 18 (fwd-last) exited with code 0
 [kernel] CHECK PASS kernel: frames returned
 [kernel] all tasks finished";
 
@@ -318,7 +325,7 @@ panicker: panicked: src/main.rs:9:5: deliberate panic number 8
         let mut v = Verdicts { passed: 0, failed: Vec::new() };
         judge(&lines(GOOD), &mut v);
         assert!(v.failed.is_empty(), "{:?}", v.failed);
-        assert_eq!(v.passed, 2 + 25);
+        assert_eq!(v.passed, 2 + 26);
         assert_eq!(wall_clock_secs(&lines(GOOD)), Some(1_795_620_607));
         assert_eq!(wall_clock_secs(&lines("hello: wall clock garbage")), None);
     }

@@ -203,6 +203,11 @@ pub fn judge_boot(log: &[String], status: Option<i32>, kind: Boot, v: &mut Verdi
         log.iter().any(|l| l.starts_with("init: supervising [") && l.contains("\"wfs-server\"") && l.contains("\"blockcache1\"")),
         &format!("{boot}: init took its restart list from the manifest"),
     );
+    if matches!(kind, Boot::First | Boot::Second) {
+        // File data goes app -> filesystem server in one copy: vfs forwards the app's lease.
+        let forwarded = log.iter().find_map(|l| l.split_once("vfs-server: stopped (")?.1.split_once(' ')?.0.parse::<u64>().ok());
+        v.check(forwarded.is_some_and(|n| n > 0), &format!("{boot}: the vfs server forwarded reads/writes ({forwarded:?})"));
+    }
     let victims: &[&str] = match kind {
         Boot::Kill => &VICTIMS,
         // The shell boot types `restart fat-server`.

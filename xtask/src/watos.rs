@@ -32,7 +32,7 @@ const BINS: &[&str] = &[
 ];
 
 /// (name in the initrd, binary, flags).
-const MANIFEST: [(&str, &str, u32); 16] = [
+const MANIFEST: [(&str, &str, u32); 19] = [
     ("init", "init", initrd::AUTOSTART | initrd::SUPERVISOR),
     ("hello", "hello", initrd::AUTOSTART),
     ("hostile", "hostile", initrd::AUTOSTART),
@@ -47,6 +47,9 @@ const MANIFEST: [(&str, &str, u32); 16] = [
     ("rtc-driver", "ipc", initrd::AUTOSTART | initrd::DRIVER),
     ("proto-echo", "ipc", initrd::AUTOSTART),
     ("proto-client", "ipc", initrd::AUTOSTART),
+    ("fwd-client", "ipc", initrd::AUTOSTART),
+    ("fwd-middle", "ipc", initrd::AUTOSTART),
+    ("fwd-last", "ipc", initrd::AUTOSTART),
     ("busmaster", "hostile", initrd::AUTOSTART | initrd::DRIVER),
     ("busmaster-check", "hostile", initrd::AUTOSTART | initrd::DRIVER),
 ];
@@ -81,8 +84,9 @@ pub struct Artifacts {
     pub initrd: PathBuf,
 }
 
-/// The initrd for `cargo xtask bench ipc`: just the benchmark's two roles.
-const BENCH_MANIFEST: [(&str, &str, u32); 2] = [("bench-echo", "ipc", initrd::AUTOSTART), ("ipc-bench", "ipc", initrd::AUTOSTART)];
+/// The initrd for `cargo xtask bench ipc`: just the benchmark's three roles.
+const BENCH_MANIFEST: [(&str, &str, u32); 3] =
+    [("bench-echo", "ipc", initrd::AUTOSTART), ("bench-middle", "ipc", initrd::AUTOSTART), ("ipc-bench", "ipc", initrd::AUTOSTART)];
 
 /// The storage system (`cargo xtask qemu` and the storage boots of `cargo xtask test`): one block
 /// cache server per virtio-blk disk (drivers), the filesystem servers, the vfs server, and the test
@@ -229,7 +233,7 @@ pub fn bench_ipc() -> bool {
     println!("Under QEMU TCG the TSC is emulated and the CPU is an interpreter, so these are not hardware");
     println!("cycles and are far higher than on real silicon. For scale: seL4 on an i7-6700 (Skylake) takes");
     println!("386 cycles for Call and 380 for Reply, about 770 for a round trip (seL4 benchmarks page).");
-    let ok = rows.len() == 3 && out.status.code() == Some(QEMU_SUCCESS);
+    let ok = rows.len() == 5 && out.status.code() == Some(QEMU_SUCCESS);
     if !ok {
         eprintln!("IPC benchmark did not complete (QEMU status {:?}); log:\n{log}", out.status.code());
     }

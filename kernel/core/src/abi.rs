@@ -42,6 +42,10 @@ pub const NOTIFICATION: u64 = u64::MAX;
 /// Lease rights.
 pub const LEASE_READ: u64 = 1;
 pub const LEASE_WRITE: u64 = 2;
+/// Lease flag: "part of a lease my caller lent me", not memory of mine (see [`Lease::forwarded`]).
+pub const LEASE_FORWARD: u64 = 4;
+/// Most links in a chain of forwarded leases (a forward of a forward of ...).
+pub const MAX_FORWARD_DEPTH: usize = 4;
 /// Notification bit the kernel sets on the supervisor when any task ends (see `next_death`).
 pub const NOTIFY_DEATH: u64 = 1 << 63;
 /// `receive` flag: wait for notifications only.
@@ -77,6 +81,8 @@ pub enum Sys {
     FindTask = 8,
     /// send(target, msg ptr, msg len | lease count << 32, reply ptr, reply cap, leases ptr)
     /// -> reply length | reply code << 32. Blocks until the target replies (call semantics).
+    /// A lease with `LEASE_FORWARD` lends on part of a lease of a client awaiting our reply
+    /// ([`Lease::forwarded`]): same memory, rights a subset, range inside, dead with that call.
     Send = 9,
     /// receive(buf ptr, buf cap, notification mask, info ptr: *mut RecvInfo, flags) -> 0.
     /// Blocks until a message or a masked notification arrives; with flags `RECV_NOTIFY_ONLY`
@@ -307,12 +313,32 @@ impl TaskInfo {
 }
 
 /// One lent buffer, as the sender lays it out in memory (an array of these is passed to `send`).
+///
+/// Two forms, told apart by `LEASE_FORWARD` in `rights`:
+///
+/// | form      | `ptr`                      | `len`  | `rights`                                                  |
+/// |-----------|----------------------------|--------|-----------------------------------------------------------|
+/// | own       | address in the sender      | bytes  | `LEASE_READ` \| `LEASE_WRITE`                             |
+/// | forwarded | offset in the client lease | bytes  | R/W bits \| `LEASE_FORWARD` \| index << 8 \| client id << 32 |
+///
+/// A forwarded lease names lease `index` (bits 8..16) of the call that client `client id` (bits
+/// 32..64, a raw `TaskId`) has in flight with the sender; all other bits are zero.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Lease {
     pub ptr: u64,
     pub len: u64,
-    /// `LEASE_READ` | `LEASE_WRITE`.
+    /// `LEASE_READ` | `LEASE_WRITE`, plus the forwarded form's fields.
+    pub rights: u64,
+}
+
+/// What a forwarded lease names (the decoded `Lease::forwarded` form).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Forward {
+    pub client: u64,
+    pub index: u64,
+    pub offset: u64,
+    pub len: u64,
     pub rights: u64,
 }
 
@@ -322,6 +348,26 @@ impl Lease {
     pub fn from_bytes(b: &[u8; Self::SIZE]) -> Lease {
         let word = |i: usize| u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
         Lease { ptr: word(0), len: word(1), rights: word(2) }
+    }
+
+    /// The forwarded form: `len` bytes from `offset` of lease `index` of `client`'s call, with
+    /// `rights` (`LEASE_READ` | `LEASE_WRITE`). Fields too wide for their bits make a lease the
+    /// kernel refuses rather than one naming something else.
+    pub fn forwarded(client: u64, index: u64, offset: u64, len: u64, rights: u64) -> Lease {
+        let index = if index < 256 { index } else { 255 };
+        let client = if client >> 32 == 0 { client } else { u64::from(u32::MAX) };
+        Lease { ptr: offset, len, rights: rights & (LEASE_READ | LEASE_WRITE) | LEASE_FORWARD | index << 8 | client << 32 }
+    }
+
+    /// The decoded forwarded form, `None` for an own-memory lease.
+    pub fn forward(&self) -> Option<Forward> {
+        (self.rights & LEASE_FORWARD != 0).then_some(Forward {
+            client: self.rights >> 32,
+            index: self.rights >> 8 & 0xFF,
+            offset: self.ptr,
+            len: self.len,
+            rights: self.rights & 0xFF & !LEASE_FORWARD,
+        })
     }
 }
 
@@ -475,6 +521,16 @@ mod tests {
         // Safety: TaskInfo is repr(C) plain data without padding (size checked above).
         let raw: [u8; TaskInfo::SIZE] = unsafe { core::mem::transmute(info) };
         assert_eq!(info.to_bytes(), raw);
+    }
+
+    #[test]
+    fn forwarded_leases_encode_and_decode() {
+        let l = Lease::forwarded(0x0003_0005, 2, 100, 50, LEASE_WRITE);
+        assert_eq!(l.forward(), Some(Forward { client: 0x0003_0005, index: 2, offset: 100, len: 50, rights: LEASE_WRITE }));
+        assert_eq!(Lease { ptr: 1, len: 2, rights: LEASE_READ }.forward(), None);
+        // Out-of-range fields decode as values the kernel refuses, never as other valid ones.
+        let wide = Lease::forwarded(1 << 40, 300, 0, 1, LEASE_READ | 8).forward().unwrap();
+        assert_eq!((wide.client, wide.index, wide.rights), (u64::from(u32::MAX), 255, LEASE_READ));
     }
 
     #[test]

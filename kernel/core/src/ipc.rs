@@ -10,14 +10,17 @@
 //! newer task in the same slot. Mistakes are errors to the one who made them (a server borrowing from
 //! a task that is not waiting on it gets an error, not a fault: Hubris issue 172), except an over-long
 //! reply, which faults the replier rather than being cut (Hubris PR 1954). When a task dies, every task
-//! blocked sending to it or waiting for its reply is woken with `TaskDied`.
+//! blocked sending to it or waiting for its reply is woken with `TaskDied`. A server may lend on part
+//! of a lease its caller lent it (forwarding, see `lease`): the next server then copies straight to
+//! and from the first caller's memory, for as long as every call of the chain is in flight.
 
 use crate::abi::{Lease, RecvInfo, SysError, TaskId, LEASE_READ, LEASE_WRITE, MAX_LEASES, MAX_MSG, MAX_REPLY_CODE, NOTIFICATION, RECV_EMPTY, RECV_NONBLOCK, RECV_NOTIFY_ONLY};
 use crate::kernel::{Kernel, Platform};
 use crate::paging::{FrameAlloc, PhysMem};
 use crate::sched::SchedState;
 use crate::syscall::UserError;
-use crate::usermem::{check_range, copy_between, copy_in, copy_out, validate, Access};
+use crate::lease::{self, Held};
+use crate::usermem::{copy_between, copy_in, copy_out, validate, Access};
 use alloc::vec::Vec;
 
 /// A call in flight: what the caller sent and where the reply goes.
@@ -28,7 +31,9 @@ pub struct Call {
     pub msg: Vec<u8>,
     pub reply_ptr: u64,
     pub reply_cap: u64,
-    pub leases: Vec<Lease>,
+    pub leases: Vec<Held>,
+    /// Unique per call, so a forwarded lease can tell its call from a later one by the same task.
+    pub serial: u64,
 }
 
 /// A task's IPC state.
@@ -85,20 +90,12 @@ pub fn send<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, c: 
         let raw = copy_in(&space, &k.mem, leases_ptr, lease_count * Lease::SIZE as u64)?;
         for chunk in raw.chunks_exact(Lease::SIZE) {
             let lease = Lease::from_bytes(chunk.try_into().map_err(|_| SysError::BadLease)?);
-            if lease.rights == 0 || lease.rights & !(LEASE_READ | LEASE_WRITE) != 0 {
-                return Err(SysError::BadLease.into());
-            }
-            if lease.len > 0 {
-                let access = if lease.rights & LEASE_WRITE != 0 { Access::Write } else { Access::Read };
-                validate(&space, &k.mem, lease.ptr, lease.len, access)?;
-            } else {
-                check_range(lease.ptr, 0)?;
-            }
-            leases.push(lease);
+            leases.push(lease::take(k, c, &space, lease)?);
         }
     }
     let server = k.task(s).map(|t| t.id).ok_or(SysError::TaskDied)?;
-    set_ipc(k, c, IpcState::Sending(Call { server, msg, reply_ptr, reply_cap, leases }));
+    let serial = lease::next_serial();
+    set_ipc(k, c, IpcState::Sending(Call { server, msg, reply_ptr, reply_cap, leases, serial }));
     k.sched[c] = SchedState::Blocked;
     if matches!(k.task(s).map(|t| &t.ipc), Some(IpcState::Receiving { notify_only: false, .. })) {
         deliver(k, c, s);
@@ -187,7 +184,7 @@ fn deliver<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, s: u
 }
 
 /// The call client `raw` has in flight with server `r`, or why there is none (an error, not a fault).
-fn call_with<P: Platform, M: PhysMem, F: FrameAlloc>(k: &Kernel<P, M, F>, r: usize, raw: u64) -> Result<(usize, Call), SysError> {
+pub(crate) fn call_with<P: Platform, M: PhysMem, F: FrameAlloc>(k: &Kernel<P, M, F>, r: usize, raw: u64) -> Result<(usize, Call), SysError> {
     let c = resolve(k, raw)?;
     let server = k.task(r).map(|t| t.id);
     match k.task(c).map(|t| &t.ipc) {
@@ -240,6 +237,8 @@ pub fn borrow<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, r
     if lease.rights & right == 0 || end > lease.len {
         return Err(SysError::BadLease.into());
     }
+    // A forwarded lease's memory is its first lender's, and only while the whole chain is in flight.
+    let c = lease::owner(k, lease, c)?;
     if len == 0 {
         return Ok(0);
     }

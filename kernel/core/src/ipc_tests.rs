@@ -7,32 +7,32 @@ use crate::trap::{Event, TrapFrame};
 use crate::usermem::{copy_in, copy_out};
 use std::vec::Vec;
 
-const MSG: u64 = DATA;
-const REPLY: u64 = DATA + 512;
-const BUF: u64 = DATA + 1024;
-const INFO: u64 = DATA + 2048;
-const LEASES: u64 = DATA + 3072;
+pub(crate) const MSG: u64 = DATA;
+pub(crate) const REPLY: u64 = DATA + 512;
+pub(crate) const BUF: u64 = DATA + 1024;
+pub(crate) const INFO: u64 = DATA + 2048;
+pub(crate) const LEASES: u64 = DATA + 3072;
 
-fn id(k: &K, i: usize) -> u64 {
+pub(crate) fn id(k: &K, i: usize) -> u64 {
     k.task(i).unwrap().id.to_raw()
 }
 
-fn put(k: &mut K, i: usize, va: u64, bytes: &[u8]) {
+pub(crate) fn put(k: &mut K, i: usize, va: u64, bytes: &[u8]) {
     let s = space(k, i);
     copy_out(&s, &mut k.mem, va, bytes).unwrap();
 }
 
-fn get(k: &K, i: usize, va: u64, len: u64) -> Vec<u8> {
+pub(crate) fn get(k: &K, i: usize, va: u64, len: u64) -> Vec<u8> {
     copy_in(&space(k, i), &k.mem, va, len).unwrap()
 }
 
-fn info(k: &K, i: usize) -> RecvInfo {
+pub(crate) fn info(k: &K, i: usize) -> RecvInfo {
     let b = get(k, i, INFO, 32);
     let w = |n: usize| u64::from_le_bytes(b[n * 8..n * 8 + 8].try_into().unwrap());
     RecvInfo { sender: w(0), len: w(1), leases: w(2), notifications: w(3) }
 }
 
-fn send(k: &mut K, f: &mut TrapFrame, to: u64, msg: &[u8], leases: &[Lease]) {
+pub(crate) fn send(k: &mut K, f: &mut TrapFrame, to: u64, msg: &[u8], leases: &[Lease]) {
     let c = k.current.unwrap();
     put(k, c, MSG, msg);
     let raw: Vec<u8> = leases.iter().flat_map(|l| [l.ptr, l.len, l.rights]).flat_map(u64::to_le_bytes).collect();
@@ -42,7 +42,7 @@ fn send(k: &mut K, f: &mut TrapFrame, to: u64, msg: &[u8], leases: &[Lease]) {
     syscall6(k, f, Sys::Send, [to, MSG, msg.len() as u64 | (leases.len() as u64) << 32, REPLY, 64, LEASES]);
 }
 
-fn receive(k: &mut K, f: &mut TrapFrame, mask: u64) {
+pub(crate) fn receive(k: &mut K, f: &mut TrapFrame, mask: u64) {
     syscall6(k, f, Sys::Receive, [BUF, 512, mask, INFO, 0, 0]);
 }
 

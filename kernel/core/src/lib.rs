@@ -21,6 +21,7 @@ pub mod elf;
 pub mod heap;
 pub mod ipc;
 pub mod kernel;
+pub mod lease;
 pub mod memmap;
 pub mod paging;
 pub mod rtc;
@@ -43,6 +44,8 @@ mod console_tests;
 mod device_tests;
 #[cfg(test)]
 mod fuzz_tests;
+#[cfg(test)]
+mod forward_tests;
 #[cfg(test)]
 mod ipc_tests;
 #[cfg(test)]

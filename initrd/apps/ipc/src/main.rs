@@ -3,14 +3,19 @@
 //!   echo         a server: echoes inline messages; for op `S` reads the caller's 1 MiB read lease in
 //!                64 KiB borrows, writes each byte XOR 0x5A into its write lease and replies with the
 //!                FNV-1a checksum of what it read; op `C` crashes it mid-call (`ud2`); op `Q` ends it.
-//!   bench-echo   a server for the IPC benchmark: replies at once; op `L` first borrows 4 KiB.
-//!   ipc-bench    times 10,000 empty calls and 10,000 calls with a 4 KiB lease copy (rdtsc) and
-//!                prints median and p99 (`cargo xtask bench ipc`).
+//!   bench-echo   a server for the IPC benchmark: replies at once; op `L` first borrows 4 KiB, op
+//!                `R` reads its whole lease 0 in 64 KiB borrows.
+//!   bench-middle passes a 1 MiB read lease on to bench-echo (`R`): op `F` forwards it (one copy),
+//!                op `B` bounces it through its own buffer (two copies).
+//!   ipc-bench    times 10,000 empty calls and 10,000 calls with a 4 KiB lease copy (rdtsc), and 100
+//!                1 MiB calls through bench-middle each way; prints median and p99
+//!                (`cargo xtask bench ipc`).
 //!   rtc-driver   a driver (initrd flag DRIVER): reads PCI configuration space through ports, maps
 //!                DMA pages, then takes five RTC periodic interrupts (line 8) as notifications.
 //!   proto-echo   a `protocol::ipc::Server` served by `libwatos::transport::serve`: echoes, sums a
 //!                lease, or fails with a protocol error; stops on notification bit 1.
 //!   proto-client calls it through `KernelTransport` (the protocol's `Transport` on kernel IPC).
+//!   fwd-client, fwd-middle, fwd-last: forwarded leases through three tasks (see `forward`).
 //!   echo-client  finds `echo` by name; checks an inline round trip, a 1 MiB lease round trip by
 //!                checksum, that bad lease descriptors and oversize messages are refused while the
 //!                server keeps serving, that a server dying mid-call returns `TaskDied`, and that once
@@ -19,6 +24,8 @@
 #![no_main]
 
 extern crate alloc;
+
+mod forward;
 
 use alloc::vec;
 use libwatos::abi::{Lease, LEASE_READ, LEASE_WRITE, MAX_LEASES, MAX_MSG};
@@ -44,10 +51,14 @@ fn main() -> i64 {
     match &me[..end] {
         b"echo" => server(),
         b"bench-echo" => bench_server(),
+        b"bench-middle" => forward::bench_middle(),
         b"ipc-bench" => bench_client(),
         b"rtc-driver" => rtc_driver(),
         b"proto-echo" => proto_echo(),
         b"proto-client" => proto_client(),
+        b"fwd-client" => forward::client(),
+        b"fwd-middle" => forward::middle(),
+        b"fwd-last" => forward::last(),
         _ => client(),
     }
 }
@@ -204,9 +215,18 @@ fn rdtsc() -> u64 {
 fn bench_server() -> i64 {
     let mut buf = [0u8; 16];
     let mut page = [0u8; 4096];
+    let mut chunk = vec![0u8; CHUNK];
     loop {
         let Ok(info) = ipc::receive(&mut buf, 0) else { return 1 };
         match buf[0] {
+            b'R' => {
+                let len = ipc::lease_info(info.sender, 0).map_or(0, |l| l.len as usize);
+                let mut at = 0;
+                while at < len && ipc::borrow_read(info.sender, 0, at, &mut chunk[..CHUNK.min(len - at)]).is_ok() {
+                    at += CHUNK;
+                }
+                let _ = ipc::reply(info.sender, &[]);
+            }
             b'L' => {
                 let _ = ipc::borrow_read(info.sender, 0, 0, &mut page);
                 let _ = ipc::reply(info.sender, &page[..1]);
@@ -258,8 +278,13 @@ fn bench_client() -> i64 {
         let (median, p99) = percentiles(&mut samples);
         println!("BENCH ipc | {name} | {median} | {p99} | {CALLS}");
     }
+    let ok = forward::bench_through_middle(&mut reply);
     let _ = ipc::send(server, b"Q", &mut reply, &[]);
-    0
+    if ok {
+        0
+    } else {
+        1
+    }
 }
 
 fn server() -> i64 {
