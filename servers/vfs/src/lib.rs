@@ -6,7 +6,8 @@
 //! flags, mount and stable node id), caches directory entries and attributes, and passes transactions
 //! to filesystems that support them. [`VfsServer`] serves a `Vfs` over the generated vfs interface.
 //! Module map: `path` (syntax), `vfs` (mounts, resolution, restart re-open), `ops` (the operations),
-//! `cache`, `fdtable`, `remote`, `server`.
+//! `at` (the same operations from a descriptor: openat, statat, ...), `cache`, `fdtable`, `remote`,
+//! `server`.
 //!
 //! `no_std` + `alloc`: the same code runs in the WATOS vfs-server process and in host tests.
 #![no_std]
@@ -14,6 +15,7 @@
 
 extern crate alloc;
 
+mod at;
 pub mod cache;
 pub mod fdtable;
 mod ops;
