@@ -5,7 +5,8 @@
 //!   files and the cache refer to mounts by index). The mount point is recorded two ways: by path, for
 //!   the table's listing and [`Vfs::mount_of`] (longest prefix), and as the (parent mount, directory
 //!   node) it covers, which is what resolution uses.
-//! - Resolution walks one component at a time from the root, keeping the stack of directories walked:
+//! - Resolution walks one component at a time from the root (or, for the `*at` operations, from a
+//!   descriptor's node, above which `..` cannot climb), keeping the stack of directories walked:
 //!   `..` pops the stack, so it leaves a mount root for the directory above the mount point (mount
 //!   crossing upwards) and is correct after symbolic links; entering a covered directory switches to the
 //!   mounted filesystem's root (crossing downwards). Symbolic links are followed (absolute targets
