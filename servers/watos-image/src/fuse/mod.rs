@@ -149,8 +149,15 @@ impl FuseAdapter {
         })
     }
 
-    fn generation(&self, ino: NodeId) -> Generation {
-        Generation(self.with(|n| Ok(n.generation(ino))).unwrap_or(0))
+    /// The generation of `ino`, counting the entry reply about to be sent as a kernel lookup.
+    fn entry_generation(&self, ino: NodeId) -> Generation {
+        Generation(
+            self.with(|n| {
+                n.entered(ino);
+                Ok(n.generation(ino))
+            })
+            .unwrap_or(0),
+        )
     }
 
     /// Remove `name` from `parent` (a directory with `rmdir`), retiring the id if the node died.
@@ -179,7 +186,7 @@ impl FuseAdapter {
 
     fn reply_entry(&self, r: Result<Stat, Error>, reply: ReplyEntry) {
         match r {
-            Ok(st) => reply.entry(&TTL, &self.attr(&st), self.generation(st.ino)),
+            Ok(st) => reply.entry(&TTL, &self.attr(&st), self.entry_generation(st.ino)),
             Err(e) => reply.error(errno(e)),
         }
     }
@@ -218,6 +225,14 @@ impl Filesystem for FuseAdapter {
         if let Err(e) = self.with(|n| n.vfs().fsync(n.root_fd())) {
             eprintln!("watos-image: sync at unmount failed: {e}");
         }
+    }
+
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        let node = self.to_fs(ino);
+        let _ = self.with(|n| {
+            n.kernel_forgot(node, nlookup);
+            Ok(())
+        });
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
@@ -513,7 +528,7 @@ impl Filesystem for FuseAdapter {
         };
         let opened = r.and_then(|st| self.open_fh(self.to_fuse(st.ino), vfs_flags(flags)).map(|fh| (st, fh)));
         match opened {
-            Ok((st, fh)) => reply.created(&TTL, &self.attr(&st), self.generation(st.ino), fh, FopenFlags::empty()),
+            Ok((st, fh)) => reply.created(&TTL, &self.attr(&st), self.entry_generation(st.ino), fh, FopenFlags::empty()),
             Err(e) => reply.error(errno(e)),
         }
     }

@@ -3,7 +3,8 @@
 //! Design: FUSE names nodes by inode number and asks about (directory, name) pairs; the VFS names
 //! nodes by path from a descriptor. [`Nodes`] bridges them without ever building a whole path, so no
 //! depth is too deep for the VFS's path limit:
-//! - every node the kernel has seen (lookup, create, rename) keeps one known name: (parent, name);
+//! - every node the kernel holds (from the entry reply that gave it, until the kernel's `forget`
+//!   drops its last lookup) keeps one known name: (parent, name);
 //! - a directory is reached through a VFS descriptor open on it, found in a small cache or opened
 //!   with `openat(parent's descriptor, name)`, walking up the known names as far as needed (the root's
 //!   descriptor is opened at start and never closed). The cache is bounded (LRU) because every entry
@@ -46,6 +47,8 @@ pub struct Nodes {
     files: HashMap<NodeId, Vec<u32>>,
     /// Generation of each id that has died at least once (absent = 0).
     generations: HashMap<NodeId, u64>,
+    /// How many times each id was handed to the kernel in an entry and not yet forgotten by it.
+    lookups: HashMap<NodeId, u64>,
 }
 
 impl Nodes {
@@ -61,6 +64,7 @@ impl Nodes {
             tick: 0,
             files: HashMap::new(),
             generations: HashMap::new(),
+            lookups: HashMap::new(),
         })
     }
 
@@ -183,6 +187,22 @@ impl Nodes {
         }
     }
 
+    /// The kernel was given `ino` in an entry reply (it counts a lookup).
+    pub fn entered(&mut self, ino: NodeId) {
+        *self.lookups.entry(ino).or_insert(0) += 1;
+    }
+
+    /// The kernel dropped `n` lookups of `ino`; at none, its name and descriptor are forgotten, so
+    /// the map holds only what the kernel still knows (a forgotten directory has no known children).
+    pub fn kernel_forgot(&mut self, ino: NodeId, n: u64) {
+        let Some(count) = self.lookups.get_mut(&ino) else { return };
+        *count = count.saturating_sub(n);
+        if *count == 0 {
+            self.lookups.remove(&ino);
+            self.forget(ino);
+        }
+    }
+
     pub fn generation(&self, ino: NodeId) -> u64 {
         self.generations.get(&ino).copied().unwrap_or(0)
     }
@@ -265,6 +285,21 @@ mod tests {
         assert_eq!(n.generation(a), 0);
         n.died(a);
         assert_eq!(n.generation(a), 1);
+        n.into_backend().close().unwrap();
+    }
+
+    #[test]
+    fn names_last_as_long_as_the_kernel_holds_the_node() {
+        let mut n = nodes();
+        let root = n.root;
+        let a = mkdir(&mut n, root, "a");
+        n.entered(a);
+        n.entered(a);
+        n.kernel_forgot(a, 1);
+        assert!(n.getattr(a).is_ok(), "one lookup is still held");
+        n.kernel_forgot(a, 1);
+        assert_eq!(n.getattr(a), Err(Error::NotFound), "forgotten");
+        n.kernel_forgot(a, 5);
         n.into_backend().close().unwrap();
     }
 
