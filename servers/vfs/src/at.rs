@@ -11,9 +11,9 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use protocol::api::vfs::OpenFlags;
-use protocol::fs::{DirEntry, NewNode, SetAttr, Stat};
-use protocol::ipc::Lease;
-use protocol::Result;
+use protocol::fs::{DirEntry, FileType, NewNode, SetAttr, Stat};
+use protocol::ipc::{Lease, MAX_PATH};
+use protocol::{Error, Result};
 
 use crate::ops::READDIR_PAGE;
 use crate::vfs::{Loc, Pid, Vfs};
@@ -46,14 +46,15 @@ impl Vfs {
     /// Create `node` (any kind, with the owner it names) at `path` from `dir`.
     pub fn makeat(&mut self, pid: Pid, dir: u32, path: &str, node: NewNode) -> Result<Stat> {
         let start = self.start(pid, dir, path)?;
-        if node.kind == protocol::fs::FileType::Symlink && (node.symlink_target.is_empty() || node.symlink_target.len() > protocol::ipc::MAX_PATH) {
-            return Err(protocol::Error::InvalidArgument);
+        // As `symlink`: a link must point somewhere, and its target must fit a path.
+        if node.kind == FileType::Symlink && (node.symlink_target.is_empty() || node.symlink_target.len() > MAX_PATH) {
+            return Err(Error::InvalidArgument);
         }
         let kind = node.kind;
         let st = self.create_node_from(start, path, node)?;
         match kind {
-            protocol::fs::FileType::Directory => self.stats.mkdirs += 1,
-            protocol::fs::FileType::Symlink => self.stats.symlinks += 1,
+            FileType::Directory => self.stats.mkdirs += 1,
+            FileType::Symlink => self.stats.symlinks += 1,
             _ => {}
         }
         Ok(st)
