@@ -43,6 +43,12 @@ fn main() -> ExitCode {
             if !host {
                 eprintln!("host tests failed (see above)");
             }
+            if !opts.qemu_only {
+                // Repeated under the QEMU summary, so a skipped FUSE suite is not lost in scrollback.
+                for why in fuse_skips() {
+                    println!("SKIP fuse: {why}");
+                }
+            }
             host && qemu
         }
         Some("bench") => {
@@ -92,8 +98,37 @@ pub fn workspace_root() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
 }
 
-/// Host unit and whole-stack tests: the workspace's default members.
+/// Host unit and whole-stack tests: the workspace's default members. The FUSE tests in them pass
+/// without doing anything when FUSE or a suite is missing (their own `SKIP:` line is captured by
+/// cargo), so the same conditions are checked here and every skip is printed where it is seen.
 fn host_tests() -> bool {
     println!("== host tests (cargo test)");
-    cargo(&["test"])
+    let ok = cargo(&["test"]);
+    for why in fuse_skips() {
+        println!("SKIP fuse: {why}");
+    }
+    ok
+}
+
+/// Why the FUSE tests of `cargo test` (servers/watos-image/tests/fuse.rs) skipped all or part of
+/// their work: the same checks they make (/dev/fuse usable; tools in PATH or target/tools/bin).
+fn fuse_skips() -> Vec<String> {
+    if let Err(e) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/fuse") {
+        return vec![format!("/dev/fuse is not usable ({e}): no FUSE mount was tested")];
+    }
+    let local = workspace_root().join("target/tools/bin");
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let dirs: Vec<_> = std::env::split_paths(&path).chain([local]).collect();
+    let missing = |tool: &str| !dirs.iter().any(|d| d.join(tool).is_file());
+    let mut out = Vec::new();
+    for (tool, what) in [
+        ("fsx", "fsx runs skipped (cargo install --root ~/.cache/watos-tools fsx@0.3.2)"),
+        ("pjdfstest", "pjdfstest runs skipped (cargo install --root ~/.cache/watos-tools pjdfstest@0.2.2)"),
+        ("fsck.fat", "fsck.fat -n after the FAT mount skipped (apt-get install dosfstools)"),
+    ] {
+        if missing(tool) {
+            out.push(format!("{tool} not found in PATH or target/tools/bin: {what}"));
+        }
+    }
+    out
 }

@@ -175,6 +175,36 @@ impl vfs::Handler for FakeVfs {
         }
         Ok(filesystem::ScrubSummary { data_blocks_checked: 5, ..Default::default() })
     }
+    fn openat(&mut self, _: &mut Incoming<'_, '_>, dir: u32, _: &str, _: vfs::OpenFlags, _: u32) -> Result<u32> {
+        Ok(dir + 1)
+    }
+    fn statat(&mut self, _: &mut Incoming<'_, '_>, dir: u32, _: &str, _: bool) -> Result<Stat> {
+        Ok(stat(dir.into()))
+    }
+    fn makeat(&mut self, _: &mut Incoming<'_, '_>, _: u32, _: &str, node: crate::fs::NewNode) -> Result<Stat> {
+        Ok(stat(node.uid.into()))
+    }
+    fn unlinkat(&mut self, _: &mut Incoming<'_, '_>, _: u32, _: &str, _: bool) -> Result<()> {
+        Err(Error::NotFound)
+    }
+    fn renameat(&mut self, _: &mut Incoming<'_, '_>, _: u32, _: &str, _: u32, _: &str, _: bool) -> Result<()> {
+        Err(Error::AlreadyExists)
+    }
+    fn linkat(&mut self, _: &mut Incoming<'_, '_>, _: u32, _: &str, _: u32, _: &str) -> Result<()> {
+        Err(Error::CrossDevice)
+    }
+    fn setattrat(&mut self, _: &mut Incoming<'_, '_>, _: u32, _: &str, attr: crate::fs::SetAttr, _: bool) -> Result<Stat> {
+        Ok(stat(attr.size.unwrap_or(0)))
+    }
+    fn readlinkat(&mut self, _: &mut Incoming<'_, '_>, _: u32, path: &str) -> Result<String> {
+        Ok(path.into())
+    }
+    fn readdirat(&mut self, _: &mut Incoming<'_, '_>, _: u32, _: &str, _: u64) -> Result<Vec<crate::fs::DirEntry>> {
+        Ok(Vec::new())
+    }
+    fn pwrite(&mut self, cx: &mut Incoming<'_, '_>, _: u32, offset: u64) -> Result<u32> {
+        Ok(cx.leases.len(0)? as u32 + offset as u32)
+    }
 }
 
 /// The largest asynchronous submit and reap travel: 64 requests out of line, 128 completions with
@@ -220,6 +250,20 @@ fn stub_calls_round_trip() {
     assert_eq!(c.batch_read(reads, &mut out), Ok(vec![3, 2]));
     assert_eq!(out, [1, 1, 1, 2, 2]);
     assert_eq!(c.stats().map(|s| s.opens), Ok(1));
+    // The `*at` operations (40..=49) carry every argument across.
+    assert_eq!(c.openat(5, "a", vfs::OpenFlags::READ, 0), Ok(6));
+    assert_eq!(c.statat(9, "", false).map(|s| s.ino), Ok(9));
+    let mut node = crate::fs::NewNode::new(FileType::Fifo, 0o644);
+    node.uid = 77;
+    assert_eq!(c.makeat(3, "p", node).map(|s| s.ino), Ok(77));
+    assert_eq!(c.unlinkat(3, "x", true), Err(Error::NotFound));
+    assert_eq!(c.renameat(3, "a", 4, "b", true), Err(Error::AlreadyExists));
+    assert_eq!(c.linkat(3, "a", 4, "b"), Err(Error::CrossDevice));
+    let attr = crate::fs::SetAttr { size: Some(11), ..Default::default() };
+    assert_eq!(c.setattrat(3, "", attr, false).map(|s| s.ino), Ok(11));
+    assert_eq!(c.readlinkat(3, "l").as_deref(), Ok("l"));
+    assert_eq!(c.readdirat(3, "", 0), Ok(Vec::new()));
+    assert_eq!(c.pwrite(3, 2, b"abc"), Ok(5));
 }
 
 #[test]

@@ -225,4 +225,31 @@ crate::interface! {
     36 once SnapshotDelete fn snapshot_delete(path: &'a str, name: &'a str) -> ();
     /// Scrub the filesystem holding `path`.
     37 once Scrub fn scrub(path: &'a str) -> crate::api::filesystem::ScrubSummary;
+    // The `*at` operations (40..=49): a relative `path` is resolved from the caller's descriptor
+    // `dir` (an absolute one ignores it); an empty `path` names `dir`'s own node where that makes
+    // sense (stat, setattr, readlink, readdir, link source, open). `..` cannot climb above `dir`
+    // (`NotSupported`: the VFS does not know a descriptor's parent). The FUSE adapter uses them, one
+    // component at a time, so paths of any total length work.
+    /// Open `path` from `dir`; returns the lowest free descriptor.
+    40 once OpenAt fn openat(dir: u32, path: &'a str, flags: OpenFlags, mode: u32) -> u32;
+    /// Attributes of `path` from `dir`; `follow`: follow a final symbolic link.
+    41 idempotent StatAt fn statat(dir: u32, path: &'a str, follow: bool) -> Stat;
+    /// Create any kind of node (file, directory, symbolic link, FIFO, socket, device) with the owner,
+    /// mode, device number and target given: the interface carries no credentials, so the caller
+    /// (the FUSE adapter, which has the kernel's) says who owns it. `AlreadyExists` if the name exists.
+    42 once MakeAt fn makeat(dir: u32, path: &'a str, node: crate::fs::NewNode) -> Stat;
+    /// Remove a name: a non-directory, or with `rmdir` an empty directory.
+    43 once UnlinkAt fn unlinkat(dir: u32, path: &'a str, rmdir: bool) -> ();
+    /// Rename within one filesystem; `noreplace` fails with `AlreadyExists` if `to` exists.
+    44 once RenameAt fn renameat(from_dir: u32, from: &'a str, to_dir: u32, to: &'a str, noreplace: bool) -> ();
+    /// A new name `to` for the non-directory `from` (never following a final symbolic link).
+    45 once LinkAt fn linkat(from_dir: u32, from: &'a str, to_dir: u32, to: &'a str) -> ();
+    /// Change attributes (chmod, chown, truncate, utimens) of `path` from `dir`; returns the new ones.
+    46 once SetattrAt fn setattrat(dir: u32, path: &'a str, attr: crate::fs::SetAttr, follow: bool) -> Stat;
+    /// Target of the symbolic link `path` from `dir`.
+    47 idempotent ReadlinkAt fn readlinkat(dir: u32, path: &'a str) -> alloc::string::String;
+    /// Entries of the directory `path` from `dir` after `cookie`, as `readdir`.
+    48 idempotent ReaddirAt fn readdirat(dir: u32, path: &'a str, cookie: u64) -> Vec<DirEntry>;
+    /// Write the lease at `offset` (the end with APPEND) without moving the file offset.
+    49 once Pwrite fn pwrite(fd: u32, offset: u64) leases(data: Read) -> u32;
 }

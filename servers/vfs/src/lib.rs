@@ -6,8 +6,9 @@
 //! flags, mount and stable node id), caches directory entries and attributes, and passes transactions
 //! to filesystems that support them. [`VfsServer`] serves a `Vfs` over the generated vfs interface.
 //! Module map: `path` (syntax), `vfs` (mounts, resolution, restart re-open), `ops` (the operations),
-//! `admin` (snapshots and scrub, passed to the mount's filesystem), `cache`, `fdtable`, `remote`,
-//! `server`, `aio` (asynchronous requests).
+//! `admin` (snapshots and scrub, passed to the mount's filesystem), `at` (the same operations from a
+//! descriptor: openat, statat, ...), `cache`, `fdtable`, `remote`, `server`, `aio` (asynchronous
+//! requests).
 //!
 //! `no_std` + `alloc`: the same code runs in the WATOS vfs-server process and in host tests.
 #![no_std]
@@ -17,6 +18,7 @@ extern crate alloc;
 
 mod admin;
 mod aio;
+mod at;
 pub mod cache;
 pub mod fdtable;
 mod ops;

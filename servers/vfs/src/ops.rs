@@ -27,7 +27,7 @@ impl Vfs {
         self.procs.get(&pid).ok_or(Error::BadFileDescriptor)?.get(fd)
     }
 
-    fn file(&self, pid: Pid, fd: u32) -> Result<&OpenFile> {
+    pub(crate) fn file(&self, pid: Pid, fd: u32) -> Result<&OpenFile> {
         let id = self.file_id(pid, fd)?;
         self.files.get(&id).ok_or(Error::BadFileDescriptor)
     }
@@ -60,6 +60,11 @@ impl Vfs {
 
     /// Open `path` for process `pid` with POSIX `flags`; `mode` is used when the file is created.
     pub fn open(&mut self, pid: Pid, path: &str, flags: OpenFlags, mode: u32) -> Result<u32> {
+        self.open_from(pid, None, path, flags, mode)
+    }
+
+    /// [`Vfs::open`] with a relative `path` resolved from `start` (see `Vfs::resolve_at`).
+    pub(crate) fn open_from(&mut self, pid: Pid, start: Option<Loc>, path: &str, flags: OpenFlags, mode: u32) -> Result<u32> {
         if !flags.is_valid() || !(flags.can_read() || flags.can_write()) {
             return Err(Error::InvalidArgument);
         }
@@ -69,7 +74,7 @@ impl Vfs {
         let create = flags.contains(OpenFlags::CREATE);
         let exclusive = create && flags.contains(OpenFlags::EXCLUSIVE);
         let follow = !flags.contains(OpenFlags::NOFOLLOW) && !exclusive;
-        let found = match self.resolve(path, follow) {
+        let found = match self.resolve_at(start, path, follow) {
             Ok(r) => Some(r),
             Err(Error::NotFound) if create => None,
             Err(e) => return Err(e),
@@ -78,7 +83,7 @@ impl Vfs {
             Some(_) if exclusive => return Err(Error::AlreadyExists),
             Some(r) => (r.loc, r.stat),
             None => {
-                let (dir, name) = self.resolve_parent(path)?;
+                let (dir, name) = self.resolve_parent_at(start, path)?;
                 let node = NewNode::new(FileType::File, mode & 0o7777);
                 let st = self.with_fs(dir.mount, |fs| fs.create(dir.node, name, &node))?;
                 self.cache.put_dentry(dir.mount, dir.node, name, Some(st.ino));
@@ -102,7 +107,7 @@ impl Vfs {
         Ok(fd)
     }
 
-    fn setattr(&mut self, loc: Loc, attr: SetAttr) -> Result<Stat> {
+    pub(crate) fn setattr(&mut self, loc: Loc, attr: SetAttr) -> Result<Stat> {
         self.cache.forget_attr(loc.mount, loc.node);
         let st = self.with_fs(loc.mount, |fs| fs.setattr(loc.node, attr))?;
         self.cache.put_attr(loc.mount, st);
@@ -204,20 +209,33 @@ impl Vfs {
 
     /// [`Vfs::write`] from a lease: the filesystem reads the caller's buffer itself.
     pub fn write_lease(&mut self, pid: Pid, fd: u32, lease: Lease<'_>) -> Result<usize> {
+        let offset = self.file(pid, fd)?.offset;
+        let (n, end) = self.write_at(pid, fd, offset, lease)?;
+        self.file_mut(pid, fd)?.offset = end;
+        Ok(n)
+    }
+
+    /// Write at `offset` (at the end with APPEND, as Linux's pwrite does) without moving the file
+    /// offset.
+    pub fn pwrite_lease(&mut self, pid: Pid, fd: u32, offset: u64, lease: Lease<'_>) -> Result<usize> {
+        self.write_at(pid, fd, offset, lease).map(|(n, _)| n)
+    }
+
+    /// The write both take: returns the count and where the write ended.
+    fn write_at(&mut self, pid: Pid, fd: u32, mut offset: u64, lease: Lease<'_>) -> Result<(usize, u64)> {
         let f = self.file(pid, fd)?;
         if !f.flags.can_write() {
             return Err(Error::BadFileDescriptor);
         }
-        let (loc, append, mut offset) = (f.loc, f.flags.contains(OpenFlags::APPEND), f.offset);
-        if append {
+        let loc = f.loc;
+        if f.flags.contains(OpenFlags::APPEND) {
             offset = self.getattr(loc)?.size;
         }
         self.cache.forget_attr(loc.mount, loc.node);
         let n = self.with_fs(loc.mount, |fs| fs.write_lease(loc.node, offset, lease))?;
-        self.file_mut(pid, fd)?.offset = offset + n as u64;
         self.stats.writes += 1;
         self.stats.bytes_written += n as u64;
-        Ok(n)
+        Ok((n, offset + n as u64))
     }
 
     /// Move the file offset; returns the new one. A negative result is `InvalidArgument`.
@@ -257,7 +275,13 @@ impl Vfs {
     /// Up to `max` entries of directory `path` after `cookie` (0 = start): `.` and `..` first
     /// (synthesized; `..` of `/` is `/`), then the filesystem's entries.
     pub fn readdir(&mut self, path: &str, cookie: u64, max: usize) -> Result<Vec<DirEntry>> {
-        let dir = self.resolve(path, true)?;
+        self.readdir_from(None, path, cookie, max)
+    }
+
+    /// [`Vfs::readdir`] with a relative `path` resolved from `start`. For the empty path (`start`
+    /// itself) the parent is unknown, so `..` reports `start`'s own node.
+    pub(crate) fn readdir_from(&mut self, start: Option<Loc>, path: &str, cookie: u64, max: usize) -> Result<Vec<DirEntry>> {
+        let dir = self.resolve_at(start, path, true)?;
         if dir.stat.kind != FileType::Directory {
             return Err(Error::NotADirectory);
         }
@@ -285,7 +309,11 @@ impl Vfs {
     }
 
     fn create_node(&mut self, path: &str, node: NewNode) -> Result<Stat> {
-        let (dir, name) = self.resolve_parent(path)?;
+        self.create_node_from(None, path, node)
+    }
+
+    pub(crate) fn create_node_from(&mut self, start: Option<Loc>, path: &str, node: NewNode) -> Result<Stat> {
+        let (dir, name) = self.resolve_parent_at(start, path)?;
         let st = self.with_fs(dir.mount, |fs| fs.create(dir.node, name, &node))?;
         self.cache.put_dentry(dir.mount, dir.node, name, Some(st.ino));
         self.cache.put_attr(dir.mount, st);
@@ -313,7 +341,11 @@ impl Vfs {
     }
 
     pub fn readlink(&mut self, path: &str) -> Result<String> {
-        let r = self.resolve(path, false)?;
+        self.readlink_from(None, path)
+    }
+
+    pub(crate) fn readlink_from(&mut self, start: Option<Loc>, path: &str) -> Result<String> {
+        let r = self.resolve_at(start, path, false)?;
         if r.stat.kind != FileType::Symlink {
             return Err(Error::InvalidArgument);
         }
@@ -323,11 +355,15 @@ impl Vfs {
 
     /// Give the non-directory `from` (not following a final symlink) the new name `to`.
     pub fn link(&mut self, from: &str, to: &str) -> Result<()> {
-        let src = self.resolve(from, false)?;
+        self.link_from(None, from, None, to)
+    }
+
+    pub(crate) fn link_from(&mut self, fstart: Option<Loc>, from: &str, tstart: Option<Loc>, to: &str) -> Result<()> {
+        let src = self.resolve_at(fstart, from, false)?;
         if src.stat.kind == FileType::Directory {
             return Err(Error::NotPermitted);
         }
-        let (dir, name) = self.resolve_parent(to)?;
+        let (dir, name) = self.resolve_parent_at(tstart, to)?;
         if dir.mount != src.loc.mount {
             return Err(Error::CrossDevice);
         }
@@ -348,8 +384,8 @@ impl Vfs {
     }
 
     /// Remove a name: `unlink` (non-directories) or `rmdir` (empty directories).
-    fn remove(&mut self, path: &str, dir_wanted: bool) -> Result<()> {
-        let (dir, name) = self.resolve_parent(path)?;
+    pub(crate) fn remove(&mut self, start: Option<Loc>, path: &str, dir_wanted: bool) -> Result<()> {
+        let (dir, name) = self.resolve_parent_at(start, path)?;
         let target = self.lookup(dir, name)?;
         let tloc = Loc { mount: dir.mount, node: target.ino };
         if self.is_mount_boundary(tloc) {
@@ -372,22 +408,29 @@ impl Vfs {
     }
 
     pub fn unlink(&mut self, path: &str) -> Result<()> {
-        self.remove(path, false)
+        self.remove(None, path, false)
     }
 
     pub fn rmdir(&mut self, path: &str) -> Result<()> {
-        self.remove(path, true)
+        self.remove(None, path, true)
     }
 
     /// Rename within one filesystem (`CrossDevice` across mounts, `Busy` for mount points).
     pub fn rename(&mut self, from: &str, to: &str) -> Result<()> {
-        let (fdir, fname) = self.resolve_parent(from)?;
-        let (tdir, tname) = self.resolve_parent(to)?;
+        self.rename_from(None, from, None, to, false)
+    }
+
+    /// [`Vfs::rename`] with relative paths resolved from `fstart` and `tstart`; `noreplace` fails
+    /// with `AlreadyExists` when `to` exists (Linux's RENAME_NOREPLACE).
+    pub(crate) fn rename_from(&mut self, fstart: Option<Loc>, from: &str, tstart: Option<Loc>, to: &str, noreplace: bool) -> Result<()> {
+        let (fdir, fname) = self.resolve_parent_at(fstart, from)?;
+        let (tdir, tname) = self.resolve_parent_at(tstart, to)?;
         if fdir.mount != tdir.mount {
             return Err(Error::CrossDevice);
         }
         let moving = self.lookup(fdir, fname)?;
         let replaced = match self.lookup(tdir, tname) {
+            Ok(_) if noreplace => return Err(Error::AlreadyExists),
             Ok(st) => Some(st.ino),
             Err(Error::NotFound) => None,
             Err(e) => return Err(e),

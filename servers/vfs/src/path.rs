@@ -27,6 +27,23 @@ pub fn components(path: &str) -> Result<Vec<&str>> {
     Ok(out)
 }
 
+/// Split a path that may be relative: (absolute?, components). A relative path (no `/` first) is
+/// resolved from a descriptor by the `*at` operations; the empty path names that descriptor itself.
+pub fn split(path: &str) -> Result<(bool, Vec<&str>)> {
+    if path.len() > MAX_PATH {
+        return Err(Error::NameTooLong);
+    }
+    if path.starts_with('/') {
+        return components(path).map(|c| (true, c));
+    }
+    let mut out = Vec::new();
+    for c in path.split('/').filter(|c| !c.is_empty()) {
+        check_name(c)?;
+        out.push(c);
+    }
+    Ok((false, out))
+}
+
 /// Check one component as it may appear in a path (`.` and `..` allowed).
 pub fn check_name(name: &str) -> Result<()> {
     if name.is_empty() || name.contains('\0') || name.contains('/') {
@@ -76,5 +93,14 @@ mod tests {
         assert_eq!(components(&long), Err(Error::NameTooLong));
         let very_long = "/a".repeat(MAX_PATH);
         assert_eq!(components(&very_long), Err(Error::NameTooLong));
+    }
+
+    #[test]
+    fn split_accepts_relative_and_empty_paths() {
+        assert_eq!(split("").unwrap(), (false, Vec::new()));
+        assert_eq!(split("a//b/").unwrap(), (false, alloc::vec!["a", "b"]));
+        assert_eq!(split("/a").unwrap(), (true, alloc::vec!["a"]));
+        assert_eq!(split("a\0b"), Err(Error::InvalidArgument));
+        assert_eq!(split(&"a/".repeat(MAX_PATH)), Err(Error::NameTooLong));
     }
 }

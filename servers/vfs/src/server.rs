@@ -12,7 +12,7 @@ use alloc::vec::Vec;
 
 use protocol::api::filesystem::{fit_entries, ScrubSummary, SnapshotInfo, MAX_BULK};
 use protocol::api::vfs::{AioDone, AioReq, AioStats, Handler, OpenFlags, ReadReq, VfsStats, Whence};
-use protocol::fs::{DirEntry, FsStats, Stat};
+use protocol::fs::{DirEntry, FsStats, NewNode, SetAttr, Stat};
 use protocol::ipc::{Incoming, TaskId};
 use protocol::{Error, Result};
 
@@ -210,5 +210,48 @@ impl Handler for VfsServer {
     }
     fn scrub(&mut self, _: &mut Incoming<'_, '_>, path: &str) -> Result<ScrubSummary> {
         self.vfs.scrub(path)
+    }
+    fn openat(&mut self, cx: &mut Incoming<'_, '_>, dir: u32, path: &str, flags: OpenFlags, mode: u32) -> Result<u32> {
+        self.vfs.openat(cx.caller(), dir, path, flags, mode)
+    }
+    fn statat(&mut self, cx: &mut Incoming<'_, '_>, dir: u32, path: &str, follow: bool) -> Result<Stat> {
+        self.vfs.statat(cx.caller(), dir, path, follow)
+    }
+    fn makeat(&mut self, cx: &mut Incoming<'_, '_>, dir: u32, path: &str, node: NewNode) -> Result<Stat> {
+        self.vfs.makeat(cx.caller(), dir, path, node)
+    }
+    fn unlinkat(&mut self, cx: &mut Incoming<'_, '_>, dir: u32, path: &str, rmdir: bool) -> Result<()> {
+        self.vfs.unlinkat(cx.caller(), dir, path, rmdir)
+    }
+    fn renameat(&mut self, cx: &mut Incoming<'_, '_>, from_dir: u32, from: &str, to_dir: u32, to: &str, noreplace: bool) -> Result<()> {
+        self.vfs.renameat(cx.caller(), from_dir, from, to_dir, to, noreplace)
+    }
+    fn linkat(&mut self, cx: &mut Incoming<'_, '_>, from_dir: u32, from: &str, to_dir: u32, to: &str) -> Result<()> {
+        self.vfs.linkat(cx.caller(), from_dir, from, to_dir, to)
+    }
+    fn setattrat(&mut self, cx: &mut Incoming<'_, '_>, dir: u32, path: &str, attr: SetAttr, follow: bool) -> Result<Stat> {
+        self.vfs.setattrat(cx.caller(), dir, path, attr, follow)
+    }
+    fn readlinkat(&mut self, cx: &mut Incoming<'_, '_>, dir: u32, path: &str) -> Result<String> {
+        self.vfs.readlinkat(cx.caller(), dir, path)
+    }
+    fn readdirat(&mut self, cx: &mut Incoming<'_, '_>, dir: u32, path: &str, cookie: u64) -> Result<Vec<DirEntry>> {
+        let mut entries = self.vfs.readdirat(cx.caller(), dir, path, cookie, READDIR_PAGE)?;
+        fit_entries(&mut entries)?;
+        Ok(entries)
+    }
+    fn pwrite(&mut self, cx: &mut Incoming<'_, '_>, fd: u32, offset: u64) -> Result<u32> {
+        // As `write`: the app's lease goes on to the filesystem server when the transport can.
+        let caller = cx.caller();
+        let len = cx.leases.len(0)?.min(MAX_BULK);
+        match cx.leases.forward(0, 0, len) {
+            Ok(lease) => return self.vfs.pwrite_lease(caller, fd, offset, lease).map(|n| n as u32),
+            Err(Error::NotSupported) => {}
+            Err(e) => return Err(e),
+        }
+        let (mut b, len) = self.take_bounce(cx)?;
+        let r = cx.leases.read(0, 0, &mut b[..len]).and_then(|_| self.vfs.pwrite(caller, fd, offset, &b[..len])).map(|n| n as u32);
+        self.bounce = b;
+        r
     }
 }

@@ -5,7 +5,8 @@
 //!   files and the cache refer to mounts by index). The mount point is recorded two ways: by path, for
 //!   the table's listing and [`Vfs::mount_of`] (longest prefix), and as the (parent mount, directory
 //!   node) it covers, which is what resolution uses.
-//! - Resolution walks one component at a time from the root, keeping the stack of directories walked:
+//! - Resolution walks one component at a time from the root (or, for the `*at` operations, from a
+//!   descriptor's node, above which `..` cannot climb), keeping the stack of directories walked:
 //!   `..` pops the stack, so it leaves a mount root for the directory above the mount point (mount
 //!   crossing upwards) and is correct after symbolic links; entering a covered directory switches to the
 //!   mounted filesystem's root (crossing downwards). Symbolic links are followed (absolute targets
@@ -197,10 +198,20 @@ impl Vfs {
     /// Resolve an absolute path. `follow_last` says whether a symbolic link in the last component is
     /// followed (stat, open) or returned itself (lstat, unlink, rename).
     pub(crate) fn resolve(&mut self, path: &str, follow_last: bool) -> Result<Resolved> {
-        let parts = path::components(path)?;
+        self.resolve_at(None, path, follow_last)
+    }
+
+    /// [`Vfs::resolve`] where a relative `path` starts at `start` (a descriptor's node; `None`: a
+    /// relative path is `InvalidArgument`). The empty relative path is `start` itself. `..` cannot
+    /// climb above `start` (`NotSupported`): the VFS does not know a descriptor's parent.
+    pub(crate) fn resolve_at(&mut self, start: Option<Loc>, path: &str, follow_last: bool) -> Result<Resolved> {
+        let (absolute, parts) = path::split(path)?;
         // Components still to walk, last one first (symlink targets are pushed on the end).
         let mut todo: Vec<String> = parts.iter().rev().map(|s| String::from(*s)).collect();
-        let mut stack: Vec<Loc> = alloc::vec![self.root_loc()];
+        let first = if absolute { self.root_loc() } else { start.ok_or(Error::InvalidArgument)? };
+        // Whether the bottom of the stack is the root (where `..` stays put).
+        let mut from_root = absolute;
+        let mut stack: Vec<Loc> = alloc::vec![first];
         let mut links = 0;
         let mut current = self.getattr(stack[0])?;
         while let Some(name) = todo.pop() {
@@ -214,6 +225,8 @@ impl Vfs {
             if name == ".." {
                 if stack.len() > 1 {
                     stack.pop();
+                } else if !from_root {
+                    return Err(Error::NotSupported);
                 }
                 current = self.getattr(*stack.last().ok_or(Error::InvalidArgument)?)?;
                 continue;
@@ -226,7 +239,8 @@ impl Vfs {
                 }
                 let target = self.with_fs(here.mount, |fs| fs.readlink(st.ino))?;
                 if target.starts_with('/') {
-                    stack.truncate(1);
+                    stack = alloc::vec![self.root_loc()];
+                    from_root = true;
                 }
                 if target.is_empty() {
                     return Err(Error::NotFound);
@@ -249,16 +263,17 @@ impl Vfs {
 
     /// Resolve everything but the last component: returns the directory and the last name. The last
     /// name is never `.` or `..` (those cannot be created, removed or renamed: `InvalidArgument`), and
-    /// `/` itself has no parent (`Busy`, as Linux answers for operations on the root).
-    pub(crate) fn resolve_parent<'p>(&mut self, path: &'p str) -> Result<(Loc, &'p str)> {
-        let parts = path::components(path)?;
-        let (&last, _) = parts.split_last().ok_or(Error::Busy)?;
+    /// `/` itself has no parent (`Busy`, as Linux answers for operations on the root). A relative
+    /// `path` starts at `start` (see [`Vfs::resolve_at`]); the empty one has no last name (`NotFound`).
+    pub(crate) fn resolve_parent_at<'p>(&mut self, start: Option<Loc>, path: &'p str) -> Result<(Loc, &'p str)> {
+        let (absolute, parts) = path::split(path)?;
+        let (&last, _) = parts.split_last().ok_or(if absolute { Error::Busy } else { Error::NotFound })?;
         if path::is_dot(last) {
             return Err(Error::InvalidArgument);
         }
         let cut = path.trim_end_matches('/');
         let dir_path = &cut[..cut.len() - last.len()];
-        let dir = self.resolve(dir_path, true)?;
+        let dir = self.resolve_at(start, dir_path, true)?;
         if dir.stat.kind != FileType::Directory {
             return Err(Error::NotADirectory);
         }

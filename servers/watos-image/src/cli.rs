@@ -24,9 +24,9 @@ usage: watos-image <command> ...
   check IMAGE [--repair]                         WFS fsck / FAT check (exit 1 if problems remain)
   scrub IMAGE                                    WFS: read every block and verify checksums
   snapshot IMAGE create|list|delete [NAME]       WFS snapshots
-  mount [--direct] IMAGE DIR | mount --memfs DIR serve the image on DIR through FUSE until unmounted
+  mount IMAGE DIR | mount --memfs DIR            serve the image on DIR through FUSE until unmounted
                                                  or interrupted; commits on exit. Requests go through
-                                                 the filesystem-server protocol unless --direct
+                                                 the vfs and filesystem servers' protocols
 The format (WFS or FAT) is detected from the image.";
 
 /// Why a command did not succeed.
@@ -254,7 +254,7 @@ fn snapshot(args: &Args) -> Result<(), Failure> {
 }
 
 fn mount(args: &Args) -> Result<(), Failure> {
-    args.allow(&["--memfs", "--direct"])?;
+    args.allow(&["--memfs"])?;
     let (fs, dir): (Box<dyn ImageFs>, &str) = if args.has("--memfs") {
         let p = args.positionals(1, 1)?;
         (Box::new(memfs::MemFs::new(Box::new(crate::SystemClock))), p[0])
@@ -262,6 +262,6 @@ fn mount(args: &Args) -> Result<(), Failure> {
         let p = args.positionals(2, 2)?;
         (image::open(Path::new(p[0]))?, p[1])
     };
-    crate::fuse::serve(fs, Path::new(dir), args.has("--direct"))?;
+    crate::fuse::serve(fs, Path::new(dir))?;
     Ok(())
 }

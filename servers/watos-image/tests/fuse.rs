@@ -137,9 +137,7 @@ fn memfs_mount_std_fsx_pjdfstest() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    // memfs bypasses the filesystem-server protocol (--direct), so both request paths are tested:
-    // FAT and WFS below go through it.
-    let m = Mount::start(&["--memfs", "--direct"], dir.path());
+    let m = Mount::start(&["--memfs"], dir.path());
     exercise_with_std(&m.dir, true);
     run_fsx(&m.dir, 10_000, &[42]);
     run_pjdfstest(&m.dir, "posix.toml", &[]);

@@ -1,5 +1,5 @@
 //! FUSE benchmark: the same fio jobs on tmpfs, on WATOS images mounted with `watos-image mount`
-//! (WFS through the filesystem-server protocol and directly, FAT), and on a RedoxFS FUSE mount.
+//! (WFS and FAT, each request through the vfs and filesystem servers), and on a RedoxFS FUSE mount.
 //!
 //! Design: the jobs are those of /work/shared/tools/fio-mount (sequential write of 256 MiB in 1 MiB
 //! calls with a final fsync, sequential read of 256 MiB in 1 MiB calls, 5 s of 4 KiB random reads in
@@ -157,9 +157,8 @@ fn main() {
 
     let rows: Vec<(&str, Result<Figures, String>)> = vec![
         ("tmpfs (/dev/shm, no FUSE)", run_jobs(&shm)),
-        ("WFS, watos-image mount (protocol path)", watos(&work, "wfs", "2G", &[])),
-        ("WFS, watos-image mount --direct", watos(&work, "wfs", "2G", &["--direct"])),
-        ("FAT32, watos-image mount (protocol path)", watos(&work, "fat", "2G", &[])),
+        ("WFS, watos-image mount (vfs + filesystem servers)", watos(&work, "wfs", "2G", &[])),
+        ("FAT32, watos-image mount (vfs + filesystem servers)", watos(&work, "fat", "2G", &[])),
         ("RedoxFS 0.9 FUSE mount", redoxfs(&work)),
     ];
     let _ = std::fs::remove_dir_all(&work);

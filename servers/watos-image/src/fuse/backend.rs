@@ -1,12 +1,17 @@
-//! What the FUSE adapter calls: the image's filesystem directly, or the same filesystem behind the
-//! WATOS filesystem-server protocol.
+//! The storage stack a FUSE mount talks to: the image's filesystem behind a filesystem server,
+//! under a VFS server, both on the in-process IPC model.
 //!
-//! Design: in protocol mode (the default) the image's filesystem is served by `FsServer` on an
-//! in-process `LocalIpc` (the model of kernel IPC the whole-stack harness uses: postcard messages,
-//! checked leases) and the adapter talks to it through `vfs::RemoteFs`, exactly as the VFS talks to
-//! a filesystem server under WATOS. So a FUSE mount exercises the request encoding, the lease
-//! handling and the server dispatch, not just the filesystem library. Direct mode (`--direct`) skips
-//! the protocol, for comparison in benchmarks.
+//! Design: exactly the whole-stack harness's wiring (servers/stack) minus the block cache (the image
+//! file is the disk):
+//!
+//! ```text
+//! FUSE adapter ─(vfs protocol)─► VfsServer(Vfs + RemoteFs) ─(filesystem protocol)─► FsServer(image fs)
+//! ```
+//!
+//! Every arrow is a postcard-encoded call through `protocol::local::LocalIpc` with checked leases, so
+//! a FUSE request runs the VFS's resolution, descriptor table and metadata cache and the filesystem
+//! server's dispatch, as an application's request does under WATOS. [`Backend::close`] ends both
+//! servers and takes the image back to commit it.
 //!
 //! `LocalIpc` is single-threaded (`Rc<RefCell<_>>`): every clone of it and of the server handle
 //! lives inside one [`Backend`], which is only ever used behind the adapter's mutex; see the Safety
@@ -16,13 +21,14 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use protocol::api::filesystem::{FsServer, Service};
+use protocol::api::vfs as vfs_api;
 use protocol::fs::{
     Capabilities, DirEntry, FileSystem, FsStats, NewNode, NodeId, SetAttr, Stat, TxId,
 };
-use protocol::ipc::{Incoming, Server};
+use protocol::ipc::{Incoming, Server, TaskId};
 use protocol::local::LocalIpc;
-use protocol::Result;
-use vfs::RemoteFs;
+use protocol::{Error, Result};
+use vfs::{RemoteFs, Vfs, VfsServer};
 
 use crate::image::ImageFs;
 use crate::ops::ToolResult;
@@ -116,79 +122,94 @@ impl Server for SharedServer {
     }
 }
 
-/// Where the adapter's calls go.
-pub enum Backend {
-    Direct(Owned),
-    Protocol { client: RemoteFs<LocalIpc>, ipc: LocalIpc, server: Rc<RefCell<FsService>> },
+/// A server whose start-up failed: every call gets the error it failed with (a crashed task).
+struct Failed(Error);
+
+impl Server for Failed {
+    fn handle(&mut self, _: &[u8], _: &mut Incoming<'_, '_>, _: &mut [u8]) -> Result<usize> {
+        Err(self.0)
+    }
+}
+
+/// The vfs server's start-up: the image's filesystem server mounted at `/`.
+fn start_vfs(ipc: &LocalIpc) -> Result<Box<dyn Server>> {
+    let root = RemoteFs::connect(ipc.clone(), ipc.lookup("fs")?)?;
+    Ok(Box::new(vfs_api::Service(VfsServer::new(Vfs::new(Box::new(root))))))
+}
+
+/// The running stack and the adapter's connection to its vfs server.
+pub struct Backend {
+    /// The adapter's vfs client: one process, whose descriptor table holds every open file.
+    pub vfs: vfs_api::Client<LocalIpc>,
+    ipc: LocalIpc,
+    vfs_task: TaskId,
+    server: Rc<RefCell<FsService>>,
 }
 
 // Safety: the only non-`Send` parts are `Rc`s (LocalIpc's registry, the server handle). Every clone
-// of them is reachable only from this value (the registry holds the server and the clients' ipc
-// handles; nothing is handed out), so moving the value moves all of them together, and the adapter
-// only touches it under a `Mutex`, one thread at a time.
+// of them is reachable only from this value (the registry holds the servers, and they hold only ipc
+// handles into the same registry; nothing is handed out), so moving the value moves all of them
+// together, and the adapter only touches it under a `Mutex`, one thread at a time.
 unsafe impl Send for Backend {}
 
 impl Backend {
-    /// Serve `fs` over the filesystem-server protocol and connect to it as a client would.
-    pub fn protocol(fs: Box<dyn ImageFs>) -> ToolResult<Backend> {
+    /// Serve `fs` by a filesystem server, start a vfs server over it, and connect as a client.
+    pub fn start(fs: Box<dyn ImageFs>) -> ToolResult<Backend> {
         let ipc = LocalIpc::new();
         let server = Rc::new(RefCell::new(Service(FsServer::new(Owned(fs)))));
         let handle = server.clone();
-        let fs_id = ipc
-            .spawn("fs", Box::new(move |_| Box::new(SharedServer(handle.clone()))))
+        ipc.spawn("fs", Box::new(move |_| Box::new(SharedServer(handle.clone()))))
             .map_err(|e| format!("starting the filesystem server: {e}"))?;
+        let vfs_task = ipc
+            .spawn("vfs", Box::new(|ipc| start_vfs(&ipc).unwrap_or_else(|e| Box::new(Failed(e)))))
+            .map_err(|e| format!("starting the vfs server: {e}"))?;
         let me = ipc.spawn_client("fuse").map_err(|e| format!("registering the FUSE client: {e}"))?;
-        let client = RemoteFs::connect(ipc.as_task(me), fs_id).map_err(|e| format!("connecting to the filesystem server: {e}"))?;
-        Ok(Backend::Protocol { client, ipc, server })
+        let vfs = vfs_api::Client::new(ipc.as_task(me), vfs_task);
+        vfs.stats().map_err(|e| format!("starting the vfs server: {e}"))?;
+        Ok(Backend { vfs, ipc, vfs_task, server })
     }
 
-    pub fn fs(&mut self) -> &mut dyn FileSystem {
-        match self {
-            Backend::Direct(fs) => fs,
-            Backend::Protocol { client, .. } => client,
-        }
-    }
-
-    /// Take the image back (ending the in-process server) and commit it.
+    /// Close every descriptor, end both servers, and take the image back to commit and close it.
     pub fn close(self) -> ToolResult<()> {
-        match self {
-            Backend::Direct(fs) => fs.0.close(),
-            Backend::Protocol { client, ipc, server } => {
-                drop(client);
-                drop(ipc);
-                match Rc::try_unwrap(server) {
-                    Ok(cell) => cell.into_inner().0.fs.0.close(),
-                    Err(_) => Err("the filesystem server is still referenced; image not committed".into()),
-                }
-            }
-        }
+        let Backend { vfs, ipc, vfs_task, server } = self;
+        // Closing releases every node the VFS held open (unlinked files are freed now).
+        let exited = vfs.exit();
+        drop(vfs);
+        // The vfs server holds ipc handles into the registry that holds it: end it to break the cycle.
+        let killed = ipc.kill(vfs_task.index);
+        drop(ipc);
+        let fs = match Rc::try_unwrap(server) {
+            Ok(cell) => cell.into_inner().0.fs.0,
+            Err(_) => return Err("the filesystem server is still referenced; image not committed".into()),
+        };
+        let closed = fs.close();
+        exited.map_err(|e| format!("closing the open files: {e}"))?;
+        killed.map_err(|e| format!("stopping the vfs server: {e}"))?;
+        closed
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use protocol::api::vfs::OpenFlags;
     use protocol::fs::FileType;
 
     #[test]
-    fn protocol_backend_round_trips_and_gives_the_image_back() {
-        let mut b = Backend::protocol(Box::new(memfs::MemFs::default())).unwrap();
-        let fs = b.fs();
-        let root = fs.root();
-        let f = fs.create(root, "f", &NewNode::new(FileType::File, 0o644)).unwrap().ino;
+    fn the_stack_round_trips_and_gives_the_image_back() {
+        let b = Backend::start(Box::new(memfs::MemFs::default())).unwrap();
+        let root = b.vfs.open("/", OpenFlags::READ | OpenFlags::DIRECTORY, 0).unwrap();
+        let st = b.vfs.makeat(root, "f", NewNode::new(FileType::File, 0o644)).unwrap();
+        let f = b.vfs.openat(root, "f", OpenFlags::READ | OpenFlags::WRITE, 0).unwrap();
         let data: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
-        assert_eq!(fs.write(f, 10, &data).unwrap(), data.len());
+        assert_eq!(b.vfs.pwrite(f, 10, &data).unwrap() as usize, data.len());
         let mut back = vec![0u8; data.len() + 10];
-        assert_eq!(fs.read(f, 0, &mut back).unwrap(), data.len() + 10);
+        let req = vfs_api::ReadReq { fd: f, offset: 0, len: back.len() as u32 };
+        assert_eq!(b.vfs.batch_read(vec![req], &mut back).unwrap(), [data.len() as u32 + 10]);
         assert_eq!(&back[10..], &data[..]);
-        assert_eq!(fs.lookup(root, "missing"), Err(protocol::Error::NotFound), "errors cross the protocol");
-        b.close().unwrap();
-    }
-
-    #[test]
-    fn direct_backend_closes_the_image() {
-        let mut b = Backend::Direct(Owned(Box::new(memfs::MemFs::default())));
-        assert_eq!(b.fs().getattr(1).unwrap().kind, FileType::Directory);
+        assert_eq!(b.vfs.statat(root, "f", false).unwrap().ino, st.ino);
+        assert_eq!(b.vfs.statat(root, "missing", false), Err(Error::NotFound), "errors cross both protocols");
+        // Open descriptors do not keep the image from being taken back.
         b.close().unwrap();
     }
 }

@@ -1,35 +1,35 @@
 //! Serving an [`ImageFs`] to the Linux kernel through FUSE (`watos-image mount`).
 //!
-//! Design: a thin, generic adapter from fuser's `Filesystem` callbacks to `protocol::fs::FileSystem`
-//! calls, so memfs, WFS and FAT mount through the same code. The filesystem sits behind one mutex
-//! (fuser runs a single dispatch thread by default; the mutex makes the adapter `Sync` as fuser
-//! requires). The kernel does permission checks (`default_permissions`), since the interface carries
-//! no credentials; the adapter supplies what the VFS would: the caller's uid/gid for new nodes,
-//! set-group-id directory inheritance, `.` and `..` in listings, `RENAME_NOREPLACE`. Attribute and
-//! entry caching is off (TTL 0) so every stat reflects the filesystem, which POSIX suites check.
+//! Design: every FUSE request goes through the WATOS VFS server and the filesystem server, over the
+//! protocol encoding of the in-process IPC model ([`backend`]), so a mount exercises the same request
+//! paths as an application under WATOS: the VFS's path resolution, descriptor table, open-file
+//! descriptions and metadata cache, then the filesystem server. The adapter speaks the VFS's `*at`
+//! operations one component at a time from directory descriptors ([`nodes`] maps FUSE inode numbers
+//! to descriptors and names); files the kernel opens are VFS descriptors (the FUSE file handle is the
+//! descriptor number), so reads, writes, fsync and the attributes of an unlinked open file go
+//! through the VFS's descriptor path. The same code serves memfs, WFS and FAT.
 //!
-//! Node ids may be reused by a filesystem once a node is gone (FAT derives them from directory-entry
-//! positions), while the kernel may still cache an inode under the old id. The adapter therefore
-//! counts a generation per id and bumps it whenever it sees a node die (last unlink, rmdir, rename
-//! over a target); the kernel compares generations and drops its stale inode instead of reusing a
-//! dead one for the new node.
+//! The adapter sits behind one mutex (fuser runs a single dispatch thread; the mutex makes the
+//! adapter `Sync` as fuser requires). The kernel does permission checks (`default_permissions`),
+//! since the interfaces carry no credentials; the adapter supplies what a Unix kernel's VFS would:
+//! the caller's uid/gid for new nodes (through `makeat`), set-group-id directory inheritance,
+//! `RENAME_NOREPLACE` (through `renameat`). Attribute and entry caching in the kernel is off (TTL 0)
+//! so every stat reflects the filesystem, which POSIX suites check.
 //!
 //! FUSE names the root inode 1; the filesystem's root id and id 1 are swapped when they differ, a
-//! bijection that keeps every other id unchanged. readdir offsets: 1 and 2 are `.` and `..`, a
-//! filesystem cookie `c` is offset `c + 2`.
+//! bijection that keeps every other id unchanged. readdir offsets are the VFS's listing cookies
+//! (1 and 2 are `.` and `..`).
 //!
-//! [`backend`] decides whether calls reach the filesystem through the filesystem-server protocol
-//! (default) or directly; [`convert`] holds the type conversions, [`serve`] the mount and shutdown.
-
+//! [`convert`] holds the type conversions, [`serve`] the mount and shutdown.
 
 mod backend;
 mod convert;
+mod nodes;
 mod serve;
 
 pub use convert::{from_system_time, to_system_time};
 pub use serve::serve;
 
-use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -40,34 +40,46 @@ use fuser::{
     ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs,
     ReplyWrite, Request, TimeOrNow, WriteFlags,
 };
-use protocol::fs::{FileSystem, FileType, NewNode, NodeId, SetAttr, Stat};
+use protocol::api::vfs::{OpenFlags as VfsFlags, ReadReq};
+use protocol::fs::{FileType, NewNode, NodeId, SetAttr, Stat};
 use protocol::Error;
 
-use convert::{errno, kind, kind_from_mode, name_str, time_or_now};
 use backend::Backend;
+use convert::{errno, kind, kind_from_mode, name_str, time_or_now};
+use nodes::Nodes;
 
 const TTL: Duration = Duration::ZERO;
 const S_ISGID: u32 = 0o2000;
 
-type Shared = Arc<Mutex<Option<Backend>>>;
+type Shared = Arc<Mutex<Option<Nodes>>>;
 
 /// The fuser `Filesystem` over one image.
 pub struct FuseAdapter {
-    fs: Shared,
+    state: Shared,
     root: NodeId,
-    /// Generation of each id that has died at least once (absent = 0).
-    generations: Mutex<HashMap<NodeId, u64>>,
 }
 
+/// The VFS open flags for a FUSE open: the access mode and APPEND the kernel passes (truncation
+/// reaches us as a separate setattr), never following a symbolic link.
+fn vfs_flags(flags: i32) -> VfsFlags {
+    let access = match flags & libc::O_ACCMODE {
+        libc::O_RDONLY => VfsFlags::READ,
+        libc::O_WRONLY => VfsFlags::WRITE,
+        _ => VfsFlags::READ | VfsFlags::WRITE,
+    };
+    let append = if flags & libc::O_APPEND != 0 { VfsFlags::APPEND } else { VfsFlags(0) };
+    access | append | VfsFlags::NOFOLLOW
+}
 
 impl FuseAdapter {
-    pub fn new(mut backend: Backend) -> Self {
-        let root = backend.fs().root();
-        FuseAdapter { fs: Arc::new(Mutex::new(Some(backend))), root, generations: Mutex::new(HashMap::new()) }
+    pub fn new(backend: Backend) -> Result<Self, Error> {
+        let nodes = Nodes::new(backend)?;
+        let root = nodes.root;
+        Ok(FuseAdapter { state: Arc::new(Mutex::new(Some(nodes))), root })
     }
 
     fn shared(&self) -> Shared {
-        self.fs.clone()
+        self.state.clone()
     }
 
     fn to_fs(&self, ino: INodeNo) -> NodeId {
@@ -106,11 +118,11 @@ impl FuseAdapter {
         }
     }
 
-    /// Run `f` on the filesystem; after shutdown began every call fails with EIO.
-    fn with<T>(&self, f: impl FnOnce(&mut dyn FileSystem) -> Result<T, Error>) -> Result<T, Error> {
-        let mut guard = self.fs.lock().map_err(|_| Error::Io { offset: 0 })?;
+    /// Run `f` on the node map and the stack; after shutdown began every call fails with EIO.
+    fn with<T>(&self, f: impl FnOnce(&mut Nodes) -> Result<T, Error>) -> Result<T, Error> {
+        let mut guard = self.state.lock().map_err(|_| Error::Io { offset: 0 })?;
         match guard.as_mut() {
-            Some(backend) => f(backend.fs()),
+            Some(nodes) => f(nodes),
             None => Err(Error::Io { offset: 0 }),
         }
     }
@@ -122,52 +134,66 @@ impl FuseAdapter {
         let dir = self.to_fs(parent);
         node.uid = req.uid();
         node.gid = req.gid();
-        self.with(|fs| {
-            let p = fs.getattr(dir)?;
+        self.with(|n| {
+            let fd = n.dir_fd(dir)?;
+            let p = n.vfs().statat(fd, "", false)?;
             if p.mode & S_ISGID != 0 {
                 node.gid = p.gid;
                 if node.kind == FileType::Directory {
                     node.mode |= S_ISGID;
                 }
             }
-            fs.create(dir, name, &node)
+            let st = n.vfs().makeat(fd, name, node)?;
+            n.learn(dir, name, &st);
+            Ok(st)
         })
     }
 
-    fn generation(&self, ino: NodeId) -> Generation {
-        Generation(self.generations.lock().map(|g| g.get(&ino).copied().unwrap_or(0)).unwrap_or(0))
+    /// The generation of `ino`, counting the entry reply about to be sent as a kernel lookup.
+    fn entry_generation(&self, ino: NodeId) -> Generation {
+        Generation(
+            self.with(|n| {
+                n.entered(ino);
+                Ok(n.generation(ino))
+            })
+            .unwrap_or(0),
+        )
     }
 
-    /// The node `name` in `dir` will die if the operation about to run removes this name: remember
-    /// its id when this is its last link (directories have only one).
-    fn last_link(&self, fs: &mut dyn FileSystem, dir: NodeId, name: &str) -> Option<NodeId> {
-        match fs.lookup(dir, name) {
-            Ok(st) if st.kind == FileType::Directory || st.nlink <= 1 => Some(st.ino),
-            _ => None,
-        }
-    }
-
-    fn bump_generation(&self, ino: Option<NodeId>) {
-        if let (Some(ino), Ok(mut g)) = (ino, self.generations.lock()) {
-            *g.entry(ino).or_insert(0) += 1;
-        }
-    }
-
-    /// Remove `name` from `dir` with `op` (unlink or rmdir), retiring the id if the node died.
-    fn remove(&self, parent: INodeNo, name: &OsStr, op: fn(&mut dyn FileSystem, NodeId, &str) -> Result<(), Error>) -> Result<(), Error> {
+    /// Remove `name` from `parent` (a directory with `rmdir`), retiring the id if the node died.
+    fn remove(&self, parent: INodeNo, name: &OsStr, rmdir: bool) -> Result<(), Error> {
         let name = name_str(name)?;
         let dir = self.to_fs(parent);
-        let dying = self.with(|fs| {
-            let dying = self.last_link(fs, dir, name);
-            op(fs, dir, name).map(|()| dying)
-        })?;
-        self.bump_generation(dying);
-        Ok(())
+        self.with(|n| {
+            let fd = n.dir_fd(dir)?;
+            let st = n.vfs().statat(fd, name, false)?;
+            n.vfs().unlinkat(fd, name, rmdir)?;
+            n.unlinked(dir, name, &st);
+            Ok(())
+        })
+    }
+
+    /// Open `ino` with `flags` as a VFS descriptor: the FUSE file handle.
+    fn open_fh(&self, ino: INodeNo, flags: VfsFlags) -> Result<FileHandle, Error> {
+        let node = self.to_fs(ino);
+        self.with(|n| {
+            let (fd, path) = n.at(node)?;
+            let fh = n.vfs().openat(fd, &path, flags, 0)?;
+            n.opened(node, fh);
+            Ok(FileHandle(u64::from(fh)))
+        })
     }
 
     fn reply_entry(&self, r: Result<Stat, Error>, reply: ReplyEntry) {
         match r {
-            Ok(st) => reply.entry(&TTL, &self.attr(&st), self.generation(st.ino)),
+            Ok(st) => reply.entry(&TTL, &self.attr(&st), self.entry_generation(st.ino)),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn reply_attr(&self, r: Result<Stat, Error>, reply: ReplyAttr) {
+        match r {
+            Ok(st) => reply.attr(&TTL, &self.attr(&st)),
             Err(e) => reply.error(errno(e)),
         }
     }
@@ -178,31 +204,58 @@ impl FuseAdapter {
             Err(e) => reply.error(errno(e)),
         }
     }
+
+    fn reply_open(r: Result<FileHandle, Error>, reply: ReplyOpen) {
+        match r {
+            Ok(fh) => reply.opened(fh, FopenFlags::empty()),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+}
+
+/// A FUSE file handle as the VFS descriptor it is.
+fn fd(fh: FileHandle) -> Result<u32, Error> {
+    u32::try_from(fh.0).map_err(|_| Error::BadFileDescriptor)
 }
 
 impl Filesystem for FuseAdapter {
     fn destroy(&mut self) {
-        // The kernel is done with us: make everything durable now, in case the process dies before
-        // `serve` closes the image.
-        if let Err(e) = self.with(|fs| fs.sync()) {
+        // The kernel is done with us: make everything durable now (fsync of any node commits the
+        // whole filesystem in WFS and FAT), in case the process dies before `serve` closes the image.
+        if let Err(e) = self.with(|n| n.vfs().fsync(n.root_fd())) {
             eprintln!("watos-image: sync at unmount failed: {e}");
         }
+    }
+
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        let node = self.to_fs(ino);
+        let _ = self.with(|n| {
+            n.kernel_forgot(node, nlookup);
+            Ok(())
+        });
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let dir = self.to_fs(parent);
         let r = match name.to_str() {
-            Some(n) => self.with(|fs| fs.lookup(dir, n)),
+            Some(name) => self.with(|n| {
+                let fd = n.dir_fd(dir)?;
+                let st = n.vfs().statat(fd, name, false)?;
+                n.learn(dir, name, &st);
+                Ok(st)
+            }),
             None => Err(Error::NotFound),
         };
         self.reply_entry(r, reply)
     }
 
-    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        match self.with(|fs| fs.getattr(self.to_fs(ino))) {
-            Ok(st) => reply.attr(&TTL, &self.attr(&st)),
-            Err(e) => reply.error(errno(e)),
-        }
+    fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
+        let node = self.to_fs(ino);
+        let r = self.with(|n| match fh {
+            Some(fh) => n.vfs().fstat(fd(fh)?),
+            None => n.getattr(node),
+        });
+        self.reply_attr(r, reply)
     }
 
     fn setattr(
@@ -216,7 +269,7 @@ impl Filesystem for FuseAdapter {
         atime: Option<TimeOrNow>,
         mtime: Option<TimeOrNow>,
         _ctime: Option<SystemTime>,
-        _fh: Option<FileHandle>,
+        fh: Option<FileHandle>,
         _crtime: Option<SystemTime>,
         _chgtime: Option<SystemTime>,
         _bkuptime: Option<SystemTime>,
@@ -231,14 +284,20 @@ impl Filesystem for FuseAdapter {
             atime: atime.map(time_or_now),
             mtime: mtime.map(time_or_now),
         };
-        match self.with(|fs| fs.setattr(self.to_fs(ino), attr)) {
-            Ok(st) => reply.attr(&TTL, &self.attr(&st)),
-            Err(e) => reply.error(errno(e)),
-        }
+        let node = self.to_fs(ino);
+        let r = self.with(|n| {
+            let (dir, path) = match fh {
+                Some(fh) => (fd(fh)?, String::new()),
+                None => n.at(node)?,
+            };
+            n.vfs().setattrat(dir, &path, attr, false)
+        });
+        self.reply_attr(r, reply)
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
-        match self.with(|fs| fs.readlink(self.to_fs(ino))) {
+        let node = self.to_fs(ino);
+        match self.with(|n| n.at(node).and_then(|(fd, path)| n.vfs().readlinkat(fd, &path))) {
             Ok(t) => reply.data(t.as_bytes()),
             Err(e) => reply.error(errno(e)),
         }
@@ -259,11 +318,11 @@ impl Filesystem for FuseAdapter {
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        Self::reply_empty(self.remove(parent, name, |fs, d, n| fs.unlink(d, n)), reply)
+        Self::reply_empty(self.remove(parent, name, false), reply)
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        Self::reply_empty(self.remove(parent, name, |fs, d, n| fs.rmdir(d, n)), reply)
+        Self::reply_empty(self.remove(parent, name, true), reply)
     }
 
     fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &Path, reply: ReplyEntry) {
@@ -291,37 +350,51 @@ impl Filesystem for FuseAdapter {
             if flags.contains(RenameFlags::RENAME_EXCHANGE) || flags.contains(RenameFlags::RENAME_WHITEOUT) {
                 return Err(Error::InvalidArgument);
             }
-            let dying = self.with(|fs| {
-                if flags.contains(RenameFlags::RENAME_NOREPLACE) && fs.lookup(to_dir, to).is_ok() {
-                    return Err(Error::AlreadyExists);
+            let noreplace = flags.contains(RenameFlags::RENAME_NOREPLACE);
+            self.with(|n| {
+                let (ffd, tfd) = (n.dir_fd(from_dir)?, n.dir_fd(to_dir)?);
+                let moved = n.vfs().statat(ffd, from, false)?;
+                let replaced = n.vfs().statat(tfd, to, false).ok().filter(|t| t.ino != moved.ino);
+                n.vfs().renameat(ffd, from, tfd, to, noreplace)?;
+                if let Some(t) = replaced {
+                    n.unlinked(to_dir, to, &t);
                 }
-                let moved = fs.lookup(from_dir, from)?.ino;
-                let dying = self.last_link(fs, to_dir, to).filter(|&t| t != moved);
-                fs.rename(from_dir, from, to_dir, to).map(|()| dying)
-            })?;
-            self.bump_generation(dying);
-            Ok(())
+                // Some filesystems name a node by where its entry is (FAT): learn the moved node
+                // afresh under its new name.
+                n.forget(moved.ino);
+                if let Ok(st) = n.vfs().statat(tfd, to, false) {
+                    n.learn(to_dir, to, &st);
+                }
+                Ok(())
+            })
         });
         Self::reply_empty(r, reply)
     }
 
     fn link(&self, _req: &Request, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
-        let r = name_str(newname).and_then(|n| self.with(|fs| fs.link(self.to_fs(ino), self.to_fs(newparent), n)));
+        let (node, dir) = (self.to_fs(ino), self.to_fs(newparent));
+        let r = name_str(newname).and_then(|name| {
+            self.with(|n| {
+                let (from, path) = n.at(node)?;
+                let to = n.dir_fd(dir)?;
+                n.vfs().linkat(from, &path, to, name)?;
+                let st = n.vfs().statat(to, name, false)?;
+                n.learn(dir, name, &st);
+                Ok(st)
+            })
+        });
         self.reply_entry(r, reply)
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.with(|fs| fs.open(self.to_fs(ino))) {
-            Ok(()) => reply.opened(FileHandle(0), FopenFlags::empty()),
-            Err(e) => reply.error(errno(e)),
-        }
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        Self::reply_open(self.open_fh(ino, vfs_flags(flags.0)), reply)
     }
 
     fn read(
         &self,
         _req: &Request,
-        ino: INodeNo,
-        _fh: FileHandle,
+        _ino: INodeNo,
+        fh: FileHandle,
         offset: u64,
         size: u32,
         _flags: OpenFlags,
@@ -329,8 +402,12 @@ impl Filesystem for FuseAdapter {
         reply: ReplyData,
     ) {
         let mut buf = vec![0u8; size as usize];
-        match self.with(|fs| fs.read(self.to_fs(ino), offset, &mut buf)) {
-            Ok(n) => reply.data(&buf[..n]),
+        let r = self.with(|n| {
+            let counts = n.vfs().batch_read(vec![ReadReq { fd: fd(fh)?, offset, len: size }], &mut buf)?;
+            counts.first().map(|&c| c as usize).ok_or(Error::Malformed)
+        });
+        match r {
+            Ok(len) => reply.data(&buf[..len.min(buf.len())]),
             Err(e) => reply.error(errno(e)),
         }
     }
@@ -338,8 +415,8 @@ impl Filesystem for FuseAdapter {
     fn write(
         &self,
         _req: &Request,
-        ino: INodeNo,
-        _fh: FileHandle,
+        _ino: INodeNo,
+        fh: FileHandle,
         offset: u64,
         data: &[u8],
         _write_flags: WriteFlags,
@@ -347,8 +424,8 @@ impl Filesystem for FuseAdapter {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        match self.with(|fs| fs.write(self.to_fs(ino), offset, data)) {
-            Ok(n) => reply.written(n as u32),
+        match self.with(|n| n.vfs().pwrite(fd(fh)?, offset, data)) {
+            Ok(n) => reply.written(n),
             Err(e) => reply.error(errno(e)),
         }
     }
@@ -362,49 +439,37 @@ impl Filesystem for FuseAdapter {
         &self,
         _req: &Request,
         ino: INodeNo,
-        _fh: FileHandle,
+        fh: FileHandle,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        Self::reply_empty(self.with(|fs| fs.release(self.to_fs(ino))), reply)
+        let node = self.to_fs(ino);
+        Self::reply_empty(self.with(|n| n.release(node, fd(fh)?)), reply)
     }
 
-    fn fsync(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
-        Self::reply_empty(self.with(|fs| fs.fsync(self.to_fs(ino))), reply)
+    fn fsync(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+        Self::reply_empty(self.with(|n| n.vfs().fsync(fd(fh)?)), reply)
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.with(|fs| fs.open(self.to_fs(ino))) {
-            Ok(()) => reply.opened(FileHandle(0), FopenFlags::empty()),
-            Err(e) => reply.error(errno(e)),
-        }
+        Self::reply_open(self.open_fh(ino, VfsFlags::READ | VfsFlags::DIRECTORY), reply)
     }
 
-    fn readdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
-        let dir = self.to_fs(ino);
-        if offset == 0 && reply.add(ino, 1, fuser::FileType::Directory, ".") {
-            return reply.ok();
-        }
-        // `..`'s inode number is not used by the kernel (it resolves `..` itself); report our own.
-        if offset <= 1 && reply.add(ino, 2, fuser::FileType::Directory, "..") {
-            return reply.ok();
-        }
-        let mut cookie = offset.saturating_sub(2);
+    fn readdir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+        let mut cookie = offset;
         loop {
-            let page = match self.with(|fs| fs.readdir(dir, cookie, 128)) {
+            let page = match self.with(|n| n.vfs().readdirat(fd(fh)?, "", cookie)) {
                 Ok(p) => p,
                 Err(e) => return reply.error(errno(e)),
             };
             if page.is_empty() {
                 return reply.ok();
             }
+            // `..`'s inode number is not used by the kernel (it resolves `..` itself).
             for e in page {
-                let Some(off) = e.next_cookie.checked_add(2) else {
-                    return reply.error(errno(Error::Corrupt { block: dir }));
-                };
-                if reply.add(self.to_fuse(e.ino), off, kind(e.kind), &e.name) {
+                if reply.add(self.to_fuse(e.ino), e.next_cookie, kind(e.kind), &e.name) {
                     return reply.ok();
                 }
                 cookie = e.next_cookie;
@@ -412,16 +477,17 @@ impl Filesystem for FuseAdapter {
         }
     }
 
-    fn releasedir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, _flags: OpenFlags, reply: ReplyEmpty) {
-        Self::reply_empty(self.with(|fs| fs.release(self.to_fs(ino))), reply)
+    fn releasedir(&self, _req: &Request, ino: INodeNo, fh: FileHandle, _flags: OpenFlags, reply: ReplyEmpty) {
+        let node = self.to_fs(ino);
+        Self::reply_empty(self.with(|n| n.release(node, fd(fh)?)), reply)
     }
 
-    fn fsyncdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
-        Self::reply_empty(self.with(|fs| fs.fsync(self.to_fs(ino))), reply)
+    fn fsyncdir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+        Self::reply_empty(self.with(|n| n.vfs().fsync(fd(fh)?)), reply)
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
-        match self.with(|fs| fs.statfs()) {
+        match self.with(|n| n.vfs().statfs("/")) {
             Ok(s) => reply.statfs(
                 s.total_blocks,
                 s.free_blocks,
@@ -447,16 +513,22 @@ impl Filesystem for FuseAdapter {
         reply: ReplyCreate,
     ) {
         let node = NewNode::new(FileType::File, mode & 0o7777 & !umask);
+        let dir = self.to_fs(parent);
         let r = match self.make(req, parent, name, node) {
             // Someone created it since the kernel's lookup: without O_EXCL, open the existing file.
-            Err(Error::AlreadyExists) if flags & libc::O_EXCL == 0 => {
-                let dir = self.to_fs(parent);
-                name_str(name).and_then(|n| self.with(|fs| fs.lookup(dir, n)))
-            }
+            Err(Error::AlreadyExists) if flags & libc::O_EXCL == 0 => name_str(name).and_then(|name| {
+                self.with(|n| {
+                    let fd = n.dir_fd(dir)?;
+                    let st = n.vfs().statat(fd, name, false)?;
+                    n.learn(dir, name, &st);
+                    Ok(st)
+                })
+            }),
             other => other,
         };
-        match r.and_then(|st| self.with(|fs| fs.open(st.ino)).map(|()| st)) {
-            Ok(st) => reply.created(&TTL, &self.attr(&st), self.generation(st.ino), FileHandle(0), FopenFlags::empty()),
+        let opened = r.and_then(|st| self.open_fh(self.to_fuse(st.ino), vfs_flags(flags)).map(|fh| (st, fh)));
+        match opened {
+            Ok((st, fh)) => reply.created(&TTL, &self.attr(&st), self.entry_generation(st.ino), fh, FopenFlags::empty()),
             Err(e) => reply.error(errno(e)),
         }
     }
@@ -464,12 +536,11 @@ impl Filesystem for FuseAdapter {
 
 #[cfg(test)]
 mod tests {
-    use super::backend::Owned;
     use super::*;
 
     #[test]
     fn root_ids_swap_as_a_bijection() {
-        let mut a = FuseAdapter::new(Backend::Direct(Owned(Box::new(memfs::MemFs::default()))));
+        let mut a = FuseAdapter::new(Backend::start(Box::new(memfs::MemFs::default())).unwrap()).unwrap();
         a.root = 7;
         assert_eq!(a.to_fs(INodeNo(1)), 7);
         assert_eq!(a.to_fs(INodeNo(7)), 1);
@@ -480,12 +551,9 @@ mod tests {
     }
 
     #[test]
-    fn generations_advance_only_for_dead_ids() {
-        let a = FuseAdapter::new(Backend::Direct(Owned(Box::new(memfs::MemFs::default()))));
-        assert_eq!(a.generation(5), Generation(0));
-        a.bump_generation(Some(5));
-        a.bump_generation(None);
-        assert_eq!(a.generation(5), Generation(1));
-        assert_eq!(a.generation(6), Generation(0));
+    fn open_flags_map_to_the_vfs() {
+        assert_eq!(vfs_flags(libc::O_RDONLY), VfsFlags::READ | VfsFlags::NOFOLLOW);
+        assert_eq!(vfs_flags(libc::O_WRONLY | libc::O_TRUNC), VfsFlags::WRITE | VfsFlags::NOFOLLOW);
+        assert_eq!(vfs_flags(libc::O_RDWR | libc::O_APPEND), VfsFlags::READ | VfsFlags::WRITE | VfsFlags::APPEND | VfsFlags::NOFOLLOW);
     }
 }

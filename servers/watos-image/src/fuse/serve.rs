@@ -9,7 +9,7 @@ use std::path::Path;
 
 use fuser::{Config, MountOption, SessionACL};
 
-use super::backend::{Backend, Owned};
+use super::backend::Backend;
 use super::FuseAdapter;
 use crate::image::ImageFs;
 use crate::ops::ToolResult;
@@ -31,17 +31,13 @@ fn block_shutdown_signals() -> libc::sigset_t {
 
 /// Mount `fs` on `dir` and serve it until it is unmounted or the process is told to stop; then
 /// commit and close the image.
-///
-/// With `direct`, the adapter calls the filesystem library itself instead of going through the
-/// filesystem-server protocol (see [`super::backend`]).
-pub fn serve(fs: Box<dyn ImageFs>, dir: &Path, direct: bool) -> ToolResult<()> {
+pub fn serve(fs: Box<dyn ImageFs>, dir: &Path) -> ToolResult<()> {
     if !dir.is_dir() {
         return Err(format!("{}: mount point is not a directory", dir.display()));
     }
     let format = fs.format();
     let set = block_shutdown_signals();
-    let backend = if direct { Backend::Direct(Owned(fs)) } else { Backend::protocol(fs)? };
-    let adapter = FuseAdapter::new(backend);
+    let adapter = FuseAdapter::new(Backend::start(fs)?).map_err(|e| format!("opening the root directory: {e}"))?;
     let shared = adapter.shared();
     let mut config = Config::default();
     config.mount_options = vec![
@@ -68,12 +64,11 @@ pub fn serve(fs: Box<dyn ImageFs>, dir: &Path, direct: bool) -> ToolResult<()> {
             }
         }
     });
-    let path = if direct { "directly" } else { "through the filesystem-server protocol" };
-    eprintln!("watos-image: {} image mounted on {}, served {path}", format.name(), dir.display());
+    eprintln!("watos-image: {} image mounted on {}, served through the vfs and filesystem servers", format.name(), dir.display());
     let run = session.run().map_err(|e| format!("FUSE session failed: {e}"));
     let fs = shared.lock().ok().and_then(|mut g| g.take());
     let closed = match fs {
-        Some(fs) => fs.close(),
+        Some(nodes) => nodes.into_backend().close(),
         None => Err("the filesystem was lost during the session".to_string()),
     };
     run?;
