@@ -119,6 +119,11 @@ fn fuse_skips() -> Vec<String> {
     let local = workspace_root().join("target/tools/bin");
     let path = std::env::var_os("PATH").unwrap_or_default();
     let dirs: Vec<_> = std::env::split_paths(&path).chain([local]).collect();
+    missing_fuse_tools(&dirs)
+}
+
+/// The FUSE tests' tools that none of `dirs` holds, each with what skipping it costs.
+fn missing_fuse_tools(dirs: &[std::path::PathBuf]) -> Vec<String> {
     let missing = |tool: &str| !dirs.iter().any(|d| d.join(tool).is_file());
     let mut out = Vec::new();
     for (tool, what) in [
@@ -131,4 +136,21 @@ fn fuse_skips() -> Vec<String> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn missing_fuse_tools_are_named() {
+        let none = super::missing_fuse_tools(&[]);
+        assert_eq!(none.len(), 3);
+        assert!(none[0].starts_with("fsx not found"), "{none:?}");
+        let dir = std::env::temp_dir().join(format!("xtask-tools-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("fsx"), b"").unwrap();
+        let some = super::missing_fuse_tools(std::slice::from_ref(&dir));
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(some.len(), 2);
+        assert!(some.iter().all(|s| !s.starts_with("fsx")), "{some:?}");
+    }
 }
