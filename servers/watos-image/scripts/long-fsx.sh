@@ -9,16 +9,10 @@ root=$(cd "$(dirname "$0")/../../.." && pwd)
 fmt=$1; size=$2; seed=$3; ops=$4; shift 4
 bin=${WATOS_IMAGE:-$root/target/release/watos-image}
 fsx=${FSX:-$root/target/tools/bin/fsx}
-d=$(mktemp -d /tmp/longfsx.XXXX); img=$d/img; mnt=$d/mnt; mkdir "$mnt"
-trap 'mountpoint -q "$mnt" && umount "$mnt"; rm -rf "$d"' EXIT
-"$bin" mkfs "$fmt" "$img" "$size" "$@" || exit 1
-"$bin" mount "$img" "$mnt" & pid=$!
-for _ in $(seq 300); do mountpoint -q "$mnt" && break; sleep 0.1; done
+. "$(dirname "$0")/mounted.sh"
+mount_fresh "$@"
 start=$(date +%s)
 (cd "$mnt" && "$fsx" -N "$ops" -S "$seed" fsx.dat > "$d/fsx.log" 2>&1); rc=$?
 echo "$fmt seed $seed ops $ops: fsx rc=$rc in $(( $(date +%s) - start )) s: $(tail -1 "$d/fsx.log")"
-kill -TERM $pid; wait $pid || rc=1
-"$bin" check "$img" || rc=1
-if [ "$fmt" = fat ] && command -v fsck.fat > /dev/null; then fsck.fat -n "$img" | tail -1; [ "${PIPESTATUS[0]}" = 0 ] || rc=1; fi
-if [ "$fmt" = wfs ]; then "$bin" scrub "$img" || rc=1; fi
+unmount_and_check
 exit $rc

@@ -11,20 +11,12 @@ fmt=$1; size=$2; shift 2
 bin=${WATOS_IMAGE:-$root/target/release/watos-image}
 pjd=${PJDFSTEST:-$root/target/tools/bin/pjdfstest}
 cfg=$root/servers/watos-image/pjdfstest/$([ "$fmt" = fat ] && echo fat || echo posix).toml
-d=$(mktemp -d /tmp/longpjd.XXXX); img=$d/img; mnt=$d/mnt; mkdir "$mnt"
-# The suite switches to unprivileged users, who must be able to reach the mount point.
-chmod 755 "$d"
-trap 'mountpoint -q "$mnt" && umount "$mnt"; rm -rf "$d"' EXIT
-"$bin" mkfs "$fmt" "$img" "$size" "$@" || exit 1
-"$bin" mount "$img" "$mnt" & pid=$!
-for _ in $(seq 300); do mountpoint -q "$mnt" && break; sleep 0.1; done
+. "$(dirname "$0")/mounted.sh"
+mount_fresh "$@"
 mkdir "$mnt/pjd" && chmod 777 "$mnt/pjd"
 start=$(date +%s)
 "$pjd" -c "$cfg" -p "$mnt/pjd" > "$d/pjd.log" 2>&1; rc=$?
 grep FAILED "$d/pjd.log"
 echo "$fmt pjdfstest rc=$rc in $(( $(date +%s) - start )) s: $(grep '^Summary' "$d/pjd.log")"
-kill -TERM $pid; wait $pid || rc=1
-"$bin" check "$img" || rc=1
-if [ "$fmt" = fat ] && command -v fsck.fat > /dev/null; then fsck.fat -n "$img" | tail -1; [ "${PIPESTATUS[0]}" = 0 ] || rc=1; fi
-if [ "$fmt" = wfs ]; then "$bin" scrub "$img" || rc=1; fi
+unmount_and_check
 exit $rc
