@@ -136,6 +136,28 @@ fn map_anon<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, c: 
     Ok(va)
 }
 
+/// An output buffer of `len` bytes at `out` for a record of `size` bytes: a valid range, large enough.
+fn check_out_buf(out: u64, len: u64, size: usize) -> Result<(), UserError> {
+    check_range(out, len)?;
+    if len < size as u64 {
+        return Err(SysError::InvalidArgument.into());
+    }
+    Ok(())
+}
+
+/// A name in a record's 32-byte field: cut to 31 bytes so it always ends in a NUL.
+fn fixed_name(name: &str) -> [u8; 32] {
+    let mut field = [0u8; 32];
+    let n = name.len().min(31);
+    field[..n].copy_from_slice(&name.as_bytes()[..n]);
+    field
+}
+
+/// A task or program name copied in from user space; not UTF-8 is `BadString`.
+fn utf8_name(bytes: &[u8]) -> Result<&str, UserError> {
+    Ok(core::str::from_utf8(bytes).map_err(|_| SysError::BadString)?)
+}
+
 fn task_info<P: Platform, M: PhysMem, F: FrameAlloc>(
     k: &mut Kernel<P, M, F>,
     c: usize,
@@ -143,15 +165,10 @@ fn task_info<P: Platform, M: PhysMem, F: FrameAlloc>(
     out: u64,
     len: u64,
 ) -> Result<u64, UserError> {
-    check_range(out, len)?;
-    if len < TaskInfo::SIZE as u64 {
-        return Err(SysError::InvalidArgument.into());
-    }
+    check_out_buf(out, len, TaskInfo::SIZE)?;
     let target = if id == SELF_ID { c } else { TaskId::from_raw(id).and_then(|id| k.lookup(id)).ok_or(SysError::NoSuchTask)? };
     let t = k.task(target).ok_or(SysError::NoSuchTask)?;
-    let mut info = TaskInfo { id: t.id.to_raw(), ticks: t.ticks, syscalls: t.syscalls, anon_bytes: t.anon_bytes, name: [0; 32] };
-    let n = t.name.len().min(31);
-    info.name[..n].copy_from_slice(&t.name.as_bytes()[..n]);
+    let info = TaskInfo { id: t.id.to_raw(), ticks: t.ticks, syscalls: t.syscalls, anon_bytes: t.anon_bytes, name: fixed_name(&t.name) };
     let space = space_of(k, c)?;
     copy_out(&space, &mut k.mem, out, &info.to_bytes())?;
     Ok(TaskInfo::SIZE as u64)
@@ -159,7 +176,7 @@ fn task_info<P: Platform, M: PhysMem, F: FrameAlloc>(
 
 fn find_task<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, c: usize, name_ptr: u64) -> Result<u64, UserError> {
     let bytes = copy_in_str(&space_of(k, c)?, &k.mem, name_ptr, MAX_STR)?;
-    let name = core::str::from_utf8(&bytes).map_err(|_| SysError::BadString)?;
+    let name = utf8_name(&bytes)?;
     let found = k.slots.iter().filter_map(|s| s.task.as_ref()).find(|t| t.name == name);
     Ok(found.ok_or(SysError::NoSuchTask)?.id.to_raw())
 }
@@ -175,7 +192,7 @@ fn require_supervisor<P: Platform, M: PhysMem, F: FrameAlloc>(k: &Kernel<P, M, F
 fn spawn<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, c: usize, name_ptr: u64) -> Result<u64, UserError> {
     require_supervisor(k, c)?;
     let bytes = copy_in_str(&space_of(k, c)?, &k.mem, name_ptr, MAX_STR)?;
-    let name = core::str::from_utf8(&bytes).map_err(|_| SysError::BadString)?;
+    let name = utf8_name(&bytes)?;
     if !k.images.iter().any(|i| i.name == name) {
         return Err(SysError::NoSuchTask.into());
     }
@@ -198,14 +215,9 @@ fn program_info<P: Platform, M: PhysMem, F: FrameAlloc>(
     out: u64,
     len: u64,
 ) -> Result<u64, UserError> {
-    check_range(out, len)?;
-    if len < ProgramInfo::SIZE as u64 {
-        return Err(SysError::InvalidArgument.into());
-    }
+    check_out_buf(out, len, ProgramInfo::SIZE)?;
     let Some(image) = usize::try_from(index).ok().and_then(|i| k.images.get(i)) else { return Ok(0) };
-    let mut info = ProgramInfo { flags: image.flags, size: image.bytes.len() as u64, reserved: [0; 2], name: [0; 32] };
-    let n = image.name.len().min(31);
-    info.name[..n].copy_from_slice(&image.name.as_bytes()[..n]);
+    let info = ProgramInfo { flags: image.flags, size: image.bytes.len() as u64, reserved: [0; 2], name: fixed_name(&image.name) };
     copy_out(&space_of(k, c)?, &mut k.mem, out, &info.to_bytes())?;
     Ok(1)
 }
