@@ -105,15 +105,7 @@ pub fn run_filesystem<F: protocol::fs::FileSystem>(
 /// Deterministic test-file contents (xorshift64 from `seed`): the guest test app writes them and
 /// xtask checks the images on the host against the same bytes.
 pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    prng::bytes(seed | 1, len)
 }
 
 #[cfg(test)]

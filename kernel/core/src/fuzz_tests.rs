@@ -10,19 +10,7 @@ use crate::sched::SchedState;
 use crate::trap::{Event, Exit, TrapFrame};
 use std::vec::Vec;
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
-        items[(self.next() % items.len() as u64) as usize]
-    }
-}
+use prng::XorShift64 as Rng;
 
 fn run(seed: u64, steps: usize) {
     let mut rng = Rng(seed);
@@ -34,9 +22,9 @@ fn run(seed: u64, steps: usize) {
     for _ in 0..steps {
         let ids: Vec<u64> = k.slots.iter().filter_map(|s| s.task.as_ref()).map(|t| t.id.to_raw()).collect();
         let id = if ids.is_empty() { 0 } else { rng.pick(&ids) };
-        let pointers = [0, 1, 0xFFF, DATA, DATA + 100, DATA + PAGE - 3, TEXT, KERNEL_HALF, 1 << 47, USER_END - 8, 0x1000_0000_0000, u64::MAX, rng.next()];
-        let numbers = [0, 1, 8, 64, 255, 256, 4096, 1 << 32 | 3, u64::MAX, id, id + (1 << 16), rng.next() % 512, rng.next()];
-        let exit = if idle || rng.next() % 8 == 0 {
+        let pointers = [0, 1, 0xFFF, DATA, DATA + 100, DATA + PAGE - 3, TEXT, KERNEL_HALF, 1 << 47, USER_END - 8, 0x1000_0000_0000, u64::MAX, rng.next_u64()];
+        let numbers = [0, 1, 8, 64, 255, 256, 4096, 1 << 32 | 3, u64::MAX, id, id + (1 << 16), rng.next_u64() % 512, rng.next_u64()];
+        let exit = if idle || rng.next_u64() % 8 == 0 {
             if !idle {
                 f.vector = 32;
             }
@@ -46,13 +34,13 @@ fn run(seed: u64, steps: usize) {
                 f = frame;
             }
             e
-        } else if rng.next() % 200 == 0 {
-            k.trap(&mut f, Event::Exception { vector: rng.pick(&[0, 6, 13, 14]), error: rng.next() & 0x1F, cr2: rng.next() })
+        } else if rng.next_u64() % 200 == 0 {
+            k.trap(&mut f, Event::Exception { vector: rng.pick(&[0, 6, 13, 14]), error: rng.next_u64() & 0x1F, cr2: rng.next_u64() })
         } else {
             // Mostly real calls; sometimes an unknown number. Exit is rare so tasks live long enough.
             let nr = loop {
-                let n = rng.next() % (Sys::ALL.len() as u64 + 2);
-                if n != Sys::Exit as u64 || rng.next() % 50 == 0 {
+                let n = rng.next_u64() % (Sys::ALL.len() as u64 + 2);
+                if n != Sys::Exit as u64 || rng.next_u64() % 50 == 0 {
                     break n;
                 }
             };
@@ -60,7 +48,7 @@ fn run(seed: u64, steps: usize) {
             for (i, arg) in a.iter_mut().enumerate() {
                 *arg = if i % 2 == 0 { rng.pick(&pointers) } else { rng.pick(&numbers) };
             }
-            if rng.next() % 3 == 0 {
+            if rng.next_u64() % 3 == 0 {
                 a[0] = id;
             }
             // Keep sleeps short so the run keeps moving.

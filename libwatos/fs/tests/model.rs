@@ -9,18 +9,7 @@ mod common;
 use common::*;
 use watos_fs::{ErrorKind, File, OpenOptions, SeekFrom};
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+use prng::XorShift64 as Rng;
 
 fn write_retrying(f: &mut File<protocol::local::LocalIpc>, at: u64, data: &[u8]) {
     f.seek(SeekFrom::Start(at)).unwrap();

@@ -11,13 +11,8 @@ const SECTORS: u64 = 8 * 24 + 3; // 24 whole blocks and a short one
 
 /// A deterministic workload of unaligned writes and flushes, as (sector, sectors, byte) or a flush.
 fn workload(seed: u64) -> Vec<Option<(u64, usize, u8)>> {
-    let mut x = seed;
-    let mut next = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
+    let mut rng = prng::XorShift64(seed);
+    let mut next = move || rng.next_u64();
     (0..60)
         .map(|i| {
             if next() % 6 == 0 {

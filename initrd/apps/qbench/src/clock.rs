@@ -48,21 +48,8 @@ pub fn percentiles(samples: &mut [u64]) -> (u64, u64) {
     (samples[samples.len() / 2], samples[(samples.len() * 99 / 100).min(samples.len() - 1)])
 }
 
-/// A small xorshift generator: the benchmark's offsets are reproducible from one seed.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed | 1)
-    }
-
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n.max(1)
-    }
-}
+/// The benchmark's offsets are reproducible from one seed.
+pub use prng::XorShift64 as Rng;
 
 /// The per-byte costs the servers pay, measured in this process under the same emulation: the
 /// median over `runs` of copying `CHUNK` bytes, and of their crc32 (crc32fast, as WFS verifies each

@@ -78,15 +78,8 @@ fn payload() -> Vec<u8> {
 }
 
 fn offsets(n: usize) -> Vec<u64> {
-    let mut x = 0x2545_F491_4F6C_DD1Du64;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x % (FILE as u64 / 4096)) * 4096
-        })
-        .collect()
+    let mut rng = prng::XorShift64(0x2545_F491_4F6C_DD1D);
+    (0..n).map(|_| rng.below(FILE as u64 / 4096) * 4096).collect()
 }
 
 fn image(kind: FatType, spc: u8, mib: u64) -> Vec<u8> {

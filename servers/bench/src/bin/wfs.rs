@@ -57,15 +57,7 @@ fn timed<T>(f: impl FnOnce() -> T) -> (T, f64) {
     }
 }
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
+use prng::XorShift64 as Rng;
 
 /// Results of one filesystem, in the row order of the table.
 #[derive(Default)]
@@ -87,8 +79,7 @@ struct Figures {
 
 /// Incompressible data, so RedoxFS's LZ4 record compression cannot skip work WFS has to do.
 fn buf(seed: u8) -> Vec<u8> {
-    let mut r = Rng(0x9e37_79b9_7f4a_7c15 ^ seed as u64);
-    (0..IO).map(|_| r.next() as u8).collect()
+    prng::bytes(0x9e37_79b9_7f4a_7c15 ^ seed as u64, IO)
 }
 
 fn bench_wfs() -> Figures {
@@ -124,14 +115,14 @@ fn bench_wfs() -> Figures {
     let mut rng = Rng(0x1234_5678);
     let (_, t) = timed(|| {
         for _ in 0..RANDOM_OPS {
-            let b = rng.next() % blocks;
+            let b = rng.next_u64() % blocks;
             fs.read(ino, b * 4096, &mut rbuf[..4096]).unwrap();
         }
     });
     f.rand_read = RANDOM_OPS as f64 / t;
     let (_, t) = timed(|| {
         for _ in 0..RANDOM_OPS {
-            let b = rng.next() % blocks;
+            let b = rng.next_u64() % blocks;
             fs.write(ino, b * 4096, &data[..4096]).unwrap();
         }
         fs.sync().unwrap();
@@ -237,7 +228,7 @@ fn bench_redoxfs() -> Figures {
     let mut rng = Rng(0x1234_5678);
     let (_, t) = timed(|| {
         for _ in 0..RANDOM_OPS {
-            let b = rng.next() % blocks;
+            let b = rng.next_u64() % blocks;
             let (s, ns) = now();
             fs.tx(|tx| tx.read_node(big, b * 4096, &mut rbuf[..4096], s, ns)).unwrap();
         }
@@ -245,7 +236,7 @@ fn bench_redoxfs() -> Figures {
     f.rand_read = RANDOM_OPS as f64 / t;
     let (_, t) = timed(|| {
         for _ in 0..RANDOM_OPS {
-            let b = rng.next() % blocks;
+            let b = rng.next_u64() % blocks;
             let (s, ns) = now();
             fs.tx(|tx| tx.write_node(big, b * 4096, &data[..4096], s, ns)).unwrap();
         }

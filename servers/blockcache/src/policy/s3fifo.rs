@@ -249,14 +249,12 @@ mod tests {
         // re-queues, so re-queues per eviction stay below a constant for any cache size.
         for slots in [16usize, 1024, 65536] {
             let mut p = full(slots);
-            let mut x = 12345u64;
+            let mut rng = prng::XorShift64(12345);
             let mut block_of = vec![0u64; slots];
             let mut next_block = slots as u64;
             let mut evictions = 0u64;
             for _ in 0..100_000 {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
+                let x = rng.next_u64();
                 if x % 3 == 0 {
                     p.touch((x as usize / 3) % slots);
                 } else {

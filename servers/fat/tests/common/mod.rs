@@ -15,15 +15,7 @@ pub fn clock() -> Box<FixedClock> {
 
 /// Deterministic pseudo-random bytes (xorshift), different per seed.
 pub fn data(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    prng::bytes(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1, len)
 }
 
 pub fn format(kind: FatType, sectors: u64, spc: Option<u8>) -> FatFs<RamDisk> {

@@ -47,15 +47,7 @@ pub fn read_all<F: FileSystem>(fs: &mut F, ino: NodeId) -> Vec<u8> {
 
 /// Deterministic pseudo-random bytes.
 pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    prng::bytes(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1, len)
 }
 
 pub type State = BTreeMap<String, (FileType, Vec<u8>, u32)>;
