@@ -13,7 +13,7 @@ use alloc::vec::Vec;
 use protocol::api::filesystem::{fit_entries, ScrubSummary, SnapshotInfo, MAX_BULK};
 use protocol::api::vfs::{AioDone, AioReq, AioStats, Handler, OpenFlags, ReadReq, VfsStats, Whence};
 use protocol::fs::{DirEntry, FsStats, NewNode, SetAttr, Stat};
-use protocol::ipc::{Incoming, TaskId};
+use protocol::ipc::{Incoming, Lease, TaskId};
 use protocol::{Error, Result};
 
 use crate::aio::AioState;
@@ -58,6 +58,36 @@ impl VfsServer {
     }
 }
 
+impl VfsServer {
+    /// `write` (`at` None: at the descriptor's offset, which advances) and `pwrite` (at `at`): the
+    /// app's lease 0 goes on to the filesystem server when the transport can forward it, else its
+    /// bytes go through the bounce buffer.
+    fn write_from_lease(&mut self, cx: &mut Incoming<'_, '_>, fd: u32, at: Option<u64>) -> Result<u32> {
+        let caller = cx.caller();
+        let len = cx.leases.len(0)?.min(MAX_BULK);
+        match cx.leases.forward(0, 0, len) {
+            Ok(lease) => return write_lease_at(&mut self.vfs, caller, fd, at, lease).map(|n| n as u32),
+            Err(Error::NotSupported) => {}
+            Err(e) => return Err(e),
+        }
+        let (mut b, len) = self.take_bounce(cx)?;
+        let r = cx
+            .leases
+            .read(0, 0, &mut b[..len])
+            .and_then(|_| write_lease_at(&mut self.vfs, caller, fd, at, Lease::Read(&b[..len])))
+            .map(|n| n as u32);
+        self.bounce = b;
+        r
+    }
+}
+
+fn write_lease_at(vfs: &mut Vfs, pid: TaskId, fd: u32, at: Option<u64>, lease: Lease<'_>) -> Result<usize> {
+    match at {
+        None => vfs.write_lease(pid, fd, lease),
+        Some(offset) => vfs.pwrite_lease(pid, fd, offset, lease),
+    }
+}
+
 impl Handler for VfsServer {
     fn open(&mut self, cx: &mut Incoming<'_, '_>, path: &str, flags: OpenFlags, mode: u32) -> Result<u32> {
         self.vfs.open(cx.caller(), path, flags, mode)
@@ -81,17 +111,7 @@ impl Handler for VfsServer {
         r
     }
     fn write(&mut self, cx: &mut Incoming<'_, '_>, fd: u32) -> Result<u32> {
-        let caller = cx.caller();
-        let len = cx.leases.len(0)?.min(MAX_BULK);
-        match cx.leases.forward(0, 0, len) {
-            Ok(lease) => return self.vfs.write_lease(caller, fd, lease).map(|n| n as u32),
-            Err(Error::NotSupported) => {}
-            Err(e) => return Err(e),
-        }
-        let (mut b, len) = self.take_bounce(cx)?;
-        let r = cx.leases.read(0, 0, &mut b[..len]).and_then(|_| self.vfs.write(caller, fd, &b[..len])).map(|n| n as u32);
-        self.bounce = b;
-        r
+        self.write_from_lease(cx, fd, None)
     }
     fn seek(&mut self, cx: &mut Incoming<'_, '_>, fd: u32, whence: Whence, offset: i64) -> Result<u64> {
         self.vfs.seek(cx.caller(), fd, whence, offset)
@@ -241,17 +261,6 @@ impl Handler for VfsServer {
         Ok(entries)
     }
     fn pwrite(&mut self, cx: &mut Incoming<'_, '_>, fd: u32, offset: u64) -> Result<u32> {
-        // As `write`: the app's lease goes on to the filesystem server when the transport can.
-        let caller = cx.caller();
-        let len = cx.leases.len(0)?.min(MAX_BULK);
-        match cx.leases.forward(0, 0, len) {
-            Ok(lease) => return self.vfs.pwrite_lease(caller, fd, offset, lease).map(|n| n as u32),
-            Err(Error::NotSupported) => {}
-            Err(e) => return Err(e),
-        }
-        let (mut b, len) = self.take_bounce(cx)?;
-        let r = cx.leases.read(0, 0, &mut b[..len]).and_then(|_| self.vfs.pwrite(caller, fd, offset, &b[..len])).map(|n| n as u32);
-        self.bounce = b;
-        r
+        self.write_from_lease(cx, fd, Some(offset))
     }
 }
