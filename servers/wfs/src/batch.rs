@@ -16,8 +16,8 @@ use protocol::fs::FileType;
 use protocol::{Error, Result};
 
 use crate::btree::Child;
-use crate::ondisk::{crc, BlockPtr, BLOCK_SIZE, SECTORS_PER_BLOCK};
-use crate::read::{file_runs, get_inode};
+use crate::ondisk::{BlockPtr, BLOCK_SIZE, SECTORS_PER_BLOCK};
+use crate::read::{file_runs, get_inode, verify_run};
 use crate::store::Store;
 
 /// One run to read: its pointers (contiguous on disk) and where its overlap with the read goes.
@@ -70,11 +70,7 @@ pub fn read_batch<D: BlockDevice>(st: &mut Store<D>, root: &Child, reads: &[(u64
     let mut runs: Vec<(u64, &mut [u8])> = pieces.iter().zip(bufs.iter_mut()).map(|(p, b)| (p.ptrs[0].addr * SECTORS_PER_BLOCK, &mut b[..])).collect();
     st.dev.read_vectored(&mut runs)?;
     for (p, b) in pieces.iter().zip(&bufs) {
-        for (ptr, block) in p.ptrs.iter().zip(b.chunks(BLOCK_SIZE)) {
-            if crc(block) != ptr.crc {
-                return Err(Error::Checksum { block: ptr.addr });
-            }
-        }
+        verify_run(&p.ptrs, b)?;
         out[p.dst..p.dst + p.len].copy_from_slice(&b[p.skip..p.skip + p.len]);
     }
     Ok(counts)

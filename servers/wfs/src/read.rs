@@ -133,6 +133,12 @@ pub fn read_run<D: BlockDevice>(st: &mut Store<D>, ptrs: &[BlockPtr], buf: &mut 
         return Err(Error::Corrupt { block: 0 });
     }
     st.read_raw(first.addr, buf)?;
+    verify_run(ptrs, buf)
+}
+
+/// Checks each data block of a run read into `buf` against its pointer's checksum; a mismatch names
+/// the block.
+pub fn verify_run(ptrs: &[BlockPtr], buf: &[u8]) -> Result<()> {
     for (p, block) in ptrs.iter().zip(buf.chunks(BLOCK_SIZE)) {
         if crc(block) != p.crc {
             return Err(Error::Checksum { block: p.addr });
