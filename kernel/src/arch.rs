@@ -50,7 +50,8 @@ struct IdtEntry {
     _reserved: u32,
 }
 
-static mut TSS: Tss = Tss { _reserved0: 0, rsp: [0; 3], _reserved1: 0, ist: [0; 7], _reserved2: 0, _reserved3: 0, iomap_base: 104 };
+static mut TSS: Tss =
+    Tss { _reserved0: 0, rsp: [0; 3], _reserved1: 0, ist: [0; 7], _reserved2: 0, _reserved3: 0, iomap_base: 104 };
 static mut GDT: [u64; 7] = [
     0,
     0x00AF_9A00_0000_FFFF, // kernel code, 64-bit
@@ -75,7 +76,11 @@ pub fn init_gdt(kstack_top: u64, fault_stack_top: u64) {
         let base = tss as u64;
         let limit = (core::mem::size_of::<Tss>() - 1) as u64;
         let gdt = &raw mut GDT;
-        (*gdt)[5] = (limit & 0xFFFF) | (base & 0xFF_FFFF) << 16 | 0x89 << 40 | ((limit >> 16) & 0xF) << 48 | ((base >> 24) & 0xFF) << 56;
+        (*gdt)[5] = (limit & 0xFFFF)
+            | (base & 0xFF_FFFF) << 16
+            | 0x89 << 40
+            | ((limit >> 16) & 0xF) << 48
+            | ((base >> 24) & 0xFF) << 56;
         (*gdt)[6] = base >> 32;
         let ptr = DescriptorPointer { limit: (core::mem::size_of::<[u64; 7]>() - 1) as u16, base: gdt as u64 };
         asm!(
@@ -106,7 +111,7 @@ pub fn init_idt() {
     // Safety: single-threaded boot; the IDT is static and lives forever; the stubs are valid code.
     unsafe {
         let idt = &raw mut IDT;
-        for (v, &handler) in (*(&raw const isr_table)).iter().enumerate() {
+        for (v, &handler) in isr_table.iter().enumerate() {
             (*idt)[v] = IdtEntry {
                 offset_low: handler as u16,
                 selector: KERNEL_CS as u16,
@@ -208,7 +213,9 @@ pub fn end_of_interrupt(vector: u64) {
 
 fn wrmsr(msr: u32, value: u64) {
     // Safety: only called for the architectural syscall MSRs, at boot.
-    unsafe { asm!("wrmsr", in("ecx") msr, in("eax") value as u32, in("edx") (value >> 32) as u32, options(nostack, preserves_flags)) };
+    unsafe {
+        asm!("wrmsr", in("ecx") msr, in("eax") value as u32, in("edx") (value >> 32) as u32, options(nostack, preserves_flags))
+    };
 }
 
 /// `syscall` enters at `syscall_entry` with CS 0x08; `sysret` returns with CS 0x23 / SS 0x1b;
@@ -237,7 +244,9 @@ pub fn cr2() -> u64 {
 pub fn initial_fx_state(area: &mut crate::entry::FxArea) {
     let mxcsr: u32 = 0x1F80;
     // Safety: `area` is a 16-byte aligned 512-byte buffer; SSE was enabled by the boot code.
-    unsafe { asm!("fninit", "ldmxcsr [{m}]", "fxsave64 [{a}]", m = in(reg) &mxcsr, a = in(reg) area.0.as_mut_ptr(), options(nostack)) };
+    unsafe {
+        asm!("fninit", "ldmxcsr [{m}]", "fxsave64 [{a}]", m = in(reg) &mxcsr, a = in(reg) area.0.as_mut_ptr(), options(nostack))
+    };
 }
 
 /// Turns on SMEP and SMAP where the CPU has them (QEMU's default TCG model does not): the kernel never
@@ -254,7 +263,9 @@ pub fn enable_smep_smap() -> (bool, bool) {
     if bits != 0 {
         // Safety: setting CR4.SMEP/SMAP only restricts what ring 0 may do to user pages, which this
         // kernel never does; the bits are set only when CPUID reports them.
-        unsafe { asm!("mov {t}, cr4", "or {t}, {b}", "mov cr4, {t}", t = out(reg) _, b = in(reg) bits, options(nostack)) };
+        unsafe {
+            asm!("mov {t}, cr4", "or {t}, {b}", "mov cr4, {t}", t = out(reg) _, b = in(reg) bits, options(nostack))
+        };
     }
     (smep, smap)
 }

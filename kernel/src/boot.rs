@@ -4,9 +4,11 @@
 //! ELF64 file verbatim at 1 MiB. `_start32` runs in protected mode without paging: it enables SSE
 //! (the precompiled libcore uses it), builds the boot page tables, enters long mode and jumps to the
 //! higher half. The boot tables map, with 2 MiB pages:
-//!   - 0..4 GiB identity (only until the jump; the kernel clears it before any process exists),
-//!   - 0..4 GiB at 0xFFFF_8000_0000_0000 (the direct map through which the kernel reaches all RAM),
-//!   - 0..1 GiB at 0xFFFF_FFFF_8000_0000 (the kernel image, linked there).
+//!
+//! - 0..4 GiB identity (only until the jump; the kernel clears it before any process exists),
+//! - 0..4 GiB at 0xFFFF_8000_0000_0000 (the direct map through which the kernel reaches all RAM),
+//! - 0..1 GiB at 0xFFFF_FFFF_8000_0000 (the kernel image, linked there).
+//!
 //! These tables stay the kernel's tables for good: their upper half is copied into every process.
 
 use core::arch::global_asm;

@@ -15,16 +15,16 @@ extern crate alloc;
 #[macro_use]
 mod serial;
 mod arch;
-mod time;
 mod boot;
 mod entry;
 mod mem;
+mod time;
 mod trap;
 
 use kernel_core::heap::{LockedHeap, NoGrow};
+use kernel_core::kernel::Kernel;
 use kernel_core::paging::{FrameAlloc, PhysMem};
 use mem::{DirectMap, PHYS_OFFSET};
-use kernel_core::kernel::Kernel;
 use trap::{Hw, KernelState};
 
 /// Where the kernel image is linked: physical address + this.
@@ -55,7 +55,10 @@ extern "C" fn kmain(magic: u32, mbi: u32) -> ! {
     let root = boot::kernel_pml4();
     DirectMap.write_u64(root, 0);
     arch::set_cr3(root);
-    klog!("GDT, TSS, IDT and syscall MSRs installed; identity map removed; running at {:#x}", kmain as *const () as u64);
+    klog!(
+        "GDT, TSS, IDT and syscall MSRs installed; identity map removed; running at {:#x}",
+        kmain as *const () as u64
+    );
     klog!("SMEP {}, SMAP {}", if smep { "on" } else { "not available" }, if smap { "on" } else { "not available" });
 
     let info = mem::parse_multiboot(mbi as u64);

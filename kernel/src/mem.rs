@@ -7,10 +7,10 @@
 //! stack of returned frames), so boot does not touch every frame. Frames above 4 GiB are ignored. The kernel
 //! heap is a fixed 8 MiB region in .bss handed to the shared size-class heap at boot.
 
+use alloc::vec::Vec;
 use kernel_core::abi::PAGE;
 use kernel_core::memmap::{free_ranges, FramePool};
 use kernel_core::paging::{FrameAlloc, PhysMem};
-use alloc::vec::Vec;
 
 /// Virtual address of physical address 0.
 pub const PHYS_OFFSET: u64 = 0xFFFF_8000_0000_0000;
@@ -99,7 +99,12 @@ fn read_u32(pa: u64) -> u32 {
 
 /// Parses the multiboot1 information structure at physical address `mbi`.
 pub fn parse_multiboot(mbi: u64) -> BootInfo {
-    let mut info = BootInfo { available: Vec::new(), reserved: alloc::vec![(mbi, mbi + 0x1000)], initrd: None, cmdline: alloc::string::String::new() };
+    let mut info = BootInfo {
+        available: Vec::new(),
+        reserved: alloc::vec![(mbi, mbi + 0x1000)],
+        initrd: None,
+        cmdline: alloc::string::String::new(),
+    };
     let flags = read_u32(mbi);
     if flags & (1 << 6) != 0 {
         let (len, addr) = (read_u32(mbi + 44) as u64, read_u32(mbi + 48) as u64);

@@ -73,7 +73,9 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) -> u64 {
             arch::end_of_interrupt(TIMER_VECTOR);
             Event::Timer
         }
-        vector @ 0..=31 => Event::Exception { vector, error: frame.error, cr2: if vector == 14 { arch::cr2() } else { 0 } },
+        vector @ 0..=31 => {
+            Event::Exception { vector, error: frame.error, cr2: if vector == 14 { arch::cr2() } else { 0 } }
+        }
         // Spurious IRQ 7: nothing to acknowledge. Spurious IRQ 15: acknowledge the master only.
         39 => Event::Ignored,
         47 => {
@@ -109,10 +111,12 @@ fn kernel_fault(frame: &TrapFrame) -> ! {
     let cr2 = if frame.vector == 14 { arch::cr2() } else { 0 };
     // Never wait for the kernel lock here: the fault may have happened while it was held.
     let running = match KERNEL.try_lock() {
-        Some(guard) => match guard.as_ref().and_then(|k| k.current.and_then(|c| k.task(c)).map(|t| (t.id.index, t.name.clone()))) {
-            Some((i, n)) => alloc::format!("task {i} ({n})"),
-            None => alloc::string::String::from("no task"),
-        },
+        Some(guard) => {
+            match guard.as_ref().and_then(|k| k.current.and_then(|c| k.task(c)).map(|t| (t.id.index, t.name.clone()))) {
+                Some((i, n)) => alloc::format!("task {i} ({n})"),
+                None => alloc::string::String::from("no task"),
+            }
+        }
         None => alloc::string::String::from("unknown task (kernel state locked)"),
     };
     klog!(

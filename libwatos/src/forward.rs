@@ -131,7 +131,11 @@ mod tests {
         // Rights never exceed the forward's (the kernel checks too).
         assert_eq!(translate(&s, BASE, 1, LEASE_READ | LEASE_WRITE).unwrap().forward().unwrap().rights, LEASE_WRITE);
         assert_eq!(translate(&s, BASE + 4000, 97, LEASE_WRITE), Err(Error::InvalidArgument), "past the forward");
-        assert_eq!(translate(&State { base: BASE, live: None }, BASE, 1, LEASE_READ), Err(Error::InvalidArgument), "no live forward");
+        assert_eq!(
+            translate(&State { base: BASE, live: None }, BASE, 1, LEASE_READ),
+            Err(Error::InvalidArgument),
+            "no live forward"
+        );
         let own = translate(&s, 0x1000, 8, LEASE_READ).unwrap();
         assert_eq!(own, Lease { ptr: 0x1000, len: 8, rights: LEASE_READ });
     }
@@ -141,8 +145,16 @@ mod tests {
         let live = Live { client: 7, index: 0, offset: 0, len: 10, rights: LEASE_READ };
         assert_eq!(start(Live { len: WINDOW + 1, ..live }, |_| Some(BASE)), Err(Error::NotSupported));
         assert_eq!(start(live, |_| Some(BASE)), Ok((BASE, 10)));
-        assert_eq!(start(Live { client: 8, ..live }, |_| panic!("mapped once")), Err(Error::NotSupported), "another call's forward is live");
-        assert_eq!(start(Live { len: 20, ..live }, |_| panic!("mapped once")), Ok((BASE, 20)), "the same call may forward again");
+        assert_eq!(
+            start(Live { client: 8, ..live }, |_| panic!("mapped once")),
+            Err(Error::NotSupported),
+            "another call's forward is live"
+        );
+        assert_eq!(
+            start(Live { len: 20, ..live }, |_| panic!("mapped once")),
+            Ok((BASE, 20)),
+            "the same call may forward again"
+        );
         end(8);
         assert!(STATE.lock().live.is_some(), "only the owner's end clears it");
         end(7);

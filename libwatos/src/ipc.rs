@@ -5,7 +5,9 @@
 //! passed to, which blocks until the reply, so the buffer cannot be freed or moved meanwhile.
 
 use crate::sys::raw;
-pub use kernel_core::abi::{Lease, RecvInfo, Sys, SysError, LEASE_READ, LEASE_WRITE, MAX_LEASES, MAX_MSG, NOTIFICATION};
+pub use kernel_core::abi::{
+    Lease, RecvInfo, Sys, SysError, LEASE_READ, LEASE_WRITE, MAX_LEASES, MAX_MSG, NOTIFICATION,
+};
 
 /// A lease letting the server read `buf`.
 pub fn lease_read(buf: &[u8]) -> Lease {
@@ -26,14 +28,18 @@ pub fn send(target: u64, msg: &[u8], reply: &mut [u8], leases: &[Lease]) -> Resu
 /// `send`, also returning the server's reply code (0 unless it used `reply_code`).
 pub fn send_code(target: u64, msg: &[u8], reply: &mut [u8], leases: &[Lease]) -> Result<(usize, u32), SysError> {
     let lens = msg.len() as u64 | (leases.len() as u64) << 32;
-    let ret = raw(Sys::Send, [target, msg.as_ptr() as u64, lens, reply.as_mut_ptr() as u64, reply.len() as u64, leases.as_ptr() as u64]);
+    let ret = raw(
+        Sys::Send,
+        [target, msg.as_ptr() as u64, lens, reply.as_mut_ptr() as u64, reply.len() as u64, leases.as_ptr() as u64],
+    );
     SysError::decode(ret).map(|v| ((v & 0xFFFF_FFFF) as usize, (v >> 32) as u32))
 }
 
 /// Waits for a message (into `buf`) or for a notification bit in `mask`.
 pub fn receive(buf: &mut [u8], mask: u64) -> Result<RecvInfo, SysError> {
     let mut info = RecvInfo::default();
-    let ret = raw(Sys::Receive, [buf.as_mut_ptr() as u64, buf.len() as u64, mask, &mut info as *mut RecvInfo as u64, 0, 0]);
+    let ret =
+        raw(Sys::Receive, [buf.as_mut_ptr() as u64, buf.len() as u64, mask, &mut info as *mut RecvInfo as u64, 0, 0]);
     SysError::decode(ret).map(|_| info)
 }
 
@@ -41,7 +47,10 @@ pub fn receive(buf: &mut [u8], mask: u64) -> Result<RecvInfo, SysError> {
 pub fn try_receive(buf: &mut [u8], mask: u64) -> Result<Option<RecvInfo>, SysError> {
     let mut info = RecvInfo::default();
     let flags = kernel_core::abi::RECV_NONBLOCK;
-    let ret = raw(Sys::Receive, [buf.as_mut_ptr() as u64, buf.len() as u64, mask, &mut info as *mut RecvInfo as u64, flags, 0]);
+    let ret = raw(
+        Sys::Receive,
+        [buf.as_mut_ptr() as u64, buf.len() as u64, mask, &mut info as *mut RecvInfo as u64, flags, 0],
+    );
     SysError::decode(ret).map(|v| (v != kernel_core::abi::RECV_EMPTY).then_some(info))
 }
 

@@ -40,7 +40,10 @@ pub fn stop(name: &str) {
 /// then restarts it by its policy. Returns the supervisor's refusal as `NotPermitted` and an unknown
 /// name as `NoSuchTask`.
 pub fn kill_service(name: &str) -> Result<(), SysError> {
-    let supervisor = sys::programs().into_iter().find(|p| p.flags & kernel_core::abi::PROGRAM_SUPERVISOR != 0).ok_or(SysError::NoSuchTask)?;
+    let supervisor = sys::programs()
+        .into_iter()
+        .find(|p| p.flags & kernel_core::abi::PROGRAM_SUPERVISOR != 0)
+        .ok_or(SysError::NoSuchTask)?;
     let id = find(supervisor.name())?;
     let msg = [crate::supervise::KILL, name.as_bytes()].concat();
     let mut reply = [0u8; 1];

@@ -113,7 +113,8 @@ impl RestartPolicy {
 /// The task id of the supervisor (the manifest's SUPERVISOR program).
 pub fn supervisor_task() -> Result<u64, crate::abi::SysError> {
     let flag = crate::abi::PROGRAM_SUPERVISOR;
-    let supervisor = crate::sys::programs().into_iter().find(|p| p.flags & flag != 0).ok_or(crate::abi::SysError::NoSuchTask)?;
+    let supervisor =
+        crate::sys::programs().into_iter().find(|p| p.flags & flag != 0).ok_or(crate::abi::SysError::NoSuchTask)?;
     crate::service::find(supervisor.name())
 }
 
@@ -166,7 +167,12 @@ mod tests {
             p.name[..name.len()].copy_from_slice(name.as_bytes());
             p
         };
-        let list = on_demand_list(&[prog("init", 3), prog("wfs-server", 1 | PROGRAM_RESTART), prog("fdhog", 0), prog("drv", 4)]);
+        let list = on_demand_list(&[
+            prog("init", 3),
+            prog("wfs-server", 1 | PROGRAM_RESTART),
+            prog("fdhog", 0),
+            prog("drv", 4),
+        ]);
         assert_eq!(list, ["fdhog"]);
     }
 
@@ -178,7 +184,12 @@ mod tests {
             p.name[..name.len()].copy_from_slice(name.as_bytes());
             p
         };
-        let list = restart_list(&[prog("init", 3), prog("wfs-server", 1 | PROGRAM_RESTART), prog("fstest", 1), prog("blockcache0", 1 | 4 | PROGRAM_RESTART)]);
+        let list = restart_list(&[
+            prog("init", 3),
+            prog("wfs-server", 1 | PROGRAM_RESTART),
+            prog("fstest", 1),
+            prog("blockcache0", 1 | 4 | PROGRAM_RESTART),
+        ]);
         assert_eq!(list, ["wfs-server", "blockcache0"]);
     }
 
@@ -217,4 +228,3 @@ mod tests {
         }
     }
 }
-

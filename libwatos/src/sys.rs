@@ -4,10 +4,11 @@
 //! decodes `rax` into `Result<_, SysError>`. Calls that take pointers take slices, so ordinary code
 //! cannot pass a bad pointer; `raw` is public for tests that must (the hostile program).
 
-pub use kernel_core::abi::{
-    DeathInfo, ProgramInfo, Sys, SysError, TaskInfo, DEATH_EXIT, DEATH_FAULT, KILLED, MAP_WRITE, NOTIFY_DEATH, PROGRAM_RESTART, SELF_ID,
-};
 use core::arch::asm;
+pub use kernel_core::abi::{
+    DeathInfo, ProgramInfo, Sys, SysError, TaskInfo, DEATH_EXIT, DEATH_FAULT, KILLED, MAP_WRITE, NOTIFY_DEATH,
+    PROGRAM_RESTART, SELF_ID,
+};
 
 /// The raw `syscall` instruction: number and six arguments in, `rax` out. No validation here: the
 /// kernel validates everything.
@@ -61,7 +62,8 @@ pub fn console_read(buf: &mut [u8]) -> Result<usize, SysError> {
 /// empty `buf`.
 pub fn console_read_wait(buf: &mut [u8]) -> Result<usize, SysError> {
     let len = buf.len().min(kernel_core::abi::MAX_CONSOLE_READ);
-    call(Sys::ConsoleRead, [buf.as_mut_ptr() as u64, len as u64, kernel_core::abi::CONSOLE_WAIT, 0, 0, 0]).map(|n| n as usize)
+    call(Sys::ConsoleRead, [buf.as_mut_ptr() as u64, len as u64, kernel_core::abi::CONSOLE_WAIT, 0, 0, 0])
+        .map(|n| n as usize)
 }
 
 /// Sleeps for at least `ns` nanoseconds (the kernel's tick is 1 ms).
@@ -121,7 +123,10 @@ pub fn next_death() -> Result<Option<DeathInfo>, SysError> {
 pub fn program_info(index: usize) -> Result<Option<ProgramInfo>, SysError> {
     const _: () = assert!(core::mem::size_of::<ProgramInfo>() == ProgramInfo::SIZE);
     let mut info = ProgramInfo::default();
-    let n = call(Sys::ProgramInfo, [index as u64, &mut info as *mut ProgramInfo as u64, ProgramInfo::SIZE as u64, 0, 0, 0])?;
+    let n = call(
+        Sys::ProgramInfo,
+        [index as u64, &mut info as *mut ProgramInfo as u64, ProgramInfo::SIZE as u64, 0, 0, 0],
+    )?;
     Ok((n == 1).then_some(info))
 }
 

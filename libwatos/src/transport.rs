@@ -18,7 +18,9 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::cell::RefCell;
 use kernel_core::abi::{Lease, SysError, LEASE_READ, LEASE_WRITE, NOTIFICATION};
-use protocol::ipc::{check_call, Incoming, Lease as PLease, LeaseAccess, LeaseKind, Server, TaskId, Transport, MAX_MESSAGE};
+use protocol::ipc::{
+    check_call, Incoming, Lease as PLease, LeaseAccess, LeaseKind, Server, TaskId, Transport, MAX_MESSAGE,
+};
 use protocol::{Error, Result};
 
 /// Reply code meaning "the reply bytes are a postcard-encoded `protocol::Error`".
@@ -31,7 +33,7 @@ pub fn from_kernel(raw: u64) -> TaskId {
 
 /// Protocol id to kernel id; `None` for a generation the kernel cannot have issued.
 pub fn to_kernel(id: TaskId) -> Option<u64> {
-    (id.generation <= u16::MAX as u32).then(|| (id.generation as u64) << 16 | id.index as u64)
+    (id.generation <= u16::MAX as u32).then_some((id.generation as u64) << 16 | id.index as u64)
 }
 
 /// Kernel error of a call or lease access, as the protocol names it (`TaskDied` needs context and is
@@ -163,7 +165,11 @@ pub fn serve<S: Server>(server: &mut S, stop_bits: u64) -> Result<()> {
 /// returns `None` when it has nothing to do (the loop then sleeps in a blocking `receive`), or the
 /// tasks to notify (with which bits) about the work it just did, and the loop looks for callers
 /// again. So callers are always answered before deferred work runs, and the work runs in batches.
-pub fn serve_idle<S: Server>(server: &mut S, stop_bits: u64, mut idle: impl FnMut(&mut S) -> Option<Vec<(TaskId, u64)>>) -> Result<()> {
+pub fn serve_idle<S: Server>(
+    server: &mut S,
+    stop_bits: u64,
+    mut idle: impl FnMut(&mut S) -> Option<Vec<(TaskId, u64)>>,
+) -> Result<()> {
     serve_loop(server, stop_bits, Some(&mut idle))
 }
 

@@ -62,7 +62,9 @@ const REPLY_IN_LEASE: u8 = 1;
 
 /// Encode an inline request (header and arguments) into `buf`; `TooBig` if it does not fit.
 pub fn encode_request<A: Serialize + ?Sized>(buf: &mut [u8], version: u16, op: u16, args: &A) -> Result<usize> {
-    postcard::to_slice(&(Header { version, op, indirect: false }, args), buf).map(|s| s.len()).map_err(|_| Error::TooBig)
+    postcard::to_slice(&(Header { version, op, indirect: false }, args), buf)
+        .map(|s| s.len())
+        .map_err(|_| Error::TooBig)
 }
 
 /// Split a request into its header and the bytes after it.
@@ -105,7 +107,12 @@ fn error_reply(reply: &mut [u8], e: Error) -> Result<usize> {
 
 /// Server side: encode `result` inline if it fits, else into the reply-area lease `area`, else reply
 /// `TooBig`. Returns the inline reply length.
-pub fn finish_reply<R: Serialize>(reply: &mut [u8], leases: &mut dyn LeaseAccess, area: Option<usize>, result: &Result<R>) -> Result<usize> {
+pub fn finish_reply<R: Serialize>(
+    reply: &mut [u8],
+    leases: &mut dyn LeaseAccess,
+    area: Option<usize>,
+    result: &Result<R>,
+) -> Result<usize> {
     // Most replies fit inline: encode straight into the message, and only otherwise into a buffer
     // for the reply area.
     let inline_cap = reply.len().min(MAX_MESSAGE);
@@ -164,7 +171,13 @@ pub fn check_leases(leases: &dyn LeaseAccess, declared: &[LeaseKind], indirect: 
 
 /// Server side: the request's argument bytes, inline after the header or, for an indirect request,
 /// copied out of the body lease (at index `declared`) into `scratch`.
-pub fn request_body<'m>(header: &Header, rest: &'m [u8], leases: &dyn LeaseAccess, declared: usize, scratch: &'m mut Vec<u8>) -> Result<&'m [u8]> {
+pub fn request_body<'m>(
+    header: &Header,
+    rest: &'m [u8],
+    leases: &dyn LeaseAccess,
+    declared: usize,
+    scratch: &'m mut Vec<u8>,
+) -> Result<&'m [u8]> {
     if !header.indirect {
         return Ok(rest);
     }
@@ -212,7 +225,8 @@ pub fn call<T: Transport, A: Serialize + ?Sized, R: DeserializeOwned>(
             if body.len() > MAX_INDIRECT {
                 return Err(Error::TooBig);
             }
-            let n = postcard::to_slice(&Header { version, op, indirect: true }, &mut msg).map_err(|_| Error::TooBig)?.len();
+            let n =
+                postcard::to_slice(&Header { version, op, indirect: true }, &mut msg).map_err(|_| Error::TooBig)?.len();
             (n, true)
         }
     };
@@ -290,9 +304,15 @@ macro_rules! __idl_idempotent {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __idl_lease_param {
-    (Read) => { &[u8] };
-    (Write) => { &mut [u8] };
-    (ReadWrite) => { &mut [u8] };
+    (Read) => {
+        &[u8]
+    };
+    (Write) => {
+        &mut [u8]
+    };
+    (ReadWrite) => {
+        &mut [u8]
+    };
 }
 
 #[doc(hidden)]

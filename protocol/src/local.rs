@@ -106,7 +106,14 @@ impl LocalIpc {
             if index == ANONYMOUS.index {
                 return Err(Error::NoSpace);
             }
-            reg.slots.push(Slot { name: name.into(), generation: 0, restarts: 0, factory: Some(factory), client: false, state: State::Dead });
+            reg.slots.push(Slot {
+                name: name.into(),
+                generation: 0,
+                restarts: 0,
+                factory: Some(factory),
+                client: false,
+                state: State::Dead,
+            });
             index
         };
         self.start(index, false)
@@ -116,7 +123,14 @@ impl LocalIpc {
     pub fn spawn_client(&self, name: &str) -> Result<TaskId> {
         let mut reg = self.registry.borrow_mut();
         let index = u16::try_from(reg.slots.len()).map_err(|_| Error::NoSpace)?;
-        reg.slots.push(Slot { name: name.into(), generation: 1, restarts: 0, factory: None, client: true, state: State::Dead });
+        reg.slots.push(Slot {
+            name: name.into(),
+            generation: 1,
+            restarts: 0,
+            factory: None,
+            client: true,
+            state: State::Dead,
+        });
         Ok(TaskId::new(index, 1))
     }
 

@@ -1,11 +1,11 @@
-//! `cargo xtask bench [NAME...]`: runs the host benchmark binaries of `servers/bench` (every file in
+//! `cargo xtask bench [NAME...]`: runs the host benchmark binaries of `tools/bench` (every file in
 //! its `src/bin/`, or only the names given), in release mode. Each prints Markdown for
 //! docs/BENCHMARKS.md. Benchmarks are never part of `cargo xtask test`.
 
 use crate::{cargo, workspace_root};
 
 pub fn run(names: &[String]) -> bool {
-    let mut all: Vec<String> = std::fs::read_dir(workspace_root().join("servers/bench/src/bin"))
+    let mut all: Vec<String> = std::fs::read_dir(workspace_root().join("tools/bench/src/bin"))
         .map(|dir| {
             dir.filter_map(|e| e.ok())
                 .filter_map(|e| e.file_name().to_str()?.strip_suffix(".rs").map(str::to_owned))

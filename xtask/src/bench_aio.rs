@@ -2,7 +2,7 @@
 //! through the synchronous API (one request outstanding) and through the asynchronous `Queue`, in
 //! QEMU (TCG, release build).
 //!
-//! Design: one boot per mode (`aiobench-sync`, `aiobench-async`, initrd/apps/aiobench), each on a
+//! Design: one boot per mode (`aiobench-sync`, `aiobench-async`, initrd/test-apps/aiobench), each on a
 //! fresh copy of the same images, so the block cache starts cold both times and the virtio
 //! queue-depth counters blockcache0 prints when it stops belong to that mode alone. The file is
 //! made on the host (each 4 KiB block from `service::pattern`, as the app checks it) and put on a
@@ -21,7 +21,7 @@ use crate::storage::{boot_with_input, image_tool, run_tool, Disks};
 use crate::watos::{build_storage, Options, QEMU_SUCCESS};
 use crate::workspace_root;
 
-/// Must match initrd/apps/aiobench.
+/// Must match initrd/test-apps/aiobench.
 const BLOCK: usize = 4096;
 const BLOCKS: u64 = 6144;
 
@@ -85,7 +85,22 @@ pub fn run() -> bool {
     for (b, v) in &rows {
         let g = |i: usize| b.get(i).cloned().unwrap_or_else(|| "?".into());
         let h = |i: usize| v.get(i).cloned().unwrap_or_else(|| "?".into());
-        println!("| {} | {} | {} | {} | {} / {} | {} / {} | {} / {} | {} / {} ({}) |", g(0), g(1), g(2), g(3), g(4), g(5), g(6), g(7), g(8), g(9), h(0), h(1), h(2));
+        println!(
+            "| {} | {} | {} | {} | {} / {} | {} / {} | {} / {} | {} / {} ({}) |",
+            g(0),
+            g(1),
+            g(2),
+            g(3),
+            g(4),
+            g(5),
+            g(6),
+            g(7),
+            g(8),
+            g(9),
+            h(0),
+            h(1),
+            h(2)
+        );
     }
     ok
 }
@@ -110,7 +125,13 @@ pub fn test(opts: &Options, v: &mut Verdicts) {
     // aiobench-check's eleven and the kernel's frame check.
     v.check(checks >= 12, &format!("aio boot: every property reported ({checks} CHECK PASS lines)"));
     let depth = fields(&log, "blockcache0: virtio depth | ").and_then(|f| f.first()?.parse::<u32>().ok());
-    v.check(depth.is_some_and(|d| d > 1), &format!("aio boot: blockcache0 had more than one virtio request in flight (max {depth:?})"));
-    v.check(!log.iter().any(|l| l.contains("KERNEL PANIC") || l.contains("KERNEL FAULT")), "aio boot: no kernel panic or fault");
+    v.check(
+        depth.is_some_and(|d| d > 1),
+        &format!("aio boot: blockcache0 had more than one virtio request in flight (max {depth:?})"),
+    );
+    v.check(
+        !log.iter().any(|l| l.contains("KERNEL PANIC") || l.contains("KERNEL FAULT")),
+        "aio boot: no kernel panic or fault",
+    );
     v.check(status == Some(QEMU_SUCCESS), &format!("aio boot: QEMU exit status {status:?} is the kernel's success"));
 }

@@ -110,7 +110,10 @@ pub fn run(art: &Artifacts, opts: &Options) -> bool {
         &format!("hello's wall clock ({guest:?} s) is within a day of the host's ({host_secs} s)"),
     );
     v.check(!timed_out, &format!("QEMU finished within {} s", TIMEOUT.as_secs()));
-    v.check(status == Some(QEMU_SUCCESS), &format!("QEMU exit status {status:?} is the kernel's success ({QEMU_SUCCESS})"));
+    v.check(
+        status == Some(QEMU_SUCCESS),
+        &format!("QEMU exit status {status:?} is the kernel's success ({QEMU_SUCCESS})"),
+    );
     check_clock(&log, first_process, clock_at_halt, &mut v);
     kernel_fault_selftest(art, opts, &mut v);
     crate::storage::run_tests(opts, &mut v);
@@ -142,7 +145,10 @@ fn check_clock(log: &[String], first: Option<Duration>, halt: Option<Duration>, 
         println!("(under a second of host time: the ratio is only logged)");
         return;
     }
-    v.check((1.0 / 1.5..=1.5).contains(&ratio), &format!("the guest's monotonic clock kept real time ({ratio:.3} x the host's, within 1.5x)"));
+    v.check(
+        (1.0 / 1.5..=1.5).contains(&ratio),
+        &format!("the guest's monotonic clock kept real time ({ratio:.3} x the host's, within 1.5x)"),
+    );
 }
 
 fn storage_only(opts: &Options) -> Verdicts {
@@ -178,10 +184,15 @@ fn kernel_fault_selftest(art: &Artifacts, opts: &Options, v: &mut Verdicts) {
     }
     let report = log.lines().find(|l| l.contains("KERNEL FAULT #PF page fault"));
     v.check(
-        report.is_some_and(|l| l.contains("cr2=0xdead0000000") && l.contains("rip=0x") && l.contains("while serving no task")),
+        report.is_some_and(|l| {
+            l.contains("cr2=0xdead0000000") && l.contains("rip=0x") && l.contains("while serving no task")
+        }),
         "a kernel-mode page fault is reported with vector, error, RIP, CR2 and the task",
     );
-    v.check(log.contains("KERNEL PANIC") && status == Some(QEMU_FAILURE), "the kernel then panics and QEMU exits with the failure status");
+    v.check(
+        log.contains("KERNEL PANIC") && status == Some(QEMU_FAILURE),
+        "the kernel then panics and QEMU exits with the failure status",
+    );
 }
 
 /// Collects a child's stdout and exit code, killing it after `limit`.
@@ -233,9 +244,15 @@ fn judge(log: &[String], v: &mut Verdicts) {
     v.check(has("hostile: pointer checks done").is_some(), "hostile ran all its bad-pointer syscalls");
     v.check(has("echo-client: done").is_some(), "echo-client ran all its IPC checks");
     v.check(has("init: restarted echo as task").is_some(), "init restarted echo after its fault");
-    v.check(has("init: fault-ud faulted 4 times within 5 s: giving up").is_some(), "init gave up on crash-looping fault-ud and said so");
+    v.check(
+        has("init: fault-ud faulted 4 times within 5 s: giving up").is_some(),
+        "init gave up on crash-looping fault-ud and said so",
+    );
     v.check(has("(init) exited with code 0").is_some(), "init exited once everything else had ended");
-    v.check(has("(rtc-driver) exited with code 0").is_some(), "the RTC driver took its interrupts and exited with code 0");
+    v.check(
+        has("(rtc-driver) exited with code 0").is_some(),
+        "the RTC driver took its interrupts and exited with code 0",
+    );
     v.check(
         has("(proto-client) exited with code 0").is_some() && has("(proto-echo) exited with code 0").is_some(),
         "the protocol-level client and server over kernel IPC both exited with code 0",
@@ -249,13 +266,7 @@ fn judge(log: &[String], v: &mut Verdicts) {
         has("(busmaster) killed by #UD").is_some() && has("(busmaster-check) exited with code 0").is_some(),
         "a driver died with bus mastering on and a second driver saw the kernel had switched it off",
     );
-    let kills = [
-        ("echo", "#UD"),
-        ("hostile", "#PF"),
-        ("fault-gp", "#GP"),
-        ("fault-ud", "#UD"),
-        ("fault-de", "#DE"),
-    ];
+    let kills = [("echo", "#UD"), ("hostile", "#PF"), ("fault-gp", "#GP"), ("fault-ud", "#UD"), ("fault-de", "#DE")];
     let mut last_kill = None;
     for (name, exc) in kills {
         let at = position(log, |l| l.contains(&format!("({name}) killed by {exc}")));

@@ -14,17 +14,20 @@
 //!                              and process tests, the kernel-fault boot, the two storage boots
 //!         [--qemu-only]        skip the host tests
 //!         [--storage-only]     only the storage boots and image checks
-//!   bench [NAME...]            host benchmarks (servers/bench), release mode; `ipc` = the QEMU
+//!   lint                       rustfmt check and clippy (warnings denied) on host and bare-metal
+//!                              crates
+//!   bench [NAME...]            host benchmarks (tools/bench), release mode; `ipc` = the QEMU
 //!                              IPC round-trip benchmark; `qemu [--kvm]` = the whole storage stack
 //!                              in QEMU beside a Linux guest (only when named)
 
 mod bench;
 mod bench_aio;
 mod harness;
+mod lint;
 mod qbench;
 mod storage;
-mod wsh;
 mod watos;
+mod wsh;
 
 use std::process::{Command, ExitCode};
 
@@ -35,6 +38,7 @@ fn main() -> ExitCode {
     let ok = match args.first().map(String::as_str) {
         Some("build") => watos::build(&opts).is_some(),
         Some("image") => storage::image(),
+        Some("lint") => lint::run(),
         Some("qemu") => storage::run_interactive(&opts),
         Some("test") => {
             // Both halves always run, so one failure does not hide the other's results.
@@ -55,7 +59,8 @@ fn main() -> ExitCode {
             // `ipc`, `aio` and `qemu` run in QEMU (watos::bench_ipc, bench_aio::run, qbench::run); every
             // other name is a host benchmark; `--kvm` and the like are options, not names.
             let names: Vec<&String> = rest.iter().filter(|n| !n.starts_with("--")).collect();
-            let host: Vec<String> = names.iter().filter(|n| !["ipc", "qemu", "aio"].contains(&n.as_str())).map(|n| n.to_string()).collect();
+            let host: Vec<String> =
+                names.iter().filter(|n| !["ipc", "qemu", "aio"].contains(&n.as_str())).map(|n| n.to_string()).collect();
             let mut ok = true;
             if names.is_empty() || !host.is_empty() {
                 ok &= bench::run(&host);
@@ -73,7 +78,7 @@ fn main() -> ExitCode {
             ok
         }
         _ => {
-            eprintln!("usage: cargo xtask <build | image | qemu [--kvm] | test [--qemu-only|--storage-only|--wsh-only] | bench [NAME...]> [--release]");
+            eprintln!("usage: cargo xtask <build | image | lint | qemu [--kvm] | test [--qemu-only|--storage-only|--wsh-only] | bench [NAME...]> [--release]");
             false
         }
     };
@@ -86,12 +91,7 @@ fn main() -> ExitCode {
 
 /// Run `cargo` with `args` from the workspace root; true on success.
 pub fn cargo(args: &[&str]) -> bool {
-    Command::new(env!("CARGO"))
-        .args(args)
-        .current_dir(workspace_root())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
+    Command::new(env!("CARGO")).args(args).current_dir(workspace_root()).status().map(|s| s.success()).unwrap_or(false)
 }
 
 pub fn workspace_root() -> std::path::PathBuf {
@@ -110,7 +110,7 @@ fn host_tests() -> bool {
     ok
 }
 
-/// Why the FUSE tests of `cargo test` (servers/watos-image/tests/fuse.rs) skipped all or part of
+/// Why the FUSE tests of `cargo test` (tools/watos-image/tests/fuse.rs) skipped all or part of
 /// their work: the same checks they make (/dev/fuse usable; tools in PATH or target/tools/bin).
 fn fuse_skips() -> Vec<String> {
     if let Err(e) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/fuse") {

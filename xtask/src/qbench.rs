@@ -1,7 +1,7 @@
 //! `cargo xtask bench qemu`: the whole storage stack measured in QEMU, beside a Linux guest on the
 //! same emulated hardware; and the tiny read-back check of the same program for `cargo xtask test`.
 //!
-//! Design: a release build of the storage system whose app is `qbench` (initrd/apps/qbench) boots
+//! Design: a release build of the storage system whose app is `qbench` (initrd/test-apps/qbench) boots
 //! on two fresh 160 MiB images (WFS with the `/fat` mount point, FAT). The app prints
 //! `QBENCH <mount> <metric> <value>` lines; this module parses them into a table. In the same
 //! sitting it runs /work/shared/tools/linux-ref (Debian's kernel reading and writing a virtio-blk
@@ -18,8 +18,8 @@ use crate::workspace_root;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::sync::mpsc;
 use std::process::{Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// Time limit of the benchmark boot (it takes a few minutes under TCG on a loaded machine).
@@ -70,13 +70,21 @@ fn images(prefix: &str, size: &str) -> Option<Disks> {
     let _ = std::fs::remove_file(&d.wfs);
     let _ = std::fs::remove_file(&d.fat);
     let (wfs, fat) = (d.wfs.to_str()?, d.fat.to_str()?);
-    let ok = run_tool(&tool, &["mkfs", "wfs", wfs, size]) && run_tool(&tool, &["mkdir", wfs, "/fat"]) && run_tool(&tool, &["mkfs", "fat", fat, size]);
+    let ok = run_tool(&tool, &["mkfs", "wfs", wfs, size])
+        && run_tool(&tool, &["mkdir", wfs, "/fat"])
+        && run_tool(&tool, &["mkfs", "fat", fat, size]);
     ok.then_some(d)
 }
 
 /// One boot; returns each log line with the host time it arrived, and QEMU's status. Lines are
 /// echoed as they come if `echo`.
-fn boot(art: &crate::watos::Artifacts, opts: &Options, d: &Disks, limit: Duration, echo: bool) -> (Vec<(Instant, String)>, Option<i32>) {
+fn boot(
+    art: &crate::watos::Artifacts,
+    opts: &Options,
+    d: &Disks,
+    limit: Duration,
+    echo: bool,
+) -> (Vec<(Instant, String)>, Option<i32>) {
     let mut cmd = storage_qemu(art, opts, d);
     cmd.stdin(Stdio::null()).stdout(Stdio::piped());
     let Ok(mut child) = cmd.spawn() else {
@@ -108,7 +116,11 @@ fn boot(art: &crate::watos::Artifacts, opts: &Options, d: &Disks, limit: Duratio
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 // QEMU pauses (and waits forever) after e.g. a KVM internal error, so silence ends
                 // the boot as surely as the time limit.
-                eprintln!("QEMU printed nothing for {} s or ran past {} s; killed", SILENCE_LIMIT.as_secs(), limit.as_secs());
+                eprintln!(
+                    "QEMU printed nothing for {} s or ran past {} s; killed",
+                    SILENCE_LIMIT.as_secs(),
+                    limit.as_secs()
+                );
                 let _ = child.kill();
                 break;
             }
@@ -120,7 +132,8 @@ fn boot(art: &crate::watos::Artifacts, opts: &Options, d: &Disks, limit: Duratio
 /// TSC ticks per microsecond from the `QBENCH-TSC` marks: the TSC's advance between the first and
 /// the last mark over the host time between their arrival.
 pub fn tsc_mhz(log: &[(Instant, String)]) -> Option<f64> {
-    let marks: Vec<(Instant, u64)> = log.iter().filter_map(|(at, l)| Some((*at, l.strip_prefix("QBENCH-TSC ")?.trim().parse().ok()?))).collect();
+    let marks: Vec<(Instant, u64)> =
+        log.iter().filter_map(|(at, l)| Some((*at, l.strip_prefix("QBENCH-TSC ")?.trim().parse().ok()?))).collect();
     let (first, last) = (marks.first()?, marks.last()?);
     let us = last.0.duration_since(first.0).as_secs_f64() * 1e6;
     (us > 1e6 && last.1 > first.1).then(|| (last.1 - first.1) as f64 / us)
@@ -129,7 +142,8 @@ pub fn tsc_mhz(log: &[(Instant, String)]) -> Option<f64> {
 /// Adds the time-based figures: `X_us` for every `X_ticks`, `X_mbps` where `X_bytes` (for
 /// `X_nofsync_ticks` too) is known (bytes per µs are MB/s), `X_iops` where `X_ops` is known.
 pub fn derive(f: &mut Figures, mhz: f64) {
-    let ticks: Vec<((String, String), f64)> = f.iter().filter(|((_, k), _)| k.ends_with("_ticks")).map(|(k, v)| (k.clone(), *v)).collect();
+    let ticks: Vec<((String, String), f64)> =
+        f.iter().filter(|((_, k), _)| k.ends_with("_ticks")).map(|(k, v)| (k.clone(), *v)).collect();
     for ((mount, key), v) in ticks {
         let stem = &key[..key.len() - "_ticks".len()];
         let us = v / mhz;
@@ -167,7 +181,9 @@ fn measured<T>(f: impl FnOnce() -> T) -> (T, f64, f64) {
 }
 
 fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg").map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")).unwrap_or_else(|_| "?".into())
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
 }
 
 /// True if /dev/kvm can be opened for QEMU; says why not otherwise.
@@ -187,10 +203,16 @@ fn linux_reference() -> Option<BTreeMap<String, f64>> {
         println!("== Linux reference skipped: {LINUX_REF} is missing");
         return None;
     }
-    let kernel = std::fs::read_dir("/boot").ok()?.filter_map(|e| e.ok()).any(|e| e.file_name().to_string_lossy().starts_with("vmlinuz-"));
+    let kernel = std::fs::read_dir("/boot")
+        .ok()?
+        .filter_map(|e| e.ok())
+        .any(|e| e.file_name().to_string_lossy().starts_with("vmlinuz-"));
     if !kernel || !Path::new("/bin/busybox").exists() || Command::new("cpio").arg("--version").output().is_err() {
         println!("== Linux reference needs linux-image-amd64 busybox-static cpio: apt-get install -y ...");
-        let ok = Command::new("apt-get").args(["install", "-y", "linux-image-amd64", "busybox-static", "cpio"]).status().is_ok_and(|s| s.success());
+        let ok = Command::new("apt-get")
+            .args(["install", "-y", "linux-image-amd64", "busybox-static", "cpio"])
+            .status()
+            .is_ok_and(|s| s.success());
         if !ok {
             println!("== Linux reference skipped: its packages could not be installed");
             return None;
@@ -204,7 +226,11 @@ fn linux_reference() -> Option<BTreeMap<String, f64>> {
     println!("== Linux reference took {secs:.0} s; its QEMU got {share:.0} % of one core");
     let mut figures = parse_linux(&text);
     if figures.is_empty() {
-        println!("== Linux reference produced no figures (status {:?}): {}", out.status.code(), String::from_utf8_lossy(&out.stderr));
+        println!(
+            "== Linux reference produced no figures (status {:?}): {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        );
         return None;
     }
     figures.insert("cpu share".into(), share);
@@ -275,7 +301,10 @@ pub fn run_check(opts: &Options, v: &mut Verdicts) {
     v.check(checks == 18, &format!("qbench-check: {checks} of the app's 18 data checks passed"));
     v.check(!log.contains("KERNEL PANIC") && !log.contains("KERNEL FAULT"), "qbench-check: no kernel panic or fault");
     v.check(log.contains("qbench: done"), "qbench-check: the app finished without errors");
-    v.check(status == Some(QEMU_SUCCESS), &format!("qbench-check: QEMU exit status {status:?} is the kernel's success"));
+    v.check(
+        status == Some(QEMU_SUCCESS),
+        &format!("qbench-check: QEMU exit status {status:?} is the kernel's success"),
+    );
 }
 
 /// One table row: label, our metric, its unit, and the Linux figure beside it (if any; every
@@ -288,31 +317,122 @@ struct Row {
 }
 
 const ROWS: &[Row] = &[
-    Row { label: "sequential write, 1 MiB requests (write calls only)", metric: "seq_write_nofsync_mbps", unit: "MB/s", linux: Some("linux raw write 1MiB direct") },
-    Row { label: "sequential write incl. the final fsync", metric: "seq_write_mbps", unit: "MB/s", linux: Some("linux raw write 1MiB direct") },
-    Row { label: "sequential read, cold (file 8x the cache)", metric: "seq_read_cold_mbps", unit: "MB/s", linux: Some("linux buffered read cold") },
-    Row { label: "sequential read, warm (4 MiB file, cached)", metric: "seq_read_warm_mbps", unit: "MB/s", linux: Some("linux buffered read warm") },
-    Row { label: "random 4 KiB reads, uncached (whole big file)", metric: "rand_uncached_iops", unit: "reads/s", linux: Some("linux raw read 4KiB direct") },
+    Row {
+        label: "sequential write, 1 MiB requests (write calls only)",
+        metric: "seq_write_nofsync_mbps",
+        unit: "MB/s",
+        linux: Some("linux raw write 1MiB direct"),
+    },
+    Row {
+        label: "sequential write incl. the final fsync",
+        metric: "seq_write_mbps",
+        unit: "MB/s",
+        linux: Some("linux raw write 1MiB direct"),
+    },
+    Row {
+        label: "sequential read, cold (file 8x the cache)",
+        metric: "seq_read_cold_mbps",
+        unit: "MB/s",
+        linux: Some("linux buffered read cold"),
+    },
+    Row {
+        label: "sequential read, warm (4 MiB file, cached)",
+        metric: "seq_read_warm_mbps",
+        unit: "MB/s",
+        linux: Some("linux buffered read warm"),
+    },
+    Row {
+        label: "random 4 KiB reads, uncached (whole big file)",
+        metric: "rand_uncached_iops",
+        unit: "reads/s",
+        linux: Some("linux raw read 4KiB direct"),
+    },
     Row { label: "random 4 KiB reads, cached", metric: "rand_cached_iops", unit: "reads/s", linux: None },
-    Row { label: "cached random 4 KiB read latency, median", metric: "rand_cached_median_us", unit: "µs", linux: None },
+    Row {
+        label: "cached random 4 KiB read latency, median", metric: "rand_cached_median_us", unit: "µs", linux: None
+    },
     Row { label: "cached random 4 KiB read latency, p99", metric: "rand_cached_p99_us", unit: "µs", linux: None },
-    Row { label: "uncached random 4 KiB read latency, median", metric: "rand_uncached_median_us", unit: "µs", linux: None },
-    Row { label: "block-cache hit rate: sequential cold read", metric: "seq_read_cold_hit_pct", unit: "%", linux: None },
-    Row { label: "block-cache hit rate: uncached random reads", metric: "rand_uncached_hit_pct", unit: "%", linux: None },
-    Row { label: "block-cache hit rate: 90% of reads in 2 MiB, 10% over 64 MiB", metric: "hotcold_hit_pct", unit: "%", linux: None },
+    Row {
+        label: "uncached random 4 KiB read latency, median",
+        metric: "rand_uncached_median_us",
+        unit: "µs",
+        linux: None,
+    },
+    Row {
+        label: "block-cache hit rate: sequential cold read",
+        metric: "seq_read_cold_hit_pct",
+        unit: "%",
+        linux: None,
+    },
+    Row {
+        label: "block-cache hit rate: uncached random reads",
+        metric: "rand_uncached_hit_pct",
+        unit: "%",
+        linux: None,
+    },
+    Row {
+        label: "block-cache hit rate: 90% of reads in 2 MiB, 10% over 64 MiB",
+        metric: "hotcold_hit_pct",
+        unit: "%",
+        linux: None,
+    },
     Row { label: "block-cache hit rate: cached random reads", metric: "rand_cached_hit_pct", unit: "%", linux: None },
-    Row { label: "batch (64 per vfs call) vs one by one, cached: speedup", metric: "batch_cached_speedup", unit: "×", linux: None },
-    Row { label: "  cached, one by one, per read", metric: "batch_cached_single_per_read_us", unit: "µs", linux: None },
+    Row {
+        label: "batch (64 per vfs call) vs one by one, cached: speedup",
+        metric: "batch_cached_speedup",
+        unit: "×",
+        linux: None,
+    },
+    Row {
+        label: "  cached, one by one, per read", metric: "batch_cached_single_per_read_us", unit: "µs", linux: None
+    },
     Row { label: "  cached, batched, per read", metric: "batch_cached_batched_per_read_us", unit: "µs", linux: None },
     Row { label: "batch vs one by one, uncached: speedup", metric: "batch_uncached_speedup", unit: "×", linux: None },
-    Row { label: "IPC round trip app → vfs (stats), median", metric: "ipc_app_vfs_median_us", unit: "µs", linux: None },
-    Row { label: "IPC round trip app → blockcache (stats), median", metric: "ipc_app_cache_median_us", unit: "µs", linux: None },
-    Row { label: "blockcache requests per cached 4 KiB read", metric: "rand_cached_cache_reqs_per_op", unit: "", linux: None },
-    Row { label: "blockcache requests per 1 MiB sequential cold read", metric: "seq_read_cold_cache_reqs_per_op", unit: "", linux: None },
-    Row { label: "device requests per 1 MiB sequential cold read", metric: "seq_read_cold_device_reqs_per_op", unit: "", linux: None },
-    Row { label: "blockcache requests per 1 MiB sequential write", metric: "seq_write_cache_reqs_per_op", unit: "", linux: None },
-    Row { label: "device requests per 1 MiB sequential write (+ fsync)", metric: "seq_write_device_reqs_per_op", unit: "", linux: None },
-    Row { label: "read-ahead blocks per uncached random 4 KiB read", metric: "rand_uncached_readahead_blocks_per_op", unit: "", linux: None },
+    Row {
+        label: "IPC round trip app → vfs (stats), median", metric: "ipc_app_vfs_median_us", unit: "µs", linux: None
+    },
+    Row {
+        label: "IPC round trip app → blockcache (stats), median",
+        metric: "ipc_app_cache_median_us",
+        unit: "µs",
+        linux: None,
+    },
+    Row {
+        label: "blockcache requests per cached 4 KiB read",
+        metric: "rand_cached_cache_reqs_per_op",
+        unit: "",
+        linux: None,
+    },
+    Row {
+        label: "blockcache requests per 1 MiB sequential cold read",
+        metric: "seq_read_cold_cache_reqs_per_op",
+        unit: "",
+        linux: None,
+    },
+    Row {
+        label: "device requests per 1 MiB sequential cold read",
+        metric: "seq_read_cold_device_reqs_per_op",
+        unit: "",
+        linux: None,
+    },
+    Row {
+        label: "blockcache requests per 1 MiB sequential write",
+        metric: "seq_write_cache_reqs_per_op",
+        unit: "",
+        linux: None,
+    },
+    Row {
+        label: "device requests per 1 MiB sequential write (+ fsync)",
+        metric: "seq_write_device_reqs_per_op",
+        unit: "",
+        linux: None,
+    },
+    Row {
+        label: "read-ahead blocks per uncached random 4 KiB read",
+        metric: "rand_uncached_readahead_blocks_per_op",
+        unit: "",
+        linux: None,
+    },
 ];
 
 /// The phases of the time-share table.
@@ -337,7 +457,13 @@ fn fmt(v: f64) -> String {
 /// The Markdown table for docs/BENCHMARKS.md, with Linux's figures and WATOS/Linux ratios.
 /// `boot` is the benchmark boot's wall seconds and QEMU's share of one core; `load` the load
 /// averages before our boot, after it and after Linux's.
-fn print_table(ours: &Figures, linux: Option<&BTreeMap<String, f64>>, accel: &str, boot: (f64, f64), load: &[String; 3]) {
+fn print_table(
+    ours: &Figures,
+    linux: Option<&BTreeMap<String, f64>>,
+    accel: &str,
+    boot: (f64, f64),
+    load: &[String; 3],
+) {
     let get = |mount: &str, metric: &str| ours.get(&(mount.to_string(), metric.to_string())).copied();
     let all = |metric: &str| get("all", metric).unwrap_or(0.0);
     println!("\n## bench: qemu (whole stack, QEMU {accel}, release build)\n");
@@ -367,7 +493,9 @@ fn print_table(ours: &Figures, linux: Option<&BTreeMap<String, f64>>, accel: &st
     for row in ROWS {
         let (w, f) = (get("wfs", row.metric), get("fat", row.metric));
         let l = row.linux.and_then(|k| linux.and_then(|m| m.get(k)).copied());
-        let cell = |v: Option<f64>| v.map(|v| format!("{} {}", fmt(v), row.unit).trim_end().to_string()).unwrap_or_else(|| "–".into());
+        let cell = |v: Option<f64>| {
+            v.map(|v| format!("{} {}", fmt(v), row.unit).trim_end().to_string()).unwrap_or_else(|| "–".into())
+        };
         let ratio = |v: Option<f64>| match (v, l) {
             (Some(v), Some(l)) if l > 0.0 => format!("{:.3}", v / l),
             _ => "–".into(),
@@ -385,7 +513,9 @@ fn print_table(ours: &Figures, linux: Option<&BTreeMap<String, f64>>, accel: &st
             (Some(w), Some(f)) => format!("{w:.0} / {f:.0} %"),
             _ => "–".into(),
         };
-        let rest = |m: &str| ["app", "vfs", "fs", "cache"].iter().map(|w| pct(m, w)).sum::<Option<f64>>().map(|s| (100.0 - s).max(0.0));
+        let rest = |m: &str| {
+            ["app", "vfs", "fs", "cache"].iter().map(|w| pct(m, w)).sum::<Option<f64>>().map(|s| (100.0 - s).max(0.0))
+        };
         let rest = match (rest("wfs"), rest("fat")) {
             (Some(w), Some(f)) => format!("{w:.0} / {f:.0} %"),
             _ => "–".into(),
@@ -394,7 +524,9 @@ fn print_table(ours: &Figures, linux: Option<&BTreeMap<String, f64>>, accel: &st
     }
     match linux {
         Some(m) => {
-            println!("\nLinux (tools/linux-ref) reads and writes the raw virtio-blk disk with busybox dd: 1 MiB O_DIRECT");
+            println!(
+                "\nLinux (tools/linux-ref) reads and writes the raw virtio-blk disk with busybox dd: 1 MiB O_DIRECT"
+            );
             println!("requests for writes, the page cache for buffered reads, 4 KiB O_DIRECT for IOPS; no filesystem.");
             println!("All of its figures: {m:?}");
         }

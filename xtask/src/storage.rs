@@ -18,7 +18,7 @@ use std::time::Duration;
 
 /// Time limit of one storage boot.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(240);
-/// Size and seed of each mount's `persist.bin` (initrd/apps/fstest has the same constants).
+/// Size and seed of each mount's `persist.bin` (initrd/test-apps/fstest has the same constants).
 const PERSIST_LEN: usize = 150_001;
 const FAT_SEED: u64 = 0x5eed_0002;
 const WFS_SEED: u64 = 0x5eed_0001;
@@ -35,7 +35,8 @@ pub(crate) fn image_tool() -> Option<PathBuf> {
         eprintln!("cannot build watos-image");
         return None;
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"));
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"));
     Some(target.join("debug/watos-image"))
 }
 
@@ -97,7 +98,11 @@ pub fn run_interactive(opts: &Options) -> bool {
     if !have_qemu() {
         return false;
     }
-    println!("== booting the WATOS storage system into wsh (disks {} and {})", disks.wfs.display(), disks.fat.display());
+    println!(
+        "== booting the WATOS storage system into wsh (disks {} and {})",
+        disks.wfs.display(),
+        disks.fat.display()
+    );
     println!("== type `help` for the commands; `exit` shuts WATOS down, Ctrl-A X quits QEMU");
     let mut cmd = storage_qemu(&art, opts, &disks);
     // Later -serial/-chardev options do not replace the first `-serial stdio`, so the console is
@@ -107,7 +112,14 @@ pub fn run_interactive(opts: &Options) -> bool {
     let mut i = 0;
     while i < args.len() {
         if args[i] == "-serial" && args.get(i + 1).is_some_and(|a| a == "stdio") {
-            mux.args(["-chardev", "stdio,id=console,mux=on,signal=off", "-serial", "chardev:console", "-mon", "chardev=console"]);
+            mux.args([
+                "-chardev",
+                "stdio,id=console,mux=on,signal=off",
+                "-serial",
+                "chardev:console",
+                "-mon",
+                "chardev=console",
+            ]);
             i += 2;
         } else {
             mux.arg(&args[i]);
@@ -125,7 +137,13 @@ fn boot(art: &Artifacts, opts: &Options, d: &Disks, what: &str) -> (Vec<String>,
 
 /// One boot with `input` (if any) fed to the serial console through QEMU's stdin: QEMU passes it
 /// on only as fast as the guest's UART takes it, so it can all be written at once.
-pub(crate) fn boot_with_input(art: &Artifacts, opts: &Options, d: &Disks, what: &str, input: Option<&[u8]>) -> (Vec<String>, Option<i32>) {
+pub(crate) fn boot_with_input(
+    art: &Artifacts,
+    opts: &Options,
+    d: &Disks,
+    what: &str,
+    input: Option<&[u8]>,
+) -> (Vec<String>, Option<i32>) {
     println!("== storage boot: {what}");
     let mut cmd = storage_qemu(art, opts, d);
     cmd.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() }).stdout(Stdio::piped());
@@ -160,9 +178,9 @@ pub enum Boot {
     Shell,
 }
 
-/// The servers `fstest-kill` has init kill, in order (initrd/apps/fstest `VICTIMS`).
+/// The servers `fstest-kill` has init kill, in order (initrd/test-apps/fstest `VICTIMS`).
 const VICTIMS: [&str; 5] = ["wfs-server", "fat-server", "blockcache1", "blockcache0", "vfs-server"];
-/// Seed of victim `i`'s committed file is `KILL_SEED + 16 * i` (initrd/apps/fstest).
+/// Seed of victim `i`'s committed file is `KILL_SEED + 16 * i` (initrd/test-apps/fstest).
 const KILL_SEED: u64 = 0x5eed_1000;
 
 /// The verdicts every storage boot must earn, plus those of its kind.
@@ -189,8 +207,14 @@ pub fn judge_boot(log: &[String], status: Option<i32>, kind: Boot, v: &mut Verdi
         &format!("{boot}: blockcache0 drives virtio-blk disk 0 and reads the WFS superblock magic"),
     );
     v.check(has("blockcache1: virtio-blk disk 1:"), &format!("{boot}: blockcache1 drives virtio-blk disk 1"));
-    v.check(has("wfs-server: mounted WFS") && has("fat-server: mounted FAT"), &format!("{boot}: WFS and FAT mounted by their servers"));
-    v.check(has("vfs-server: mounted /") && has("vfs-server: mounted /fat"), &format!("{boot}: the vfs server mounted / and /fat"));
+    v.check(
+        has("wfs-server: mounted WFS") && has("fat-server: mounted FAT"),
+        &format!("{boot}: WFS and FAT mounted by their servers"),
+    );
+    v.check(
+        has("vfs-server: mounted /") && has("vfs-server: mounted /fat"),
+        &format!("{boot}: the vfs server mounted / and /fat"),
+    );
     let done = match kind {
         Boot::First => "fstest: first boot: persistence files written",
         Boot::Second => "fstest: boot with existing files: both verified",
@@ -200,13 +224,19 @@ pub fn judge_boot(log: &[String], status: Option<i32>, kind: Boot, v: &mut Verdi
     };
     v.check(has(done), &format!("{boot}: {done}"));
     v.check(
-        log.iter().any(|l| l.starts_with("init: supervising [") && l.contains("\"wfs-server\"") && l.contains("\"blockcache1\"")),
+        log.iter().any(|l| {
+            l.starts_with("init: supervising [") && l.contains("\"wfs-server\"") && l.contains("\"blockcache1\"")
+        }),
         &format!("{boot}: init took its restart list from the manifest"),
     );
     if matches!(kind, Boot::First | Boot::Second) {
         // File data goes app -> filesystem server in one copy: vfs forwards the app's lease.
-        let forwarded = log.iter().find_map(|l| l.split_once("vfs-server: stopped (")?.1.split_once(' ')?.0.parse::<u64>().ok());
-        v.check(forwarded.is_some_and(|n| n > 0), &format!("{boot}: the vfs server forwarded reads/writes ({forwarded:?})"));
+        let forwarded =
+            log.iter().find_map(|l| l.split_once("vfs-server: stopped (")?.1.split_once(' ')?.0.parse::<u64>().ok());
+        v.check(
+            forwarded.is_some_and(|n| n > 0),
+            &format!("{boot}: the vfs server forwarded reads/writes ({forwarded:?})"),
+        );
     }
     let victims: &[&str] = match kind {
         Boot::Kill => &VICTIMS,
@@ -223,7 +253,9 @@ pub fn judge_boot(log: &[String], status: Option<i32>, kind: Boot, v: &mut Verdi
     for driver in victims.iter().filter(|n| n.starts_with("blockcache")) {
         // A killed driver's disk must stop mastering the bus before its DMA pages are freed.
         let killed = position(log, |l| l.contains(&format!("({driver}) killed by the supervisor")));
-        let off = position(log, |l| l.contains("bus mastering off for PCI") && l.contains(&format!("({driver} died; it was on)")));
+        let off = position(log, |l| {
+            l.contains("bus mastering off for PCI") && l.contains(&format!("({driver} died; it was on)"))
+        });
         let freed = position(log, |l| l.contains(&format!("({driver}) reaped;")));
         v.check(
             matches!((killed, off, freed), (Some(k), Some(o), Some(f)) if k < o && o < f),
@@ -252,14 +284,15 @@ pub fn judge_boot(log: &[String], status: Option<i32>, kind: Boot, v: &mut Verdi
         _ => "fstest",
     };
     let hog: &[&str] = if app.starts_with("fstest") { &["fdhog-exit"] } else { &[] };
-    for task in [app, "vfs-server", "wfs-server", "fat-server", "blockcache0", "blockcache1", "init"].iter().chain(hog) {
+    for task in [app, "vfs-server", "wfs-server", "fat-server", "blockcache0", "blockcache1", "init"].iter().chain(hog)
+    {
         v.check(has(&format!("({task}) exited with code 0")), &format!("{boot}: {task} exited with code 0"));
     }
     v.check(has("[kernel] all tasks finished"), &format!("{boot}: the kernel saw every task finish"));
     v.check(status == Some(QEMU_SUCCESS), &format!("{boot}: QEMU exit status {status:?} is the kernel's success"));
 }
 
-/// `CHECK` lines fstest prints per group (initrd/apps/fstest: `api::CHECKS` per mount, and the
+/// `CHECK` lines fstest prints per group (initrd/test-apps/fstest: `api::CHECKS` per mount, and the
 /// `fds` module's), so a property that silently did not run is a failure.
 const API_CHECKS: usize = 13;
 const FD_CHECKS: usize = 12;
@@ -270,13 +303,18 @@ const HOG_HELD: usize = 48;
 /// init reported each hog's death to the vfs server, which closed what it held.
 fn judge_fd_checks(log: &[String], boot: &str, v: &mut Verdicts) {
     let count = |group: &str| log.iter().filter(|l| l.contains("CHECK ") && l.contains(group)).count();
-    for (group, want) in [("fstest: wfs api: ", API_CHECKS), ("fstest: fat api: ", API_CHECKS), ("fstest: fds: ", FD_CHECKS)] {
+    for (group, want) in
+        [("fstest: wfs api: ", API_CHECKS), ("fstest: fat api: ", API_CHECKS), ("fstest: fds: ", FD_CHECKS)]
+    {
         let n = count(group);
         v.check(n == want, &format!("{boot}: `{}` printed {n} CHECK lines of {want}", group.trim_end_matches(": ")));
     }
     for hog in ["fdhog-exit", "fdhog-fault"] {
         let told = format!("init: vfs-server closed {HOG_HELD} descriptors of {hog}");
-        v.check(log.iter().any(|l| l.contains(&told)), &format!("{boot}: init told the vfs server of {hog}'s death ({told})"));
+        v.check(
+            log.iter().any(|l| l.contains(&told)),
+            &format!("{boot}: init told the vfs server of {hog}'s death ({told})"),
+        );
     }
 }
 
@@ -284,7 +322,13 @@ fn judge_fd_checks(log: &[String], boot: &str, v: &mut Verdicts) {
 pub(crate) fn mtools_get(img: &Path, path: &str) -> Option<Vec<u8>> {
     let out = img.with_extension(path.trim_start_matches('/'));
     let _ = std::fs::remove_file(&out);
-    let ok = Command::new("mcopy").env("MTOOLS_SKIP_CHECK", "1").arg("-i").arg(img).arg(format!("::{path}")).arg(&out).status();
+    let ok = Command::new("mcopy")
+        .env("MTOOLS_SKIP_CHECK", "1")
+        .arg("-i")
+        .arg(img)
+        .arg(format!("::{path}"))
+        .arg(&out)
+        .status();
     ok.is_ok_and(|s| s.success()).then(|| std::fs::read(&out).ok()).flatten()
 }
 
@@ -293,7 +337,10 @@ pub(crate) fn mtools_get(img: &Path, path: &str) -> Option<Vec<u8>> {
 /// repairs; after that the volume is clean and every file committed before a kill is byte-exact.
 fn check_kill_images(d: &Disks, tool: &Path, v: &mut Verdicts) {
     let check = Command::new(tool).arg("check").arg(&d.wfs).output();
-    v.check(check.is_ok_and(|o| o.status.success()), "host (kill images): watos-image check finds the WFS image consistent");
+    v.check(
+        check.is_ok_and(|o| o.status.success()),
+        "host (kill images): watos-image check finds the WFS image consistent",
+    );
     let repair = Command::new("fsck.fat").arg("-a").arg(&d.fat).output();
     if let Ok(o) = &repair {
         print!("{}", String::from_utf8_lossy(&o.stdout));

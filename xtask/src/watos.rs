@@ -85,8 +85,11 @@ pub struct Artifacts {
 }
 
 /// The initrd for `cargo xtask bench ipc`: just the benchmark's three roles.
-const BENCH_MANIFEST: [(&str, &str, u32); 3] =
-    [("bench-echo", "ipc", initrd::AUTOSTART), ("bench-middle", "ipc", initrd::AUTOSTART), ("ipc-bench", "ipc", initrd::AUTOSTART)];
+const BENCH_MANIFEST: [(&str, &str, u32); 3] = [
+    ("bench-echo", "ipc", initrd::AUTOSTART),
+    ("bench-middle", "ipc", initrd::AUTOSTART),
+    ("ipc-bench", "ipc", initrd::AUTOSTART),
+];
 
 /// The storage system (`cargo xtask qemu` and the storage boots of `cargo xtask test`): one block
 /// cache server per virtio-blk disk (drivers), the filesystem servers, the vfs server, and the test
@@ -103,7 +106,17 @@ pub fn storage_manifest(app: &'static str) -> Vec<(&'static str, &'static str, u
         ("wfs-server", "wfs-server", initrd::AUTOSTART | initrd::RESTART),
         ("fat-server", "fat-server", initrd::AUTOSTART | initrd::RESTART),
         ("vfs-server", "vfs-server", initrd::AUTOSTART | initrd::RESTART),
-        (app, if app.starts_with("wsh") { "wsh" } else if app.starts_with("aiobench") { "aiobench" } else { "fstest" }, initrd::AUTOSTART),
+        (
+            app,
+            if app.starts_with("wsh") {
+                "wsh"
+            } else if app.starts_with("aiobench") {
+                "aiobench"
+            } else {
+                "fstest"
+            },
+            initrd::AUTOSTART,
+        ),
     ];
     if app == "fstest" {
         m.extend([("fdhog-exit", "fstest", 0), ("fdhog-fault", "fstest", 0)]);
@@ -122,13 +135,13 @@ pub fn build_storage(opts: &Options, app: &'static str) -> Option<Artifacts> {
     build_with(opts, &storage_manifest(app), &format!("initrd-{app}.img"))
 }
 
-pub fn build_with(opts: &Options, manifest: &[(&str, &str, u32)], image_name: &str) -> Option<Artifacts> {
+/// `cargo <subcommand>` over every bare-metal crate, with their target, flags and target dir.
+pub fn bare_metal_cargo(subcommand: &str) -> Command {
     let root = workspace_root();
-    let target_dir = root.join("target/watos");
     let mut cmd = Command::new(env!("CARGO"));
     cmd.current_dir(&root)
-        .args(["build", "--target", TARGET, "--target-dir"])
-        .arg(&target_dir)
+        .args([subcommand, "--target", TARGET, "--target-dir"])
+        .arg(root.join("target/watos"))
         .env("RUSTFLAGS", RUSTFLAGS)
         .env_remove("CARGO_ENCODED_RUSTFLAGS");
     for bin in BINS {
@@ -136,6 +149,12 @@ pub fn build_with(opts: &Options, manifest: &[(&str, &str, u32)], image_name: &s
     }
     // The shell's program needs its `watos` feature (its library alone is a host crate).
     cmd.args(["--features", "wsh/watos"]);
+    cmd
+}
+
+pub fn build_with(opts: &Options, manifest: &[(&str, &str, u32)], image_name: &str) -> Option<Artifacts> {
+    let target_dir = workspace_root().join("target/watos");
+    let mut cmd = bare_metal_cargo("build");
     if opts.release {
         cmd.arg("--release");
     }

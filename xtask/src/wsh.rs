@@ -94,7 +94,13 @@ pub fn run_tests(opts: &Options, v: &mut Verdicts) {
     let (log, status) = boot_with_input(&art, opts, &disks, "4 (fresh images: wsh runs /demo.wsh)", None);
     judge_boot(&log, status, Boot::Wsh, v);
     let order = in_order(&log, &DEMO_OUTPUT);
-    v.check(order.is_ok(), &format!("wsh boot: the script's output lines, in order ({})", order.err().unwrap_or_else(|| "all found".into())));
+    v.check(
+        order.is_ok(),
+        &format!(
+            "wsh boot: the script's output lines, in order ({})",
+            order.err().unwrap_or_else(|| "all found".into())
+        ),
+    );
     v.check(!log.iter().any(|l| is_error_line(l)), "wsh boot: no command printed an error line");
     let ps: Vec<&String> = log.iter().skip_while(|l| !l.starts_with("NAME ")).skip(1).take(7).collect();
     v.check(
@@ -111,7 +117,10 @@ pub fn run_tests(opts: &Options, v: &mut Verdicts) {
         "wsh boot: host: mtools reads /c.txt (cp, mv and >> by the shell) byte-exact",
     );
     let check = Command::new(&tool).arg("check").arg(wfs).output();
-    v.check(check.is_ok_and(|o| o.status.success()), "wsh boot: host: watos-image check finds the WFS image consistent");
+    v.check(
+        check.is_ok_and(|o| o.status.success()),
+        "wsh boot: host: watos-image check finds the WFS image consistent",
+    );
     let snaps = Command::new(&tool).arg("snapshot").arg(wfs).arg("list").output();
     v.check(
         snaps.is_ok_and(|o| {
@@ -130,7 +139,10 @@ pub fn run_tests(opts: &Options, v: &mut Verdicts) {
 
 /// A `wsh: <cmd>: ...` error line (not the shell's own verdict and exit lines).
 fn is_error_line(l: &str) -> bool {
-    l.starts_with("wsh: ") && !l.starts_with("wsh: script") && !l.starts_with("wsh: exit;") && !l.starts_with("wsh: the WATOS shell")
+    l.starts_with("wsh: ")
+        && !l.starts_with("wsh: script")
+        && !l.starts_with("wsh: exit;")
+        && !l.starts_with("wsh: the WATOS shell")
 }
 
 /// What the interactive boot "types": CR-terminated lines as a terminal sends them, with a line
@@ -174,16 +186,25 @@ fn shell_boot(opts: &Options, disks: &Disks, v: &mut Verdicts) {
         v.check(false, "the interactive wsh initrd builds");
         return;
     };
-    let (log, status) = boot_with_input(&art, opts, disks, "5 (same images: interactive wsh, typed input)", Some(TYPED));
+    let (log, status) =
+        boot_with_input(&art, opts, disks, "5 (same images: interactive wsh, typed input)", Some(TYPED));
     judge_boot(&log, status, Boot::Shell, v);
     let order = in_order(&log, &TYPED_OUTPUT);
-    v.check(order.is_ok(), &format!("shell boot: the typed commands' output, in order ({})", order.err().unwrap_or_else(|| "all found".into())));
+    v.check(
+        order.is_ok(),
+        &format!(
+            "shell boot: the typed commands' output, in order ({})",
+            order.err().unwrap_or_else(|| "all found".into())
+        ),
+    );
     v.check(
         log.iter().filter(|l| is_error_line(l)).count() == 2,
         "shell boot: only `cat /nope` and `scrub /fat` (FAT has no scrub) printed an error line",
     );
     // The shell blocks in console_read until the kernel, at COM1's interrupt, has taken input.
-    let by_irq = log.iter().find_map(|l| l.split_once("console input: ")?.1.split_once(" bytes taken at COM1's interrupt")?.0.parse::<usize>().ok());
+    let by_irq = log.iter().find_map(|l| {
+        l.split_once("console input: ")?.1.split_once(" bytes taken at COM1's interrupt")?.0.parse::<usize>().ok()
+    });
     v.check(
         by_irq.is_some_and(|n| n > 0 && n <= TYPED.len()),
         &format!("shell boot: the typed input came in by COM1's interrupt ({by_irq:?} of {} bytes)", TYPED.len()),

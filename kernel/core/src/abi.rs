@@ -356,7 +356,11 @@ impl Lease {
     pub fn forwarded(client: u64, index: u64, offset: u64, len: u64, rights: u64) -> Lease {
         let index = if index < 256 { index } else { 255 };
         let client = if client >> 32 == 0 { client } else { u64::from(u32::MAX) };
-        Lease { ptr: offset, len, rights: rights & (LEASE_READ | LEASE_WRITE) | LEASE_FORWARD | index << 8 | client << 32 }
+        Lease {
+            ptr: offset,
+            len,
+            rights: rights & (LEASE_READ | LEASE_WRITE) | LEASE_FORWARD | index << 8 | client << 32,
+        }
     }
 
     /// The decoded forwarded form, `None` for an own-memory lease.
@@ -526,7 +530,10 @@ mod tests {
     #[test]
     fn forwarded_leases_encode_and_decode() {
         let l = Lease::forwarded(0x0003_0005, 2, 100, 50, LEASE_WRITE);
-        assert_eq!(l.forward(), Some(Forward { client: 0x0003_0005, index: 2, offset: 100, len: 50, rights: LEASE_WRITE }));
+        assert_eq!(
+            l.forward(),
+            Some(Forward { client: 0x0003_0005, index: 2, offset: 100, len: 50, rights: LEASE_WRITE })
+        );
         assert_eq!(Lease { ptr: 1, len: 2, rights: LEASE_READ }.forward(), None);
         // Out-of-range fields decode as values the kernel refuses, never as other valid ones.
         let wide = Lease::forwarded(1 << 40, 300, 0, 1, LEASE_READ | 8).forward().unwrap();
@@ -541,7 +548,13 @@ mod tests {
         // Safety: Lease is repr(C) plain data without padding (size checked above).
         let raw: [u8; Lease::SIZE] = unsafe { core::mem::transmute(lease) };
         assert_eq!(Lease::from_bytes(&raw), lease);
-        let death = DeathInfo { id: 9, cause: DEATH_FAULT, code: 14, live: 2, name: *b"echo\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0" };
+        let death = DeathInfo {
+            id: 9,
+            cause: DEATH_FAULT,
+            code: 14,
+            live: 2,
+            name: *b"echo\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0",
+        };
         assert_eq!(core::mem::size_of::<DeathInfo>(), DeathInfo::SIZE);
         // Safety: repr(C) plain data without padding (size checked above).
         let raw: [u8; DeathInfo::SIZE] = unsafe { core::mem::transmute(death) };

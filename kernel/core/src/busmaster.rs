@@ -116,7 +116,12 @@ impl BusMasters {
 }
 
 /// Called by `io_out` before a driver's write reaches the hardware: notes what it does to BME.
-pub fn on_port_write<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, driver: TaskId, port: u16, value: u32) {
+pub fn on_port_write<P: Platform, M: PhysMem, F: FrameAlloc>(
+    k: &mut Kernel<P, M, F>,
+    driver: TaskId,
+    port: u16,
+    value: u32,
+) {
     if port != CONFIG_DATA {
         return;
     }
@@ -141,7 +146,11 @@ fn clear<P: Platform>(p: &mut P, f: Function) -> bool {
 /// A driver died: switch off bus mastering on each function only it had enabled. Must run before
 /// its address space (and so its DMA frames) is freed. Returns the functions that stay on (another
 /// live driver enabled them too), for `free_space`.
-pub fn on_death<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, dead: TaskId, name: &str) -> Vec<Function> {
+pub fn on_death<P: Platform, M: PhysMem, F: FrameAlloc>(
+    k: &mut Kernel<P, M, F>,
+    dead: TaskId,
+    name: &str,
+) -> Vec<Function> {
     let (off, shared) = k.bus_masters.release(dead);
     if off.is_empty() && shared.is_empty() {
         return shared;
@@ -149,7 +158,12 @@ pub fn on_death<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>,
     let latch = k.platform.port_in(CONFIG_ADDRESS, 4);
     for &f in &off {
         let was = clear(&mut k.platform, f);
-        klog!(k, "bus mastering off for PCI {} ({name} died; it was {})", Bdf(f), if was { "on" } else { "already off" });
+        klog!(
+            k,
+            "bus mastering off for PCI {} ({name} died; it was {})",
+            Bdf(f),
+            if was { "on" } else { "already off" }
+        );
     }
     k.platform.port_out(CONFIG_ADDRESS, 4, latch);
     for &f in &shared {

@@ -77,7 +77,9 @@ fn a_dead_drivers_device_stops_mastering_before_its_dma_frames_are_freed() {
     assert_eq!(k.bus_masters.claimed_by(id(&k, 0)), [DISK]);
     syscall6(&mut k, &mut f, Sys::MapDma, [4, DATA, 0, 0, 0, 0]);
     assert!(SysError::decode(f.rax).is_ok());
-    let dma = u64::from_le_bytes(crate::usermem::copy_in(&crate::kernel_tests::space(&k, 0), &k.mem, DATA, 8).unwrap().try_into().unwrap());
+    let dma = u64::from_le_bytes(
+        crate::usermem::copy_in(&crate::kernel_tests::space(&k, 0), &k.mem, DATA, 8).unwrap().try_into().unwrap(),
+    );
     fault(&mut k, &mut f);
     assert_eq!(pci(&k).command(DISK), 0x0001, "BME cleared, I/O decoding left alone");
     assert_eq!(pci(&k).status(DISK), 0x10, "the status register's write-1-to-clear bits untouched");
@@ -98,7 +100,8 @@ fn the_kernel_tracks_exactly_the_writes_that_turn_bus_mastering_on() {
     // (latch, port, width, value): byte, word and dword writes at 0xCFC reach BME; writes to the
     // command's high byte or the status word, to another register, through a disabled latch, or
     // after a partial write to the address port (which the chipset ignores) do not.
-    let cases: [(&[(u16, u8, u32)], u16, u8, u32); 8] = [
+    type PortWrite = (u16, u8, u32);
+    let cases: [(&[PortWrite], u16, u8, u32); 8] = [
         (&[(CONFIG_ADDRESS, 4, address(NIC, 4))], CONFIG_DATA, 1, 0x07),
         (&[(CONFIG_ADDRESS, 4, address(NIC, 4))], CONFIG_DATA, 2, 0x0104),
         (&[(CONFIG_ADDRESS, 4, address(NIC, 4))], CONFIG_DATA, 4, 0xFFFF_0004),
@@ -106,7 +109,12 @@ fn the_kernel_tracks_exactly_the_writes_that_turn_bus_mastering_on() {
         (&[(CONFIG_ADDRESS, 4, address(NIC, 4))], CONFIG_DATA + 2, 2, 0xFFFF),
         (&[(CONFIG_ADDRESS, 4, address(NIC, 0x10))], CONFIG_DATA, 4, 0xFFFF_FFFF),
         (&[(CONFIG_ADDRESS, 4, address(NIC, 4) & !(1 << 31))], CONFIG_DATA, 4, 0x7),
-        (&[(CONFIG_ADDRESS, 4, address(NIC, 0x10)), (CONFIG_ADDRESS, 2, 0x0004), (CONFIG_ADDRESS, 1, 0x04)], CONFIG_DATA, 1, 0x7),
+        (
+            &[(CONFIG_ADDRESS, 4, address(NIC, 0x10)), (CONFIG_ADDRESS, 2, 0x0004), (CONFIG_ADDRESS, 1, 0x04)],
+            CONFIG_DATA,
+            1,
+            0x7,
+        ),
     ];
     for (i, (setup_writes, port, width, value)) in cases.iter().enumerate() {
         set_command(&mut k, &mut f, NIC, 0x0003);
@@ -169,7 +177,11 @@ fn dma_frames_stay_quarantined_while_another_driver_keeps_the_device_mastering()
     assert!(dma.iter().all(|&pa| freed_at(&k, pa).is_none()), "DMA frames held back");
     assert_eq!(k.bus_masters.quarantined(), 2);
     assert!(k.frames.free_count() > free_before, "the rest of the address space was freed");
-    assert!(k.platform.log.iter().any(|l| l.contains("2 DMA frames of drv held back until PCI 00:03.0 stops bus-mastering")));
+    assert!(k
+        .platform
+        .log
+        .iter()
+        .any(|l| l.contains("2 DMA frames of drv held back until PCI 00:03.0 stops bus-mastering")));
     // Driver 1 switches NIC off: only after that write reaches the device are the frames free.
     run(&mut k, &mut f, 1);
     set_command(&mut k, &mut f, NIC, 0x0003);
@@ -193,7 +205,11 @@ fn quarantined_frames_come_back_when_the_last_driver_of_the_device_dies() {
     // The last task ends: every frame must be back (the kernel's own halt check).
     run(&mut k, &mut f, 2);
     syscall6(&mut k, &mut f, Sys::Exit, [0; 6]);
-    assert!(k.platform.log.iter().any(|l| l.contains("CHECK PASS kernel: every frame returned")), "{:?}", k.platform.log);
+    assert!(
+        k.platform.log.iter().any(|l| l.contains("CHECK PASS kernel: every frame returned")),
+        "{:?}",
+        k.platform.log
+    );
 }
 
 #[test]

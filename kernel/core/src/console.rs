@@ -55,7 +55,12 @@ fn drain<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>) {
 }
 
 /// Copies up to `cap` buffered bytes to `ptr` in task `c`'s space; returns how many.
-fn take<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, c: usize, ptr: u64, cap: u64) -> Result<u64, UserError> {
+fn take<P: Platform, M: PhysMem, F: FrameAlloc>(
+    k: &mut Kernel<P, M, F>,
+    c: usize,
+    ptr: u64,
+    cap: u64,
+) -> Result<u64, UserError> {
     let space = k.task(c).map(|t| t.space).ok_or(UserError::Fault("no such task"))?;
     let n = (cap as usize).min(k.console_in.buffered.len());
     let bytes: alloc::vec::Vec<u8> = k.console_in.buffered.iter().take(n).copied().collect();
@@ -65,7 +70,13 @@ fn take<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, c: usiz
 }
 
 /// `console_read(ptr, cap, flags)`: `Ok(None)` when the caller blocked.
-pub fn read<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, c: usize, ptr: u64, cap: u64, flags: u64) -> Result<Option<u64>, UserError> {
+pub fn read<P: Platform, M: PhysMem, F: FrameAlloc>(
+    k: &mut Kernel<P, M, F>,
+    c: usize,
+    ptr: u64,
+    cap: u64,
+    flags: u64,
+) -> Result<Option<u64>, UserError> {
     check_range(ptr, cap)?;
     if cap > MAX_CONSOLE_READ as u64 || flags & !CONSOLE_WAIT != 0 {
         return Err(SysError::InvalidArgument.into());

@@ -2,13 +2,13 @@
 //! IRQ 4, and the edge cases (full buffer, small reads, a waiter that dies, bad flags).
 
 use crate::abi::{Sys, SysError, CONSOLE_WAIT};
-use std::boxed::Box;
-use std::vec::Vec;
 use crate::console::{INPUT_BUFFER, LINE};
 use crate::kernel_tests::{boot, first_tick, image, space, syscall6, DATA, K};
 use crate::sched::SchedState;
 use crate::trap::{Event, TrapFrame};
 use crate::usermem::copy_in;
+use std::boxed::Box;
+use std::vec::Vec;
 
 fn read(k: &mut K, f: &mut TrapFrame, cap: u64, flags: u64) {
     syscall6(k, f, Sys::ConsoleRead, [DATA, cap, flags, 0, 0, 0]);

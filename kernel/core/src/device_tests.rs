@@ -1,8 +1,8 @@
 //! Host tests of driver privileges: ports, interrupt lines, and their release on death.
 
 use crate::abi::{Sys, SysError};
-use crate::paging::FrameAlloc;
 use crate::kernel_tests::{boot, first_tick, image, syscall6, K};
+use crate::paging::FrameAlloc;
 use crate::sched::SchedState;
 use crate::trap::{Event, TrapFrame};
 use std::boxed::Box;
@@ -61,7 +61,12 @@ fn an_interrupt_masks_its_line_and_notifies_the_driver_until_acked() {
     assert_eq!(call(&mut k, &mut f, Sys::IrqBind, [8, 1 << 3, 0]), Ok(0));
     assert_eq!(k.platform.masked.get(&8), Some(&false), "binding unmasks");
     // The driver waits; the line fires while the app runs.
-    syscall6(&mut k, &mut f, Sys::Receive, [crate::kernel_tests::DATA, 0, 1 << 3, crate::kernel_tests::DATA + 64, 0, 0]);
+    syscall6(
+        &mut k,
+        &mut f,
+        Sys::Receive,
+        [crate::kernel_tests::DATA, 0, 1 << 3, crate::kernel_tests::DATA + 64, 0, 0],
+    );
     assert_eq!(k.current, Some(1));
     k.trap(&mut f, Event::Irq(8));
     assert_eq!(k.platform.masked.get(&8), Some(&true), "masked until the driver acks");

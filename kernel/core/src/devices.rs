@@ -11,14 +11,15 @@
 //! driver's lines are unbound and masked when it dies.
 
 use crate::abi::{SysError, TaskId, ANON_LIMIT, MAX_DMA_PAGES, PAGE};
-use crate::paging::Perm;
-use crate::usermem::{copy_out, validate, Access};
 use crate::kernel::{Kernel, Platform};
+use crate::paging::Perm;
 use crate::paging::{FrameAlloc, PhysMem};
 use crate::syscall::UserError;
+use crate::usermem::{copy_out, validate, Access};
 
 /// Ports the kernel drives itself: PICs, PIT (and its gate), COM1, QEMU's debug-exit device.
-const KERNEL_PORTS: [(u16, u16); 6] = [(0x20, 0x21), (0x40, 0x43), (0x61, 0x61), (0xA0, 0xA1), (0x3F8, 0x3FF), (0xF4, 0xF7)];
+const KERNEL_PORTS: [(u16, u16); 6] =
+    [(0x20, 0x21), (0x40, 0x43), (0x61, 0x61), (0xA0, 0xA1), (0x3F8, 0x3FF), (0xF4, 0xF7)];
 
 /// Lines a driver may bind: not the timer (0), not the cascade (2), not COM1 (4, the kernel's
 /// console input), not 7 and 15 (where the PIC reports spurious interrupts).
@@ -27,7 +28,7 @@ pub fn bindable(line: u64) -> bool {
 }
 
 fn port_range(port: u64, width: u64) -> Result<(u16, u8), SysError> {
-    if !matches!(width, 1 | 2 | 4) || port >= 0x1_0000 || port % width != 0 || port + width > 0x1_0000 {
+    if !matches!(width, 1 | 2 | 4) || port >= 0x1_0000 || !port.is_multiple_of(width) || port + width > 0x1_0000 {
         return Err(SysError::InvalidArgument);
     }
     let (first, last) = (port as u16, (port + width - 1) as u16);
@@ -45,14 +46,22 @@ fn require_driver<P: Platform, M: PhysMem, F: FrameAlloc>(k: &Kernel<P, M, F>, c
 }
 
 /// `io_in(port, width)` -> value.
-pub fn io_in<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, c: usize, a: [u64; 6]) -> Result<u64, UserError> {
+pub fn io_in<P: Platform, M: PhysMem, F: FrameAlloc>(
+    k: &mut Kernel<P, M, F>,
+    c: usize,
+    a: [u64; 6],
+) -> Result<u64, UserError> {
     require_driver(k, c)?;
     let (port, width) = port_range(a[0], a[1])?;
     Ok(k.platform.port_in(port, width) as u64)
 }
 
 /// `io_out(port, width, value)` -> 0.
-pub fn io_out<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, c: usize, a: [u64; 6]) -> Result<u64, UserError> {
+pub fn io_out<P: Platform, M: PhysMem, F: FrameAlloc>(
+    k: &mut Kernel<P, M, F>,
+    c: usize,
+    a: [u64; 6],
+) -> Result<u64, UserError> {
     let me = require_driver(k, c)?;
     let (port, width) = port_range(a[0], a[1])?;
     crate::busmaster::on_port_write(k, me, port, a[2] as u32);
@@ -63,7 +72,11 @@ pub fn io_out<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, c
 }
 
 /// `irq_bind(line, bits)` -> 0; bits 0 unbinds. A line bound to another live task is `NotPermitted`.
-pub fn irq_bind<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, c: usize, a: [u64; 6]) -> Result<u64, UserError> {
+pub fn irq_bind<P: Platform, M: PhysMem, F: FrameAlloc>(
+    k: &mut Kernel<P, M, F>,
+    c: usize,
+    a: [u64; 6],
+) -> Result<u64, UserError> {
     let me = require_driver(k, c)?;
     let (line, bits) = (a[0], a[1]);
     if !bindable(line) {
@@ -79,7 +92,11 @@ pub fn irq_bind<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>,
 }
 
 /// `irq_ack(line)` -> 0: the driver has serviced the device; unmask the line.
-pub fn irq_ack<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, c: usize, a: [u64; 6]) -> Result<u64, UserError> {
+pub fn irq_ack<P: Platform, M: PhysMem, F: FrameAlloc>(
+    k: &mut Kernel<P, M, F>,
+    c: usize,
+    a: [u64; 6],
+) -> Result<u64, UserError> {
     let me = require_driver(k, c)?;
     match k.irqs.get(a[0] as usize).copied().flatten() {
         Some((owner, _)) if owner == me => {
@@ -92,7 +109,11 @@ pub fn irq_ack<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, 
 
 /// `map_dma(pages, phys_out)` -> virtual address. The frames belong to the driver's address space
 /// and are freed with it; the physical address goes to `phys_out` for the device's descriptors.
-pub fn map_dma<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, c: usize, a: [u64; 6]) -> Result<u64, UserError> {
+pub fn map_dma<P: Platform, M: PhysMem, F: FrameAlloc>(
+    k: &mut Kernel<P, M, F>,
+    c: usize,
+    a: [u64; 6],
+) -> Result<u64, UserError> {
     require_driver(k, c)?;
     let (pages, phys_out) = (a[0], a[1]);
     if pages == 0 || pages > MAX_DMA_PAGES {
@@ -140,7 +161,11 @@ pub fn on_irq<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, l
 /// space (with its DMA pages) is freed.
 /// Returns the functions the driver enabled that still master the bus (another live driver enabled
 /// them too).
-pub fn on_death<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, dead: TaskId, name: &str) -> alloc::vec::Vec<crate::busmaster::Function> {
+pub fn on_death<P: Platform, M: PhysMem, F: FrameAlloc>(
+    k: &mut Kernel<P, M, F>,
+    dead: TaskId,
+    name: &str,
+) -> alloc::vec::Vec<crate::busmaster::Function> {
     let mastering = crate::busmaster::on_death(k, dead, name);
     for line in 0..k.irqs.len() {
         if k.irqs[line].is_some_and(|(owner, _)| owner == dead) {

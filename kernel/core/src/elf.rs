@@ -228,7 +228,10 @@ mod tests {
 
     #[test]
     fn data_and_bss_segments_may_share_a_page() {
-        let image = build_test_elf(TEXT, &[(TEXT, PF_X, &[0x90; 8], 8), (DATA, PF_W, b"abc", 3), (DATA + 3, PF_W, b"", 0x2000)]);
+        let image = build_test_elf(
+            TEXT,
+            &[(TEXT, PF_X, &[0x90; 8], 8), (DATA, PF_W, b"abc", 3), (DATA + 3, PF_W, b"", 0x2000)],
+        );
         let plan = plan(&image).unwrap();
         let (mut mem, mut frames, kroot) = SimMem::with_kernel();
         let space = AddressSpace::new(&mut mem, &mut frames, kroot).unwrap();
@@ -237,7 +240,8 @@ mod tests {
         // Sharing a page with different permissions, or overlapping bytes, is refused.
         let mixed = build_test_elf(TEXT, &[(TEXT, PF_X, &[0x90; 8], 8), (TEXT + 8, PF_W, b"", 8)]);
         assert_eq!(super::plan(&mixed), Err(ElfError::BadSegment));
-        let overlap = build_test_elf(TEXT, &[(TEXT, PF_X, &[0x90; 8], 8), (DATA, PF_W, b"", 8), (DATA + 4, PF_W, b"", 8)]);
+        let overlap =
+            build_test_elf(TEXT, &[(TEXT, PF_X, &[0x90; 8], 8), (DATA, PF_W, b"", 8), (DATA + 4, PF_W, b"", 8)]);
         assert_eq!(super::plan(&overlap), Err(ElfError::BadSegment));
     }
 

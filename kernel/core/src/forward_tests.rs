@@ -31,7 +31,13 @@ fn client_calls_middle(k: &mut K, f: &mut TrapFrame) -> (u64, u64, u64, u64) {
     put(k, 0, src, &pattern(9000));
     syscall6(k, f, Sys::MapAnon, [2 * PAGE, MAP_WRITE, 0, 0, 0, 0]);
     let dst = f.rax;
-    send(k, f, middle, b"io", &[Lease { ptr: src, len: 9000, rights: LEASE_READ }, Lease { ptr: dst, len: 5000, rights: LEASE_WRITE }]);
+    send(
+        k,
+        f,
+        middle,
+        b"io",
+        &[Lease { ptr: src, len: 9000, rights: LEASE_READ }, Lease { ptr: dst, len: 5000, rights: LEASE_WRITE }],
+    );
     assert_eq!(k.current, Some(1));
     syscall6(k, f, Sys::MapAnon, [3 * PAGE, MAP_WRITE, 0, 0, 0, 0]);
     let mbuf = f.rax;
@@ -59,7 +65,13 @@ fn forwarded_leases_reach_the_first_callers_memory() {
     let (client, _src, dst, _) = client_calls_middle(&mut k, &mut f);
     let last = id(&k, 2);
     // Bytes 1000..5000 of the read lease and 200..1200 of the write lease.
-    send(&mut k, &mut f, last, b"fwd", &[Lease::forwarded(client, 0, 1000, 4000, LEASE_READ), Lease::forwarded(client, 1, 200, 1000, LEASE_WRITE)]);
+    send(
+        &mut k,
+        &mut f,
+        last,
+        b"fwd",
+        &[Lease::forwarded(client, 0, 1000, 4000, LEASE_READ), Lease::forwarded(client, 1, 200, 1000, LEASE_WRITE)],
+    );
     assert_eq!(k.current, Some(2));
     syscall6(&mut k, &mut f, Sys::MapAnon, [2 * PAGE, MAP_WRITE, 0, 0, 0, 0]);
     let lbuf = f.rax;
@@ -77,7 +89,10 @@ fn forwarded_leases_reach_the_first_callers_memory() {
     assert_eq!(borrow(&mut k, &mut f, Sys::BorrowWrite, [middle, 0, 0, lbuf, 1]), Err(SysError::BadLease));
     assert_eq!(borrow(&mut k, &mut f, Sys::BorrowRead, [middle, 1, 0, lbuf, 1]), Err(SysError::BadLease));
     syscall6(&mut k, &mut f, Sys::LeaseInfo, [middle, 1, BUF, 0, 0, 0]);
-    assert_eq!(Lease::from_bytes(&get(&k, 2, BUF, 24).try_into().unwrap()), Lease { ptr: 0, len: 1000, rights: LEASE_WRITE });
+    assert_eq!(
+        Lease::from_bytes(&get(&k, 2, BUF, 24).try_into().unwrap()),
+        Lease { ptr: 0, len: 1000, rights: LEASE_WRITE }
+    );
     // The reply ends the forwarded call; the middle then replies to the client as usual.
     syscall6(&mut k, &mut f, Sys::Reply, [middle, BUF, 0, 0, 0, 0]);
     assert_eq!(borrow(&mut k, &mut f, Sys::BorrowRead, [middle, 0, 0, lbuf, 1]), Err(SysError::NoSuchTask));
@@ -99,7 +114,11 @@ fn hostile_forwards_are_refused() {
     let (middle, last) = (id(&k, 1), id(&k, 2));
     let fwd = Lease::forwarded;
     let bad = Err(SysError::BadLease);
-    assert_eq!(refused(&mut k, &mut f, last, &[fwd(client, 0, 0, 9000, LEASE_READ | LEASE_WRITE)]), bad, "widening rights");
+    assert_eq!(
+        refused(&mut k, &mut f, last, &[fwd(client, 0, 0, 9000, LEASE_READ | LEASE_WRITE)]),
+        bad,
+        "widening rights"
+    );
     assert_eq!(refused(&mut k, &mut f, last, &[fwd(client, 1, 0, 10, LEASE_READ)]), bad, "reading a write lease");
     assert_eq!(refused(&mut k, &mut f, last, &[fwd(client, 0, 1, 9000, LEASE_READ)]), bad, "past the end");
     assert_eq!(refused(&mut k, &mut f, last, &[fwd(client, 0, u64::MAX, 2, LEASE_READ)]), bad, "offset overflow");
@@ -107,7 +126,11 @@ fn hostile_forwards_are_refused() {
     assert_eq!(refused(&mut k, &mut f, last, &[fwd(client, 0, 0, 1, 0)]), bad, "no rights");
     assert_eq!(refused(&mut k, &mut f, last, &[fwd(last, 0, 0, 1, LEASE_READ)]), bad, "a task that is not calling us");
     assert_eq!(refused(&mut k, &mut f, last, &[fwd(middle, 0, 0, 1, LEASE_READ)]), bad, "ourselves");
-    assert_eq!(refused(&mut k, &mut f, last, &[fwd(0xFFFF_0099, 0, 0, 1, LEASE_READ)]), bad, "a task that never existed");
+    assert_eq!(
+        refused(&mut k, &mut f, last, &[fwd(0xFFFF_0099, 0, 0, 1, LEASE_READ)]),
+        bad,
+        "a task that never existed"
+    );
     let mut odd = fwd(client, 0, 0, 1, LEASE_READ);
     odd.rights |= 1 << 20;
     assert_eq!(refused(&mut k, &mut f, last, &[odd]), bad, "unused bits set");
@@ -141,7 +164,11 @@ fn forwarded_lease_dies_with_the_original_caller() {
         other => panic!("client not awaiting: {other:?}"),
     };
     shift(&mut k, 1000);
-    assert_eq!(borrow(&mut k, &mut f, Sys::BorrowWrite, [middle, 0, 0, lbuf, 1]), Err(SysError::BadLease), "a later call of the same client");
+    assert_eq!(
+        borrow(&mut k, &mut f, Sys::BorrowWrite, [middle, 0, 0, lbuf, 1]),
+        Err(SysError::BadLease),
+        "a later call of the same client"
+    );
     shift(&mut k, -1000);
     assert_eq!(borrow(&mut k, &mut f, Sys::BorrowWrite, [middle, 0, 0, lbuf, 1]), Ok(1));
     k.reap(0, Death::Exit(0));
@@ -164,7 +191,11 @@ fn chained_forwards_keep_the_rules_and_die_with_any_link() {
     send(&mut k, &mut f, third, b"fwd", &[Lease::forwarded(client, 0, 100, 8000, LEASE_READ)]);
     receive(&mut k, &mut f, 0);
     let middle = info(&k, 2).sender;
-    assert_eq!(refused(&mut k, &mut f, fourth, &[Lease::forwarded(middle, 0, 0, 8001, LEASE_READ)]), Err(SysError::BadLease), "longer than the forwarded part");
+    assert_eq!(
+        refused(&mut k, &mut f, fourth, &[Lease::forwarded(middle, 0, 0, 8001, LEASE_READ)]),
+        Err(SysError::BadLease),
+        "longer than the forwarded part"
+    );
     send(&mut k, &mut f, fourth, b"fwd2", &[Lease::forwarded(middle, 0, 50, 500, LEASE_READ)]);
     assert_eq!(k.current, Some(3));
     syscall6(&mut k, &mut f, Sys::MapAnon, [PAGE, MAP_WRITE, 0, 0, 0, 0]);
@@ -175,5 +206,9 @@ fn chained_forwards_keep_the_rules_and_die_with_any_link() {
     assert_eq!(get(&k, 3, buf4, 500), get(&k, 0, src + 150, 500));
     assert_eq!(get(&k, 3, buf4, 500), &pattern(9000)[150..650]);
     k.reap(1, Death::Exit(0));
-    assert_eq!(borrow(&mut k, &mut f, Sys::BorrowRead, [last, 0, 0, buf4, 1]), Err(SysError::BadLease), "the middle's call ended");
+    assert_eq!(
+        borrow(&mut k, &mut f, Sys::BorrowRead, [last, 0, 0, buf4, 1]),
+        Err(SysError::BadLease),
+        "the middle's call ended"
+    );
 }

@@ -22,9 +22,37 @@ fn run(seed: u64, steps: usize) {
     for _ in 0..steps {
         let ids: Vec<u64> = k.slots.iter().filter_map(|s| s.task.as_ref()).map(|t| t.id.to_raw()).collect();
         let id = if ids.is_empty() { 0 } else { rng.pick(&ids) };
-        let pointers = [0, 1, 0xFFF, DATA, DATA + 100, DATA + PAGE - 3, TEXT, KERNEL_HALF, 1 << 47, USER_END - 8, 0x1000_0000_0000, u64::MAX, rng.next_u64()];
-        let numbers = [0, 1, 8, 64, 255, 256, 4096, 1 << 32 | 3, u64::MAX, id, id + (1 << 16), rng.next_u64() % 512, rng.next_u64()];
-        let exit = if idle || rng.next_u64() % 8 == 0 {
+        let pointers = [
+            0,
+            1,
+            0xFFF,
+            DATA,
+            DATA + 100,
+            DATA + PAGE - 3,
+            TEXT,
+            KERNEL_HALF,
+            1 << 47,
+            USER_END - 8,
+            0x1000_0000_0000,
+            u64::MAX,
+            rng.next_u64(),
+        ];
+        let numbers = [
+            0,
+            1,
+            8,
+            64,
+            255,
+            256,
+            4096,
+            1 << 32 | 3,
+            u64::MAX,
+            id,
+            id + (1 << 16),
+            rng.next_u64() % 512,
+            rng.next_u64(),
+        ];
+        let exit = if idle || rng.next_u64().is_multiple_of(8) {
             if !idle {
                 f.vector = 32;
             }
@@ -34,13 +62,20 @@ fn run(seed: u64, steps: usize) {
                 f = frame;
             }
             e
-        } else if rng.next_u64() % 200 == 0 {
-            k.trap(&mut f, Event::Exception { vector: rng.pick(&[0, 6, 13, 14]), error: rng.next_u64() & 0x1F, cr2: rng.next_u64() })
+        } else if rng.next_u64().is_multiple_of(200) {
+            k.trap(
+                &mut f,
+                Event::Exception {
+                    vector: rng.pick(&[0, 6, 13, 14]),
+                    error: rng.next_u64() & 0x1F,
+                    cr2: rng.next_u64(),
+                },
+            )
         } else {
             // Mostly real calls; sometimes an unknown number. Exit is rare so tasks live long enough.
             let nr = loop {
                 let n = rng.next_u64() % (Sys::ALL.len() as u64 + 2);
-                if n != Sys::Exit as u64 || rng.next_u64() % 50 == 0 {
+                if n != Sys::Exit as u64 || rng.next_u64().is_multiple_of(50) {
                     break n;
                 }
             };
@@ -48,7 +83,7 @@ fn run(seed: u64, steps: usize) {
             for (i, arg) in a.iter_mut().enumerate() {
                 *arg = if i % 2 == 0 { rng.pick(&pointers) } else { rng.pick(&numbers) };
             }
-            if rng.next_u64() % 3 == 0 {
+            if rng.next_u64().is_multiple_of(3) {
                 a[0] = id;
             }
             // Keep sleeps short so the run keeps moving.
@@ -91,7 +126,12 @@ fn run(seed: u64, steps: usize) {
         }
     }
     if std::env::var("FUZZ_STATS").is_ok() {
-        std::eprintln!("seed {seed}: ticks {} killed {} exited {} respawns {respawns} results (ok, -1, -2, ...) {outcomes:?}", k.ticks, k.killed, k.exited);
+        std::eprintln!(
+            "seed {seed}: ticks {} killed {} exited {} respawns {respawns} results (ok, -1, -2, ...) {outcomes:?}",
+            k.ticks,
+            k.killed,
+            k.exited
+        );
     }
     // Tear everything down and check the frame count.
     for i in 0..k.slots.len() {

@@ -14,12 +14,15 @@
 //! of a lease its caller lent it (forwarding, see `lease`): the next server then copies straight to
 //! and from the first caller's memory, for as long as every call of the chain is in flight.
 
-use crate::abi::{Lease, RecvInfo, SysError, TaskId, LEASE_READ, LEASE_WRITE, MAX_LEASES, MAX_MSG, MAX_REPLY_CODE, NOTIFICATION, RECV_EMPTY, RECV_NONBLOCK, RECV_NOTIFY_ONLY};
+use crate::abi::{
+    Lease, RecvInfo, SysError, TaskId, LEASE_READ, LEASE_WRITE, MAX_LEASES, MAX_MSG, MAX_REPLY_CODE, NOTIFICATION,
+    RECV_EMPTY, RECV_NONBLOCK, RECV_NOTIFY_ONLY,
+};
 use crate::kernel::{Kernel, Platform};
+use crate::lease::{self, Held};
 use crate::paging::{FrameAlloc, PhysMem};
 use crate::sched::SchedState;
 use crate::syscall::UserError;
-use crate::lease::{self, Held};
 use crate::usermem::{copy_between, copy_in, copy_out, validate, Access};
 use alloc::vec::Vec;
 
@@ -159,7 +162,9 @@ pub fn receive<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, 
 /// Moves sender `s`'s message to receiver `r` (which is `Receiving`). False if it did not fit (the
 /// sender then gets `MessageTooBig` and the receiver keeps waiting).
 fn deliver<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, s: usize, r: usize) -> bool {
-    let Some(IpcState::Receiving { buf, cap, info, notify_only: false, .. }) = k.task(r).map(|t| t.ipc.clone()) else { return false };
+    let Some(IpcState::Receiving { buf, cap, info, notify_only: false, .. }) = k.task(r).map(|t| t.ipc.clone()) else {
+        return false;
+    };
     let Some(IpcState::Sending(mut call)) = k.task(s).map(|t| t.ipc.clone()) else { return false };
     if call.msg.len() as u64 > cap {
         set_ipc(k, s, IpcState::Idle);
@@ -167,10 +172,16 @@ fn deliver<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, s: u
         return false;
     }
     let (Some(rspace), Some(sid)) = (k.task(r).map(|t| t.space), k.task(s).map(|t| t.id)) else { return false };
-    let recv = RecvInfo { sender: sid.to_raw(), len: call.msg.len() as u64, leases: call.leases.len() as u64, notifications: 0 };
+    let recv = RecvInfo {
+        sender: sid.to_raw(),
+        len: call.msg.len() as u64,
+        leases: call.leases.len() as u64,
+        notifications: 0,
+    };
     // Both ranges were validated when the receiver called receive, and a blocked task cannot change
     // its mappings, so these copies cannot fail.
-    let copied = copy_out(&rspace, &mut k.mem, buf, &call.msg).and_then(|()| copy_out(&rspace, &mut k.mem, info, &recv.to_bytes()));
+    let copied = copy_out(&rspace, &mut k.mem, buf, &call.msg)
+        .and_then(|()| copy_out(&rspace, &mut k.mem, info, &recv.to_bytes()));
     if copied.is_err() {
         set_ipc(k, s, IpcState::Idle);
         wake(k, s, SysError::TaskDied.to_ret());
@@ -184,7 +195,11 @@ fn deliver<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, s: u
 }
 
 /// The call client `raw` has in flight with server `r`, or why there is none (an error, not a fault).
-pub(crate) fn call_with<P: Platform, M: PhysMem, F: FrameAlloc>(k: &Kernel<P, M, F>, r: usize, raw: u64) -> Result<(usize, Call), SysError> {
+pub(crate) fn call_with<P: Platform, M: PhysMem, F: FrameAlloc>(
+    k: &Kernel<P, M, F>,
+    r: usize,
+    raw: u64,
+) -> Result<(usize, Call), SysError> {
     let c = resolve(k, raw)?;
     let server = k.task(r).map(|t| t.id);
     match k.task(c).map(|t| &t.ipc) {
@@ -228,7 +243,12 @@ pub fn lease_info<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F
 }
 
 /// `borrow_read` (`write == false`: lease -> server) and `borrow_write` (server -> lease).
-pub fn borrow<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, r: usize, a: [u64; 6], write: bool) -> Res {
+pub fn borrow<P: Platform, M: PhysMem, F: FrameAlloc>(
+    k: &mut Kernel<P, M, F>,
+    r: usize,
+    a: [u64; 6],
+    write: bool,
+) -> Res {
     let (c, call) = call_with(k, r, a[0])?;
     let (index, offset, buf, len) = (a[1], a[2], a[3], a[4]);
     let lease = usize::try_from(index).ok().and_then(|i| call.leases.get(i)).ok_or(SysError::BadLease)?;
@@ -242,7 +262,9 @@ pub fn borrow<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, r
     if len == 0 {
         return Ok(0);
     }
-    let (Some(rs), Some(cs)) = (k.task(r).map(|t| t.space), k.task(c).map(|t| t.space)) else { return Err(SysError::TaskDied.into()) };
+    let (Some(rs), Some(cs)) = (k.task(r).map(|t| t.space), k.task(c).map(|t| t.space)) else {
+        return Err(SysError::TaskDied.into());
+    };
     let at = lease.ptr + offset;
     if write {
         copy_between(&mut k.mem, (&rs, buf), (&cs, at), len)?;

@@ -1,7 +1,9 @@
 //! Host tests of IPC: calls, leases, notifications and deaths, driven through the syscall path.
 
-use crate::abi::{Lease, RecvInfo, Sys, SysError, TaskId, LEASE_READ, LEASE_WRITE, MAP_WRITE, MAX_LEASES, MAX_MSG, NOTIFICATION, PAGE};
-use crate::kernel_tests::{boot, first_tick, space, syscall6, K, DATA, TEXT};
+use crate::abi::{
+    Lease, RecvInfo, Sys, SysError, TaskId, LEASE_READ, LEASE_WRITE, MAP_WRITE, MAX_LEASES, MAX_MSG, NOTIFICATION, PAGE,
+};
+use crate::kernel_tests::{boot, first_tick, space, syscall6, DATA, K, TEXT};
 use crate::sched::SchedState;
 use crate::trap::{Event, TrapFrame};
 use crate::usermem::{copy_in, copy_out};
@@ -100,7 +102,8 @@ fn leases_move_bulk_data_and_are_checked() {
     put(&mut k, 0, src, &data);
     syscall6(&mut k, &mut f, Sys::MapAnon, [2 * PAGE, MAP_WRITE, 0, 0, 0, 0]);
     let dst = f.rax;
-    let leases = [Lease { ptr: src + 100, len: 9000, rights: LEASE_READ }, Lease { ptr: dst, len: 5000, rights: LEASE_WRITE }];
+    let leases =
+        [Lease { ptr: src + 100, len: 9000, rights: LEASE_READ }, Lease { ptr: dst, len: 5000, rights: LEASE_WRITE }];
     send(&mut k, &mut f, server, b"copy", &leases);
     assert_eq!(k.current, Some(1));
     // The server's own buffer.
@@ -133,7 +136,11 @@ fn leases_move_bulk_data_and_are_checked() {
     assert_eq!(SysError::decode(f.rax), Err(SysError::BadLease));
     assert_eq!(k.current, Some(1), "lease mistakes are errors, not faults");
     syscall6(&mut k, &mut f, Sys::Reply, [client, BUF, 0, 0, 0, 0]);
-    assert_eq!(borrow(&mut k, &mut f, Sys::BorrowRead, 0, 0, sbuf, 1), Err(SysError::NoSuchTask), "leases end at reply");
+    assert_eq!(
+        borrow(&mut k, &mut f, Sys::BorrowRead, 0, 0, sbuf, 1),
+        Err(SysError::NoSuchTask),
+        "leases end at reply"
+    );
 }
 
 #[test]
@@ -154,7 +161,10 @@ fn bad_sends_are_refused_with_distinct_errors() {
     let lease = |ptr, len, rights| Lease { ptr, len, rights };
     assert_eq!(try_send(&mut k, &mut f, server, 1, &[lease(0, 8, LEASE_READ)]), Err(SysError::NullPointer));
     assert_eq!(try_send(&mut k, &mut f, server, 1, &[lease(TEXT, 8, LEASE_WRITE)]), Err(SysError::NotWritable));
-    assert_eq!(try_send(&mut k, &mut f, server, 1, &[lease(DATA, u64::MAX, LEASE_READ)]), Err(SysError::LengthOverflow));
+    assert_eq!(
+        try_send(&mut k, &mut f, server, 1, &[lease(DATA, u64::MAX, LEASE_READ)]),
+        Err(SysError::LengthOverflow)
+    );
     assert_eq!(try_send(&mut k, &mut f, server, 1, &[lease(DATA, 8, 0)]), Err(SysError::BadLease));
     assert_eq!(try_send(&mut k, &mut f, server, 1, &[lease(DATA, 8, 4)]), Err(SysError::BadLease));
     let many = std::vec![lease(DATA, 8, LEASE_READ); MAX_LEASES + 1];
@@ -305,7 +315,11 @@ fn nonblocking_receive_never_blocks() {
     let mut f = first_tick(&mut k);
     let (server, client) = (id(&k, 0), id(&k, 1));
     syscall6(&mut k, &mut f, Sys::Receive, [BUF, 512, 0b10, INFO, RECV_NONBLOCK, 0]);
-    assert_eq!((f.rax, k.current, k.sched[0]), (RECV_EMPTY, Some(0), SchedState::Runnable), "nothing waiting: empty, still running");
+    assert_eq!(
+        (f.rax, k.current, k.sched[0]),
+        (RECV_EMPTY, Some(0), SchedState::Runnable),
+        "nothing waiting: empty, still running"
+    );
     syscall6(&mut k, &mut f, Sys::Receive, [BUF, 512, 0b10, INFO, RECV_NONBLOCK | RECV_NOTIFY_ONLY, 0]);
     assert_eq!(f.rax, RECV_EMPTY);
     syscall6(&mut k, &mut f, Sys::Notify, [server, 0b10, 0, 0, 0, 0]);

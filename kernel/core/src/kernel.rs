@@ -9,12 +9,12 @@
 //! registers, FXSAVE area and address space. Death goes through one function, `reap`, whatever the
 //! cause, so the next step can notify a supervisor from exactly one place.
 
+use crate::abi::{DeathInfo, DEATH_EXIT, DEATH_FAULT, NOTIFY_DEATH};
 use crate::abi::{SysError, TaskId, ANON_BASE, PAGE, USER_END};
 use crate::elf;
 use crate::paging::{AddressSpace, FrameAlloc, Perm, PhysMem};
 use crate::sched::{self, SchedState};
 use crate::trap::{exception_name, fault_detail, Event, Exit, FxArea, TrapFrame, SYSCALL_VECTOR, USER_CS, USER_DS};
-use crate::abi::{DeathInfo, DEATH_EXIT, DEATH_FAULT, NOTIFY_DEATH};
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::string::String;
@@ -230,17 +230,26 @@ impl<P: Platform, M: PhysMem, F: FrameAlloc> Kernel<P, M, F> {
             None => return Err("task table full"),
         };
         let space = AddressSpace::new(&mut self.mem, &mut self.frames, self.kernel_root).ok_or("out of memory")?;
-        let loaded = elf::load(&plan, image, &space, &mut self.mem, &mut self.frames).map_err(|_| "cannot load ELF segments");
+        let loaded =
+            elf::load(&plan, image, &space, &mut self.mem, &mut self.frames).map_err(|_| "cannot load ELF segments");
         let stack = loaded.and_then(|()| {
             let rw = Perm { write: true, exec: false };
-            self.map_zeroed(&space, STACK_TOP - STACK_SIZE, STACK_SIZE / PAGE, rw).map_err(|_| "out of memory for the stack")
+            self.map_zeroed(&space, STACK_TOP - STACK_SIZE, STACK_SIZE / PAGE, rw)
+                .map_err(|_| "out of memory for the stack")
         });
         if let Err(e) = stack {
             space.free_user(&mut self.mem, &mut self.frames);
             return Err(e);
         }
         let id = TaskId { index: index as u16, generation: self.slots[index].generation };
-        let frame = TrapFrame { rip: plan.entry, cs: USER_CS, rflags: 0x202, rsp: STACK_TOP, ss: USER_DS, ..Default::default() };
+        let frame = TrapFrame {
+            rip: plan.entry,
+            cs: USER_CS,
+            rflags: 0x202,
+            rsp: STACK_TOP,
+            ss: USER_DS,
+            ..Default::default()
+        };
         self.slots[index].task = Some(Task {
             id,
             name: String::from(name),
@@ -358,12 +367,21 @@ impl<P: Platform, M: PhysMem, F: FrameAlloc> Kernel<P, M, F> {
             klog!(self, "clock: {} ns monotonic at halt, {} timer ticks counted", self.now_ns(), self.ticks);
             let input = &self.console_in;
             if input.by_interrupt + input.dropped > 0 {
-                klog!(self, "console input: {} bytes taken at COM1's interrupt, {} dropped (buffer full)", input.by_interrupt, input.dropped);
+                klog!(
+                    self,
+                    "console input: {} bytes taken at COM1's interrupt, {} dropped (buffer full)",
+                    input.by_interrupt,
+                    input.dropped
+                );
             }
             let free = self.frames.free_count();
             let ok = free == self.frames_at_start;
             let verdict = if ok { "PASS" } else { "FAIL" };
-            klog!(self, "CHECK {verdict} kernel: every frame returned after all processes ended ({free} free, {} at start)", self.frames_at_start);
+            klog!(
+                self,
+                "CHECK {verdict} kernel: every frame returned after all processes ended ({free} free, {} at start)",
+                self.frames_at_start
+            );
             self.halted = Some(ok);
         }
     }
@@ -381,7 +399,8 @@ impl<P: Platform, M: PhysMem, F: FrameAlloc> Kernel<P, M, F> {
             Death::Exit(code) => (DEATH_EXIT, code as u64),
             Death::Fault(vector) => (DEATH_FAULT, vector),
         };
-        let mut info = DeathInfo { id: task.id.to_raw(), cause, code, live: self.live_tasks() as u64 - 1, name: [0; 32] };
+        let mut info =
+            DeathInfo { id: task.id.to_raw(), cause, code, live: self.live_tasks() as u64 - 1, name: [0; 32] };
         let n = task.name.len().min(31);
         info.name[..n].copy_from_slice(&task.name.as_bytes()[..n]);
         if self.deaths.len() == MAX_DEATHS {
@@ -406,7 +425,8 @@ impl<P: Platform, M: PhysMem, F: FrameAlloc> Kernel<P, M, F> {
 
     /// Starts a registered image (with its privileges).
     pub fn spawn_image(&mut self, name: &str) -> Result<TaskId, &'static str> {
-        let image = self.images.iter().find(|i| i.name == name).map(|i| (i.bytes, i.driver)).ok_or("no such program")?;
+        let image =
+            self.images.iter().find(|i| i.name == name).map(|i| (i.bytes, i.driver)).ok_or("no such program")?;
         let id = self.spawn(name, image.0)?;
         if let Some(t) = self.task_mut(id.index as usize) {
             t.driver = image.1;
@@ -450,7 +470,12 @@ impl<P: Platform, M: PhysMem, F: FrameAlloc> Kernel<P, M, F> {
         }
         if !self.entered_user {
             self.entered_user = true;
-            klog!(self, "first process entering user mode at tick {} ({} us monotonic)", self.ticks, self.now_ns() / 1000);
+            klog!(
+                self,
+                "first process entering user mode at tick {} ({} us monotonic)",
+                self.ticks,
+                self.now_ns() / 1000
+            );
         }
         let task = self.slots[n].task.as_mut().expect("runnable slot has a task");
         let (root, fx) = (task.space.root, &mut *task.fx as *mut FxArea);

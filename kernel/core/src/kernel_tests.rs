@@ -373,7 +373,10 @@ fn the_supervisor_hears_of_every_death_with_its_cause() {
         let w = |n: usize| u64::from_le_bytes(b[n * 8..n * 8 + 8].try_into().unwrap());
         records.push((w(0), w(1), w(2), w(3)));
     }
-    assert_eq!(records, [(worker, DEATH_FAULT, 13, 1), (((k.slots[2].generation as u64 - 1) << 16) | 2, DEATH_EXIT, 3, 0)]);
+    assert_eq!(
+        records,
+        [(worker, DEATH_FAULT, 13, 1), (((k.slots[2].generation as u64 - 1) << 16) | 2, DEATH_EXIT, 3, 0)]
+    );
 }
 
 #[test]
@@ -428,7 +431,10 @@ fn program_info_lists_the_manifest_with_flags_to_anyone() {
         seen.push((String::from_utf8(b[32..32 + end].to_vec()).unwrap(), flags, size));
     }
     let last = seen.last().unwrap();
-    assert_eq!((last.0.as_str(), last.1, last.2), ("a-long-service-name-beyond-31-b", PROGRAM_RESTART | PROGRAM_DRIVER, leaked.len() as u64));
+    assert_eq!(
+        (last.0.as_str(), last.1, last.2),
+        ("a-long-service-name-beyond-31-b", PROGRAM_RESTART | PROGRAM_DRIVER, leaked.len() as u64)
+    );
     assert!(seen.iter().any(|(name, flags, _)| name == "worker" && *flags == 0));
     assert!(k.images.last().unwrap().driver, "the DRIVER flag still grants device access");
     // Short or bad output buffers are refused and the caller keeps running.

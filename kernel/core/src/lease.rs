@@ -52,7 +52,12 @@ pub fn next_serial() -> u64 {
 }
 
 /// Turns lease `lease` of a `send` by task `c` (address space `space`) into a held lease.
-pub fn take<P: Platform, M: PhysMem, F: FrameAlloc>(k: &Kernel<P, M, F>, c: usize, space: &AddressSpace, lease: Lease) -> Result<Held, UserError> {
+pub fn take<P: Platform, M: PhysMem, F: FrameAlloc>(
+    k: &Kernel<P, M, F>,
+    c: usize,
+    space: &AddressSpace,
+    lease: Lease,
+) -> Result<Held, UserError> {
     if let Some(f) = lease.forward() {
         // Bits 16..32 are unused in the forwarded form: refuse them so they can mean something later.
         if f.rights == 0 || f.rights & !(LEASE_READ | LEASE_WRITE) != 0 || lease.rights & 0xFFFF_0000 != 0 {
@@ -73,9 +78,18 @@ pub fn take<P: Platform, M: PhysMem, F: FrameAlloc>(k: &Kernel<P, M, F>, c: usiz
 }
 
 /// Part of lease `index` of `client`'s call to `c`, as a lease `c` can lend on.
-fn forward<P: Platform, M: PhysMem, F: FrameAlloc>(k: &Kernel<P, M, F>, c: usize, client: u64, index: u64, offset: u64, len: u64, rights: u64) -> Result<Held, SysError> {
+fn forward<P: Platform, M: PhysMem, F: FrameAlloc>(
+    k: &Kernel<P, M, F>,
+    c: usize,
+    client: u64,
+    index: u64,
+    offset: u64,
+    len: u64,
+    rights: u64,
+) -> Result<Held, SysError> {
     // Not a client of ours: a lease we do not hold, whatever that task is doing.
-    let (x, call) = call_with(k, c, client).map_err(|e| if e == SysError::TaskDied { e } else { SysError::BadLease })?;
+    let (x, call) =
+        call_with(k, c, client).map_err(|e| if e == SysError::TaskDied { e } else { SysError::BadLease })?;
     let orig = usize::try_from(index).ok().and_then(|i| call.leases.get(i)).ok_or(SysError::BadLease)?;
     let end = offset.checked_add(len).ok_or(SysError::BadLease)?;
     if rights & !orig.rights != 0 || end > orig.len {
@@ -93,10 +107,16 @@ fn forward<P: Platform, M: PhysMem, F: FrameAlloc>(k: &Kernel<P, M, F>, c: usize
 
 /// The slot whose memory `held` (a lease of a call made by task `caller`) lends, after checking that
 /// every call it was forwarded through is still in flight; `BadLease` once any has ended.
-pub fn owner<P: Platform, M: PhysMem, F: FrameAlloc>(k: &Kernel<P, M, F>, held: &Held, caller: usize) -> Result<usize, SysError> {
+pub fn owner<P: Platform, M: PhysMem, F: FrameAlloc>(
+    k: &Kernel<P, M, F>,
+    held: &Held,
+    caller: usize,
+) -> Result<usize, SysError> {
     for link in &held.origin {
         let live = match k.task(link.slot) {
-            Some(t) if t.id == link.id => matches!(&t.ipc, IpcState::Sending(call) | IpcState::AwaitingReply(call) if call.serial == link.serial),
+            Some(t) if t.id == link.id => {
+                matches!(&t.ipc, IpcState::Sending(call) | IpcState::AwaitingReply(call) if call.serial == link.serial)
+            }
             _ => false,
         };
         if !live {

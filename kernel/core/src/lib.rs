@@ -27,15 +27,13 @@ pub mod paging;
 pub mod rtc;
 pub mod sched;
 pub mod syscall;
-pub mod tsc;
 pub mod trap;
+pub mod tsc;
 pub mod usermem;
 
 #[cfg(feature = "mem-symbols")]
 pub mod mem_symbols;
 
-#[cfg(test)]
-pub mod sim;
 #[cfg(test)]
 mod busmaster_tests;
 #[cfg(test)]
@@ -43,10 +41,12 @@ mod console_tests;
 #[cfg(test)]
 mod device_tests;
 #[cfg(test)]
-mod fuzz_tests;
-#[cfg(test)]
 mod forward_tests;
+#[cfg(test)]
+mod fuzz_tests;
 #[cfg(test)]
 mod ipc_tests;
 #[cfg(test)]
 mod kernel_tests;
+#[cfg(test)]
+pub mod sim;

@@ -15,7 +15,11 @@ const LOW_MEMORY_END: u64 = 0x10_0000;
 
 /// Page-aligned, sorted, non-overlapping `(start, end)` ranges of free memory. `available` are
 /// (start, length) of usable RAM; `reserved` are (start, end) half-open ranges to keep out.
-pub fn free_ranges(available: impl Iterator<Item = (u64, u64)>, reserved: &[(u64, u64)], limit: u64) -> Vec<(u64, u64)> {
+pub fn free_ranges(
+    available: impl Iterator<Item = (u64, u64)>,
+    reserved: &[(u64, u64)],
+    limit: u64,
+) -> Vec<(u64, u64)> {
     let round_up = |a: u64| a.checked_next_multiple_of(PAGE);
     let round_down = |a: u64| a - a % PAGE;
     let mut reserved: Vec<(u64, u64)> = reserved.to_vec();
@@ -137,7 +141,10 @@ mod tests {
     use crate::sim::SimMem;
 
     fn frames(avail: &[(u64, u64)], reserved: &[(u64, u64)], limit: u64) -> Vec<u64> {
-        free_ranges(avail.iter().copied(), reserved, limit).iter().flat_map(|&(s, e)| (s..e).step_by(PAGE as usize)).collect()
+        free_ranges(avail.iter().copied(), reserved, limit)
+            .iter()
+            .flat_map(|&(s, e)| (s..e).step_by(PAGE as usize))
+            .collect()
     }
 
     #[test]
@@ -151,7 +158,13 @@ mod tests {
     #[test]
     fn reserved_ranges_and_limit_are_respected() {
         let v = frames(&[(0x100_000, 0x10_000)], &[(0x10E_FFF, 0x10F_001), (0x101_000, 0x103_800)], 0x10E_000);
-        assert_eq!(v, [0x100_000, 0x104_000, 0x105_000, 0x106_000, 0x107_000, 0x108_000, 0x109_000, 0x10A_000, 0x10B_000, 0x10C_000, 0x10D_000]);
+        assert_eq!(
+            v,
+            [
+                0x100_000, 0x104_000, 0x105_000, 0x106_000, 0x107_000, 0x108_000, 0x109_000, 0x10A_000, 0x10B_000,
+                0x10C_000, 0x10D_000
+            ]
+        );
         let v = frames(&[(0x100_000, 0x4000)], &[(0x10_2100, 0x10_2200)], u64::MAX);
         assert_eq!(v, [0x100_000, 0x101_000, 0x103_000]);
     }

@@ -109,7 +109,7 @@ impl AddressSpace {
         pa: u64,
         perm: Perm,
     ) -> Result<(), MapError> {
-        if va % PAGE != 0 || pa % PAGE != 0 || !(USER_MIN..USER_END).contains(&va) {
+        if !va.is_multiple_of(PAGE) || !pa.is_multiple_of(PAGE) || !(USER_MIN..USER_END).contains(&va) {
             return Err(MapError::BadAddress);
         }
         let mut table = self.root;

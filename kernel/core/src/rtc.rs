@@ -53,7 +53,7 @@ pub struct DateTime {
 }
 
 fn is_leap(year: u32) -> bool {
-    year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+    year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400))
 }
 
 fn days_in_month(year: u32, month: u32) -> u32 {
@@ -112,7 +112,11 @@ impl DateTime {
 
 impl core::fmt::Display for DateTime {
     fn fmt(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
-        write!(f, "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC", self.year, self.month, self.day, self.hour, self.minute, self.second)
+        write!(
+            f,
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+            self.year, self.month, self.day, self.hour, self.minute, self.second
+        )
     }
 }
 
@@ -151,7 +155,14 @@ pub fn decode(raw: &Raw) -> Option<DateTime> {
     };
     let year = num(raw.year).filter(|y| *y < 100)?;
     let century = num(raw.century).filter(|c| (19..=21).contains(c)).unwrap_or(20);
-    let t = DateTime { year: century * 100 + year, month: num(raw.month)?, day: num(raw.day)?, hour, minute: num(raw.minute)?, second: num(raw.second)? };
+    let t = DateTime {
+        year: century * 100 + year,
+        month: num(raw.month)?,
+        day: num(raw.day)?,
+        hour,
+        minute: num(raw.minute)?,
+        second: num(raw.second)?,
+    };
     t.to_unix().map(|_| t)
 }
 
@@ -220,7 +231,16 @@ mod tests {
 
     #[test]
     fn impossible_dates_are_refused() {
-        for t in [dt(2023, 2, 29, 0, 0, 0), dt(2100, 2, 29, 0, 0, 0), dt(2024, 4, 31, 0, 0, 0), dt(2024, 13, 1, 0, 0, 0), dt(2024, 1, 0, 0, 0, 0), dt(2024, 1, 1, 24, 0, 0), dt(2024, 1, 1, 0, 60, 0), dt(1969, 12, 31, 23, 59, 59)] {
+        for t in [
+            dt(2023, 2, 29, 0, 0, 0),
+            dt(2100, 2, 29, 0, 0, 0),
+            dt(2024, 4, 31, 0, 0, 0),
+            dt(2024, 13, 1, 0, 0, 0),
+            dt(2024, 1, 0, 0, 0, 0),
+            dt(2024, 1, 1, 24, 0, 0),
+            dt(2024, 1, 1, 0, 60, 0),
+            dt(1969, 12, 31, 23, 59, 59),
+        ] {
             assert_eq!(t.to_unix(), None, "{t:?}");
         }
         assert!(dt(2000, 2, 29, 0, 0, 0).to_unix().is_some(), "2000 is a leap year (divisible by 400)");

@@ -11,7 +11,9 @@ pub enum SchedState {
     Free,
     Runnable,
     /// Not runnable until the monotonic clock (ns) reaches this value.
-    Sleeping { until: u64 },
+    Sleeping {
+        until: u64,
+    },
     /// Waiting on something other than time (IPC, in the next step).
     Blocked,
 }

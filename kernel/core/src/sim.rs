@@ -47,7 +47,8 @@ impl FrameAlloc for SimFrames {
         let mut sorted = self.free.clone();
         sorted.sort_unstable();
         let n = n as usize;
-        let start = (0..sorted.len().checked_sub(n - 1)?).find(|&i| sorted[i + n - 1] == sorted[i] + (n as u64 - 1) * PAGE)?;
+        let start =
+            (0..sorted.len().checked_sub(n - 1)?).find(|&i| sorted[i + n - 1] == sorted[i] + (n as u64 - 1) * PAGE)?;
         let first = sorted[start];
         self.free.retain(|f| !(first..first + n as u64 * PAGE).contains(f));
         Some(first)
@@ -149,7 +150,8 @@ impl SimPci {
     }
 
     fn selected(&self, port: u16) -> Option<(u16, usize)> {
-        (port >= 0xCFC && self.latch & 1 << 31 != 0).then(|| ((self.latch >> 8) as u16, (self.latch & 0xFC) as usize + (port - 0xCFC) as usize))
+        (port >= 0xCFC && self.latch & 1 << 31 != 0)
+            .then(|| ((self.latch >> 8) as u16, (self.latch & 0xFC) as usize + (port - 0xCFC) as usize))
     }
 
     pub fn port_in(&mut self, port: u16, width: u8) -> u32 {

@@ -5,7 +5,10 @@
 //! such as over-long replies) kills the task like a CPU exception. Handlers never read user memory
 //! except through `usermem`, which validates against the caller's page tables and copies once.
 
-use crate::abi::{DeathInfo, ProgramInfo, Sys, KILLED, SysError, TaskId, TaskInfo, ANON_LIMIT, MAP_WRITE, MAX_STR, MAX_WRITE, PAGE, SELF_ID};
+use crate::abi::{
+    DeathInfo, ProgramInfo, Sys, SysError, TaskId, TaskInfo, ANON_LIMIT, KILLED, MAP_WRITE, MAX_STR, MAX_WRITE, PAGE,
+    SELF_ID,
+};
 use crate::devices;
 use crate::ipc;
 use crate::kernel::{klog, Death, Kernel, Platform};
@@ -105,7 +108,12 @@ fn space_of<P: Platform, M: PhysMem, F: FrameAlloc>(k: &Kernel<P, M, F>, c: usiz
     k.task(c).map(|t| t.space).ok_or(UserError::Fault("no such task"))
 }
 
-fn console_write<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, c: usize, ptr: u64, len: u64) -> Result<u64, UserError> {
+fn console_write<P: Platform, M: PhysMem, F: FrameAlloc>(
+    k: &mut Kernel<P, M, F>,
+    c: usize,
+    ptr: u64,
+    len: u64,
+) -> Result<u64, UserError> {
     check_range(ptr, len)?;
     if len > MAX_WRITE as u64 {
         return Err(SysError::InvalidArgument.into());
@@ -115,7 +123,12 @@ fn console_write<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>
     Ok(len)
 }
 
-fn map_anon<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, c: usize, len: u64, flags: u64) -> Result<u64, UserError> {
+fn map_anon<P: Platform, M: PhysMem, F: FrameAlloc>(
+    k: &mut Kernel<P, M, F>,
+    c: usize,
+    len: u64,
+    flags: u64,
+) -> Result<u64, UserError> {
     if len == 0 || flags & !MAP_WRITE != 0 {
         return Err(SysError::InvalidArgument.into());
     }
@@ -166,15 +179,26 @@ fn task_info<P: Platform, M: PhysMem, F: FrameAlloc>(
     len: u64,
 ) -> Result<u64, UserError> {
     check_out_buf(out, len, TaskInfo::SIZE)?;
-    let target = if id == SELF_ID { c } else { TaskId::from_raw(id).and_then(|id| k.lookup(id)).ok_or(SysError::NoSuchTask)? };
+    let target =
+        if id == SELF_ID { c } else { TaskId::from_raw(id).and_then(|id| k.lookup(id)).ok_or(SysError::NoSuchTask)? };
     let t = k.task(target).ok_or(SysError::NoSuchTask)?;
-    let info = TaskInfo { id: t.id.to_raw(), ticks: t.ticks, syscalls: t.syscalls, anon_bytes: t.anon_bytes, name: fixed_name(&t.name) };
+    let info = TaskInfo {
+        id: t.id.to_raw(),
+        ticks: t.ticks,
+        syscalls: t.syscalls,
+        anon_bytes: t.anon_bytes,
+        name: fixed_name(&t.name),
+    };
     let space = space_of(k, c)?;
     copy_out(&space, &mut k.mem, out, &info.to_bytes())?;
     Ok(TaskInfo::SIZE as u64)
 }
 
-fn find_task<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, c: usize, name_ptr: u64) -> Result<u64, UserError> {
+fn find_task<P: Platform, M: PhysMem, F: FrameAlloc>(
+    k: &mut Kernel<P, M, F>,
+    c: usize,
+    name_ptr: u64,
+) -> Result<u64, UserError> {
     let bytes = copy_in_str(&space_of(k, c)?, &k.mem, name_ptr, MAX_STR)?;
     let name = utf8_name(&bytes)?;
     let found = k.slots.iter().filter_map(|s| s.task.as_ref()).find(|t| t.name == name);
@@ -189,7 +213,11 @@ fn require_supervisor<P: Platform, M: PhysMem, F: FrameAlloc>(k: &Kernel<P, M, F
     Ok(())
 }
 
-fn spawn<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, c: usize, name_ptr: u64) -> Result<u64, UserError> {
+fn spawn<P: Platform, M: PhysMem, F: FrameAlloc>(
+    k: &mut Kernel<P, M, F>,
+    c: usize,
+    name_ptr: u64,
+) -> Result<u64, UserError> {
     require_supervisor(k, c)?;
     let bytes = copy_in_str(&space_of(k, c)?, &k.mem, name_ptr, MAX_STR)?;
     let name = utf8_name(&bytes)?;
@@ -217,7 +245,12 @@ fn program_info<P: Platform, M: PhysMem, F: FrameAlloc>(
 ) -> Result<u64, UserError> {
     check_out_buf(out, len, ProgramInfo::SIZE)?;
     let Some(image) = usize::try_from(index).ok().and_then(|i| k.images.get(i)) else { return Ok(0) };
-    let info = ProgramInfo { flags: image.flags, size: image.bytes.len() as u64, reserved: [0; 2], name: fixed_name(&image.name) };
+    let info = ProgramInfo {
+        flags: image.flags,
+        size: image.bytes.len() as u64,
+        reserved: [0; 2],
+        name: fixed_name(&image.name),
+    };
     copy_out(&space_of(k, c)?, &mut k.mem, out, &info.to_bytes())?;
     Ok(1)
 }
@@ -235,7 +268,12 @@ fn kill<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, c: usiz
     Ok(0)
 }
 
-fn next_death<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, c: usize, out: u64, len: u64) -> Result<u64, UserError> {
+fn next_death<P: Platform, M: PhysMem, F: FrameAlloc>(
+    k: &mut Kernel<P, M, F>,
+    c: usize,
+    out: u64,
+    len: u64,
+) -> Result<u64, UserError> {
     require_supervisor(k, c)?;
     check_range(out, len)?;
     if len < DeathInfo::SIZE as u64 {

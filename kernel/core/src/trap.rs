@@ -50,7 +50,11 @@ pub enum Event {
     Syscall,
     Timer,
     /// A CPU exception in user mode; `cr2` is meaningful for page faults.
-    Exception { vector: u64, error: u64, cr2: u64 },
+    Exception {
+        vector: u64,
+        error: u64,
+        cr2: u64,
+    },
     /// Legacy interrupt line 1..15 fired (the PIC is already acknowledged).
     Irq(u8),
     /// An interrupt with nothing to do (spurious, unexpected); already acknowledged.

@@ -50,7 +50,13 @@ pub fn check_range(va: u64, len: u64) -> Result<(), SysError> {
 pub struct Chunks(Vec<(u64, usize)>);
 
 /// Checks `va..va+len` for `access` against the caller's page tables and returns where its bytes live.
-pub fn validate(space: &AddressSpace, mem: &impl PhysMem, va: u64, len: u64, access: Access) -> Result<Chunks, SysError> {
+pub fn validate(
+    space: &AddressSpace,
+    mem: &impl PhysMem,
+    va: u64,
+    len: u64,
+    access: Access,
+) -> Result<Chunks, SysError> {
     check_range(va, len)?;
     let mut chunks = Vec::new();
     let mut cur = va;
@@ -71,7 +77,13 @@ pub fn validate(space: &AddressSpace, mem: &impl PhysMem, va: u64, len: u64, acc
 }
 
 /// The seed's entry point, kept by name: is `va..va+len` valid for `access` in `space`?
-pub fn validate_user_ptr(space: &AddressSpace, mem: &impl PhysMem, va: u64, len: u64, access: Access) -> Result<(), SysError> {
+pub fn validate_user_ptr(
+    space: &AddressSpace,
+    mem: &impl PhysMem,
+    va: u64,
+    len: u64,
+    access: Access,
+) -> Result<(), SysError> {
     validate(space, mem, va, len, access).map(|_| ())
 }
 
@@ -291,7 +303,13 @@ mod tests {
         let (mut mem, mut frames, kroot) = SimMem::with_kernel();
         let a = AddressSpace::new(&mut mem, &mut frames, kroot).unwrap();
         let b = AddressSpace::new(&mut mem, &mut frames, kroot).unwrap();
-        for (space, va, write) in [(&a, BASE, true), (&a, BASE + PAGE, true), (&b, BASE, true), (&b, BASE + PAGE, true), (&b, BASE + 2 * PAGE, false)] {
+        for (space, va, write) in [
+            (&a, BASE, true),
+            (&a, BASE + PAGE, true),
+            (&b, BASE, true),
+            (&b, BASE + PAGE, true),
+            (&b, BASE + 2 * PAGE, false),
+        ] {
             let f = frames.alloc().unwrap();
             mem.zero_frame(f);
             space.map(&mut mem, &mut frames, va, f, Perm { write, exec: false }).unwrap();

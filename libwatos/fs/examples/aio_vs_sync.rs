@@ -92,7 +92,10 @@ fn main() {
             for depth in [16usize, 64, 256] {
                 let (sync, aio, sc, ac) = run(path, ipc_cost, depth, 4096);
                 let cost = if ipc_cost { "2 µs (simulated)" } else { "in-process" };
-                println!("| {name} | {cost} | {sync:.0} | {aio:.0} | {depth} | {sc:.2} | {ac:.3} | {:.2}x |", aio / sync);
+                println!(
+                    "| {name} | {cost} | {sync:.0} | {aio:.0} | {depth} | {sc:.2} | {ac:.3} | {:.2}x |",
+                    aio / sync
+                );
             }
         }
     }

@@ -197,7 +197,7 @@ impl<T: Transport> Queue<T> {
     /// Every outstanding request fails with `e` (the server cannot be trusted with them).
     fn fail_sent(&mut self, e: Error) {
         for (_, (ticket, _)) in core::mem::take(&mut self.sent) {
-            self.fail(ticket, e.clone());
+            self.fail(ticket, e);
         }
     }
 
@@ -270,7 +270,7 @@ impl<T: Transport> Queue<T> {
                 r => {
                     let e = Error::from(r.err().unwrap_or(protocol::Error::ServerRestarted));
                     for (ticket, _) in chunk {
-                        self.fail(ticket, e.clone());
+                        self.fail(ticket, e);
                     }
                 }
             }

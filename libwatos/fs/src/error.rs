@@ -164,7 +164,9 @@ impl fmt::Display for Error {
         f.write_str(self.kind.as_str())?;
         // Only the storage errors carry detail worth a person's attention.
         match self.server {
-            Some(e @ (protocol::Error::Io { .. } | protocol::Error::Checksum { .. } | protocol::Error::Corrupt { .. })) => {
+            Some(
+                e @ (protocol::Error::Io { .. } | protocol::Error::Checksum { .. } | protocol::Error::Corrupt { .. }),
+            ) => {
                 write!(f, " ({e})")
             }
             _ => Ok(()),

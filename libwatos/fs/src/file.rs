@@ -121,7 +121,9 @@ impl OpenOptions {
             }
         };
         let state = State { fd: Some(fd), epoch: fs.epoch(), pos: Some(0), vfs_pos: Some(0) };
-        Ok(File { inner: Rc::new(Inner { fs: fs.clone(), path: String::from(path), flags, state: RefCell::new(state) }) })
+        Ok(File {
+            inner: Rc::new(Inner { fs: fs.clone(), path: String::from(path), flags, state: RefCell::new(state) }),
+        })
     }
 }
 
@@ -185,7 +187,11 @@ impl<T: Transport> Inner<T> {
             };
             let now = match pos {
                 Some(p) if vfs_pos == Some(p) => p,
-                Some(p) => self.client().seek(fd, Whence::Start, i64::try_from(p).map_err(|_| Error::new(ErrorKind::InvalidInput))?)?,
+                Some(p) => self.client().seek(
+                    fd,
+                    Whence::Start,
+                    i64::try_from(p).map_err(|_| Error::new(ErrorKind::InvalidInput))?,
+                )?,
                 None => self.client().seek(fd, Whence::End, 0)?,
             };
             let mut st = self.state.borrow_mut();
@@ -198,7 +204,11 @@ impl<T: Transport> Inner<T> {
     /// Run a request that is safe to repeat: after a vfs restart (reported, or noticed because the
     /// epoch moved while the stub retried with a descriptor the new server never issued) the file is
     /// re-opened and the request sent again.
-    pub(crate) fn idempotent<R>(&self, need: Need, mut op: impl FnMut(&Client<T>, u32) -> protocol::Result<R>) -> Result<R> {
+    pub(crate) fn idempotent<R>(
+        &self,
+        need: Need,
+        mut op: impl FnMut(&Client<T>, u32) -> protocol::Result<R>,
+    ) -> Result<R> {
         let mut tries = 0;
         loop {
             let epoch = self.fs.epoch();
@@ -278,7 +288,9 @@ impl<T: Transport> File<T> {
             // bounce buffer, a copy that costs less than a round trip at these sizes.
             Some(p) if positioned => {
                 let req = ReadReq { fd: 0, offset: p, len: len as u32 };
-                let counts = self.inner.idempotent(Need::Fd, |c, fd| c.batch_read(alloc::vec![ReadReq { fd, ..req }], &mut buf[..len]))?;
+                let counts = self
+                    .inner
+                    .idempotent(Need::Fd, |c, fd| c.batch_read(alloc::vec![ReadReq { fd, ..req }], &mut buf[..len]))?;
                 let [n] = counts[..] else { return Err(protocol::Error::Malformed.into()) };
                 n as usize
             }

@@ -128,7 +128,10 @@ fn errors_have_familiar_kinds_and_keep_the_server_detail() {
     assert_eq!(fs.rename("/d/f", "/fat/f").unwrap_err().kind(), ErrorKind::CrossesDevices);
     // Options std rejects: no access mode, create without write.
     assert_eq!(OpenOptions::new().open(&fs, "/d/f").err().unwrap().kind(), ErrorKind::InvalidInput);
-    assert_eq!(OpenOptions::new().read(true).create(true).open(&fs, "/d/f").err().unwrap().kind(), ErrorKind::InvalidInput);
+    assert_eq!(
+        OpenOptions::new().read(true).create(true).open(&fs, "/d/f").err().unwrap().kind(),
+        ErrorKind::InvalidInput
+    );
     // Writing a read-only descriptor.
     let mut f = fs.open("/d/f").unwrap();
     assert_eq!(f.write(b"no").unwrap_err().kind(), ErrorKind::BadDescriptor);

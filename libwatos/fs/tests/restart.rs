@@ -209,7 +209,7 @@ fn committed_data_survives_restarting_every_server_under_open_files() {
 }
 
 /// FAT node ids are directory-entry positions; after a FAT server restart the fresh mount finds an
-/// id it never loaded by walking directories from the root (servers/fat/src/locate.rs), so the vfs's
+/// id it never loaded by walking directories from the root (servers/fat/core/src/locate.rs), so the vfs's
 /// re-open by node id keeps the open file readable.
 #[test]
 fn open_fat_file_survives_a_fat_server_restart() {

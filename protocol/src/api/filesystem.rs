@@ -111,7 +111,6 @@ impl<F: FileSystem> FsServer<F> {
     pub fn new(fs: F) -> Self {
         FsServer { fs, bounce: Vec::new() }
     }
-
 }
 
 /// The first `len` bytes of `bounce`, grown if needed; at most [`MAX_BULK`].
@@ -179,7 +178,14 @@ impl<F: FileSystem> Handler for FsServer<F> {
     fn rmdir(&mut self, _: &mut Incoming<'_, '_>, dir: NodeId, name: &str) -> Result<()> {
         self.fs.rmdir(dir, name)
     }
-    fn rename(&mut self, _: &mut Incoming<'_, '_>, from_dir: NodeId, from: &str, to_dir: NodeId, to: &str) -> Result<()> {
+    fn rename(
+        &mut self,
+        _: &mut Incoming<'_, '_>,
+        from_dir: NodeId,
+        from: &str,
+        to_dir: NodeId,
+        to: &str,
+    ) -> Result<()> {
         self.fs.rename(from_dir, from, to_dir, to)
     }
     fn readdir(&mut self, _: &mut Incoming<'_, '_>, dir: NodeId, cookie: u64, max: u32) -> Result<Vec<DirEntry>> {

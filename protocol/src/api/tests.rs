@@ -9,9 +9,9 @@ use proptest::prelude::*;
 
 use super::{blockcache, filesystem, supervisor, vfs};
 use crate::fs::{FileType, NewNode, Stat, Timespec};
+use crate::idl::decode_reply_parts;
 use crate::ipc::{Incoming, Lease, Server, TaskId, Transport, MAX_INDIRECT, MAX_MESSAGE};
 use crate::local::LocalIpc;
-use crate::idl::decode_reply_parts;
 use crate::{Error, Result};
 
 fn stat(ino: u64) -> Stat {
@@ -67,7 +67,12 @@ impl vfs::Handler for FakeVfs {
     }
     fn readdir(&mut self, _: &mut Incoming<'_, '_>, _: &str, _: u64) -> Result<Vec<crate::fs::DirEntry>> {
         let mut v: Vec<_> = (0..400)
-            .map(|i| crate::fs::DirEntry { name: alloc::format!("entry-{i:04}"), ino: i, kind: FileType::File, next_cookie: i + 1 })
+            .map(|i| crate::fs::DirEntry {
+                name: alloc::format!("entry-{i:04}"),
+                ino: i,
+                kind: FileType::File,
+                next_cookie: i + 1,
+            })
             .collect();
         filesystem::fit_entries(&mut v)?;
         Ok(v)
@@ -82,7 +87,11 @@ impl vfs::Handler for FakeVfs {
         Ok(())
     }
     fn rename(&mut self, _: &mut Incoming<'_, '_>, from: &str, to: &str) -> Result<()> {
-        if from == to { Ok(()) } else { Err(Error::CrossDevice) }
+        if from == to {
+            Ok(())
+        } else {
+            Err(Error::CrossDevice)
+        }
     }
     fn fsync(&mut self, _: &mut Incoming<'_, '_>, _: u32) -> Result<()> {
         Ok(())
@@ -136,7 +145,13 @@ impl vfs::Handler for FakeVfs {
     fn process_exited(&mut self, _: &mut Incoming<'_, '_>, pid: TaskId) -> Result<u32> {
         Ok(pid.index.into())
     }
-    fn aio_submit(&mut self, cx: &mut Incoming<'_, '_>, queue: u32, notify: u64, reqs: Vec<vfs::AioReq>) -> Result<u64> {
+    fn aio_submit(
+        &mut self,
+        cx: &mut Incoming<'_, '_>,
+        queue: u32,
+        notify: u64,
+        reqs: Vec<vfs::AioReq>,
+    ) -> Result<u64> {
         let data: usize = reqs.iter().filter(|r| r.write).map(|r| r.len as usize).sum();
         if cx.leases.len(0)? < data {
             return Err(Error::InvalidArgument);
@@ -145,7 +160,12 @@ impl vfs::Handler for FakeVfs {
     }
     fn aio_reap(&mut self, cx: &mut Incoming<'_, '_>, _queue: u32, max: u32) -> Result<Vec<vfs::AioDone>> {
         cx.leases.write(0, 0, b"reaped")?;
-        Ok((0..u64::from(max)).map(|t| vfs::AioDone { ticket: u64::MAX - t, result: if t % 2 == 0 { Ok(u32::MAX) } else { Err(Error::Corrupt { block: u64::MAX }) } }).collect())
+        Ok((0..u64::from(max))
+            .map(|t| vfs::AioDone {
+                ticket: u64::MAX - t,
+                result: if t % 2 == 0 { Ok(u32::MAX) } else { Err(Error::Corrupt { block: u64::MAX }) },
+            })
+            .collect())
     }
     fn aio_stats(&mut self, _: &mut Incoming<'_, '_>) -> Result<vfs::AioStats> {
         Ok(vfs::AioStats { held_max: u64::MAX, ..Default::default() })
@@ -157,11 +177,24 @@ impl vfs::Handler for FakeVfs {
         Ok(())
     }
     fn snapshot_create(&mut self, _: &mut Incoming<'_, '_>, _: &str, name: &str) -> Result<()> {
-        if name.is_empty() { Err(Error::InvalidArgument) } else { Ok(()) }
+        if name.is_empty() {
+            Err(Error::InvalidArgument)
+        } else {
+            Ok(())
+        }
     }
-    fn snapshot_list(&mut self, _: &mut Incoming<'_, '_>, _: &str, start: u32) -> Result<Vec<filesystem::SnapshotInfo>> {
+    fn snapshot_list(
+        &mut self,
+        _: &mut Incoming<'_, '_>,
+        _: &str,
+        start: u32,
+    ) -> Result<Vec<filesystem::SnapshotInfo>> {
         let mut v: Vec<_> = (start..300)
-            .map(|i| filesystem::SnapshotInfo { name: alloc::format!("snapshot-{i:04}"), txid: i.into(), created: Timespec::ZERO })
+            .map(|i| filesystem::SnapshotInfo {
+                name: alloc::format!("snapshot-{i:04}"),
+                txid: i.into(),
+                created: Timespec::ZERO,
+            })
             .collect();
         filesystem::fit_entries(&mut v)?;
         Ok(v)
@@ -193,7 +226,14 @@ impl vfs::Handler for FakeVfs {
     fn linkat(&mut self, _: &mut Incoming<'_, '_>, _: u32, _: &str, _: u32, _: &str) -> Result<()> {
         Err(Error::CrossDevice)
     }
-    fn setattrat(&mut self, _: &mut Incoming<'_, '_>, _: u32, _: &str, attr: crate::fs::SetAttr, _: bool) -> Result<Stat> {
+    fn setattrat(
+        &mut self,
+        _: &mut Incoming<'_, '_>,
+        _: u32,
+        _: &str,
+        attr: crate::fs::SetAttr,
+        _: bool,
+    ) -> Result<Stat> {
         Ok(stat(attr.size.unwrap_or(0)))
     }
     fn readlinkat(&mut self, _: &mut Incoming<'_, '_>, _: u32, path: &str) -> Result<String> {
@@ -212,14 +252,21 @@ impl vfs::Handler for FakeVfs {
 #[test]
 fn largest_aio_submit_and_reap_fit() {
     let (_ipc, c) = fake_vfs();
-    let reqs: Vec<vfs::AioReq> = (0..vfs::MAX_AIO_SUBMIT).map(|i| vfs::AioReq { fd: u32::MAX, offset: u64::MAX, len: if i % 2 == 0 { 2 } else { u32::MAX }, write: i % 2 == 0 }).collect();
+    let reqs: Vec<vfs::AioReq> = (0..vfs::MAX_AIO_SUBMIT)
+        .map(|i| vfs::AioReq {
+            fd: u32::MAX,
+            offset: u64::MAX,
+            len: if i % 2 == 0 { 2 } else { u32::MAX },
+            write: i % 2 == 0,
+        })
+        .collect();
     let mut data = alloc::vec![0u8; 1];
     assert_eq!(c.aio_submit(u32::MAX, 1 << 5, reqs.clone(), &data), Err(Error::InvalidArgument));
     data.resize(reqs.iter().filter(|r| r.write).map(|r| r.len as usize).sum(), 0);
     assert_eq!(c.aio_submit(7, 1 << 5, reqs, &data), Ok(32 + 7 + 64));
     let mut buf = [0u8; 8];
     let done = c.aio_reap(u32::MAX, 128, &mut buf).unwrap();
-    assert_eq!((done.len(), done[1].result.clone(), &buf[..6]), (128, Err(Error::Corrupt { block: u64::MAX }), &b"reaped"[..]));
+    assert_eq!((done.len(), done[1].result, &buf[..6]), (128, Err(Error::Corrupt { block: u64::MAX }), &b"reaped"[..]));
     assert_eq!(c.aio_stats().unwrap().held_max, u64::MAX);
     assert_eq!((c.aio_close(1), c.aio_close(0)), (Ok(()), Err(Error::NotFound)));
 }
@@ -425,7 +472,40 @@ fn stats_replies_fit_inline_or_travel_in_the_reply_area() {
     let small = vfs::VfsStats { opens: 1 << 48, tx_aborts: 1 << 48, ..Default::default() };
     let n = crate::idl::finish_reply(&mut reply, &mut with_area, Some(0), &Ok(small)).unwrap();
     assert_eq!((reply[0], decode_reply_parts::<vfs::VfsStats>(&reply[..n], &[])), (0, Ok(small)));
-    let huge = vfs::VfsStats { opens: m, closes: m, reads: m, writes: m, bytes_read: m, bytes_written: m, batch_reads: m, lookups: m, dentry_hits: m, dentry_misses: m, attr_hits: m, attr_misses: m, open_files: m, mounts: m, fs_reopens: m, seeks: m, stats: m, statfs: m, readdirs: m, mkdirs: m, symlinks: m, readlinks: m, links: m, unlinks: m, rmdirs: m, renames: m, fsyncs: m, truncates: m, dups: m, tx_begins: m, tx_commits: m, tx_aborts: m };
+    let huge = vfs::VfsStats {
+        opens: m,
+        closes: m,
+        reads: m,
+        writes: m,
+        bytes_read: m,
+        bytes_written: m,
+        batch_reads: m,
+        lookups: m,
+        dentry_hits: m,
+        dentry_misses: m,
+        attr_hits: m,
+        attr_misses: m,
+        open_files: m,
+        mounts: m,
+        fs_reopens: m,
+        seeks: m,
+        stats: m,
+        statfs: m,
+        readdirs: m,
+        mkdirs: m,
+        symlinks: m,
+        readlinks: m,
+        links: m,
+        unlinks: m,
+        rmdirs: m,
+        renames: m,
+        fsyncs: m,
+        truncates: m,
+        dups: m,
+        tx_begins: m,
+        tx_commits: m,
+        tx_aborts: m,
+    };
     let n = crate::idl::finish_reply(&mut reply, &mut with_area, Some(0), &Ok(huge)).unwrap();
     assert_eq!((reply[0], decode_reply_parts::<vfs::VfsStats>(&reply[..n], &area)), (1, Ok(huge)));
     let s = blockcache::CacheStats { hits: 3, misses: 1, ..Default::default() };

@@ -1,0 +1,242 @@
+//! wsh as a WATOS program: the shell library connected to the running storage system.
+//!
+//! Design: the file commands go through `libwatos::fs()` (the vfs server); the server-specific
+//! commands are [`WatosHooks`]: the mount list is fixed by the storage manifest (`/` on WFS, `/fat`
+//! on FAT), `ps` lists the initrd's programs with the live task behind each name, `kill`/`restart`
+//! ask the supervisor (init), which restarts a RESTART service by its policy, and `stats` asks each
+//! block cache server for its counters. Output goes to the serial console a line at a time (the
+//! prompt and the echo of typed bytes at once). Two roles, by the name the manifest gives it:
+//! `wsh-script` runs `/demo.wsh` from the WFS disk with stop-on-error, prints one `wsh: script ...`
+//! verdict line and exits with 0 only if every line succeeded; `wsh` is the interactive shell: it
+//! waits for console input (`console_read_wait`: the kernel buffers what COM1's interrupt brings
+//! and wakes the shell), feeds each byte to the `LineEditor` and runs each line until `exit`. Either
+//! way it then stops the servers, so the kernel halts and QEMU exits.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt::Write;
+use libwatos::abi::PROGRAM_SUPERVISOR;
+use libwatos::fs::{Error as FsError, ErrorKind};
+use libwatos::protocol::api::blockcache;
+use libwatos::transport::KernelTransport;
+use libwatos::{println, service, sys};
+use wsh::{CmdError, Hooks, Input, LineEditor, Shell, Status};
+
+libwatos::entry!(main);
+
+/// The script the `wsh-script` role runs (xtask puts it on the WFS image).
+const SCRIPT: &str = "/demo.wsh";
+/// The block cache servers `stats` asks, with the mount each one serves.
+const CACHES: [(&str, &str); 2] = [("blockcache0", "/"), ("blockcache1", "/fat")];
+
+/// How many 10 ms polls `restart` waits for the service to come back.
+const RESTART_POLLS: u32 = 500;
+
+/// Console output: collected until a newline, then one console write per line, so the shell's
+/// lines never interleave mid-line with a server's log.
+struct Console(String);
+
+impl Console {
+    /// Sends what is buffered without waiting for a newline (after a command, e.g. `echo -n`).
+    fn flush(&mut self) {
+        if !self.0.is_empty() {
+            let _ = sys::console_write(self.0.as_bytes());
+            self.0.clear();
+        }
+    }
+}
+
+/// The echo of typed bytes: written at once, since the person is waiting to see each key.
+struct Echo;
+
+impl Write for Echo {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        sys::console_write(s.as_bytes()).map(|_| ()).map_err(|_| core::fmt::Error)
+    }
+}
+
+impl Write for Console {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        self.0.push_str(s);
+        if let Some(end) = self.0.rfind('\n') {
+            let _ = sys::console_write(&self.0.as_bytes()[..=end]);
+            self.0.drain(..=end);
+        }
+        Ok(())
+    }
+}
+
+struct WatosHooks;
+
+/// A syscall refusal as the shell's error.
+fn sys_err(e: libwatos::abi::SysError) -> CmdError {
+    CmdError::Other(libwatos::transport::map_error(e).into())
+}
+
+impl Hooks for WatosHooks {
+    fn mounts(&self) -> Vec<String> {
+        ["/", "/fat"].into_iter().map(String::from).collect()
+    }
+
+    fn stats(&mut self, out: &mut dyn Write) -> Result<(), CmdError> {
+        for (name, mount) in CACHES {
+            let t = KernelTransport::new();
+            let id = t.lookup(name)?;
+            let s = blockcache::Client::new(t, id).stats()?;
+            writeln!(
+                out,
+                "{name} ({mount}): hit rate {:.1}%, {} hits, {} misses, {} reads, {} writes, {} device reads, {} device writes, {} flushes, {}/{} blocks cached",
+                s.hit_rate() * 100.0,
+                s.hits,
+                s.misses,
+                s.reads,
+                s.writes,
+                s.device_reads,
+                s.device_writes,
+                s.flushes,
+                s.cached_blocks,
+                s.capacity_blocks
+            )?;
+        }
+        Ok(())
+    }
+
+    fn ps(&mut self, out: &mut dyn Write) -> Result<(), CmdError> {
+        writeln!(out, "NAME             TASK      TICKS  SYSCALLS  FLAGS")?;
+        for p in sys::programs() {
+            let flags = if p.flags & PROGRAM_SUPERVISOR != 0 { "supervisor" } else { "" };
+            match service::find(p.name()).and_then(sys::task_info) {
+                Ok(i) => writeln!(
+                    out,
+                    "{}",
+                    format!("{:<16} {:<9} {:>6} {:>9}  {flags}", p.name(), i.id, i.ticks, i.syscalls).trim_end()
+                )?,
+                Err(_) => writeln!(
+                    out,
+                    "{}",
+                    format!("{:<16} {:<9} {:>6} {:>9}  {flags}", p.name(), "-", "-", "-").trim_end()
+                )?,
+            }
+        }
+        Ok(())
+    }
+
+    fn kill(&mut self, task: &str, out: &mut dyn Write) -> Result<(), CmdError> {
+        service::kill_service(task).map_err(sys_err)?;
+        Ok(writeln!(out, "{task}: killed (init restarts it if the manifest says RESTART)")?)
+    }
+
+    fn restart(&mut self, task: &str, out: &mut dyn Write) -> Result<(), CmdError> {
+        // init restarts a killed RESTART service after its backoff; a service without the flag
+        // would stay dead, so refuse those instead of killing them.
+        let restartable =
+            sys::programs().iter().any(|p| p.name() == task && p.flags & libwatos::abi::PROGRAM_RESTART != 0);
+        if !restartable {
+            return Err(CmdError::Other(FsError::new(ErrorKind::Unsupported)));
+        }
+        let old = service::find(task).ok();
+        service::kill_service(task).map_err(sys_err)?;
+        // Wait for init's restart (its backoff starts at 10 ms), so the next command finds the
+        // service back instead of failing with "server is not running".
+        for _ in 0..RESTART_POLLS {
+            match service::find(task) {
+                Ok(id) if Some(id) != old => {
+                    wait_until_serving(id);
+                    return Ok(writeln!(out, "{task}: restarted as task {id:#x}")?);
+                }
+                _ => sys::sleep_ns(10_000_000),
+            }
+        }
+        Ok(writeln!(out, "{task}: killed; not back after {} s (init may have given up on it)", RESTART_POLLS / 100)?)
+    }
+}
+
+type Wsh = Shell<KernelTransport, Console, WatosHooks>;
+
+/// Runs `/demo.wsh` with stop-on-error; the exit code says whether every line succeeded.
+fn run_script(shell: &mut Wsh) -> i64 {
+    let outcome = shell.run_file(SCRIPT, true);
+    shell.out.flush();
+    match outcome {
+        Ok(o) if o.failed == 0 => {
+            println!("wsh: script {SCRIPT}: {} lines ran, none failed", o.ran);
+            0
+        }
+        Ok(o) => {
+            println!("wsh: script {SCRIPT}: {} lines ran, {} failed, stopped: {}", o.ran, o.failed, o.stopped);
+            1
+        }
+        Err(e) => {
+            println!("wsh: script {SCRIPT}: cannot read it: {e:?}");
+            1
+        }
+    }
+}
+
+/// Block until task `id` is in its serve loop: an empty message is malformed for every interface,
+/// so the server answers it with an error reply, and it can only answer once it has mounted or probed
+/// and started receiving. The shell waits for this before printing its first prompt and after a
+/// restart, so the servers' start-up lines never land in the middle of a prompt and its echoed input.
+fn wait_until_serving(id: u64) {
+    let mut reply = [0u8; libwatos::protocol::ipc::MAX_MESSAGE];
+    let _ = libwatos::ipc::send(id, &[], &mut reply, &[]);
+}
+
+/// The interactive loop: prompt, read a line from the console, run it, until `exit`.
+fn interactive(shell: &mut Wsh) -> i64 {
+    if let Ok(vfs) = service::find("vfs-server") {
+        wait_until_serving(vfs);
+    }
+    println!("wsh: the WATOS shell. / is WFS, /fat is FAT. Type `help` for the commands, `exit` to shut down.");
+    let mut editor = LineEditor::new();
+    let mut buf = [0u8; 64];
+    let prompt = |cwd: &str| {
+        let _ = sys::console_write(format!("wsh:{cwd}$ ").as_bytes());
+    };
+    prompt(shell.cwd());
+    loop {
+        let n = match sys::console_read_wait(&mut buf) {
+            Ok(n) => n,
+            Err(e) => {
+                println!("wsh: console input: {e:?}");
+                return 1;
+            }
+        };
+        for &b in &buf[..n] {
+            match editor.feed(b, &mut Echo) {
+                Input::More => continue,
+                Input::Cancelled => {}
+                Input::Line(line) => {
+                    let status = shell.run_line(&line);
+                    shell.out.flush();
+                    if status == Status::Exit {
+                        return 0;
+                    }
+                }
+            }
+            prompt(shell.cwd());
+        }
+    }
+}
+
+fn main() -> i64 {
+    let fs = match libwatos::fs() {
+        Ok(fs) => fs,
+        Err(e) => {
+            println!("wsh: no vfs server: {e:?}");
+            return 1;
+        }
+    };
+    let mut shell = Shell::new(fs, Console(String::new()), WatosHooks);
+    let code = if service::own_name() == "wsh-script" { run_script(&mut shell) } else { interactive(&mut shell) };
+    println!("wsh: exit; stopping the servers");
+    for server in ["vfs-server", "wfs-server", "fat-server"] {
+        service::stop(server);
+    }
+    code
+}

@@ -1,0 +1,171 @@
+//! Descriptor tables in the real system: the per-process limit and lowest-free numbering, and a
+//! process that dies holding descriptors (by exiting, or by faulting) has them closed.
+//!
+//! Design: the limit test opens one file until the vfs refuses, in this process. The death tests
+//! need a second process, which only the supervisor can start: `fstest` asks init for the manifest's
+//! on-demand programs `fdhog-exit` and `fdhog-fault` (this same binary under other names). Each
+//! opens [`HOG_FILES`] descriptors on each mount and begins a transaction on `/`, then waits for
+//! [`GO`]; `fstest` sees them counted in the vfs statistics, sends `GO`, and the hog exits without
+//! closing anything or faults (`ud2`). init collects the death and reports it to the vfs server
+//! (`process_exited`), so the open-file count must come back down and the transaction be aborted.
+//! `fstest-kill` runs the exit case once more after the vfs server was killed and restarted: the
+//! new vfs server must take init's reports too.
+
+use alloc::vec::Vec;
+use libwatos::fmt::check;
+use libwatos::protocol::api::vfs::{Client, OpenFlags, VfsStats};
+use libwatos::protocol::Error;
+use libwatos::transport::KernelTransport;
+use libwatos::{ipc, println, supervise, sys};
+
+type Vfs = Client<KernelTransport>;
+
+/// Descriptors each hog opens per mount.
+pub const HOG_FILES: usize = 24;
+/// Notification bit: the hog may die now.
+pub const GO: u64 = 1 << 1;
+/// Notification bit: the hog's own deadline (it never waits forever for `GO`).
+const DEADLINE: u64 = 1 << 2;
+/// The files the hogs open (made and made durable by `fstest` first, so nothing the hogs' aborted
+/// transactions roll back concerns them).
+const HOG_PATHS: [&str; 2] = ["/hog.tmp", "/fat/hog.tmp"];
+/// Descriptor numbers (vfs `MAX_FDS`, `FIRST_FD`).
+const MAX_FDS: u32 = 1024;
+const FIRST_FD: u32 = 3;
+
+/// Polls the vfs counters every 10 ms (at most `tries` times) until `done` holds; returns the last
+/// counters seen.
+fn wait_for(vfs: &Vfs, tries: u32, done: impl Fn(&VfsStats) -> bool) -> Option<VfsStats> {
+    let mut last = None;
+    for _ in 0..tries {
+        last = vfs.stats().ok();
+        if last.as_ref().is_some_and(&done) {
+            break;
+        }
+        sys::sleep_ns(10_000_000);
+    }
+    last
+}
+
+/// The per-process limit and the numbering of descriptors, in this process.
+pub fn limits(vfs: &Vfs) {
+    let path = "/fds.tmp";
+    let made =
+        vfs.open(path, OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::TRUNCATE, 0o644).and_then(|fd| vfs.close(fd));
+    let first = made.and_then(|_| vfs.open(path, OpenFlags::READ, 0));
+    let std = [vfs.fstat(0).err(), vfs.fstat(1).err(), vfs.fstat(2).err(), vfs.close(2).err()];
+    check(
+        first == Ok(FIRST_FD) && std.iter().all(|e| *e == Some(Error::BadFileDescriptor)),
+        format_args!(
+            "fstest: fds: the first open gets descriptor 3; 0-2 are reserved and never handed out ({first:?})"
+        ),
+    );
+    let mut fds: Vec<u32> = first.into_iter().collect();
+    let refused = loop {
+        match vfs.open(path, OpenFlags::READ, 0) {
+            Ok(fd) if fds.len() < MAX_FDS as usize => fds.push(fd),
+            Ok(fd) => break Ok(fd),
+            Err(e) => break Err(e),
+        }
+    };
+    let expected: Vec<u32> = (FIRST_FD..MAX_FDS).collect();
+    check(
+        fds == expected && refused == Err(Error::TooManyOpenFiles),
+        format_args!(
+            "fstest: fds: {} opens get descriptors 3..=1023 in order, the next fails with EMFILE ({refused:?})",
+            fds.len()
+        ),
+    );
+    let closed = [500, 7, 9].map(|fd| vfs.close(fd));
+    let reuse =
+        [vfs.open(path, OpenFlags::READ, 0), vfs.open(path, OpenFlags::READ, 0), vfs.open(path, OpenFlags::READ, 0)];
+    check(
+        closed.iter().all(Result::is_ok) && reuse == [Ok(7), Ok(9), Ok(500)],
+        format_args!("fstest: fds: after closing 500, 7 and 9 the next opens get the lowest free: {reuse:?}"),
+    );
+    let all_closed = fds.iter().all(|&fd| vfs.close(fd).is_ok());
+    let after = vfs.stats().map(|s| s.open_files);
+    check(
+        all_closed && after == Ok(0) && vfs.unlink(path).is_ok(),
+        format_args!("fstest: fds: closing all {} leaves no open file ({after:?})", fds.len()),
+    );
+}
+
+/// Whether the hog that is task `id` is still alive.
+fn alive(id: u64) -> bool {
+    sys::task_info(id).is_ok()
+}
+
+/// Has init start `name`, waits until it holds its descriptors and transaction, lets it die, and
+/// checks that the vfs closed and aborted everything.
+fn one_hog(vfs: &Vfs, name: &str) {
+    let before = vfs.stats().unwrap_or_default();
+    let id = supervise::request_spawn(name);
+    check(id.is_ok(), format_args!("fstest: fds: init started {name} on request ({id:?})"));
+    let Ok(id) = id else { return };
+    let held = 2 * HOG_FILES as u64;
+    let holding =
+        wait_for(vfs, 3000, |s| s.open_files == before.open_files + held && s.tx_begins == before.tx_begins + 1);
+    check(
+        holding.is_some_and(|s| s.open_files == before.open_files + held && s.tx_begins == before.tx_begins + 1),
+        format_args!(
+            "fstest: fds: {name} holds {held} descriptors and a transaction (vfs open files {:?})",
+            holding.map(|s| s.open_files)
+        ),
+    );
+    let _ = ipc::notify(id, GO);
+    let mut polls = 0;
+    while alive(id) && polls < 3000 {
+        sys::sleep_ns(10_000_000);
+        polls += 1;
+    }
+    let after = wait_for(vfs, 3000, |s| s.open_files == before.open_files && s.tx_aborts == before.tx_aborts + 1);
+    let how = if name == "fdhog-fault" { "faulted" } else { "exited without closing anything" };
+    check(
+        !alive(id)
+            && after.is_some_and(|s| {
+                s.open_files == before.open_files && s.closes >= before.closes + held && s.tx_aborts == before.tx_aborts + 1
+            }),
+        format_args!(
+            "fstest: fds: {name} {how}; the vfs closed its {held} descriptors and aborted its transaction (open files {:?})",
+            after.map(|s| s.open_files)
+        ),
+    );
+}
+
+/// The death tests, one per hog in `hogs` (`fdhog-exit` exits, `fdhog-fault` faults).
+pub fn deaths(vfs: &Vfs, hogs: &[&str]) {
+    let made = HOG_PATHS.iter().all(|p| {
+        vfs.open(p, OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::TRUNCATE, 0o644)
+            .and_then(|fd| vfs.fsync(fd).and(vfs.close(fd)))
+            .is_ok()
+    });
+    check(made, format_args!("fstest: fds: the hogs' files exist and are durable"));
+    for name in hogs {
+        one_hog(vfs, name);
+    }
+    let tx = vfs.begin("/").and_then(|tx| vfs.abort(tx));
+    check(tx.is_ok(), format_args!("fstest: fds: / takes a new transaction after the hogs' were aborted ({tx:?})"));
+    for p in HOG_PATHS {
+        let _ = vfs.unlink(p);
+    }
+}
+
+/// The hog's side (`fdhog-exit`, `fdhog-fault`): open, begin, wait for `GO`, die holding it all.
+pub fn hog(vfs: &Vfs, name: &str) -> i64 {
+    let mut held = 0;
+    for path in HOG_PATHS {
+        for _ in 0..HOG_FILES {
+            held += vfs.open(path, OpenFlags::READ, 0).is_ok() as usize;
+        }
+    }
+    let tx = vfs.begin("/");
+    println!("{name}: holding {held} descriptors and transaction {tx:?}");
+    ipc::set_timer(sys::monotonic_ns() + 60_000_000_000, DEADLINE);
+    let _ = ipc::wait_notification(GO | DEADLINE);
+    if name == "fdhog-fault" {
+        // Safety: a deliberate invalid-opcode fault; the kernel kills this process, which is the test.
+        unsafe { core::arch::asm!("ud2") };
+    }
+    0
+}

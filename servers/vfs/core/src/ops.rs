@@ -1,0 +1,602 @@
+//! The VFS operations applications see: descriptors, open flags, file I/O and namespace changes.
+//!
+//! Design: POSIX semantics where the interface allows. `open` needs read and/or write access
+//! (`APPEND` implies write, as in Rust's std); `TRUNCATE` needs write access; directories open only
+//! read-only; `CREATE|EXCLUSIVE` fails on any existing name. Every open-file description holds one
+//! `FileSystem::open` on its node, released when its last descriptor closes, so an unlinked open file
+//! stays readable. Every mutation updates or invalidates exactly the cached metadata it changes:
+//! the entries it adds or removes, the attributes of the nodes it touches and of their directories
+//! (size, link count and times change there).
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use protocol::api::vfs::{OpenFlags, ReadReq, Whence, MAX_BATCH};
+use protocol::fs::{DirEntry, FileType, NewNode, NodeId, SetAttr, Stat};
+use protocol::ipc::Lease;
+use protocol::{Error, Result};
+
+use crate::fdtable::{FdTable, FileId};
+use crate::vfs::{Loc, OpenFile, Pid, Tx, Vfs};
+
+/// Most entries one `readdir` call returns.
+pub const READDIR_PAGE: usize = 64;
+
+impl Vfs {
+    fn file_id(&self, pid: Pid, fd: u32) -> Result<FileId> {
+        self.procs.get(&pid).ok_or(Error::BadFileDescriptor)?.get(fd)
+    }
+
+    pub(crate) fn file(&self, pid: Pid, fd: u32) -> Result<&OpenFile> {
+        let id = self.file_id(pid, fd)?;
+        self.files.get(&id).ok_or(Error::BadFileDescriptor)
+    }
+
+    fn file_mut(&mut self, pid: Pid, fd: u32) -> Result<&mut OpenFile> {
+        let id = self.file_id(pid, fd)?;
+        self.files.get_mut(&id).ok_or(Error::BadFileDescriptor)
+    }
+
+    /// Bind a new open-file description for `loc` to the lowest free descriptor of `pid`.
+    fn install(&mut self, pid: Pid, loc: Loc, kind: FileType, flags: OpenFlags) -> Result<u32> {
+        let table = self.procs.entry(pid).or_default();
+        if table.len() as u32 >= crate::fdtable::MAX_FDS - crate::fdtable::FIRST_FD {
+            return Err(Error::TooManyOpenFiles);
+        }
+        self.with_fs(loc.mount, |fs| fs.open(loc.node))?;
+        let id = self.next_file;
+        self.next_file += 1;
+        self.files.insert(id, OpenFile { loc, kind, flags, offset: 0, refs: 1 });
+        let table = self.procs.entry(pid).or_default();
+        match table.insert(id) {
+            Ok(fd) => Ok(fd),
+            Err(e) => {
+                self.files.remove(&id);
+                let _ = self.with_fs(loc.mount, |fs| fs.release(loc.node));
+                Err(e)
+            }
+        }
+    }
+
+    /// Open `path` for process `pid` with POSIX `flags`; `mode` is used when the file is created.
+    pub fn open(&mut self, pid: Pid, path: &str, flags: OpenFlags, mode: u32) -> Result<u32> {
+        self.open_from(pid, None, path, flags, mode)
+    }
+
+    /// [`Vfs::open`] with a relative `path` resolved from `start` (see `Vfs::resolve_at`).
+    pub(crate) fn open_from(
+        &mut self,
+        pid: Pid,
+        start: Option<Loc>,
+        path: &str,
+        flags: OpenFlags,
+        mode: u32,
+    ) -> Result<u32> {
+        if !flags.is_valid() || !(flags.can_read() || flags.can_write()) {
+            return Err(Error::InvalidArgument);
+        }
+        if flags.contains(OpenFlags::TRUNCATE) && !flags.can_write() {
+            return Err(Error::InvalidArgument);
+        }
+        let create = flags.contains(OpenFlags::CREATE);
+        let exclusive = create && flags.contains(OpenFlags::EXCLUSIVE);
+        let follow = !flags.contains(OpenFlags::NOFOLLOW) && !exclusive;
+        let found = match self.resolve_at(start, path, follow) {
+            Ok(r) => Some(r),
+            Err(Error::NotFound) if create => None,
+            Err(e) => return Err(e),
+        };
+        let (loc, stat) = match found {
+            Some(_) if exclusive => return Err(Error::AlreadyExists),
+            Some(r) => (r.loc, r.stat),
+            None => {
+                let (dir, name) = self.resolve_parent_at(start, path)?;
+                let node = NewNode::new(FileType::File, mode & 0o7777);
+                let st = self.with_fs(dir.mount, |fs| fs.create(dir.node, name, &node))?;
+                self.cache.put_dentry(dir.mount, dir.node, name, Some(st.ino));
+                self.cache.put_attr(dir.mount, st);
+                self.cache.forget_attr(dir.mount, dir.node);
+                (Loc { mount: dir.mount, node: st.ino }, st)
+            }
+        };
+        match stat.kind {
+            FileType::Symlink => return Err(Error::TooManyLevels),
+            FileType::Directory if flags.can_write() => return Err(Error::IsADirectory),
+            FileType::Directory => {}
+            _ if flags.contains(OpenFlags::DIRECTORY) => return Err(Error::NotADirectory),
+            _ => {}
+        }
+        if flags.contains(OpenFlags::TRUNCATE) && stat.kind == FileType::File && stat.size != 0 {
+            self.setattr(loc, SetAttr { size: Some(0), ..SetAttr::default() })?;
+        }
+        let fd = self.install(pid, loc, stat.kind, flags)?;
+        self.stats.opens += 1;
+        Ok(fd)
+    }
+
+    pub(crate) fn setattr(&mut self, loc: Loc, attr: SetAttr) -> Result<Stat> {
+        self.cache.forget_attr(loc.mount, loc.node);
+        let st = self.with_fs(loc.mount, |fs| fs.setattr(loc.node, attr))?;
+        self.cache.put_attr(loc.mount, st);
+        Ok(st)
+    }
+
+    /// Drop one reference to an open-file description; the last one releases the node.
+    fn unref(&mut self, id: FileId) -> Result<()> {
+        let file = self.files.get_mut(&id).ok_or(Error::BadFileDescriptor)?;
+        file.refs -= 1;
+        if file.refs > 0 {
+            return Ok(());
+        }
+        let loc = file.loc;
+        self.files.remove(&id);
+        self.stats.closes += 1;
+        self.with_fs(loc.mount, |fs| fs.release(loc.node))
+    }
+
+    /// Close descriptor `fd` of `pid`. The descriptor is gone even if the filesystem's release fails.
+    pub fn close(&mut self, pid: Pid, fd: u32) -> Result<()> {
+        let id = self.procs.get_mut(&pid).ok_or(Error::BadFileDescriptor)?.remove(fd)?;
+        self.unref(id)
+    }
+
+    /// A second descriptor for the same open file (shared offset and flags).
+    pub fn dup(&mut self, pid: Pid, fd: u32) -> Result<u32> {
+        let id = self.file_id(pid, fd)?;
+        let table = self.procs.get_mut(&pid).ok_or(Error::BadFileDescriptor)?;
+        let new = table.insert(id)?;
+        if let Some(f) = self.files.get_mut(&id) {
+            f.refs += 1;
+        }
+        self.stats.dups += 1;
+        Ok(new)
+    }
+
+    /// Process `pid` exited: close all its descriptors, abort its transactions. Returns how many
+    /// descriptors were closed.
+    pub fn exit(&mut self, pid: Pid) -> Result<usize> {
+        let ids = self.procs.remove(&pid).map(|mut t| t.drain()).unwrap_or_default();
+        let mut first_err = None;
+        for &id in &ids {
+            if let Err(e) = self.unref(id) {
+                first_err.get_or_insert(e);
+            }
+        }
+        let txs: Vec<u64> = self.txs.iter().filter(|(_, t)| t.owner == pid).map(|(&id, _)| id).collect();
+        for tx in txs {
+            if let Err(e) = self.abort(pid, tx) {
+                first_err.get_or_insert(e);
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(ids.len()),
+        }
+    }
+
+    /// Read at offset `offset` without moving the file offset.
+    pub fn pread(&mut self, pid: Pid, fd: u32, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        self.pread_lease(pid, fd, offset, Lease::Write(buf))
+    }
+
+    /// [`Vfs::pread`] into a lease: the filesystem gets the lease itself, so the bytes never pass
+    /// through the vfs's memory.
+    pub fn pread_lease(&mut self, pid: Pid, fd: u32, offset: u64, lease: Lease<'_>) -> Result<usize> {
+        let f = self.file(pid, fd)?;
+        if !f.flags.can_read() {
+            return Err(Error::BadFileDescriptor);
+        }
+        if f.kind == FileType::Directory {
+            return Err(Error::IsADirectory);
+        }
+        let loc = f.loc;
+        let n = self.with_fs(loc.mount, |fs| fs.read_lease(loc.node, offset, lease))?;
+        self.stats.reads += 1;
+        self.stats.bytes_read += n as u64;
+        Ok(n)
+    }
+
+    /// Read at the file offset and advance it.
+    pub fn read(&mut self, pid: Pid, fd: u32, buf: &mut [u8]) -> Result<usize> {
+        self.read_lease(pid, fd, Lease::Write(buf))
+    }
+
+    /// [`Vfs::read`] into a lease (see [`Vfs::pread_lease`]).
+    pub fn read_lease(&mut self, pid: Pid, fd: u32, lease: Lease<'_>) -> Result<usize> {
+        let offset = self.file(pid, fd)?.offset;
+        let n = self.pread_lease(pid, fd, offset, lease)?;
+        self.file_mut(pid, fd)?.offset = offset + n as u64;
+        Ok(n)
+    }
+
+    /// Write at the file offset (at the end with APPEND) and advance it.
+    pub fn write(&mut self, pid: Pid, fd: u32, data: &[u8]) -> Result<usize> {
+        self.write_lease(pid, fd, Lease::Read(data))
+    }
+
+    /// [`Vfs::write`] from a lease: the filesystem reads the caller's buffer itself.
+    pub fn write_lease(&mut self, pid: Pid, fd: u32, lease: Lease<'_>) -> Result<usize> {
+        let offset = self.file(pid, fd)?.offset;
+        let (n, end) = self.write_at(pid, fd, offset, lease)?;
+        self.file_mut(pid, fd)?.offset = end;
+        Ok(n)
+    }
+
+    /// Write at `offset` (at the end with APPEND, as Linux's pwrite does) without moving the file
+    /// offset.
+    pub fn pwrite_lease(&mut self, pid: Pid, fd: u32, offset: u64, lease: Lease<'_>) -> Result<usize> {
+        self.write_at(pid, fd, offset, lease).map(|(n, _)| n)
+    }
+
+    /// The write both take: returns the count and where the write ended.
+    fn write_at(&mut self, pid: Pid, fd: u32, mut offset: u64, lease: Lease<'_>) -> Result<(usize, u64)> {
+        let f = self.file(pid, fd)?;
+        if !f.flags.can_write() {
+            return Err(Error::BadFileDescriptor);
+        }
+        let loc = f.loc;
+        if f.flags.contains(OpenFlags::APPEND) {
+            offset = self.getattr(loc)?.size;
+        }
+        self.cache.forget_attr(loc.mount, loc.node);
+        let n = self.with_fs(loc.mount, |fs| fs.write_lease(loc.node, offset, lease))?;
+        self.stats.writes += 1;
+        self.stats.bytes_written += n as u64;
+        Ok((n, offset + n as u64))
+    }
+
+    /// Move the file offset; returns the new one. A negative result is `InvalidArgument`.
+    pub fn seek(&mut self, pid: Pid, fd: u32, whence: Whence, offset: i64) -> Result<u64> {
+        let f = self.file(pid, fd)?;
+        let (loc, current) = (f.loc, f.offset);
+        let base = match whence {
+            Whence::Start => 0,
+            Whence::Current => current,
+            Whence::End => self.getattr(loc)?.size,
+        };
+        let new = i128::from(base) + i128::from(offset);
+        let new = u64::try_from(new).map_err(|_| Error::InvalidArgument)?;
+        self.file_mut(pid, fd)?.offset = new;
+        self.stats.seeks += 1;
+        Ok(new)
+    }
+
+    pub fn fstat(&mut self, pid: Pid, fd: u32) -> Result<Stat> {
+        let loc = self.file(pid, fd)?.loc;
+        let st = self.getattr(loc);
+        tally(st, &mut self.stats.stats)
+    }
+
+    /// Attributes of `path`, following symbolic links.
+    pub fn stat(&mut self, path: &str) -> Result<Stat> {
+        let st = self.resolve(path, true).map(|r| r.stat);
+        tally(st, &mut self.stats.stats)
+    }
+
+    /// Attributes of `path` itself, even if it is a symbolic link.
+    pub fn lstat(&mut self, path: &str) -> Result<Stat> {
+        let st = self.resolve(path, false).map(|r| r.stat);
+        tally(st, &mut self.stats.stats)
+    }
+
+    /// Up to `max` entries of directory `path` after `cookie` (0 = start): `.` and `..` first
+    /// (synthesized; `..` of `/` is `/`), then the filesystem's entries.
+    pub fn readdir(&mut self, path: &str, cookie: u64, max: usize) -> Result<Vec<DirEntry>> {
+        self.readdir_from(None, path, cookie, max)
+    }
+
+    /// [`Vfs::readdir`] with a relative `path` resolved from `start`. For the empty path (`start`
+    /// itself) the parent is unknown, so `..` reports `start`'s own node.
+    pub(crate) fn readdir_from(
+        &mut self,
+        start: Option<Loc>,
+        path: &str,
+        cookie: u64,
+        max: usize,
+    ) -> Result<Vec<DirEntry>> {
+        let dir = self.resolve_at(start, path, true)?;
+        if dir.stat.kind != FileType::Directory {
+            return Err(Error::NotADirectory);
+        }
+        let max = max.min(READDIR_PAGE);
+        let mut out = Vec::new();
+        if cookie == 0 && out.len() < max {
+            out.push(DirEntry { name: ".".into(), ino: dir.stat.ino, kind: FileType::Directory, next_cookie: 1 });
+        }
+        if cookie <= 1 && out.len() < max {
+            let ino = self.getattr(dir.parent)?.ino;
+            out.push(DirEntry { name: "..".into(), ino, kind: FileType::Directory, next_cookie: 2 });
+        }
+        let want = max - out.len();
+        if want > 0 {
+            let fs_cookie = cookie.saturating_sub(2);
+            let loc = dir.loc;
+            let entries = self.with_fs(loc.mount, |fs| fs.readdir(loc.node, fs_cookie, want))?;
+            for mut e in entries {
+                e.next_cookie = e.next_cookie.checked_add(2).ok_or(Error::Corrupt { block: 0 })?;
+                out.push(e);
+            }
+        }
+        self.stats.readdirs += 1;
+        Ok(out)
+    }
+
+    fn create_node(&mut self, path: &str, node: NewNode) -> Result<Stat> {
+        self.create_node_from(None, path, node)
+    }
+
+    pub(crate) fn create_node_from(&mut self, start: Option<Loc>, path: &str, node: NewNode) -> Result<Stat> {
+        let (dir, name) = self.resolve_parent_at(start, path)?;
+        let st = self.with_fs(dir.mount, |fs| fs.create(dir.node, name, &node))?;
+        self.cache.put_dentry(dir.mount, dir.node, name, Some(st.ino));
+        self.cache.put_attr(dir.mount, st);
+        self.cache.forget_attr(dir.mount, dir.node);
+        Ok(st)
+    }
+
+    pub fn mkdir(&mut self, path: &str, mode: u32) -> Result<()> {
+        if path::components(path)?.is_empty() {
+            return Err(Error::AlreadyExists);
+        }
+        let r = self.create_node(path, NewNode::new(FileType::Directory, mode & 0o7777)).map(|_| ());
+        tally(r, &mut self.stats.mkdirs)
+    }
+
+    /// Create a symbolic link at `path` pointing to `target` (stored as given).
+    pub fn symlink(&mut self, target: &str, path: &str) -> Result<()> {
+        if target.is_empty() || target.len() > protocol::ipc::MAX_PATH {
+            return Err(Error::InvalidArgument);
+        }
+        let mut node = NewNode::new(FileType::Symlink, 0o777);
+        node.symlink_target = target.into();
+        let r = self.create_node(path, node).map(|_| ());
+        tally(r, &mut self.stats.symlinks)
+    }
+
+    pub fn readlink(&mut self, path: &str) -> Result<String> {
+        self.readlink_from(None, path)
+    }
+
+    pub(crate) fn readlink_from(&mut self, start: Option<Loc>, path: &str) -> Result<String> {
+        let r = self.resolve_at(start, path, false)?;
+        if r.stat.kind != FileType::Symlink {
+            return Err(Error::InvalidArgument);
+        }
+        let target = self.with_fs(r.loc.mount, |fs| fs.readlink(r.loc.node));
+        tally(target, &mut self.stats.readlinks)
+    }
+
+    /// Give the non-directory `from` (not following a final symlink) the new name `to`.
+    pub fn link(&mut self, from: &str, to: &str) -> Result<()> {
+        self.link_from(None, from, None, to)
+    }
+
+    pub(crate) fn link_from(&mut self, fstart: Option<Loc>, from: &str, tstart: Option<Loc>, to: &str) -> Result<()> {
+        let src = self.resolve_at(fstart, from, false)?;
+        if src.stat.kind == FileType::Directory {
+            return Err(Error::NotPermitted);
+        }
+        let (dir, name) = self.resolve_parent_at(tstart, to)?;
+        if dir.mount != src.loc.mount {
+            return Err(Error::CrossDevice);
+        }
+        let node = src.loc.node;
+        let st = self.with_fs(dir.mount, |fs| fs.link(node, dir.node, name))?;
+        self.cache.put_dentry(dir.mount, dir.node, name, Some(node));
+        self.cache.put_attr(dir.mount, st);
+        self.cache.forget_attr(dir.mount, dir.node);
+        self.stats.links += 1;
+        Ok(())
+    }
+
+    /// Space accounting of the filesystem that holds `path`.
+    pub fn statfs(&mut self, path: &str) -> Result<protocol::fs::FsStats> {
+        let mount = self.resolve(path, true)?.loc.mount;
+        let st = self.with_fs(mount, |fs| fs.statfs());
+        tally(st, &mut self.stats.statfs)
+    }
+
+    /// Remove a name: `unlink` (non-directories) or `rmdir` (empty directories).
+    pub(crate) fn remove(&mut self, start: Option<Loc>, path: &str, dir_wanted: bool) -> Result<()> {
+        let (dir, name) = self.resolve_parent_at(start, path)?;
+        let target = self.lookup(dir, name)?;
+        let tloc = Loc { mount: dir.mount, node: target.ino };
+        if self.is_mount_boundary(tloc) {
+            return Err(Error::Busy);
+        }
+        if dir_wanted {
+            self.with_fs(dir.mount, |fs| fs.rmdir(dir.node, name))?;
+        } else {
+            self.with_fs(dir.mount, |fs| fs.unlink(dir.node, name))?;
+        }
+        self.cache.put_dentry(dir.mount, dir.node, name, None);
+        self.cache.forget_attr(dir.mount, dir.node);
+        self.cache.forget_attr(dir.mount, target.ino);
+        if dir_wanted {
+            self.stats.rmdirs += 1;
+        } else {
+            self.stats.unlinks += 1;
+        }
+        Ok(())
+    }
+
+    pub fn unlink(&mut self, path: &str) -> Result<()> {
+        self.remove(None, path, false)
+    }
+
+    pub fn rmdir(&mut self, path: &str) -> Result<()> {
+        self.remove(None, path, true)
+    }
+
+    /// Rename within one filesystem (`CrossDevice` across mounts, `Busy` for mount points).
+    pub fn rename(&mut self, from: &str, to: &str) -> Result<()> {
+        self.rename_from(None, from, None, to, false)
+    }
+
+    /// [`Vfs::rename`] with relative paths resolved from `fstart` and `tstart`; `noreplace` fails
+    /// with `AlreadyExists` when `to` exists (Linux's RENAME_NOREPLACE).
+    pub(crate) fn rename_from(
+        &mut self,
+        fstart: Option<Loc>,
+        from: &str,
+        tstart: Option<Loc>,
+        to: &str,
+        noreplace: bool,
+    ) -> Result<()> {
+        let (fdir, fname) = self.resolve_parent_at(fstart, from)?;
+        let (tdir, tname) = self.resolve_parent_at(tstart, to)?;
+        if fdir.mount != tdir.mount {
+            return Err(Error::CrossDevice);
+        }
+        let moving = self.lookup(fdir, fname)?;
+        let replaced = match self.lookup(tdir, tname) {
+            Ok(_) if noreplace => return Err(Error::AlreadyExists),
+            Ok(st) => Some(st.ino),
+            Err(Error::NotFound) => None,
+            Err(e) => return Err(e),
+        };
+        let m = fdir.mount;
+        for node in core::iter::once(moving.ino).chain(replaced) {
+            if self.is_mount_boundary(Loc { mount: m, node }) {
+                return Err(Error::Busy);
+            }
+        }
+        let result = self.with_fs(m, |fs| fs.rename(fdir.node, fname, tdir.node, tname));
+        // Forget before looking at the result: a failed rename may still have changed times.
+        self.cache.forget_dentry(m, fdir.node, fname);
+        self.cache.forget_dentry(m, tdir.node, tname);
+        for node in [fdir.node, tdir.node, moving.ino].into_iter().chain(replaced) {
+            self.cache.forget_attr(m, node);
+        }
+        tally(result, &mut self.stats.renames)
+    }
+
+    pub fn fsync(&mut self, pid: Pid, fd: u32) -> Result<()> {
+        let loc = self.file(pid, fd)?.loc;
+        let r = self.with_fs(loc.mount, |fs| fs.fsync(loc.node));
+        tally(r, &mut self.stats.fsyncs)
+    }
+
+    /// Set the size of the open file (needs write access).
+    pub fn truncate(&mut self, pid: Pid, fd: u32, size: u64) -> Result<()> {
+        let f = self.file(pid, fd)?;
+        if !f.flags.can_write() {
+            return Err(Error::BadFileDescriptor);
+        }
+        let loc = f.loc;
+        let r = self.setattr(loc, SetAttr { size: Some(size), ..SetAttr::default() }).map(|_| ());
+        tally(r, &mut self.stats.truncates)
+    }
+
+    /// Several positioned reads at once; read `i` lands in `out` right after read `i-1`'s requested
+    /// length. Returns each read's byte count. Offsets do not move. Every descriptor is checked before
+    /// anything is read; then each mount gets one `read_batch` (one request to its server).
+    pub fn batch_read(&mut self, pid: Pid, reads: &[ReadReq], out: &mut [u8]) -> Result<Vec<u32>> {
+        if reads.len() > MAX_BATCH {
+            return Err(Error::TooBig);
+        }
+        let mut slots = Vec::with_capacity(reads.len());
+        let mut at = 0usize;
+        for r in reads {
+            let f = self.file(pid, r.fd)?;
+            if !f.flags.can_read() {
+                return Err(Error::BadFileDescriptor);
+            }
+            if f.kind == FileType::Directory {
+                return Err(Error::IsADirectory);
+            }
+            let end = at.checked_add(r.len as usize).ok_or(Error::InvalidArgument)?;
+            slots.push((f.loc, at, end));
+            at = end;
+        }
+        if at > out.len() {
+            return Err(Error::InvalidArgument);
+        }
+        let mut counts = alloc::vec![0u32; reads.len()];
+        let mut mounts: Vec<usize> = slots.iter().map(|s| s.0.mount).collect();
+        mounts.sort_unstable();
+        mounts.dedup();
+        for m in mounts {
+            let idx: Vec<usize> = (0..reads.len()).filter(|&i| slots[i].0.mount == m).collect();
+            let req: Vec<(NodeId, u64, u32)> =
+                idx.iter().map(|&i| (slots[i].0.node, reads[i].offset, reads[i].len)).collect();
+            let got = if idx.len() == reads.len() {
+                // One mount: the filesystem's layout is the caller's, read straight into `out`.
+                self.with_fs(m, |fs| fs.read_batch(&req, &mut out[..at]))?
+            } else {
+                let len: usize = req.iter().map(|r| r.2 as usize).sum();
+                let mut tmp = alloc::vec![0u8; len];
+                let got = self.with_fs(m, |fs| fs.read_batch(&req, &mut tmp))?;
+                let mut pos = 0usize;
+                for (&i, &n) in idx.iter().zip(&got) {
+                    let (start, end) = (slots[i].1, slots[i].2);
+                    let n = (n as usize).min(end - start);
+                    out[start..start + n].copy_from_slice(&tmp[pos..pos + n]);
+                    pos += end - start;
+                }
+                got
+            };
+            // A reply that does not match the request comes from a misbehaving server.
+            if got.len() != idx.len() || got.iter().zip(&req).any(|(&n, r)| n > r.2) {
+                return Err(Error::Malformed);
+            }
+            for (&i, n) in idx.iter().zip(got) {
+                counts[i] = n;
+            }
+        }
+        self.stats.batch_reads += 1;
+        self.stats.reads += reads.len() as u64;
+        self.stats.bytes_read += counts.iter().map(|&n| u64::from(n)).sum::<u64>();
+        Ok(counts)
+    }
+
+    /// Begin a transaction on the filesystem that holds `path`.
+    pub fn begin(&mut self, pid: Pid, path: &str) -> Result<u64> {
+        let mount = self.resolve(path, true)?.loc.mount;
+        if !self.mount_ref(mount)?.caps.transactions {
+            return Err(Error::NotSupported);
+        }
+        let fs_tx = self.with_fs(mount, |fs| fs.begin_transaction())?;
+        let id = self.next_tx;
+        self.next_tx += 1;
+        self.txs.insert(id, Tx { owner: pid, mount, fs_tx });
+        self.stats.tx_begins += 1;
+        Ok(id)
+    }
+
+    fn take_tx(&mut self, pid: Pid, tx: u64) -> Result<Tx> {
+        match self.txs.get(&tx) {
+            Some(t) if t.owner == pid => self.txs.remove(&tx).ok_or(Error::NoSuchTransaction),
+            _ => Err(Error::NoSuchTransaction),
+        }
+    }
+
+    pub fn commit(&mut self, pid: Pid, tx: u64) -> Result<()> {
+        let t = self.take_tx(pid, tx)?;
+        let r = self.with_fs(t.mount, |fs| fs.commit_transaction(t.fs_tx));
+        tally(r, &mut self.stats.tx_commits)
+    }
+
+    /// Abort: the filesystem puts back what the transaction changed, so the mount's cache is dropped.
+    pub fn abort(&mut self, pid: Pid, tx: u64) -> Result<()> {
+        let t = self.take_tx(pid, tx)?;
+        let r = self.with_fs(t.mount, |fs| fs.abort_transaction(t.fs_tx));
+        self.cache.forget_mount(t.mount);
+        tally(r, &mut self.stats.tx_aborts)
+    }
+
+    /// Number of descriptors process `pid` has open.
+    pub fn open_count(&self, pid: Pid) -> usize {
+        self.procs.get(&pid).map_or(0, FdTable::len)
+    }
+}
+
+use crate::path;
+
+/// Count `r` in `counter` if it succeeded: the operation counters count operations done.
+fn tally<R>(r: Result<R>, counter: &mut u64) -> Result<R> {
+    if r.is_ok() {
+        *counter += 1;
+    }
+    r
+}

@@ -1,0 +1,444 @@
+//! `protocol::fs::FileSystem` for the live filesystem: namespace operations and transactions.
+//!
+//! Design: every mutating call checks all its preconditions before it changes the tree, so a
+//! rejected call changes nothing, and runs between `begin_op` and `end_op`, so a call that fails
+//! part-way (an I/O error, a damaged node) leaves the in-memory state exactly as it was; the changes it makes join the current commit group (or the
+//! explicit transaction) and `op_done` decides whether the group is big enough to commit. Link
+//! counts follow POSIX: a directory has 2 + its subdirectories; a node whose count reaches zero
+//! while the VFS holds it open goes on the orphan list and is freed by `release` (or at mount).
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use blockdev::BlockDevice;
+use protocol::api::filesystem::{ScrubSummary, SnapshotInfo, MAX_UNREPAIRABLE_LISTED};
+use protocol::fs::{Capabilities, DirEntry, FileSystem, FileType, FsStats, NewNode, NodeId, SetAttr, Stat, TxId};
+use protocol::{Error, Result};
+
+use crate::names::{self, MAX_NAME};
+use crate::ondisk::{Inode, Key, KIND_DIRENT, KIND_ORPHAN, MAX_SYMLINK, META_OID, ROOT_INO};
+use crate::read::{self, encode_dirent};
+use crate::Wfs;
+
+impl<D: BlockDevice> Wfs<D> {
+    fn add_entry(&mut self, dir: u64, name: &str, ino: u64, kind: FileType) -> Result<()> {
+        let key = names::free_key(&mut self.st, &self.root, dir, KIND_DIRENT, name.as_bytes())?;
+        self.tree_insert(key, encode_dirent(ino, kind, name))
+    }
+
+    /// Update a directory's times (and link count by `dlink`) after its entries changed.
+    fn touch_dir(&mut self, dir: u64, dlink: i32) -> Result<()> {
+        let mut d = self.get_inode(dir)?;
+        let now = self.now();
+        d.mtime = now;
+        d.ctime = now;
+        d.nlink = d.nlink.saturating_add_signed(dlink);
+        self.put_inode(dir, &d)
+    }
+
+    /// One link to `ino` went away: free it, or park it on the orphan list while it is open.
+    fn drop_link(&mut self, ino: u64, is_dir: bool) -> Result<()> {
+        let mut i = self.get_inode(ino)?;
+        i.nlink = if is_dir { 0 } else { i.nlink.saturating_sub(1) };
+        i.ctime = self.now();
+        if i.nlink > 0 {
+            return self.put_inode(ino, &i);
+        }
+        if self.open.contains_key(&ino) {
+            self.put_inode(ino, &i)?;
+            self.tree_insert(Key::new(META_OID, KIND_ORPHAN, ino), Vec::new())
+        } else {
+            self.delete_inode(ino)
+        }
+    }
+
+    fn is_ancestor(&mut self, anc: u64, mut dir: u64) -> Result<bool> {
+        // Bounded: a parent chain longer than this is a corrupt image, not a deep tree.
+        for _ in 0..65536 {
+            if dir == anc {
+                return Ok(true);
+            }
+            if dir == ROOT_INO {
+                return Ok(false);
+            }
+            dir = self.get_inode(dir)?.parent;
+        }
+        Err(Error::Corrupt { block: 0 })
+    }
+}
+
+impl<D: BlockDevice> FileSystem for Wfs<D> {
+    fn root(&self) -> NodeId {
+        ROOT_INO
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            hard_links: true,
+            symlinks: true,
+            special_files: true,
+            permissions: true,
+            transactions: true,
+            snapshots: true,
+        }
+    }
+
+    fn lookup(&mut self, dir: NodeId, name: &str) -> Result<Stat> {
+        read::lookup(&mut self.st, &self.root, dir, name)
+    }
+
+    fn getattr(&mut self, node: NodeId) -> Result<Stat> {
+        Ok(read::to_stat(node, &self.get_inode(node)?))
+    }
+
+    fn setattr(&mut self, node: NodeId, attr: SetAttr) -> Result<Stat> {
+        let saved = self.begin_op();
+        #[allow(clippy::redundant_closure_call)]
+        let r = (|| -> Result<Stat> {
+            let mut i = self.get_inode(node)?;
+            if attr.size.is_some() && i.kind != FileType::File {
+                return Err(if i.kind == FileType::Directory { Error::IsADirectory } else { Error::InvalidArgument });
+            }
+            if let Some(m) = attr.mode {
+                i.mode = m & 0o7777;
+            }
+            if let Some(u) = attr.uid {
+                i.uid = u;
+            }
+            if let Some(g) = attr.gid {
+                i.gid = g;
+            }
+            if let Some(t) = attr.atime {
+                i.atime = t;
+            }
+            match attr.size {
+                // Shrinking dirties the extent leaves it empties; growing or not only the inode's path.
+                Some(size) if size < i.size => self.room(4 + (i.size - size) / (64 * 4096), 0)?,
+                _ => self.room(2, 0)?,
+            }
+            let now = self.now();
+            if let Some(size) = attr.size {
+                self.file_truncate(node, &mut i, size)?;
+                i.mtime = now;
+            }
+            if let Some(t) = attr.mtime {
+                i.mtime = t;
+            }
+            i.ctime = now;
+            self.put_inode(node, &i)?;
+            Ok(read::to_stat(node, &i))
+        })();
+        let v = self.end_op(saved, r)?;
+        self.op_done(0)?;
+        Ok(v)
+    }
+
+    fn read(&mut self, node: NodeId, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        read::read(&mut self.st, &self.root, node, offset, buf)
+    }
+
+    fn read_batch(&mut self, reads: &[(NodeId, u64, u32)], out: &mut [u8]) -> Result<Vec<u32>> {
+        crate::batch::read_batch(&mut self.st, &self.root, reads, out)
+    }
+
+    fn write(&mut self, node: NodeId, offset: u64, data: &[u8]) -> Result<usize> {
+        let saved = self.begin_op();
+        let r = self.file_write(node, offset, data);
+        let (n, blocks) = self.end_op(saved, r)?;
+        self.op_done(blocks)?;
+        Ok(n)
+    }
+
+    fn create(&mut self, dir: NodeId, name: &str, node: &NewNode) -> Result<Stat> {
+        let saved = self.begin_op();
+        #[allow(clippy::redundant_closure_call)]
+        let r = (|| -> Result<Stat> {
+            read::get_dir(&mut self.st, &self.root, dir)?;
+            if read::dir_lookup(&mut self.st, &self.root, dir, name)?.is_some() {
+                return Err(Error::AlreadyExists);
+            }
+            self.room(4, crate::file::slop(self.st.alloc.total()))?;
+            let target = match node.kind {
+                FileType::Symlink if node.symlink_target.is_empty() => return Err(Error::InvalidArgument),
+                FileType::Symlink if node.symlink_target.len() > MAX_SYMLINK => return Err(Error::NameTooLong),
+                FileType::Symlink => node.symlink_target.as_bytes().to_vec(),
+                _ => Vec::new(),
+            };
+            let is_dir = node.kind == FileType::Directory;
+            let now = self.now();
+            let ino = self.next_ino;
+            self.next_ino += 1;
+            let i = Inode {
+                kind: node.kind,
+                mode: node.mode & 0o7777,
+                uid: node.uid,
+                gid: node.gid,
+                nlink: if is_dir { 2 } else { 1 },
+                rdev: if matches!(node.kind, FileType::CharDevice | FileType::BlockDevice) { node.rdev } else { 0 },
+                size: target.len() as u64,
+                blocks: 0,
+                atime: now,
+                mtime: now,
+                ctime: now,
+                crtime: now,
+                parent: if is_dir { dir } else { 0 },
+                target,
+            };
+            self.put_inode(ino, &i)?;
+            self.add_entry(dir, name, ino, node.kind)?;
+            self.touch_dir(dir, if is_dir { 1 } else { 0 })?;
+            Ok(read::to_stat(ino, &i))
+        })();
+        let v = self.end_op(saved, r)?;
+        self.op_done(0)?;
+        Ok(v)
+    }
+
+    fn unlink(&mut self, dir: NodeId, name: &str) -> Result<()> {
+        let saved = self.begin_op();
+        #[allow(clippy::redundant_closure_call)]
+        let r = (|| -> Result<()> {
+            read::get_dir(&mut self.st, &self.root, dir)?;
+            let e = read::dir_lookup(&mut self.st, &self.root, dir, name)?.ok_or(Error::NotFound)?;
+            if e.kind == FileType::Directory {
+                return Err(Error::IsADirectory);
+            }
+            // Deleting the last link dirties the extent leaves of the whole file.
+            let blocks = self.get_inode(e.ino)?.blocks;
+            self.room(6 + blocks / 64, 0)?;
+            self.tree_remove(&e.key)?;
+            self.drop_link(e.ino, false)?;
+            self.touch_dir(dir, 0)?;
+            Ok(())
+        })();
+        self.end_op(saved, r)?;
+        self.op_done(0)?;
+        Ok(())
+    }
+
+    fn rmdir(&mut self, dir: NodeId, name: &str) -> Result<()> {
+        let saved = self.begin_op();
+        #[allow(clippy::redundant_closure_call)]
+        let r = (|| -> Result<()> {
+            read::get_dir(&mut self.st, &self.root, dir)?;
+            let e = read::dir_lookup(&mut self.st, &self.root, dir, name)?.ok_or(Error::NotFound)?;
+            if e.kind != FileType::Directory {
+                return Err(Error::NotADirectory);
+            }
+            if !read::dir_is_empty(&mut self.st, &self.root, e.ino)? {
+                return Err(Error::DirectoryNotEmpty);
+            }
+            self.room(6, 0)?;
+            self.tree_remove(&e.key)?;
+            self.drop_link(e.ino, true)?;
+            self.touch_dir(dir, -1)?;
+            Ok(())
+        })();
+        self.end_op(saved, r)?;
+        self.op_done(0)?;
+        Ok(())
+    }
+
+    fn rename(&mut self, from_dir: NodeId, from: &str, to_dir: NodeId, to: &str) -> Result<()> {
+        let saved = self.begin_op();
+        #[allow(clippy::redundant_closure_call)]
+        let r = (|| -> Result<()> {
+            names::check_name(from)?;
+            names::check_name(to)?;
+            read::get_dir(&mut self.st, &self.root, from_dir)?;
+            let src = read::dir_lookup(&mut self.st, &self.root, from_dir, from)?.ok_or(Error::NotFound)?;
+            read::get_dir(&mut self.st, &self.root, to_dir)?;
+            let dst = read::dir_lookup(&mut self.st, &self.root, to_dir, to)?;
+            if dst.as_ref().is_some_and(|d| d.ino == src.ino) {
+                // POSIX: renaming a link onto another link of the same node does nothing.
+                return Ok(());
+            }
+            let src_dir = src.kind == FileType::Directory;
+            if src_dir && self.is_ancestor(src.ino, to_dir)? {
+                return Err(Error::InvalidArgument);
+            }
+            if let Some(d) = &dst {
+                match (src_dir, d.kind == FileType::Directory) {
+                    (true, false) => return Err(Error::NotADirectory),
+                    (false, true) => return Err(Error::IsADirectory),
+                    (true, true) if !read::dir_is_empty(&mut self.st, &self.root, d.ino)? => {
+                        return Err(Error::DirectoryNotEmpty)
+                    }
+                    _ => {}
+                }
+            }
+            self.room(10, 0)?;
+            // All checks passed: from here on the rename happens as a whole in this commit group.
+            if let Some(d) = dst {
+                self.tree_remove(&d.key)?;
+                self.drop_link(d.ino, src_dir)?;
+                if src_dir {
+                    self.touch_dir(to_dir, -1)?;
+                }
+            }
+            self.tree_remove(&src.key)?;
+            self.add_entry(to_dir, to, src.ino, src.kind)?;
+            let mut i = self.get_inode(src.ino)?;
+            i.ctime = self.now();
+            if src_dir {
+                i.parent = to_dir;
+            }
+            self.put_inode(src.ino, &i)?;
+            let moved = if src_dir && from_dir != to_dir { 1 } else { 0 };
+            self.touch_dir(from_dir, -moved)?;
+            if to_dir != from_dir {
+                self.touch_dir(to_dir, moved)?;
+            }
+            Ok(())
+        })();
+        self.end_op(saved, r)?;
+        self.op_done(0)?;
+        Ok(())
+    }
+
+    fn readdir(&mut self, dir: NodeId, cookie: u64, max: usize) -> Result<Vec<DirEntry>> {
+        read::readdir(&mut self.st, &self.root, dir, cookie, max)
+    }
+
+    fn fsync(&mut self, _node: NodeId) -> Result<()> {
+        self.sync()
+    }
+
+    fn sync(&mut self) -> Result<()> {
+        // Inside an explicit transaction nothing may become durable before its commit.
+        if self.tx.is_some() {
+            return Ok(());
+        }
+        self.commit()
+    }
+
+    fn statfs(&mut self) -> Result<FsStats> {
+        let total = self.st.alloc.total();
+        let free = self.st.alloc.free_blocks();
+        Ok(FsStats {
+            block_size: crate::ondisk::BLOCK_SIZE as u32,
+            total_blocks: total,
+            free_blocks: free,
+            total_nodes: total,
+            free_nodes: free,
+            max_name_len: MAX_NAME as u32,
+        })
+    }
+
+    fn open(&mut self, node: NodeId) -> Result<()> {
+        self.get_inode(node)?;
+        *self.open.entry(node).or_insert(0) += 1;
+        Ok(())
+    }
+
+    fn release(&mut self, node: NodeId) -> Result<()> {
+        let Some(c) = self.open.get_mut(&node) else { return Err(Error::BadFileDescriptor) };
+        *c -= 1;
+        if *c > 0 {
+            return Ok(());
+        }
+        self.open.remove(&node);
+        match self.get_inode(node) {
+            Ok(i) if i.nlink == 0 => {
+                let saved = self.begin_op();
+                let r = self.delete_inode(node);
+                if r.is_err() {
+                    // Still open, as before the call (the VFS may retry the release).
+                    self.open.insert(node, 1);
+                }
+                self.end_op(saved, r)?;
+                self.op_done(0)
+            }
+            Ok(_) | Err(Error::NotFound) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn link(&mut self, node: NodeId, dir: NodeId, name: &str) -> Result<Stat> {
+        let saved = self.begin_op();
+        #[allow(clippy::redundant_closure_call)]
+        let r = (|| -> Result<Stat> {
+            let mut i = self.get_inode(node)?;
+            if i.kind == FileType::Directory {
+                return Err(Error::NotPermitted);
+            }
+            if i.nlink == 0 {
+                return Err(Error::NotFound);
+            }
+            if i.nlink == u32::MAX {
+                return Err(Error::TooManyLinks);
+            }
+            read::get_dir(&mut self.st, &self.root, dir)?;
+            if read::dir_lookup(&mut self.st, &self.root, dir, name)?.is_some() {
+                return Err(Error::AlreadyExists);
+            }
+            self.room(4, crate::file::slop(self.st.alloc.total()))?;
+            self.add_entry(dir, name, node, i.kind)?;
+            i.nlink += 1;
+            i.ctime = self.now();
+            self.put_inode(node, &i)?;
+            self.touch_dir(dir, 0)?;
+            Ok(read::to_stat(node, &i))
+        })();
+        let v = self.end_op(saved, r)?;
+        self.op_done(0)?;
+        Ok(v)
+    }
+
+    fn readlink(&mut self, node: NodeId) -> Result<String> {
+        read::readlink(&mut self.st, &self.root, node)
+    }
+
+    fn begin_transaction(&mut self) -> Result<TxId> {
+        if self.tx.is_some() {
+            return Err(Error::Busy);
+        }
+        // The transaction starts from a committed state, which is what an abort returns to.
+        self.commit()?;
+        let id = self.st.txid;
+        self.tx = Some(id);
+        Ok(id)
+    }
+
+    fn commit_transaction(&mut self, tx: TxId) -> Result<()> {
+        if self.tx != Some(tx) {
+            return Err(Error::NoSuchTransaction);
+        }
+        self.tx = None;
+        self.commit()
+    }
+
+    fn abort_transaction(&mut self, tx: TxId) -> Result<()> {
+        if self.tx != Some(tx) {
+            return Err(Error::NoSuchTransaction);
+        }
+        self.tx = None;
+        self.rollback()
+    }
+
+    // Snapshots and scrub over IPC: the interface's shapes around the inherent functions.
+    fn snapshot_create(&mut self, name: &str) -> Result<()> {
+        self.create_snapshot(name)
+    }
+
+    fn snapshot_list(&mut self) -> Result<Vec<SnapshotInfo>> {
+        let list = self.list_snapshots()?;
+        Ok(list.into_iter().map(|s| SnapshotInfo { name: s.name, txid: s.txid, created: s.created }).collect())
+    }
+
+    fn snapshot_delete(&mut self, name: &str) -> Result<()> {
+        self.delete_snapshot(name)
+    }
+
+    fn run_scrub(&mut self) -> Result<ScrubSummary> {
+        let r = self.scrub()?;
+        Ok(ScrubSummary {
+            node_copies_checked: r.node_copies_checked,
+            node_copies_repaired: r.node_copies_repaired,
+            data_blocks_checked: r.data_blocks_checked,
+            superblocks_repaired: r.superblocks_repaired,
+            unrepairable: r.unrepairable.len() as u64,
+            unrepairable_blocks: r.unrepairable.into_iter().take(MAX_UNREPAIRABLE_LISTED).collect(),
+        })
+    }
+}

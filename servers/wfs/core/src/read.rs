@@ -1,0 +1,249 @@
+//! Read-only operations on one tree, shared by the live filesystem and snapshot views.
+//!
+//! Design: these functions take a store and a tree root and never modify either, so a snapshot view
+//! answers lookups, stats, readdir and reads with exactly the code the live filesystem uses. File
+//! reads gather the extent items (see `extent`) of up to `CHUNK` blocks, read runs of physically contiguous blocks
+//! with one device request each and verify every block's checksum before copying a byte out.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use blockdev::BlockDevice;
+use protocol::fs::{DirEntry, FileType, Stat};
+use protocol::{Error, Result};
+
+use crate::btree::{self, Child};
+use crate::names;
+use crate::ondisk::{crc, get_u64, kind_from_code, BlockPtr, Inode, Key, BLOCK_SIZE, KIND_DIRENT, KIND_INODE};
+use crate::store::Store;
+
+/// Blocks handled per step of a read or write.
+pub const CHUNK: u64 = 256;
+/// Bytes before the name in a directory entry value: ino (8) and kind (1).
+pub const DIRENT_HDR: usize = 9;
+/// Largest file size (2^50 bytes: block indexes stay far from overflow).
+pub const MAX_FILE_SIZE: u64 = 1 << 50;
+
+pub fn inode_key(ino: u64) -> Key {
+    Key::new(ino, KIND_INODE, 0)
+}
+
+pub fn get_inode<D: BlockDevice>(st: &mut Store<D>, root: &Child, ino: u64) -> Result<Inode> {
+    match btree::get(st, root, &inode_key(ino))? {
+        Some(v) => Inode::decode(&v),
+        None => Err(Error::NotFound),
+    }
+}
+
+pub fn to_stat(ino: u64, i: &Inode) -> Stat {
+    Stat {
+        ino,
+        kind: i.kind,
+        mode: i.mode & 0o7777,
+        nlink: i.nlink,
+        uid: i.uid,
+        gid: i.gid,
+        size: i.size,
+        blocks: i.blocks.saturating_mul(BLOCK_SIZE as u64 / 512),
+        rdev: i.rdev,
+        atime: i.atime,
+        mtime: i.mtime,
+        ctime: i.ctime,
+        crtime: i.crtime,
+    }
+}
+
+/// A decoded directory entry value.
+pub struct Dirent {
+    pub key: Key,
+    pub ino: u64,
+    pub kind: FileType,
+}
+
+fn decode_dirent(key: Key, v: &[u8]) -> Result<Dirent> {
+    if v.len() < DIRENT_HDR {
+        return Err(Error::Corrupt { block: 0 });
+    }
+    let kind = kind_from_code(v[8]).ok_or(Error::Corrupt { block: 0 })?;
+    Ok(Dirent { key, ino: get_u64(v, 0), kind })
+}
+
+pub fn encode_dirent(ino: u64, kind: FileType, name: &str) -> Vec<u8> {
+    let mut v = Vec::with_capacity(DIRENT_HDR + name.len());
+    v.extend_from_slice(&ino.to_le_bytes());
+    v.push(crate::ondisk::kind_code(kind));
+    v.extend_from_slice(name.as_bytes());
+    v
+}
+
+/// The directory inode `dir`, or `NotADirectory`.
+pub fn get_dir<D: BlockDevice>(st: &mut Store<D>, root: &Child, dir: u64) -> Result<Inode> {
+    let i = get_inode(st, root, dir)?;
+    if i.kind != FileType::Directory {
+        return Err(Error::NotADirectory);
+    }
+    Ok(i)
+}
+
+pub fn dir_lookup<D: BlockDevice>(st: &mut Store<D>, root: &Child, dir: u64, name: &str) -> Result<Option<Dirent>> {
+    names::check_name(name)?;
+    match names::find(st, root, dir, KIND_DIRENT, DIRENT_HDR, name.as_bytes())? {
+        Some((k, v)) => Ok(Some(decode_dirent(k, &v)?)),
+        None => Ok(None),
+    }
+}
+
+pub fn lookup<D: BlockDevice>(st: &mut Store<D>, root: &Child, dir: u64, name: &str) -> Result<Stat> {
+    get_dir(st, root, dir)?;
+    let d = dir_lookup(st, root, dir, name)?.ok_or(Error::NotFound)?;
+    let i =
+        get_inode(st, root, d.ino).map_err(|e| if e == Error::NotFound { Error::Corrupt { block: 0 } } else { e })?;
+    Ok(to_stat(d.ino, &i))
+}
+
+pub fn readdir<D: BlockDevice>(
+    st: &mut Store<D>,
+    root: &Child,
+    dir: u64,
+    cookie: u64,
+    max: usize,
+) -> Result<Vec<DirEntry>> {
+    get_dir(st, root, dir)?;
+    let mut out = Vec::new();
+    btree::scan(st, root, Key::new(dir, KIND_DIRENT, cookie), Key::new(dir, KIND_DIRENT, u64::MAX), max, &mut out)?;
+    let mut list = Vec::with_capacity(out.len());
+    for (k, v) in out {
+        let d = decode_dirent(k, &v)?;
+        let name = String::from_utf8(v[DIRENT_HDR..].to_vec()).map_err(|_| Error::Corrupt { block: 0 })?;
+        list.push(DirEntry { name, ino: d.ino, kind: d.kind, next_cookie: k.off.wrapping_add(1) });
+    }
+    Ok(list)
+}
+
+/// True if directory `dir` has no entries.
+pub fn dir_is_empty<D: BlockDevice>(st: &mut Store<D>, root: &Child, dir: u64) -> Result<bool> {
+    let mut out = Vec::new();
+    btree::scan(st, root, Key::new(dir, KIND_DIRENT, 0), Key::new(dir, KIND_DIRENT, u64::MAX), 1, &mut out)?;
+    Ok(out.is_empty())
+}
+
+/// The pointers of blocks `first..=last` of file `ino`, as (file block, pointer).
+pub fn extents<D: BlockDevice>(
+    st: &mut Store<D>,
+    root: &Child,
+    ino: u64,
+    first: u64,
+    last: u64,
+) -> Result<Vec<(u64, BlockPtr)>> {
+    crate::extent::blocks(st, root, ino, first, last)
+}
+
+/// Read the data blocks `ptrs` (physically contiguous, `ptrs[0].addr` first) into `buf`,
+/// verifying each against its pointer.
+pub fn read_run<D: BlockDevice>(st: &mut Store<D>, ptrs: &[BlockPtr], buf: &mut [u8]) -> Result<()> {
+    let Some(first) = ptrs.first() else { return Ok(()) };
+    if first.addr == 0 {
+        return Err(Error::Corrupt { block: 0 });
+    }
+    st.read_raw(first.addr, buf)?;
+    verify_run(ptrs, buf)
+}
+
+/// Checks each data block of a run read into `buf` against its pointer's checksum; a mismatch names
+/// the block.
+pub fn verify_run(ptrs: &[BlockPtr], buf: &[u8]) -> Result<()> {
+    for (p, block) in ptrs.iter().zip(buf.chunks(BLOCK_SIZE)) {
+        if crc(block) != p.crc {
+            return Err(Error::Checksum { block: p.addr });
+        }
+    }
+    Ok(())
+}
+
+/// The runs holding the bytes `[off, end)` of file `ino`: consecutive file blocks stored in
+/// consecutive device blocks, each as the file offset of its first block and its pointers, in file
+/// order. Holes have no run.
+pub fn file_runs<D: BlockDevice>(
+    st: &mut Store<D>,
+    root: &Child,
+    ino: u64,
+    off: u64,
+    end: u64,
+) -> Result<Vec<(u64, Vec<BlockPtr>)>> {
+    let mut runs = Vec::new();
+    if off >= end {
+        return Ok(runs);
+    }
+    let bs = BLOCK_SIZE as u64;
+    let (b0, b1) = (off / bs, (end - 1) / bs);
+    let mut cb = b0;
+    while cb <= b1 {
+        let ce = b1.min(cb + CHUNK - 1);
+        let ext = extents(st, root, ino, cb, ce)?;
+        let mut i = 0;
+        while i < ext.len() {
+            let mut j = i + 1;
+            while j < ext.len()
+                && ext[j].0 == ext[j - 1].0 + 1
+                && ext[j - 1].1.addr.checked_add(1) == Some(ext[j].1.addr)
+            {
+                j += 1;
+            }
+            runs.push((ext[i].0 * bs, ext[i..j].iter().map(|e| e.1).collect()));
+            i = j;
+        }
+        cb = ce + 1;
+    }
+    Ok(runs)
+}
+
+/// Read file `ino` (of `size` bytes) at `off` into `buf`.
+pub fn file_read<D: BlockDevice>(
+    st: &mut Store<D>,
+    root: &Child,
+    ino: u64,
+    size: u64,
+    off: u64,
+    buf: &mut [u8],
+) -> Result<usize> {
+    if off >= size || buf.is_empty() {
+        return Ok(0);
+    }
+    let end = size.min(off.saturating_add(buf.len() as u64));
+    let n = (end - off) as usize;
+    buf[..n].fill(0);
+    let mut tmp = Vec::new();
+    for (rs, ptrs) in file_runs(st, root, ino, off, end)? {
+        // Copy the overlap of [run start, run end) with [off, end); a run wholly inside the
+        // request is read straight into the caller's buffer.
+        let re = rs + (ptrs.len() * BLOCK_SIZE) as u64;
+        let (s, e) = (rs.max(off), re.min(end));
+        let dst = &mut buf[(s - off) as usize..(e - off) as usize];
+        if s == rs && e == re {
+            read_run(st, &ptrs, dst)?;
+        } else {
+            tmp.resize(ptrs.len() * BLOCK_SIZE, 0);
+            read_run(st, &ptrs, &mut tmp)?;
+            dst.copy_from_slice(&tmp[(s - rs) as usize..(e - rs) as usize]);
+        }
+    }
+    Ok(n)
+}
+
+pub fn readlink<D: BlockDevice>(st: &mut Store<D>, root: &Child, ino: u64) -> Result<String> {
+    let i = get_inode(st, root, ino)?;
+    if i.kind != FileType::Symlink {
+        return Err(Error::InvalidArgument);
+    }
+    String::from_utf8(i.target).map_err(|_| Error::Corrupt { block: 0 })
+}
+
+/// Read file contents for a node of any kind, with the errors POSIX gives for non-files.
+pub fn read<D: BlockDevice>(st: &mut Store<D>, root: &Child, ino: u64, off: u64, buf: &mut [u8]) -> Result<usize> {
+    let i = get_inode(st, root, ino)?;
+    match i.kind {
+        FileType::File => file_read(st, root, ino, i.size, off, buf),
+        FileType::Directory => Err(Error::IsADirectory),
+        _ => Err(Error::InvalidArgument),
+    }
+}
