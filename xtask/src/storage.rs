@@ -232,6 +232,9 @@ pub fn judge_boot(log: &[String], status: Option<i32>, kind: Boot, v: &mut Verdi
         }),
         &format!("{boot}: init took its restart list from the manifest"),
     );
+    // Kills on request (the kill boot's victims, its repeated kills, the shell's restart) are no
+    // faults, so init never gives up on a storage server.
+    v.check(!has("giving up on it"), &format!("{boot}: init gave up on no service"));
     if matches!(kind, Boot::First | Boot::Second) {
         // File data goes app -> filesystem server in one copy: vfs forwards the app's lease.
         let forwarded =
