@@ -101,10 +101,10 @@ impl Hooks for WatosHooks {
     fn ps(&mut self, out: &mut dyn Write) -> Result<(), CmdError> {
         // The programs and their restart record from init; ticks and syscalls from the kernel.
         let tasks = service::supervisor()?.list_tasks()?;
+        let programs = sys::programs();
         writeln!(out, "NAME             TASK      TICKS  SYSCALLS  RESTARTS  FLAGS")?;
         for t in tasks {
-            let supervisor =
-                sys::programs().iter().any(|p| p.name() == t.name.as_str() && p.flags & PROGRAM_SUPERVISOR != 0);
+            let supervisor = programs.iter().any(|p| p.name() == t.name.as_str() && p.flags & PROGRAM_SUPERVISOR != 0);
             let flags = match (supervisor, t.service, t.given_up) {
                 (true, ..) => "supervisor",
                 (_, true, true) => "service, given up",
