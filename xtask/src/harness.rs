@@ -249,6 +249,11 @@ fn judge(log: &[String], v: &mut Verdicts) {
         "init gave up on crash-looping fault-ud and said so",
     );
     v.check(has("(init) exited with code 0").is_some(), "init exited once everything else had ended");
+    // hostile has no CONTROL flag: init refuses its kill and, as the kernel's log shows, ends nothing.
+    v.check(
+        has("init: refused kill echo from hostile").is_some() && has("killed by the supervisor").is_none(),
+        "authority: init refused hostile's kill request and killed no task",
+    );
     v.check(
         has("(rtc-driver) exited with code 0").is_some(),
         "the RTC driver took its interrupts and exited with code 0",
