@@ -333,6 +333,7 @@ panicker: panicked: src/main.rs:9:5: deliberate panic number 8
 [kernel] task 16 (fwd-client) exited with code 0
 [kernel] task 17 (fwd-middle) exited with code 0
 [kernel] task 18 (fwd-last) exited with code 0
+init: refused kill echo from hostile (task 0x2): the manifest does not allow it
 [kernel] CHECK PASS kernel: frames returned
 [kernel] all tasks finished";
 
@@ -341,7 +342,7 @@ panicker: panicked: src/main.rs:9:5: deliberate panic number 8
         let mut v = Verdicts { passed: 0, failed: Vec::new() };
         judge(&lines(GOOD), &mut v);
         assert!(v.failed.is_empty(), "{:?}", v.failed);
-        assert_eq!(v.passed, 2 + 26);
+        assert_eq!(v.passed, 2 + 27);
         assert_eq!(wall_clock_secs(&lines(GOOD)), Some(1_795_620_607));
         assert_eq!(wall_clock_secs(&lines("hello: wall clock garbage")), None);
     }
@@ -359,6 +360,12 @@ panicker: panicked: src/main.rs:9:5: deliberate panic number 8
         let mut v = Verdicts { passed: 0, failed: Vec::new() };
         judge(&early, &mut v);
         assert_eq!(v.failed, ["spinner-a finished after every faulting program was killed"]);
+        // A kill by the supervisor in this boot can only come from a request it should have refused.
+        let killed =
+            GOOD.replace("[kernel] task 9 (echo) killed by #UD", "[kernel] task 9 (echo) killed by the supervisor\n$&");
+        let mut v = Verdicts { passed: 0, failed: Vec::new() };
+        judge(&lines(&killed.replace("$&", "[kernel] task 9 (echo) killed by #UD")), &mut v);
+        assert_eq!(v.failed, ["authority: init refused hostile's kill request and killed no task"]);
     }
 
     #[test]
