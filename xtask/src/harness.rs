@@ -361,10 +361,10 @@ init: refused kill echo from hostile (task 0x2): the manifest does not allow it
         judge(&early, &mut v);
         assert_eq!(v.failed, ["spinner-a finished after every faulting program was killed"]);
         // A kill by the supervisor in this boot can only come from a request it should have refused.
-        let killed =
-            GOOD.replace("[kernel] task 9 (echo) killed by #UD", "[kernel] task 9 (echo) killed by the supervisor\n$&");
+        let echo = "[kernel] task 9 (echo) killed by #UD";
+        let killed = GOOD.replace(echo, &format!("[kernel] task 9 (echo) killed by the supervisor\n{echo}"));
         let mut v = Verdicts { passed: 0, failed: Vec::new() };
-        judge(&lines(&killed.replace("$&", "[kernel] task 9 (echo) killed by #UD")), &mut v);
+        judge(&lines(&killed), &mut v);
         assert_eq!(v.failed, ["authority: init refused hostile's kill request and killed no task"]);
     }
 
