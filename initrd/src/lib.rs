@@ -17,7 +17,8 @@
 //!  40  flags      u32       bit 0 AUTOSTART: the kernel starts it at boot;
 //!                           bit 1 SUPERVISOR: it is told of every death and may start programs;
 //!                           bit 2 DRIVER: it may use I/O ports and interrupt lines;
-//!                           bit 3 RESTART: the supervisor restarts it when it faults
+//!                           bit 3 RESTART: the supervisor restarts it when it faults;
+//!                           bit 4 CONTROL: the supervisor takes kill, restart and spawn requests from it
 //!  44  reserved   u32 = 0
 //!  48  offset     u64       from the archive start, 16-byte aligned
 //!  56  size       u64
@@ -46,7 +47,10 @@ pub const SUPERVISOR: u32 = 2;
 pub const DRIVER: u32 = 4;
 /// Entry flag: a service the supervisor restarts when it faults (the kernel passes the flag on).
 pub const RESTART: u32 = 8;
-const KNOWN_FLAGS: u32 = AUTOSTART | SUPERVISOR | DRIVER | RESTART;
+/// Entry flag: the supervisor takes kill, restart and spawn requests from this program (the kernel
+/// passes the flag on).
+pub const CONTROL: u32 = 16;
+const KNOWN_FLAGS: u32 = AUTOSTART | SUPERVISOR | DRIVER | RESTART | CONTROL;
 
 /// Why an archive was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +88,9 @@ impl Entry<'_> {
     }
     pub fn restart(&self) -> bool {
         self.flags & RESTART != 0
+    }
+    pub fn control(&self) -> bool {
+        self.flags & CONTROL != 0
     }
 }
 
@@ -289,6 +296,8 @@ mod tests {
         assert_eq!(pack(&[("", 0, b"")]).unwrap_err(), FormatError::BadName(0));
         assert_eq!(pack(&[("a", 0, b""), ("a", 0, b"")]).unwrap_err(), FormatError::BadName(1));
         assert_eq!(pack(&[(&"n".repeat(40), 0, b"")]).unwrap_err(), FormatError::BadName(0));
-        assert_eq!(pack(&[("a", 16, b"")]).unwrap_err(), FormatError::BadFlags(0));
+        assert_eq!(pack(&[("a", 32, b"")]).unwrap_err(), FormatError::BadFlags(0));
+        let control = pack(&[("a", CONTROL, b"")]).unwrap();
+        assert!(Initrd::parse(&control).unwrap().entries().all(|e| e.control() && !e.restart()));
     }
 }

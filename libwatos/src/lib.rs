@@ -15,7 +15,6 @@ pub mod fmt;
 pub mod forward;
 pub mod ipc;
 pub mod service;
-pub mod supervise;
 pub mod sys;
 pub mod transport;
 

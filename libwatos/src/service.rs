@@ -1,5 +1,5 @@
 //! What every storage server process shares: its own name, the stop notification, name lookup with a
-//! NUL, and a wall clock.
+//! NUL, the supervisor's client, and a wall clock.
 //!
 //! Design: servers are started by the kernel from the initrd manifest and find each other by name
 //! (`find_task`), so one binary can serve several roles (blockcache0, blockcache1) by reading its own
@@ -11,6 +11,7 @@ use crate::{ipc, sys};
 use alloc::string::String;
 use alloc::vec::Vec;
 use kernel_core::abi::SysError;
+use protocol::api::supervisor;
 use protocol::fs::{Clock, Timespec};
 
 /// Notification bit asking a server to finish its work and exit.
@@ -36,23 +37,19 @@ pub fn stop(name: &str) {
     }
 }
 
-/// Asks the supervisor (the manifest's SUPERVISOR program) to kill the service called `name`; it
-/// then restarts it by its policy. Returns the supervisor's refusal as `NotPermitted` and an unknown
-/// name as `NoSuchTask`.
-pub fn kill_service(name: &str) -> Result<(), SysError> {
-    let supervisor = sys::programs()
-        .into_iter()
-        .find(|p| p.flags & kernel_core::abi::PROGRAM_SUPERVISOR != 0)
-        .ok_or(SysError::NoSuchTask)?;
-    let id = find(supervisor.name())?;
-    let msg = [crate::supervise::KILL, name.as_bytes()].concat();
-    let mut reply = [0u8; 1];
-    let n = ipc::send(id, &msg, &mut reply, &[])?;
-    match (n, reply[0]) {
-        (1, crate::supervise::REPLY_OK) => Ok(()),
-        (1, crate::supervise::REPLY_NO_SUCH_TASK) => Err(SysError::NoSuchTask),
-        _ => Err(SysError::NotPermitted),
-    }
+/// The task id of the supervisor (the manifest's SUPERVISOR program).
+pub fn supervisor_task() -> Result<u64, SysError> {
+    let flag = kernel_core::abi::PROGRAM_SUPERVISOR;
+    let supervisor = sys::programs().into_iter().find(|p| p.flags & flag != 0).ok_or(SysError::NoSuchTask)?;
+    find(supervisor.name())
+}
+
+/// A client of the supervisor's interface (`protocol::api::supervisor`: list, kill, restart,
+/// spawn, the latest deaths). Kill, restart and spawn need the manifest's CONTROL flag (or, for a
+/// service, to be about itself); anyone else gets `PermissionDenied`.
+pub fn supervisor() -> protocol::Result<supervisor::Client<crate::transport::KernelTransport>> {
+    let id = supervisor_task().map_err(crate::transport::map_error)?;
+    Ok(supervisor::Client::new(crate::transport::KernelTransport::new(), crate::transport::from_kernel(id)))
 }
 
 /// The filesystems' clock: the kernel's wall clock (`wall_clock`: the RTC read at boot plus the

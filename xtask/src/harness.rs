@@ -249,6 +249,11 @@ fn judge(log: &[String], v: &mut Verdicts) {
         "init gave up on crash-looping fault-ud and said so",
     );
     v.check(has("(init) exited with code 0").is_some(), "init exited once everything else had ended");
+    // hostile has no CONTROL flag: init refuses its kill and, as the kernel's log shows, ends nothing.
+    v.check(
+        has("init: refused kill echo from hostile").is_some() && has("killed by the supervisor").is_none(),
+        "authority: init refused hostile's kill request and killed no task",
+    );
     v.check(
         has("(rtc-driver) exited with code 0").is_some(),
         "the RTC driver took its interrupts and exited with code 0",
@@ -328,6 +333,7 @@ panicker: panicked: src/main.rs:9:5: deliberate panic number 8
 [kernel] task 16 (fwd-client) exited with code 0
 [kernel] task 17 (fwd-middle) exited with code 0
 [kernel] task 18 (fwd-last) exited with code 0
+init: refused kill echo from hostile (task 0x2): the manifest does not allow it
 [kernel] CHECK PASS kernel: frames returned
 [kernel] all tasks finished";
 
@@ -336,7 +342,7 @@ panicker: panicked: src/main.rs:9:5: deliberate panic number 8
         let mut v = Verdicts { passed: 0, failed: Vec::new() };
         judge(&lines(GOOD), &mut v);
         assert!(v.failed.is_empty(), "{:?}", v.failed);
-        assert_eq!(v.passed, 2 + 26);
+        assert_eq!(v.passed, 2 + 27);
         assert_eq!(wall_clock_secs(&lines(GOOD)), Some(1_795_620_607));
         assert_eq!(wall_clock_secs(&lines("hello: wall clock garbage")), None);
     }
@@ -354,6 +360,12 @@ panicker: panicked: src/main.rs:9:5: deliberate panic number 8
         let mut v = Verdicts { passed: 0, failed: Vec::new() };
         judge(&early, &mut v);
         assert_eq!(v.failed, ["spinner-a finished after every faulting program was killed"]);
+        // A kill by the supervisor in this boot can only come from a request it should have refused.
+        let echo = "[kernel] task 9 (echo) killed by #UD";
+        let killed = GOOD.replace(echo, &format!("[kernel] task 9 (echo) killed by the supervisor\n{echo}"));
+        let mut v = Verdicts { passed: 0, failed: Vec::new() };
+        judge(&lines(&killed), &mut v);
+        assert_eq!(v.failed, ["authority: init refused hostile's kill request and killed no task"]);
     }
 
     #[test]

@@ -16,6 +16,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+/// How many times fstest-kill has init kill fat-server in a row after the victims (fstest's
+/// `REPEATED_KILLS`).
+const REPEATED_KILLS: usize = 5;
 /// Time limit of one storage boot.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(240);
 /// Size and seed of each mount's `persist.bin` (initrd/test-apps/fstest has the same constants).
@@ -229,6 +232,9 @@ pub fn judge_boot(log: &[String], status: Option<i32>, kind: Boot, v: &mut Verdi
         }),
         &format!("{boot}: init took its restart list from the manifest"),
     );
+    // Kills on request (the kill boot's victims, its repeated kills, the shell's restart) are no
+    // faults, so init never gives up on a storage server.
+    v.check(!has("giving up on it"), &format!("{boot}: init gave up on no service"));
     if matches!(kind, Boot::First | Boot::Second) {
         // File data goes app -> filesystem server in one copy: vfs forwards the app's lease.
         let forwarded =
@@ -264,9 +270,12 @@ pub fn judge_boot(log: &[String], status: Option<i32>, kind: Boot, v: &mut Verdi
     }
     // The fstest boots' fault is on purpose: the child that dies holding descriptors.
     let faulted: &[&str] = if matches!(kind, Boot::First | Boot::Second) { &["fdhog-fault"] } else { &[] };
+    // The kill boot also has init kill fat-server REPEATED_KILLS times in a row (fstest's
+    // `repeated_kills`: kills on request never make init give up).
+    let repeated = if matches!(kind, Boot::Kill) { REPEATED_KILLS } else { 0 };
     let reaped: Vec<&String> = log.iter().filter(|l| l.contains(") reaped;")).collect();
     v.check(
-        reaped.len() == victims.len() + faulted.len()
+        reaped.len() == victims.len() + faulted.len() + repeated
             && reaped.iter().all(|l| victims.iter().chain(faulted).any(|n| l.contains(&format!("({n})")))),
         &format!("{boot}: no task but the killed servers (and fdhog-fault) died ({} reaped)", reaped.len()),
     );

@@ -94,7 +94,8 @@ const BENCH_MANIFEST: [(&str, &str, u32); 3] = [
 /// The storage system (`cargo xtask qemu` and the storage boots of `cargo xtask test`): one block
 /// cache server per virtio-blk disk (drivers), the filesystem servers, the vfs server, and the test
 /// app (`fstest`, `fstest-kill` for the kill tests, or `wsh-script`, the shell running
-/// `/demo.wsh`). RESTART marks what init brings back after a fault or kill. `fstest` also ships
+/// `/demo.wsh`). RESTART marks what init brings back after a fault or kill; CONTROL lets the app
+/// (the shell or the test) ask init to kill, restart and spawn. `fstest` also ships
 /// `fdhog-exit` and `fdhog-fault` (its own binary, no flags: on-demand programs init starts when
 /// fstest asks), the children whose descriptors must be closed when they die; `fstest-kill` ships
 /// `fdhog-exit`, for the same test against a restarted vfs server.
@@ -115,7 +116,7 @@ pub fn storage_manifest(app: &'static str) -> Vec<(&'static str, &'static str, u
             } else {
                 "fstest"
             },
-            initrd::AUTOSTART,
+            initrd::AUTOSTART | initrd::CONTROL,
         ),
     ];
     if app == "fstest" {

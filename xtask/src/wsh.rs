@@ -42,7 +42,7 @@ const DEMO_OUTPUT: [&str; 38] = [
     "vfs: opens *",
     "blockcache0 (/): hit rate *",
     "blockcache1 (/fat): hit rate *",
-    "NAME             TASK      TICKS  SYSCALLS  FLAGS",
+    "NAME             TASK      TICKS  SYSCALLS  RESTARTS  FLAGS",
     "init             0 *",
     "== snapshot",
     "snapshot demo of / created",

@@ -1,13 +1,13 @@
 //! init: the supervisor. The kernel tells it of every death (`NOTIFY_DEATH`, then `next_death`);
-//! it restarts the services it is responsible for when they fault or are killed, with exponential
-//! backoff, gives up on one that faults more than 3 times in 5 s (and says so), and exits once
-//! nothing else is left.
+//! between deaths it serves the supervisor interface (`protocol::api::supervisor`: list, kill,
+//! restart, spawn, the latest deaths). Every decision (restart policy, backoff, give-up, who may ask
+//! for what) is the host-tested `supervisor` library; this binary connects it to the syscalls.
 //!
-//! Design: the services are the initrd programs flagged RESTART (read with `program_info` at start),
-//! so the manifest, not this binary, says what is supervised. Between deaths it answers requests
-//! (`libwatos::supervise::Request`): `kill NAME` ends a service through the kernel's `kill`, and the
-//! death that follows is handled like any fault; `spawn NAME` starts one of the manifest's on-demand
-//! programs (the only way a test gets a child process).
+//! Design: the programs and their roles come from the initrd manifest (`program_info` at start):
+//! RESTART programs are the services, CONTROL programs may ask for kills, restarts and spawns, and
+//! programs with no flag are on-demand. A caller is known by the id the kernel stamps on its
+//! message, and its manifest entry by the kernel's name for that id. init exits once nothing else is
+//! left.
 //!
 //! Every death it collects it also reports to the vfs server (`process_exited`, MINIX's PM → VFS),
 //! which closes the dead process's descriptors and aborts its transactions, whether it exited or
@@ -22,61 +22,75 @@ extern crate alloc;
 
 use alloc::string::String;
 use alloc::vec::Vec;
-use libwatos::ipc::{self, NOTIFICATION};
+use core::fmt;
+use libwatos::abi::{PROGRAM_AUTOSTART, PROGRAM_CONTROL, PROGRAM_DRIVER, PROGRAM_RESTART, PROGRAM_SUPERVISOR};
+use libwatos::protocol::api::supervisor::{Cause, Outcome, Service};
 use libwatos::protocol::api::vfs as vfs_api;
-use libwatos::protocol::Error;
-use libwatos::supervise::{self, Decision, Request, RestartPolicy};
-use libwatos::transport::{self, KernelTransport};
+use libwatos::protocol::ipc::TaskId;
+use libwatos::protocol::{Error, Result};
+use libwatos::transport::{self, map_error, KernelTransport};
 use libwatos::{println, service, sys};
+use supervisor::{Death, Kernel, Program, RestartPolicy, Supervisor};
 
 libwatos::entry!(main);
 
 /// The vfs server's name in the manifest.
 const VFS: &str = "vfs-server";
 
-/// Handles one request from task `sender`; returns the reply byte.
-fn request(services: &[String], on_demand: &[String], sender: u64, msg: &[u8]) -> u8 {
-    match supervise::parse_request(msg) {
-        Some(Request::Kill(name)) if services.iter().any(|s| s == name) => {
-            match service::find(name).and_then(sys::kill) {
-                Ok(()) => {
-                    println!("init: killed {name} on request");
-                    supervise::REPLY_OK
-                }
-                Err(_) => supervise::REPLY_NO_SUCH_TASK,
-            }
-        }
-        Some(Request::Spawn(name)) if on_demand.iter().any(|s| s == name) => match spawn(name) {
-            Some(id) => {
-                println!("init: started {name} as task {id:#x} on request");
-                // The id goes into the caller's lease; without one the caller learns only "refused".
-                match ipc::borrow_write(sender, 0, 0, &id.to_le_bytes()) {
-                    Ok(8) => supervise::REPLY_OK,
-                    _ => supervise::REPLY_REFUSED,
-                }
-            }
-            None => supervise::REPLY_NO_SUCH_TASK,
-        },
-        _ => supervise::REPLY_REFUSED,
+/// The kernel as the supervisor library sees it: the manifest read once, the syscalls.
+struct Syscalls {
+    programs: Vec<Program>,
+}
+
+/// The manifest's programs with the roles its flags give them.
+fn manifest() -> Vec<Program> {
+    let special = PROGRAM_AUTOSTART | PROGRAM_DRIVER | PROGRAM_RESTART | PROGRAM_SUPERVISOR | PROGRAM_CONTROL;
+    sys::programs()
+        .iter()
+        .map(|p| Program {
+            name: String::from(p.name()),
+            service: p.flags & PROGRAM_RESTART != 0,
+            control: p.flags & PROGRAM_CONTROL != 0,
+            on_demand: p.flags & special == 0,
+        })
+        .collect()
+}
+
+impl Kernel for Syscalls {
+    fn programs(&self) -> Vec<Program> {
+        self.programs.clone()
     }
-}
 
-fn spawn(name: &str) -> Option<u64> {
-    let mut cname: Vec<u8> = name.as_bytes().into();
-    cname.push(0);
-    core::ffi::CStr::from_bytes_with_nul(&cname).ok().and_then(|c| sys::spawn(c).ok())
-}
+    fn find(&self, name: &str) -> Option<TaskId> {
+        service::find(name).ok().map(transport::from_kernel)
+    }
 
-fn restart(name: &str) -> bool {
-    match spawn(name) {
-        Some(id) => {
-            println!("init: restarted {name} as task {id:#x}");
-            true
-        }
-        None => {
-            println!("init: could not restart {name}");
-            false
-        }
+    fn name_of(&self, id: TaskId) -> Option<String> {
+        let info = sys::task_info(transport::to_kernel(id)?).ok()?;
+        Some(String::from(info.name()))
+    }
+
+    fn kill(&mut self, id: TaskId) -> Result<()> {
+        sys::kill(transport::to_kernel(id).ok_or(Error::NotFound)?).map_err(map_error)
+    }
+
+    fn spawn(&mut self, name: &str) -> Result<TaskId> {
+        let mut cname: Vec<u8> = name.as_bytes().into();
+        cname.push(0);
+        let cname = core::ffi::CStr::from_bytes_with_nul(&cname).map_err(|_| Error::InvalidArgument)?;
+        sys::spawn(cname).map(transport::from_kernel).map_err(map_error)
+    }
+
+    fn now_ns(&self) -> u64 {
+        sys::monotonic_ns()
+    }
+
+    fn sleep_ns(&mut self, ns: u64) {
+        sys::sleep_ns(ns);
+    }
+
+    fn log(&mut self, line: fmt::Arguments<'_>) {
+        println!("{line}");
     }
 }
 
@@ -99,51 +113,31 @@ fn tell_vfs(death: &sys::DeathInfo) {
     }
 }
 
+fn cause(death: &sys::DeathInfo) -> Cause {
+    match (death.cause, death.code) {
+        (sys::DEATH_EXIT, code) => Cause::Exit(code),
+        (_, sys::KILLED) => Cause::Killed,
+        (_, vector) => Cause::Fault(vector),
+    }
+}
+
 fn main() -> i64 {
-    let programs = sys::programs();
-    let services = supervise::restart_list(&programs);
-    let on_demand = supervise::on_demand_list(&programs);
-    let mut policy = RestartPolicy::new(10_000_000, 3, 5_000_000_000);
-    let mut buf = [0u8; libwatos::abi::MAX_MSG];
-    println!("init: supervising {services:?} (the manifest's RESTART programs)");
+    let kernel = Syscalls { programs: manifest() };
+    let mut server = Service(Supervisor::new(kernel, RestartPolicy::new(10_000_000, 3, 5_000_000_000)));
+    println!("init: supervising {:?} (the manifest's RESTART programs)", server.0.services());
     loop {
-        let info = match ipc::receive(&mut buf, sys::NOTIFY_DEATH) {
-            Ok(info) => info,
-            Err(e) => {
-                println!("init: receive failed: {e:?}");
-                return 1;
-            }
-        };
-        if info.sender != NOTIFICATION {
-            let answer = request(&services, &on_demand, info.sender, &buf[..(info.len as usize).min(buf.len())]);
-            let _ = ipc::reply(info.sender, &[answer]);
-            continue;
+        // Serves requests until the kernel posts NOTIFY_DEATH.
+        if let Err(e) = transport::serve(&mut server, sys::NOTIFY_DEATH) {
+            println!("init: receive failed: {e:?}");
+            return 1;
         }
         let mut last_live = None;
         let mut restarted = false;
         while let Ok(Some(death)) = sys::next_death() {
             tell_vfs(&death);
-            let name = death.name();
-            let faulted = death.cause == sys::DEATH_FAULT && services.iter().any(|s| s == name);
-            match policy.on_death(name, faulted, sys::monotonic_ns()) {
-                Decision::Restart { delay_ns, attempt } => {
-                    let why = if death.code == sys::KILLED {
-                        String::from("killed")
-                    } else {
-                        alloc::format!("vector {}", death.code)
-                    };
-                    println!(
-                        "init: {name} faulted ({why}); restarting in {} ms (fault {attempt} in the window)",
-                        delay_ns / 1_000_000
-                    );
-                    sys::sleep_ns(delay_ns);
-                    restarted |= restart(name);
-                }
-                Decision::GiveUp { faults } => {
-                    println!("init: {name} faulted {faults} times within 5 s: giving up on it")
-                }
-                Decision::Leave => {}
-            }
+            let id = transport::from_kernel(death.id);
+            let outcome = server.0.on_death(&Death { id, name: String::from(death.name()), cause: cause(&death) });
+            restarted |= matches!(outcome, Outcome::Restarted { .. });
             last_live = Some(death.live);
         }
         if last_live == Some(0) && !restarted {

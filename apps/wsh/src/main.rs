@@ -2,8 +2,9 @@
 //!
 //! Design: the file commands go through `libwatos::fs()` (the vfs server); the server-specific
 //! commands are [`WatosHooks`]: the mount list is fixed by the storage manifest (`/` on WFS, `/fat`
-//! on FAT), `ps` lists the initrd's programs with the live task behind each name, `kill`/`restart`
-//! ask the supervisor (init), which restarts a RESTART service by its policy, and `stats` asks each
+//! on FAT), `ps`, `kill` and `restart` go to the supervisor (init) over its
+//! interface (`ps` adds the kernel's ticks and syscalls; wsh has the manifest's CONTROL flag, so
+//! init takes its kills and restarts, each started again at once), and `stats` asks each
 //! block cache server for its counters. Output goes to the serial console a line at a time (the
 //! prompt and the echo of typed bytes at once). Two roles, by the name the manifest gives it:
 //! `wsh-script` runs `/demo.wsh` from the WFS disk with stop-on-error, prints one `wsh: script ...`
@@ -21,9 +22,8 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Write;
 use libwatos::abi::PROGRAM_SUPERVISOR;
-use libwatos::fs::{Error as FsError, ErrorKind};
 use libwatos::protocol::api::blockcache;
-use libwatos::transport::KernelTransport;
+use libwatos::transport::{to_kernel, KernelTransport};
 use libwatos::{println, service, sys};
 use wsh::{CmdError, Hooks, Input, LineEditor, Shell, Status};
 
@@ -33,9 +33,6 @@ libwatos::entry!(main);
 const SCRIPT: &str = "/demo.wsh";
 /// The block cache servers `stats` asks, with the mount each one serves.
 const CACHES: [(&str, &str); 2] = [("blockcache0", "/"), ("blockcache1", "/fat")];
-
-/// How many 10 ms polls `restart` waits for the service to come back.
-const RESTART_POLLS: u32 = 500;
 
 /// Console output: collected until a newline, then one console write per line, so the shell's
 /// lines never interleave mid-line with a server's log.
@@ -73,11 +70,6 @@ impl Write for Console {
 
 struct WatosHooks;
 
-/// A syscall refusal as the shell's error.
-fn sys_err(e: libwatos::abi::SysError) -> CmdError {
-    CmdError::Other(libwatos::transport::map_error(e).into())
-}
-
 impl Hooks for WatosHooks {
     fn mounts(&self) -> Vec<String> {
         ["/", "/fat"].into_iter().map(String::from).collect()
@@ -107,52 +99,39 @@ impl Hooks for WatosHooks {
     }
 
     fn ps(&mut self, out: &mut dyn Write) -> Result<(), CmdError> {
-        writeln!(out, "NAME             TASK      TICKS  SYSCALLS  FLAGS")?;
-        for p in sys::programs() {
-            let flags = if p.flags & PROGRAM_SUPERVISOR != 0 { "supervisor" } else { "" };
-            match service::find(p.name()).and_then(sys::task_info) {
-                Ok(i) => writeln!(
-                    out,
-                    "{}",
-                    format!("{:<16} {:<9} {:>6} {:>9}  {flags}", p.name(), i.id, i.ticks, i.syscalls).trim_end()
-                )?,
-                Err(_) => writeln!(
-                    out,
-                    "{}",
-                    format!("{:<16} {:<9} {:>6} {:>9}  {flags}", p.name(), "-", "-", "-").trim_end()
-                )?,
-            }
+        // The programs and their restart record from init; ticks and syscalls from the kernel.
+        let tasks = service::supervisor()?.list_tasks()?;
+        let programs = sys::programs();
+        writeln!(out, "NAME             TASK      TICKS  SYSCALLS  RESTARTS  FLAGS")?;
+        for t in tasks {
+            let supervisor = programs.iter().any(|p| p.name() == t.name.as_str() && p.flags & PROGRAM_SUPERVISOR != 0);
+            let flags = match (supervisor, t.service, t.given_up) {
+                (true, ..) => "supervisor",
+                (_, true, true) => "service, given up",
+                (_, true, false) => "service",
+                _ => "",
+            };
+            let info = t.id.and_then(to_kernel).and_then(|id| sys::task_info(id).ok());
+            let (id, ticks, syscalls) = match info {
+                Some(i) => (format!("{}", i.id), format!("{}", i.ticks), format!("{}", i.syscalls)),
+                None => (String::from("-"), String::from("-"), String::from("-")),
+            };
+            let row = format!("{:<16} {id:<9} {ticks:>6} {syscalls:>9} {:>9}  {flags}", t.name.as_str(), t.restarts);
+            writeln!(out, "{}", row.trim_end())?;
         }
         Ok(())
     }
 
     fn kill(&mut self, task: &str, out: &mut dyn Write) -> Result<(), CmdError> {
-        service::kill_service(task).map_err(sys_err)?;
-        Ok(writeln!(out, "{task}: killed (init restarts it if the manifest says RESTART)")?)
+        service::supervisor()?.kill_task(task)?;
+        Ok(writeln!(out, "{task}: killed; init started it again")?)
     }
 
     fn restart(&mut self, task: &str, out: &mut dyn Write) -> Result<(), CmdError> {
-        // init restarts a killed RESTART service after its backoff; a service without the flag
-        // would stay dead, so refuse those instead of killing them.
-        let restartable =
-            sys::programs().iter().any(|p| p.name() == task && p.flags & libwatos::abi::PROGRAM_RESTART != 0);
-        if !restartable {
-            return Err(CmdError::Other(FsError::new(ErrorKind::Unsupported)));
-        }
-        let old = service::find(task).ok();
-        service::kill_service(task).map_err(sys_err)?;
-        // Wait for init's restart (its backoff starts at 10 ms), so the next command finds the
-        // service back instead of failing with "server is not running".
-        for _ in 0..RESTART_POLLS {
-            match service::find(task) {
-                Ok(id) if Some(id) != old => {
-                    wait_until_serving(id);
-                    return Ok(writeln!(out, "{task}: restarted as task {id:#x}")?);
-                }
-                _ => sys::sleep_ns(10_000_000),
-            }
-        }
-        Ok(writeln!(out, "{task}: killed; not back after {} s (init may have given up on it)", RESTART_POLLS / 100)?)
+        let id = to_kernel(service::supervisor()?.restart_task(task)?).unwrap_or(0);
+        // So the next command finds it serving, and its start-up lines come before the prompt.
+        wait_until_serving(id);
+        Ok(writeln!(out, "{task}: restarted as task {id:#x}")?)
     }
 }
 

@@ -2,14 +2,17 @@
 
 use core::fmt::Write;
 
+use protocol::api::supervisor;
 use protocol::local::LocalIpc;
 use watos_fs::Fs;
 use watos_stack::{Stack, StackConfig};
 use wsh::{CmdError, Hooks, ScriptOutcome, Shell, Status};
 
-/// What the WATOS binary would do with its supervisor and cache clients, done on the host stack.
+/// What the WATOS binary does with its supervisor and cache clients, done on the host stack: `ps`,
+/// `kill` and `restart` go to the supervisor model over the same interface init serves.
 struct StackHooks<'a> {
     s: &'a Stack,
+    sup: supervisor::Client<LocalIpc>,
 }
 
 impl Hooks for StackHooks<'_> {
@@ -17,23 +20,17 @@ impl Hooks for StackHooks<'_> {
         ["/", "/fat", "/mem"].map(String::from).to_vec()
     }
     fn ps(&mut self, out: &mut dyn Write) -> Result<(), CmdError> {
-        for t in self.s.ipc.tasks() {
-            writeln!(
-                out,
-                "{:>3} {:<10} {:<5} restarts {}",
-                t.id.index,
-                t.name,
-                if t.alive { "up" } else { "dead" },
-                t.restarts
-            )?;
+        for t in self.sup.list_tasks()? {
+            let state = if t.id.is_some() { "up" } else { "dead" };
+            writeln!(out, "{:<10} {state:<5} restarts {}", t.name.as_str(), t.restarts)?;
         }
         Ok(())
     }
     fn kill(&mut self, task: &str, _out: &mut dyn Write) -> Result<(), CmdError> {
-        Ok(self.s.ipc.kill(self.s.id(task)?.index)?)
+        Ok(self.sup.kill_task(task)?)
     }
     fn restart(&mut self, task: &str, out: &mut dyn Write) -> Result<(), CmdError> {
-        let id = self.s.restart(task)?;
+        let id = self.sup.restart_task(task)?;
         Ok(writeln!(out, "{task} restarted (generation {})", id.generation)?)
     }
     fn stats(&mut self, out: &mut dyn Write) -> Result<(), CmdError> {
@@ -47,7 +44,9 @@ fn stack() -> Stack {
 }
 
 fn shell(s: &Stack) -> Shell<LocalIpc, String, StackHooks<'_>> {
-    Shell::new(Fs::new(s.app("wsh").unwrap().vfs), String::new(), StackHooks { s })
+    let app = s.app("wsh").unwrap();
+    let sup = s.supervisor(&app).unwrap();
+    Shell::new(Fs::new(app.vfs), String::new(), StackHooks { s, sup })
 }
 
 fn run(sh: &mut Shell<LocalIpc, String, StackHooks<'_>>, script: &str, stop: bool) -> (String, ScriptOutcome) {
@@ -274,12 +273,13 @@ fn ps_kill_and_restart_through_hooks_and_the_shell_keeps_working() {
     // Restarting the vfs under the shell: its next commands re-connect transparently.
     let (out, o) = run(&mut sh, "restart vfs\ncat /keep\nrestart wfs\ncat /keep\nls /fat\n", true);
     assert_eq!(o.failed, 0, "{out}");
-    assert_eq!(out, "vfs restarted (generation 2)\ndurable\nwfs restarted (generation 2)\ndurable\n");
-    let (out, _) = run(&mut sh, "kill fat\nls /fat\nps\n", false);
-    assert!(out.contains("wsh: ls: /fat: server is not running"), "{out}");
-    assert!(out.lines().any(|l| l.contains("fat ") && l.contains("dead")), "{out}");
-    let (out, _) = run(&mut sh, "restart nosuch\n", false);
-    assert_eq!(out, "wsh: restart: not found\n");
+    // Each restart ends the old task (one generation) and starts the new one (the next).
+    assert_eq!(out, "vfs restarted (generation 3)\ndurable\nwfs restarted (generation 3)\ndurable\n");
+    // A kill through the supervisor: the service is back at once, and counted.
+    let (out, _) = run(&mut sh, "kill fat\nls /fat\nls /fat\nps\n", false);
+    assert!(out.lines().any(|l| l.starts_with("fat ") && l.contains("up") && l.ends_with("restarts 1")), "{out}");
+    let (out, _) = run(&mut sh, "restart nosuch\nkill wsh\n", false);
+    assert_eq!(out, "wsh: restart: not found\nwsh: kill: permission denied\n", "the shell is no service");
 }
 
 #[test]

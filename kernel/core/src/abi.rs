@@ -432,6 +432,8 @@ pub const PROGRAM_SUPERVISOR: u64 = 2;
 pub const PROGRAM_DRIVER: u64 = 4;
 /// A service the supervisor restarts when it faults.
 pub const PROGRAM_RESTART: u64 = 8;
+/// A program the supervisor takes kill, restart and spawn requests from.
+pub const PROGRAM_CONTROL: u64 = 16;
 
 impl ProgramInfo {
     pub const SIZE: usize = 64;

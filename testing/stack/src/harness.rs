@@ -34,9 +34,12 @@ use protocol::{Error, Result};
 use vfs::{RemoteFs, Vfs, VfsServer};
 use wfs::Wfs;
 
-use crate::supervisor::SupervisorServer;
+use crate::supervisor::supervisor_server;
 use crate::SharedDisk;
 use blockcache::{CacheServer, RemoteBlockDevice};
+
+/// The servers of the stack: the supervisor model's services (every other task is an app).
+const SERVICES: [&str; 6] = ["wfs-cache", "wfs", "fat-cache", "fat", "memfs", "vfs"];
 
 /// How to build a stack.
 #[derive(Debug, Clone, Copy)]
@@ -180,7 +183,7 @@ impl Stack {
         if config.memfs {
             ipc.spawn("memfs", Box::new(|_| fs_service(MemFs::new(clock()))))?;
         }
-        ipc.spawn("supervisor", Box::new(|ipc| Box::new(sup_api::Service(SupervisorServer { ipc }))))?;
+        ipc.spawn("supervisor", Box::new(|ipc| Box::new(supervisor_server(ipc, &SERVICES))))?;
         let vfs = VfsHandle::default();
         let handle = vfs.clone();
         ipc.spawn("vfs", Box::new(move |ipc| or_failed(start_vfs(&ipc, &handle))))?;

@@ -3,7 +3,7 @@
 //! Design: the server libraries (vfs, wfs, fat, memfs, blockcache) are wired through the real
 //! protocol encoding over [`protocol::local::LocalIpc`], the in-memory model of kernel IPC (inline
 //! messages, checked leases, generations). This crate adds what only tests need: [`SharedDisk`] (a RAM
-//! disk that outlives server restarts), [`SupervisorServer`] (task list and restart) and the [`Stack`]
+//! disk that outlives server restarts), [`SupervisorServer`] (init's supervisor library over the in-memory kernel) and the [`Stack`]
 //! harness that builds it all. The adapters between servers live with the servers (e.g.
 //! [`CacheServer`] and [`RemoteBlockDevice`] in the blockcache library) and are re-exported here.
 #![no_std]
@@ -18,4 +18,4 @@ mod supervisor;
 pub use blockcache::{cache_stats, CacheServer, RemoteBlockDevice};
 pub use harness::{mib, App, Stack, StackConfig, VfsHandle};
 pub use shared_disk::SharedDisk;
-pub use supervisor::SupervisorServer;
+pub use supervisor::{supervisor_server, LocalKernel, SupervisorServer};

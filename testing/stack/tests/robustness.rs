@@ -172,11 +172,17 @@ fn dead_server_fails_cleanly_and_the_supervisor_restarts_it() {
     let sup = s.supervisor(&app).unwrap();
     let tasks = sup.list_tasks().unwrap();
     let fat_task = tasks.iter().find(|t| t.name == "fat").unwrap();
-    assert!(!fat_task.alive);
-    let new = sup.restart_task(fat.index).unwrap();
+    assert!(fat_task.service && fat_task.id.is_none());
+    let new = sup.restart_task("fat").unwrap();
     assert!(new.generation > fat.generation);
     assert_eq!(get(c, "/fat/a.txt").unwrap(), b"fat data", "the vfs reconnected to the new fat server");
     let tasks = sup.list_tasks().unwrap();
-    assert!(tasks.iter().find(|t| t.name == "fat").unwrap().alive);
+    assert_eq!(tasks.iter().find(|t| t.name == "fat").unwrap().id, Some(new));
     assert_eq!(tasks.iter().find(|t| t.name == "fat").unwrap().restarts, 1);
+    // A kill through the supervisor brings the service back at once, as init does.
+    sup.kill_task("fat").unwrap();
+    let first = get(c, "/fat/a.txt");
+    assert!(matches!(first, Err(Error::ServerRestarted)) || first.as_deref() == Ok(b"fat data"), "{first:?}");
+    assert_eq!(get(c, "/fat/a.txt").unwrap(), b"fat data");
+    assert_eq!(sup.kill_task("app"), Err(Error::NotPermitted), "apps are not services");
 }

@@ -70,7 +70,7 @@ fn vfs_killed(fs: &Fs, name: &str) -> libwatos::fs::Result<()> {
     let mut q = queue(fs);
     let tickets: Vec<_> = blocks.iter().map(|&b| q.submit_read(&f, b * BLOCK as u64, BLOCK)).collect();
     q.flush();
-    let killed = service::kill_service("vfs-server");
+    let killed = service::supervisor().and_then(|s| s.kill_task("vfs-server"));
     check(
         killed.is_ok(),
         format_args!("{name}: init killed vfs-server with {} requests at it ({killed:?})", q.at_server()),

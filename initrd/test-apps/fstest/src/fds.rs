@@ -15,8 +15,9 @@ use alloc::vec::Vec;
 use libwatos::fmt::check;
 use libwatos::protocol::api::vfs::{Client, OpenFlags, VfsStats};
 use libwatos::protocol::Error;
+use libwatos::transport::to_kernel;
 use libwatos::transport::KernelTransport;
-use libwatos::{ipc, println, supervise, sys};
+use libwatos::{ipc, println, service, sys};
 
 type Vfs = Client<KernelTransport>;
 
@@ -100,7 +101,7 @@ fn alive(id: u64) -> bool {
 /// checks that the vfs closed and aborted everything.
 fn one_hog(vfs: &Vfs, name: &str) {
     let before = vfs.stats().unwrap_or_default();
-    let id = supervise::request_spawn(name);
+    let id = service::supervisor().and_then(|s| s.spawn_task(name)).map(|id| to_kernel(id).unwrap_or(0));
     check(id.is_ok(), format_args!("fstest: fds: init started {name} on request ({id:?})"));
     let Ok(id) = id else { return };
     let held = 2 * HOG_FILES as u64;

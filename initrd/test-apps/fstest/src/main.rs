@@ -168,7 +168,7 @@ fn restart(vfs: &Vfs, victim: &str, dir: &str, seed: u64) {
     let fd = vfs.open(&inflight, OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::TRUNCATE, 0o644);
     let first = fd.and_then(|fd| vfs.write(fd, &partial[..65536]));
     check(first == Ok(65536), format_args!("fstest: kill {victim}: first half of {inflight} written (not committed)"));
-    let killed = service::kill_service(victim);
+    let killed = service::supervisor().and_then(|s| s.kill_task(victim));
     check(killed.is_ok(), format_args!("fstest: kill {victim}: init killed it on request ({killed:?})"));
     let second = fd.and_then(|fd| vfs.write(fd, &partial[65536..]));
     let clear =
@@ -208,6 +208,50 @@ fn restart(vfs: &Vfs, victim: &str, dir: &str, seed: u64) {
     check(again.is_ok_and(|d| d == fresh), format_args!("fstest: kill {victim}: {dir} takes writes again"));
 }
 
+/// Kills in a row `repeated_kills` asks for: more than init's give-up limit (3 faults in 5 s).
+const REPEATED_KILLS: u32 = 5;
+
+/// init gives up on a service that faults more than 3 times in 5 s. Kills ordered through it are
+/// no faults (this app has the manifest's CONTROL flag), so killing fat-server five times in a row,
+/// each time waiting until /fat serves again, must leave it supervised, serving, and no fault
+/// counted.
+fn repeated_kills(vfs: &Vfs) {
+    let init = match service::supervisor() {
+        Ok(init) => init,
+        Err(e) => {
+            check(false, format_args!("fstest: repeated kills: no supervisor ({e:?})"));
+            return;
+        }
+    };
+    let status = || init.list_tasks().ok().and_then(|l| l.into_iter().find(|t| t.name == "fat-server"));
+    let before = status();
+    let (mut killed, mut back) = (0, 0);
+    for _ in 0..REPEATED_KILLS {
+        killed += u32::from(init.kill_task("fat-server").is_ok());
+        // Back when a read through the vfs reaches the new fat server.
+        back += u32::from((0..500).any(|_| {
+            let ok = read_file(vfs, "/fat/persist.bin").is_ok();
+            if !ok {
+                libwatos::sys::sleep_ns(10_000_000);
+            }
+            ok
+        }));
+    }
+    let after = status();
+    let kept = match (&before, &after) {
+        (Some(b), Some(a)) => {
+            a.id.is_some() && !a.given_up && a.faults == b.faults && a.restarts == b.restarts + REPEATED_KILLS
+        }
+        _ => false,
+    };
+    check(
+        killed == REPEATED_KILLS && back == REPEATED_KILLS && kept,
+        format_args!(
+            "fstest: authority: {killed} kills of fat-server in a row on request, back {back} times; init did not give up and counted no fault ({after:?})"
+        ),
+    );
+}
+
 fn main() -> i64 {
     let name = service::own_name();
     let t = KernelTransport::new();
@@ -231,6 +275,7 @@ fn main() -> i64 {
         for (i, (victim, dir)) in VICTIMS.into_iter().enumerate() {
             restart(&vfs, victim, dir, KILL_SEED + 16 * i as u64);
         }
+        repeated_kills(&vfs);
         // The last victim was the vfs server: its successor must close a dead process's files too.
         fds::deaths(&vfs, &["fdhog-exit"]);
         println!("fstest: kill tests done");

@@ -14,9 +14,9 @@
 extern crate alloc;
 
 use alloc::boxed::Box;
+use libwatos::println;
 use libwatos::service::{self, STOP};
 use libwatos::transport::{self, KernelTransport};
-use libwatos::{println, supervise};
 use protocol::api::vfs::Service;
 use protocol::fs::FileSystem;
 use protocol::Result;
@@ -51,7 +51,7 @@ fn main() -> i64 {
     // Only the supervisor may report deaths (`process_exited`); it stays the supervisor across its
     // own restarts, so its slot is what counts.
     let mut server = VfsServer::new(v);
-    match supervise::supervisor_task() {
+    match service::supervisor_task() {
         Ok(id) => server = server.with_supervisor(transport::from_kernel(id).index),
         Err(e) => println!("{name}: no supervisor ({e:?}): no process deaths will be reported"),
     }
