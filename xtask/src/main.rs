@@ -19,6 +19,7 @@
 //!   bench [NAME...]            host benchmarks (tools/bench), release mode; `ipc` = the QEMU
 //!                              IPC round-trip benchmark; `qemu [--kvm]` = the whole storage stack
 //!                              in QEMU beside a Linux guest (only when named)
+#![forbid(unsafe_code)]
 
 mod bench;
 mod bench_aio;

@@ -11,6 +11,7 @@
 //! memfs is the reference model: WFS and FAT model-based tests compare their behaviour against it,
 //! so it follows POSIX as closely as the interface allows and documents every choice it makes.
 #![no_std]
+#![forbid(unsafe_code)]
 
 extern crate alloc;
 
