@@ -15,8 +15,8 @@
 
 extern crate alloc;
 
+mod filesystem;
 mod node;
-mod ops;
 
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
