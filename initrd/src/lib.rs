@@ -29,6 +29,7 @@
 //! bad archive gives a `FormatError`, never a panic. The packer (used by `cargo xtask build`) lives here
 //! too, so writer and reader cannot drift apart.
 #![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
 
 extern crate alloc;
 

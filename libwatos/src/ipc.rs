@@ -1,5 +1,9 @@
 //! IPC wrappers: calls (`send`), serving (`receive`/`reply`), leases and notifications.
 //!
+//! These are the kernel's IPC system calls as they are (raw byte messages and kernel leases). Servers and
+//! clients speaking the protocol use `protocol::ipc`'s model instead, which [`crate::transport`] implements
+//! on these calls; the kernel side is `kernel_core::ipc`.
+//!
 //! Design: slices in, `Result<_, SysError>` out, so ordinary code never builds a raw pointer. A
 //! `Lease` records a buffer's address; it is only meaningful for the duration of the `send` it is
 //! passed to, which blocks until the reply, so the buffer cannot be freed or moved meanwhile.

@@ -8,6 +8,7 @@
 //! state stays zero forever: seed with a non-zero value ([`XorShift64::new`] forces the low bit; the
 //! tuple constructor takes the state as given, for callers whose recorded sequences start there).
 #![no_std]
+#![forbid(unsafe_code)]
 
 extern crate alloc;
 

@@ -4,7 +4,8 @@
 //! needed in the bare-metal build): [`interface!`](crate::interface) takes a list of operations, each with
 //! an operation code, an idempotency marker (`idempotent` or `once`), a request variant name, typed
 //! arguments, optional leases (name and rights) and a reply type, and generates in the invoking module:
-//! - `VERSION`, `OPS` (name, code, idempotency of every operation);
+//! - `VERSION`, `OPS` (name, code, idempotency of every operation), and a compile-time assertion that
+//!   no two operations share a code;
 //! - `Request<'a>`, the request enum, with `encode`/`decode`/`op`; arguments may borrow from the message
 //!   (`&'a str`), so a server decodes paths without copying;
 //! - `Client<T: Transport>`, a typed stub with one method per operation: the method encodes, lends its
@@ -50,6 +51,23 @@ pub struct OpInfo {
     pub name: &'static str,
     pub op: u16,
     pub idempotent: bool,
+}
+
+/// Whether every code in `ops` differs from the others; the [`interface!`](crate::interface) macro
+/// asserts it at compile time for every interface.
+pub const fn ops_unique(ops: &[u16]) -> bool {
+    let mut i = 0;
+    while i < ops.len() {
+        let mut j = i + 1;
+        while j < ops.len() {
+            if ops[i] == ops[j] {
+                return false;
+            }
+            j += 1;
+        }
+        i += 1;
+    }
+    true
 }
 
 /// How many times a stub re-sends an idempotent request to a restarted server before giving up.
@@ -195,6 +213,10 @@ pub fn request_body<'m>(
 
 /// Buffer an out-of-line request body is copied into (re-exported for the generated code).
 pub type Scratch = Vec<u8>;
+
+/// `String` for generated code in crates that do not name `alloc`.
+#[doc(hidden)]
+pub use alloc::string::String;
 
 /// Reborrow a lease for a nested call.
 fn reborrow<'s>(lease: &'s mut Lease<'_>) -> Lease<'s> {
@@ -357,6 +379,9 @@ macro_rules! interface {
             $($crate::idl::OpInfo { name: stringify!($name), op: $op, idempotent: $crate::__idl_idempotent!($kind) },)*
         ];
 
+        // Two operations with one code would make one of them unreachable: refuse to compile.
+        const _: () = assert!($crate::idl::ops_unique(&[$($op),*]), "two operations share an operation code");
+
         /// A decoded request. Arguments may borrow from the message they were decoded from.
         #[derive(Debug, Clone, PartialEq)]
         #[allow(clippy::large_enum_variant)]
@@ -498,6 +523,14 @@ macro_rules! interface {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ops_unique_finds_a_shared_code() {
+        assert!(ops_unique(&[]));
+        assert!(ops_unique(&[1, 2, 30]));
+        assert!(!ops_unique(&[1, 2, 3, 2]));
+        assert!(!ops_unique(&[7, 7]));
+    }
 
     #[test]
     fn trailing_bytes_are_malformed() {

@@ -1,5 +1,10 @@
 //! The IPC model every WATOS server is written against: synchronous calls with inline messages and leases.
 //!
+//! Three modules named `ipc`, one per layer: this one, the transport-independent model that servers and
+//! stubs are written against (implemented in memory by [`crate::local`] and on the kernel by
+//! `libwatos::transport`); `libwatos::ipc`, the user-space wrappers of the kernel's IPC system calls;
+//! and `kernel_core::ipc`, the kernel's implementation of those calls.
+//!
 //! Design (a model of the kernel IPC, so the same server code runs on the host and under WATOS):
 //! - A [`Transport`] makes a synchronous `call` to a [`TaskId`] with an inline message of at most
 //!   [`MAX_MESSAGE`] bytes and at most [`MAX_LEASES`] leases, and gets an inline reply of at most

@@ -5,6 +5,7 @@
 //!   of servers (app → vfs → wfs → blockcache) without being re-mapped or losing its detail.
 //! - The filesystem-server interface ([`fs::FileSystem`]) is a trait that WFS, FAT and the in-memory test
 //!   filesystem implement; the VFS and the FUSE front end only ever talk to that trait.
+//! - One rule for names ([`names`]) that the VFS and every filesystem apply.
 //! - Wire encoding is postcard over serde. Decoders must return errors on arbitrary bytes, never panic.
 //! - IPC is modelled by [`ipc`] (synchronous calls, bounded inline messages, checked leases, task ids
 //!   with generations) and implemented in memory by [`local`] for host tests; every server interface in
@@ -22,5 +23,6 @@ pub mod fs;
 pub mod idl;
 pub mod ipc;
 pub mod local;
+pub mod names;
 
 pub use error::{Error, Result};

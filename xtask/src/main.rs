@@ -10,6 +10,8 @@
 //!   image                      fresh disk images for `qemu`: target/watos/{wfs,fat}.img
 //!   qemu  [--release] [--kvm]  build, then boot the storage system in QEMU (disks from `image`,
 //!                              made if missing) with the serial console on stdout
+//!         [--gdb]              start QEMU halted with its gdb stub and print the gdb command
+//!   (qemu and test install what they run when it is missing: see setup.rs)
 //!   test  [--release]          host tests (`cargo test`), then the QEMU boot tests: the kernel
 //!                              and process tests, the kernel-fault boot, the two storage boots
 //!         [--qemu-only]        skip the host tests
@@ -19,12 +21,14 @@
 //!   bench [NAME...]            host benchmarks (tools/bench), release mode; `ipc` = the QEMU
 //!                              IPC round-trip benchmark; `qemu [--kvm]` = the whole storage stack
 //!                              in QEMU beside a Linux guest (only when named)
+#![forbid(unsafe_code)]
 
 mod bench;
 mod bench_aio;
 mod harness;
 mod lint;
 mod qbench;
+mod setup;
 mod storage;
 mod watos;
 mod wsh;
@@ -39,8 +43,14 @@ fn main() -> ExitCode {
         Some("build") => watos::build(&opts).is_some(),
         Some("image") => storage::image(),
         Some("lint") => lint::run(),
-        Some("qemu") => storage::run_interactive(&opts),
+        Some("qemu") => setup::ensure(setup::QEMU) && storage::run_interactive(&opts),
         Some("test") => {
+            if !setup::ensure(setup::BOOTS) {
+                return ExitCode::FAILURE;
+            }
+            if !opts.qemu_only && !setup::ensure_suites() {
+                eprintln!("the FUSE tests will skip what is missing (see the SKIP fuse: lines)");
+            }
             // Both halves always run, so one failure does not hide the other's results.
             let host = opts.qemu_only || host_tests();
             let qemu = watos::build(&opts).is_some_and(|art| harness::run(&art, &opts));
@@ -78,7 +88,7 @@ fn main() -> ExitCode {
             ok
         }
         _ => {
-            eprintln!("usage: cargo xtask <build | image | lint | qemu [--kvm] | test [--qemu-only|--storage-only|--wsh-only] | bench [NAME...]> [--release]");
+            eprintln!("usage: cargo xtask <build | image | lint | qemu [--kvm] [--gdb] | test [--qemu-only|--storage-only|--wsh-only] | bench [NAME...]> [--release]");
             false
         }
     };

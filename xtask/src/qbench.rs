@@ -4,8 +4,8 @@
 //! Design: a release build of the storage system whose app is `qbench` (initrd/test-apps/qbench) boots
 //! on two fresh 160 MiB images (WFS with the `/fat` mount point, FAT). The app prints
 //! `QBENCH <mount> <metric> <value>` lines; this module parses them into a table. In the same
-//! sitting it runs /work/shared/tools/linux-ref (Debian's kernel reading and writing a virtio-blk
-//! disk under the same QEMU), installing its packages with apt-get if they are missing and skipping
+//! sitting it runs the Linux reference script named by `WATOS_LINUX_REF` (Debian's kernel reading and
+//! writing a virtio-blk disk under the same QEMU; skipped with a plain message when unset), installing its packages with apt-get if they are missing and skipping
 //! it with a plain message if that fails, and prints Linux's figures beside ours with ratios. The
 //! machine's load average is printed before and after, since the figures depend on it. `--kvm` is
 //! honoured only if /dev/kvm opens (otherwise TCG, said plainly); the Linux reference always runs
@@ -28,7 +28,8 @@ const BENCH_TIMEOUT: Duration = Duration::from_secs(1800);
 const SILENCE_LIMIT: Duration = Duration::from_secs(120);
 /// Time limit of the check boot.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(180);
-const LINUX_REF: &str = "/work/shared/tools/linux-ref";
+/// The environment variable naming the Linux reference script.
+const LINUX_REF_VAR: &str = "WATOS_LINUX_REF";
 
 /// `(mount, metric) -> value` from the `QBENCH` lines.
 type Figures = BTreeMap<(String, String), f64>;
@@ -199,8 +200,13 @@ fn kvm_usable() -> bool {
 
 /// The Linux reference's figures, or `None` (with a plain message) if it cannot run here.
 fn linux_reference() -> Option<BTreeMap<String, f64>> {
-    if !Path::new(LINUX_REF).exists() {
-        println!("== Linux reference skipped: {LINUX_REF} is missing");
+    let Some(script) = std::env::var_os(LINUX_REF_VAR) else {
+        println!("== Linux reference skipped: set {LINUX_REF_VAR} to the path of the linux-ref script");
+        return None;
+    };
+    let script = std::path::PathBuf::from(script);
+    if !script.exists() {
+        println!("== Linux reference skipped: {} is missing", script.display());
         return None;
     }
     let kernel = std::fs::read_dir("/boot")
@@ -218,8 +224,8 @@ fn linux_reference() -> Option<BTreeMap<String, f64>> {
             return None;
         }
     }
-    println!("== Linux reference: {LINUX_REF} (Debian kernel, busybox dd on a virtio-blk disk, QEMU TCG)");
-    let (out, secs, share) = measured(|| Command::new("bash").arg(LINUX_REF).output());
+    println!("== Linux reference: {} (Debian kernel, busybox dd on a virtio-blk disk, QEMU TCG)", script.display());
+    let (out, secs, share) = measured(|| Command::new("bash").arg(&script).output());
     let out = out.ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
     print!("{text}");

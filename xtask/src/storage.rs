@@ -130,7 +130,18 @@ pub fn run_interactive(opts: &Options) -> bool {
         }
     }
     cmd = mux;
+    if opts.gdb {
+        // QEMU's -s is its gdb stub on localhost:1234, -S keeps the CPU halted until gdb continues.
+        cmd.args(["-s", "-S"]);
+        println!("== QEMU is halted with its gdb stub on localhost:1234; in another terminal:");
+        println!("    {}", gdb_line(&art.kernel));
+    }
     cmd.status().is_ok_and(|s| s.code() == Some(QEMU_SUCCESS))
+}
+
+/// The gdb command line that loads the kernel's symbols and attaches to QEMU's stub.
+pub(crate) fn gdb_line(kernel: &Path) -> String {
+    format!("gdb -ex 'target remote localhost:1234' {}", kernel.display())
 }
 
 /// One boot: prints the log and returns it with QEMU's exit status.

@@ -63,6 +63,8 @@ pub struct Options {
     pub storage_only: bool,
     /// `test --wsh-only`: only the wsh boot (implies --storage-only).
     pub wsh_only: bool,
+    /// `qemu --gdb`: start QEMU halted with its gdb stub on localhost:1234.
+    pub gdb: bool,
 }
 
 impl Options {
@@ -74,6 +76,7 @@ impl Options {
             qemu_only: has("--qemu-only") || has("--storage-only") || has("--wsh-only"),
             storage_only: has("--storage-only") || has("--wsh-only"),
             wsh_only: has("--wsh-only"),
+            gdb: has("--gdb"),
         }
     }
 }
@@ -202,7 +205,9 @@ pub fn build_with(opts: &Options, manifest: &[(&str, &str, u32)], image_name: &s
 pub fn have_qemu() -> bool {
     let found = Command::new("qemu-system-x86_64").arg("--version").output().is_ok_and(|o| o.status.success());
     if !found {
-        eprintln!("qemu-system-x86_64 is not installed: run `apt-get install -y qemu-system-x86` (what .ci/run does)");
+        eprintln!(
+            "qemu-system-x86_64 is not installed: `cargo xtask qemu` and `cargo xtask test` install it (setup.rs)"
+        );
     }
     found
 }

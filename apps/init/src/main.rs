@@ -17,6 +17,7 @@
 //! never fatal.
 #![no_std]
 #![no_main]
+#![forbid(unsafe_code)]
 
 extern crate alloc;
 

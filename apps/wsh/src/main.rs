@@ -14,6 +14,7 @@
 //! way it then stops the servers, so the kernel halts and QEMU exits.
 #![no_std]
 #![no_main]
+#![forbid(unsafe_code)]
 
 extern crate alloc;
 

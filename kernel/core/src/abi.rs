@@ -5,7 +5,7 @@
 //! answers in `rax`: a value `>= 0` is success, a negative value is `-(SysError as i64)`. Errors are
 //! returned to the caller; faults (bad instruction, page fault in user code) are not errors, they kill
 //! the task. Every pointer problem has its own code so a test can tell exactly which check fired.
-//! Numbers are stable: new calls (IPC in the next step) are appended, never renumbered.
+//! Numbers are stable: new calls are appended, never renumbered.
 
 /// Lowest address a user mapping may start at: page 0 stays unmapped so null is always invalid.
 pub const USER_MIN: u64 = 0x1000;

@@ -3,11 +3,11 @@
 //! Design: everything the kernel decides lives here, generic over physical memory (`PhysMem`),
 //! frames (`FrameAlloc`) and a small `Platform` (log, console, the CR3 and FXSAVE-pointer switches),
 //! so host tests drive it trap by trap exactly as the CPU does. The task table is a `Vec` of slots; a
-//! slot keeps its 16-bit generation across reuse, so a `TaskId` names one incarnation only (the IPC
-//! step relies on that to fail calls to restarted servers). Scheduler states live in a parallel vector
+//! slot keeps its 16-bit generation across reuse, so a `TaskId` names one incarnation only (IPC relies
+//! on that to fail calls to restarted servers). Scheduler states live in a parallel vector
 //! that `sched`'s pure functions read. There is no per-task kernel stack: a task is its saved
 //! registers, FXSAVE area and address space. Death goes through one function, `reap`, whatever the
-//! cause, so the next step can notify a supervisor from exactly one place.
+//! cause, so the supervisor is notified (`tell_supervisor`) from exactly one place.
 
 use crate::abi::{DeathInfo, DEATH_EXIT, DEATH_FAULT, NOTIFY_DEATH};
 use crate::abi::{SysError, TaskId, ANON_BASE, PAGE, USER_END};

@@ -1,8 +1,8 @@
 //! Scheduling decisions: which task runs next, and when sleepers wake.
 //!
 //! Design: plain round-robin over the task table's slots with one time slice for everyone; a task
-//! is `Runnable`, `Sleeping` until a monotonic time in ns (checked at each timer tick), or (later, with IPC) `Blocked`. The kernel asks these pure
-//! functions and does the switching itself, so the policy is tested on the host.
+//! is `Runnable`, `Sleeping` until a monotonic time in ns (checked at each timer tick), or `Blocked`
+//! (in IPC, on a notification or on console input). The kernel asks these pure functions and does the switching itself, so the policy is tested on the host.
 
 /// The scheduler's view of one slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,7 +14,7 @@ pub enum SchedState {
     Sleeping {
         until: u64,
     },
-    /// Waiting on something other than time (IPC, in the next step).
+    /// Waiting on something other than time: an IPC partner, a notification or console input.
     Blocked,
 }
 

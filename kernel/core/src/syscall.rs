@@ -1,8 +1,8 @@
 //! System calls: one `match` over the ABI's numbers.
 //!
 //! Design (after Hubris): a handler returns `Ok(value)` or `Err(UserError)`. `Recoverable` errors go
-//! back to the caller in `rax`; `Fault` (unused today; the IPC step will use it for protocol abuse
-//! such as over-long replies) kills the task like a CPU exception. Handlers never read user memory
+//! back to the caller in `rax`; `Fault` (protocol abuse such as a reply longer than the
+//! caller's reply buffer) kills the task like a CPU exception. Handlers never read user memory
 //! except through `usermem`, which validates against the caller's page tables and copies once.
 
 use crate::abi::{

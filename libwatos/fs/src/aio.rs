@@ -33,7 +33,7 @@ use protocol::ipc::Transport;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::file::{File, Inner};
-use crate::fs::Fs;
+use crate::handle::Fs;
 use crate::MAX_REOPENS;
 
 /// Names one submitted request.

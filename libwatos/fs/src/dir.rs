@@ -13,7 +13,7 @@ use protocol::fs::{FileType, Stat, Timespec};
 use protocol::ipc::Transport;
 
 use crate::error::Result;
-use crate::fs::Fs;
+use crate::handle::Fs;
 
 /// Attributes of a file or directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -22,7 +22,7 @@ use protocol::ipc::Transport;
 
 use crate::dir::Metadata;
 use crate::error::{Error, ErrorKind, Result};
-use crate::fs::Fs;
+use crate::handle::Fs;
 use crate::{MAX_IO, MAX_REOPENS};
 
 /// Reads up to this size whose position is not the vfs offset are sent as one positioned read.

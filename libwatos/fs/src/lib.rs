@@ -33,14 +33,14 @@ mod aio;
 mod dir;
 mod error;
 mod file;
-mod fs;
+mod handle;
 mod tx;
 
 pub use aio::{Completion, Done, Queue, QueueStats, Ticket};
 pub use dir::{DirEntry, Metadata, ReadDir};
 pub use error::{Error, ErrorKind, Result};
 pub use file::{File, OpenOptions, SeekFrom};
-pub use fs::Fs;
+pub use handle::Fs;
 pub use protocol::fs::{FileType, FsStats, Timespec};
 pub use tx::Transaction;
 

@@ -10,7 +10,7 @@
 use protocol::ipc::Transport;
 
 use crate::error::Result;
-use crate::fs::Fs;
+use crate::handle::Fs;
 
 /// An open transaction on the filesystem holding the path it was begun on.
 pub struct Transaction<T: Transport> {

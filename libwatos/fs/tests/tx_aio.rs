@@ -64,7 +64,7 @@ fn queue_batches_many_reads_and_keeps_submission_order() {
     let mut datas = Vec::new();
     for (i, m) in MOUNTS.iter().enumerate() {
         let p = format!("{m}/q");
-        let d = pattern(100_000, i as u32);
+        let d = pattern(100_000, i as u64);
         fs.write(&p, &d).unwrap();
         files.push(fs.open(&p).unwrap());
         datas.push(d);

@@ -1,5 +1,7 @@
 //! Filesystem-server interface: [`crate::fs::FileSystem`] over IPC, plus [`FsServer`], the adapter that
-//! serves any `FileSystem` (WFS, FAT, the in-memory one) with it.
+//! serves any `FileSystem` (WFS, FAT, the in-memory one) with it, and [`forward_filesystem_ops!`], the
+//! one list of operations that `FsServer` and the client-side adapter (`vfs::RemoteFs`) forward as they
+//! are.
 //!
 //! Design: one operation per trait method, same arguments; file data travels in leases (a `Write` lease
 //! for `read`, a `Read` lease for `write`), at most [`MAX_BULK`] bytes per call (clients split larger
@@ -100,6 +102,58 @@ pub const READDIR_MAX: usize = 128;
 /// stays inline.
 pub const MAX_BATCH: usize = 32;
 
+/// Generates the methods of the operations that the two filesystem adapters forward unchanged: the
+/// server side ([`FsServer`]'s `Handler` methods, `server`) calls `self.fs`, the client side
+/// (`vfs::RemoteFs`'s `FileSystem` methods, `client`) calls `self.client`. Each such operation is one
+/// line here, with the `FileSystem` method's name and arguments; the operations that need more (leases,
+/// paging, a constant fetched once) are written out in both adapters. The `Handler` and the `FileSystem`
+/// trait have the same method names for these, so a line that does not match both fails to compile.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! forward_filesystem_ops {
+    ($side:ident) => {
+        $crate::__forward_filesystem_ops! { $side;
+            lookup(dir: $crate::fs::NodeId, name: &str) -> $crate::fs::Stat;
+            getattr(node: $crate::fs::NodeId) -> $crate::fs::Stat;
+            setattr(node: $crate::fs::NodeId, attr: $crate::fs::SetAttr) -> $crate::fs::Stat;
+            unlink(dir: $crate::fs::NodeId, name: &str) -> ();
+            rmdir(dir: $crate::fs::NodeId, name: &str) -> ();
+            rename(from_dir: $crate::fs::NodeId, from: &str, to_dir: $crate::fs::NodeId, to: &str) -> ();
+            fsync(node: $crate::fs::NodeId) -> ();
+            sync() -> ();
+            statfs() -> $crate::fs::FsStats;
+            open(node: $crate::fs::NodeId) -> ();
+            release(node: $crate::fs::NodeId) -> ();
+            link(node: $crate::fs::NodeId, dir: $crate::fs::NodeId, name: &str) -> $crate::fs::Stat;
+            readlink(node: $crate::fs::NodeId) -> $crate::idl::String;
+            begin_transaction() -> $crate::fs::TxId;
+            commit_transaction(tx: $crate::fs::TxId) -> ();
+            abort_transaction(tx: $crate::fs::TxId) -> ();
+            snapshot_create(name: &str) -> ();
+            snapshot_delete(name: &str) -> ();
+        }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __forward_filesystem_ops {
+    (server; $($name:ident ( $($arg:ident : $ty:ty),* ) -> $ret:ty;)*) => {
+        $(
+            fn $name(&mut self, _: &mut $crate::ipc::Incoming<'_, '_>, $($arg: $ty),*) -> $crate::Result<$ret> {
+                self.fs.$name($($arg),*)
+            }
+        )*
+    };
+    (client; $($name:ident ( $($arg:ident : $ty:ty),* ) -> $ret:ty;)*) => {
+        $(
+            fn $name(&mut self, $($arg: $ty),*) -> $crate::Result<$ret> {
+                self.client.$name($($arg),*)
+            }
+        )*
+    };
+}
+
 /// Serves a [`FileSystem`] over IPC. Holds one bounce buffer: the filesystem reads into it and the
 /// server copies it into the caller's lease (the kernel's lease copy under WATOS).
 pub struct FsServer<F> {
@@ -139,20 +193,13 @@ pub fn fit_entries<T: serde::Serialize>(entries: &mut Vec<T>) -> Result<()> {
 }
 
 impl<F: FileSystem> Handler for FsServer<F> {
+    crate::forward_filesystem_ops!(server);
+
     fn root(&mut self, _: &mut Incoming<'_, '_>) -> Result<NodeId> {
         Ok(self.fs.root())
     }
     fn capabilities(&mut self, _: &mut Incoming<'_, '_>) -> Result<Capabilities> {
         Ok(self.fs.capabilities())
-    }
-    fn lookup(&mut self, _: &mut Incoming<'_, '_>, dir: NodeId, name: &str) -> Result<Stat> {
-        self.fs.lookup(dir, name)
-    }
-    fn getattr(&mut self, _: &mut Incoming<'_, '_>, node: NodeId) -> Result<Stat> {
-        self.fs.getattr(node)
-    }
-    fn setattr(&mut self, _: &mut Incoming<'_, '_>, node: NodeId, attr: SetAttr) -> Result<Stat> {
-        self.fs.setattr(node, attr)
     }
     fn read(&mut self, cx: &mut Incoming<'_, '_>, node: NodeId, offset: u64) -> Result<u32> {
         let len = cx.leases.len(0)?;
@@ -172,58 +219,12 @@ impl<F: FileSystem> Handler for FsServer<F> {
     fn create(&mut self, _: &mut Incoming<'_, '_>, dir: NodeId, name: &str, node: NewNode) -> Result<Stat> {
         self.fs.create(dir, name, &node)
     }
-    fn unlink(&mut self, _: &mut Incoming<'_, '_>, dir: NodeId, name: &str) -> Result<()> {
-        self.fs.unlink(dir, name)
-    }
-    fn rmdir(&mut self, _: &mut Incoming<'_, '_>, dir: NodeId, name: &str) -> Result<()> {
-        self.fs.rmdir(dir, name)
-    }
-    fn rename(
-        &mut self,
-        _: &mut Incoming<'_, '_>,
-        from_dir: NodeId,
-        from: &str,
-        to_dir: NodeId,
-        to: &str,
-    ) -> Result<()> {
-        self.fs.rename(from_dir, from, to_dir, to)
-    }
     fn readdir(&mut self, _: &mut Incoming<'_, '_>, dir: NodeId, cookie: u64, max: u32) -> Result<Vec<DirEntry>> {
         // A page never holds more than fits one reply, so a huge `max` must not make the filesystem
         // build a huge listing first.
         let mut entries = self.fs.readdir(dir, cookie, (max as usize).min(READDIR_MAX))?;
         fit_entries(&mut entries)?;
         Ok(entries)
-    }
-    fn fsync(&mut self, _: &mut Incoming<'_, '_>, node: NodeId) -> Result<()> {
-        self.fs.fsync(node)
-    }
-    fn sync(&mut self, _: &mut Incoming<'_, '_>) -> Result<()> {
-        self.fs.sync()
-    }
-    fn statfs(&mut self, _: &mut Incoming<'_, '_>) -> Result<FsStats> {
-        self.fs.statfs()
-    }
-    fn open(&mut self, _: &mut Incoming<'_, '_>, node: NodeId) -> Result<()> {
-        self.fs.open(node)
-    }
-    fn release(&mut self, _: &mut Incoming<'_, '_>, node: NodeId) -> Result<()> {
-        self.fs.release(node)
-    }
-    fn link(&mut self, _: &mut Incoming<'_, '_>, node: NodeId, dir: NodeId, name: &str) -> Result<Stat> {
-        self.fs.link(node, dir, name)
-    }
-    fn readlink(&mut self, _: &mut Incoming<'_, '_>, node: NodeId) -> Result<String> {
-        self.fs.readlink(node)
-    }
-    fn begin_transaction(&mut self, _: &mut Incoming<'_, '_>) -> Result<TxId> {
-        self.fs.begin_transaction()
-    }
-    fn commit_transaction(&mut self, _: &mut Incoming<'_, '_>, tx: TxId) -> Result<()> {
-        self.fs.commit_transaction(tx)
-    }
-    fn abort_transaction(&mut self, _: &mut Incoming<'_, '_>, tx: TxId) -> Result<()> {
-        self.fs.abort_transaction(tx)
     }
     fn read_batch(&mut self, cx: &mut Incoming<'_, '_>, reads: Vec<(NodeId, u64, u32)>) -> Result<Vec<u32>> {
         if reads.len() > MAX_BATCH {
@@ -244,16 +245,10 @@ impl<F: FileSystem> Handler for FsServer<F> {
         }
         Ok(counts)
     }
-    fn snapshot_create(&mut self, _: &mut Incoming<'_, '_>, name: &str) -> Result<()> {
-        self.fs.snapshot_create(name)
-    }
     fn snapshot_list(&mut self, _: &mut Incoming<'_, '_>, start: u32) -> Result<Vec<SnapshotInfo>> {
         let mut page: Vec<SnapshotInfo> = self.fs.snapshot_list()?.into_iter().skip(start as usize).collect();
         fit_entries(&mut page)?;
         Ok(page)
-    }
-    fn snapshot_delete(&mut self, _: &mut Incoming<'_, '_>, name: &str) -> Result<()> {
-        self.fs.snapshot_delete(name)
     }
     fn scrub(&mut self, _: &mut Incoming<'_, '_>) -> Result<ScrubSummary> {
         let mut r = self.fs.run_scrub()?;

@@ -11,11 +11,12 @@
 //! memfs is the reference model: WFS and FAT model-based tests compare their behaviour against it,
 //! so it follows POSIX as closely as the interface allows and documents every choice it makes.
 #![no_std]
+#![forbid(unsafe_code)]
 
 extern crate alloc;
 
+mod filesystem;
 mod node;
-mod ops;
 
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
@@ -26,8 +27,8 @@ use protocol::{Error, Result};
 pub use node::CHUNK;
 use node::{Directory, Node, Payload};
 
-/// Longest name component accepted, in bytes (as Linux's NAME_MAX).
-pub const MAX_NAME_LEN: usize = 255;
+/// Longest name component accepted, in bytes (the shared rule's, as Linux's NAME_MAX).
+pub const MAX_NAME_LEN: usize = protocol::names::MAX_NAME;
 /// Most hard links one node may have.
 pub const MAX_LINKS: u32 = 65_000;
 /// Largest file size accepted (as `off_t`'s maximum).
@@ -157,17 +158,6 @@ impl MemFs {
         }
         Ok(d)
     }
-}
-
-/// Reject names the interface never passes on purpose: empty, `.`, `..`, or containing `/` or NUL.
-fn check_name(name: &str) -> Result<()> {
-    if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0') {
-        return Err(Error::InvalidArgument);
-    }
-    if name.len() > MAX_NAME_LEN {
-        return Err(Error::NameTooLong);
-    }
-    Ok(())
 }
 
 #[cfg(test)]

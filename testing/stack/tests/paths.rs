@@ -13,7 +13,7 @@ fn files_round_trip_on_every_filesystem() {
     let (_s, app) = stack();
     let c = &app.vfs;
     for dir in ["", "/fat", "/mem"] {
-        let data = pattern(300_000, dir.len() as u32);
+        let data = pattern(300_000, dir.len() as u64);
         let path = format!("{dir}/big.bin");
         put(c, &path, &data).unwrap();
         assert_eq!(get(c, &path).unwrap(), data, "{path}");

@@ -2,6 +2,7 @@
 //!
 //! Every binary prints Markdown rows so `cargo xtask bench` output can be pasted into
 //! docs/BENCHMARKS.md. Benchmarks are never run by `cargo xtask test`.
+#![forbid(unsafe_code)]
 
 use std::time::Instant;
 

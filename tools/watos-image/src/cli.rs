@@ -10,7 +10,7 @@ use std::io::Write;
 use std::path::Path;
 
 use crate::image::{self, Format, ImageFs, MkfsOptions, SnapshotCmd};
-use crate::ops::{self, ToolResult};
+use crate::paths::{self, ToolResult};
 
 pub const USAGE: &str = "\
 usage: watos-image <command> ...
@@ -126,7 +126,7 @@ fn dispatch(cmd: &str, args: &Args) -> Result<(), Failure> {
             args.allow(&[])?;
             let p = args.positionals(1, 2)?;
             with_image(p[0], |fs| {
-                for line in ops::list(fs, p.get(1).copied().unwrap_or("/"))? {
+                for line in paths::list(fs, p.get(1).copied().unwrap_or("/"))? {
                     println!("{line}");
                 }
                 Ok(())
@@ -138,7 +138,7 @@ fn dispatch(cmd: &str, args: &Args) -> Result<(), Failure> {
             with_image(p[0], |fs| {
                 let stdout = std::io::stdout();
                 let mut lock = stdout.lock();
-                ops::read_file(fs, p[1], &mut lock)?;
+                paths::read_file(fs, p[1], &mut lock)?;
                 lock.flush().map_err(|e| format!("stdout: {e}"))
             })
         }
@@ -153,28 +153,28 @@ fn dispatch(cmd: &str, args: &Args) -> Result<(), Failure> {
             }
             let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions());
             let name = host.file_name().and_then(|n| n.to_str()).unwrap_or("file").to_string();
-            with_image(p[0], |fs| ops::write_file(fs, p[2], &name, mode, &mut file).map(|_| ()))
+            with_image(p[0], |fs| paths::write_file(fs, p[2], &name, mode, &mut file).map(|_| ()))
         }
         "get" => {
             args.allow(&[])?;
             let p = args.positionals(3, 3)?;
             with_image(p[0], |fs| {
                 // Resolve before creating the host file, so a bad path leaves no empty file behind.
-                ops::resolve(fs, p[1])?;
+                paths::resolve(fs, p[1])?;
                 let mut out = std::fs::File::create(p[2]).map_err(|e| format!("{}: {e}", p[2]))?;
-                ops::read_file(fs, p[1], &mut out)?;
+                paths::read_file(fs, p[1], &mut out)?;
                 out.sync_all().map_err(|e| format!("{}: {e}", p[2]))
             })
         }
         "mkdir" => {
             args.allow(&["-p"])?;
             let p = args.positionals(2, 2)?;
-            with_image(p[0], |fs| ops::make_dir(fs, p[1], args.has("-p")))
+            with_image(p[0], |fs| paths::make_dir(fs, p[1], args.has("-p")))
         }
         "rm" => {
             args.allow(&["-r"])?;
             let p = args.positionals(2, 2)?;
-            with_image(p[0], |fs| ops::remove(fs, p[1], args.has("-r")))
+            with_image(p[0], |fs| paths::remove(fs, p[1], args.has("-r")))
         }
         "check" => {
             args.allow(&["--repair"])?;

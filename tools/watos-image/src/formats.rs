@@ -12,7 +12,7 @@ use memfs::MemFs;
 use wfs::Wfs;
 
 use crate::image::{Format, ImageFs, MkfsOptions, Report, SnapshotCmd};
-use crate::ops::ToolResult;
+use crate::paths::ToolResult;
 use crate::SystemClock;
 
 impl ImageFs for MemFs {

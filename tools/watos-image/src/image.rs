@@ -15,7 +15,7 @@ use std::path::Path;
 use protocol::fs::FileSystem;
 
 use crate::formats;
-use crate::ops::ToolResult;
+use crate::paths::ToolResult;
 
 /// The on-disk formats the tool knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,7 +2,7 @@
 //!
 //! Design: every command works on a `protocol::fs::FileSystem` (WFS, FAT, or memfs in tests), never on
 //! a format's internals, so the tool exercises exactly the code the WATOS servers run. [`image`]
-//! detects an image's format and opens it behind the [`image::ImageFs`] trait object; [`ops`] turns
+//! detects an image's format and opens it behind the [`image::ImageFs`] trait object; [`paths`] turns
 //! paths into inode-level calls; [`fuse`] serves any `ImageFs` to the Linux kernel through FUSE;
 //! [`cli`] parses the command line and turns failures into one clear line and a non-zero exit.
 
@@ -10,7 +10,7 @@ pub mod cli;
 pub mod formats;
 pub mod fuse;
 pub mod image;
-pub mod ops;
+pub mod paths;
 
 use protocol::fs::{Clock, Timespec};
 

@@ -13,6 +13,7 @@
 //! servers as fstest does, so the kernel halts.
 #![no_std]
 #![no_main]
+#![forbid(unsafe_code)]
 
 extern crate alloc;
 

@@ -2,6 +2,7 @@
 //! clock), sleep and task info, and exits 0.
 #![no_std]
 #![no_main]
+#![forbid(unsafe_code)]
 
 extern crate alloc;
 

@@ -1,7 +1,8 @@
 //! Helpers for the watos-fs tests: a whole stack and an app's `Fs` on it.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use protocol::local::LocalIpc;
+pub use test_support::pattern;
 use watos_fs::Fs;
 use watos_stack::{Stack, StackConfig};
 
@@ -12,10 +13,6 @@ pub fn stack() -> (Stack, Fs<LocalIpc>) {
     let s = Stack::new(StackConfig::default()).unwrap();
     let fs = Fs::new(s.app("app").unwrap().vfs);
     (s, fs)
-}
-
-pub fn pattern(len: usize, seed: u32) -> Vec<u8> {
-    (0..len as u32).map(|i| (i.wrapping_mul(2_654_435_761).wrapping_add(seed) >> 13) as u8).collect()
 }
 
 pub fn names(fs: &Fs<LocalIpc>, dir: &str) -> Vec<String> {

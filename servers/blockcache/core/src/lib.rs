@@ -30,6 +30,7 @@
 //! The cache is single-threaded (the server's IPC loop owns it); it never panics on bad requests:
 //! misaligned or out-of-range ones get `Error::InvalidArgument`, device failures `Error::Io`.
 #![no_std]
+#![forbid(unsafe_code)]
 
 extern crate alloc;
 

@@ -40,11 +40,11 @@ pub fn lfn_checksum(short: &[u8; 11]) -> u8 {
     short.iter().fold(0u8, |s, &b| ((s & 1) << 7).wrapping_add(s >> 1).wrapping_add(b))
 }
 
-/// Check a name passed by a caller and return it as UTF-16 for long-name entries.
+/// Check a name passed by a caller and return it as UTF-16 for long-name entries: the shared rule
+/// ([`protocol::names::check_name`]), then FAT's own (no trailing dot or space, no control or reserved
+/// character, at most [`MAX_LFN`] UTF-16 units).
 pub fn validate(name: &str) -> Result<Vec<u16>> {
-    if name.is_empty() || name == "." || name == ".." {
-        return Err(Error::InvalidArgument);
-    }
+    protocol::names::check_name(name)?;
     // Windows silently drops trailing dots and spaces; refusing them keeps names round-tripping.
     if name.ends_with('.') || name.ends_with(' ') {
         return Err(Error::InvalidArgument);

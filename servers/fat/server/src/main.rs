@@ -7,6 +7,7 @@
 //! the FAT and directories back, clears the dirty bit) and stops its cache server.
 #![no_std]
 #![no_main]
+#![forbid(unsafe_code)]
 
 extern crate alloc;
 

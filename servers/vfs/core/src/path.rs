@@ -10,8 +10,7 @@ use alloc::vec::Vec;
 use protocol::ipc::MAX_PATH;
 use protocol::{Error, Result};
 
-/// Longest single name component.
-pub const MAX_NAME: usize = 255;
+pub use protocol::names::MAX_NAME;
 
 /// Split an absolute path into its components (empty for `/`).
 pub fn components(path: &str) -> Result<Vec<&str>> {
@@ -21,7 +20,7 @@ pub fn components(path: &str) -> Result<Vec<&str>> {
     let rest = path.strip_prefix('/').ok_or(Error::InvalidArgument)?;
     let mut out = Vec::new();
     for c in rest.split('/').filter(|c| !c.is_empty()) {
-        check_name(c)?;
+        check_component(c)?;
         out.push(c);
     }
     Ok(out)
@@ -38,27 +37,13 @@ pub fn split(path: &str) -> Result<(bool, Vec<&str>)> {
     }
     let mut out = Vec::new();
     for c in path.split('/').filter(|c| !c.is_empty()) {
-        check_name(c)?;
+        check_component(c)?;
         out.push(c);
     }
     Ok((false, out))
 }
 
-/// Check one component as it may appear in a path (`.` and `..` allowed).
-pub fn check_name(name: &str) -> Result<()> {
-    if name.is_empty() || name.contains('\0') || name.contains('/') {
-        return Err(Error::InvalidArgument);
-    }
-    if name.len() > MAX_NAME {
-        return Err(Error::NameTooLong);
-    }
-    Ok(())
-}
-
-/// True for the names a directory entry can never have.
-pub fn is_dot(name: &str) -> bool {
-    name == "." || name == ".."
-}
+pub use protocol::names::{check_component, is_dot};
 
 /// Canonical text of a path made of `parts` (used for the mount table's listing).
 pub fn join(parts: &[&str]) -> alloc::string::String {

@@ -1,17 +1,17 @@
 //! [`RemoteFs`]: a [`FileSystem`] whose methods are calls to a filesystem server.
 //!
-//! Design: a thin adapter over the generated `filesystem::Client`. The root node and capabilities are
+//! Design: a thin adapter over the generated `filesystem::Client`. The operations it forwards unchanged
+//! come from `protocol::forward_filesystem_ops!`, the list the server side's `FsServer` shares. The root node and capabilities are
 //! fetched once at connect time (they are constant for a filesystem). Reads and writes larger than
 //! [`MAX_BULK`] are split; each piece lends the caller's buffer directly, so the bytes are copied by the
 //! transport straight between the caller's buffer and the server. [`FileSystem::generation`] is the
 //! number of server restarts the channel has seen, which is how the VFS learns that it must re-open its
 //! files (the stub already re-sent idempotent requests; `once` requests surface `ServerRestarted`).
 
-use alloc::string::String;
 use alloc::vec::Vec;
 
 use protocol::api::filesystem::{Client, ScrubSummary, SnapshotInfo, MAX_BATCH, MAX_BULK};
-use protocol::fs::{Capabilities, DirEntry, FileSystem, FsStats, NewNode, NodeId, SetAttr, Stat, TxId};
+use protocol::fs::{Capabilities, DirEntry, FileSystem, NewNode, NodeId, Stat};
 use protocol::ipc::{TaskId, Transport};
 use protocol::{Error, Result};
 
@@ -36,20 +36,13 @@ impl<T: Transport> RemoteFs<T> {
 }
 
 impl<T: Transport> FileSystem for RemoteFs<T> {
+    protocol::forward_filesystem_ops!(client);
+
     fn root(&self) -> NodeId {
         self.root
     }
     fn capabilities(&self) -> Capabilities {
         self.caps
-    }
-    fn lookup(&mut self, dir: NodeId, name: &str) -> Result<Stat> {
-        self.client.lookup(dir, name)
-    }
-    fn getattr(&mut self, node: NodeId) -> Result<Stat> {
-        self.client.getattr(node)
-    }
-    fn setattr(&mut self, node: NodeId, attr: SetAttr) -> Result<Stat> {
-        self.client.setattr(node, attr)
     }
     fn read(&mut self, node: NodeId, offset: u64, buf: &mut [u8]) -> Result<usize> {
         let mut done = 0;
@@ -86,47 +79,8 @@ impl<T: Transport> FileSystem for RemoteFs<T> {
     fn create(&mut self, dir: NodeId, name: &str, node: &NewNode) -> Result<Stat> {
         self.client.create(dir, name, node.clone())
     }
-    fn unlink(&mut self, dir: NodeId, name: &str) -> Result<()> {
-        self.client.unlink(dir, name)
-    }
-    fn rmdir(&mut self, dir: NodeId, name: &str) -> Result<()> {
-        self.client.rmdir(dir, name)
-    }
-    fn rename(&mut self, from_dir: NodeId, from: &str, to_dir: NodeId, to: &str) -> Result<()> {
-        self.client.rename(from_dir, from, to_dir, to)
-    }
     fn readdir(&mut self, dir: NodeId, cookie: u64, max: usize) -> Result<Vec<DirEntry>> {
         self.client.readdir(dir, cookie, u32::try_from(max).unwrap_or(u32::MAX))
-    }
-    fn fsync(&mut self, node: NodeId) -> Result<()> {
-        self.client.fsync(node)
-    }
-    fn sync(&mut self) -> Result<()> {
-        self.client.sync()
-    }
-    fn statfs(&mut self) -> Result<FsStats> {
-        self.client.statfs()
-    }
-    fn open(&mut self, node: NodeId) -> Result<()> {
-        self.client.open(node)
-    }
-    fn release(&mut self, node: NodeId) -> Result<()> {
-        self.client.release(node)
-    }
-    fn link(&mut self, node: NodeId, dir: NodeId, name: &str) -> Result<Stat> {
-        self.client.link(node, dir, name)
-    }
-    fn readlink(&mut self, node: NodeId) -> Result<String> {
-        self.client.readlink(node)
-    }
-    fn begin_transaction(&mut self) -> Result<TxId> {
-        self.client.begin_transaction()
-    }
-    fn commit_transaction(&mut self, tx: TxId) -> Result<()> {
-        self.client.commit_transaction(tx)
-    }
-    fn abort_transaction(&mut self, tx: TxId) -> Result<()> {
-        self.client.abort_transaction(tx)
     }
     fn read_batch(&mut self, reads: &[(NodeId, u64, u32)], out: &mut [u8]) -> Result<Vec<u32>> {
         let mut counts = Vec::with_capacity(reads.len());
@@ -152,9 +106,6 @@ impl<T: Transport> FileSystem for RemoteFs<T> {
     fn generation(&self) -> u64 {
         u64::from(self.client.channel.restarts())
     }
-    fn snapshot_create(&mut self, name: &str) -> Result<()> {
-        self.client.snapshot_create(name)
-    }
     fn snapshot_list(&mut self) -> Result<Vec<SnapshotInfo>> {
         // The server answers in pages that fit one reply; an empty page is the end.
         let mut all: Vec<SnapshotInfo> = Vec::new();
@@ -166,9 +117,6 @@ impl<T: Transport> FileSystem for RemoteFs<T> {
             }
             all.extend(page);
         }
-    }
-    fn snapshot_delete(&mut self, name: &str) -> Result<()> {
-        self.client.snapshot_delete(name)
     }
     fn run_scrub(&mut self) -> Result<ScrubSummary> {
         self.client.scrub()

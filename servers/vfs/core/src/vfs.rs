@@ -253,7 +253,7 @@ impl Vfs {
                     return Err(Error::NotFound);
                 }
                 for c in target.split('/').filter(|c| !c.is_empty()).rev() {
-                    path::check_name(c)?;
+                    path::check_component(c)?;
                     todo.push(c.into());
                 }
                 current = self.getattr(*stack.last().ok_or(Error::InvalidArgument)?)?;

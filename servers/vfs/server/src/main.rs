@@ -10,6 +10,7 @@
 //! and their processes are notified.
 #![no_std]
 #![no_main]
+#![forbid(unsafe_code)]
 
 extern crate alloc;
 

@@ -1,7 +1,7 @@
 //! `protocol::fs::FileSystem` for the live filesystem: namespace operations and transactions.
 //!
 //! Design: every mutating call checks all its preconditions before it changes the tree, so a
-//! rejected call changes nothing, and runs between `begin_op` and `end_op`, so a call that fails
+//! rejected call changes nothing, and runs between `begin_op` and `end_op` (`mutation`), so a call that fails
 //! part-way (an I/O error, a damaged node) leaves the in-memory state exactly as it was; the changes it makes join the current commit group (or the
 //! explicit transaction) and `op_done` decides whether the group is big enough to commit. Link
 //! counts follow POSIX: a directory has 2 + its subdirectories; a node whose count reaches zero
@@ -21,6 +21,16 @@ use crate::read::{self, encode_dirent};
 use crate::Wfs;
 
 impl<D: BlockDevice> Wfs<D> {
+    /// Run one implicit namespace operation `f` between `begin_op` and `end_op` (so a failure leaves
+    /// no trace), then let `op_done` commit the group if it has grown large.
+    fn mutation<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        let saved = self.begin_op();
+        let r = f(self);
+        let v = self.end_op(saved, r)?;
+        self.op_done(0)?;
+        Ok(v)
+    }
+
     fn add_entry(&mut self, dir: u64, name: &str, ino: u64, kind: FileType) -> Result<()> {
         let key = names::free_key(&mut self.st, &self.root, dir, KIND_DIRENT, name.as_bytes())?;
         self.tree_insert(key, encode_dirent(ino, kind, name))
@@ -92,10 +102,8 @@ impl<D: BlockDevice> FileSystem for Wfs<D> {
     }
 
     fn setattr(&mut self, node: NodeId, attr: SetAttr) -> Result<Stat> {
-        let saved = self.begin_op();
-        #[allow(clippy::redundant_closure_call)]
-        let r = (|| -> Result<Stat> {
-            let mut i = self.get_inode(node)?;
+        self.mutation(|fs| -> Result<Stat> {
+            let mut i = fs.get_inode(node)?;
             if attr.size.is_some() && i.kind != FileType::File {
                 return Err(if i.kind == FileType::Directory { Error::IsADirectory } else { Error::InvalidArgument });
             }
@@ -113,24 +121,21 @@ impl<D: BlockDevice> FileSystem for Wfs<D> {
             }
             match attr.size {
                 // Shrinking dirties the extent leaves it empties; growing or not only the inode's path.
-                Some(size) if size < i.size => self.room(4 + (i.size - size) / (64 * 4096), 0)?,
-                _ => self.room(2, 0)?,
+                Some(size) if size < i.size => fs.room(4 + (i.size - size) / (64 * 4096), 0)?,
+                _ => fs.room(2, 0)?,
             }
-            let now = self.now();
+            let now = fs.now();
             if let Some(size) = attr.size {
-                self.file_truncate(node, &mut i, size)?;
+                fs.file_truncate(node, &mut i, size)?;
                 i.mtime = now;
             }
             if let Some(t) = attr.mtime {
                 i.mtime = t;
             }
             i.ctime = now;
-            self.put_inode(node, &i)?;
+            fs.put_inode(node, &i)?;
             Ok(read::to_stat(node, &i))
-        })();
-        let v = self.end_op(saved, r)?;
-        self.op_done(0)?;
-        Ok(v)
+        })
     }
 
     fn read(&mut self, node: NodeId, offset: u64, buf: &mut [u8]) -> Result<usize> {
@@ -150,14 +155,12 @@ impl<D: BlockDevice> FileSystem for Wfs<D> {
     }
 
     fn create(&mut self, dir: NodeId, name: &str, node: &NewNode) -> Result<Stat> {
-        let saved = self.begin_op();
-        #[allow(clippy::redundant_closure_call)]
-        let r = (|| -> Result<Stat> {
-            read::get_dir(&mut self.st, &self.root, dir)?;
-            if read::dir_lookup(&mut self.st, &self.root, dir, name)?.is_some() {
+        self.mutation(|fs| -> Result<Stat> {
+            read::get_dir(&mut fs.st, &fs.root, dir)?;
+            if read::dir_lookup(&mut fs.st, &fs.root, dir, name)?.is_some() {
                 return Err(Error::AlreadyExists);
             }
-            self.room(4, crate::file::slop(self.st.alloc.total()))?;
+            fs.room(4, crate::file::slop(fs.st.alloc.total()))?;
             let target = match node.kind {
                 FileType::Symlink if node.symlink_target.is_empty() => return Err(Error::InvalidArgument),
                 FileType::Symlink if node.symlink_target.len() > MAX_SYMLINK => return Err(Error::NameTooLong),
@@ -165,9 +168,9 @@ impl<D: BlockDevice> FileSystem for Wfs<D> {
                 _ => Vec::new(),
             };
             let is_dir = node.kind == FileType::Directory;
-            let now = self.now();
-            let ino = self.next_ino;
-            self.next_ino += 1;
+            let now = fs.now();
+            let ino = fs.next_ino;
+            fs.next_ino += 1;
             let i = Inode {
                 kind: node.kind,
                 mode: node.mode & 0o7777,
@@ -184,116 +187,98 @@ impl<D: BlockDevice> FileSystem for Wfs<D> {
                 parent: if is_dir { dir } else { 0 },
                 target,
             };
-            self.put_inode(ino, &i)?;
-            self.add_entry(dir, name, ino, node.kind)?;
-            self.touch_dir(dir, if is_dir { 1 } else { 0 })?;
+            fs.put_inode(ino, &i)?;
+            fs.add_entry(dir, name, ino, node.kind)?;
+            fs.touch_dir(dir, if is_dir { 1 } else { 0 })?;
             Ok(read::to_stat(ino, &i))
-        })();
-        let v = self.end_op(saved, r)?;
-        self.op_done(0)?;
-        Ok(v)
+        })
     }
 
     fn unlink(&mut self, dir: NodeId, name: &str) -> Result<()> {
-        let saved = self.begin_op();
-        #[allow(clippy::redundant_closure_call)]
-        let r = (|| -> Result<()> {
-            read::get_dir(&mut self.st, &self.root, dir)?;
-            let e = read::dir_lookup(&mut self.st, &self.root, dir, name)?.ok_or(Error::NotFound)?;
+        self.mutation(|fs| -> Result<()> {
+            read::get_dir(&mut fs.st, &fs.root, dir)?;
+            let e = read::dir_lookup(&mut fs.st, &fs.root, dir, name)?.ok_or(Error::NotFound)?;
             if e.kind == FileType::Directory {
                 return Err(Error::IsADirectory);
             }
             // Deleting the last link dirties the extent leaves of the whole file.
-            let blocks = self.get_inode(e.ino)?.blocks;
-            self.room(6 + blocks / 64, 0)?;
-            self.tree_remove(&e.key)?;
-            self.drop_link(e.ino, false)?;
-            self.touch_dir(dir, 0)?;
+            let blocks = fs.get_inode(e.ino)?.blocks;
+            fs.room(6 + blocks / 64, 0)?;
+            fs.tree_remove(&e.key)?;
+            fs.drop_link(e.ino, false)?;
+            fs.touch_dir(dir, 0)?;
             Ok(())
-        })();
-        self.end_op(saved, r)?;
-        self.op_done(0)?;
-        Ok(())
+        })
     }
 
     fn rmdir(&mut self, dir: NodeId, name: &str) -> Result<()> {
-        let saved = self.begin_op();
-        #[allow(clippy::redundant_closure_call)]
-        let r = (|| -> Result<()> {
-            read::get_dir(&mut self.st, &self.root, dir)?;
-            let e = read::dir_lookup(&mut self.st, &self.root, dir, name)?.ok_or(Error::NotFound)?;
+        self.mutation(|fs| -> Result<()> {
+            read::get_dir(&mut fs.st, &fs.root, dir)?;
+            let e = read::dir_lookup(&mut fs.st, &fs.root, dir, name)?.ok_or(Error::NotFound)?;
             if e.kind != FileType::Directory {
                 return Err(Error::NotADirectory);
             }
-            if !read::dir_is_empty(&mut self.st, &self.root, e.ino)? {
+            if !read::dir_is_empty(&mut fs.st, &fs.root, e.ino)? {
                 return Err(Error::DirectoryNotEmpty);
             }
-            self.room(6, 0)?;
-            self.tree_remove(&e.key)?;
-            self.drop_link(e.ino, true)?;
-            self.touch_dir(dir, -1)?;
+            fs.room(6, 0)?;
+            fs.tree_remove(&e.key)?;
+            fs.drop_link(e.ino, true)?;
+            fs.touch_dir(dir, -1)?;
             Ok(())
-        })();
-        self.end_op(saved, r)?;
-        self.op_done(0)?;
-        Ok(())
+        })
     }
 
     fn rename(&mut self, from_dir: NodeId, from: &str, to_dir: NodeId, to: &str) -> Result<()> {
-        let saved = self.begin_op();
-        #[allow(clippy::redundant_closure_call)]
-        let r = (|| -> Result<()> {
+        self.mutation(|fs| -> Result<()> {
             names::check_name(from)?;
             names::check_name(to)?;
-            read::get_dir(&mut self.st, &self.root, from_dir)?;
-            let src = read::dir_lookup(&mut self.st, &self.root, from_dir, from)?.ok_or(Error::NotFound)?;
-            read::get_dir(&mut self.st, &self.root, to_dir)?;
-            let dst = read::dir_lookup(&mut self.st, &self.root, to_dir, to)?;
+            read::get_dir(&mut fs.st, &fs.root, from_dir)?;
+            let src = read::dir_lookup(&mut fs.st, &fs.root, from_dir, from)?.ok_or(Error::NotFound)?;
+            read::get_dir(&mut fs.st, &fs.root, to_dir)?;
+            let dst = read::dir_lookup(&mut fs.st, &fs.root, to_dir, to)?;
             if dst.as_ref().is_some_and(|d| d.ino == src.ino) {
                 // POSIX: renaming a link onto another link of the same node does nothing.
                 return Ok(());
             }
             let src_dir = src.kind == FileType::Directory;
-            if src_dir && self.is_ancestor(src.ino, to_dir)? {
+            if src_dir && fs.is_ancestor(src.ino, to_dir)? {
                 return Err(Error::InvalidArgument);
             }
             if let Some(d) = &dst {
                 match (src_dir, d.kind == FileType::Directory) {
                     (true, false) => return Err(Error::NotADirectory),
                     (false, true) => return Err(Error::IsADirectory),
-                    (true, true) if !read::dir_is_empty(&mut self.st, &self.root, d.ino)? => {
+                    (true, true) if !read::dir_is_empty(&mut fs.st, &fs.root, d.ino)? => {
                         return Err(Error::DirectoryNotEmpty)
                     }
                     _ => {}
                 }
             }
-            self.room(10, 0)?;
+            fs.room(10, 0)?;
             // All checks passed: from here on the rename happens as a whole in this commit group.
             if let Some(d) = dst {
-                self.tree_remove(&d.key)?;
-                self.drop_link(d.ino, src_dir)?;
+                fs.tree_remove(&d.key)?;
+                fs.drop_link(d.ino, src_dir)?;
                 if src_dir {
-                    self.touch_dir(to_dir, -1)?;
+                    fs.touch_dir(to_dir, -1)?;
                 }
             }
-            self.tree_remove(&src.key)?;
-            self.add_entry(to_dir, to, src.ino, src.kind)?;
-            let mut i = self.get_inode(src.ino)?;
-            i.ctime = self.now();
+            fs.tree_remove(&src.key)?;
+            fs.add_entry(to_dir, to, src.ino, src.kind)?;
+            let mut i = fs.get_inode(src.ino)?;
+            i.ctime = fs.now();
             if src_dir {
                 i.parent = to_dir;
             }
-            self.put_inode(src.ino, &i)?;
+            fs.put_inode(src.ino, &i)?;
             let moved = if src_dir && from_dir != to_dir { 1 } else { 0 };
-            self.touch_dir(from_dir, -moved)?;
+            fs.touch_dir(from_dir, -moved)?;
             if to_dir != from_dir {
-                self.touch_dir(to_dir, moved)?;
+                fs.touch_dir(to_dir, moved)?;
             }
             Ok(())
-        })();
-        self.end_op(saved, r)?;
-        self.op_done(0)?;
-        Ok(())
+        })
     }
 
     fn readdir(&mut self, dir: NodeId, cookie: u64, max: usize) -> Result<Vec<DirEntry>> {
@@ -355,10 +340,8 @@ impl<D: BlockDevice> FileSystem for Wfs<D> {
     }
 
     fn link(&mut self, node: NodeId, dir: NodeId, name: &str) -> Result<Stat> {
-        let saved = self.begin_op();
-        #[allow(clippy::redundant_closure_call)]
-        let r = (|| -> Result<Stat> {
-            let mut i = self.get_inode(node)?;
+        self.mutation(|fs| -> Result<Stat> {
+            let mut i = fs.get_inode(node)?;
             if i.kind == FileType::Directory {
                 return Err(Error::NotPermitted);
             }
@@ -368,21 +351,18 @@ impl<D: BlockDevice> FileSystem for Wfs<D> {
             if i.nlink == u32::MAX {
                 return Err(Error::TooManyLinks);
             }
-            read::get_dir(&mut self.st, &self.root, dir)?;
-            if read::dir_lookup(&mut self.st, &self.root, dir, name)?.is_some() {
+            read::get_dir(&mut fs.st, &fs.root, dir)?;
+            if read::dir_lookup(&mut fs.st, &fs.root, dir, name)?.is_some() {
                 return Err(Error::AlreadyExists);
             }
-            self.room(4, crate::file::slop(self.st.alloc.total()))?;
-            self.add_entry(dir, name, node, i.kind)?;
+            fs.room(4, crate::file::slop(fs.st.alloc.total()))?;
+            fs.add_entry(dir, name, node, i.kind)?;
             i.nlink += 1;
-            i.ctime = self.now();
-            self.put_inode(node, &i)?;
-            self.touch_dir(dir, 0)?;
+            i.ctime = fs.now();
+            fs.put_inode(node, &i)?;
+            fs.touch_dir(dir, 0)?;
             Ok(read::to_stat(node, &i))
-        })();
-        let v = self.end_op(saved, r)?;
-        self.op_done(0)?;
-        Ok(v)
+        })
     }
 
     fn readlink(&mut self, node: NodeId) -> Result<String> {

@@ -16,6 +16,7 @@
 //!   part, copy-on-write, so mount reads a few blocks instead of walking the trees; fsck checks it
 //!   against a full walk, and a damaged map is rebuilt by that walk.
 #![no_std]
+#![forbid(unsafe_code)]
 
 extern crate alloc;
 #[cfg(test)]

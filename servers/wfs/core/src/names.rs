@@ -16,8 +16,7 @@ use crate::btree::{self, Child};
 use crate::ondisk::Key;
 use crate::store::Store;
 
-/// Longest name accepted.
-pub const MAX_NAME: usize = 255;
+pub use protocol::names::{check_name, MAX_NAME};
 const BUCKET: u64 = 0xffff;
 
 /// FNV-1a, 64 bit; the low 16 bits are dropped when it becomes a key offset.
@@ -28,17 +27,6 @@ pub fn name_hash(name: &[u8]) -> u64 {
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     h & !BUCKET
-}
-
-/// Check a single path component.
-pub fn check_name(name: &str) -> Result<()> {
-    if name.len() > MAX_NAME {
-        return Err(Error::NameTooLong);
-    }
-    if name.is_empty() || name == "." || name == ".." || name.bytes().any(|b| b == b'/' || b == 0) {
-        return Err(Error::InvalidArgument);
-    }
-    Ok(())
 }
 
 /// Find `name` in the bucket starting at `base`; returns (key, value).

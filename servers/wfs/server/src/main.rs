@@ -6,6 +6,7 @@
 //! process after a fault comes back at the last commit. On `STOP` it unmounts (final commit) and stops its cache server.
 #![no_std]
 #![no_main]
+#![forbid(unsafe_code)]
 
 extern crate alloc;
 

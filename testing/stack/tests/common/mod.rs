@@ -1,9 +1,10 @@
 //! Helpers for the whole-stack tests.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use protocol::api::vfs::{Client, OpenFlags as O};
 use protocol::local::LocalIpc;
 use protocol::Result;
+pub use test_support::pattern;
 use watos_stack::{App, Stack, StackConfig};
 
 pub fn stack() -> (Stack, App) {
@@ -46,8 +47,4 @@ pub fn list(c: &Client<LocalIpc>, path: &str) -> Result<Vec<String>> {
         names.extend(page.into_iter().map(|e| e.name));
     }
     Ok(names)
-}
-
-pub fn pattern(len: usize, seed: u32) -> Vec<u8> {
-    (0..len as u32).map(|i| (i.wrapping_mul(2_654_435_761).wrapping_add(seed) >> 13) as u8).collect()
 }

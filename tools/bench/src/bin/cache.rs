@@ -6,6 +6,7 @@
 //! alone. Throughput runs use a RAM disk, optionally behind `SlowDisk`, which adds a fixed busy-wait
 //! per device request to model the per-request cost of a real device (a virtio exit, an IPC round
 //! trip); it shows what read-ahead and batching save: device requests. Output is Markdown.
+#![forbid(unsafe_code)]
 
 use std::time::{Duration, Instant};
 

@@ -9,6 +9,7 @@
 //! in 1 MiB calls (write includes the final sync), 1,000 random 4 KiB reads inside it, and
 //! creating then listing (after a remount, so cold) 1,000 long-named files in one directory.
 //! Each figure is the best of three runs; ratios are fatfs time / our time.
+#![forbid(unsafe_code)]
 
 use std::fs::{File, OpenOptions};
 use std::io::{Cursor, Read, Seek, SeekFrom, Write};

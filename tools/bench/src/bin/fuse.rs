@@ -1,7 +1,7 @@
 //! FUSE benchmark: the same fio jobs on tmpfs, on WATOS images mounted with `watos-image mount`
 //! (WFS and FAT, each request through the vfs and filesystem servers), and on a RedoxFS FUSE mount.
 //!
-//! Design: the jobs are those of /work/shared/tools/fio-mount (sequential write of 256 MiB in 1 MiB
+//! Design: the jobs are the reference fio-mount script's (sequential write of 256 MiB in 1 MiB
 //! calls with a final fsync, sequential read of 256 MiB in 1 MiB calls, 5 s of 4 KiB random reads in
 //! a 256 MiB file; psync, one job), run on every mount in one go so the ratios compare like with
 //! like. This binary mounts images by re-running itself as `fuse --serve mount ...`, which is the

@@ -10,6 +10,7 @@
 //!    an address-space switch; in-process calls cost almost nothing, which hides what batching saves).
 //!
 //! Prints Markdown; run with `cargo xtask bench stack`.
+#![forbid(unsafe_code)]
 
 use std::rc::Rc;
 use std::time::{Duration, Instant};

@@ -29,7 +29,7 @@ use protocol::{Error, Result};
 use vfs::{RemoteFs, Vfs, VfsServer};
 
 use crate::image::ImageFs;
-use crate::ops::ToolResult;
+use crate::paths::ToolResult;
 
 /// An owned image filesystem as a plain `FileSystem` (what `FsServer` needs).
 pub struct Owned(pub Box<dyn ImageFs>);

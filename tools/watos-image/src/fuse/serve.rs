@@ -12,7 +12,7 @@ use fuser::{Config, MountOption, SessionACL};
 use super::backend::Backend;
 use super::FuseAdapter;
 use crate::image::ImageFs;
-use crate::ops::ToolResult;
+use crate::paths::ToolResult;
 
 /// Block the shutdown signals in the calling thread (and so in every thread it starts later).
 fn block_shutdown_signals() -> libc::sigset_t {

@@ -1,50 +1,26 @@
 //! Shared helpers for the FAT integration tests: deterministic data, RAM-disk volumes, and the
 //! external tools (dosfstools, mtools) the interop tests use as oracles.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use blockdev::RamDisk;
 use fat::{FatFs, FatType, FormatOptions};
-use protocol::fs::{FileSystem, FileType, FixedClock, NewNode, NodeId, Timespec};
+use protocol::fs::{FileSystem, NodeId};
 
-pub fn clock() -> Box<FixedClock> {
-    Box::new(FixedClock(Timespec::new(1_700_000_000, 0)))
-}
-
-/// Deterministic pseudo-random bytes (xorshift), different per seed.
-pub fn data(len: usize, seed: u64) -> Vec<u8> {
-    prng::bytes(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1, len)
-}
+/// Deterministic pseudo-random bytes, different per seed.
+pub use test_support::pattern as data;
+pub use test_support::{clock, mkdir, mkfile, read_all, walk};
 
 pub fn format(kind: FatType, sectors: u64, spc: Option<u8>) -> FatFs<RamDisk> {
     let opts = FormatOptions { fat_type: Some(kind), sectors_per_cluster: spc, ..Default::default() };
     FatFs::format(RamDisk::new(sectors), &opts, clock()).expect("format")
 }
 
+/// An empty file `name` in `dir`.
 pub fn file(fs: &mut impl FileSystem, dir: NodeId, name: &str) -> NodeId {
-    fs.create(dir, name, &NewNode::new(FileType::File, 0o644)).expect("create").ino
-}
-
-pub fn mkdir(fs: &mut impl FileSystem, dir: NodeId, name: &str) -> NodeId {
-    fs.create(dir, name, &NewNode::new(FileType::Directory, 0o755)).expect("mkdir").ino
-}
-
-pub fn read_all(fs: &mut impl FileSystem, node: NodeId) -> Vec<u8> {
-    let size = fs.getattr(node).unwrap().size as usize;
-    let mut buf = vec![0u8; size];
-    assert_eq!(fs.read(node, 0, &mut buf).unwrap(), size);
-    buf
-}
-
-/// Resolve a slash-separated path from the root.
-pub fn walk(fs: &mut impl FileSystem, path: &str) -> protocol::Result<NodeId> {
-    let mut at = fs.root();
-    for part in path.split('/').filter(|p| !p.is_empty()) {
-        at = fs.lookup(at, part)?.ino;
-    }
-    Ok(at)
+    mkfile(fs, dir, name, &[])
 }
 
 /// Run an external tool; a missing tool fails the test with the install command.

@@ -10,10 +10,11 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use protocol::fs::{Capabilities, DirEntry, FileSystem, FileType, FsStats, NewNode, NodeId, SetAttr, Stat, TxId};
+use protocol::names::check_name;
 use protocol::{Error, Result};
 
 use crate::node::{Directory, FileData, Node, Payload, CHUNK};
-use crate::{check_name, MemFs, MAX_FILE_SIZE, MAX_LINKS, MAX_NAME_LEN, ROOT};
+use crate::{MemFs, MAX_FILE_SIZE, MAX_LINKS, MAX_NAME_LEN, ROOT};
 
 /// Longest symlink target accepted, as Linux's PATH_MAX less the NUL.
 const MAX_SYMLINK_LEN: usize = 4095;
