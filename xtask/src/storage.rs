@@ -283,7 +283,17 @@ pub fn judge_boot(log: &[String], status: Option<i32>, kind: Boot, v: &mut Verdi
         Boot::Shell => "wsh",
         _ => "fstest",
     };
-    let hog: &[&str] = if app.starts_with("fstest") { &["fdhog-exit"] } else { &[] };
+    let hog: &[&str] = match kind {
+        Boot::First | Boot::Second => &["fdhog-exit", "authority"],
+        Boot::Kill => &["fdhog-exit"],
+        _ => &[],
+    };
+    if matches!(kind, Boot::First | Boot::Second) {
+        v.check(
+            has("authority: attacks done (all refused)"),
+            &format!("{boot}: authority: every attack of the unprivileged program was refused"),
+        );
+    }
     for task in [app, "vfs-server", "wfs-server", "fat-server", "blockcache0", "blockcache1", "init"].iter().chain(hog)
     {
         v.check(has(&format!("({task}) exited with code 0")), &format!("{boot}: {task} exited with code 0"));

@@ -97,7 +97,8 @@ const BENCH_MANIFEST: [(&str, &str, u32); 3] = [
 /// `/demo.wsh`). RESTART marks what init brings back after a fault or kill. `fstest` also ships
 /// `fdhog-exit` and `fdhog-fault` (its own binary, no flags: on-demand programs init starts when
 /// fstest asks), the children whose descriptors must be closed when they die; `fstest-kill` ships
-/// `fdhog-exit`, for the same test against a restarted vfs server.
+/// `fdhog-exit`, for the same test against a restarted vfs server. `fstest` also ships `authority`,
+/// which attacks init and the servers with valid calls while fstest runs.
 pub fn storage_manifest(app: &'static str) -> Vec<(&'static str, &'static str, u32)> {
     let mut m = vec![
         ("init", "init", initrd::AUTOSTART | initrd::SUPERVISOR),
@@ -120,6 +121,8 @@ pub fn storage_manifest(app: &'static str) -> Vec<(&'static str, &'static str, u
     ];
     if app == "fstest" {
         m.extend([("fdhog-exit", "fstest", 0), ("fdhog-fault", "fstest", 0)]);
+        // An unprivileged attacker beside the workload (initrd/test-apps/hostile, src/authority.rs).
+        m.push(("authority", "hostile", initrd::AUTOSTART));
     } else if app == "fstest-kill" {
         m.push(("fdhog-exit", "fstest", 0));
     }

@@ -81,6 +81,8 @@ pub enum Sys {
     FindTask = 8,
     /// send(target, msg ptr, msg len | lease count << 32, reply ptr, reply cap, leases ptr)
     /// -> reply length | reply code << 32. Blocks until the target replies (call semantics).
+    /// A reply longer than `reply cap` ends the call with `ReplyTooSmall` and the needed length in
+    /// `rdx` (the server is not blamed).
     /// A lease with `LEASE_FORWARD` lends on part of a lease of a client awaiting our reply
     /// ([`Lease::forwarded`]): same memory, rights a subset, range inside, dead with that call.
     Send = 9,
@@ -90,7 +92,8 @@ pub enum Sys {
     /// With `RECV_NONBLOCK` it never blocks: `RECV_EMPTY` (1) when nothing was waiting.
     Receive = 10,
     /// reply(client id, ptr, len, code) -> 0. Ends the client's call and its leases; `code`
-    /// (0..=MAX_REPLY_CODE, 0 = success) reaches the client beside the length.
+    /// (0..=MAX_REPLY_CODE, 0 = success) reaches the client beside the length. A reply longer than
+    /// the client's buffer (`RecvInfo::reply_cap`) still returns 0: the client gets `ReplyTooSmall`.
     Reply = 11,
     /// borrow_read(client id, lease index, offset, buf ptr, len) -> len: lease -> our buffer.
     BorrowRead = 12,
@@ -222,11 +225,15 @@ pub enum SysError {
     /// Only the supervisor (spawn, next_death) or a driver (ports, interrupts) may do this, or the
     /// port or line belongs to the kernel or another driver.
     NotPermitted = 17,
+    /// `send`: the server replied more than the caller's reply buffer holds. The call is over (its
+    /// leases with it); the reply is discarded and the length it needed is in `rdx`. The caller's
+    /// mistake costs the caller: the server's `reply` succeeds.
+    ReplyTooSmall = 18,
 }
 
 impl SysError {
     /// All codes, for round-trip tests and for decoding.
-    pub const ALL: [SysError; 17] = [
+    pub const ALL: [SysError; 18] = [
         SysError::NullPointer,
         SysError::NonCanonical,
         SysError::KernelAddress,
@@ -244,6 +251,7 @@ impl SysError {
         SysError::BadLease,
         SysError::WouldDeadlock,
         SysError::NotPermitted,
+        SysError::ReplyTooSmall,
     ];
 
     /// The value placed in `rax`.
@@ -375,8 +383,9 @@ impl Lease {
     }
 }
 
-/// What `receive` writes: who sent, how long the message is, how many leases came with it, and
-/// which notification bits fired (for `sender == NOTIFICATION`).
+/// What `receive` writes: who sent, how long the message is, how many leases came with it, which
+/// notification bits fired (for `sender == NOTIFICATION`), and how long a reply the caller can take
+/// (so a server can answer a too-small buffer with a short error instead of a reply that is lost).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RecvInfo {
@@ -384,14 +393,17 @@ pub struct RecvInfo {
     pub len: u64,
     pub leases: u64,
     pub notifications: u64,
+    pub reply_cap: u64,
 }
 
 impl RecvInfo {
-    pub const SIZE: usize = 32;
+    pub const SIZE: usize = 40;
 
     pub fn to_bytes(&self) -> [u8; Self::SIZE] {
         let mut out = [0u8; Self::SIZE];
-        out.copy_from_slice(&words_and_name([self.sender, self.len, self.leases, self.notifications], &[0; 32])[..32]);
+        for (i, v) in [self.sender, self.len, self.leases, self.notifications, self.reply_cap].iter().enumerate() {
+            out[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
+        }
         out
     }
 }
@@ -403,7 +415,7 @@ pub struct DeathInfo {
     /// The dead task's id.
     pub id: u64,
     /// `DEATH_EXIT` (then `code` is the exit code) or `DEATH_FAULT` (then `code` is the vector, or
-    /// `u64::MAX` for a fault the kernel raised, such as an over-long reply).
+    /// `u64::MAX` for a fault the kernel raised, such as protocol abuse in a syscall).
     pub cause: u64,
     pub code: u64,
     /// Tasks still alive, not counting the supervisor.
@@ -560,7 +572,7 @@ mod tests {
         let raw: [u8; DeathInfo::SIZE] = unsafe { core::mem::transmute(death) };
         assert_eq!(death.to_bytes(), raw);
         assert_eq!(death.name(), "echo");
-        let info = RecvInfo { sender: 1, len: 2, leases: 3, notifications: 4 };
+        let info = RecvInfo { sender: 1, len: 2, leases: 3, notifications: 4, reply_cap: 5 };
         // Safety: as above.
         let raw: [u8; RecvInfo::SIZE] = unsafe { core::mem::transmute(info) };
         assert_eq!(info.to_bytes(), raw);

@@ -8,8 +8,11 @@
 //! (index, right, offset + length) and copies directly between the two address spaces. Leases die with
 //! the reply. Ids carry a generation: an id whose task has died returns `TaskDied`, never reaching a
 //! newer task in the same slot. Mistakes are errors to the one who made them (a server borrowing from
-//! a task that is not waiting on it gets an error, not a fault: Hubris issue 172), except an over-long
-//! reply, which faults the replier rather than being cut (Hubris PR 1954). When a task dies, every task
+//! a task that is not waiting on it gets an error, not a fault: Hubris issue 172). A reply longer than
+//! the caller's reply buffer is the caller's mistake (it chose the buffer): the call ends with
+//! `ReplyTooSmall` and the needed length for the caller, and the replier's `reply` succeeds (Fuchsia's
+//! `BUFFER_TOO_SMALL`); `RecvInfo::reply_cap` tells the server the capacity beforehand, as Hubris's
+//! `recv` does, so it can answer with something that fits. When a task dies, every task
 //! blocked sending to it or waiting for its reply is woken with `TaskDied`. A server may lend on part
 //! of a lease its caller lent it (forwarding, see `lease`): the next server then copies straight to
 //! and from the first caller's memory, for as long as every call of the chain is in flight.
@@ -128,7 +131,7 @@ pub fn receive<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, 
         if let Some(t) = k.task_mut(r) {
             t.notifications &= !pending;
         }
-        let bytes = RecvInfo { sender: NOTIFICATION, len: 0, leases: 0, notifications: pending }.to_bytes();
+        let bytes = RecvInfo { sender: NOTIFICATION, notifications: pending, ..RecvInfo::default() }.to_bytes();
         copy_out(&space, &mut k.mem, info, &bytes)?;
         return Ok(Some(0));
     }
@@ -177,10 +180,12 @@ fn deliver<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, s: u
         len: call.msg.len() as u64,
         leases: call.leases.len() as u64,
         notifications: 0,
+        reply_cap: call.reply_cap,
     };
     // Both ranges were validated when the receiver called receive, and a blocked task cannot change
-    // its mappings, so these copies cannot fail.
-    let copied = copy_out(&rspace, &mut k.mem, buf, &call.msg)
+    // its mappings, so these copies cannot fail. An empty message touches no buffer (a receiver
+    // with capacity 0 may pass any pointer, and the kernel never validated it).
+    let copied = if call.msg.is_empty() { Ok(()) } else { copy_out(&rspace, &mut k.mem, buf, &call.msg) }
         .and_then(|()| copy_out(&rspace, &mut k.mem, info, &recv.to_bytes()));
     if copied.is_err() {
         set_ipc(k, s, IpcState::Idle);
@@ -208,18 +213,28 @@ pub(crate) fn call_with<P: Platform, M: PhysMem, F: FrameAlloc>(
     }
 }
 
-/// `reply`.
+/// `reply`. The replier's own mistakes (a code or length out of range, a bad pointer) are errors to
+/// it and leave the call open; a reply longer than the caller's buffer ends the call with
+/// `ReplyTooSmall` for the caller (needed length in its `rdx`) and is 0, success, for the replier.
 pub fn reply<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, r: usize, a: [u64; 6]) -> Res {
     let (c, call) = call_with(k, r, a[0])?;
     let (ptr, len, code) = (a[1], a[2], a[3]);
     if code > MAX_REPLY_CODE {
         return Err(SysError::InvalidArgument.into());
     }
-    if len > call.reply_cap || len > MAX_MSG as u64 {
-        return Err(UserError::Fault("reply longer than the caller's reply buffer"));
+    if len > MAX_MSG as u64 {
+        return Err(SysError::MessageTooBig.into());
     }
     let rspace = k.task(r).map(|t| t.space).ok_or(UserError::Fault("no such task"))?;
     let bytes = if len == 0 { Vec::new() } else { copy_in(&rspace, &k.mem, ptr, len)? };
+    if len > call.reply_cap {
+        set_ipc(k, c, IpcState::Idle);
+        if let Some(t) = k.task_mut(c) {
+            t.frame.rdx = len;
+        }
+        wake(k, c, SysError::ReplyTooSmall.to_ret());
+        return Ok(0);
+    }
     let cspace = k.task(c).map(|t| t.space).ok_or(SysError::TaskDied)?;
     if !bytes.is_empty() {
         copy_out(&cspace, &mut k.mem, call.reply_ptr, &bytes)?;
@@ -290,7 +305,7 @@ pub fn post<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, t: 
         if fired != 0 {
             task.notifications &= !fired;
             let space = task.space;
-            let bytes = RecvInfo { sender: NOTIFICATION, len: 0, leases: 0, notifications: fired }.to_bytes();
+            let bytes = RecvInfo { sender: NOTIFICATION, notifications: fired, ..RecvInfo::default() }.to_bytes();
             if copy_out(&space, &mut k.mem, info, &bytes).is_ok() {
                 set_ipc(k, t, IpcState::Idle);
                 wake(k, t, 0);

@@ -6,7 +6,9 @@
 //!   fault-gp  a non-canonical load (#GP);  fault-ud  `ud2` (#UD);  fault-de  divide by zero (#DE);
 //!   panicker  a Rust panic, which libwatos's panic handler must report before exiting with 101;
 //!   busmaster, busmaster-check  (DRIVER) a driver that dies with bus mastering on, and the check
-//!             that the kernel switched it off (src/busmaster.rs).
+//!             that the kernel switched it off (src/busmaster.rs);
+//!   authority attacks init and the storage servers with valid calls (src/authority.rs), in the
+//!             storage system's fstest boots.
 //! The kernel must answer each bad pointer with its own error code and kill each faulting process
 //! without disturbing the others.
 #![no_std]
@@ -14,6 +16,7 @@
 
 extern crate alloc;
 
+mod authority;
 mod busmaster;
 
 use core::arch::asm;
@@ -180,6 +183,7 @@ fn main() -> i64 {
         "panicker" => panic!("deliberate panic number {}", name.len()),
         "busmaster" => return busmaster::master(),
         "busmaster-check" => return busmaster::check_master(),
+        "authority" => return authority::run(),
         _ => {
             let ok = pointer_checks();
             println!("hostile: pointer checks done ({})", if ok { "all as expected" } else { "SOME FAILED" });
