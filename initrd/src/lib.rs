@@ -17,7 +17,8 @@
 //!  40  flags      u32       bit 0 AUTOSTART: the kernel starts it at boot;
 //!                           bit 1 SUPERVISOR: it is told of every death and may start programs;
 //!                           bit 2 DRIVER: it may use I/O ports and interrupt lines;
-//!                           bit 3 RESTART: the supervisor restarts it when it faults
+//!                           bit 3 RESTART: the supervisor restarts it when it faults;
+//!                           bit 4 CONTROL: it may ask services to stop (the STOP notification)
 //!  44  reserved   u32 = 0
 //!  48  offset     u64       from the archive start, 16-byte aligned
 //!  56  size       u64
@@ -46,7 +47,10 @@ pub const SUPERVISOR: u32 = 2;
 pub const DRIVER: u32 = 4;
 /// Entry flag: a service the supervisor restarts when it faults (the kernel passes the flag on).
 pub const RESTART: u32 = 8;
-const KNOWN_FLAGS: u32 = AUTOSTART | SUPERVISOR | DRIVER | RESTART;
+/// Entry flag: may post the STOP notification to services (the app that ends a session, a server
+/// stopping its cache); the kernel refuses STOP from everyone else but the supervisor.
+pub const CONTROL: u32 = 16;
+const KNOWN_FLAGS: u32 = AUTOSTART | SUPERVISOR | DRIVER | RESTART | CONTROL;
 
 /// Why an archive was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -289,6 +293,6 @@ mod tests {
         assert_eq!(pack(&[("", 0, b"")]).unwrap_err(), FormatError::BadName(0));
         assert_eq!(pack(&[("a", 0, b""), ("a", 0, b"")]).unwrap_err(), FormatError::BadName(1));
         assert_eq!(pack(&[(&"n".repeat(40), 0, b"")]).unwrap_err(), FormatError::BadName(0));
-        assert_eq!(pack(&[("a", 16, b"")]).unwrap_err(), FormatError::BadFlags(0));
+        assert_eq!(pack(&[("a", 32, b"")]).unwrap_err(), FormatError::BadFlags(0));
     }
 }

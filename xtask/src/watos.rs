@@ -46,7 +46,7 @@ const MANIFEST: [(&str, &str, u32); 19] = [
     ("echo-client", "ipc", initrd::AUTOSTART),
     ("rtc-driver", "ipc", initrd::AUTOSTART | initrd::DRIVER),
     ("proto-echo", "ipc", initrd::AUTOSTART),
-    ("proto-client", "ipc", initrd::AUTOSTART),
+    ("proto-client", "ipc", initrd::AUTOSTART | initrd::CONTROL),
     ("fwd-client", "ipc", initrd::AUTOSTART),
     ("fwd-middle", "ipc", initrd::AUTOSTART),
     ("fwd-last", "ipc", initrd::AUTOSTART),
@@ -104,8 +104,9 @@ pub fn storage_manifest(app: &'static str) -> Vec<(&'static str, &'static str, u
         ("init", "init", initrd::AUTOSTART | initrd::SUPERVISOR),
         ("blockcache0", "blockcache-server", initrd::AUTOSTART | initrd::DRIVER | initrd::RESTART),
         ("blockcache1", "blockcache-server", initrd::AUTOSTART | initrd::DRIVER | initrd::RESTART),
-        ("wfs-server", "wfs-server", initrd::AUTOSTART | initrd::RESTART),
-        ("fat-server", "fat-server", initrd::AUTOSTART | initrd::RESTART),
+        // The filesystem servers stop their cache server on their way out (CONTROL).
+        ("wfs-server", "wfs-server", initrd::AUTOSTART | initrd::RESTART | initrd::CONTROL),
+        ("fat-server", "fat-server", initrd::AUTOSTART | initrd::RESTART | initrd::CONTROL),
         ("vfs-server", "vfs-server", initrd::AUTOSTART | initrd::RESTART),
         (
             app,
@@ -116,7 +117,8 @@ pub fn storage_manifest(app: &'static str) -> Vec<(&'static str, &'static str, u
             } else {
                 "fstest"
             },
-            initrd::AUTOSTART,
+            // The app ends the session: it stops the servers (CONTROL).
+            initrd::AUTOSTART | initrd::CONTROL,
         ),
     ];
     if app == "fstest" {

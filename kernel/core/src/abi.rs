@@ -46,8 +46,12 @@ pub const LEASE_WRITE: u64 = 2;
 pub const LEASE_FORWARD: u64 = 4;
 /// Most links in a chain of forwarded leases (a forward of a forward of ...).
 pub const MAX_FORWARD_DEPTH: usize = 4;
-/// Notification bit the kernel sets on the supervisor when any task ends (see `next_death`).
+/// Notification bit the kernel sets on the supervisor when any task ends (see `next_death`). Only
+/// the kernel posts it: `notify` with it is `NotPermitted`.
 pub const NOTIFY_DEATH: u64 = 1 << 63;
+/// Notification bit asking a service to finish its work and exit (`libwatos::service::STOP`). Only
+/// the supervisor and programs the manifest flags `PROGRAM_CONTROL` may post it.
+pub const NOTIFY_STOP: u64 = 1 << 0;
 /// `receive` flag: wait for notifications only.
 pub const RECV_NOTIFY_ONLY: u64 = 1;
 /// `receive` flag: never block. When no masked notification is pending and no sender is waiting,
@@ -99,7 +103,9 @@ pub enum Sys {
     BorrowRead = 12,
     /// borrow_write(client id, lease index, offset, buf ptr, len) -> len: our buffer -> lease.
     BorrowWrite = 13,
-    /// notify(target id, bits) -> 0: sets notification bits on the target.
+    /// notify(target id, bits) -> 0: sets notification bits on the target. `NotPermitted` for
+    /// `NOTIFY_DEATH`, for bits the target has bound to an interrupt line (kernel-owned), and for
+    /// `NOTIFY_STOP` unless the caller is the supervisor or flagged `PROGRAM_CONTROL`.
     Notify = 14,
     /// spawn(name: NUL-terminated string) -> id: starts the initrd program of that name.
     /// Supervisor only.
@@ -384,8 +390,10 @@ impl Lease {
 }
 
 /// What `receive` writes: who sent, how long the message is, how many leases came with it, which
-/// notification bits fired (for `sender == NOTIFICATION`), and how long a reply the caller can take
-/// (so a server can answer a too-small buffer with a short error instead of a reply that is lost).
+/// notification bits fired (for `sender == NOTIFICATION`) and which of those the kernel posted
+/// (`kernel`: interrupt, timer, death; the others came from tasks' `notify`), and how long a reply
+/// the caller can take (so a server can answer a too-small buffer with a short error instead of a
+/// reply that is lost).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RecvInfo {
@@ -394,14 +402,16 @@ pub struct RecvInfo {
     pub leases: u64,
     pub notifications: u64,
     pub reply_cap: u64,
+    pub kernel: u64,
 }
 
 impl RecvInfo {
-    pub const SIZE: usize = 40;
+    pub const SIZE: usize = 48;
 
     pub fn to_bytes(&self) -> [u8; Self::SIZE] {
         let mut out = [0u8; Self::SIZE];
-        for (i, v) in [self.sender, self.len, self.leases, self.notifications, self.reply_cap].iter().enumerate() {
+        let words = [self.sender, self.len, self.leases, self.notifications, self.reply_cap, self.kernel];
+        for (i, v) in words.iter().enumerate() {
             out[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
         }
         out
@@ -444,6 +454,8 @@ pub const PROGRAM_SUPERVISOR: u64 = 2;
 pub const PROGRAM_DRIVER: u64 = 4;
 /// A service the supervisor restarts when it faults.
 pub const PROGRAM_RESTART: u64 = 8;
+/// May ask services to stop (`NOTIFY_STOP`): the app that ends a session, a server stopping its cache.
+pub const PROGRAM_CONTROL: u64 = 16;
 
 impl ProgramInfo {
     pub const SIZE: usize = 64;
@@ -572,7 +584,7 @@ mod tests {
         let raw: [u8; DeathInfo::SIZE] = unsafe { core::mem::transmute(death) };
         assert_eq!(death.to_bytes(), raw);
         assert_eq!(death.name(), "echo");
-        let info = RecvInfo { sender: 1, len: 2, leases: 3, notifications: 4, reply_cap: 5 };
+        let info = RecvInfo { sender: 1, len: 2, leases: 3, notifications: 4, reply_cap: 5, kernel: 6 };
         // Safety: as above.
         let raw: [u8; RecvInfo::SIZE] = unsafe { core::mem::transmute(info) };
         assert_eq!(info.to_bytes(), raw);

@@ -19,7 +19,7 @@
 
 use crate::abi::{
     Lease, RecvInfo, SysError, TaskId, LEASE_READ, LEASE_WRITE, MAX_LEASES, MAX_MSG, MAX_REPLY_CODE, NOTIFICATION,
-    RECV_EMPTY, RECV_NONBLOCK, RECV_NOTIFY_ONLY,
+    NOTIFY_DEATH, NOTIFY_STOP, RECV_EMPTY, RECV_NONBLOCK, RECV_NOTIFY_ONLY,
 };
 use crate::kernel::{Kernel, Platform};
 use crate::lease::{self, Held};
@@ -128,10 +128,13 @@ pub fn receive<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, 
     validate(&space, &k.mem, info, RecvInfo::SIZE as u64, Access::Write)?;
     let pending = k.task(r).map_or(0, |t| t.notifications) & mask;
     if pending != 0 {
+        let mut kernel = 0;
         if let Some(t) = k.task_mut(r) {
+            kernel = t.kernel_pending & pending;
             t.notifications &= !pending;
+            t.kernel_pending &= !pending;
         }
-        let bytes = RecvInfo { sender: NOTIFICATION, notifications: pending, ..RecvInfo::default() }.to_bytes();
+        let bytes = RecvInfo { sender: NOTIFICATION, notifications: pending, kernel, ..RecvInfo::default() }.to_bytes();
         copy_out(&space, &mut k.mem, info, &bytes)?;
         return Ok(Some(0));
     }
@@ -181,6 +184,7 @@ fn deliver<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, s: u
         leases: call.leases.len() as u64,
         notifications: 0,
         reply_cap: call.reply_cap,
+        kernel: 0,
     };
     // Both ranges were validated when the receiver called receive, and a blocked task cannot change
     // its mappings, so these copies cannot fail. An empty message touches no buffer (a receiver
@@ -289,23 +293,45 @@ pub fn borrow<P: Platform, M: PhysMem, F: FrameAlloc>(
     Ok(len)
 }
 
-/// `notify`: sets bits on the target, waking it if it is receiving with any of them unmasked.
-pub fn notify<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, a: [u64; 6]) -> Res {
+/// `notify` from task `c`: sets bits on the target, waking it if it is receiving with any of them
+/// unmasked. Kernel-owned bits (`NOTIFY_DEATH`, the bits of the target's interrupt lines) are
+/// refused to every task, `NOTIFY_STOP` to all but the supervisor and `control` programs, so a
+/// receiver can trust them; the bits a task posts reach the receiver outside `RecvInfo::kernel`.
+pub fn notify<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, c: usize, a: [u64; 6]) -> Res {
     let t = resolve(k, a[0])?;
-    post(k, t, a[1]);
+    let bits = a[1];
+    let irq_bits = k.irqs.iter().flatten().filter(|(owner, _)| Some(*owner) == k.task(t).map(|t| t.id));
+    let kernel_owned = NOTIFY_DEATH | irq_bits.fold(0, |acc, (_, b)| acc | b);
+    let me = k.task(c).map(|t| t.id);
+    let may_stop = me.is_some() && me == k.supervisor || k.task(c).is_some_and(|t| t.control);
+    if bits & kernel_owned != 0 || bits & NOTIFY_STOP != 0 && !may_stop {
+        return Err(SysError::NotPermitted.into());
+    }
+    post_bits(k, t, bits, false);
     Ok(0)
 }
 
-/// Sets notification bits on task `t` (also used by the kernel itself).
+/// Sets notification bits on task `t` on the kernel's behalf (interrupt, timer, death).
 pub fn post<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, t: usize, bits: u64) {
+    post_bits(k, t, bits, true);
+}
+
+/// Sets notification bits on task `t`, remembering which the kernel posted.
+fn post_bits<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, t: usize, bits: u64, kernel: bool) {
     let Some(task) = k.task_mut(t) else { return };
     task.notifications |= bits;
+    if kernel {
+        task.kernel_pending |= bits;
+    }
     if let IpcState::Receiving { mask, info, .. } = task.ipc {
         let fired = task.notifications & mask;
         if fired != 0 {
+            let kernel = task.kernel_pending & fired;
             task.notifications &= !fired;
+            task.kernel_pending &= !fired;
             let space = task.space;
-            let bytes = RecvInfo { sender: NOTIFICATION, notifications: fired, ..RecvInfo::default() }.to_bytes();
+            let bytes =
+                RecvInfo { sender: NOTIFICATION, notifications: fired, kernel, ..RecvInfo::default() }.to_bytes();
             if copy_out(&space, &mut k.mem, info, &bytes).is_ok() {
                 set_ipc(k, t, IpcState::Idle);
                 wake(k, t, 0);

@@ -106,10 +106,14 @@ pub struct Task {
     pub ipc: crate::ipc::IpcState,
     /// Pending notification bits (delivered by `receive` when its mask allows).
     pub notifications: u64,
+    /// Of `notifications`, the bits the kernel posted (reported as `RecvInfo::kernel`).
+    pub kernel_pending: u64,
     /// `set_timer`: (monotonic ns at or after which to post, bits).
     pub timer: Option<(u64, u64)>,
     /// May use I/O ports and interrupt lines (initrd flag DRIVER).
     pub driver: bool,
+    /// May post `NOTIFY_STOP` (initrd flag CONTROL).
+    pub control: bool,
     /// DMA mappings (first frame, pages): held back at death while a device may still write them.
     pub dma: Vec<(u64, u64)>,
 }
@@ -263,8 +267,10 @@ impl<P: Platform, M: PhysMem, F: FrameAlloc> Kernel<P, M, F> {
             syscalls: 0,
             ipc: crate::ipc::IpcState::Idle,
             notifications: 0,
+            kernel_pending: 0,
             timer: None,
             driver: false,
+            control: false,
             dma: Vec::new(),
         });
         self.sched[index] = SchedState::Runnable;
@@ -425,11 +431,16 @@ impl<P: Platform, M: PhysMem, F: FrameAlloc> Kernel<P, M, F> {
 
     /// Starts a registered image (with its privileges).
     pub fn spawn_image(&mut self, name: &str) -> Result<TaskId, &'static str> {
-        let image =
-            self.images.iter().find(|i| i.name == name).map(|i| (i.bytes, i.driver)).ok_or("no such program")?;
+        let image = self
+            .images
+            .iter()
+            .find(|i| i.name == name)
+            .map(|i| (i.bytes, i.driver, i.flags & crate::abi::PROGRAM_CONTROL != 0))
+            .ok_or("no such program")?;
         let id = self.spawn(name, image.0)?;
         if let Some(t) = self.task_mut(id.index as usize) {
             t.driver = image.1;
+            t.control = image.2;
         }
         Ok(id)
     }

@@ -523,3 +523,34 @@ fn deadlines_follow_the_platform_clock_when_ticks_are_lost() {
     assert_eq!(k.task(1).unwrap().notifications, 0b10, "posted at the first tick past the deadline");
     assert!(matches!(k.sched[1], SchedState::Sleeping { until: 100_000_000 }), "{:?}", k.sched[1]);
 }
+
+#[test]
+fn only_the_supervisor_and_control_programs_post_stop_and_nobody_posts_death() {
+    use crate::abi::{NOTIFY_DEATH, NOTIFY_STOP, PROGRAM_CONTROL};
+    let (mut k, mut f) = supervised(&["init", "server", "attacker"]);
+    let leaked: &'static [u8] = Box::leak(image().into_boxed_slice());
+    k.add_program("ctl", leaked, PROGRAM_CONTROL);
+    let ctl = k.spawn_image("ctl").unwrap().index as usize;
+    let server = k.task(1).unwrap().id.to_raw();
+    let notify = |k: &mut K, f: &mut TrapFrame, bits: u64| {
+        syscall6(k, f, Sys::Notify, [server, bits, 0, 0, 0, 0]);
+        SysError::decode(f.rax)
+    };
+    assert_eq!(notify(&mut k, &mut f, NOTIFY_DEATH), Err(SysError::NotPermitted), "not even the supervisor");
+    assert_eq!(notify(&mut k, &mut f, NOTIFY_STOP), Ok(0), "the supervisor may stop a service");
+    k.task_mut(1).unwrap().notifications = 0;
+    while k.current != Some(2) {
+        syscall6(&mut k, &mut f, Sys::Yield, [0; 6]);
+    }
+    assert_eq!(notify(&mut k, &mut f, NOTIFY_STOP), Err(SysError::NotPermitted));
+    assert_eq!(notify(&mut k, &mut f, NOTIFY_STOP | 1 << 5), Err(SysError::NotPermitted));
+    assert_eq!(notify(&mut k, &mut f, NOTIFY_DEATH), Err(SysError::NotPermitted));
+    assert_eq!(k.task(1).unwrap().notifications, 0, "nothing of a refused notify was posted");
+    assert_eq!(notify(&mut k, &mut f, 1 << 5), Ok(0), "other bits are open");
+    while k.current != Some(ctl) {
+        syscall6(&mut k, &mut f, Sys::Yield, [0; 6]);
+    }
+    assert_eq!(notify(&mut k, &mut f, NOTIFY_STOP), Ok(0), "a CONTROL program may stop a service");
+    let t = k.task(1).unwrap();
+    assert_eq!((t.notifications, t.kernel_pending), (NOTIFY_STOP | 1 << 5, 0), "task bits are not the kernel's");
+}

@@ -2,15 +2,20 @@
 //! calls only, while fstest's workload runs, and checks that each attack costs only itself.
 //!
 //! Attacks: a call whose reply buffer holds nothing (the server's reply must fail the caller with
-//! `ReplyTooSmall`, never kill the server). Afterwards every target still has the task id it had
-//! before (nothing died or restarted); the harness also checks that no task was reaped.
-use libwatos::abi::SysError;
+//! `ReplyTooSmall`, never kill the server); notifications only the kernel or the supervisor may
+//! post: `STOP` to every server, `NOTIFY_DEATH` to init, each block cache's interrupt bit (all
+//! `NotPermitted`). Afterwards every target still has the task id it had before (nothing died or
+//! restarted); the harness also checks that no task was reaped and every server stopped cleanly.
+use libwatos::abi::{SysError, NOTIFY_DEATH, NOTIFY_STOP};
 use libwatos::fmt::check;
 use libwatos::{ipc, println, sys};
 
 /// init and every server of the storage system.
 const TARGETS: [&core::ffi::CStr; 6] =
     [c"init", c"vfs-server", c"wfs-server", c"fat-server", c"blockcache0", c"blockcache1"];
+
+/// The notification bit blockcache-server binds to its disk's interrupt line.
+const IRQ_BIT: u64 = 1 << 1;
 
 /// The live id of `name`, waiting for it to be started (the kernel starts the manifest in order).
 fn wait_for(name: &core::ffi::CStr) -> Option<u64> {
@@ -40,6 +45,21 @@ pub fn run() -> i64 {
         };
         ok &=
             check(fair, format_args!("authority: {name:?} answered a call with reply capacity 0 and lives ({got:?})"));
+    }
+    // Each server has served a call by now, so each block cache has bound its interrupt line.
+    for (name, id) in TARGETS.iter().zip(ids) {
+        let forged: &[(&str, u64)] = match name.to_bytes() {
+            b"init" => &[("NOTIFY_DEATH", NOTIFY_DEATH)],
+            b"blockcache0" | b"blockcache1" => &[("STOP", NOTIFY_STOP), ("its interrupt bit", IRQ_BIT)],
+            _ => &[("STOP", NOTIFY_STOP)],
+        };
+        for (what, bits) in forged {
+            let got = ipc::notify(id, *bits);
+            ok &= check(
+                got == Err(SysError::NotPermitted),
+                format_args!("authority: notify({name:?}, {what}) is refused ({got:?})"),
+            );
+        }
     }
     for (name, id) in TARGETS.iter().zip(ids) {
         let now = sys::find_task(name);
