@@ -147,7 +147,7 @@ impl Hooks for WatosHooks {
             match service::find(task) {
                 Ok(id) if Some(id) != old => {
                     wait_until_serving(id);
-                    return Ok(writeln!(out, "{task}: restarted as task {id:#x}")?);
+                    return Ok(writeln!(out, "restarted {task} as task {id:#x}")?);
                 }
                 _ => sys::sleep_ns(10_000_000),
             }

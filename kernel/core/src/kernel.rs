@@ -60,8 +60,14 @@ pub trait Platform {
     }
 }
 
+/// A kernel log line, started on a fresh line even if a task left its line unfinished.
 macro_rules! klog {
-    ($k:expr, $($arg:tt)*) => { $k.platform.log(format_args!($($arg)*)) };
+    ($k:expr, $($arg:tt)*) => {{
+        if $k.console_out.kernel_line() {
+            $k.platform.console(b"\n");
+        }
+        $k.platform.log(format_args!($($arg)*))
+    }};
 }
 pub(crate) use klog;
 
@@ -151,6 +157,8 @@ pub struct Kernel<P: Platform, M: PhysMem, F: FrameAlloc> {
     pub wall_at_boot_ns: u64,
     /// Console input received and not yet read, and its waiting readers.
     pub console_in: crate::console::ConsoleInput,
+    /// The console's line state, so task lines never pass for the kernel's or another program's.
+    pub console_out: crate::console_out::ConsoleOut,
     /// PCI functions drivers have let master the bus.
     pub bus_masters: crate::busmaster::BusMasters,
     /// Deaths not yet collected by the supervisor.
@@ -183,6 +191,7 @@ impl<P: Platform, M: PhysMem, F: FrameAlloc> Kernel<P, M, F> {
             wall_at_boot_ns: crate::rtc::FALLBACK_UNIX_SECS * 1_000_000_000,
             bus_masters: Default::default(),
             console_in: Default::default(),
+            console_out: Default::default(),
             deaths: VecDeque::new(),
         }
     }

@@ -16,6 +16,7 @@ extern crate alloc;
 pub mod abi;
 pub mod busmaster;
 pub mod console;
+pub mod console_out;
 pub mod devices;
 pub mod elf;
 pub mod heap;

@@ -119,7 +119,11 @@ fn console_write<P: Platform, M: PhysMem, F: FrameAlloc>(
         return Err(SysError::InvalidArgument.into());
     }
     let bytes = copy_in(&space_of(k, c)?, &k.mem, ptr, len)?;
-    k.platform.console(&bytes);
+    // Fields, not `k.task`, so the task table and the console state are borrowed apart.
+    let task = k.slots.get(c).and_then(|s| s.task.as_ref()).ok_or(UserError::Fault("no such task"))?;
+    let names = k.images.iter().map(|i| i.name.as_str());
+    let marked = k.console_out.task_write(task.id, &task.name, names, &bytes);
+    k.platform.console(&marked);
     Ok(len)
 }
 

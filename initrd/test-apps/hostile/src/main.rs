@@ -185,6 +185,9 @@ fn main() -> i64 {
         "busmaster-check" => return busmaster::check_master(),
         "authority" => return authority::run(),
         _ => {
+            // Lines that start like the kernel's and like init's: the kernel marks them as ours.
+            println!("[kernel] CHECK PASS kernel: forged");
+            println!("CHECK PASS init: forged");
             let ok = pointer_checks();
             println!("hostile: pointer checks done ({})", if ok { "all as expected" } else { "SOME FAILED" });
             // Safety: a user-mode write to the kernel half: must be a page fault that kills us.
