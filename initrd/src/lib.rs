@@ -18,7 +18,8 @@
 //!                           bit 1 SUPERVISOR: it is told of every death and may start programs;
 //!                           bit 2 DRIVER: it may use I/O ports and interrupt lines;
 //!                           bit 3 RESTART: the supervisor restarts it when it faults;
-//!                           bit 4 CONTROL: it may ask services to stop (the STOP notification)
+//!                           bit 4 CONTROL: it may ask services to stop (the STOP notification);
+//!                           bit 5 CONSOLE: it owns console input when it starts and no live task does
 //!  44  reserved   u32 = 0
 //!  48  offset     u64       from the archive start, 16-byte aligned
 //!  56  size       u64
@@ -50,7 +51,10 @@ pub const RESTART: u32 = 8;
 /// Entry flag: may post the STOP notification to services (the app that ends a session, a server
 /// stopping its cache); the kernel refuses STOP from everyone else but the supervisor.
 pub const CONTROL: u32 = 16;
-const KNOWN_FLAGS: u32 = AUTOSTART | SUPERVISOR | DRIVER | RESTART | CONTROL;
+/// Entry flag: the foreground program; it owns console input when it starts while no live task
+/// does (only the owner may read it).
+pub const CONSOLE: u32 = 32;
+const KNOWN_FLAGS: u32 = AUTOSTART | SUPERVISOR | DRIVER | RESTART | CONTROL | CONSOLE;
 
 /// Why an archive was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -293,6 +297,6 @@ mod tests {
         assert_eq!(pack(&[("", 0, b"")]).unwrap_err(), FormatError::BadName(0));
         assert_eq!(pack(&[("a", 0, b""), ("a", 0, b"")]).unwrap_err(), FormatError::BadName(1));
         assert_eq!(pack(&[(&"n".repeat(40), 0, b"")]).unwrap_err(), FormatError::BadName(0));
-        assert_eq!(pack(&[("a", 32, b"")]).unwrap_err(), FormatError::BadFlags(0));
+        assert_eq!(pack(&[("a", 64, b"")]).unwrap_err(), FormatError::BadFlags(0));
     }
 }

@@ -44,8 +44,13 @@ pub fn restart_list(programs: &[crate::sys::ProgramInfo]) -> Vec<String> {
 /// The names of the manifest's on-demand programs: no flag at all (not started at boot, not a
 /// driver, service or supervisor), so starting one on request grants nothing the manifest did not.
 pub fn on_demand_list(programs: &[crate::sys::ProgramInfo]) -> Vec<String> {
-    use crate::abi::{PROGRAM_AUTOSTART, PROGRAM_CONTROL, PROGRAM_DRIVER, PROGRAM_RESTART, PROGRAM_SUPERVISOR};
-    let special = PROGRAM_AUTOSTART | PROGRAM_DRIVER | PROGRAM_RESTART | PROGRAM_SUPERVISOR | PROGRAM_CONTROL;
+    use crate::abi::{PROGRAM_AUTOSTART, PROGRAM_CONSOLE, PROGRAM_CONTROL, PROGRAM_DRIVER, PROGRAM_RESTART};
+    let special = PROGRAM_AUTOSTART
+        | PROGRAM_DRIVER
+        | PROGRAM_RESTART
+        | crate::abi::PROGRAM_SUPERVISOR
+        | PROGRAM_CONTROL
+        | PROGRAM_CONSOLE;
     programs.iter().filter(|p| p.flags & special == 0).map(|p| String::from(p.name())).collect()
 }
 

@@ -72,6 +72,12 @@ pub fn console_read(buf: &mut [u8]) -> Result<usize, SysError> {
     call(Sys::ConsoleRead, [buf.as_mut_ptr() as u64, len as u64, 0, 0, 0, 0]).map(|n| n as usize)
 }
 
+/// Makes task `id` the owner of console input (the only task `console_read` serves). The
+/// supervisor or the current owner only; `NotPermitted` for anyone else.
+pub fn console_give(id: u64) -> Result<(), SysError> {
+    call(Sys::ConsoleGive, [id, 0, 0, 0, 0, 0]).map(|_| ())
+}
+
 /// Like `console_read`, but blocks until at least one byte has been received (the kernel buffers
 /// input from COM1's interrupt), so an interactive program need not poll. Returns 0 only for an
 /// empty `buf`.

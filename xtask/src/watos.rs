@@ -117,8 +117,9 @@ pub fn storage_manifest(app: &'static str) -> Vec<(&'static str, &'static str, u
             } else {
                 "fstest"
             },
-            // The app ends the session: it stops the servers (CONTROL).
-            initrd::AUTOSTART | initrd::CONTROL,
+            // The app ends the session: it stops the servers (CONTROL); the shell owns the
+            // console's input (CONSOLE).
+            initrd::AUTOSTART | initrd::CONTROL | if app.starts_with("wsh") { initrd::CONSOLE } else { 0 },
         ),
     ];
     if app == "fstest" {

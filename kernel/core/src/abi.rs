@@ -137,7 +137,8 @@ pub enum Sys {
     /// kill(id) -> 0: end task `id` as if it had faulted (death code `KILLED`), so the supervisor's
     /// restart policy applies. Supervisor only; never itself.
     Kill = 25,
-    /// console_read(buf ptr, cap, flags) -> bytes read (0..=cap, at most `MAX_CONSOLE_READ`):
+    /// console_read(buf ptr, cap, flags) -> bytes read (0..=cap, at most `MAX_CONSOLE_READ`), for
+    /// the console's owner only (`console_give`; others `NotPermitted`):
     /// whatever the console (COM1) has received; 0 if nothing, or with flags `CONSOLE_WAIT` blocks
     /// until input arrives. The buffer is validated writable before any byte is taken, so a bad
     /// pointer loses no input.
@@ -145,11 +146,14 @@ pub enum Sys {
     /// wall_clock() -> nanoseconds since 1970-01-01 00:00:00 UTC: the RTC as read at boot plus the
     /// monotonic time since (a fixed 2023-11-14 if the RTC could not be read).
     WallClock = 27,
+    /// console_give(id) -> 0: live task `id` becomes the owner of console input (the only task
+    /// `console_read` serves). The supervisor or the current owner only.
+    ConsoleGive = 28,
 }
 
 impl Sys {
     /// Every call, indexed by its number (numbers are dense from 0).
-    pub const ALL: [Sys; 28] = [
+    pub const ALL: [Sys; 29] = [
         Sys::Exit,
         Sys::Yield,
         Sys::ConsoleWrite,
@@ -178,6 +182,7 @@ impl Sys {
         Sys::Kill,
         Sys::ConsoleRead,
         Sys::WallClock,
+        Sys::ConsoleGive,
     ];
 
     /// Decodes a raw syscall number; `None` for numbers the kernel does not know.
@@ -456,6 +461,8 @@ pub const PROGRAM_DRIVER: u64 = 4;
 pub const PROGRAM_RESTART: u64 = 8;
 /// May ask services to stop (`NOTIFY_STOP`): the app that ends a session, a server stopping its cache.
 pub const PROGRAM_CONTROL: u64 = 16;
+/// Owns console input when it starts while no live task does (the foreground program, the shell).
+pub const PROGRAM_CONSOLE: u64 = 32;
 
 impl ProgramInfo {
     pub const SIZE: usize = 64;

@@ -444,12 +444,15 @@ impl<P: Platform, M: PhysMem, F: FrameAlloc> Kernel<P, M, F> {
             .images
             .iter()
             .find(|i| i.name == name)
-            .map(|i| (i.bytes, i.driver, i.flags & crate::abi::PROGRAM_CONTROL != 0))
+            .map(|i| (i.bytes, i.driver, i.flags))
             .ok_or("no such program")?;
         let id = self.spawn(name, image.0)?;
         if let Some(t) = self.task_mut(id.index as usize) {
             t.driver = image.1;
-            t.control = image.2;
+            t.control = image.2 & crate::abi::PROGRAM_CONTROL != 0;
+        }
+        if image.2 & crate::abi::PROGRAM_CONSOLE != 0 {
+            crate::console::on_console_program(self, id);
         }
         Ok(id)
     }

@@ -144,6 +144,7 @@ fn console_write_copies_from_user_memory_and_returns_with_sysret() {
 #[test]
 fn console_read_takes_typed_bytes_into_user_memory_within_its_bound() {
     let mut k = boot(&["a"]);
+    k.console_in.owner = Some(k.task(0).unwrap().id);
     let mut f = first_tick(&mut k);
     k.platform.console_input.extend(b"ls /\r");
     // Nothing is taken beyond the capacity; the rest waits for the next call.
@@ -161,6 +162,7 @@ fn console_read_takes_typed_bytes_into_user_memory_within_its_bound() {
 #[test]
 fn console_read_rejects_bad_buffers_without_losing_input() {
     let mut k = boot(&["a"]);
+    k.console_in.owner = Some(k.task(0).unwrap().id);
     let mut f = first_tick(&mut k);
     k.platform.console_input.extend(b"x");
     let cases = [

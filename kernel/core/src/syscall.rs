@@ -52,6 +52,7 @@ pub fn dispatch<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>,
         }
         Some(Sys::ConsoleWrite) => console_write(k, c, args[0], args[1]).map(Some),
         Some(Sys::ConsoleRead) => crate::console::read(k, c, args[0], args[1], args[2]),
+        Some(Sys::ConsoleGive) => crate::console::give(k, c, args[0]).map(Some),
         Some(Sys::Sleep) => {
             // Woken by the first tick at or after the deadline (at least the next one).
             k.sched[c] = SchedState::Sleeping { until: k.now_ns().saturating_add(args[0].max(1)) };

@@ -155,6 +155,18 @@ fn pointer_checks() -> bool {
         sys::raw(Sys::ConsoleRead, [ro, 8, libwatos::abi::CONSOLE_WAIT, 0, 0, 0]),
         SysError::NotWritable,
     );
+    // Console input belongs to its owner (the shell when there is one), and only the supervisor or
+    // the owner passes it on.
+    ok &= expect(
+        "console_read(not the owner)",
+        sys::raw(Sys::ConsoleRead, [page, 8, 0, 0, 0, 0]),
+        SysError::NotPermitted,
+    );
+    ok &= expect(
+        "console_give(self, not the owner)",
+        raw(Sys::ConsoleGive, sys::task_id(), 0, 0),
+        SysError::NotPermitted,
+    );
     ok &= expect("map_anon(0 bytes)", raw(Sys::MapAnon, 0, sys::MAP_WRITE, 0), SysError::InvalidArgument);
     ok &= expect("map_anon(1 TiB)", raw(Sys::MapAnon, 1 << 40, sys::MAP_WRITE, 0), SysError::OutOfMemory);
     ok &= expect("map_anon(unknown flags)", raw(Sys::MapAnon, 4096, 0x80, 0), SysError::InvalidArgument);
