@@ -84,6 +84,12 @@ extern "C" fn kmain(magic: u32, mbi: u32) -> ! {
     for f in cleared {
         klog!("PCI: {} was bus-mastering", kernel_core::busmaster::Bdf(f));
     }
+    // Drivers' ports are an allow-list: these windows, named legacy ports and configuration space
+    // (kernel_core::pci_ports); the BARs cannot move afterwards, so the list stays true.
+    kernel.io_windows = kernel_core::pci_ports::io_windows(&mut kernel.platform);
+    for (first, last) in &kernel.io_windows {
+        klog!("PCI: drivers may use I/O ports {first:#06x}..={last:#06x}");
+    }
     // Monotonic time 0 is the end of calibration; the RTC is read right after it, so its reading is
     // the wall-clock time of monotonic time 0 (to within the reading's few milliseconds).
     kernel.platform.clock = match time::calibrate() {

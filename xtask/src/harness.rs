@@ -264,6 +264,10 @@ fn judge(log: &[String], v: &mut Verdicts) {
     v.check(kernel("(hello) exited with code 0").is_some(), "hello exited with code 0");
     v.check(has("hostile: pointer checks done").is_some(), "hostile ran all its bad-pointer syscalls");
     v.check(has("echo-client: done").is_some(), "echo-client ran all its IPC checks");
+    v.check(
+        has("busmaster-check: ports outside the allow-list all refused").is_some(),
+        "authority: a driver's ports outside the allow-list (reset, power-off, BAR moves) are refused",
+    );
     v.check(has("init: restarted echo as task").is_some(), "init restarted echo after its fault");
     v.check(
         has("init: fault-ud faulted 4 times within 5 s: giving up").is_some(),
@@ -338,6 +342,7 @@ init: fault-ud faulted 4 times within 5 s: giving up on it
 [kernel] task 15 (busmaster-check) exited with code 0
 CHECK PASS hostile: null pointer
 hostile: pointer checks done
+busmaster-check: ports outside the allow-list all refused
 [kernel] task 2 (hostile) killed by #PF page fault
 [kernel] task 3 (fault-gp) killed by #GP general protection
 [kernel] task 4 (fault-ud) killed by #UD invalid opcode
@@ -359,7 +364,7 @@ hostile: CHECK PASS init: forged";
         let mut v = Verdicts { passed: 0, failed: Vec::new() };
         judge(&lines(GOOD), &mut v);
         assert!(v.failed.is_empty(), "{:?}", v.failed);
-        assert_eq!(v.passed, 2 + 27, "{:?}", v.failed);
+        assert_eq!(v.passed, 2 + 28, "{:?}", v.failed);
         assert_eq!(wall_clock_secs(&lines(GOOD)), Some(1_795_620_607));
         assert_eq!(wall_clock_secs(&lines("hello: wall clock garbage")), None);
     }
@@ -374,7 +379,7 @@ hostile: CHECK PASS init: forged";
         assert_eq!(v.failed.len(), 3, "{:?}", v.failed);
         // A spinner that exits before the last kill does not prove isolation.
         let mut early = lines(GOOD);
-        let spin = early.remove(23);
+        let spin = early.remove(24);
         early.insert(2, spin);
         let mut v = Verdicts { passed: 0, failed: Vec::new() };
         judge(&early, &mut v);

@@ -240,13 +240,21 @@ fn read<P: Platform>(p: &mut P, f: Function, reg: u32) -> u32 {
     p.port_in(CONFIG_DATA, 4)
 }
 
-/// At boot: clears BME on every function that is not a bridge, on bus 0 and every bus behind a
-/// PCI-to-PCI bridge (the buses the firmware can have set devices up on; functions 1..7 only where
-/// function 0 says multi-function). A depth-first walk touches a few dozen functions where a
-/// brute-force scan of all 256 buses costs ~16 ms of port I/O under QEMU's TCG. Returns the
-/// functions that had BME set. The latch is left at 0 (disabled).
+/// At boot: clears BME on every function that is not a bridge (`devices`). Returns the functions
+/// that had BME set. The latch is left at 0 (disabled).
 pub fn disable_all<P: Platform>(p: &mut P) -> Vec<Function> {
-    let mut cleared = Vec::new();
+    let mut cleared: Vec<Function> = devices(p).into_iter().filter(|&f| clear(p, f)).collect();
+    p.port_out(CONFIG_ADDRESS, 4, 0);
+    cleared.sort_unstable();
+    cleared
+}
+
+/// Every function that is not a bridge, on bus 0 and every bus behind a PCI-to-PCI bridge (the
+/// buses the firmware can have set devices up on; functions 1..7 only where function 0 says
+/// multi-function). A depth-first walk touches a few dozen functions where a brute-force scan of
+/// all 256 buses costs ~16 ms of port I/O under QEMU's TCG.
+pub fn devices<P: Platform>(p: &mut P) -> Vec<Function> {
+    let mut found = Vec::new();
     let mut seen = [false; 256];
     let mut buses = alloc::vec![0u16];
     while let Some(bus) = buses.pop() {
@@ -274,13 +282,9 @@ pub fn disable_all<P: Platform>(p: &mut P) -> Vec<Function> {
                     }
                     continue;
                 }
-                if clear(p, f) {
-                    cleared.push(f);
-                }
+                found.push(f);
             }
         }
     }
-    p.port_out(CONFIG_ADDRESS, 4, 0);
-    cleared.sort_unstable();
-    cleared
+    found
 }

@@ -157,6 +157,8 @@ pub struct Kernel<P: Platform, M: PhysMem, F: FrameAlloc> {
     pub wall_at_boot_ns: u64,
     /// Console input received and not yet read, and its waiting readers.
     pub console_in: crate::console::ConsoleInput,
+    /// The devices' I/O windows drivers may use (`pci_ports::io_windows`, found at boot).
+    pub io_windows: Vec<crate::pci_ports::Window>,
     /// The console's line state, so task lines never pass for the kernel's or another program's.
     pub console_out: crate::console_out::ConsoleOut,
     /// PCI functions drivers have let master the bus.
@@ -191,6 +193,7 @@ impl<P: Platform, M: PhysMem, F: FrameAlloc> Kernel<P, M, F> {
             wall_at_boot_ns: crate::rtc::FALLBACK_UNIX_SECS * 1_000_000_000,
             bus_masters: Default::default(),
             console_in: Default::default(),
+            io_windows: Vec::new(),
             console_out: Default::default(),
             deaths: VecDeque::new(),
         }

@@ -25,6 +25,7 @@ pub mod kernel;
 pub mod lease;
 pub mod memmap;
 pub mod paging;
+pub mod pci_ports;
 pub mod rtc;
 pub mod sched;
 pub mod syscall;
