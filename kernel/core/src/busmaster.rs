@@ -52,6 +52,10 @@ pub const BUS_MASTER: u32 = 1 << 2;
 /// PCI base class of bridges (host, ISA, PCI-to-PCI, ...): they forward other devices' DMA.
 const CLASS_BRIDGE: u32 = 0x06;
 
+/// Most (function, driver) claims at once: far more than any machine's devices, and a bound on the
+/// list every BME write and death scans (a driver could otherwise claim all 65,536 addresses).
+pub const MAX_CLAIMS: usize = 256;
+
 /// A PCI function as bits 23..8 of a configuration address: bus << 8 | device << 3 | function.
 pub type Function = u16;
 
@@ -98,12 +102,17 @@ impl BusMasters {
         self.claims.iter().filter(|c| c.1 == driver).map(|c| c.0).collect()
     }
 
-    fn record(&mut self, f: Function, driver: TaskId, enabled: bool) {
+    /// Notes a BME write; `false` (and nothing noted) if it would be a claim beyond `MAX_CLAIMS`.
+    fn record(&mut self, f: Function, driver: TaskId, enabled: bool) -> bool {
         if !enabled {
             self.claims.retain(|c| c.0 != f);
         } else if !self.claims.contains(&(f, driver)) {
+            if self.claims.len() >= MAX_CLAIMS {
+                return false;
+            }
             self.claims.push((f, driver));
         }
+        true
     }
 
     /// Drops `driver`'s claims; returns the functions nobody else claims (to be switched off) and
@@ -116,18 +125,20 @@ impl BusMasters {
 }
 
 /// Called by `io_out` before a driver's write reaches the hardware: notes what it does to BME.
+/// `NotPermitted` (and the write must not happen) when it would switch on one claim too many.
 pub fn on_port_write<P: Platform, M: PhysMem, F: FrameAlloc>(
     k: &mut Kernel<P, M, F>,
     driver: TaskId,
     port: u16,
     value: u32,
-) {
+) -> Result<(), crate::abi::SysError> {
     if port != CONFIG_DATA {
-        return;
+        return Ok(());
     }
     let latch = k.platform.port_in(CONFIG_ADDRESS, 4);
-    if let Some((f, enabled)) = command_write(latch, port, value) {
-        k.bus_masters.record(f, driver, enabled);
+    match command_write(latch, port, value) {
+        Some((f, enabled)) if !k.bus_masters.record(f, driver, enabled) => Err(crate::abi::SysError::NotPermitted),
+        _ => Ok(()),
     }
 }
 

@@ -327,3 +327,22 @@ fn drivers_reach_only_the_io_windows_found_at_boot_and_named_legacy_ports() {
     syscall6(&mut k, &mut f, Sys::IoOut, [0x64, 1, 0xFE, 0, 0, 0]);
     assert_eq!(SysError::decode(f.rax), Err(SysError::NotPermitted), "no keyboard-controller reset");
 }
+
+#[test]
+fn the_claim_list_is_bounded_and_a_claim_beyond_it_is_refused_before_the_hardware() {
+    use crate::busmaster::MAX_CLAIMS;
+    let (mut k, mut f) = setup();
+    let me = id(&k, 0);
+    // Claims on addresses where no function answers still count (the kernel cannot tell cheaply).
+    for dev in 0..MAX_CLAIMS as u16 {
+        set_command(&mut k, &mut f, 0x0100 + dev, 0x0004);
+    }
+    assert_eq!(k.bus_masters.claimed_by(me).len(), MAX_CLAIMS);
+    out(&mut k, &mut f, CONFIG_ADDRESS, 4, address(NIC, REG_COMMAND)).unwrap();
+    assert_eq!(out(&mut k, &mut f, CONFIG_DATA, 2, 0x0007), Err(SysError::NotPermitted));
+    assert_eq!(pci(&k).command(NIC), 0x0003, "the refused write never reached the device");
+    // Switching off still works, and frees room.
+    set_command(&mut k, &mut f, 0x0100, 0x0000);
+    set_command(&mut k, &mut f, NIC, 0x0007);
+    assert!(k.bus_masters.claimed_by(me).contains(&NIC));
+}

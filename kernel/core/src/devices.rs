@@ -60,7 +60,7 @@ pub fn io_out<P: Platform, M: PhysMem, F: FrameAlloc>(
 ) -> Result<u64, UserError> {
     let me = require_driver(k, c)?;
     let (port, width) = port_range(k, a[0], a[1], Some(a[2] as u32))?;
-    crate::busmaster::on_port_write(k, me, port, a[2] as u32);
+    crate::busmaster::on_port_write(k, me, port, a[2] as u32)?;
     k.platform.port_out(port, width, a[2] as u32);
     // Only now has the hardware seen a write that may have switched a function off.
     crate::busmaster::release_quarantine(k);

@@ -3,7 +3,8 @@
 //! Design: everything the kernel decides lives here, generic over physical memory (`PhysMem`),
 //! frames (`FrameAlloc`) and a small `Platform` (log, console, the CR3 and FXSAVE-pointer switches),
 //! so host tests drive it trap by trap exactly as the CPU does. The task table is a `Vec` of slots; a
-//! slot keeps its 16-bit generation across reuse, so a `TaskId` names one incarnation only (the IPC
+//! slot keeps its 16-bit generation across reuse (and is retired when it runs out, never wrapped),
+//! so a `TaskId` names one incarnation only (the IPC
 //! step relies on that to fail calls to restarted servers). Scheduler states live in a parallel vector
 //! that `sched`'s pure functions read. There is no per-task kernel stack: a task is its saved
 //! registers, FXSAVE area and address space. Death goes through one function, `reap`, whatever the
@@ -236,9 +237,15 @@ impl<P: Platform, M: PhysMem, F: FrameAlloc> Kernel<P, M, F> {
             elf::ElfError::BadEntry => "entry point outside executable code",
             elf::ElfError::OutOfMemory => "out of memory",
         })?;
-        let index = match self.slots.iter().position(|s| s.task.is_none()) {
+        // A slot whose generation is used up is retired rather than wrapped, so an old id can never
+        // name a new task; the table grows by reserving first, so a full heap refuses the spawn
+        // instead of failing an allocation inside the kernel.
+        let index = match self.slots.iter().position(|s| s.task.is_none() && s.generation < u16::MAX) {
             Some(i) => i,
             None if self.slots.len() < u16::MAX as usize => {
+                if self.slots.try_reserve(1).is_err() || self.sched.try_reserve(1).is_err() {
+                    return Err("out of memory for the task table");
+                }
                 self.slots.push(Slot::default());
                 self.sched.push(SchedState::Free);
                 self.slots.len() - 1
@@ -364,7 +371,8 @@ impl<P: Platform, M: PhysMem, F: FrameAlloc> Kernel<P, M, F> {
         // can be handed to anyone else.
         let mastering = crate::devices::on_death(self, task.id, &task.name);
         let freed = crate::busmaster::free_space(self, task.space, &task.dma, mastering, &task.name);
-        self.slots[i].generation = self.slots[i].generation.wrapping_add(1);
+        // At u16::MAX the slot is retired (`spawn` skips it): ids never wrap.
+        self.slots[i].generation = self.slots[i].generation.saturating_add(1);
         self.sched[i] = SchedState::Free;
         crate::ipc::on_death(self, task.id);
         crate::console::on_death(self, i);

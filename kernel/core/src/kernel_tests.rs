@@ -556,3 +556,19 @@ fn only_the_supervisor_and_control_programs_post_stop_and_nobody_posts_death() {
     let t = k.task(1).unwrap();
     assert_eq!((t.notifications, t.kernel_pending), (NOTIFY_STOP | 1 << 5, 0), "task bits are not the kernel's");
 }
+
+#[test]
+fn a_slot_whose_generation_is_used_up_is_retired_not_wrapped() {
+    let (mut k, _f) = supervised(&["init", "worker"]);
+    k.slots[1].generation = u16::MAX - 2;
+    let old = k.task(1).unwrap().id;
+    assert_eq!(old.generation, 0, "the live task keeps the id it started with");
+    k.reap(1, crate::kernel::Death::Fault(crate::abi::KILLED));
+    let last = k.spawn_image("worker").unwrap();
+    assert_eq!((last.index, last.generation), (1, u16::MAX - 1), "the last generation is still issued");
+    k.reap(1, crate::kernel::Death::Fault(crate::abi::KILLED));
+    assert_eq!(k.slots[1].generation, u16::MAX);
+    let next = k.spawn_image("worker").unwrap();
+    assert_ne!(next.index, 1, "the used-up slot is skipped");
+    assert_eq!(crate::ipc::resolve(&k, last.to_raw()), Err(SysError::TaskDied), "old ids stay dead");
+}
