@@ -87,8 +87,8 @@ extern "C" fn kmain(magic: u32, mbi: u32) -> ! {
     // Drivers' ports are an allow-list: these windows, named legacy ports and configuration space
     // (kernel_core::pci_ports); the BARs cannot move afterwards, so the list stays true.
     kernel.io_windows = kernel_core::pci_ports::io_windows(&mut kernel.platform);
-    for (first, last) in &kernel.io_windows {
-        klog!("PCI: drivers may use I/O ports {first:#06x}..={last:#06x}");
+    for (f, first, last) in &kernel.io_windows {
+        klog!("PCI: {}'s I/O ports {first:#06x}..={last:#06x}", kernel_core::busmaster::Bdf(*f));
     }
     // Monotonic time 0 is the end of calibration; the RTC is read right after it, so its reading is
     // the wall-clock time of monotonic time 0 (to within the reading's few milliseconds).
@@ -114,6 +114,10 @@ extern "C" fn kmain(magic: u32, mbi: u32) -> ! {
     klog!("initrd: {} programs, {} bytes", rd.len(), range.1 - range.0);
     for entry in rd.entries() {
         kernel.add_program(entry.name, entry.data, entry.flags as u64);
+        if let Some(f) = entry.device {
+            kernel.assign_device(entry.name, f);
+            klog!("{} drives PCI {}", entry.name, kernel_core::busmaster::Bdf(f));
+        }
     }
     for entry in rd.entries().filter(|e| e.autostart()) {
         match kernel.spawn_image(entry.name) {

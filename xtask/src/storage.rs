@@ -80,7 +80,9 @@ pub(crate) fn storage_qemu(art: &Artifacts, opts: &Options, d: &Disks) -> Comman
     let mut cmd = qemu_command(art, opts);
     for (i, img) in [&d.wfs, &d.fat].into_iter().enumerate() {
         cmd.arg("-drive").arg(format!("file={},format=raw,if=none,id=d{i}", img.display()));
-        cmd.args(["-device", &format!("virtio-blk-pci,drive=d{i},disable-modern=on")]);
+        // At a fixed slot: the manifest assigns each block cache its disk's function by address.
+        let slot = crate::watos::FIRST_DISK_SLOT as usize + i;
+        cmd.args(["-device", &format!("virtio-blk-pci,drive=d{i},disable-modern=on,addr={slot:#x}")]);
     }
     cmd
 }

@@ -91,6 +91,28 @@ const BENCH_MANIFEST: [(&str, &str, u32); 3] = [
     ("ipc-bench", "ipc", initrd::AUTOSTART),
 ];
 
+/// Where QEMU puts the first virtio-blk disk: slot 4 of bus 0 (`storage_qemu` pins disk `i` at
+/// slot `4 + i`), so the manifest can assign each block cache its function.
+pub const FIRST_DISK_SLOT: u32 = 4;
+
+/// The PCI function the manifest assigns to driver `name` (initrd `DEVICE` | bus/device/function),
+/// the only one whose configuration it may write and whose I/O windows it may use; 0 for none.
+fn device_of(name: &str, flags: u32) -> u32 {
+    let function = match name {
+        "blockcache0" | "blockcache1" => {
+            let disk = u32::from(name.as_bytes()[name.len() - 1] - b'0');
+            Some((FIRST_DISK_SLOT + disk) << 3)
+        }
+        // The IDE controller 00:01.1, the first non-bridge function of QEMU's default machine.
+        "busmaster" => Some(1 << 3 | 1),
+        _ => None,
+    };
+    match function {
+        Some(f) if flags & initrd::DRIVER != 0 => initrd::DEVICE | f,
+        _ => 0,
+    }
+}
+
 /// The storage system (`cargo xtask qemu` and the storage boots of `cargo xtask test`): one block
 /// cache server per virtio-blk disk (drivers), the filesystem servers, the vfs server, and the test
 /// app (`fstest`, `fstest-kill` for the kill tests, or `wsh-script`, the shell running
@@ -185,9 +207,11 @@ pub fn build_with(opts: &Options, manifest: &[(&str, &str, u32)], image_name: &s
             }
         };
     }
-    let items: Vec<(&str, u32, &[u8])> =
-        manifest.iter().map(|(name, bin, flags)| (*name, *flags, elves[bin].as_slice())).collect();
-    let image = match initrd::pack(&items) {
+    let items: Vec<(&str, u32, u32, &[u8])> = manifest
+        .iter()
+        .map(|(name, bin, flags)| (*name, *flags, device_of(name, *flags), elves[bin].as_slice()))
+        .collect();
+    let image = match initrd::pack_devices(&items) {
         Ok(image) => image,
         Err(e) => {
             eprintln!("initrd packing failed: {e:?}");

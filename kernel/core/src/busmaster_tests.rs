@@ -26,12 +26,16 @@ fn bus() -> SimPci {
     pci
 }
 
-/// Tasks 0 and 1 are drivers, task 2 an ordinary program; task 0 runs.
+/// Tasks 0 and 1 are drivers (of the IDE controller, the NIC and the disk), task 2 an ordinary
+/// program; task 0 runs.
 fn setup() -> (K, TrapFrame) {
     let mut k = boot(&[]);
     k.platform.pci = Some(bus());
     let leaked: &'static [u8] = Box::leak(image().into_boxed_slice());
     k.add_image("drv", leaked, true);
+    for dev in [IDE, NIC, DISK] {
+        k.assign_device("drv", dev);
+    }
     k.add_image("app", leaked, false);
     for name in ["drv", "drv", "app"] {
         k.spawn_image(name).unwrap();
@@ -308,7 +312,7 @@ fn drivers_reach_only_the_io_windows_found_at_boot_and_named_legacy_ports() {
     let (mut k, mut f) = setup();
     k.platform.pci = Some(sim);
     k.io_windows = io_windows(&mut k.platform);
-    assert_eq!(k.io_windows, [(0xC000, 0xC00F), (0xC040, 0xC07F)]);
+    assert_eq!(k.io_windows, [(IDE, 0xC000, 0xC00F), (DISK, 0xC040, 0xC07F)]);
     let sim = pci(&k);
     assert_eq!((sim.bar(DISK, 0x10), sim.bar(IDE, 0x20)), (0xC041, 0xC001), "BARs restored after sizing");
     assert_eq!((sim.command(DISK), sim.command(IDE), sim.latch), (0x0001, 0x0005, 0));
@@ -326,6 +330,17 @@ fn drivers_reach_only_the_io_windows_found_at_boot_and_named_legacy_ports() {
     }
     syscall6(&mut k, &mut f, Sys::IoOut, [0x64, 1, 0xFE, 0, 0, 0]);
     assert_eq!(SysError::decode(f.rax), Err(SysError::NotPermitted), "no keyboard-controller reset");
+    // A driver assigned only the NIC reaches neither the disk's window nor its configuration.
+    k.task_mut(1).unwrap().devices = std::vec![NIC];
+    run(&mut k, &mut f, 1);
+    assert_eq!(io(&mut k, &mut f, 0xC040, 4), Err(SysError::NotPermitted), "another driver's window");
+    assert_eq!(io(&mut k, &mut f, 0x70, 1), Ok(()));
+    out(&mut k, &mut f, CONFIG_ADDRESS, 4, address(DISK, REG_COMMAND)).unwrap();
+    syscall6(&mut k, &mut f, Sys::IoIn, [CONFIG_DATA as u64, 4, 0, 0, 0, 0]);
+    assert!(SysError::decode(f.rax).is_ok(), "configuration reads stay open");
+    assert_eq!(out(&mut k, &mut f, CONFIG_DATA, 2, 0x0007), Err(SysError::NotPermitted), "another's command");
+    assert_eq!(pci(&k).command(DISK), 0x0001);
+    set_command(&mut k, &mut f, NIC, 0x0007);
 }
 
 #[test]
@@ -333,7 +348,9 @@ fn the_claim_list_is_bounded_and_a_claim_beyond_it_is_refused_before_the_hardwar
     use crate::busmaster::MAX_CLAIMS;
     let (mut k, mut f) = setup();
     let me = id(&k, 0);
-    // Claims on addresses where no function answers still count (the kernel cannot tell cheaply).
+    // A driver assigned (far) more functions than the list holds; claims on addresses where no
+    // function answers still count (the kernel cannot tell cheaply).
+    k.task_mut(0).unwrap().devices.extend(0x0100..0x0100 + MAX_CLAIMS as u16);
     for dev in 0..MAX_CLAIMS as u16 {
         set_command(&mut k, &mut f, 0x0100 + dev, 0x0004);
     }

@@ -27,11 +27,13 @@ pub fn bindable(line: u64) -> bool {
 /// allow-list (`pci_ports`).
 fn port_range<P: Platform, M: PhysMem, F: FrameAlloc>(
     k: &mut Kernel<P, M, F>,
+    c: usize,
     port: u64,
     width: u64,
     write: Option<u32>,
 ) -> Result<(u16, u8), SysError> {
-    crate::pci_ports::check(&mut k.platform, &k.io_windows, port, width, write)
+    let mine = k.slots.get(c).and_then(|s| s.task.as_ref()).map_or(&[][..], |t| &t.devices[..]);
+    crate::pci_ports::check(&mut k.platform, &k.io_windows, mine, port, width, write)
 }
 
 fn require_driver<P: Platform, M: PhysMem, F: FrameAlloc>(k: &Kernel<P, M, F>, c: usize) -> Result<TaskId, UserError> {
@@ -48,7 +50,7 @@ pub fn io_in<P: Platform, M: PhysMem, F: FrameAlloc>(
     a: [u64; 6],
 ) -> Result<u64, UserError> {
     require_driver(k, c)?;
-    let (port, width) = port_range(k, a[0], a[1], None)?;
+    let (port, width) = port_range(k, c, a[0], a[1], None)?;
     Ok(k.platform.port_in(port, width) as u64)
 }
 
@@ -59,7 +61,7 @@ pub fn io_out<P: Platform, M: PhysMem, F: FrameAlloc>(
     a: [u64; 6],
 ) -> Result<u64, UserError> {
     let me = require_driver(k, c)?;
-    let (port, width) = port_range(k, a[0], a[1], Some(a[2] as u32))?;
+    let (port, width) = port_range(k, c, a[0], a[1], Some(a[2] as u32))?;
     crate::busmaster::on_port_write(k, me, port, a[2] as u32)?;
     k.platform.port_out(port, width, a[2] as u32);
     // Only now has the hardware seen a write that may have switched a function off.

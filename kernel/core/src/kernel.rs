@@ -94,6 +94,8 @@ pub struct Image {
     pub bytes: &'static [u8],
     pub driver: bool,
     pub flags: u64,
+    /// The PCI functions the manifest assigns to this driver (`pci_ports`).
+    pub devices: Vec<crate::busmaster::Function>,
 }
 
 /// Death records kept for the supervisor; beyond this the oldest is dropped (and logged).
@@ -121,6 +123,8 @@ pub struct Task {
     pub driver: bool,
     /// May post `NOTIFY_STOP` (initrd flag CONTROL).
     pub control: bool,
+    /// The PCI functions it drives (its image's), for `pci_ports`.
+    pub devices: Vec<crate::busmaster::Function>,
     /// DMA mappings (first frame, pages): held back at death while a device may still write them.
     pub dma: Vec<(u64, u64)>,
 }
@@ -290,6 +294,7 @@ impl<P: Platform, M: PhysMem, F: FrameAlloc> Kernel<P, M, F> {
             timer: None,
             driver: false,
             control: false,
+            devices: Vec::new(),
             dma: Vec::new(),
         });
         self.sched[index] = SchedState::Runnable;
@@ -446,7 +451,14 @@ impl<P: Platform, M: PhysMem, F: FrameAlloc> Kernel<P, M, F> {
     /// Registers an initrd program with its manifest flags (`PROGRAM_DRIVER` grants device access).
     pub fn add_program(&mut self, name: &str, bytes: &'static [u8], flags: u64) {
         let driver = flags & crate::abi::PROGRAM_DRIVER != 0;
-        self.images.push(Image { name: String::from(name), bytes, driver, flags });
+        self.images.push(Image { name: String::from(name), bytes, driver, flags, devices: Vec::new() });
+    }
+
+    /// Assigns PCI function `f` to the driver program `name` (its manifest entry's device).
+    pub fn assign_device(&mut self, name: &str, f: crate::busmaster::Function) {
+        if let Some(image) = self.images.iter_mut().find(|i| i.name == name) {
+            image.devices.push(f);
+        }
     }
 
     /// Starts a registered image (with its privileges).
@@ -455,12 +467,13 @@ impl<P: Platform, M: PhysMem, F: FrameAlloc> Kernel<P, M, F> {
             .images
             .iter()
             .find(|i| i.name == name)
-            .map(|i| (i.bytes, i.driver, i.flags))
+            .map(|i| (i.bytes, i.driver, i.flags, i.devices.clone()))
             .ok_or("no such program")?;
         let id = self.spawn(name, image.0)?;
         if let Some(t) = self.task_mut(id.index as usize) {
             t.driver = image.1;
             t.control = image.2 & crate::abi::PROGRAM_CONTROL != 0;
+            t.devices = image.3;
         }
         if image.2 & crate::abi::PROGRAM_CONSOLE != 0 {
             crate::console::on_console_program(self, id);

@@ -1,9 +1,11 @@
 //! Drivers' I/O ports: an allow-list, and configuration space only through the command register.
 //!
-//! Design (after MINIX's per-driver `io` ranges and Fuchsia's refusal of header writes): a driver
-//! may use the I/O windows (I/O BARs) of the PCI devices the firmware set up, found at boot before
-//! any task runs; the named legacy ports of the devices WATOS drivers use (CMOS/RTC, 0x70..0x71);
-//! and configuration mechanism #1, restricted so that the kernel's view of it stays exact:
+//! Design (after MINIX's per-driver `io` ranges and PCI ACLs, and Fuchsia's refusal of header
+//! writes): the initrd manifest assigns each driver the PCI functions it drives. A driver may use
+//! the I/O windows (I/O BARs, found at boot before any task runs) of its own functions; the named
+//! legacy ports of the devices WATOS drivers use (CMOS/RTC, 0x70..0x71); and configuration
+//! mechanism #1, readable for every function (drivers find their device by enumerating) and
+//! writable only for its own, restricted so that the kernel's view of it stays exact:
 //!
 //! - the address port only as a dword at 0xCF8, with its low two bits clear (QEMU's host bridge
 //!   ORs them into the register offset, which would let a write at 0xCFC reach another byte, and a
@@ -17,7 +19,7 @@
 //! if a window overlaps them. With the BARs fixed, the windows found at boot stay true.
 
 use crate::abi::SysError;
-use crate::busmaster::{self, CONFIG_ADDRESS, CONFIG_DATA};
+use crate::busmaster::{self, Function, CONFIG_ADDRESS, CONFIG_DATA};
 use crate::kernel::Platform;
 use alloc::vec::Vec;
 
@@ -34,19 +36,21 @@ const BARS: core::ops::RangeInclusive<u32> = 0x10..=0x24;
 /// Command register bit 0: the device decodes its I/O windows.
 const IO_DECODE: u32 = 1;
 
-/// An inclusive port range.
-pub type Window = (u16, u16);
+/// A function's I/O window: (function, first port, last port).
+pub type Window = (Function, u16, u16);
 
-fn overlaps(ranges: &[Window], first: u16, last: u16) -> bool {
+fn overlaps(ranges: &[(u16, u16)], first: u16, last: u16) -> bool {
     ranges.iter().any(|&(lo, hi)| first <= hi && lo <= last)
 }
 
-/// May a driver access `width` bytes at `port` (a write of `write`, or a read)? `windows` are the
-/// devices' I/O windows; the latch is read back from the hardware for data-port writes. Returns the
-/// port and width to use, `InvalidArgument` for a malformed access, `NotPermitted` for a refused one.
+/// May a driver whose functions are `mine` access `width` bytes at `port` (a write of `write`, or
+/// a read)? `windows` are the devices' I/O windows; the latch is read back from the hardware for
+/// data-port writes. Returns the port and width to use, `InvalidArgument` for a malformed access,
+/// `NotPermitted` for a refused one.
 pub fn check<P: Platform>(
     p: &mut P,
     windows: &[Window],
+    mine: &[Function],
     port: u64,
     width: u64,
     write: Option<u32>,
@@ -62,10 +66,11 @@ pub fn check<P: Platform>(
     } else if overlaps(&[(CONFIG_DATA, CONFIG_DATA + 3)], first, last) {
         write.is_none() || {
             let latch = p.port_in(CONFIG_ADDRESS, 4);
-            latch & ENABLE != 0 && latch & 0xFC == WRITABLE_REGISTER
+            latch & ENABLE != 0 && latch & 0xFC == WRITABLE_REGISTER && mine.contains(&((latch >> 8) as Function))
         }
     } else {
-        [&LEGACY_PORTS[..], windows].iter().any(|r| r.iter().any(|&(lo, hi)| lo <= first && last <= hi))
+        let own = windows.iter().filter(|w| mine.contains(&w.0)).map(|w| (w.1, w.2));
+        LEGACY_PORTS.iter().copied().chain(own).any(|(lo, hi)| lo <= first && last <= hi)
     };
     if !ok {
         return Err(SysError::NotPermitted);
@@ -106,11 +111,11 @@ pub fn io_windows<P: Platform>(p: &mut P) -> Vec<Window> {
             let size = (!mask & 0xFFFF) + 1;
             let base = bar & 0xFFFC;
             if base + size <= 0x1_0000 {
-                windows.push((base as u16, (base + size - 1) as u16));
+                windows.push((f, base as u16, (base + size - 1) as u16));
             }
         }
     }
     p.port_out(CONFIG_ADDRESS, 4, 0);
-    windows.sort_unstable();
+    windows.sort_unstable_by_key(|w| w.1);
     windows
 }

@@ -99,9 +99,10 @@ pub fn check_master() -> i64 {
     }
 }
 
-/// As a driver: every port outside the allow-list is refused, among them those that would reset or
-/// power off the machine if they got through (the chipset's reset control 0xCF9, port 0x92, the
-/// keyboard controller, QEMU's ACPI PM1a control), a latch with low bits set, and a BAR write.
+/// As a driver the manifest assigns no device: every port outside the allow-list is refused, among
+/// them those that would reset or power off the machine if they got through (the chipset's reset
+/// control 0xCF9, port 0x92, the keyboard controller, QEMU's ACPI PM1a control), a latch with low
+/// bits set, a BAR write, and the command register of the device another driver was assigned.
 fn port_checks(f: u32) -> bool {
     let mut ok = true;
     let writes: [(&str, u16, u8, u32); 6] = [
@@ -124,6 +125,14 @@ fn port_checks(f: u32) -> bool {
     ok &= check(
         r == Err(SysError::NotPermitted) && read(f, 0x10) == bar,
         format_args!("busmaster-check: a BAR write is refused and the BAR unchanged ({r:?})"),
+    );
+    // The manifest assigns this driver no device: not even the command register is its to write.
+    let command = read(f, 4);
+    let _ = dev::io_out(ADDRESS, 4, 0x8000_0000 | f << 8 | 4);
+    let r = dev::io_out(DATA, 2, (command | BUS_MASTER) & 0xFFFF);
+    ok &= check(
+        r == Err(SysError::NotPermitted) && read(f, 4) == command,
+        format_args!("busmaster-check: the command register of a device not assigned to it is refused ({r:?})"),
     );
     println!("busmaster-check: ports outside the allow-list {}", if ok { "all refused" } else { "NOT ALL REFUSED" });
     ok
