@@ -87,6 +87,7 @@ extern "C" fn kmain(magic: u32, mbi: u32) -> ! {
     // Drivers' ports are an allow-list: these windows, named legacy ports and configuration space
     // (kernel_core::pci_ports); the BARs cannot move afterwards, so the list stays true.
     kernel.io_windows = kernel_core::pci_ports::io_windows(&mut kernel.platform);
+    kernel.irq_lines = kernel_core::pci_ports::interrupt_lines(&mut kernel.platform);
     for (f, first, last) in &kernel.io_windows {
         klog!("PCI: {}'s I/O ports {first:#06x}..={last:#06x}", kernel_core::busmaster::Bdf(*f));
     }

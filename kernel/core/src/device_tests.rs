@@ -91,8 +91,22 @@ fn an_interrupt_masks_its_line_and_notifies_the_driver_until_acked() {
 }
 
 #[test]
+fn a_driver_binds_only_its_devices_lines_and_the_named_legacy_ones() {
+    let (mut k, mut f) = setup();
+    k.irq_lines = std::vec![(0x20, 11), (0x28, 10)];
+    k.task_mut(0).unwrap().devices = std::vec![0x20];
+    assert_eq!(call(&mut k, &mut f, Sys::IrqBind, [10, 1, 0]), Err(SysError::NotPermitted), "another's");
+    assert_eq!(call(&mut k, &mut f, Sys::IrqBind, [5, 1, 0]), Err(SysError::NotPermitted), "nobody's");
+    assert_eq!(call(&mut k, &mut f, Sys::IrqBind, [11, 1, 0]), Ok(0));
+    assert_eq!(call(&mut k, &mut f, Sys::IrqBind, [8, 2, 0]), Ok(0), "the RTC's, a named legacy line");
+}
+
+#[test]
 fn a_dead_drivers_lines_are_released_and_masked() {
     let (mut k, mut f) = setup();
+    k.irq_lines = std::vec![(0x20, 11)];
+    k.images[0].devices = std::vec![0x20];
+    k.task_mut(0).unwrap().devices = std::vec![0x20];
     call(&mut k, &mut f, Sys::IrqBind, [11, 1, 0]).unwrap();
     k.trap(&mut f, Event::Exception { vector: 13, error: 0, cr2: 0 });
     assert!(k.irqs[11].is_none());

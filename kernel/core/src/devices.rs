@@ -69,7 +69,9 @@ pub fn io_out<P: Platform, M: PhysMem, F: FrameAlloc>(
     Ok(0)
 }
 
-/// `irq_bind(line, bits)` -> 0; bits 0 unbinds. A line bound to another live task is `NotPermitted`.
+/// `irq_bind(line, bits)` -> 0; bits 0 unbinds. Only the line of one of the driver's PCI functions
+/// or a named legacy line (`pci_ports::may_bind`); a line bound to another live task is
+/// `NotPermitted`.
 pub fn irq_bind<P: Platform, M: PhysMem, F: FrameAlloc>(
     k: &mut Kernel<P, M, F>,
     c: usize,
@@ -79,6 +81,10 @@ pub fn irq_bind<P: Platform, M: PhysMem, F: FrameAlloc>(
     let (line, bits) = (a[0], a[1]);
     if !bindable(line) {
         return Err(SysError::InvalidArgument.into());
+    }
+    let mine = k.task(c).map_or(&[][..], |t| &t.devices[..]);
+    if !crate::pci_ports::may_bind(&k.irq_lines, mine, line as u8) {
+        return Err(SysError::NotPermitted.into());
     }
     let slot = &mut k.irqs[line as usize];
     if slot.is_some_and(|(owner, _)| owner != me) {

@@ -164,6 +164,8 @@ pub struct Kernel<P: Platform, M: PhysMem, F: FrameAlloc> {
     pub console_in: crate::console::ConsoleInput,
     /// The devices' I/O windows drivers may use (`pci_ports::io_windows`, found at boot).
     pub io_windows: Vec<crate::pci_ports::Window>,
+    /// Each device's interrupt line (`pci_ports::interrupt_lines`, found at boot).
+    pub irq_lines: Vec<(crate::busmaster::Function, u8)>,
     /// The console's line state, so task lines never pass for the kernel's or another program's.
     pub console_out: crate::console_out::ConsoleOut,
     /// PCI functions drivers have let master the bus.
@@ -199,6 +201,7 @@ impl<P: Platform, M: PhysMem, F: FrameAlloc> Kernel<P, M, F> {
             bus_masters: Default::default(),
             console_in: Default::default(),
             io_windows: Vec::new(),
+            irq_lines: Vec::new(),
             console_out: Default::default(),
             deaths: VecDeque::new(),
         }

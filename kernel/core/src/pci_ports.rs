@@ -31,6 +31,10 @@ const LEGACY_PORTS: [(u16, u16); 1] = [(0x70, 0x71)];
 /// The only configuration register drivers may write: command (bus mastering, decoding) and status.
 const WRITABLE_REGISTER: u32 = 0x04;
 const ENABLE: u32 = 1 << 31;
+/// Interrupt lines drivers may bind without a device: the RTC's (8), a named legacy line like CMOS.
+pub const LEGACY_LINES: [u8; 1] = [8];
+/// The interrupt line register (its low byte: the PIC line the firmware routed INTx to).
+const REG_INTERRUPT: u32 = 0x3C;
 /// Base address registers of a type-0 header.
 const BARS: core::ops::RangeInclusive<u32> = 0x10..=0x24;
 /// Command register bit 0: the device decodes its I/O windows.
@@ -86,6 +90,23 @@ fn read<P: Platform>(p: &mut P, f: busmaster::Function, reg: u32) -> u32 {
 fn write<P: Platform>(p: &mut P, f: busmaster::Function, reg: u32, value: u32) {
     p.port_out(CONFIG_ADDRESS, 4, busmaster::address(f, reg));
     p.port_out(CONFIG_DATA, 4, value);
+}
+
+/// At boot: the PIC line the firmware routed each device's (not bridges') interrupt to, from its
+/// interrupt line register (0xFF or 0: none). The latch is left at 0.
+pub fn interrupt_lines<P: Platform>(p: &mut P) -> Vec<(Function, u8)> {
+    let lines = busmaster::devices(p)
+        .into_iter()
+        .map(|f| (f, read(p, f, REG_INTERRUPT) as u8))
+        .filter(|&(_, line)| (1..16).contains(&line))
+        .collect();
+    p.port_out(CONFIG_ADDRESS, 4, 0);
+    lines
+}
+
+/// May a driver whose functions are `mine` bind interrupt line `line`, given each device's line?
+pub fn may_bind(lines: &[(Function, u8)], mine: &[Function], line: u8) -> bool {
+    LEGACY_LINES.contains(&line) || lines.iter().any(|&(f, l)| l == line && mine.contains(&f))
 }
 
 /// At boot, before any task runs: the I/O windows of every device (not bridges) the bus walk

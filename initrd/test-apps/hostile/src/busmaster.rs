@@ -117,6 +117,9 @@ fn port_checks(f: u32) -> bool {
         let r = dev::io_out(port, width, value);
         ok &= check(r == Err(SysError::NotPermitted), format_args!("busmaster-check: io_out {what} refused ({r:?})"));
     }
+    // Interrupt lines: only its devices' and the named legacy ones (the RTC's 8); it has no device.
+    let r = dev::irq_bind(11, 1 << 5);
+    ok &= check(r == Err(SysError::NotPermitted), format_args!("busmaster-check: irq_bind(11) refused ({r:?})"));
     let r = dev::io_in(0x60, 1);
     ok &= check(r == Err(SysError::NotPermitted), format_args!("busmaster-check: io_in keyboard data refused ({r:?})"));
     let bar = read(f, 0x10);
