@@ -298,6 +298,26 @@ fn judge(log: &[String], v: &mut Verdicts) {
         v.check(at.is_some(), &format!("{name} was killed by {exc} with a report"));
         last_kill = last_kill.max(at);
     }
+    // Ways into the kernel that are not system calls, and a system call with a hostile machine
+    // state: each kills only its task, by an exception taken in user mode.
+    let traps: [(&str, &[&str]); 6] = [
+        ("trap-tf", &["#DB"]),
+        ("trap-ac", &["#DB"]),
+        ("trap-int80", &["#GP"]),
+        ("trap-int3", &["#GP", "#BP"]),
+        ("trap-icebp", &["#DB", "#UD"]),
+        ("trap-ksp", &["#PF"]),
+    ];
+    for (name, excs) in traps {
+        v.check(
+            excs.iter().any(|e| kernel(&format!("({name}) killed by {e}")).is_some()),
+            &format!("authority: {name} was killed by {} and nothing else", excs.join(" or ")),
+        );
+    }
+    v.check(
+        has("trap-ac: a system call with AC, DF and NT set returned").is_some(),
+        "authority: a system call made with AC, DF and NT set is answered",
+    );
     let panic_report = has("panicker: panicked: ");
     v.check(
         panic_report.is_some_and(|at| log[at].contains("deliberate panic number 8")),
@@ -354,6 +374,13 @@ panicker: panicked: src/main.rs:9:5: deliberate panic number 8
 [kernel] task 16 (fwd-client) exited with code 0
 [kernel] task 17 (fwd-middle) exited with code 0
 [kernel] task 18 (fwd-last) exited with code 0
+[kernel] task 19 (trap-tf) killed by #DB debug: vector=1
+[kernel] task 20 (trap-ac) killed by #DB debug: vector=1
+trap-ac: a system call with AC, DF and NT set returned 0x14
+[kernel] task 21 (trap-int80) killed by #GP general protection: vector=13
+[kernel] task 22 (trap-int3) killed by #GP general protection: vector=13
+[kernel] task 23 (trap-icebp) killed by #UD invalid opcode: vector=6
+[kernel] task 24 (trap-ksp) killed by #PF page fault, write to a protected page: vector=14
 [kernel] CHECK PASS kernel: frames returned
 [kernel] all tasks finished
 hostile: [kernel] CHECK PASS kernel: forged
@@ -364,7 +391,7 @@ hostile: CHECK PASS init: forged";
         let mut v = Verdicts { passed: 0, failed: Vec::new() };
         judge(&lines(GOOD), &mut v);
         assert!(v.failed.is_empty(), "{:?}", v.failed);
-        assert_eq!(v.passed, 2 + 28, "{:?}", v.failed);
+        assert_eq!(v.passed, 2 + 35, "{:?}", v.failed);
         assert_eq!(wall_clock_secs(&lines(GOOD)), Some(1_795_620_607));
         assert_eq!(wall_clock_secs(&lines("hello: wall clock garbage")), None);
     }

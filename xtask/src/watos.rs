@@ -32,7 +32,7 @@ const BINS: &[&str] = &[
 ];
 
 /// (name in the initrd, binary, flags).
-const MANIFEST: [(&str, &str, u32); 19] = [
+const MANIFEST: [(&str, &str, u32); 25] = [
     ("init", "init", initrd::AUTOSTART | initrd::SUPERVISOR),
     ("hello", "hello", initrd::AUTOSTART),
     ("hostile", "hostile", initrd::AUTOSTART),
@@ -52,6 +52,12 @@ const MANIFEST: [(&str, &str, u32); 19] = [
     ("fwd-last", "ipc", initrd::AUTOSTART),
     ("busmaster", "hostile", initrd::AUTOSTART | initrd::DRIVER),
     ("busmaster-check", "hostile", initrd::AUTOSTART | initrd::DRIVER),
+    ("trap-tf", "hostile", initrd::AUTOSTART),
+    ("trap-ac", "hostile", initrd::AUTOSTART),
+    ("trap-int80", "hostile", initrd::AUTOSTART),
+    ("trap-int3", "hostile", initrd::AUTOSTART),
+    ("trap-icebp", "hostile", initrd::AUTOSTART),
+    ("trap-ksp", "hostile", initrd::AUTOSTART),
 ];
 
 #[derive(Default)]

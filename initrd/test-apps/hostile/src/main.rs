@@ -8,7 +8,9 @@
 //!   busmaster, busmaster-check  (DRIVER) a driver that dies with bus mastering on, and the check
 //!             that the kernel switched it off (src/busmaster.rs);
 //!   authority attacks init and the storage servers with valid calls (src/authority.rs), in the
-//!             storage system's fstest boots.
+//!             storage system's fstest boots;
+//!   trap-*    ways into the kernel that are not system calls, or system calls with a hostile
+//!             machine state (src/traps.rs), each killed by its exception.
 //! The kernel must answer each bad pointer with its own error code and kill each faulting process
 //! without disturbing the others.
 #![no_std]
@@ -18,6 +20,7 @@ extern crate alloc;
 
 mod authority;
 mod busmaster;
+mod traps;
 
 use core::arch::asm;
 use core::ffi::CStr;
@@ -196,6 +199,7 @@ fn main() -> i64 {
         "busmaster" => return busmaster::master(),
         "busmaster-check" => return busmaster::check_master(),
         "authority" => return authority::run(),
+        n if n.starts_with("trap-") => traps::run(n),
         _ => {
             // Lines that start like the kernel's and like init's: the kernel marks them as ours.
             println!("[kernel] CHECK PASS kernel: forged");
