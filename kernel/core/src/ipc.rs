@@ -57,6 +57,9 @@ pub enum IpcState {
     Receiving { buf: u64, cap: u64, mask: u64, info: u64, notify_only: bool },
 }
 
+/// Most tasks a task's call history keeps for `notify` (the oldest is forgotten first).
+pub const MAX_PEERS: usize = 32;
+
 type Res = Result<u64, UserError>;
 /// `Ok(None)`: the result reaches the caller later (it is blocked) or was already written by a wake.
 type Blocking = Result<Option<u64>, UserError>;
@@ -100,6 +103,14 @@ pub fn send<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, c: 
         }
     }
     let server = k.task(s).map(|t| t.id).ok_or(SysError::TaskDied)?;
+    if let Some(t) = k.task_mut(c) {
+        if !t.peers.contains(&server) {
+            if t.peers.len() >= MAX_PEERS {
+                t.peers.remove(0);
+            }
+            t.peers.push(server);
+        }
+    }
     let serial = lease::next_serial();
     set_ipc(k, c, IpcState::Sending(Call { server, msg, reply_ptr, reply_cap, leases, serial }));
     k.sched[c] = SchedState::Blocked;
@@ -297,14 +308,18 @@ pub fn borrow<P: Platform, M: PhysMem, F: FrameAlloc>(
 /// unmasked. Kernel-owned bits (`NOTIFY_DEATH`, the bits of the target's interrupt lines) are
 /// refused to every task, `NOTIFY_STOP` to all but the supervisor and `control` programs, so a
 /// receiver can trust them; the bits a task posts reach the receiver outside `RecvInfo::kernel`.
+/// Other bits come only from the supervisor or a task the target has a call history with (one of
+/// them called the other: a server telling its client, a client poking its server).
 pub fn notify<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, c: usize, a: [u64; 6]) -> Res {
     let t = resolve(k, a[0])?;
     let bits = a[1];
-    let irq_bits = k.irqs.iter().flatten().filter(|(owner, _)| Some(*owner) == k.task(t).map(|t| t.id));
+    let (Some(me), Some(them)) = (k.task(c), k.task(t)) else { return Err(SysError::TaskDied.into()) };
+    let irq_bits = k.irqs.iter().flatten().filter(|(owner, _)| *owner == them.id);
     let kernel_owned = NOTIFY_DEATH | irq_bits.fold(0, |acc, (_, b)| acc | b);
-    let me = k.task(c).map(|t| t.id);
-    let may_stop = me.is_some() && me == k.supervisor || k.task(c).is_some_and(|t| t.control);
-    if bits & kernel_owned != 0 || bits & NOTIFY_STOP != 0 && !may_stop {
+    let supervisor = Some(me.id) == k.supervisor;
+    let may_stop = supervisor || me.control;
+    let related = supervisor || me.id == them.id || me.peers.contains(&them.id) || them.peers.contains(&me.id);
+    if bits & kernel_owned != 0 || bits & NOTIFY_STOP != 0 && !may_stop || bits & !NOTIFY_STOP != 0 && !related {
         return Err(SysError::NotPermitted.into());
     }
     post_bits(k, t, bits, false);

@@ -259,6 +259,7 @@ fn message_longer_than_the_receive_buffer_bounces_to_the_sender() {
 #[test]
 fn notifications_respect_the_mask_and_stay_pending() {
     let mut k = boot(&["server", "client"]);
+    crate::kernel_tests::called(&mut k, 1, 0);
     let mut f = first_tick(&mut k);
     let server = id(&k, 0);
     receive(&mut k, &mut f, 0b10);
@@ -314,6 +315,7 @@ fn timers_post_their_bits_at_the_deadline_and_can_be_cancelled() {
 fn notify_only_receive_leaves_senders_waiting() {
     use crate::abi::RECV_NOTIFY_ONLY;
     let mut k = boot(&["driver", "client", "irq"]);
+    crate::kernel_tests::called(&mut k, 2, 0);
     let mut f = first_tick(&mut k);
     let driver = id(&k, 0);
     syscall6(&mut k, &mut f, Sys::Receive, [BUF, 512, 0, INFO, RECV_NOTIFY_ONLY, 0]);

@@ -125,6 +125,9 @@ pub struct Task {
     pub control: bool,
     /// The PCI functions it drives (its image's), for `pci_ports`.
     pub devices: Vec<crate::busmaster::Function>,
+    /// The tasks it has called, most recent last (at most `ipc::MAX_PEERS`): they and it may
+    /// notify each other.
+    pub peers: Vec<TaskId>,
     /// DMA mappings (first frame, pages): held back at death while a device may still write them.
     pub dma: Vec<(u64, u64)>,
 }
@@ -298,6 +301,7 @@ impl<P: Platform, M: PhysMem, F: FrameAlloc> Kernel<P, M, F> {
             driver: false,
             control: false,
             devices: Vec::new(),
+            peers: Vec::new(),
             dma: Vec::new(),
         });
         self.sched[index] = SchedState::Runnable;

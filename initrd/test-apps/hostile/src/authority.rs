@@ -4,8 +4,9 @@
 //! Attacks: a call whose reply buffer holds nothing (the server's reply must fail the caller with
 //! `ReplyTooSmall`, never kill the server); notifications only the kernel or the supervisor may
 //! post: `STOP` to every server, `NOTIFY_DEATH` to init, each block cache's interrupt bit (all
-//! `NotPermitted`). Afterwards every target still has the task id it had before (nothing died or
-//! restarted); the harness also checks that no task was reaped and every server stopped cleanly.
+//! `NotPermitted`), and an ordinary bit to the workload app, with which it has no call history.
+//! Afterwards every target still has the task id it had before (nothing died or restarted); the
+//! harness also checks that no task was reaped and every server stopped cleanly.
 use libwatos::abi::{SysError, NOTIFY_DEATH, NOTIFY_STOP};
 use libwatos::fmt::check;
 use libwatos::{ipc, println, sys};
@@ -60,6 +61,14 @@ pub fn run() -> i64 {
                 format_args!("authority: notify({name:?}, {what}) is refused ({got:?})"),
             );
         }
+    }
+    // Ordinary bits need a call history: the workload app never called us, nor we it.
+    if let Some(app) = wait_for(c"fstest") {
+        let got = ipc::notify(app, 1 << 6);
+        ok &= check(
+            got == Err(SysError::NotPermitted),
+            format_args!("authority: notify(\"fstest\", an ordinary bit) without a call history is refused ({got:?})"),
+        );
     }
     for (name, id) in TARGETS.iter().zip(ids) {
         let now = sys::find_task(name);
