@@ -37,6 +37,8 @@ pub mod usermem;
 pub mod mem_symbols;
 
 #[cfg(test)]
+mod authority_tests;
+#[cfg(test)]
 mod busmaster_tests;
 #[cfg(test)]
 mod console_tests;
