@@ -18,8 +18,13 @@
 //!                           bit 1 SUPERVISOR: it is told of every death and may start programs;
 //!                           bit 2 DRIVER: it may use I/O ports and interrupt lines;
 //!                           bit 3 RESTART: the supervisor restarts it when it faults;
-//!                           bit 4 CONTROL: the supervisor takes kill, restart and spawn requests from it
-//!  44  reserved   u32 = 0
+//!                           bit 4 CONTROL: an operator: the supervisor takes kill, restart and spawn
+//!                           requests from it, and it may ask services to stop (the STOP notification);
+//!                           bit 5 CONSOLE: it owns console input when it starts and no live task does;
+//!                           bit 6 STOPPER: it may ask services to stop, nothing more
+//!  44  device     u32       0, or for a DRIVER: DEVICE | the PCI function it drives
+//!                           (bus << 8 | device << 3 | function): the only function whose
+//!                           configuration it may write and whose I/O windows it may use
 //!  48  offset     u64       from the archive start, 16-byte aligned
 //!  56  size       u64
 //! data: each entry's bytes (an ELF64 executable) at its offset
@@ -48,10 +53,17 @@ pub const SUPERVISOR: u32 = 2;
 pub const DRIVER: u32 = 4;
 /// Entry flag: a service the supervisor restarts when it faults (the kernel passes the flag on).
 pub const RESTART: u32 = 8;
-/// Entry flag: the supervisor takes kill, restart and spawn requests from this program (the kernel
-/// passes the flag on).
+/// Entry flag: an operator (the app that runs a session): the supervisor takes kill, restart and
+/// spawn requests from it, and the kernel lets it post the STOP notification (the kernel passes the
+/// flag on).
 pub const CONTROL: u32 = 16;
-const KNOWN_FLAGS: u32 = AUTOSTART | SUPERVISOR | DRIVER | RESTART | CONTROL;
+/// Entry flag: the foreground program; it owns console input when it starts while no live task
+/// does (only the owner may read it).
+pub const CONSOLE: u32 = 32;
+/// Entry flag: may post the STOP notification and nothing more (a filesystem server stopping the
+/// cache server under it); the kernel refuses STOP from everyone else but the supervisor and CONTROL.
+pub const STOPPER: u32 = 64;
+const KNOWN_FLAGS: u32 = AUTOSTART | SUPERVISOR | DRIVER | RESTART | CONTROL | CONSOLE | STOPPER;
 
 /// Why an archive was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,7 +77,7 @@ pub enum FormatError {
     BadName(usize),
     /// Entry `n` points outside the archive or is misaligned.
     BadExtent(usize),
-    /// Entry `n` has unknown flag bits or non-zero reserved fields.
+    /// Entry `n` has unknown flag bits, or a device field that is malformed or not a driver's.
     BadFlags(usize),
 }
 
@@ -74,7 +86,21 @@ pub enum FormatError {
 pub struct Entry<'a> {
     pub name: &'a str,
     pub flags: u32,
+    /// The PCI function the manifest assigns to this driver (bus << 8 | device << 3 | function).
+    pub device: Option<u16>,
     pub data: &'a [u8],
+}
+
+/// Marks an entry's device field as holding a PCI function.
+pub const DEVICE: u32 = 1 << 31;
+
+/// A device field is 0 or `DEVICE` | a 16-bit function, and only a driver's may be non-zero.
+fn device_field(flags: u32, field: u32) -> Result<Option<u16>, ()> {
+    match field {
+        0 => Ok(None),
+        f if f & !(DEVICE | 0xFFFF) == 0 && f & DEVICE != 0 && flags & DRIVER != 0 => Ok(Some(f as u16)),
+        _ => Err(()),
+    }
 }
 
 impl Entry<'_> {
@@ -157,7 +183,8 @@ impl<'a> Initrd<'a> {
         }
         let name = core::str::from_utf8(&raw[..name_len]).map_err(|_| FormatError::BadName(i))?;
         let flags = le_u32(raw, 40);
-        if flags & !KNOWN_FLAGS != 0 || le_u32(raw, 44) != 0 {
+        let device = device_field(flags, le_u32(raw, 44)).map_err(|()| FormatError::BadFlags(i))?;
+        if flags & !KNOWN_FLAGS != 0 {
             return Err(FormatError::BadFlags(i));
         }
         let (offset, size) = (le_u64(raw, 48), le_u64(raw, 56));
@@ -166,7 +193,7 @@ impl<'a> Initrd<'a> {
         if offset % 16 != 0 || offset < data_start || end > self.bytes.len() as u64 {
             return Err(FormatError::BadExtent(i));
         }
-        Ok(Entry { name, flags, data: &self.bytes[offset as usize..end as usize] })
+        Ok(Entry { name, flags, device, data: &self.bytes[offset as usize..end as usize] })
     }
 
     pub fn len(&self) -> usize {
@@ -189,17 +216,23 @@ impl<'a> Initrd<'a> {
 
 /// Builds an archive from (name, flags, data) triples, checking names and flags like the parser.
 pub fn pack(items: &[(&str, u32, &[u8])]) -> Result<Vec<u8>, FormatError> {
+    let with: Vec<(&str, u32, u32, &[u8])> = items.iter().map(|&(n, f, d)| (n, f, 0, d)).collect();
+    pack_devices(&with)
+}
+
+/// `pack` with each entry's device field (0, or `DEVICE` | a PCI function for a driver).
+pub fn pack_devices(items: &[(&str, u32, u32, &[u8])]) -> Result<Vec<u8>, FormatError> {
     let data_start = HEADER_SIZE + items.len() * ENTRY_SIZE;
     let mut out = alloc::vec![0u8; data_start];
     out[..8].copy_from_slice(&MAGIC);
     out[8..10].copy_from_slice(&VERSION.to_le_bytes());
     out[10..12].copy_from_slice(&(ENTRY_SIZE as u16).to_le_bytes());
     out[12..16].copy_from_slice(&(items.len() as u32).to_le_bytes());
-    for (i, (name, flags, data)) in items.iter().enumerate() {
-        if name.is_empty() || name.len() >= NAME_LEN || name.contains('\0') || items[..i].iter().any(|o| o.0 == *name) {
+    for (i, &(name, flags, device, data)) in items.iter().enumerate() {
+        if name.is_empty() || name.len() >= NAME_LEN || name.contains('\0') || items[..i].iter().any(|o| o.0 == name) {
             return Err(FormatError::BadName(i));
         }
-        if flags & !KNOWN_FLAGS != 0 {
+        if flags & !KNOWN_FLAGS != 0 || device_field(flags, device).is_err() {
             return Err(FormatError::BadFlags(i));
         }
         out.resize(out.len().next_multiple_of(16), 0);
@@ -208,6 +241,7 @@ pub fn pack(items: &[(&str, u32, &[u8])]) -> Result<Vec<u8>, FormatError> {
         let at = HEADER_SIZE + i * ENTRY_SIZE;
         out[at..at + name.len()].copy_from_slice(name.as_bytes());
         out[at + 40..at + 44].copy_from_slice(&flags.to_le_bytes());
+        out[at + 44..at + 48].copy_from_slice(&device.to_le_bytes());
         out[at + 48..at + 56].copy_from_slice(&offset.to_le_bytes());
         out[at + 56..at + 64].copy_from_slice(&(data.len() as u64).to_le_bytes());
     }
@@ -230,7 +264,7 @@ mod tests {
         let rd = Initrd::parse(&bytes).unwrap();
         let all: Vec<Entry> = rd.entries().collect();
         assert_eq!(all.len(), 3);
-        assert_eq!(all[0], Entry { name: "hello", flags: AUTOSTART, data: b"\x7fELF hello" });
+        assert_eq!(all[0], Entry { name: "hello", flags: AUTOSTART, device: None, data: b"\x7fELF hello" });
         assert!(!all[1].autostart());
         assert!(!all[0].supervisor());
         assert_eq!(all[2].data, b"");
@@ -297,7 +331,13 @@ mod tests {
         assert_eq!(pack(&[("", 0, b"")]).unwrap_err(), FormatError::BadName(0));
         assert_eq!(pack(&[("a", 0, b""), ("a", 0, b"")]).unwrap_err(), FormatError::BadName(1));
         assert_eq!(pack(&[(&"n".repeat(40), 0, b"")]).unwrap_err(), FormatError::BadName(0));
-        assert_eq!(pack(&[("a", 32, b"")]).unwrap_err(), FormatError::BadFlags(0));
+        assert_eq!(pack(&[("a", 128, b"")]).unwrap_err(), FormatError::BadFlags(0));
+        for bad in [(0, DEVICE | 0x20), (DRIVER, 0x20), (DRIVER, DEVICE | 1 << 16)] {
+            assert_eq!(pack_devices(&[("a", bad.0, bad.1, b"")]).unwrap_err(), FormatError::BadFlags(0), "{bad:x?}");
+        }
+        let rd = pack_devices(&[("drv", DRIVER, DEVICE | 0x20, b"x"), ("app", 0, 0, b"y")]).unwrap();
+        let rd = Initrd::parse(&rd).unwrap();
+        assert_eq!((rd.find("drv").unwrap().device, rd.find("app").unwrap().device), (Some(0x20), None));
         let control = pack(&[("a", CONTROL, b"")]).unwrap();
         assert!(Initrd::parse(&control).unwrap().entries().all(|e| e.control() && !e.restart()));
     }

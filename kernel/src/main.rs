@@ -84,6 +84,13 @@ extern "C" fn kmain(magic: u32, mbi: u32) -> ! {
     for f in cleared {
         klog!("PCI: {} was bus-mastering", kernel_core::busmaster::Bdf(f));
     }
+    // Drivers' ports are an allow-list: these windows, named legacy ports and configuration space
+    // (kernel_core::pci_ports); the BARs cannot move afterwards, so the list stays true.
+    kernel.io_windows = kernel_core::pci_ports::io_windows(&mut kernel.platform);
+    kernel.irq_lines = kernel_core::pci_ports::interrupt_lines(&mut kernel.platform);
+    for (f, first, last) in &kernel.io_windows {
+        klog!("PCI: {}'s I/O ports {first:#06x}..={last:#06x}", kernel_core::busmaster::Bdf(*f));
+    }
     // Monotonic time 0 is the end of calibration; the RTC is read right after it, so its reading is
     // the wall-clock time of monotonic time 0 (to within the reading's few milliseconds).
     kernel.platform.clock = match time::calibrate() {
@@ -108,6 +115,10 @@ extern "C" fn kmain(magic: u32, mbi: u32) -> ! {
     klog!("initrd: {} programs, {} bytes", rd.len(), range.1 - range.0);
     for entry in rd.entries() {
         kernel.add_program(entry.name, entry.data, entry.flags as u64);
+        if let Some(f) = entry.device {
+            kernel.assign_device(entry.name, f);
+            klog!("{} drives PCI {}", entry.name, kernel_core::busmaster::Bdf(f));
+        }
     }
     for entry in rd.entries().filter(|e| e.autostart()) {
         match kernel.spawn_image(entry.name) {

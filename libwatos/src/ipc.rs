@@ -31,12 +31,27 @@ pub fn send(target: u64, msg: &[u8], reply: &mut [u8], leases: &[Lease]) -> Resu
 
 /// `send`, also returning the server's reply code (0 unless it used `reply_code`).
 pub fn send_code(target: u64, msg: &[u8], reply: &mut [u8], leases: &[Lease]) -> Result<(usize, u32), SysError> {
+    send_sized(target, msg, reply, leases).map_err(|(e, _)| e)
+}
+
+/// `send_code` whose error carries, for `ReplyTooSmall`, the reply length the server needed (0 for
+/// every other error): the call is over and the reply lost, so a caller can retry with that much.
+pub fn send_sized(
+    target: u64,
+    msg: &[u8],
+    reply: &mut [u8],
+    leases: &[Lease],
+) -> Result<(usize, u32), (SysError, usize)> {
     let lens = msg.len() as u64 | (leases.len() as u64) << 32;
-    let ret = raw(
+    let (ret, rdx) = crate::sys::raw_rdx(
         Sys::Send,
         [target, msg.as_ptr() as u64, lens, reply.as_mut_ptr() as u64, reply.len() as u64, leases.as_ptr() as u64],
     );
-    SysError::decode(ret).map(|v| ((v & 0xFFFF_FFFF) as usize, (v >> 32) as u32))
+    match SysError::decode(ret) {
+        Ok(v) => Ok(((v & 0xFFFF_FFFF) as usize, (v >> 32) as u32)),
+        Err(SysError::ReplyTooSmall) => Err((SysError::ReplyTooSmall, rdx as usize)),
+        Err(e) => Err((e, 0)),
+    }
 }
 
 /// Waits for a message (into `buf`) or for a notification bit in `mask`.
@@ -58,7 +73,8 @@ pub fn try_receive(buf: &mut [u8], mask: u64) -> Result<Option<RecvInfo>, SysErr
     SysError::decode(ret).map(|v| (v != kernel_core::abi::RECV_EMPTY).then_some(info))
 }
 
-/// Ends `client`'s call with `msg` (which must fit the client's reply buffer, or we are killed).
+/// Ends `client`'s call with `msg`. If `msg` does not fit the client's reply buffer
+/// (`RecvInfo::reply_cap`) the client's call fails with `ReplyTooSmall`; ours still succeeds.
 pub fn reply(client: u64, msg: &[u8]) -> Result<(), SysError> {
     reply_code(client, msg, 0)
 }

@@ -14,8 +14,9 @@ use kernel_core::abi::SysError;
 use protocol::api::supervisor;
 use protocol::fs::{Clock, Timespec};
 
-/// Notification bit asking a server to finish its work and exit.
-pub const STOP: u64 = 1 << 0;
+/// Notification bit asking a server to finish its work and exit. The kernel takes it only from the
+/// supervisor and programs flagged CONTROL in the manifest (`NotPermitted` from anyone else).
+pub const STOP: u64 = kernel_core::abi::NOTIFY_STOP;
 
 /// This task's name from the initrd manifest.
 pub fn own_name() -> String {

@@ -27,6 +27,21 @@ pub fn raw(nr: Sys, a: [u64; 6]) -> u64 {
     ret
 }
 
+/// `raw`, also returning `rdx` as the kernel left it (`send` puts the needed length of a reply
+/// that did not fit there).
+pub fn raw_rdx(nr: Sys, a: [u64; 6]) -> (u64, u64) {
+    let (ret, rdx): (u64, u64);
+    // Safety: as in `raw`; `rdx` is declared an output, so the compiler does not assume it kept.
+    unsafe {
+        asm!("syscall",
+            inlateout("rax") nr as u64 => ret,
+            in("rdi") a[0], in("rsi") a[1], inlateout("rdx") a[2] => rdx, in("r10") a[3], in("r8") a[4], in("r9") a[5],
+            lateout("rcx") _, lateout("r11") _,
+            options(nostack));
+    }
+    (ret, rdx)
+}
+
 fn call(nr: Sys, a: [u64; 6]) -> Result<u64, SysError> {
     SysError::decode(raw(nr, a))
 }
@@ -55,6 +70,12 @@ pub fn console_write(bytes: &[u8]) -> Result<usize, SysError> {
 pub fn console_read(buf: &mut [u8]) -> Result<usize, SysError> {
     let len = buf.len().min(kernel_core::abi::MAX_CONSOLE_READ);
     call(Sys::ConsoleRead, [buf.as_mut_ptr() as u64, len as u64, 0, 0, 0, 0]).map(|n| n as usize)
+}
+
+/// Makes task `id` the owner of console input (the only task `console_read` serves). The
+/// supervisor or the current owner only; `NotPermitted` for anyone else.
+pub fn console_give(id: u64) -> Result<(), SysError> {
+    call(Sys::ConsoleGive, [id, 0, 0, 0, 0, 0]).map(|_| ())
 }
 
 /// Like `console_read`, but blocks until at least one byte has been received (the kernel buffers

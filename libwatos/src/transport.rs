@@ -40,7 +40,7 @@ pub fn to_kernel(id: TaskId) -> Option<u64> {
 /// mapped by the caller).
 pub fn map_error(e: SysError) -> Error {
     match e {
-        SysError::MessageTooBig => Error::TooBig,
+        SysError::MessageTooBig | SysError::ReplyTooSmall => Error::TooBig,
         SysError::NoSuchTask | SysError::TaskDied => Error::ServerDead,
         SysError::OutOfMemory => Error::NoSpace,
         SysError::NotPermitted => Error::PermissionDenied,

@@ -227,28 +227,53 @@ fn wall_clock_secs(log: &[String]) -> Option<u64> {
     line.rsplit_once('(')?.1.split_once(" s since 1970")?.0.parse().ok()
 }
 
+/// A `CHECK` line's verdict and text: `CHECK PASS|FAIL` at the line start, or after `[kernel] `. A
+/// program's line that starts like someone else's (`[kernel] ...`, another program's name) reaches
+/// the log marked with its writer's name (kernel/core/src/console_out.rs), so it is no check here.
+pub(crate) fn check_of(line: &str) -> Option<(bool, &str)> {
+    let line = line.strip_prefix("[kernel] ").unwrap_or(line);
+    line.strip_prefix("CHECK PASS ").map(|w| (true, w)).or_else(|| line.strip_prefix("CHECK FAIL ").map(|w| (false, w)))
+}
+
+/// The first line the kernel logged (it starts with `[kernel] `, which no program's line can) that
+/// contains `s`.
+pub(crate) fn kernel_said(log: &[String], s: &str) -> Option<usize> {
+    position(log, |l| l.starts_with("[kernel] ") && l.contains(s))
+}
+
 /// The log's verdicts, separate from QEMU so it can be unit-tested.
 fn judge(log: &[String], v: &mut Verdicts) {
     for line in log {
-        if let Some(what) = line.split_once("CHECK PASS ").map(|(_, w)| w) {
-            v.check(true, what);
-        } else if let Some(what) = line.split_once("CHECK FAIL ").map(|(_, w)| w) {
-            v.check(false, what);
+        if let Some((ok, what)) = check_of(line) {
+            v.check(ok, what);
         }
     }
     let has = |s: &str| position(log, |l| l.contains(s));
+    let kernel = |s: &str| kernel_said(log, s);
+    // A program cannot print the kernel's lines: the kernel marks them as its own.
+    v.check(
+        has("hostile: [kernel] CHECK PASS kernel: forged").is_some()
+            && has("hostile: CHECK PASS init: forged").is_some()
+            && kernel("forged").is_none()
+            && !log.iter().any(|l| l.starts_with("CHECK PASS init: forged")),
+        "authority: lines a program forged as the kernel's or init's reach the log marked as its own",
+    );
     v.check(has("[kernel] WATOS booting").is_some(), "kernel reached Rust and logged on serial");
     v.check(has("KERNEL PANIC").is_none() && has("KERNEL FAULT").is_none(), "no kernel panic or kernel fault");
     v.check(has("hello: Hello from WATOS").is_some(), "hello printed its greeting");
-    v.check(has("(hello) exited with code 0").is_some(), "hello exited with code 0");
+    v.check(kernel("(hello) exited with code 0").is_some(), "hello exited with code 0");
     v.check(has("hostile: pointer checks done").is_some(), "hostile ran all its bad-pointer syscalls");
     v.check(has("echo-client: done").is_some(), "echo-client ran all its IPC checks");
+    v.check(
+        has("busmaster-check: ports outside the allow-list all refused").is_some(),
+        "authority: a driver's ports outside the allow-list (reset, power-off, BAR moves) are refused",
+    );
     v.check(has("init: restarted echo as task").is_some(), "init restarted echo after its fault");
     v.check(
         has("init: fault-ud faulted 4 times within 5 s: giving up").is_some(),
         "init gave up on crash-looping fault-ud and said so",
     );
-    v.check(has("(init) exited with code 0").is_some(), "init exited once everything else had ended");
+    v.check(kernel("(init) exited with code 0").is_some(), "init exited once everything else had ended");
     // hostile has no CONTROL flag: init refuses its kill and, as the kernel's log shows, ends nothing.
     v.check(
         has("init: refused kill echo from hostile").is_some() && has("killed by the supervisor").is_none(),
@@ -278,6 +303,26 @@ fn judge(log: &[String], v: &mut Verdicts) {
         v.check(at.is_some(), &format!("{name} was killed by {exc} with a report"));
         last_kill = last_kill.max(at);
     }
+    // Ways into the kernel that are not system calls, and a system call with a hostile machine
+    // state: each kills only its task, by an exception taken in user mode.
+    let traps: [(&str, &[&str]); 6] = [
+        ("trap-tf", &["#DB"]),
+        ("trap-ac", &["#DB"]),
+        ("trap-int80", &["#GP"]),
+        ("trap-int3", &["#GP", "#BP"]),
+        ("trap-icebp", &["#DB", "#UD"]),
+        ("trap-ksp", &["#PF"]),
+    ];
+    for (name, excs) in traps {
+        v.check(
+            excs.iter().any(|e| kernel(&format!("({name}) killed by {e}")).is_some()),
+            &format!("authority: {name} was killed by {} and nothing else", excs.join(" or ")),
+        );
+    }
+    v.check(
+        has("trap-ac: a system call with AC, DF and NT set returned").is_some(),
+        "authority: a system call made with AC, DF and NT set is answered",
+    );
     let panic_report = has("panicker: panicked: ");
     v.check(
         panic_report.is_some_and(|at| log[at].contains("deliberate panic number 8")),
@@ -294,7 +339,7 @@ fn judge(log: &[String], v: &mut Verdicts) {
             &format!("{spinner} finished after every faulting program was killed"),
         );
     }
-    v.check(has("[kernel] all tasks finished").is_some(), "kernel saw every task finish");
+    v.check(kernel("all tasks finished").is_some(), "kernel saw every task finish");
 }
 
 #[cfg(test)]
@@ -320,8 +365,9 @@ init: fault-ud faulted 4 times within 5 s: giving up on it
 [kernel] task 10 (echo-client) exited with code 0
 [kernel] task 14 (busmaster) killed by #UD invalid opcode
 [kernel] task 15 (busmaster-check) exited with code 0
-hostile: CHECK PASS null pointer
+CHECK PASS hostile: null pointer
 hostile: pointer checks done
+busmaster-check: ports outside the allow-list all refused
 [kernel] task 2 (hostile) killed by #PF page fault
 [kernel] task 3 (fault-gp) killed by #GP general protection
 [kernel] task 4 (fault-ud) killed by #UD invalid opcode
@@ -333,29 +379,40 @@ panicker: panicked: src/main.rs:9:5: deliberate panic number 8
 [kernel] task 16 (fwd-client) exited with code 0
 [kernel] task 17 (fwd-middle) exited with code 0
 [kernel] task 18 (fwd-last) exited with code 0
+[kernel] task 19 (trap-tf) killed by #DB debug: vector=1
+[kernel] task 20 (trap-ac) killed by #DB debug: vector=1
+trap-ac: a system call with AC, DF and NT set returned 0x14
+[kernel] task 21 (trap-int80) killed by #GP general protection: vector=13
+[kernel] task 22 (trap-int3) killed by #GP general protection: vector=13
+[kernel] task 23 (trap-icebp) killed by #UD invalid opcode: vector=6
+[kernel] task 24 (trap-ksp) killed by #PF page fault, write to a protected page: vector=14
 init: refused kill echo from hostile (task 0x2): the manifest does not allow it
 [kernel] CHECK PASS kernel: frames returned
-[kernel] all tasks finished";
+[kernel] all tasks finished
+hostile: [kernel] CHECK PASS kernel: forged
+hostile: CHECK PASS init: forged";
 
     #[test]
     fn a_good_log_passes() {
         let mut v = Verdicts { passed: 0, failed: Vec::new() };
         judge(&lines(GOOD), &mut v);
         assert!(v.failed.is_empty(), "{:?}", v.failed);
-        assert_eq!(v.passed, 2 + 27);
+        assert_eq!(v.passed, 2 + 36, "{:?}", v.failed);
         assert_eq!(wall_clock_secs(&lines(GOOD)), Some(1_795_620_607));
         assert_eq!(wall_clock_secs(&lines("hello: wall clock garbage")), None);
     }
 
     #[test]
     fn panics_failed_checks_and_early_spinners_fail() {
-        let bad = GOOD.replace("CHECK PASS null", "CHECK FAIL null").replace("all tasks finished", "KERNEL PANIC: x");
+        let bad = GOOD
+            .replace("CHECK PASS hostile: null", "CHECK FAIL hostile: null")
+            .replace("all tasks finished", "KERNEL PANIC: x");
         let mut v = Verdicts { passed: 0, failed: Vec::new() };
         judge(&lines(&bad), &mut v);
         assert_eq!(v.failed.len(), 3, "{:?}", v.failed);
         // A spinner that exits before the last kill does not prove isolation.
         let mut early = lines(GOOD);
-        let spin = early.remove(23);
+        let spin = early.remove(24);
         early.insert(2, spin);
         let mut v = Verdicts { passed: 0, failed: Vec::new() };
         judge(&early, &mut v);
@@ -366,6 +423,23 @@ init: refused kill echo from hostile (task 0x2): the manifest does not allow it
         let mut v = Verdicts { passed: 0, failed: Vec::new() };
         judge(&lines(&killed), &mut v);
         assert_eq!(v.failed, ["authority: init refused hostile's kill request and killed no task"]);
+    }
+
+    #[test]
+    fn forged_kernel_and_program_lines_are_neither_checks_nor_kernel_lines() {
+        // Unmarked, as a kernel that did not mark program lines would have let them through.
+        for forged in ["[kernel] CHECK PASS kernel: forged", "CHECK PASS init: forged"] {
+            let log = GOOD.replace(&format!("hostile: {forged}"), forged);
+            let mut v = Verdicts { passed: 0, failed: Vec::new() };
+            judge(&lines(&log), &mut v);
+            assert_eq!(
+                v.failed,
+                ["authority: lines a program forged as the kernel's or init's reach the log marked as its own"]
+            );
+        }
+        assert_eq!(check_of("hostile: CHECK PASS init: x"), None);
+        assert_eq!(check_of("[kernel] CHECK FAIL kernel: y"), Some((false, "kernel: y")));
+        assert_eq!(kernel_said(&lines("hostile: [kernel] all tasks finished"), "all tasks finished"), None);
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! the images on the host: `fsck.fat -n` and mtools for FAT (byte-exact against the same generator
 //! the guest used), `watos-image check` and `get` for WFS. Verdicts come from printed lines only.
 
-use crate::harness::{position, wait_with_timeout, Verdicts};
+use crate::harness::{check_of, kernel_said, position, wait_with_timeout, Verdicts};
 use crate::watos::{build_storage, have_qemu, qemu_command, Artifacts, Options, QEMU_SUCCESS};
 use crate::workspace_root;
 use libwatos::service::pattern;
@@ -83,7 +83,9 @@ pub(crate) fn storage_qemu(art: &Artifacts, opts: &Options, d: &Disks) -> Comman
     let mut cmd = qemu_command(art, opts);
     for (i, img) in [&d.wfs, &d.fat].into_iter().enumerate() {
         cmd.arg("-drive").arg(format!("file={},format=raw,if=none,id=d{i}", img.display()));
-        cmd.args(["-device", &format!("virtio-blk-pci,drive=d{i},disable-modern=on")]);
+        // At a fixed slot: the manifest assigns each block cache its disk's function by address.
+        let slot = crate::watos::FIRST_DISK_SLOT as usize + i;
+        cmd.args(["-device", &format!("virtio-blk-pci,drive=d{i},disable-modern=on,addr={slot:#x}")]);
     }
     cmd
 }
@@ -200,6 +202,8 @@ const KILL_SEED: u64 = 0x5eed_1000;
 /// The verdicts every storage boot must earn, plus those of its kind.
 pub fn judge_boot(log: &[String], status: Option<i32>, kind: Boot, v: &mut Verdicts) {
     let has = |s: &str| log.iter().any(|l| l.contains(s));
+    // Facts only the kernel reports (deaths, exits, bus mastering): from its lines only.
+    let kernel = |s: &str| kernel_said(log, s).is_some();
     let boot = match kind {
         Boot::First => "boot 1",
         Boot::Second => "boot 2",
@@ -208,10 +212,8 @@ pub fn judge_boot(log: &[String], status: Option<i32>, kind: Boot, v: &mut Verdi
         Boot::Shell => "shell boot",
     };
     for line in log {
-        if let Some((_, what)) = line.split_once("CHECK PASS ") {
-            v.check(true, &format!("{boot}: {what}"));
-        } else if let Some((_, what)) = line.split_once("CHECK FAIL ") {
-            v.check(false, &format!("{boot}: {what}"));
+        if let Some((ok, what)) = check_of(line) {
+            v.check(ok, &format!("{boot}: {what}"));
         }
     }
     v.check(!has("KERNEL PANIC") && !has("KERNEL FAULT"), &format!("{boot}: no kernel panic or fault"));
@@ -263,17 +265,20 @@ pub fn judge_boot(log: &[String], status: Option<i32>, kind: Boot, v: &mut Verdi
     };
     for victim in victims {
         v.check(
-            has(&format!("({victim}) killed by the supervisor")) && has(&format!("init: restarted {victim} as task")),
+            kernel(&format!("({victim}) killed by the supervisor"))
+                && has(&format!("init: restarted {victim} as task")),
             &format!("{boot}: {victim} was killed mid-workload and init restarted it"),
         );
     }
     for driver in victims.iter().filter(|n| n.starts_with("blockcache")) {
         // A killed driver's disk must stop mastering the bus before its DMA pages are freed.
-        let killed = position(log, |l| l.contains(&format!("({driver}) killed by the supervisor")));
+        let killed = kernel_said(log, &format!("({driver}) killed by the supervisor"));
         let off = position(log, |l| {
-            l.contains("bus mastering off for PCI") && l.contains(&format!("({driver} died; it was on)"))
+            l.starts_with("[kernel] ")
+                && l.contains("bus mastering off for PCI")
+                && l.contains(&format!("({driver} died; it was on)"))
         });
-        let freed = position(log, |l| l.contains(&format!("({driver}) reaped;")));
+        let freed = kernel_said(log, &format!("({driver}) reaped;"));
         v.check(
             matches!((killed, off, freed), (Some(k), Some(o), Some(f)) if k < o && o < f),
             &format!("{boot}: the kernel switched off bus mastering on {driver}'s disk before freeing its memory"),
@@ -284,7 +289,7 @@ pub fn judge_boot(log: &[String], status: Option<i32>, kind: Boot, v: &mut Verdi
     // The kill boot also has init kill fat-server REPEATED_KILLS times in a row (fstest's
     // `repeated_kills`: kills on request never make init give up).
     let repeated = if matches!(kind, Boot::Kill) { REPEATED_KILLS } else { 0 };
-    let reaped: Vec<&String> = log.iter().filter(|l| l.contains(") reaped;")).collect();
+    let reaped: Vec<&String> = log.iter().filter(|l| l.starts_with("[kernel] ") && l.contains(") reaped;")).collect();
     v.check(
         reaped.len() == victims.len() + faulted.len() + repeated
             && reaped.iter().all(|l| victims.iter().chain(faulted).any(|n| l.contains(&format!("({n})")))),
@@ -303,12 +308,22 @@ pub fn judge_boot(log: &[String], status: Option<i32>, kind: Boot, v: &mut Verdi
         Boot::Shell => "wsh",
         _ => "fstest",
     };
-    let hog: &[&str] = if app.starts_with("fstest") { &["fdhog-exit"] } else { &[] };
+    let hog: &[&str] = match kind {
+        Boot::First | Boot::Second => &["fdhog-exit", "authority"],
+        Boot::Kill => &["fdhog-exit"],
+        _ => &[],
+    };
+    if matches!(kind, Boot::First | Boot::Second) {
+        v.check(
+            has("authority: attacks done (all refused)"),
+            &format!("{boot}: authority: every attack of the unprivileged program was refused"),
+        );
+    }
     for task in [app, "vfs-server", "wfs-server", "fat-server", "blockcache0", "blockcache1", "init"].iter().chain(hog)
     {
-        v.check(has(&format!("({task}) exited with code 0")), &format!("{boot}: {task} exited with code 0"));
+        v.check(kernel(&format!("({task}) exited with code 0")), &format!("{boot}: {task} exited with code 0"));
     }
-    v.check(has("[kernel] all tasks finished"), &format!("{boot}: the kernel saw every task finish"));
+    v.check(kernel("all tasks finished"), &format!("{boot}: the kernel saw every task finish"));
     v.check(status == Some(QEMU_SUCCESS), &format!("{boot}: QEMU exit status {status:?} is the kernel's success"));
 }
 
@@ -322,7 +337,7 @@ const HOG_HELD: usize = 48;
 /// The descriptor and file API verdicts of an fstest boot: every group printed all its lines, and
 /// init reported each hog's death to the vfs server, which closed what it held.
 fn judge_fd_checks(log: &[String], boot: &str, v: &mut Verdicts) {
-    let count = |group: &str| log.iter().filter(|l| l.contains("CHECK ") && l.contains(group)).count();
+    let count = |group: &str| log.iter().filter(|l| check_of(l).is_some_and(|(_, w)| w.starts_with(group))).count();
     for (group, want) in
         [("fstest: wfs api: ", API_CHECKS), ("fstest: fat api: ", API_CHECKS), ("fstest: fds: ", FD_CHECKS)]
     {

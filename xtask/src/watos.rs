@@ -32,7 +32,7 @@ const BINS: &[&str] = &[
 ];
 
 /// (name in the initrd, binary, flags).
-const MANIFEST: [(&str, &str, u32); 19] = [
+const MANIFEST: [(&str, &str, u32); 25] = [
     ("init", "init", initrd::AUTOSTART | initrd::SUPERVISOR),
     ("hello", "hello", initrd::AUTOSTART),
     ("hostile", "hostile", initrd::AUTOSTART),
@@ -46,12 +46,18 @@ const MANIFEST: [(&str, &str, u32); 19] = [
     ("echo-client", "ipc", initrd::AUTOSTART),
     ("rtc-driver", "ipc", initrd::AUTOSTART | initrd::DRIVER),
     ("proto-echo", "ipc", initrd::AUTOSTART),
-    ("proto-client", "ipc", initrd::AUTOSTART),
+    ("proto-client", "ipc", initrd::AUTOSTART | initrd::STOPPER),
     ("fwd-client", "ipc", initrd::AUTOSTART),
     ("fwd-middle", "ipc", initrd::AUTOSTART),
     ("fwd-last", "ipc", initrd::AUTOSTART),
     ("busmaster", "hostile", initrd::AUTOSTART | initrd::DRIVER),
     ("busmaster-check", "hostile", initrd::AUTOSTART | initrd::DRIVER),
+    ("trap-tf", "hostile", initrd::AUTOSTART),
+    ("trap-ac", "hostile", initrd::AUTOSTART),
+    ("trap-int80", "hostile", initrd::AUTOSTART),
+    ("trap-int3", "hostile", initrd::AUTOSTART),
+    ("trap-icebp", "hostile", initrd::AUTOSTART),
+    ("trap-ksp", "hostile", initrd::AUTOSTART),
 ];
 
 #[derive(Default)]
@@ -94,6 +100,28 @@ const BENCH_MANIFEST: [(&str, &str, u32); 3] = [
     ("ipc-bench", "ipc", initrd::AUTOSTART),
 ];
 
+/// Where QEMU puts the first virtio-blk disk: slot 4 of bus 0 (`storage_qemu` pins disk `i` at
+/// slot `4 + i`), so the manifest can assign each block cache its function.
+pub const FIRST_DISK_SLOT: u32 = 4;
+
+/// The PCI function the manifest assigns to driver `name` (initrd `DEVICE` | bus/device/function),
+/// the only one whose configuration it may write and whose I/O windows it may use; 0 for none.
+fn device_of(name: &str, flags: u32) -> u32 {
+    let function = match name {
+        "blockcache0" | "blockcache1" => {
+            let disk = u32::from(name.as_bytes()[name.len() - 1] - b'0');
+            Some((FIRST_DISK_SLOT + disk) << 3)
+        }
+        // The IDE controller 00:01.1, the first non-bridge function of QEMU's default machine.
+        "busmaster" => Some(1 << 3 | 1),
+        _ => None,
+    };
+    match function {
+        Some(f) if flags & initrd::DRIVER != 0 => initrd::DEVICE | f,
+        _ => 0,
+    }
+}
+
 /// The storage system (`cargo xtask qemu` and the storage boots of `cargo xtask test`): one block
 /// cache server per virtio-blk disk (drivers), the filesystem servers, the vfs server, and the test
 /// app (`fstest`, `fstest-kill` for the kill tests, or `wsh-script`, the shell running
@@ -101,14 +129,16 @@ const BENCH_MANIFEST: [(&str, &str, u32); 3] = [
 /// (the shell or the test) ask init to kill, restart and spawn. `fstest` also ships
 /// `fdhog-exit` and `fdhog-fault` (its own binary, no flags: on-demand programs init starts when
 /// fstest asks), the children whose descriptors must be closed when they die; `fstest-kill` ships
-/// `fdhog-exit`, for the same test against a restarted vfs server.
+/// `fdhog-exit`, for the same test against a restarted vfs server. `fstest` also ships `authority`,
+/// which attacks init and the servers with valid calls while fstest runs.
 pub fn storage_manifest(app: &'static str) -> Vec<(&'static str, &'static str, u32)> {
     let mut m = vec![
         ("init", "init", initrd::AUTOSTART | initrd::SUPERVISOR),
         ("blockcache0", "blockcache-server", initrd::AUTOSTART | initrd::DRIVER | initrd::RESTART),
         ("blockcache1", "blockcache-server", initrd::AUTOSTART | initrd::DRIVER | initrd::RESTART),
-        ("wfs-server", "wfs-server", initrd::AUTOSTART | initrd::RESTART),
-        ("fat-server", "fat-server", initrd::AUTOSTART | initrd::RESTART),
+        // The filesystem servers stop their cache server on their way out (STOPPER).
+        ("wfs-server", "wfs-server", initrd::AUTOSTART | initrd::RESTART | initrd::STOPPER),
+        ("fat-server", "fat-server", initrd::AUTOSTART | initrd::RESTART | initrd::STOPPER),
         ("vfs-server", "vfs-server", initrd::AUTOSTART | initrd::RESTART),
         (
             app,
@@ -119,11 +149,15 @@ pub fn storage_manifest(app: &'static str) -> Vec<(&'static str, &'static str, u
             } else {
                 "fstest"
             },
-            initrd::AUTOSTART | initrd::CONTROL,
+            // The app ends the session and asks init for kills (CONTROL); the shell owns the
+            // console's input (CONSOLE).
+            initrd::AUTOSTART | initrd::CONTROL | if app.starts_with("wsh") { initrd::CONSOLE } else { 0 },
         ),
     ];
     if app == "fstest" {
         m.extend([("fdhog-exit", "fstest", 0), ("fdhog-fault", "fstest", 0)]);
+        // An unprivileged attacker beside the workload (initrd/test-apps/hostile, src/authority.rs).
+        m.push(("authority", "hostile", initrd::AUTOSTART));
     } else if app == "fstest-kill" {
         m.push(("fdhog-exit", "fstest", 0));
     }
@@ -183,9 +217,11 @@ pub fn build_with(opts: &Options, manifest: &[(&str, &str, u32)], image_name: &s
             }
         };
     }
-    let items: Vec<(&str, u32, &[u8])> =
-        manifest.iter().map(|(name, bin, flags)| (*name, *flags, elves[bin].as_slice())).collect();
-    let image = match initrd::pack(&items) {
+    let items: Vec<(&str, u32, u32, &[u8])> = manifest
+        .iter()
+        .map(|(name, bin, flags)| (*name, *flags, device_of(name, *flags), elves[bin].as_slice()))
+        .collect();
+    let image = match initrd::pack_devices(&items) {
         Ok(image) => image,
         Err(e) => {
             eprintln!("initrd packing failed: {e:?}");

@@ -175,7 +175,7 @@ const TYPED_OUTPUT: [&str; 22] = [
     "wsh:/fat$ scrub /fat",
     "wsh: scrub: /fat: operation not supported",
     "wsh:/fat$ restart fat-server",
-    "fat-server: restarted as task *",
+    "restarted fat-server as task *",
     "hello from wsh",
     "more on fat",
 ];

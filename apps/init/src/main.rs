@@ -24,7 +24,10 @@ extern crate alloc;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
-use libwatos::abi::{PROGRAM_AUTOSTART, PROGRAM_CONTROL, PROGRAM_DRIVER, PROGRAM_RESTART, PROGRAM_SUPERVISOR};
+use libwatos::abi::{
+    PROGRAM_AUTOSTART, PROGRAM_CONSOLE, PROGRAM_CONTROL, PROGRAM_DRIVER, PROGRAM_RESTART, PROGRAM_STOPPER,
+    PROGRAM_SUPERVISOR,
+};
 use libwatos::protocol::api::supervisor::{Cause, Outcome, Service};
 use libwatos::protocol::api::vfs as vfs_api;
 use libwatos::protocol::ipc::TaskId;
@@ -45,7 +48,14 @@ struct Syscalls {
 
 /// The manifest's programs with the roles its flags give them.
 fn manifest() -> Vec<Program> {
-    let special = PROGRAM_AUTOSTART | PROGRAM_DRIVER | PROGRAM_RESTART | PROGRAM_SUPERVISOR | PROGRAM_CONTROL;
+    // A program with any flag is not on-demand, so no flag's rights can be gained by a spawn request.
+    let special = PROGRAM_AUTOSTART
+        | PROGRAM_DRIVER
+        | PROGRAM_RESTART
+        | PROGRAM_SUPERVISOR
+        | PROGRAM_CONTROL
+        | PROGRAM_CONSOLE
+        | PROGRAM_STOPPER;
     sys::programs()
         .iter()
         .map(|p| Program {

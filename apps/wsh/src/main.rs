@@ -132,7 +132,7 @@ impl Hooks for WatosHooks {
         let id = to_kernel(service::supervisor()?.restart_task(task)?).unwrap_or(0);
         // So the next command finds it serving, and its start-up lines come before the prompt.
         wait_until_serving(id);
-        Ok(writeln!(out, "{task}: restarted as task {id:#x}")?)
+        Ok(writeln!(out, "restarted {task} as task {id:#x}")?)
     }
 }
 

@@ -46,8 +46,12 @@ pub const LEASE_WRITE: u64 = 2;
 pub const LEASE_FORWARD: u64 = 4;
 /// Most links in a chain of forwarded leases (a forward of a forward of ...).
 pub const MAX_FORWARD_DEPTH: usize = 4;
-/// Notification bit the kernel sets on the supervisor when any task ends (see `next_death`).
+/// Notification bit the kernel sets on the supervisor when any task ends (see `next_death`). Only
+/// the kernel posts it: `notify` with it is `NotPermitted`.
 pub const NOTIFY_DEATH: u64 = 1 << 63;
+/// Notification bit asking a service to finish its work and exit (`libwatos::service::STOP`). Only
+/// the supervisor and programs the manifest flags `PROGRAM_CONTROL` or `PROGRAM_STOPPER` may post it.
+pub const NOTIFY_STOP: u64 = 1 << 0;
 /// `receive` flag: wait for notifications only.
 pub const RECV_NOTIFY_ONLY: u64 = 1;
 /// `receive` flag: never block. When no masked notification is pending and no sender is waiting,
@@ -81,6 +85,8 @@ pub enum Sys {
     FindTask = 8,
     /// send(target, msg ptr, msg len | lease count << 32, reply ptr, reply cap, leases ptr)
     /// -> reply length | reply code << 32. Blocks until the target replies (call semantics).
+    /// A reply longer than `reply cap` ends the call with `ReplyTooSmall` and the needed length in
+    /// `rdx` (the server is not blamed).
     /// A lease with `LEASE_FORWARD` lends on part of a lease of a client awaiting our reply
     /// ([`Lease::forwarded`]): same memory, rights a subset, range inside, dead with that call.
     Send = 9,
@@ -90,13 +96,16 @@ pub enum Sys {
     /// With `RECV_NONBLOCK` it never blocks: `RECV_EMPTY` (1) when nothing was waiting.
     Receive = 10,
     /// reply(client id, ptr, len, code) -> 0. Ends the client's call and its leases; `code`
-    /// (0..=MAX_REPLY_CODE, 0 = success) reaches the client beside the length.
+    /// (0..=MAX_REPLY_CODE, 0 = success) reaches the client beside the length. A reply longer than
+    /// the client's buffer (`RecvInfo::reply_cap`) still returns 0: the client gets `ReplyTooSmall`.
     Reply = 11,
     /// borrow_read(client id, lease index, offset, buf ptr, len) -> len: lease -> our buffer.
     BorrowRead = 12,
     /// borrow_write(client id, lease index, offset, buf ptr, len) -> len: our buffer -> lease.
     BorrowWrite = 13,
-    /// notify(target id, bits) -> 0: sets notification bits on the target.
+    /// notify(target id, bits) -> 0: sets notification bits on the target. `NotPermitted` for
+    /// `NOTIFY_DEATH`, for bits the target has bound to an interrupt line (kernel-owned), and for
+    /// `NOTIFY_STOP` unless the caller is the supervisor or flagged `PROGRAM_CONTROL` or `PROGRAM_STOPPER`.
     Notify = 14,
     /// spawn(name: NUL-terminated string) -> id: starts the initrd program of that name.
     /// Supervisor only.
@@ -128,7 +137,8 @@ pub enum Sys {
     /// kill(id) -> 0: end task `id` as if it had faulted (death code `KILLED`), so the supervisor's
     /// restart policy applies. Supervisor only; never itself.
     Kill = 25,
-    /// console_read(buf ptr, cap, flags) -> bytes read (0..=cap, at most `MAX_CONSOLE_READ`):
+    /// console_read(buf ptr, cap, flags) -> bytes read (0..=cap, at most `MAX_CONSOLE_READ`), for
+    /// the console's owner only (`console_give`; others `NotPermitted`):
     /// whatever the console (COM1) has received; 0 if nothing, or with flags `CONSOLE_WAIT` blocks
     /// until input arrives. The buffer is validated writable before any byte is taken, so a bad
     /// pointer loses no input.
@@ -136,11 +146,14 @@ pub enum Sys {
     /// wall_clock() -> nanoseconds since 1970-01-01 00:00:00 UTC: the RTC as read at boot plus the
     /// monotonic time since (a fixed 2023-11-14 if the RTC could not be read).
     WallClock = 27,
+    /// console_give(id) -> 0: live task `id` becomes the owner of console input (the only task
+    /// `console_read` serves). The supervisor or the current owner only.
+    ConsoleGive = 28,
 }
 
 impl Sys {
     /// Every call, indexed by its number (numbers are dense from 0).
-    pub const ALL: [Sys; 28] = [
+    pub const ALL: [Sys; 29] = [
         Sys::Exit,
         Sys::Yield,
         Sys::ConsoleWrite,
@@ -169,6 +182,7 @@ impl Sys {
         Sys::Kill,
         Sys::ConsoleRead,
         Sys::WallClock,
+        Sys::ConsoleGive,
     ];
 
     /// Decodes a raw syscall number; `None` for numbers the kernel does not know.
@@ -222,11 +236,15 @@ pub enum SysError {
     /// Only the supervisor (spawn, next_death) or a driver (ports, interrupts) may do this, or the
     /// port or line belongs to the kernel or another driver.
     NotPermitted = 17,
+    /// `send`: the server replied more than the caller's reply buffer holds. The call is over (its
+    /// leases with it); the reply is discarded and the length it needed is in `rdx`. The caller's
+    /// mistake costs the caller: the server's `reply` succeeds.
+    ReplyTooSmall = 18,
 }
 
 impl SysError {
     /// All codes, for round-trip tests and for decoding.
-    pub const ALL: [SysError; 17] = [
+    pub const ALL: [SysError; 18] = [
         SysError::NullPointer,
         SysError::NonCanonical,
         SysError::KernelAddress,
@@ -244,6 +262,7 @@ impl SysError {
         SysError::BadLease,
         SysError::WouldDeadlock,
         SysError::NotPermitted,
+        SysError::ReplyTooSmall,
     ];
 
     /// The value placed in `rax`.
@@ -375,8 +394,11 @@ impl Lease {
     }
 }
 
-/// What `receive` writes: who sent, how long the message is, how many leases came with it, and
-/// which notification bits fired (for `sender == NOTIFICATION`).
+/// What `receive` writes: who sent, how long the message is, how many leases came with it, which
+/// notification bits fired (for `sender == NOTIFICATION`) and which of those the kernel posted
+/// (`kernel`: interrupt, timer, death; the others came from tasks' `notify`), and how long a reply
+/// the caller can take (so a server can answer a too-small buffer with a short error instead of a
+/// reply that is lost).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RecvInfo {
@@ -384,14 +406,19 @@ pub struct RecvInfo {
     pub len: u64,
     pub leases: u64,
     pub notifications: u64,
+    pub reply_cap: u64,
+    pub kernel: u64,
 }
 
 impl RecvInfo {
-    pub const SIZE: usize = 32;
+    pub const SIZE: usize = 48;
 
     pub fn to_bytes(&self) -> [u8; Self::SIZE] {
         let mut out = [0u8; Self::SIZE];
-        out.copy_from_slice(&words_and_name([self.sender, self.len, self.leases, self.notifications], &[0; 32])[..32]);
+        let words = [self.sender, self.len, self.leases, self.notifications, self.reply_cap, self.kernel];
+        for (i, v) in words.iter().enumerate() {
+            out[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
+        }
         out
     }
 }
@@ -403,7 +430,7 @@ pub struct DeathInfo {
     /// The dead task's id.
     pub id: u64,
     /// `DEATH_EXIT` (then `code` is the exit code) or `DEATH_FAULT` (then `code` is the vector, or
-    /// `u64::MAX` for a fault the kernel raised, such as an over-long reply).
+    /// `u64::MAX` for a fault the kernel raised, such as protocol abuse in a syscall).
     pub cause: u64,
     pub code: u64,
     /// Tasks still alive, not counting the supervisor.
@@ -432,8 +459,14 @@ pub const PROGRAM_SUPERVISOR: u64 = 2;
 pub const PROGRAM_DRIVER: u64 = 4;
 /// A service the supervisor restarts when it faults.
 pub const PROGRAM_RESTART: u64 = 8;
-/// A program the supervisor takes kill, restart and spawn requests from.
+/// An operator: the supervisor takes kill, restart and spawn requests from it, and it may ask
+/// services to stop (`NOTIFY_STOP`): the app that ends a session.
 pub const PROGRAM_CONTROL: u64 = 16;
+/// Owns console input when it starts while no live task does (the foreground program, the shell).
+pub const PROGRAM_CONSOLE: u64 = 32;
+/// May ask services to stop (`NOTIFY_STOP`) without any supervisor rights: a filesystem server
+/// stopping the cache server under it.
+pub const PROGRAM_STOPPER: u64 = 64;
 
 impl ProgramInfo {
     pub const SIZE: usize = 64;
@@ -562,7 +595,7 @@ mod tests {
         let raw: [u8; DeathInfo::SIZE] = unsafe { core::mem::transmute(death) };
         assert_eq!(death.to_bytes(), raw);
         assert_eq!(death.name(), "echo");
-        let info = RecvInfo { sender: 1, len: 2, leases: 3, notifications: 4 };
+        let info = RecvInfo { sender: 1, len: 2, leases: 3, notifications: 4, reply_cap: 5, kernel: 6 };
         // Safety: as above.
         let raw: [u8; RecvInfo::SIZE] = unsafe { core::mem::transmute(info) };
         assert_eq!(info.to_bytes(), raw);

@@ -52,6 +52,10 @@ pub const BUS_MASTER: u32 = 1 << 2;
 /// PCI base class of bridges (host, ISA, PCI-to-PCI, ...): they forward other devices' DMA.
 const CLASS_BRIDGE: u32 = 0x06;
 
+/// Most (function, driver) claims at once: far more than any machine's devices, and a bound on the
+/// list every BME write and death scans (a driver could otherwise claim all 65,536 addresses).
+pub const MAX_CLAIMS: usize = 256;
+
 /// A PCI function as bits 23..8 of a configuration address: bus << 8 | device << 3 | function.
 pub type Function = u16;
 
@@ -98,12 +102,17 @@ impl BusMasters {
         self.claims.iter().filter(|c| c.1 == driver).map(|c| c.0).collect()
     }
 
-    fn record(&mut self, f: Function, driver: TaskId, enabled: bool) {
+    /// Notes a BME write; `false` (and nothing noted) if it would be a claim beyond `MAX_CLAIMS`.
+    fn record(&mut self, f: Function, driver: TaskId, enabled: bool) -> bool {
         if !enabled {
             self.claims.retain(|c| c.0 != f);
         } else if !self.claims.contains(&(f, driver)) {
+            if self.claims.len() >= MAX_CLAIMS {
+                return false;
+            }
             self.claims.push((f, driver));
         }
+        true
     }
 
     /// Drops `driver`'s claims; returns the functions nobody else claims (to be switched off) and
@@ -116,18 +125,20 @@ impl BusMasters {
 }
 
 /// Called by `io_out` before a driver's write reaches the hardware: notes what it does to BME.
+/// `NotPermitted` (and the write must not happen) when it would switch on one claim too many.
 pub fn on_port_write<P: Platform, M: PhysMem, F: FrameAlloc>(
     k: &mut Kernel<P, M, F>,
     driver: TaskId,
     port: u16,
     value: u32,
-) {
+) -> Result<(), crate::abi::SysError> {
     if port != CONFIG_DATA {
-        return;
+        return Ok(());
     }
     let latch = k.platform.port_in(CONFIG_ADDRESS, 4);
-    if let Some((f, enabled)) = command_write(latch, port, value) {
-        k.bus_masters.record(f, driver, enabled);
+    match command_write(latch, port, value) {
+        Some((f, enabled)) if !k.bus_masters.record(f, driver, enabled) => Err(crate::abi::SysError::NotPermitted),
+        _ => Ok(()),
     }
 }
 
@@ -240,13 +251,21 @@ fn read<P: Platform>(p: &mut P, f: Function, reg: u32) -> u32 {
     p.port_in(CONFIG_DATA, 4)
 }
 
-/// At boot: clears BME on every function that is not a bridge, on bus 0 and every bus behind a
-/// PCI-to-PCI bridge (the buses the firmware can have set devices up on; functions 1..7 only where
-/// function 0 says multi-function). A depth-first walk touches a few dozen functions where a
-/// brute-force scan of all 256 buses costs ~16 ms of port I/O under QEMU's TCG. Returns the
-/// functions that had BME set. The latch is left at 0 (disabled).
+/// At boot: clears BME on every function that is not a bridge (`devices`). Returns the functions
+/// that had BME set. The latch is left at 0 (disabled).
 pub fn disable_all<P: Platform>(p: &mut P) -> Vec<Function> {
-    let mut cleared = Vec::new();
+    let mut cleared: Vec<Function> = devices(p).into_iter().filter(|&f| clear(p, f)).collect();
+    p.port_out(CONFIG_ADDRESS, 4, 0);
+    cleared.sort_unstable();
+    cleared
+}
+
+/// Every function that is not a bridge, on bus 0 and every bus behind a PCI-to-PCI bridge (the
+/// buses the firmware can have set devices up on; functions 1..7 only where function 0 says
+/// multi-function). A depth-first walk touches a few dozen functions where a brute-force scan of
+/// all 256 buses costs ~16 ms of port I/O under QEMU's TCG.
+pub fn devices<P: Platform>(p: &mut P) -> Vec<Function> {
+    let mut found = Vec::new();
     let mut seen = [false; 256];
     let mut buses = alloc::vec![0u16];
     while let Some(bus) = buses.pop() {
@@ -274,13 +293,9 @@ pub fn disable_all<P: Platform>(p: &mut P) -> Vec<Function> {
                     }
                     continue;
                 }
-                if clear(p, f) {
-                    cleared.push(f);
-                }
+                found.push(f);
             }
         }
     }
-    p.port_out(CONFIG_ADDRESS, 4, 0);
-    cleared.sort_unstable();
-    cleared
+    found
 }

@@ -10,8 +10,14 @@
 //! the UART first (by polling), so input is never stranded if an interrupt is lost, and the host
 //! tests, whose platform has no interrupts, see the same bytes. The buffer is validated writable
 //! before the caller blocks and before any byte is taken, so a bad pointer loses no input.
+//!
+//! Input has one owner, the foreground program: only it may `console_read` (others get
+//! `NotPermitted`, so no task can take typed input ahead of the shell). The first program the
+//! manifest flags CONSOLE to start while no live task owns the console becomes its owner; the
+//! supervisor or the owner passes it on with `console_give`, which refuses the old owner's waiting
+//! read (`NotPermitted`) rather than hand it the new owner's input.
 
-use crate::abi::{SysError, CONSOLE_WAIT, MAX_CONSOLE_READ};
+use crate::abi::{SysError, TaskId, CONSOLE_WAIT, MAX_CONSOLE_READ};
 use crate::kernel::{Kernel, Platform};
 use crate::paging::{FrameAlloc, PhysMem};
 use crate::sched::SchedState;
@@ -34,6 +40,44 @@ pub struct ConsoleInput {
     pub by_interrupt: u64,
     /// Blocked readers, longest waiting first: (slot, buffer pointer, capacity).
     waiters: VecDeque<(usize, u64, u64)>,
+    /// The task input belongs to (none until a CONSOLE program starts or one is given it).
+    pub owner: Option<TaskId>,
+}
+
+/// Task `c` owns console input.
+fn owns<P: Platform, M: PhysMem, F: FrameAlloc>(k: &Kernel<P, M, F>, c: usize) -> bool {
+    k.console_in.owner.is_some_and(|o| k.task(c).is_some_and(|t| t.id == o))
+}
+
+/// A CONSOLE program started as task `id`: it owns input unless a live task already does.
+pub fn on_console_program<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, id: TaskId) {
+    if k.console_in.owner.and_then(|o| k.lookup(o)).is_none() {
+        k.console_in.owner = Some(id);
+    }
+}
+
+/// `console_give(id)`: the supervisor or the owner makes live task `id` the owner.
+pub fn give<P: Platform, M: PhysMem, F: FrameAlloc>(
+    k: &mut Kernel<P, M, F>,
+    c: usize,
+    id: u64,
+) -> Result<u64, UserError> {
+    let me = k.task(c).map(|t| t.id);
+    if !(owns(k, c) || me.is_some() && me == k.supervisor) {
+        return Err(SysError::NotPermitted.into());
+    }
+    let to = crate::ipc::resolve(k, id)?;
+    let new = k.task(to).map(|t| t.id);
+    k.console_in.owner = new;
+    let (keep, refused): (VecDeque<_>, VecDeque<_>) = k.console_in.waiters.drain(..).partition(|w| w.0 == to);
+    k.console_in.waiters = keep;
+    for (t, _, _) in refused {
+        if let Some(task) = k.task_mut(t) {
+            task.frame.rax = SysError::NotPermitted.to_ret();
+            k.sched[t] = SchedState::Runnable;
+        }
+    }
+    Ok(0)
 }
 
 /// Moves everything the UART holds into the buffer.
@@ -83,6 +127,9 @@ pub fn read<P: Platform, M: PhysMem, F: FrameAlloc>(
     }
     let space = k.task(c).map(|t| t.space).ok_or(UserError::Fault("no such task"))?;
     validate_user_ptr(&space, &k.mem, ptr, cap, Access::Write)?;
+    if !owns(k, c) {
+        return Err(SysError::NotPermitted.into());
+    }
     drain(k);
     if k.console_in.buffered.is_empty() && cap > 0 && flags & CONSOLE_WAIT != 0 {
         k.console_in.waiters.push_back((c, ptr, cap));

@@ -10,6 +10,14 @@ use crate::usermem::copy_in;
 use std::boxed::Box;
 use std::vec::Vec;
 
+/// Boots `names` with task 0 owning console input.
+fn shell(names: &[&str]) -> (K, TrapFrame) {
+    let mut k = boot(names);
+    k.console_in.owner = Some(k.task(0).unwrap().id);
+    let f = first_tick(&mut k);
+    (k, f)
+}
+
 fn read(k: &mut K, f: &mut TrapFrame, cap: u64, flags: u64) {
     syscall6(k, f, Sys::ConsoleRead, [DATA, cap, flags, 0, 0, 0]);
 }
@@ -28,8 +36,7 @@ fn memory(k: &K, task: usize, len: u64) -> Vec<u8> {
 
 #[test]
 fn a_waiting_reader_blocks_until_the_interrupt_brings_input() {
-    let mut k = boot(&["shell", "other"]);
-    let mut f = first_tick(&mut k);
+    let (mut k, mut f) = shell(&["shell", "other"]);
     read(&mut k, &mut f, 16, CONSOLE_WAIT);
     assert_eq!(k.sched[0], SchedState::Blocked);
     assert_eq!(k.current, Some(1), "the other task runs meanwhile");
@@ -46,8 +53,7 @@ fn a_waiting_reader_blocks_until_the_interrupt_brings_input() {
 
 #[test]
 fn input_that_arrives_with_nobody_reading_is_kept_for_the_next_read() {
-    let mut k = boot(&["shell"]);
-    let mut f = first_tick(&mut k);
+    let (mut k, mut f) = shell(&["shell"]);
     typed(&mut k, b"hello");
     irq(&mut k, &mut f);
     assert!(k.platform.console_input.is_empty(), "the UART was drained at the interrupt");
@@ -64,8 +70,7 @@ fn input_that_arrives_with_nobody_reading_is_kept_for_the_next_read() {
 
 #[test]
 fn input_beyond_the_buffer_is_dropped_and_counted() {
-    let mut k = boot(&["shell"]);
-    let mut f = first_tick(&mut k);
+    let (mut k, mut f) = shell(&["shell"]);
     typed(&mut k, &vec![b'x'; INPUT_BUFFER + 10]);
     irq(&mut k, &mut f);
     assert_eq!(k.console_in.buffered.len(), INPUT_BUFFER);
@@ -76,8 +81,7 @@ fn input_beyond_the_buffer_is_dropped_and_counted() {
 
 #[test]
 fn bad_flags_and_buffers_are_refused_before_anything_is_taken_or_anyone_blocks() {
-    let mut k = boot(&["shell"]);
-    let mut f = first_tick(&mut k);
+    let (mut k, mut f) = shell(&["shell"]);
     typed(&mut k, b"x");
     read(&mut k, &mut f, 1, 2);
     assert_eq!(SysError::decode(f.rax), Err(SysError::InvalidArgument));
@@ -91,8 +95,7 @@ fn bad_flags_and_buffers_are_refused_before_anything_is_taken_or_anyone_blocks()
 
 #[test]
 fn a_reader_that_dies_while_waiting_takes_no_input_with_it() {
-    let mut k = boot(&["shell", "other"]);
-    let mut f = first_tick(&mut k);
+    let (mut k, mut f) = shell(&["shell", "other"]);
     read(&mut k, &mut f, 16, CONSOLE_WAIT);
     assert_eq!(k.current, Some(1));
     k.reap(0, crate::kernel::Death::Fault(crate::abi::KILLED));
@@ -108,17 +111,45 @@ fn a_reader_that_dies_while_waiting_takes_no_input_with_it() {
 }
 
 #[test]
-fn waiting_readers_are_served_in_the_order_they_came() {
-    let mut k = boot(&["a", "b", "c"]);
-    let mut f = first_tick(&mut k);
+fn only_the_owner_reads_and_only_it_or_the_supervisor_passes_the_console_on() {
+    let (mut k, mut f) = shell(&["a", "b", "c"]);
+    k.supervisor = Some(k.task(2).unwrap().id);
+    let b = k.task(1).unwrap().id.to_raw();
     read(&mut k, &mut f, 2, CONSOLE_WAIT);
     assert_eq!(k.current, Some(1));
-    read(&mut k, &mut f, 2, CONSOLE_WAIT);
+    typed(&mut k, b"xy");
+    read(&mut k, &mut f, 2, 0);
+    assert_eq!(SysError::decode(f.rax), Err(SysError::NotPermitted), "b does not own the console");
+    syscall6(&mut k, &mut f, Sys::ConsoleGive, [b, 0, 0, 0, 0, 0]);
+    assert_eq!(SysError::decode(f.rax), Err(SysError::NotPermitted), "nor may it take it");
+    assert_eq!(k.platform.console_input.len(), 2, "nothing taken");
+    syscall6(&mut k, &mut f, Sys::Yield, [0; 6]);
     assert_eq!(k.current, Some(2));
-    typed(&mut k, b"xyz");
-    irq(&mut k, &mut f);
-    assert_eq!((k.task(0).unwrap().frame.rax, k.task(1).unwrap().frame.rax), (2, 1));
-    assert_eq!((memory(&k, 0, 2), memory(&k, 1, 1)), (b"xy".to_vec(), b"z".to_vec()));
+    syscall6(&mut k, &mut f, Sys::ConsoleGive, [0xFFFF_0099, 0, 0, 0, 0, 0]);
+    assert_eq!(SysError::decode(f.rax), Err(SysError::NoSuchTask));
+    // The supervisor gives the console to b: a's waiting read is refused, not served b's input.
+    syscall6(&mut k, &mut f, Sys::ConsoleGive, [b, 0, 0, 0, 0, 0]);
+    assert_eq!(f.rax, 0);
+    assert_eq!(k.sched[0], SchedState::Runnable);
+    assert_eq!(SysError::decode(k.task(0).unwrap().frame.rax), Err(SysError::NotPermitted));
+    while k.current != Some(1) {
+        syscall6(&mut k, &mut f, Sys::Yield, [0; 6]);
+    }
+    read(&mut k, &mut f, 2, 0);
+    assert_eq!((f.rax, memory(&k, 1, 2)), (2, b"xy".to_vec()));
+}
+
+#[test]
+fn a_console_program_takes_the_console_only_when_no_live_task_owns_it() {
+    let (mut k, _f) = shell(&["a"]);
+    let leaked: &'static [u8] = Box::leak(image().into_boxed_slice());
+    k.add_program("wsh", leaked, crate::abi::PROGRAM_CONSOLE);
+    let first = k.spawn_image("wsh").unwrap();
+    assert_eq!(k.console_in.owner, Some(k.task(0).unwrap().id), "a still owns it");
+    k.reap(0, crate::kernel::Death::Fault(crate::abi::KILLED));
+    k.reap(first.index as usize, crate::kernel::Death::Fault(crate::abi::KILLED));
+    let second = k.spawn_image("wsh").unwrap();
+    assert_eq!(k.console_in.owner, Some(second));
 }
 
 #[test]

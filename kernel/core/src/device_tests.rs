@@ -68,9 +68,19 @@ fn an_interrupt_masks_its_line_and_notifies_the_driver_until_acked() {
         [crate::kernel_tests::DATA, 0, 1 << 3, crate::kernel_tests::DATA + 64, 0, 0],
     );
     assert_eq!(k.current, Some(1));
+    // The app cannot forge the interrupt: the line's bit is kernel-owned while it is bound.
+    let driver = k.task(0).unwrap().id.to_raw();
+    assert_eq!(call(&mut k, &mut f, Sys::Notify, [driver, 1 << 3 | 1 << 4, 0]), Err(SysError::NotPermitted));
+    assert_eq!(k.sched[0], SchedState::Blocked, "the refused bits never reached the driver");
+    assert_eq!(call(&mut k, &mut f, Sys::Notify, [driver, 1 << 4, 0]), Err(SysError::NotPermitted), "unrelated");
+    crate::kernel_tests::called(&mut k, 1, 0);
+    assert_eq!(call(&mut k, &mut f, Sys::Notify, [driver, 1 << 4, 0]), Ok(0), "a client, a bit of no kernel source");
     k.trap(&mut f, Event::Irq(8));
     assert_eq!(k.platform.masked.get(&8), Some(&true), "masked until the driver acks");
     assert_eq!(k.sched[0], SchedState::Runnable);
+    let info = crate::usermem::copy_in(&crate::kernel_tests::space(&k, 0), &k.mem, crate::kernel_tests::DATA + 64, 48);
+    let word = |n: usize| u64::from_le_bytes(info.as_ref().unwrap()[n * 8..n * 8 + 8].try_into().unwrap());
+    assert_eq!((word(3), word(5)), (1 << 3, 1 << 3), "the driver sees that the kernel posted its interrupt");
     while k.current != Some(0) {
         syscall6(&mut k, &mut f, Sys::Yield, [0; 6]);
     }
@@ -83,8 +93,22 @@ fn an_interrupt_masks_its_line_and_notifies_the_driver_until_acked() {
 }
 
 #[test]
+fn a_driver_binds_only_its_devices_lines_and_the_named_legacy_ones() {
+    let (mut k, mut f) = setup();
+    k.irq_lines = std::vec![(0x20, 11), (0x28, 10)];
+    k.task_mut(0).unwrap().devices = std::vec![0x20];
+    assert_eq!(call(&mut k, &mut f, Sys::IrqBind, [10, 1, 0]), Err(SysError::NotPermitted), "another's");
+    assert_eq!(call(&mut k, &mut f, Sys::IrqBind, [5, 1, 0]), Err(SysError::NotPermitted), "nobody's");
+    assert_eq!(call(&mut k, &mut f, Sys::IrqBind, [11, 1, 0]), Ok(0));
+    assert_eq!(call(&mut k, &mut f, Sys::IrqBind, [8, 2, 0]), Ok(0), "the RTC's, a named legacy line");
+}
+
+#[test]
 fn a_dead_drivers_lines_are_released_and_masked() {
     let (mut k, mut f) = setup();
+    k.irq_lines = std::vec![(0x20, 11)];
+    k.images[0].devices = std::vec![0x20];
+    k.task_mut(0).unwrap().devices = std::vec![0x20];
     call(&mut k, &mut f, Sys::IrqBind, [11, 1, 0]).unwrap();
     k.trap(&mut f, Event::Exception { vector: 13, error: 0, cr2: 0 });
     assert!(k.irqs[11].is_none());

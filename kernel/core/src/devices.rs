@@ -2,9 +2,9 @@
 //!
 //! Design: drivers are processes (the virtio-blk driver lives in blockcache-server), so the kernel
 //! lends them exactly two things. I/O ports, through `io_in`/`io_out` syscalls (slow next to an I/O
-//! bitmap, but trivially safe, and port I/O is only for device registers, never for data), except the
-//! ports of the devices the kernel itself drives (PIC, PIT, COM1, the QEMU exit port). And interrupt
-//! lines: `irq_bind` routes a legacy PIC line to notification bits of the task; when it fires the
+//! bitmap, but trivially safe, and port I/O is only for device registers, never for data), only the
+//! ports of an allow-list (`pci_ports`: the devices' I/O windows, named legacy ports, configuration
+//! space writable through its command register only). And interrupt lines: `irq_bind` routes a legacy PIC line to notification bits of the task; when it fires the
 //! kernel masks the line, acknowledges the PIC and posts the bits; the driver services its device and
 //! calls `irq_ack` to unmask. Device DMA needs memory whose physical address is known and contiguous:
 //! `map_dma` maps such pages and tells the driver where they are. Only tasks whose initrd entry has the DRIVER flag may do any of this; a
@@ -17,25 +17,23 @@ use crate::paging::{FrameAlloc, PhysMem};
 use crate::syscall::UserError;
 use crate::usermem::{copy_out, validate, Access};
 
-/// Ports the kernel drives itself: PICs, PIT (and its gate), COM1, QEMU's debug-exit device.
-const KERNEL_PORTS: [(u16, u16); 6] =
-    [(0x20, 0x21), (0x40, 0x43), (0x61, 0x61), (0xA0, 0xA1), (0x3F8, 0x3FF), (0xF4, 0xF7)];
-
 /// Lines a driver may bind: not the timer (0), not the cascade (2), not COM1 (4, the kernel's
 /// console input), not 7 and 15 (where the PIC reports spurious interrupts).
 pub fn bindable(line: u64) -> bool {
     (1..16).contains(&line) && ![2, crate::console::LINE as u64, 7, 15].contains(&line)
 }
 
-fn port_range(port: u64, width: u64) -> Result<(u16, u8), SysError> {
-    if !matches!(width, 1 | 2 | 4) || port >= 0x1_0000 || !port.is_multiple_of(width) || port + width > 0x1_0000 {
-        return Err(SysError::InvalidArgument);
-    }
-    let (first, last) = (port as u16, (port + width - 1) as u16);
-    if KERNEL_PORTS.iter().any(|&(lo, hi)| first <= hi && lo <= last) {
-        return Err(SysError::NotPermitted);
-    }
-    Ok((first, width as u8))
+/// A driver's access to `width` bytes at `port` (`write`: the value written), checked against the
+/// allow-list (`pci_ports`).
+fn port_range<P: Platform, M: PhysMem, F: FrameAlloc>(
+    k: &mut Kernel<P, M, F>,
+    c: usize,
+    port: u64,
+    width: u64,
+    write: Option<u32>,
+) -> Result<(u16, u8), SysError> {
+    let mine = k.slots.get(c).and_then(|s| s.task.as_ref()).map_or(&[][..], |t| &t.devices[..]);
+    crate::pci_ports::check(&mut k.platform, &k.io_windows, mine, port, width, write)
 }
 
 fn require_driver<P: Platform, M: PhysMem, F: FrameAlloc>(k: &Kernel<P, M, F>, c: usize) -> Result<TaskId, UserError> {
@@ -52,7 +50,7 @@ pub fn io_in<P: Platform, M: PhysMem, F: FrameAlloc>(
     a: [u64; 6],
 ) -> Result<u64, UserError> {
     require_driver(k, c)?;
-    let (port, width) = port_range(a[0], a[1])?;
+    let (port, width) = port_range(k, c, a[0], a[1], None)?;
     Ok(k.platform.port_in(port, width) as u64)
 }
 
@@ -63,15 +61,17 @@ pub fn io_out<P: Platform, M: PhysMem, F: FrameAlloc>(
     a: [u64; 6],
 ) -> Result<u64, UserError> {
     let me = require_driver(k, c)?;
-    let (port, width) = port_range(a[0], a[1])?;
-    crate::busmaster::on_port_write(k, me, port, a[2] as u32);
+    let (port, width) = port_range(k, c, a[0], a[1], Some(a[2] as u32))?;
+    crate::busmaster::on_port_write(k, me, port, a[2] as u32)?;
     k.platform.port_out(port, width, a[2] as u32);
     // Only now has the hardware seen a write that may have switched a function off.
     crate::busmaster::release_quarantine(k);
     Ok(0)
 }
 
-/// `irq_bind(line, bits)` -> 0; bits 0 unbinds. A line bound to another live task is `NotPermitted`.
+/// `irq_bind(line, bits)` -> 0; bits 0 unbinds. Only the line of one of the driver's PCI functions
+/// or a named legacy line (`pci_ports::may_bind`); a line bound to another live task is
+/// `NotPermitted`.
 pub fn irq_bind<P: Platform, M: PhysMem, F: FrameAlloc>(
     k: &mut Kernel<P, M, F>,
     c: usize,
@@ -81,6 +81,10 @@ pub fn irq_bind<P: Platform, M: PhysMem, F: FrameAlloc>(
     let (line, bits) = (a[0], a[1]);
     if !bindable(line) {
         return Err(SysError::InvalidArgument.into());
+    }
+    let mine = k.task(c).map_or(&[][..], |t| &t.devices[..]);
+    if !crate::pci_ports::may_bind(&k.irq_lines, mine, line as u8) {
+        return Err(SysError::NotPermitted.into());
     }
     let slot = &mut k.irqs[line as usize];
     if slot.is_some_and(|(owner, _)| owner != me) {

@@ -155,3 +155,80 @@ fn exhaustive_random_syscalls() {
         run(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15), 20_000);
     }
 }
+
+/// Drivers write random values at random widths to the configuration ports (latches with random
+/// functions, registers, low bits and enable bits; data at every offset) and die at random, against
+/// a model of QEMU's host bridge. After every step the kernel's claims name exactly the functions
+/// whose Bus Master Enable is on: no write it lets through switches mastering on unseen, and no
+/// death leaves a device mastering that only the dead driver had enabled.
+fn drivers_run(seed: u64, steps: usize) {
+    use crate::busmaster::{BUS_MASTER, CONFIG_ADDRESS, CONFIG_DATA};
+    let mut rng = Rng(seed);
+    let mut k = boot(&[]);
+    let functions: [u16; 4] = [0x08, 0x09, 0x18, 0x20];
+    let mut pci = crate::sim::SimPci::default();
+    for f in functions {
+        pci.add(f, 0x1000_1AF4, 0x0100_0000, 0x0001, f == 0x08);
+    }
+    k.platform.pci = Some(pci);
+    let leaked: &'static [u8] = std::boxed::Box::leak(crate::kernel_tests::image().into_boxed_slice());
+    k.add_image("drv", leaked, true);
+    for f in functions {
+        k.assign_device("drv", f);
+    }
+    k.spawn_image("drv").unwrap();
+    k.spawn_image("drv").unwrap();
+    let mut f = first_tick(&mut k);
+    for step in 0..steps {
+        if rng.next_u64().is_multiple_of(40) {
+            // A driver dies (as a fault would end it) and the supervisor starts another.
+            let c = k.current.expect("a driver runs");
+            k.trap(&mut f, Event::Exception { vector: 6, error: 0, cr2: 0 });
+            assert!(k.task(c).is_none());
+            k.spawn_image("drv").unwrap();
+            if k.current.is_none() {
+                // Nobody was runnable: the next tick schedules the new driver.
+                let mut idle = TrapFrame { cs: 0x08, ..Default::default() };
+                k.trap(&mut idle, Event::Timer);
+                f = idle;
+            }
+        } else {
+            let (port, width, value) = if rng.next_u64().is_multiple_of(2) {
+                let reg = rng.pick(&[0u32, 4, 4, 4, 8, 0x10, 0x3C, 0xFC]);
+                let latch = rng.pick(&[1u32 << 31, 1 << 31, 0]) | (rng.pick(&functions) as u32) << 8 | reg;
+                (
+                    CONFIG_ADDRESS as u64 + rng.pick(&[0, 0, 0, 1, 2]),
+                    rng.pick(&[4u64, 4, 2, 1]),
+                    latch | rng.pick(&[0, 0, 1, 2, 3]),
+                )
+            } else {
+                let width = rng.pick(&[1u64, 2, 4]);
+                let offset = rng.pick(&[0u64, 1, 2, 3]) / width * width;
+                (CONFIG_DATA as u64 + offset, width, rng.next_u64() as u32 | rng.pick(&[0, BUS_MASTER]))
+            };
+            syscall6(&mut k, &mut f, Sys::IoOut, [port, width, value as u64, 0, 0, 0]);
+        }
+        let pci = k.platform.pci.as_ref().unwrap();
+        let on: Vec<u16> = functions.iter().copied().filter(|&g| pci.command(g) as u32 & BUS_MASTER != 0).collect();
+        let live: Vec<_> = k.slots.iter().filter_map(|s| s.task.as_ref()).map(|t| t.id).collect();
+        let mut claimed: Vec<u16> = live.iter().flat_map(|&d| k.bus_masters.claimed_by(d)).collect();
+        claimed.sort_unstable();
+        claimed.dedup();
+        assert_eq!(claimed, on, "seed {seed} step {step}: claims and the hardware's BME differ");
+    }
+}
+
+#[test]
+fn random_configuration_writes_never_hide_bus_mastering() {
+    for seed in 1..=8u64 {
+        drivers_run(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15), 2_000);
+    }
+}
+
+#[test]
+#[ignore]
+fn exhaustive_random_configuration_writes() {
+    for seed in 1..=200u64 {
+        drivers_run(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15), 20_000);
+    }
+}

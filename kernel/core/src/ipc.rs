@@ -8,15 +8,18 @@
 //! (index, right, offset + length) and copies directly between the two address spaces. Leases die with
 //! the reply. Ids carry a generation: an id whose task has died returns `TaskDied`, never reaching a
 //! newer task in the same slot. Mistakes are errors to the one who made them (a server borrowing from
-//! a task that is not waiting on it gets an error, not a fault: Hubris issue 172), except an over-long
-//! reply, which faults the replier rather than being cut (Hubris PR 1954). When a task dies, every task
+//! a task that is not waiting on it gets an error, not a fault: Hubris issue 172). A reply longer than
+//! the caller's reply buffer is the caller's mistake (it chose the buffer): the call ends with
+//! `ReplyTooSmall` and the needed length for the caller, and the replier's `reply` succeeds (Fuchsia's
+//! `BUFFER_TOO_SMALL`); `RecvInfo::reply_cap` tells the server the capacity beforehand, as Hubris's
+//! `recv` does, so it can answer with something that fits. When a task dies, every task
 //! blocked sending to it or waiting for its reply is woken with `TaskDied`. A server may lend on part
 //! of a lease its caller lent it (forwarding, see `lease`): the next server then copies straight to
 //! and from the first caller's memory, for as long as every call of the chain is in flight.
 
 use crate::abi::{
     Lease, RecvInfo, SysError, TaskId, LEASE_READ, LEASE_WRITE, MAX_LEASES, MAX_MSG, MAX_REPLY_CODE, NOTIFICATION,
-    RECV_EMPTY, RECV_NONBLOCK, RECV_NOTIFY_ONLY,
+    NOTIFY_DEATH, NOTIFY_STOP, RECV_EMPTY, RECV_NONBLOCK, RECV_NOTIFY_ONLY,
 };
 use crate::kernel::{Kernel, Platform};
 use crate::lease::{self, Held};
@@ -53,6 +56,9 @@ pub enum IpcState {
     /// for its interrupt in the middle of serving a request must not take the next request).
     Receiving { buf: u64, cap: u64, mask: u64, info: u64, notify_only: bool },
 }
+
+/// Most tasks a task's call history keeps for `notify` (the oldest is forgotten first).
+pub const MAX_PEERS: usize = 32;
 
 type Res = Result<u64, UserError>;
 /// `Ok(None)`: the result reaches the caller later (it is blocked) or was already written by a wake.
@@ -97,6 +103,14 @@ pub fn send<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, c: 
         }
     }
     let server = k.task(s).map(|t| t.id).ok_or(SysError::TaskDied)?;
+    if let Some(t) = k.task_mut(c) {
+        if !t.peers.contains(&server) {
+            if t.peers.len() >= MAX_PEERS {
+                t.peers.remove(0);
+            }
+            t.peers.push(server);
+        }
+    }
     let serial = lease::next_serial();
     set_ipc(k, c, IpcState::Sending(Call { server, msg, reply_ptr, reply_cap, leases, serial }));
     k.sched[c] = SchedState::Blocked;
@@ -125,10 +139,13 @@ pub fn receive<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, 
     validate(&space, &k.mem, info, RecvInfo::SIZE as u64, Access::Write)?;
     let pending = k.task(r).map_or(0, |t| t.notifications) & mask;
     if pending != 0 {
+        let mut kernel = 0;
         if let Some(t) = k.task_mut(r) {
+            kernel = t.kernel_pending & pending;
             t.notifications &= !pending;
+            t.kernel_pending &= !pending;
         }
-        let bytes = RecvInfo { sender: NOTIFICATION, len: 0, leases: 0, notifications: pending }.to_bytes();
+        let bytes = RecvInfo { sender: NOTIFICATION, notifications: pending, kernel, ..RecvInfo::default() }.to_bytes();
         copy_out(&space, &mut k.mem, info, &bytes)?;
         return Ok(Some(0));
     }
@@ -177,10 +194,13 @@ fn deliver<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, s: u
         len: call.msg.len() as u64,
         leases: call.leases.len() as u64,
         notifications: 0,
+        reply_cap: call.reply_cap,
+        kernel: 0,
     };
     // Both ranges were validated when the receiver called receive, and a blocked task cannot change
-    // its mappings, so these copies cannot fail.
-    let copied = copy_out(&rspace, &mut k.mem, buf, &call.msg)
+    // its mappings, so these copies cannot fail. An empty message touches no buffer (a receiver
+    // with capacity 0 may pass any pointer, and the kernel never validated it).
+    let copied = if call.msg.is_empty() { Ok(()) } else { copy_out(&rspace, &mut k.mem, buf, &call.msg) }
         .and_then(|()| copy_out(&rspace, &mut k.mem, info, &recv.to_bytes()));
     if copied.is_err() {
         set_ipc(k, s, IpcState::Idle);
@@ -208,18 +228,28 @@ pub(crate) fn call_with<P: Platform, M: PhysMem, F: FrameAlloc>(
     }
 }
 
-/// `reply`.
+/// `reply`. The replier's own mistakes (a code or length out of range, a bad pointer) are errors to
+/// it and leave the call open; a reply longer than the caller's buffer ends the call with
+/// `ReplyTooSmall` for the caller (needed length in its `rdx`) and is 0, success, for the replier.
 pub fn reply<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, r: usize, a: [u64; 6]) -> Res {
     let (c, call) = call_with(k, r, a[0])?;
     let (ptr, len, code) = (a[1], a[2], a[3]);
     if code > MAX_REPLY_CODE {
         return Err(SysError::InvalidArgument.into());
     }
-    if len > call.reply_cap || len > MAX_MSG as u64 {
-        return Err(UserError::Fault("reply longer than the caller's reply buffer"));
+    if len > MAX_MSG as u64 {
+        return Err(SysError::MessageTooBig.into());
     }
     let rspace = k.task(r).map(|t| t.space).ok_or(UserError::Fault("no such task"))?;
     let bytes = if len == 0 { Vec::new() } else { copy_in(&rspace, &k.mem, ptr, len)? };
+    if len > call.reply_cap {
+        set_ipc(k, c, IpcState::Idle);
+        if let Some(t) = k.task_mut(c) {
+            t.frame.rdx = len;
+        }
+        wake(k, c, SysError::ReplyTooSmall.to_ret());
+        return Ok(0);
+    }
     let cspace = k.task(c).map(|t| t.space).ok_or(SysError::TaskDied)?;
     if !bytes.is_empty() {
         copy_out(&cspace, &mut k.mem, call.reply_ptr, &bytes)?;
@@ -274,23 +304,49 @@ pub fn borrow<P: Platform, M: PhysMem, F: FrameAlloc>(
     Ok(len)
 }
 
-/// `notify`: sets bits on the target, waking it if it is receiving with any of them unmasked.
-pub fn notify<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, a: [u64; 6]) -> Res {
+/// `notify` from task `c`: sets bits on the target, waking it if it is receiving with any of them
+/// unmasked. Kernel-owned bits (`NOTIFY_DEATH`, the bits of the target's interrupt lines) are
+/// refused to every task, `NOTIFY_STOP` to all but the supervisor and `control` programs, so a
+/// receiver can trust them; the bits a task posts reach the receiver outside `RecvInfo::kernel`.
+/// Other bits come only from the supervisor or a task the target has a call history with (one of
+/// them called the other: a server telling its client, a client poking its server).
+pub fn notify<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, c: usize, a: [u64; 6]) -> Res {
     let t = resolve(k, a[0])?;
-    post(k, t, a[1]);
+    let bits = a[1];
+    let (Some(me), Some(them)) = (k.task(c), k.task(t)) else { return Err(SysError::TaskDied.into()) };
+    let irq_bits = k.irqs.iter().flatten().filter(|(owner, _)| *owner == them.id);
+    let kernel_owned = NOTIFY_DEATH | irq_bits.fold(0, |acc, (_, b)| acc | b);
+    let supervisor = Some(me.id) == k.supervisor;
+    let may_stop = supervisor || me.control;
+    let related = supervisor || me.id == them.id || me.peers.contains(&them.id) || them.peers.contains(&me.id);
+    if bits & kernel_owned != 0 || bits & NOTIFY_STOP != 0 && !may_stop || bits & !NOTIFY_STOP != 0 && !related {
+        return Err(SysError::NotPermitted.into());
+    }
+    post_bits(k, t, bits, false);
     Ok(0)
 }
 
-/// Sets notification bits on task `t` (also used by the kernel itself).
+/// Sets notification bits on task `t` on the kernel's behalf (interrupt, timer, death).
 pub fn post<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, t: usize, bits: u64) {
+    post_bits(k, t, bits, true);
+}
+
+/// Sets notification bits on task `t`, remembering which the kernel posted.
+fn post_bits<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, t: usize, bits: u64, kernel: bool) {
     let Some(task) = k.task_mut(t) else { return };
     task.notifications |= bits;
+    if kernel {
+        task.kernel_pending |= bits;
+    }
     if let IpcState::Receiving { mask, info, .. } = task.ipc {
         let fired = task.notifications & mask;
         if fired != 0 {
+            let kernel = task.kernel_pending & fired;
             task.notifications &= !fired;
+            task.kernel_pending &= !fired;
             let space = task.space;
-            let bytes = RecvInfo { sender: NOTIFICATION, len: 0, leases: 0, notifications: fired }.to_bytes();
+            let bytes =
+                RecvInfo { sender: NOTIFICATION, notifications: fired, kernel, ..RecvInfo::default() }.to_bytes();
             if copy_out(&space, &mut k.mem, info, &bytes).is_ok() {
                 set_ipc(k, t, IpcState::Idle);
                 wake(k, t, 0);

@@ -29,9 +29,9 @@ pub(crate) fn get(k: &K, i: usize, va: u64, len: u64) -> Vec<u8> {
 }
 
 pub(crate) fn info(k: &K, i: usize) -> RecvInfo {
-    let b = get(k, i, INFO, 32);
+    let b = get(k, i, INFO, RecvInfo::SIZE as u64);
     let w = |n: usize| u64::from_le_bytes(b[n * 8..n * 8 + 8].try_into().unwrap());
-    RecvInfo { sender: w(0), len: w(1), leases: w(2), notifications: w(3) }
+    RecvInfo { sender: w(0), len: w(1), leases: w(2), notifications: w(3), reply_cap: w(4), kernel: w(5) }
 }
 
 pub(crate) fn send(k: &mut K, f: &mut TrapFrame, to: u64, msg: &[u8], leases: &[Lease]) {
@@ -61,7 +61,7 @@ fn call_round_trip_send_first() {
     assert_eq!(k.current, Some(1));
     assert_eq!(f.rax, 0);
     assert_eq!(get(&k, 1, BUF, 4), b"ping");
-    assert_eq!(info(&k, 1), RecvInfo { sender: client, len: 4, leases: 0, notifications: 0 });
+    assert_eq!(info(&k, 1), RecvInfo { sender: client, len: 4, leases: 0, notifications: 0, reply_cap: 64, kernel: 0 });
     put(&mut k, 1, BUF, b"pong!");
     syscall6(&mut k, &mut f, Sys::Reply, [client, BUF, 5, 1 << 31, 0, 0]);
     assert_eq!(SysError::decode(f.rax), Err(SysError::InvalidArgument), "reply code out of range");
@@ -176,18 +176,52 @@ fn bad_sends_are_refused_with_distinct_errors() {
 }
 
 #[test]
-fn over_long_reply_faults_the_server_and_the_caller_learns_it_died() {
+fn over_long_reply_costs_the_caller_not_the_server() {
     let mut k = boot(&["client", "server"]);
     let mut f = first_tick(&mut k);
     let server = id(&k, 1);
     send(&mut k, &mut f, server, b"q", &[]);
     receive(&mut k, &mut f, 0);
     let client = info(&k, 1).sender;
-    syscall6(&mut k, &mut f, Sys::Reply, [client, BUF, 65, 0, 0, 0]);
-    assert!(k.task(1).is_none(), "the replier was killed");
-    assert!(k.platform.log.iter().any(|l| l.contains("reply longer than the caller's reply buffer")));
-    assert_eq!(k.current, Some(0));
-    assert_eq!(SysError::decode(f.rax), Err(SysError::TaskDied));
+    assert_eq!(info(&k, 1).reply_cap, 64, "the server learns the caller's reply capacity at receive");
+    // The replier's own mistakes are errors to it, and the call stays open.
+    syscall6(&mut k, &mut f, Sys::Reply, [client, BUF, MAX_MSG as u64 + 1, 0, 0, 0]);
+    assert_eq!(SysError::decode(f.rax), Err(SysError::MessageTooBig));
+    syscall6(&mut k, &mut f, Sys::Reply, [client, 0, 8, 0, 0, 0]);
+    assert_eq!(SysError::decode(f.rax), Err(SysError::NullPointer));
+    assert_eq!(k.sched[0], SchedState::Blocked, "the call is still open");
+    // A reply longer than the caller's buffer: the server's reply succeeds, the caller's send fails.
+    put(&mut k, 0, REPLY, &[0xAA; 64]);
+    syscall6(&mut k, &mut f, Sys::Reply, [client, BUF, 65, 3, 0, 0]);
+    assert_eq!(f.rax, 0, "the replier gets an ordinary result");
+    assert!(k.task(1).is_some(), "the replier lives");
+    assert_eq!(k.current, Some(1));
+    let caller = k.task(0).unwrap().frame;
+    assert_eq!(SysError::decode(caller.rax), Err(SysError::ReplyTooSmall));
+    assert_eq!(caller.rdx, 65, "the caller learns the length it needed");
+    assert_eq!(k.sched[0], SchedState::Runnable);
+    assert_eq!(get(&k, 0, REPLY, 64), [0xAA; 64], "nothing of the reply was written");
+    assert!(!k.platform.log.iter().any(|l| l.contains("killed")));
+    // The call is over: a second reply is refused, and the server serves the next call.
+    syscall6(&mut k, &mut f, Sys::Reply, [client, BUF, 1, 0, 0, 0]);
+    assert_eq!(SysError::decode(f.rax), Err(SysError::NoSuchTask));
+}
+
+#[test]
+fn zero_capacity_receive_of_an_empty_message_is_delivered() {
+    let mut k = boot(&["client", "server"]);
+    let mut f = first_tick(&mut k);
+    let (client, server) = (id(&k, 0), id(&k, 1));
+    syscall6(&mut k, &mut f, Sys::Send, [server, MSG, 0, REPLY, 0, 0]);
+    assert_eq!(k.current, Some(1));
+    // Capacity 0 and a null buffer: nothing is copied there, so nothing can fail.
+    syscall6(&mut k, &mut f, Sys::Receive, [0, 0, 0, INFO, 0, 0]);
+    assert_eq!(f.rax, 0);
+    assert_eq!(info(&k, 1), RecvInfo { sender: client, reply_cap: 0, ..RecvInfo::default() });
+    assert_eq!(k.sched[0], SchedState::Blocked, "the caller waits for the reply, not told the server died");
+    syscall6(&mut k, &mut f, Sys::Reply, [client, 0, 0, 0, 0, 0]);
+    assert_eq!(f.rax, 0);
+    assert_eq!(k.task(0).unwrap().frame.rax, 0);
 }
 
 #[test]
@@ -225,19 +259,21 @@ fn message_longer_than_the_receive_buffer_bounces_to_the_sender() {
 #[test]
 fn notifications_respect_the_mask_and_stay_pending() {
     let mut k = boot(&["server", "client"]);
+    crate::kernel_tests::called(&mut k, 1, 0);
     let mut f = first_tick(&mut k);
     let server = id(&k, 0);
     receive(&mut k, &mut f, 0b10);
-    syscall6(&mut k, &mut f, Sys::Notify, [server, 0b01, 0, 0, 0, 0]);
+    syscall6(&mut k, &mut f, Sys::Notify, [server, 0b1000, 0, 0, 0, 0]);
     assert_eq!(k.sched[0], SchedState::Blocked, "masked bit does not wake");
     syscall6(&mut k, &mut f, Sys::Notify, [server, 0b10, 0, 0, 0, 0]);
     assert_eq!(k.sched[0], SchedState::Runnable);
-    assert_eq!(info(&k, 0), RecvInfo { sender: NOTIFICATION, len: 0, leases: 0, notifications: 0b10 });
+    assert_eq!(info(&k, 0), RecvInfo { sender: NOTIFICATION, notifications: 0b10, ..RecvInfo::default() });
     syscall6(&mut k, &mut f, Sys::Yield, [0; 6]);
     assert_eq!(k.current, Some(0));
-    receive(&mut k, &mut f, 0b01);
+    receive(&mut k, &mut f, 0b1000);
     assert_eq!(k.current, Some(0), "a pending bit is delivered at once");
-    assert_eq!(info(&k, 0).notifications, 0b01);
+    assert_eq!(info(&k, 0).notifications, 0b1000);
+    assert_eq!(info(&k, 0).kernel, 0, "a task posted it");
     syscall6(&mut k, &mut f, Sys::Notify, [0xFFFF_0099, 1, 0, 0, 0, 0]);
     assert_eq!(SysError::decode(f.rax), Err(SysError::NoSuchTask));
 }
@@ -258,7 +294,8 @@ fn timers_post_their_bits_at_the_deadline_and_can_be_cancelled() {
         }
     }
     assert_eq!(woke, Some(4), "posted on the deadline's tick");
-    assert_eq!(info(&k, 0), RecvInfo { sender: NOTIFICATION, len: 0, leases: 0, notifications: 0b100 });
+    let timer = RecvInfo { sender: NOTIFICATION, notifications: 0b100, kernel: 0b100, ..RecvInfo::default() };
+    assert_eq!(info(&k, 0), timer, "the receiver sees that the kernel posted it");
     // A cancelled timer never fires.
     while k.current != Some(0) {
         syscall6(&mut k, &mut f, Sys::Yield, [0; 6]);
@@ -278,6 +315,7 @@ fn timers_post_their_bits_at_the_deadline_and_can_be_cancelled() {
 fn notify_only_receive_leaves_senders_waiting() {
     use crate::abi::RECV_NOTIFY_ONLY;
     let mut k = boot(&["driver", "client", "irq"]);
+    crate::kernel_tests::called(&mut k, 2, 0);
     let mut f = first_tick(&mut k);
     let driver = id(&k, 0);
     syscall6(&mut k, &mut f, Sys::Receive, [BUF, 512, 0, INFO, RECV_NOTIFY_ONLY, 0]);
@@ -291,11 +329,11 @@ fn notify_only_receive_leaves_senders_waiting() {
     assert_eq!(k.sched[0], SchedState::Blocked, "the message did not wake the driver");
     assert_eq!(k.sched[1], SchedState::Blocked, "the client waits for service");
     assert_eq!(k.current, Some(2), "the third task posts the notifications");
-    syscall6(&mut k, &mut f, Sys::Notify, [driver, 0b001, 0, 0, 0, 0]);
+    syscall6(&mut k, &mut f, Sys::Notify, [driver, 0b010, 0, 0, 0, 0]);
     assert_eq!(k.sched[0], SchedState::Blocked, "an unmasked bit does not wake it either");
     syscall6(&mut k, &mut f, Sys::Notify, [driver, 0b100, 0, 0, 0, 0]);
     assert_eq!(k.sched[0], SchedState::Runnable);
-    assert_eq!(info(&k, 0), RecvInfo { sender: NOTIFICATION, len: 0, leases: 0, notifications: 0b100 });
+    assert_eq!(info(&k, 0), RecvInfo { sender: NOTIFICATION, notifications: 0b100, ..RecvInfo::default() });
     while k.current != Some(0) {
         syscall6(&mut k, &mut f, Sys::Yield, [0; 6]);
     }

@@ -3,8 +3,9 @@
 //! Design: everything the kernel decides lives here, generic over physical memory (`PhysMem`),
 //! frames (`FrameAlloc`) and a small `Platform` (log, console, the CR3 and FXSAVE-pointer switches),
 //! so host tests drive it trap by trap exactly as the CPU does. The task table is a `Vec` of slots; a
-//! slot keeps its 16-bit generation across reuse, so a `TaskId` names one incarnation only (IPC relies
-//! on that to fail calls to restarted servers). Scheduler states live in a parallel vector
+//! slot keeps its 16-bit generation across reuse (and is retired when it runs out, never wrapped),
+//! so a `TaskId` names one incarnation only (IPC relies on that to fail calls to restarted
+//! servers). Scheduler states live in a parallel vector
 //! that `sched`'s pure functions read. There is no per-task kernel stack: a task is its saved
 //! registers, FXSAVE area and address space. Death goes through one function, `reap`, whatever the
 //! cause, so the supervisor is notified (`tell_supervisor`) from exactly one place.
@@ -60,8 +61,14 @@ pub trait Platform {
     }
 }
 
+/// A kernel log line, started on a fresh line even if a task left its line unfinished.
 macro_rules! klog {
-    ($k:expr, $($arg:tt)*) => { $k.platform.log(format_args!($($arg)*)) };
+    ($k:expr, $($arg:tt)*) => {{
+        if $k.console_out.kernel_line() {
+            $k.platform.console(b"\n");
+        }
+        $k.platform.log(format_args!($($arg)*))
+    }};
 }
 pub(crate) use klog;
 
@@ -87,6 +94,8 @@ pub struct Image {
     pub bytes: &'static [u8],
     pub driver: bool,
     pub flags: u64,
+    /// The PCI functions the manifest assigns to this driver (`pci_ports`).
+    pub devices: Vec<crate::busmaster::Function>,
 }
 
 /// Death records kept for the supervisor; beyond this the oldest is dropped (and logged).
@@ -106,10 +115,19 @@ pub struct Task {
     pub ipc: crate::ipc::IpcState,
     /// Pending notification bits (delivered by `receive` when its mask allows).
     pub notifications: u64,
+    /// Of `notifications`, the bits the kernel posted (reported as `RecvInfo::kernel`).
+    pub kernel_pending: u64,
     /// `set_timer`: (monotonic ns at or after which to post, bits).
     pub timer: Option<(u64, u64)>,
     /// May use I/O ports and interrupt lines (initrd flag DRIVER).
     pub driver: bool,
+    /// May post `NOTIFY_STOP` (initrd flag CONTROL or STOPPER).
+    pub control: bool,
+    /// The PCI functions it drives (its image's), for `pci_ports`.
+    pub devices: Vec<crate::busmaster::Function>,
+    /// The tasks it has called, most recent last (at most `ipc::MAX_PEERS`): they and it may
+    /// notify each other.
+    pub peers: Vec<TaskId>,
     /// DMA mappings (first frame, pages): held back at death while a device may still write them.
     pub dma: Vec<(u64, u64)>,
 }
@@ -147,6 +165,12 @@ pub struct Kernel<P: Platform, M: PhysMem, F: FrameAlloc> {
     pub wall_at_boot_ns: u64,
     /// Console input received and not yet read, and its waiting readers.
     pub console_in: crate::console::ConsoleInput,
+    /// The devices' I/O windows drivers may use (`pci_ports::io_windows`, found at boot).
+    pub io_windows: Vec<crate::pci_ports::Window>,
+    /// Each device's interrupt line (`pci_ports::interrupt_lines`, found at boot).
+    pub irq_lines: Vec<(crate::busmaster::Function, u8)>,
+    /// The console's line state, so task lines never pass for the kernel's or another program's.
+    pub console_out: crate::console_out::ConsoleOut,
     /// PCI functions drivers have let master the bus.
     pub bus_masters: crate::busmaster::BusMasters,
     /// Deaths not yet collected by the supervisor.
@@ -179,6 +203,9 @@ impl<P: Platform, M: PhysMem, F: FrameAlloc> Kernel<P, M, F> {
             wall_at_boot_ns: crate::rtc::FALLBACK_UNIX_SECS * 1_000_000_000,
             bus_masters: Default::default(),
             console_in: Default::default(),
+            io_windows: Vec::new(),
+            irq_lines: Vec::new(),
+            console_out: Default::default(),
             deaths: VecDeque::new(),
         }
     }
@@ -220,9 +247,15 @@ impl<P: Platform, M: PhysMem, F: FrameAlloc> Kernel<P, M, F> {
             elf::ElfError::BadEntry => "entry point outside executable code",
             elf::ElfError::OutOfMemory => "out of memory",
         })?;
-        let index = match self.slots.iter().position(|s| s.task.is_none()) {
+        // A slot whose generation is used up is retired rather than wrapped, so an old id can never
+        // name a new task; the table grows by reserving first, so a full heap refuses the spawn
+        // instead of failing an allocation inside the kernel.
+        let index = match self.slots.iter().position(|s| s.task.is_none() && s.generation < u16::MAX) {
             Some(i) => i,
             None if self.slots.len() < u16::MAX as usize => {
+                if self.slots.try_reserve(1).is_err() || self.sched.try_reserve(1).is_err() {
+                    return Err("out of memory for the task table");
+                }
                 self.slots.push(Slot::default());
                 self.sched.push(SchedState::Free);
                 self.slots.len() - 1
@@ -263,8 +296,12 @@ impl<P: Platform, M: PhysMem, F: FrameAlloc> Kernel<P, M, F> {
             syscalls: 0,
             ipc: crate::ipc::IpcState::Idle,
             notifications: 0,
+            kernel_pending: 0,
             timer: None,
             driver: false,
+            control: false,
+            devices: Vec::new(),
+            peers: Vec::new(),
             dma: Vec::new(),
         });
         self.sched[index] = SchedState::Runnable;
@@ -346,7 +383,8 @@ impl<P: Platform, M: PhysMem, F: FrameAlloc> Kernel<P, M, F> {
         // can be handed to anyone else.
         let mastering = crate::devices::on_death(self, task.id, &task.name);
         let freed = crate::busmaster::free_space(self, task.space, &task.dma, mastering, &task.name);
-        self.slots[i].generation = self.slots[i].generation.wrapping_add(1);
+        // At u16::MAX the slot is retired (`spawn` skips it): ids never wrap.
+        self.slots[i].generation = self.slots[i].generation.saturating_add(1);
         self.sched[i] = SchedState::Free;
         crate::ipc::on_death(self, task.id);
         crate::console::on_death(self, i);
@@ -420,16 +458,32 @@ impl<P: Platform, M: PhysMem, F: FrameAlloc> Kernel<P, M, F> {
     /// Registers an initrd program with its manifest flags (`PROGRAM_DRIVER` grants device access).
     pub fn add_program(&mut self, name: &str, bytes: &'static [u8], flags: u64) {
         let driver = flags & crate::abi::PROGRAM_DRIVER != 0;
-        self.images.push(Image { name: String::from(name), bytes, driver, flags });
+        self.images.push(Image { name: String::from(name), bytes, driver, flags, devices: Vec::new() });
+    }
+
+    /// Assigns PCI function `f` to the driver program `name` (its manifest entry's device).
+    pub fn assign_device(&mut self, name: &str, f: crate::busmaster::Function) {
+        if let Some(image) = self.images.iter_mut().find(|i| i.name == name) {
+            image.devices.push(f);
+        }
     }
 
     /// Starts a registered image (with its privileges).
     pub fn spawn_image(&mut self, name: &str) -> Result<TaskId, &'static str> {
-        let image =
-            self.images.iter().find(|i| i.name == name).map(|i| (i.bytes, i.driver)).ok_or("no such program")?;
+        let image = self
+            .images
+            .iter()
+            .find(|i| i.name == name)
+            .map(|i| (i.bytes, i.driver, i.flags, i.devices.clone()))
+            .ok_or("no such program")?;
         let id = self.spawn(name, image.0)?;
         if let Some(t) = self.task_mut(id.index as usize) {
             t.driver = image.1;
+            t.control = image.2 & (crate::abi::PROGRAM_CONTROL | crate::abi::PROGRAM_STOPPER) != 0;
+            t.devices = image.3;
+        }
+        if image.2 & crate::abi::PROGRAM_CONSOLE != 0 {
+            crate::console::on_console_program(self, id);
         }
         Ok(id)
     }

@@ -144,6 +144,7 @@ fn console_write_copies_from_user_memory_and_returns_with_sysret() {
 #[test]
 fn console_read_takes_typed_bytes_into_user_memory_within_its_bound() {
     let mut k = boot(&["a"]);
+    k.console_in.owner = Some(k.task(0).unwrap().id);
     let mut f = first_tick(&mut k);
     k.platform.console_input.extend(b"ls /\r");
     // Nothing is taken beyond the capacity; the rest waits for the next call.
@@ -161,6 +162,7 @@ fn console_read_takes_typed_bytes_into_user_memory_within_its_bound() {
 #[test]
 fn console_read_rejects_bad_buffers_without_losing_input() {
     let mut k = boot(&["a"]);
+    k.console_in.owner = Some(k.task(0).unwrap().id);
     let mut f = first_tick(&mut k);
     k.platform.console_input.extend(b"x");
     let cases = [
@@ -339,8 +341,14 @@ fn spawn_refuses_bad_images_without_leaking() {
     assert_eq!(k.live_tasks(), 0);
 }
 
+/// Task `from` has called task `to` (the call history `notify` allows between them).
+pub(crate) fn called(k: &mut K, from: usize, to: usize) {
+    let id = k.task(to).unwrap().id;
+    k.task_mut(from).unwrap().peers.push(id);
+}
+
 /// Task 0 is the supervisor; returns the kernel and its first frame (the supervisor running).
-fn supervised(names: &[&str]) -> (K, TrapFrame) {
+pub(crate) fn supervised(names: &[&str]) -> (K, TrapFrame) {
     let mut k = boot(names);
     k.supervisor = Some(k.task(0).unwrap().id);
     let leaked: &'static [u8] = Box::leak(image().into_boxed_slice());

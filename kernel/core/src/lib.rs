@@ -16,6 +16,7 @@ extern crate alloc;
 pub mod abi;
 pub mod busmaster;
 pub mod console;
+pub mod console_out;
 pub mod devices;
 pub mod elf;
 pub mod heap;
@@ -24,6 +25,7 @@ pub mod kernel;
 pub mod lease;
 pub mod memmap;
 pub mod paging;
+pub mod pci_ports;
 pub mod rtc;
 pub mod sched;
 pub mod syscall;
@@ -34,6 +36,8 @@ pub mod usermem;
 #[cfg(feature = "mem-symbols")]
 pub mod mem_symbols;
 
+#[cfg(test)]
+mod authority_tests;
 #[cfg(test)]
 mod busmaster_tests;
 #[cfg(test)]

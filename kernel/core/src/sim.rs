@@ -102,15 +102,20 @@ impl PhysMem for SimMem {
 }
 
 /// PCI configuration mechanism #1 as QEMU implements it: only a dword access to 0xCF8 reaches the
-/// address latch; 0xCFC..0xCFF reach byte `n` of the selected dword when the latch's enable bit is
-/// set; an absent function reads all ones and ignores writes. Vendor, device, class and header
-/// type are read-only, the status register is write-1-to-clear, the rest is plain storage.
+/// address latch (kept whole, low bits included); 0xCFC + n reaches register `(latch & 0xFF) | n`
+/// (QEMU ORs the port's low bits into the latch's, so a latch with low bits set moves every data
+/// access) when the latch's enable bit is set; an absent function reads all ones and ignores
+/// writes. Vendor, device, class and header type are read-only, the status register is
+/// write-1-to-clear, an I/O BAR added with `io_bar` keeps its size's low bits (sizing reads back
+/// the mask), the rest is plain storage.
 #[derive(Default)]
 pub struct SimPci {
     pub latch: u32,
     pub functions: std::collections::BTreeMap<u16, [u8; 256]>,
     /// (sequence stamp, function, new command word) of every write that changed a command register.
     pub command_writes: Vec<(u64, u16, u16)>,
+    /// Sizes of I/O BARs: (function, register) -> bytes.
+    pub bar_sizes: std::collections::BTreeMap<(u16, usize), u32>,
 }
 
 impl SimPci {
@@ -137,6 +142,19 @@ impl SimPci {
         }
     }
 
+    /// Gives function `f` an I/O BAR at register `reg` (0x10..0x24) of `size` bytes at `base`.
+    pub fn io_bar(&mut self, f: u16, reg: usize, base: u16, size: u32) {
+        if let Some(c) = self.functions.get_mut(&f) {
+            c[reg..reg + 4].copy_from_slice(&(base as u32 | 1).to_le_bytes());
+        }
+        self.bar_sizes.insert((f, reg), size);
+    }
+
+    /// The BAR at `reg` of `f`, as the device decodes it.
+    pub fn bar(&self, f: u16, reg: usize) -> u32 {
+        self.functions.get(&f).map_or(0, |c| u32::from_le_bytes(c[reg..reg + 4].try_into().unwrap()))
+    }
+
     pub fn command(&self, f: u16) -> u16 {
         self.functions.get(&f).map_or(0xFFFF, |c| u16::from_le_bytes([c[4], c[5]]))
     }
@@ -151,7 +169,7 @@ impl SimPci {
 
     fn selected(&self, port: u16) -> Option<(u16, usize)> {
         (port >= 0xCFC && self.latch & 1 << 31 != 0)
-            .then(|| ((self.latch >> 8) as u16, (self.latch & 0xFC) as usize + (port - 0xCFC) as usize))
+            .then(|| ((self.latch >> 8) as u16, ((self.latch & 0xFF) | (port - 0xCFC) as u32) as usize))
     }
 
     pub fn port_in(&mut self, port: u16, width: u8) -> u32 {
@@ -160,7 +178,8 @@ impl SimPci {
         }
         let Some((f, reg)) = self.selected(port) else { return u32::MAX };
         let Some(c) = self.functions.get(&f) else { return u32::MAX };
-        (0..width as usize).map(|i| (c[reg + i] as u32) << (8 * i)).sum()
+        // Past the end of configuration space reads as ones (QEMU cuts the access there).
+        (0..width as usize).map(|i| (*c.get(reg + i).unwrap_or(&0xFF) as u32) << (8 * i)).sum()
     }
 
     pub fn port_out(&mut self, port: u16, width: u8, value: u32) {
@@ -173,13 +192,18 @@ impl SimPci {
         let Some((f, reg)) = self.selected(port) else { return };
         let Some(c) = self.functions.get_mut(&f) else { return };
         let before = u16::from_le_bytes([c[4], c[5]]);
-        for i in 0..width as usize {
+        for i in (0..width as usize).filter(|i| reg + i < 256) {
             let byte = (value >> (8 * i)) as u8;
             match reg + i {
                 0..=3 | 8..=15 => {}
                 6 | 7 => c[reg + i] &= !byte,
                 r => c[r] = byte,
             }
+        }
+        if let Some(&size) = self.bar_sizes.get(&(f, reg & !3)) {
+            let r = reg & !3;
+            let v = u32::from_le_bytes(c[r..r + 4].try_into().unwrap());
+            c[r..r + 4].copy_from_slice(&((v & !(size - 1) & 0xFFFF) | 1).to_le_bytes());
         }
         let after = u16::from_le_bytes([c[4], c[5]]);
         if after != before {

@@ -52,6 +52,7 @@ pub fn dispatch<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>,
         }
         Some(Sys::ConsoleWrite) => console_write(k, c, args[0], args[1]).map(Some),
         Some(Sys::ConsoleRead) => crate::console::read(k, c, args[0], args[1], args[2]),
+        Some(Sys::ConsoleGive) => crate::console::give(k, c, args[0]).map(Some),
         Some(Sys::Sleep) => {
             // Woken by the first tick at or after the deadline (at least the next one).
             k.sched[c] = SchedState::Sleeping { until: k.now_ns().saturating_add(args[0].max(1)) };
@@ -68,7 +69,7 @@ pub fn dispatch<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>,
         Some(Sys::Reply) => ipc::reply(k, c, args).map(Some),
         Some(Sys::BorrowRead) => ipc::borrow(k, c, args, false).map(Some),
         Some(Sys::BorrowWrite) => ipc::borrow(k, c, args, true).map(Some),
-        Some(Sys::Notify) => ipc::notify(k, args).map(Some),
+        Some(Sys::Notify) => ipc::notify(k, c, args).map(Some),
         Some(Sys::Spawn) => spawn(k, c, args[0]).map(Some),
         Some(Sys::NextDeath) => next_death(k, c, args[0], args[1]).map(Some),
         Some(Sys::ProgramInfo) => program_info(k, c, args[0], args[1], args[2]).map(Some),
@@ -119,7 +120,11 @@ fn console_write<P: Platform, M: PhysMem, F: FrameAlloc>(
         return Err(SysError::InvalidArgument.into());
     }
     let bytes = copy_in(&space_of(k, c)?, &k.mem, ptr, len)?;
-    k.platform.console(&bytes);
+    // Fields, not `k.task`, so the task table and the console state are borrowed apart.
+    let task = k.slots.get(c).and_then(|s| s.task.as_ref()).ok_or(UserError::Fault("no such task"))?;
+    let names = k.images.iter().map(|i| i.name.as_str());
+    let marked = k.console_out.task_write(task.id, &task.name, names, &bytes);
+    k.platform.console(&marked);
     Ok(len)
 }
 

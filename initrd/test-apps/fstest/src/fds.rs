@@ -5,8 +5,9 @@
 //! need a second process, which only the supervisor can start: `fstest` asks init for the manifest's
 //! on-demand programs `fdhog-exit` and `fdhog-fault` (this same binary under other names). Each
 //! opens [`HOG_FILES`] descriptors on each mount and begins a transaction on `/`, then waits for
-//! [`GO`]; `fstest` sees them counted in the vfs statistics, sends `GO`, and the hog exits without
-//! closing anything or faults (`ud2`). init collects the death and reports it to the vfs server
+//! the file [`GO_PATH`] to appear (a notification would need a call history between the two, which
+//! the kernel requires and they do not have); `fstest` sees them counted in the vfs statistics,
+//! creates it, and the hog exits without closing anything or faults (`ud2`). init collects the death and reports it to the vfs server
 //! (`process_exited`), so the open-file count must come back down and the transaction be aborted.
 //! `fstest-kill` runs the exit case once more after the vfs server was killed and restarted: the
 //! new vfs server must take init's reports too.
@@ -17,16 +18,16 @@ use libwatos::protocol::api::vfs::{Client, OpenFlags, VfsStats};
 use libwatos::protocol::Error;
 use libwatos::transport::to_kernel;
 use libwatos::transport::KernelTransport;
-use libwatos::{ipc, println, service, sys};
+use libwatos::{println, service, sys};
 
 type Vfs = Client<KernelTransport>;
 
 /// Descriptors each hog opens per mount.
 pub const HOG_FILES: usize = 24;
-/// Notification bit: the hog may die now.
-pub const GO: u64 = 1 << 1;
-/// Notification bit: the hog's own deadline (it never waits forever for `GO`).
-const DEADLINE: u64 = 1 << 2;
+/// Created by `fstest` when the hog may die now.
+const GO_PATH: &str = "/fdhog.go";
+/// The hog's own deadline in polls of 10 ms (it never waits forever for `GO_PATH`).
+const DEADLINE_POLLS: u32 = 6000;
 /// The files the hogs open (made and made durable by `fstest` first, so nothing the hogs' aborted
 /// transactions roll back concerns them).
 const HOG_PATHS: [&str; 2] = ["/hog.tmp", "/fat/hog.tmp"];
@@ -114,12 +115,14 @@ fn one_hog(vfs: &Vfs, name: &str) {
             holding.map(|s| s.open_files)
         ),
     );
-    let _ = ipc::notify(id, GO);
+    // Without it the hog still ends at its deadline, and the checks below still judge it.
+    let _ = vfs.open(GO_PATH, OpenFlags::WRITE | OpenFlags::CREATE, 0o644).and_then(|fd| vfs.close(fd));
     let mut polls = 0;
     while alive(id) && polls < 3000 {
         sys::sleep_ns(10_000_000);
         polls += 1;
     }
+    let _ = vfs.unlink(GO_PATH);
     let after = wait_for(vfs, 3000, |s| s.open_files == before.open_files && s.tx_aborts == before.tx_aborts + 1);
     let how = if name == "fdhog-fault" { "faulted" } else { "exited without closing anything" };
     check(
@@ -152,7 +155,7 @@ pub fn deaths(vfs: &Vfs, hogs: &[&str]) {
     }
 }
 
-/// The hog's side (`fdhog-exit`, `fdhog-fault`): open, begin, wait for `GO`, die holding it all.
+/// The hog's side (`fdhog-exit`, `fdhog-fault`): open, begin, wait for `GO_PATH`, die holding it all.
 pub fn hog(vfs: &Vfs, name: &str) -> i64 {
     let mut held = 0;
     for path in HOG_PATHS {
@@ -162,8 +165,12 @@ pub fn hog(vfs: &Vfs, name: &str) -> i64 {
     }
     let tx = vfs.begin("/");
     println!("{name}: holding {held} descriptors and transaction {tx:?}");
-    ipc::set_timer(sys::monotonic_ns() + 60_000_000_000, DEADLINE);
-    let _ = ipc::wait_notification(GO | DEADLINE);
+    for _ in 0..DEADLINE_POLLS {
+        if vfs.stat(GO_PATH).is_ok() {
+            break;
+        }
+        sys::sleep_ns(10_000_000);
+    }
     if name == "fdhog-fault" {
         // Safety: a deliberate invalid-opcode fault; the kernel kills this process, which is the test.
         unsafe { core::arch::asm!("ud2") };

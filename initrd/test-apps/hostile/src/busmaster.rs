@@ -91,9 +91,52 @@ pub fn check_master() -> i64 {
             name(f)
         ),
     );
-    if ok {
+    let refused = port_checks(f);
+    if ok && refused {
         0
     } else {
         1
     }
+}
+
+/// As a driver the manifest assigns no device: every port outside the allow-list is refused, among
+/// them those that would reset or power off the machine if they got through (the chipset's reset
+/// control 0xCF9, port 0x92, the keyboard controller, QEMU's ACPI PM1a control), a latch with low
+/// bits set, a BAR write, and the command register of the device another driver was assigned.
+fn port_checks(f: u32) -> bool {
+    let mut ok = true;
+    let writes: [(&str, u16, u8, u32); 6] = [
+        ("reset control 0xCF9", 0xCF9, 1, 0x06),
+        ("port 0x92 reset bit", 0x92, 1, 0x01),
+        ("keyboard controller reset", 0x64, 1, 0xFE),
+        ("ACPI PM1a control (power off)", 0x604, 2, 0x2000),
+        ("address latch with low bits set", ADDRESS, 4, 0x8000_0001 | f << 8),
+        ("a word at 0xCFA", 0xCFA, 2, 0),
+    ];
+    for (what, port, width, value) in writes {
+        let r = dev::io_out(port, width, value);
+        ok &= check(r == Err(SysError::NotPermitted), format_args!("busmaster-check: io_out {what} refused ({r:?})"));
+    }
+    // Interrupt lines: only its devices' and the named legacy ones (the RTC's 8); it has no device.
+    let r = dev::irq_bind(11, 1 << 5);
+    ok &= check(r == Err(SysError::NotPermitted), format_args!("busmaster-check: irq_bind(11) refused ({r:?})"));
+    let r = dev::io_in(0x60, 1);
+    ok &= check(r == Err(SysError::NotPermitted), format_args!("busmaster-check: io_in keyboard data refused ({r:?})"));
+    let bar = read(f, 0x10);
+    let _ = dev::io_out(ADDRESS, 4, 0x8000_0000 | f << 8 | 0x10);
+    let r = dev::io_out(DATA, 4, u32::MAX);
+    ok &= check(
+        r == Err(SysError::NotPermitted) && read(f, 0x10) == bar,
+        format_args!("busmaster-check: a BAR write is refused and the BAR unchanged ({r:?})"),
+    );
+    // The manifest assigns this driver no device: not even the command register is its to write.
+    let command = read(f, 4);
+    let _ = dev::io_out(ADDRESS, 4, 0x8000_0000 | f << 8 | 4);
+    let r = dev::io_out(DATA, 2, (command | BUS_MASTER) & 0xFFFF);
+    ok &= check(
+        r == Err(SysError::NotPermitted) && read(f, 4) == command,
+        format_args!("busmaster-check: the command register of a device not assigned to it is refused ({r:?})"),
+    );
+    println!("busmaster-check: ports outside the allow-list {}", if ok { "all refused" } else { "NOT ALL REFUSED" });
+    ok
 }

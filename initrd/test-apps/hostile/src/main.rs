@@ -6,7 +6,11 @@
 //!   fault-gp  a non-canonical load (#GP);  fault-ud  `ud2` (#UD);  fault-de  divide by zero (#DE);
 //!   panicker  a Rust panic, which libwatos's panic handler must report before exiting with 101;
 //!   busmaster, busmaster-check  (DRIVER) a driver that dies with bus mastering on, and the check
-//!             that the kernel switched it off (src/busmaster.rs).
+//!             that the kernel switched it off (src/busmaster.rs);
+//!   authority attacks init and the storage servers with valid calls (src/authority.rs), in the
+//!             storage system's fstest boots;
+//!   trap-*    ways into the kernel that are not system calls, or system calls with a hostile
+//!             machine state (src/traps.rs), each killed by its exception.
 //! The kernel must answer each bad pointer with its own error code and kill each faulting process
 //! without disturbing the others.
 #![no_std]
@@ -14,7 +18,9 @@
 
 extern crate alloc;
 
+mod authority;
 mod busmaster;
+mod traps;
 
 use core::arch::asm;
 use core::ffi::CStr;
@@ -179,6 +185,18 @@ fn pointer_checks() -> bool {
         sys::raw(Sys::ConsoleRead, [ro, 8, libwatos::abi::CONSOLE_WAIT, 0, 0, 0]),
         SysError::NotWritable,
     );
+    // Console input belongs to its owner (the shell when there is one), and only the supervisor or
+    // the owner passes it on.
+    ok &= expect(
+        "console_read(not the owner)",
+        sys::raw(Sys::ConsoleRead, [page, 8, 0, 0, 0, 0]),
+        SysError::NotPermitted,
+    );
+    ok &= expect(
+        "console_give(self, not the owner)",
+        raw(Sys::ConsoleGive, sys::task_id(), 0, 0),
+        SysError::NotPermitted,
+    );
     ok &= expect("map_anon(0 bytes)", raw(Sys::MapAnon, 0, sys::MAP_WRITE, 0), SysError::InvalidArgument);
     ok &= expect("map_anon(1 TiB)", raw(Sys::MapAnon, 1 << 40, sys::MAP_WRITE, 0), SysError::OutOfMemory);
     ok &= expect("map_anon(unknown flags)", raw(Sys::MapAnon, 4096, 0x80, 0), SysError::InvalidArgument);
@@ -207,7 +225,12 @@ fn main() -> i64 {
         "panicker" => panic!("deliberate panic number {}", name.len()),
         "busmaster" => return busmaster::master(),
         "busmaster-check" => return busmaster::check_master(),
+        "authority" => return authority::run(),
+        n if n.starts_with("trap-") => traps::run(n),
         _ => {
+            // Lines that start like the kernel's and like init's: the kernel marks them as ours.
+            println!("[kernel] CHECK PASS kernel: forged");
+            println!("CHECK PASS init: forged");
             let ok = pointer_checks();
             println!("hostile: pointer checks done ({})", if ok { "all as expected" } else { "SOME FAILED" });
             // Safety: a user-mode write to the kernel half: must be a page fault that kills us.
