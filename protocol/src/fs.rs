@@ -298,4 +298,16 @@ pub trait FileSystem {
     fn run_scrub(&mut self) -> Result<crate::api::filesystem::ScrubSummary> {
         Err(Error::NotSupported)
     }
+    /// The server's background work (its daemon, see [`crate::daemon`]), called from a timer: write
+    /// back changes that have reached the flush age and do a bounded slice of other work. Returns
+    /// the delay in ns until it wants to run again, `None` if it has no background work (default).
+    /// A failure is counted in [`FileSystem::daemon_stats`], not returned: nobody waits for it.
+    fn background(&mut self) -> Option<u64> {
+        None
+    }
+
+    /// What the background work has done (`NotSupported` without any).
+    fn daemon_stats(&mut self) -> Result<crate::daemon::DaemonStats> {
+        Err(Error::NotSupported)
+    }
 }

@@ -24,6 +24,7 @@ mod bench;
 mod bench_aio;
 mod harness;
 mod lint;
+mod powercut;
 mod qbench;
 mod storage;
 mod watos;

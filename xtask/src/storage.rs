@@ -422,6 +422,7 @@ pub fn run_tests(opts: &Options, v: &mut Verdicts) {
         Some(tool) => check_kill_images(&kill, &tool, v),
         None => v.check(false, "host: watos-image builds"),
     }
+    crate::powercut::run_tests(opts, v);
     crate::qbench::run_check(opts, v);
     crate::bench_aio::test(opts, v);
     crate::wsh::run_tests(opts, v);

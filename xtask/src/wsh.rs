@@ -18,7 +18,7 @@ const DEMO_SCRIPT: &str = include_str!("demo.wsh");
 /// What the script must print, in this order (other lines may come between: the servers' logs, and
 /// the figures of `stat`, `df`, `stats` and `ps`). A line ending in `*` is matched by its start only,
 /// because what follows are counters and times.
-const DEMO_OUTPUT: [&str; 38] = [
+const DEMO_OUTPUT: [&str; 40] = [
     "== ls /",
     "demo.wsh",
     "fat",
@@ -42,6 +42,8 @@ const DEMO_OUTPUT: [&str; 38] = [
     "vfs: opens *",
     "blockcache0 (/): hit rate *",
     "blockcache1 (/fat): hit rate *",
+    "wfs-server (/) daemon: flush age 5000 ms, *",
+    "fat-server (/fat) daemon: flush age 5000 ms, *",
     "NAME             TASK      TICKS  SYSCALLS  FLAGS",
     "init             0 *",
     "== snapshot",

@@ -22,7 +22,7 @@ use alloc::vec::Vec;
 use core::fmt::Write;
 use libwatos::abi::PROGRAM_SUPERVISOR;
 use libwatos::fs::{Error as FsError, ErrorKind};
-use libwatos::protocol::api::blockcache;
+use libwatos::protocol::api::{blockcache, filesystem};
 use libwatos::transport::KernelTransport;
 use libwatos::{println, service, sys};
 use wsh::{CmdError, Hooks, Input, LineEditor, Shell, Status};
@@ -33,6 +33,8 @@ libwatos::entry!(main);
 const SCRIPT: &str = "/demo.wsh";
 /// The block cache servers `stats` asks, with the mount each one serves.
 const CACHES: [(&str, &str); 2] = [("blockcache0", "/"), ("blockcache1", "/fat")];
+/// The filesystem servers whose daemon `stats` reports, with their mount.
+const FILESYSTEMS: [(&str, &str); 2] = [("wfs-server", "/"), ("fat-server", "/fat")];
 
 /// How many 10 ms polls `restart` waits for the service to come back.
 const RESTART_POLLS: u32 = 500;
@@ -101,6 +103,31 @@ impl Hooks for WatosHooks {
                 s.flushes,
                 s.cached_blocks,
                 s.capacity_blocks
+            )?;
+        }
+        for (name, mount) in FILESYSTEMS {
+            let t = KernelTransport::new();
+            let id = t.lookup(name)?;
+            let d = filesystem::Client::new(t, id).daemon_stats()?;
+            let now_ns = sys::wall_clock_ns() as i128;
+            let last = match d.last_flush {
+                Some(t) => {
+                    format!("{} ms ago", (now_ns - (t.secs as i128 * 1_000_000_000 + t.nanos as i128)) / 1_000_000)
+                }
+                None => String::from("never"),
+            };
+            writeln!(
+                out,
+                "{name} ({mount}) daemon: flush age {} ms, {} ticks, {} flushes ({} failed), last flush {last}, {}; scrub {} blocks, {} passes, at object {}, {} bad",
+                d.flush_age_ms,
+                d.ticks,
+                d.flushes,
+                d.flush_errors,
+                if d.pending { "changes pending" } else { "nothing pending" },
+                d.scrub_blocks,
+                d.scrub_passes,
+                d.scrub_position,
+                d.scrub_bad
             )?;
         }
         Ok(())

@@ -57,6 +57,8 @@ crate::interface! {
     32 once SnapshotDelete fn snapshot_delete(name: &'a str) -> ();
     /// Verify every checksum, repairing what a good copy allows; `once` because it writes repairs.
     33 once Scrub fn scrub() -> ScrubSummary;
+    /// What the server's background work has done (`FileSystem::daemon_stats`).
+    34 idempotent DaemonStats fn daemon_stats() -> crate::daemon::DaemonStats;
 }
 
 /// One snapshot, as `FileSystem::snapshot_list` reports it.
@@ -254,6 +256,9 @@ impl<F: FileSystem> Handler for FsServer<F> {
     }
     fn snapshot_delete(&mut self, _: &mut Incoming<'_, '_>, name: &str) -> Result<()> {
         self.fs.snapshot_delete(name)
+    }
+    fn daemon_stats(&mut self, _: &mut Incoming<'_, '_>) -> Result<crate::daemon::DaemonStats> {
+        self.fs.daemon_stats()
     }
     fn scrub(&mut self, _: &mut Incoming<'_, '_>) -> Result<ScrubSummary> {
         let mut r = self.fs.run_scrub()?;

@@ -430,6 +430,14 @@ impl<D: BlockDevice> FileSystem for Wfs<D> {
         self.delete_snapshot(name)
     }
 
+    fn background(&mut self) -> Option<u64> {
+        Some(Wfs::background(self))
+    }
+
+    fn daemon_stats(&mut self) -> Result<protocol::daemon::DaemonStats> {
+        Ok(self.daemon_report())
+    }
+
     fn run_scrub(&mut self) -> Result<ScrubSummary> {
         let r = self.scrub()?;
         Ok(ScrubSummary {
