@@ -192,10 +192,12 @@ pub trait FileSystem {
     /// List up to `max` entries of `dir` starting after `cookie` (0 = from the beginning).
     fn readdir(&mut self, dir: NodeId, cookie: u64, max: usize) -> Result<Vec<DirEntry>>;
 
-    /// Make the node's data and metadata durable.
+    /// Make the node's data and metadata durable. Never `Ok` without that: a filesystem that
+    /// cannot (inside an open explicit transaction, whose changes may not become durable before its
+    /// commit) answers `Busy`.
     fn fsync(&mut self, node: NodeId) -> Result<()>;
 
-    /// Make everything durable (commit and flush).
+    /// Make everything durable (commit and flush); `Busy` as for `fsync`.
     fn sync(&mut self) -> Result<()>;
 
     fn statfs(&mut self) -> Result<FsStats>;

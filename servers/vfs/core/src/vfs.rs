@@ -89,6 +89,8 @@ pub struct Vfs {
     pub(crate) next_tx: u64,
     pub(crate) cache: MetaCache,
     pub(crate) stats: VfsStats,
+    /// The process whose call is being served (`Vfs::serving`), for the transaction fence.
+    pub(crate) caller: Option<Pid>,
 }
 
 impl Vfs {
@@ -114,6 +116,7 @@ impl Vfs {
             next_tx: 1,
             cache: MetaCache::default(),
             stats: VfsStats::default(),
+            caller: None,
         }
     }
 
@@ -132,6 +135,28 @@ impl Vfs {
             self.cache.forget_mount(mount);
         }
         result
+    }
+
+    /// The next operations are made for process `pid` (the vfs server says so before each call's
+    /// path operations; operations on a descriptor know their process already).
+    pub fn serving(&mut self, pid: Pid) {
+        self.caller = Some(pid);
+    }
+
+    /// [`Vfs::with_fs`] for an operation that changes the filesystem, behind the transaction fence:
+    /// while one process has an explicit transaction open on `mount`, another process's change there
+    /// would join that transaction (a filesystem has one state, and WFS one transaction at a time),
+    /// so it would vanish if the owner aborted or died. It is refused with `Busy` instead; the owner's
+    /// own changes, and every change on other mounts, go through.
+    pub(crate) fn with_fs_mut<R>(
+        &mut self,
+        mount: usize,
+        f: impl FnOnce(&mut dyn FileSystem) -> Result<R>,
+    ) -> Result<R> {
+        if self.txs.values().any(|t| t.mount == mount && Some(t.owner) != self.caller) {
+            return Err(Error::Busy);
+        }
+        self.with_fs(mount, f)
     }
 
     /// The server behind `mount` restarted: re-open every open file there by node id, drop its cache.

@@ -238,6 +238,9 @@ mod tests {
         fs.background();
         assert!(after_power_cut(&mut fs).lookup(1, "in-tx").is_err());
         assert_eq!(fs.daemon_report().flushes, 0);
+        // Nor do the durability calls: they fail rather than answer Ok without a barrier.
+        assert_eq!(fs.sync(), Err(protocol::Error::Busy));
+        assert_eq!(fs.fsync(1), Err(protocol::Error::Busy));
         fs.commit_transaction(tx).unwrap();
         assert!(!fs.daemon_report().pending);
         assert!(after_power_cut(&mut fs).lookup(1, "in-tx").is_ok());

@@ -305,9 +305,11 @@ impl<D: BlockDevice> FileSystem for Wfs<D> {
     }
 
     fn sync(&mut self) -> Result<()> {
-        // Inside an explicit transaction nothing may become durable before its commit.
+        // Inside an explicit transaction nothing may become durable before its commit, and the
+        // state cannot be split into the transaction's part and the rest: the durability call
+        // fails rather than answering Ok without a barrier.
         if self.tx.is_some() {
-            return Ok(());
+            return Err(Error::Busy);
         }
         self.commit()
     }
