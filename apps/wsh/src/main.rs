@@ -104,6 +104,14 @@ impl Hooks for WatosHooks {
                 s.cached_blocks,
                 s.capacity_blocks
             )?;
+            let l = |x: blockcache::LatencyStats| format!("{} mean {} max {}", x.count, x.average(), x.max_ticks);
+            writeln!(
+                out,
+                "{name} ({mount}): latency in TSC cycles: reads {}, writes {}, flushes {}",
+                l(s.read_latency),
+                l(s.write_latency),
+                l(s.flush_latency)
+            )?;
         }
         for (name, mount) in FILESYSTEMS {
             let t = KernelTransport::new();

@@ -128,6 +128,9 @@ impl Vfs {
     pub(crate) fn with_fs<R>(&mut self, mount: usize, f: impl FnOnce(&mut dyn FileSystem) -> Result<R>) -> Result<R> {
         let m = self.mounts.get_mut(mount).and_then(Option::as_mut).ok_or(Error::NotFound)?;
         let result = f(&mut *m.fs);
+        if let Err(e) = &result {
+            count_error(&mut self.stats, e);
+        }
         if m.fs.generation() != m.generation {
             self.reopen(mount);
         } else if matches!(result, Err(Error::ServerDead)) {
@@ -154,6 +157,7 @@ impl Vfs {
         f: impl FnOnce(&mut dyn FileSystem) -> Result<R>,
     ) -> Result<R> {
         if self.txs.values().any(|t| t.mount == mount && Some(t.owner) != self.caller) {
+            count_error(&mut self.stats, &Error::Busy);
             return Err(Error::Busy);
         }
         self.with_fs(mount, f)
@@ -400,5 +404,16 @@ impl Vfs {
         s.open_files = self.files.len() as u64;
         s.mounts = self.mounts.iter().flatten().count() as u64;
         s
+    }
+}
+
+/// Count a failed filesystem call in `stats`, by kind.
+fn count_error(stats: &mut VfsStats, e: &Error) {
+    stats.fs_errors += 1;
+    match e {
+        Error::Io { .. } | Error::Checksum { .. } | Error::Corrupt { .. } => stats.io_errors += 1,
+        Error::ServerDead | Error::ServerRestarted => stats.server_errors += 1,
+        Error::Busy => stats.busy_errors += 1,
+        _ => {}
     }
 }

@@ -183,6 +183,10 @@ fn another_process_neither_joins_an_open_transaction_nor_gets_a_false_fsync() {
     assert_eq!(v.unlink("/b"), Err(Error::Busy));
     // Its fsync cannot make its data durable apart from the transaction: an error, never Ok.
     assert_eq!(v.fsync(P2, theirs), Err(Error::Busy));
+    // Each refusal is counted as an error of its kind.
+    let st = v.stats();
+    assert_eq!((st.busy_errors, st.io_errors, st.server_errors), (7, 0, 0));
+    assert!(st.fs_errors >= 7);
     // Reads go on, and so do changes on another mount.
     assert_eq!(v.stat("/b").unwrap().size, 0);
     let elsewhere = v.open(P2, "/mnt/f", O::WRITE | O::CREATE, 0o644).unwrap();
