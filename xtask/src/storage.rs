@@ -303,9 +303,13 @@ const HOG_HELD: usize = 48;
 /// init reported each hog's death to the vfs server, which closed what it held.
 fn judge_fd_checks(log: &[String], boot: &str, v: &mut Verdicts) {
     let count = |group: &str| log.iter().filter(|l| l.contains("CHECK ") && l.contains(group)).count();
-    for (group, want) in
-        [("fstest: wfs api: ", API_CHECKS), ("fstest: fat api: ", API_CHECKS), ("fstest: fds: ", FD_CHECKS)]
-    {
+    // One transaction-fence check per hog (both boots start `fdhog-exit` and `fdhog-fault`).
+    for (group, want) in [
+        ("fstest: wfs api: ", API_CHECKS),
+        ("fstest: fat api: ", API_CHECKS),
+        ("fstest: fds: ", FD_CHECKS),
+        ("fstest: tx fence: ", 2),
+    ] {
         let n = count(group);
         v.check(n == want, &format!("{boot}: `{}` printed {n} CHECK lines of {want}", group.trim_end_matches(": ")));
     }

@@ -113,6 +113,7 @@ fn one_hog(vfs: &Vfs, name: &str) {
             holding.map(|s| s.open_files)
         ),
     );
+    fence(vfs, name);
     let _ = ipc::notify(id, GO);
     let mut polls = 0;
     while alive(id) && polls < 3000 {
@@ -129,6 +130,31 @@ fn one_hog(vfs: &Vfs, name: &str) {
         format_args!(
             "fstest: fds: {name} {how}; the vfs closed its {held} descriptors and aborted its transaction (open files {:?})",
             after.map(|s| s.open_files)
+        ),
+    );
+}
+
+/// While hog `name` (another process) holds a transaction on `/`, this process's write there must be
+/// refused rather than join it, its fsync must fail rather than answer Ok without a barrier, and FAT
+/// (another mount) takes writes and fsyncs as usual.
+fn fence(vfs: &Vfs, name: &str) {
+    let (write, fsync) = match vfs.open("/hog.tmp", OpenFlags::WRITE, 0) {
+        Ok(fd) => {
+            let r = (vfs.write(fd, b"x"), vfs.fsync(fd));
+            let _ = vfs.close(fd);
+            r
+        }
+        Err(e) => (Err(e), Err(e)),
+    };
+    let fat = vfs.open("/fat/hog.tmp", OpenFlags::WRITE, 0).and_then(|fd| {
+        let r = vfs.write(fd, b"x").and_then(|_| vfs.fsync(fd));
+        let _ = vfs.close(fd);
+        r
+    });
+    check(
+        matches!(write, Err(Error::Busy)) && matches!(fsync, Err(Error::Busy)) && fat.is_ok(),
+        format_args!(
+            "fstest: tx fence: while {name} holds a transaction on /, our write there is refused ({write:?}), our fsync fails ({fsync:?}), FAT is unaffected ({fat:?})"
         ),
     );
 }
