@@ -57,6 +57,9 @@ pub struct DaemonStats {
     pub scrub_position: u64,
     /// Data blocks whose checksum failed in a background scrub.
     pub scrub_bad: u64,
+    /// Time spent in background calls (ns, the filesystem's clock): the daemon's own CPU time,
+    /// I/O waits included.
+    pub busy_ns: u64,
 }
 
 /// Nanoseconds from `a` to `b` (0 if `b` is not later).
@@ -147,6 +150,11 @@ impl Daemon {
         }
     }
 
+    /// A background call ran from `start` to `end`.
+    pub fn ran(&mut self, start: Timespec, end: Timespec) {
+        self.stats.busy_ns += elapsed_ns(start, end);
+    }
+
     /// How long until the daemon should run again: when the oldest change reaches the age, at most
     /// one tick period (a failed write-back is retried a tick later, not at once).
     pub fn next_delay_ns(&self, now: Timespec) -> u64 {
@@ -204,7 +212,9 @@ mod tests {
         d.ticked(t(2), Some(false));
         d.ticked(t(3), Some(true));
         d.changed(t(4));
+        d.ran(t(5), t(7));
         let r = d.report();
+        assert_eq!(r.busy_ns, 2_000_000);
         assert_eq!((r.ticks, r.flushes, r.flush_errors, r.last_flush), (3, 1, 1, Some(t(3))));
         assert!(r.pending);
         assert_eq!(r.flush_age_ms, 5000);

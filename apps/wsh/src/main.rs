@@ -126,9 +126,10 @@ impl Hooks for WatosHooks {
             };
             writeln!(
                 out,
-                "{name} ({mount}) daemon: flush age {} ms, {} ticks, {} flushes ({} failed), last flush {last}, {}; scrub {} blocks, {} passes, at object {}, {} bad",
+                "{name} ({mount}) daemon: flush age {} ms, {} ticks ({} us), {} flushes ({} failed), last flush {last}, {}; scrub {} blocks, {} passes, at object {}, {} bad",
                 d.flush_age_ms,
                 d.ticks,
+                d.busy_ns / 1000,
                 d.flushes,
                 d.flush_errors,
                 if d.pending { "changes pending" } else { "nothing pending" },

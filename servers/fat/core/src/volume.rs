@@ -252,7 +252,9 @@ impl<D: BlockDevice> FatFs<D> {
         let now = self.clock.now();
         let flush = self.daemon.flush_due(now).then(|| self.sync_all().is_ok());
         self.daemon.ticked(now, flush);
-        self.daemon.next_delay_ns(self.clock.now())
+        let end = self.clock.now();
+        self.daemon.ran(now, end);
+        self.daemon.next_delay_ns(end)
     }
 
     /// The daemon's counters.

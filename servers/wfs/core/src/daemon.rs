@@ -62,7 +62,9 @@ impl<D: BlockDevice> Wfs<D> {
             }
         }
         self.daemon.ticked(now, flush);
-        self.daemon.next_delay_ns(self.now())
+        let end = self.now();
+        self.daemon.ran(now, end);
+        self.daemon.next_delay_ns(end)
     }
 
     /// The daemon's counters.
