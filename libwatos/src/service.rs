@@ -18,6 +18,9 @@ use protocol::fs::{Clock, Timespec};
 /// supervisor and programs flagged CONTROL in the manifest (`NotPermitted` from anyone else).
 pub const STOP: u64 = kernel_core::abi::NOTIFY_STOP;
 
+/// Notification bit of a filesystem server's daemon timer (`run_filesystem`).
+pub const DAEMON_TICK: u64 = 1 << 1;
+
 /// This task's name from the initrd manifest.
 pub fn own_name() -> String {
     sys::task_info(sys::SELF_ID).map(|i| String::from(i.name())).unwrap_or_default()
@@ -67,7 +70,7 @@ impl Clock for BootClock {
 
 /// The whole life of a filesystem server process called `name`: find the block cache server
 /// `cache`, `mount` the filesystem on it (`kind` names it in the log), serve the filesystem
-/// interface until `STOP`, then `finish` it (unmount: commit and write back through the cache) and
+/// interface until `STOP` (running its daemon on a timer meanwhile), then `finish` it (unmount: commit and write back through the cache) and
 /// stop the cache server, in that order, so the cache never leaves before its last write. Returns
 /// the process's exit code.
 pub fn run_filesystem<F: protocol::fs::FileSystem>(
@@ -88,7 +91,15 @@ pub fn run_filesystem<F: protocol::fs::FileSystem>(
     crate::println!("{name}: mounted {kind} from {cache}");
     let mut server = protocol::api::filesystem::Service(protocol::api::filesystem::FsServer::new(fs));
     crate::println!("{name}: serving");
-    let served = crate::transport::serve(&mut server, STOP);
+    // The daemon (`FileSystem::background`) runs on the task's one kernel timer, between calls; it
+    // says when it wants to run next.
+    let arm = |delay: Option<u64>| {
+        if let Some(d) = delay {
+            ipc::set_timer(sys::monotonic_ns().saturating_add(d), DAEMON_TICK);
+        }
+    };
+    arm(server.0.fs.background());
+    let served = crate::transport::serve_ticking(&mut server, STOP, DAEMON_TICK, |s| arm(s.0.fs.background()));
     let done = finish(server.0.fs);
     stop(cache);
     match (served, done) {

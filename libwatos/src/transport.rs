@@ -158,7 +158,7 @@ impl Drop for KernelLeases {
 
 /// Serves calls with `server` until a notification in `stop_bits` arrives (0: forever).
 pub fn serve<S: Server>(server: &mut S, stop_bits: u64) -> Result<()> {
-    serve_loop(server, stop_bits, None)
+    serve_loop(server, stop_bits, 0, None, None)
 }
 
 /// `serve` for a server with deferred work. `idle` is called whenever no caller is waiting: it
@@ -170,20 +170,41 @@ pub fn serve_idle<S: Server>(
     stop_bits: u64,
     mut idle: impl FnMut(&mut S) -> Option<Vec<(TaskId, u64)>>,
 ) -> Result<()> {
-    serve_loop(server, stop_bits, Some(&mut idle))
+    serve_loop(server, stop_bits, 0, Some(&mut idle), None)
+}
+
+/// `serve` for a server with background work on a timer: a notification in `tick_bits` (the
+/// kernel timer the server arms, see `ipc::set_timer`) calls `tick` between two calls, never in
+/// the middle of one, so the background work sees the server's state as a caller would.
+pub fn serve_ticking<S: Server>(
+    server: &mut S,
+    stop_bits: u64,
+    tick_bits: u64,
+    mut tick: impl FnMut(&mut S),
+) -> Result<()> {
+    serve_loop(server, stop_bits, tick_bits, None, Some(&mut tick))
 }
 
 /// Deferred work a serve loop runs when no caller waits.
 type Idle<'a, S> = &'a mut dyn FnMut(&mut S) -> Option<Vec<(TaskId, u64)>>;
+/// Work a serve loop runs when its timer bits arrive.
+type Tick<'a, S> = &'a mut dyn FnMut(&mut S);
 
 /// Without `idle`, every wait is a plain blocking `receive` (no extra syscall per call).
-fn serve_loop<S: Server>(server: &mut S, stop_bits: u64, mut idle: Option<Idle<'_, S>>) -> Result<()> {
+fn serve_loop<S: Server>(
+    server: &mut S,
+    stop_bits: u64,
+    tick_bits: u64,
+    mut idle: Option<Idle<'_, S>>,
+    mut tick: Option<Tick<'_, S>>,
+) -> Result<()> {
     let mut msg = [0u8; MAX_MESSAGE];
     let mut reply = [0u8; MAX_MESSAGE];
+    let mask = stop_bits | tick_bits;
     loop {
         let waiting = match idle {
-            Some(_) => ipc::try_receive(&mut msg, stop_bits).map_err(map_error)?,
-            None => Some(ipc::receive(&mut msg, stop_bits).map_err(map_error)?),
+            Some(_) => ipc::try_receive(&mut msg, mask).map_err(map_error)?,
+            None => Some(ipc::receive(&mut msg, mask).map_err(map_error)?),
         };
         let info = match waiting {
             Some(info) => info,
@@ -195,9 +216,15 @@ fn serve_loop<S: Server>(server: &mut S, stop_bits: u64, mut idle: Option<Idle<'
                     }
                     continue;
                 }
-                None => ipc::receive(&mut msg, stop_bits).map_err(map_error)?,
+                None => ipc::receive(&mut msg, mask).map_err(map_error)?,
             },
         };
+        if info.sender == NOTIFICATION && info.notifications & stop_bits == 0 && info.notifications & tick_bits != 0 {
+            if let Some(f) = tick.as_mut() {
+                f(server);
+            }
+            continue;
+        }
         if info.sender == NOTIFICATION {
             return Ok(());
         }

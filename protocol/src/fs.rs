@@ -192,10 +192,12 @@ pub trait FileSystem {
     /// List up to `max` entries of `dir` starting after `cookie` (0 = from the beginning).
     fn readdir(&mut self, dir: NodeId, cookie: u64, max: usize) -> Result<Vec<DirEntry>>;
 
-    /// Make the node's data and metadata durable.
+    /// Make the node's data and metadata durable. Never `Ok` without that: a filesystem that
+    /// cannot (inside an open explicit transaction, whose changes may not become durable before its
+    /// commit) answers `Busy`.
     fn fsync(&mut self, node: NodeId) -> Result<()>;
 
-    /// Make everything durable (commit and flush).
+    /// Make everything durable (commit and flush); `Busy` as for `fsync`.
     fn sync(&mut self) -> Result<()>;
 
     fn statfs(&mut self) -> Result<FsStats>;
@@ -296,6 +298,18 @@ pub trait FileSystem {
 
     /// Read and verify every checksummed block, repairing from redundant copies where it can.
     fn run_scrub(&mut self) -> Result<crate::api::filesystem::ScrubSummary> {
+        Err(Error::NotSupported)
+    }
+    /// The server's background work (its daemon, see [`crate::daemon`]), called from a timer: write
+    /// back changes that have reached the flush age and do a bounded slice of other work. Returns
+    /// the delay in ns until it wants to run again, `None` if it has no background work (default).
+    /// A failure is counted in [`FileSystem::daemon_stats`], not returned: nobody waits for it.
+    fn background(&mut self) -> Option<u64> {
+        None
+    }
+
+    /// What the background work has done (`NotSupported` without any).
+    fn daemon_stats(&mut self) -> Result<crate::daemon::DaemonStats> {
         Err(Error::NotSupported)
     }
 }

@@ -18,6 +18,7 @@
 extern crate alloc;
 
 pub mod api;
+pub mod daemon;
 pub mod error;
 pub mod fs;
 pub mod idl;

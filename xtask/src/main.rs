@@ -27,6 +27,7 @@ mod bench;
 mod bench_aio;
 mod harness;
 mod lint;
+mod powercut;
 mod qbench;
 mod setup;
 mod storage;
@@ -110,7 +111,8 @@ pub fn workspace_root() -> std::path::PathBuf {
 
 /// Host unit and whole-stack tests: the workspace's default members. The FUSE tests in them pass
 /// without doing anything when FUSE or a suite is missing (their own `SKIP:` line is captured by
-/// cargo), so the same conditions are checked here and every skip is printed where it is seen.
+/// cargo; under `CI=true` they fail instead), so the same conditions are checked here and every
+/// skip is printed where it is seen.
 fn host_tests() -> bool {
     println!("== host tests (cargo test)");
     let ok = cargo(&["test"]);

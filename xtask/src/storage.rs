@@ -338,9 +338,13 @@ const HOG_HELD: usize = 48;
 /// init reported each hog's death to the vfs server, which closed what it held.
 fn judge_fd_checks(log: &[String], boot: &str, v: &mut Verdicts) {
     let count = |group: &str| log.iter().filter(|l| check_of(l).is_some_and(|(_, w)| w.starts_with(group))).count();
-    for (group, want) in
-        [("fstest: wfs api: ", API_CHECKS), ("fstest: fat api: ", API_CHECKS), ("fstest: fds: ", FD_CHECKS)]
-    {
+    // One transaction-fence check per hog (both boots start `fdhog-exit` and `fdhog-fault`).
+    for (group, want) in [
+        ("fstest: wfs api: ", API_CHECKS),
+        ("fstest: fat api: ", API_CHECKS),
+        ("fstest: fds: ", FD_CHECKS),
+        ("fstest: tx fence: ", 2),
+    ] {
         let n = count(group);
         v.check(n == want, &format!("{boot}: `{}` printed {n} CHECK lines of {want}", group.trim_end_matches(": ")));
     }
@@ -457,6 +461,7 @@ pub fn run_tests(opts: &Options, v: &mut Verdicts) {
         Some(tool) => check_kill_images(&kill, &tool, v),
         None => v.check(false, "host: watos-image builds"),
     }
+    crate::powercut::run_tests(opts, v);
     crate::qbench::run_check(opts, v);
     crate::bench_aio::test(opts, v);
     crate::wsh::run_tests(opts, v);

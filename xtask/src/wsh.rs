@@ -18,7 +18,7 @@ const DEMO_SCRIPT: &str = include_str!("demo.wsh");
 /// What the script must print, in this order (other lines may come between: the servers' logs, and
 /// the figures of `stat`, `df`, `stats` and `ps`). A line ending in `*` is matched by its start only,
 /// because what follows are counters and times.
-const DEMO_OUTPUT: [&str; 38] = [
+const DEMO_OUTPUT: [&str; 43] = [
     "== ls /",
     "demo.wsh",
     "fat",
@@ -40,8 +40,13 @@ const DEMO_OUTPUT: [&str; 38] = [
     "/                 32768 *",
     "/fat              *",
     "vfs: opens *",
+    "vfs: filesystem errors *",
     "blockcache0 (/): hit rate *",
+    "blockcache0 (/): latency in TSC cycles: *",
     "blockcache1 (/fat): hit rate *",
+    "blockcache1 (/fat): latency in TSC cycles: *",
+    "wfs-server (/) daemon: flush age 5000 ms, *",
+    "fat-server (/fat) daemon: flush age 5000 ms, *",
     "NAME             TASK      TICKS  SYSCALLS  RESTARTS  FLAGS",
     "init             0 *",
     "== snapshot",
@@ -102,6 +107,14 @@ pub fn run_tests(opts: &Options, v: &mut Verdicts) {
         ),
     );
     v.check(!log.iter().any(|l| is_error_line(l)), "wsh boot: no command printed an error line");
+    for cache in ["blockcache0 (/)", "blockcache1 (/fat)"] {
+        let line = log.iter().find(|l| l.starts_with(&format!("{cache}: latency in TSC cycles: ")));
+        let figures = line.and_then(|l| latencies(l));
+        v.check(
+            figures.as_ref().is_some_and(|f| f.iter().all(|&(n, mean, max)| n > 0 && mean > 0 && mean <= max)),
+            &format!("wsh boot: `stats` shows {cache}'s read, write and flush latencies, non-zero ({figures:?})"),
+        );
+    }
     let ps: Vec<&String> = log.iter().skip_while(|l| !l.starts_with("NAME ")).skip(1).take(7).collect();
     v.check(
         ["init", "blockcache0", "blockcache1", "wfs-server", "fat-server", "vfs-server", "wsh-script"]
@@ -135,6 +148,23 @@ pub fn run_tests(opts: &Options, v: &mut Verdicts) {
         "wsh boot: host: /d exists on the WFS image without a.txt (mkdir, then rm of its file)",
     );
     shell_boot(opts, &disks, v);
+}
+
+/// The (count, mean, max) of reads, writes and flushes in a `stats` latency line
+/// (`...: reads N mean M max X, writes ..., flushes ...`).
+fn latencies(line: &str) -> Option<Vec<(u64, u64, u64)>> {
+    let (_, figures) = line.split_once("cycles: ")?;
+    figures
+        .split(", ")
+        .map(|part| {
+            let w: Vec<&str> = part.split_whitespace().collect();
+            match w[..] {
+                [_, n, "mean", mean, "max", max] => Some((n.parse().ok()?, mean.parse().ok()?, max.parse().ok()?)),
+                _ => None,
+            }
+        })
+        .collect::<Option<Vec<_>>>()
+        .filter(|v| v.len() == 3)
 }
 
 /// A `wsh: <cmd>: ...` error line (not the shell's own verdict and exit lines).
@@ -219,7 +249,15 @@ fn shell_boot(opts: &Options, disks: &Disks, v: &mut Verdicts) {
 
 #[cfg(test)]
 mod tests {
-    use super::in_order;
+    use super::{in_order, latencies};
+
+    #[test]
+    fn latency_lines_parse_or_are_refused() {
+        let l = "blockcache0 (/): latency in TSC cycles: reads 5 mean 100 max 300, writes 2 mean 7 max 9, flushes 1 mean 4 max 4";
+        assert_eq!(latencies(l), Some(vec![(5, 100, 300), (2, 7, 9), (1, 4, 4)]));
+        assert_eq!(latencies("blockcache0 (/): latency in TSC cycles: reads 5 mean 1 max 2"), None);
+        assert_eq!(latencies("no figures"), None);
+    }
 
     fn log(lines: &[&str]) -> Vec<String> {
         lines.iter().map(|l| l.to_string()).collect()

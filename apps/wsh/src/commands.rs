@@ -315,6 +315,11 @@ impl<T: Transport, H: Hooks> Env<T, H> {
             pct(v.attr_hits, v.attr_misses),
             v.fs_reopens
         )?;
+        writeln!(
+            out,
+            "vfs: filesystem errors {} (I/O {}, server gone {}, busy {})",
+            v.fs_errors, v.io_errors, v.server_errors, v.busy_errors
+        )?;
         self.hooks.stats(out)
     }
 }

@@ -23,7 +23,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Write;
 use libwatos::abi::PROGRAM_SUPERVISOR;
-use libwatos::protocol::api::blockcache;
+use libwatos::protocol::api::{blockcache, filesystem};
 use libwatos::transport::{to_kernel, KernelTransport};
 use libwatos::{println, service, sys};
 use wsh::{CmdError, Hooks, Input, LineEditor, Shell, Status};
@@ -34,6 +34,8 @@ libwatos::entry!(main);
 const SCRIPT: &str = "/demo.wsh";
 /// The block cache servers `stats` asks, with the mount each one serves.
 const CACHES: [(&str, &str); 2] = [("blockcache0", "/"), ("blockcache1", "/fat")];
+/// The filesystem servers whose daemon `stats` reports, with their mount.
+const FILESYSTEMS: [(&str, &str); 2] = [("wfs-server", "/"), ("fat-server", "/fat")];
 
 /// Console output: collected until a newline, then one console write per line, so the shell's
 /// lines never interleave mid-line with a server's log.
@@ -94,6 +96,40 @@ impl Hooks for WatosHooks {
                 s.flushes,
                 s.cached_blocks,
                 s.capacity_blocks
+            )?;
+            let l = |x: blockcache::LatencyStats| format!("{} mean {} max {}", x.count, x.average(), x.max_ticks);
+            writeln!(
+                out,
+                "{name} ({mount}): latency in TSC cycles: reads {}, writes {}, flushes {}",
+                l(s.read_latency),
+                l(s.write_latency),
+                l(s.flush_latency)
+            )?;
+        }
+        for (name, mount) in FILESYSTEMS {
+            let t = KernelTransport::new();
+            let id = t.lookup(name)?;
+            let d = filesystem::Client::new(t, id).daemon_stats()?;
+            let now_ns = sys::wall_clock_ns() as i128;
+            let last = match d.last_flush {
+                Some(t) => {
+                    format!("{} ms ago", (now_ns - (t.secs as i128 * 1_000_000_000 + t.nanos as i128)) / 1_000_000)
+                }
+                None => String::from("never"),
+            };
+            writeln!(
+                out,
+                "{name} ({mount}) daemon: flush age {} ms, {} ticks ({} us), {} flushes ({} failed), last flush {last}, {}; scrub {} blocks, {} passes, at object {}, {} bad",
+                d.flush_age_ms,
+                d.ticks,
+                d.busy_ns / 1000,
+                d.flushes,
+                d.flush_errors,
+                if d.pending { "changes pending" } else { "nothing pending" },
+                d.scrub_blocks,
+                d.scrub_passes,
+                d.scrub_position,
+                d.scrub_bad
             )?;
         }
         Ok(())

@@ -59,6 +59,8 @@ crate::interface! {
     32 once SnapshotDelete fn snapshot_delete(name: &'a str) -> ();
     /// Verify every checksum, repairing what a good copy allows; `once` because it writes repairs.
     33 once Scrub fn scrub() -> ScrubSummary;
+    /// What the server's background work has done (`FileSystem::daemon_stats`).
+    34 idempotent DaemonStats fn daemon_stats() -> crate::daemon::DaemonStats;
 }
 
 /// One snapshot, as `FileSystem::snapshot_list` reports it.
@@ -131,6 +133,7 @@ macro_rules! forward_filesystem_ops {
             abort_transaction(tx: $crate::fs::TxId) -> ();
             snapshot_create(name: &str) -> ();
             snapshot_delete(name: &str) -> ();
+            daemon_stats() -> $crate::daemon::DaemonStats;
         }
     };
 }

@@ -500,6 +500,10 @@ fn stats_replies_fit_inline_or_travel_in_the_reply_area() {
         tx_begins: m,
         tx_commits: m,
         tx_aborts: m,
+        fs_errors: m,
+        io_errors: m,
+        server_errors: m,
+        busy_errors: m,
     };
     let n = crate::idl::finish_reply(&mut reply, &mut with_area, Some(0), &Ok(huge)).unwrap();
     assert_eq!((reply[0], decode_reply_parts::<vfs::VfsStats>(&reply[..n], &area)), (1, Ok(huge)));

@@ -114,8 +114,8 @@ pub const MAX_AIO_LEN: usize = 64 * 1024;
 /// Counters the vfs server reports. Operation counters count operations that succeeded (a failed
 /// `open` opened nothing); a batch read counts once in `batch_reads` and once per read in `reads`.
 ///
-/// Wire size: 32 `u64` varints, so the reply travels inline while the counters are small (each below
-/// 2^49 keeps it within 256 bytes) and otherwise in the reply area every stub lends, as the IDL allows.
+/// Wire size: 36 `u64` varints, so the reply travels inline while the counters are small (each below
+/// 2^42 keeps it within 256 bytes) and otherwise in the reply area every stub lends, as the IDL allows.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VfsStats {
     pub opens: u64,
@@ -157,6 +157,14 @@ pub struct VfsStats {
     pub tx_begins: u64,
     pub tx_commits: u64,
     pub tx_aborts: u64,
+    /// Calls to a filesystem that failed, any kind (a lookup of a missing name included).
+    pub fs_errors: u64,
+    /// Of those: the device or the data failed (`Io`, `Checksum`, `Corrupt`).
+    pub io_errors: u64,
+    /// Of those: the filesystem server was gone (`ServerDead`, `ServerRestarted`).
+    pub server_errors: u64,
+    /// Of those: refused for now (`Busy`: an open transaction, the transaction fence).
+    pub busy_errors: u64,
 }
 
 crate::interface! {

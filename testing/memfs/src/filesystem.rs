@@ -287,10 +287,16 @@ impl FileSystem for MemFs {
     }
 
     fn fsync(&mut self, node: NodeId) -> Result<()> {
+        self.sync()?;
         self.node(node).map(|_| ())
     }
 
     fn sync(&mut self) -> Result<()> {
+        // As WFS: nothing can be made durable apart from an open transaction, and a durability call
+        // never answers Ok without doing it.
+        if self.tx.is_some() {
+            return Err(Error::Busy);
+        }
         Ok(())
     }
 

@@ -157,12 +157,15 @@ fn run(ops: Vec<Op>) {
                 if let Some(f) = file(f) {
                     let data = vec![byte; len as usize];
                     fs.write(f, off as u64, &data).unwrap();
+                    // A write of nothing changes nothing, not even the size (POSIX).
                     let s = shadow.get_mut(&f).unwrap();
                     let end = off as usize + data.len();
-                    if s.len() < end && !data.is_empty() {
-                        s.resize(end, 0);
+                    if !data.is_empty() {
+                        if s.len() < end {
+                            s.resize(end, 0);
+                        }
+                        s[off as usize..end].copy_from_slice(&data);
                     }
-                    s[off as usize..off as usize + data.len()].copy_from_slice(&data);
                 }
             }
             Op::Truncate(f, size) => {
@@ -216,4 +219,10 @@ proptest! {
     fn random_operations_keep_memfs_consistent(ops in proptest::collection::vec(op(), 1..60)) {
         run(ops);
     }
+}
+
+/// The case proptest once found: an empty write past the end of an empty file.
+#[test]
+fn an_empty_write_past_the_end_changes_nothing() {
+    run(vec![Op::CreateFile(0, 0), Op::Write(0, 1, 0, 0)]);
 }

@@ -197,8 +197,8 @@ fn a_crashed_process_has_its_descriptors_closed_by_the_supervisor() {
     for _ in 0..5 {
         victim.vfs.open("/mem/tmp", O::READ, 0).unwrap();
     }
-    let tx = victim.vfs.begin("/mem").unwrap();
     app.vfs.unlink("/mem/tmp").unwrap();
+    let tx = victim.vfs.begin("/mem").unwrap();
     assert_eq!(app.vfs.process_exited(victim.id), Err(Error::PermissionDenied), "only the supervisor may");
     assert_eq!(app.vfs.stats().unwrap().open_files, 5);
     assert_eq!(s.crash_app(&victim), Ok(5));

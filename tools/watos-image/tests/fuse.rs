@@ -1,7 +1,8 @@
 //! FUSE mounts end to end: the built binary mounts a filesystem, std::fs and the external POSIX
 //! suites (fsx, pjdfstest) use it, and SIGTERM unmounts it cleanly.
 //!
-//! Each test prints one plain `SKIP:` line and returns when FUSE or a tool is unavailable. Quick mode
+//! Each test prints one plain `SKIP:` line and returns when FUSE or a tool is unavailable (under
+//! `CI=true` that fails the test instead: `common::skip`). Quick mode
 //! (plain `cargo test`): memfs gets fsx 10,000 operations and the whole pjdfstest suite, FAT fsx 5,000
 //! and a pjdfstest subset. The long variants (`cargo test --release -p watos-image -- --ignored`) run
 //! fsx with 100,000 operations on seeds 1 and 2 and the whole pjdfstest suite on WFS and FAT.
@@ -13,12 +14,12 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use common::{find_tool, fuse_unusable, ok, run_in, Mount};
+use common::{find_tool, fuse_unusable, ok, run_in, skip, Mount};
 
 fn skip_without_fuse(test: &str) -> bool {
     match fuse_unusable() {
         Some(why) => {
-            println!("SKIP: {test}: {why}");
+            skip(&format!("{test}: {why}"));
             true
         }
         None => false,
@@ -97,7 +98,7 @@ fn exercise_with_std(root: &Path, full_posix: bool) {
 /// fsx on `root` with `ops` operations per seed; None if fsx is not installed.
 fn run_fsx(root: &Path, ops: u32, seeds: &[u32]) -> Option<()> {
     let Some(fsx) = find_tool("fsx") else {
-        println!("SKIP: fsx not found in PATH or target/tools/bin (cargo install --root target/tools fsx)");
+        skip("fsx not found in PATH or target/tools/bin (cargo install --root target/tools fsx)");
         return None;
     };
     for seed in seeds {
@@ -114,7 +115,7 @@ fn run_fsx(root: &Path, ops: u32, seeds: &[u32]) -> Option<()> {
 /// pjdfstest with `config` (in this crate's pjdfstest/ directory) on a fresh directory of `root`.
 fn run_pjdfstest(root: &Path, config: &str, patterns: &[&str]) -> Option<()> {
     let Some(pjd) = find_tool("pjdfstest") else {
-        println!("SKIP: pjdfstest not found in PATH or target/tools/bin (cargo install --root target/tools pjdfstest)");
+        skip("pjdfstest not found in PATH or target/tools/bin (cargo install --root target/tools pjdfstest)");
         return None;
     };
     let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("pjdfstest").join(config);
@@ -167,7 +168,7 @@ fn image_is_consistent(img: &Path, fat: bool) {
                 let (clean, out) = run_in(Path::new("/"), &fsck, &["-n", img.to_str().unwrap()]);
                 assert!(clean, "fsck.fat -n found problems:\n{out}");
             }
-            None => println!("SKIP: fsck.fat not installed (dosfstools); only our check ran"),
+            None => skip("fsck.fat not installed (dosfstools); only our check ran"),
         }
     }
 }

@@ -24,8 +24,9 @@ type Vfs = Client<KernelTransport>;
 
 /// Descriptors each hog opens per mount.
 pub const HOG_FILES: usize = 24;
-/// Created by `fstest` when the hog may die now.
-const GO_PATH: &str = "/fdhog.go";
+/// Created by `fstest` when the hog may die now. On FAT, because while the hog holds its transaction
+/// on `/` the vfs refuses every other process's change there.
+const GO_PATH: &str = "/fat/fdhog.go";
 /// The hog's own deadline in polls of 10 ms (it never waits forever for `GO_PATH`).
 const DEADLINE_POLLS: u32 = 6000;
 /// The files the hogs open (made and made durable by `fstest` first, so nothing the hogs' aborted
@@ -115,6 +116,7 @@ fn one_hog(vfs: &Vfs, name: &str) {
             holding.map(|s| s.open_files)
         ),
     );
+    fence(vfs, name);
     // Without it the hog still ends at its deadline, and the checks below still judge it.
     let _ = vfs.open(GO_PATH, OpenFlags::WRITE | OpenFlags::CREATE, 0o644).and_then(|fd| vfs.close(fd));
     let mut polls = 0;
@@ -133,6 +135,31 @@ fn one_hog(vfs: &Vfs, name: &str) {
         format_args!(
             "fstest: fds: {name} {how}; the vfs closed its {held} descriptors and aborted its transaction (open files {:?})",
             after.map(|s| s.open_files)
+        ),
+    );
+}
+
+/// While hog `name` (another process) holds a transaction on `/`, this process's write there must be
+/// refused rather than join it, its fsync must fail rather than answer Ok without a barrier, and FAT
+/// (another mount) takes writes and fsyncs as usual.
+fn fence(vfs: &Vfs, name: &str) {
+    let (write, fsync) = match vfs.open("/hog.tmp", OpenFlags::WRITE, 0) {
+        Ok(fd) => {
+            let r = (vfs.write(fd, b"x"), vfs.fsync(fd));
+            let _ = vfs.close(fd);
+            r
+        }
+        Err(e) => (Err(e), Err(e)),
+    };
+    let fat = vfs.open("/fat/hog.tmp", OpenFlags::WRITE, 0).and_then(|fd| {
+        let r = vfs.write(fd, b"x").and_then(|_| vfs.fsync(fd));
+        let _ = vfs.close(fd);
+        r
+    });
+    check(
+        matches!(write, Err(Error::Busy)) && matches!(fsync, Err(Error::Busy)) && fat.is_ok(),
+        format_args!(
+            "fstest: tx fence: while {name} holds a transaction on /, our write there is refused ({write:?}), our fsync fails ({fsync:?}), FAT is unaffected ({fat:?})"
         ),
     );
 }

@@ -14,7 +14,8 @@
 //! Before the file tests it runs the descriptor-table tests (`fds`: the per-process limit, and
 //! children that die holding descriptors, which ship as the on-demand programs `fdhog-exit` and
 //! `fdhog-fault`: this binary under those names runs `fds::hog`) and the application file API
-//! tests on both mounts (`api`, through `libwatos::fs()`).
+//! tests on both mounts (`api`, through `libwatos::fs()`). Shipped as `fstest-powercut` it runs
+//! only the power-cut test of the storage daemons (`powercut`).
 #![no_std]
 #![no_main]
 
@@ -33,6 +34,7 @@ use protocol::{Error, Result};
 
 mod api;
 mod fds;
+mod powercut;
 
 libwatos::entry!(main);
 
@@ -271,6 +273,13 @@ fn main() -> i64 {
         root.as_ref().is_ok_and(|n| n.iter().any(|x| x == "fat")),
         format_args!("fstest: the WFS root lists the /fat mount point"),
     );
+    if name == "fstest-powercut" {
+        powercut::run(&vfs);
+        // The harness cuts the power now; nothing may be written back by an orderly stop.
+        loop {
+            libwatos::sys::sleep_ns(1_000_000_000);
+        }
+    }
     if service::own_name() == "fstest-kill" {
         for (i, (victim, dir)) in VICTIMS.into_iter().enumerate() {
             restart(&vfs, victim, dir, KILL_SEED + 16 * i as u64);

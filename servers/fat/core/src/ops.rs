@@ -367,6 +367,14 @@ impl<D: BlockDevice> FileSystem for FatFs<D> {
         self.sync_all()
     }
 
+    fn background(&mut self) -> Option<u64> {
+        Some(FatFs::background(self))
+    }
+
+    fn daemon_stats(&mut self) -> Result<protocol::daemon::DaemonStats> {
+        Ok(self.daemon_report())
+    }
+
     fn statfs(&mut self) -> Result<FsStats> {
         Ok(FsStats {
             block_size: self.geo.cluster_size,

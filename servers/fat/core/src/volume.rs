@@ -14,6 +14,7 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 use blockdev::{BlockDevice, SECTOR_SIZE};
+use protocol::daemon::{Daemon, DaemonConfig, DaemonStats};
 use protocol::fs::{Clock, NodeId};
 use protocol::{Error, Result};
 
@@ -81,6 +82,8 @@ pub struct FatFs<D: BlockDevice> {
     marked_dirty: bool,
     /// The volume was not cleanly unmounted before this mount.
     was_dirty: bool,
+    /// The write-back schedule and counters of the server's daemon (`background`).
+    pub(crate) daemon: Daemon,
 }
 
 impl<D: BlockDevice> FatFs<D> {
@@ -113,6 +116,7 @@ impl<D: BlockDevice> FatFs<D> {
             next_spare: SPARE_IDS,
             marked_dirty: false,
             was_dirty,
+            daemon: Daemon::default(),
         })
     }
 
@@ -183,6 +187,10 @@ impl<D: BlockDevice> FatFs<D> {
 
     /// Clear the clean-shutdown bit before the first change of this mount.
     pub(crate) fn begin_change(&mut self) -> Result<()> {
+        if !self.daemon.pending() {
+            let now = self.clock.now();
+            self.daemon.changed(now);
+        }
         if !self.marked_dirty {
             self.marked_dirty = true;
             self.fat.set_clean(false);
@@ -216,6 +224,7 @@ impl<D: BlockDevice> FatFs<D> {
     /// Commit: FAT, then every dirty entry, then FSInfo, then a barrier.
     pub(crate) fn sync_all(&mut self) -> Result<()> {
         if !self.marked_dirty {
+            self.daemon.written();
             return Ok(());
         }
         self.flush_fat()?;
@@ -224,7 +233,33 @@ impl<D: BlockDevice> FatFs<D> {
             self.write_entry(id)?;
         }
         self.write_fsinfo()?;
-        self.dev.flush()
+        self.dev.flush()?;
+        self.daemon.written();
+        Ok(())
+    }
+
+    /// Set how the daemon runs (only the flush age and the tick period matter: FAT has no
+    /// checksums to scrub).
+    pub fn set_daemon(&mut self, cfg: DaemonConfig) {
+        let stats = self.daemon.stats;
+        self.daemon = Daemon::new(cfg);
+        self.daemon.stats = DaemonStats { flush_age_ms: cfg.flush_age_ms, ..stats };
+    }
+
+    /// One daemon tick: write everything back (`sync`) once the oldest change not yet written back
+    /// has reached the flush age. Returns the delay until the next tick (ns).
+    pub fn background(&mut self) -> u64 {
+        let now = self.clock.now();
+        let flush = self.daemon.flush_due(now).then(|| self.sync_all().is_ok());
+        self.daemon.ticked(now, flush);
+        let end = self.clock.now();
+        self.daemon.ran(now, end);
+        self.daemon.next_delay_ns(end)
+    }
+
+    /// The daemon's counters.
+    pub fn daemon_report(&self) -> DaemonStats {
+        self.daemon.report()
     }
 
     // ---- nodes -----------------------------------------------------------------------------

@@ -45,6 +45,7 @@ impl Vfs {
 
     /// Create `node` (any kind, with the owner it names) at `path` from `dir`.
     pub fn makeat(&mut self, pid: Pid, dir: u32, path: &str, node: NewNode) -> Result<Stat> {
+        self.caller = Some(pid);
         let start = self.start(pid, dir, path)?;
         // As `symlink`: a link must point somewhere, and its target must fit a path.
         if node.kind == FileType::Symlink && (node.symlink_target.is_empty() || node.symlink_target.len() > MAX_PATH) {
@@ -62,6 +63,7 @@ impl Vfs {
 
     /// Remove `path` from `dir`: a non-directory, or an empty directory with `rmdir`.
     pub fn unlinkat(&mut self, pid: Pid, dir: u32, path: &str, rmdir: bool) -> Result<()> {
+        self.caller = Some(pid);
         let start = self.start(pid, dir, path)?;
         self.remove(start, path, rmdir)
     }
@@ -75,12 +77,14 @@ impl Vfs {
         to: &str,
         noreplace: bool,
     ) -> Result<()> {
+        self.caller = Some(pid);
         let fstart = self.start(pid, from_dir, from)?;
         let tstart = self.start(pid, to_dir, to)?;
         self.rename_from(fstart, from, tstart, to, noreplace)
     }
 
     pub fn linkat(&mut self, pid: Pid, from_dir: u32, from: &str, to_dir: u32, to: &str) -> Result<()> {
+        self.caller = Some(pid);
         let fstart = self.start(pid, from_dir, from)?;
         let tstart = self.start(pid, to_dir, to)?;
         self.link_from(fstart, from, tstart, to)
@@ -88,6 +92,7 @@ impl Vfs {
 
     /// Change the attributes of `path` from `dir` (the descriptor's own node for the empty path).
     pub fn setattrat(&mut self, pid: Pid, dir: u32, path: &str, attr: SetAttr, follow: bool) -> Result<Stat> {
+        self.caller = Some(pid);
         let start = self.start(pid, dir, path)?;
         let loc = self.resolve_at(start, path, follow)?.loc;
         let st = self.setattr(loc, attr)?;

@@ -72,6 +72,7 @@ impl Vfs {
         flags: OpenFlags,
         mode: u32,
     ) -> Result<u32> {
+        self.caller = Some(pid);
         if !flags.is_valid() || !(flags.can_read() || flags.can_write()) {
             return Err(Error::InvalidArgument);
         }
@@ -92,7 +93,7 @@ impl Vfs {
             None => {
                 let (dir, name) = self.resolve_parent_at(start, path)?;
                 let node = NewNode::new(FileType::File, mode & 0o7777);
-                let st = self.with_fs(dir.mount, |fs| fs.create(dir.node, name, &node))?;
+                let st = self.with_fs_mut(dir.mount, |fs| fs.create(dir.node, name, &node))?;
                 self.cache.put_dentry(dir.mount, dir.node, name, Some(st.ino));
                 self.cache.put_attr(dir.mount, st);
                 self.cache.forget_attr(dir.mount, dir.node);
@@ -116,7 +117,7 @@ impl Vfs {
 
     pub(crate) fn setattr(&mut self, loc: Loc, attr: SetAttr) -> Result<Stat> {
         self.cache.forget_attr(loc.mount, loc.node);
-        let st = self.with_fs(loc.mount, |fs| fs.setattr(loc.node, attr))?;
+        let st = self.with_fs_mut(loc.mount, |fs| fs.setattr(loc.node, attr))?;
         self.cache.put_attr(loc.mount, st);
         Ok(st)
     }
@@ -230,6 +231,7 @@ impl Vfs {
 
     /// The write both take: returns the count and where the write ended.
     fn write_at(&mut self, pid: Pid, fd: u32, mut offset: u64, lease: Lease<'_>) -> Result<(usize, u64)> {
+        self.caller = Some(pid);
         let f = self.file(pid, fd)?;
         if !f.flags.can_write() {
             return Err(Error::BadFileDescriptor);
@@ -239,7 +241,7 @@ impl Vfs {
             offset = self.getattr(loc)?.size;
         }
         self.cache.forget_attr(loc.mount, loc.node);
-        let n = self.with_fs(loc.mount, |fs| fs.write_lease(loc.node, offset, lease))?;
+        let n = self.with_fs_mut(loc.mount, |fs| fs.write_lease(loc.node, offset, lease))?;
         self.stats.writes += 1;
         self.stats.bytes_written += n as u64;
         Ok((n, offset + n as u64))
@@ -327,7 +329,7 @@ impl Vfs {
 
     pub(crate) fn create_node_from(&mut self, start: Option<Loc>, path: &str, node: NewNode) -> Result<Stat> {
         let (dir, name) = self.resolve_parent_at(start, path)?;
-        let st = self.with_fs(dir.mount, |fs| fs.create(dir.node, name, &node))?;
+        let st = self.with_fs_mut(dir.mount, |fs| fs.create(dir.node, name, &node))?;
         self.cache.put_dentry(dir.mount, dir.node, name, Some(st.ino));
         self.cache.put_attr(dir.mount, st);
         self.cache.forget_attr(dir.mount, dir.node);
@@ -381,7 +383,7 @@ impl Vfs {
             return Err(Error::CrossDevice);
         }
         let node = src.loc.node;
-        let st = self.with_fs(dir.mount, |fs| fs.link(node, dir.node, name))?;
+        let st = self.with_fs_mut(dir.mount, |fs| fs.link(node, dir.node, name))?;
         self.cache.put_dentry(dir.mount, dir.node, name, Some(node));
         self.cache.put_attr(dir.mount, st);
         self.cache.forget_attr(dir.mount, dir.node);
@@ -405,9 +407,9 @@ impl Vfs {
             return Err(Error::Busy);
         }
         if dir_wanted {
-            self.with_fs(dir.mount, |fs| fs.rmdir(dir.node, name))?;
+            self.with_fs_mut(dir.mount, |fs| fs.rmdir(dir.node, name))?;
         } else {
-            self.with_fs(dir.mount, |fs| fs.unlink(dir.node, name))?;
+            self.with_fs_mut(dir.mount, |fs| fs.unlink(dir.node, name))?;
         }
         self.cache.put_dentry(dir.mount, dir.node, name, None);
         self.cache.forget_attr(dir.mount, dir.node);
@@ -461,7 +463,7 @@ impl Vfs {
                 return Err(Error::Busy);
             }
         }
-        let result = self.with_fs(m, |fs| fs.rename(fdir.node, fname, tdir.node, tname));
+        let result = self.with_fs_mut(m, |fs| fs.rename(fdir.node, fname, tdir.node, tname));
         // Forget before looking at the result: a failed rename may still have changed times.
         self.cache.forget_dentry(m, fdir.node, fname);
         self.cache.forget_dentry(m, tdir.node, tname);
@@ -479,6 +481,7 @@ impl Vfs {
 
     /// Set the size of the open file (needs write access).
     pub fn truncate(&mut self, pid: Pid, fd: u32, size: u64) -> Result<()> {
+        self.caller = Some(pid);
         let f = self.file(pid, fd)?;
         if !f.flags.can_write() {
             return Err(Error::BadFileDescriptor);

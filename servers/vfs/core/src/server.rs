@@ -127,16 +127,20 @@ impl Handler for VfsServer {
         fit_entries(&mut entries)?;
         Ok(entries)
     }
-    fn mkdir(&mut self, _: &mut Incoming<'_, '_>, path: &str, mode: u32) -> Result<()> {
+    fn mkdir(&mut self, cx: &mut Incoming<'_, '_>, path: &str, mode: u32) -> Result<()> {
+        self.vfs.serving(cx.caller());
         self.vfs.mkdir(path, mode)
     }
-    fn unlink(&mut self, _: &mut Incoming<'_, '_>, path: &str) -> Result<()> {
+    fn unlink(&mut self, cx: &mut Incoming<'_, '_>, path: &str) -> Result<()> {
+        self.vfs.serving(cx.caller());
         self.vfs.unlink(path)
     }
-    fn rmdir(&mut self, _: &mut Incoming<'_, '_>, path: &str) -> Result<()> {
+    fn rmdir(&mut self, cx: &mut Incoming<'_, '_>, path: &str) -> Result<()> {
+        self.vfs.serving(cx.caller());
         self.vfs.rmdir(path)
     }
-    fn rename(&mut self, _: &mut Incoming<'_, '_>, from: &str, to: &str) -> Result<()> {
+    fn rename(&mut self, cx: &mut Incoming<'_, '_>, from: &str, to: &str) -> Result<()> {
+        self.vfs.serving(cx.caller());
         self.vfs.rename(from, to)
     }
     fn fsync(&mut self, cx: &mut Incoming<'_, '_>, fd: u32) -> Result<()> {
@@ -186,7 +190,8 @@ impl Handler for VfsServer {
     fn lstat(&mut self, _: &mut Incoming<'_, '_>, path: &str) -> Result<Stat> {
         self.vfs.lstat(path)
     }
-    fn symlink(&mut self, _: &mut Incoming<'_, '_>, target: &str, path: &str) -> Result<()> {
+    fn symlink(&mut self, cx: &mut Incoming<'_, '_>, target: &str, path: &str) -> Result<()> {
+        self.vfs.serving(cx.caller());
         self.vfs.symlink(target, path)
     }
     fn readlink(&mut self, _: &mut Incoming<'_, '_>, path: &str) -> Result<String> {
@@ -199,7 +204,8 @@ impl Handler for VfsServer {
         self.aio.forget(pid);
         self.vfs.exit(pid).map(|n| n as u32)
     }
-    fn link(&mut self, _: &mut Incoming<'_, '_>, from: &str, to: &str) -> Result<()> {
+    fn link(&mut self, cx: &mut Incoming<'_, '_>, from: &str, to: &str) -> Result<()> {
+        self.vfs.serving(cx.caller());
         self.vfs.link(from, to)
     }
     fn statfs(&mut self, _: &mut Incoming<'_, '_>, path: &str) -> Result<FsStats> {

@@ -89,6 +89,8 @@ pub struct Vfs {
     pub(crate) next_tx: u64,
     pub(crate) cache: MetaCache,
     pub(crate) stats: VfsStats,
+    /// The process whose call is being served (`Vfs::serving`), for the transaction fence.
+    pub(crate) caller: Option<Pid>,
 }
 
 impl Vfs {
@@ -114,6 +116,7 @@ impl Vfs {
             next_tx: 1,
             cache: MetaCache::default(),
             stats: VfsStats::default(),
+            caller: None,
         }
     }
 
@@ -125,6 +128,9 @@ impl Vfs {
     pub(crate) fn with_fs<R>(&mut self, mount: usize, f: impl FnOnce(&mut dyn FileSystem) -> Result<R>) -> Result<R> {
         let m = self.mounts.get_mut(mount).and_then(Option::as_mut).ok_or(Error::NotFound)?;
         let result = f(&mut *m.fs);
+        if let Err(e) = &result {
+            count_error(&mut self.stats, e);
+        }
         if m.fs.generation() != m.generation {
             self.reopen(mount);
         } else if matches!(result, Err(Error::ServerDead)) {
@@ -132,6 +138,29 @@ impl Vfs {
             self.cache.forget_mount(mount);
         }
         result
+    }
+
+    /// The next operations are made for process `pid` (the vfs server says so before each call's
+    /// path operations; operations on a descriptor know their process already).
+    pub fn serving(&mut self, pid: Pid) {
+        self.caller = Some(pid);
+    }
+
+    /// [`Vfs::with_fs`] for an operation that changes the filesystem, behind the transaction fence:
+    /// while one process has an explicit transaction open on `mount`, another process's change there
+    /// would join that transaction (a filesystem has one state, and WFS one transaction at a time),
+    /// so it would vanish if the owner aborted or died. It is refused with `Busy` instead; the owner's
+    /// own changes, and every change on other mounts, go through.
+    pub(crate) fn with_fs_mut<R>(
+        &mut self,
+        mount: usize,
+        f: impl FnOnce(&mut dyn FileSystem) -> Result<R>,
+    ) -> Result<R> {
+        if self.txs.values().any(|t| t.mount == mount && Some(t.owner) != self.caller) {
+            count_error(&mut self.stats, &Error::Busy);
+            return Err(Error::Busy);
+        }
+        self.with_fs(mount, f)
     }
 
     /// The server behind `mount` restarted: re-open every open file there by node id, drop its cache.
@@ -375,5 +404,16 @@ impl Vfs {
         s.open_files = self.files.len() as u64;
         s.mounts = self.mounts.iter().flatten().count() as u64;
         s
+    }
+}
+
+/// Count a failed filesystem call in `stats`, by kind.
+fn count_error(stats: &mut VfsStats, e: &Error) {
+    stats.fs_errors += 1;
+    match e {
+        Error::Io { .. } | Error::Checksum { .. } | Error::Corrupt { .. } => stats.io_errors += 1,
+        Error::ServerDead | Error::ServerRestarted => stats.server_errors += 1,
+        Error::Busy => stats.busy_errors += 1,
+        _ => {}
     }
 }

@@ -150,9 +150,9 @@ fn transactions_pass_through_or_are_not_supported() {
     assert_eq!(v.commit(P1, tx), Err(Error::NoSuchTransaction));
     assert_eq!(get(&mut v, "/kept").unwrap(), b"3");
     // Exit aborts what the process left open.
-    let _tx = v.begin(P2, "/").unwrap();
+    let _tx = v.begin(P1, "/").unwrap();
     put(&mut v, "/orphan", b"4");
-    v.exit(P2).unwrap();
+    v.exit(P1).unwrap();
     assert_eq!(v.stat("/orphan"), Err(Error::NotFound));
     // A filesystem without transactions says so.
     let plain = Shared::new();
@@ -161,6 +161,46 @@ fn transactions_pass_through_or_are_not_supported() {
     v.mount("/mnt", plain.boxed()).unwrap();
     assert_eq!(v.begin(P1, "/mnt"), Err(Error::NotSupported));
     assert!(root.fs.borrow_mut().capabilities().transactions);
+}
+
+#[test]
+fn another_process_neither_joins_an_open_transaction_nor_gets_a_false_fsync() {
+    use protocol::api::vfs::OpenFlags as O;
+    let (mut v, _root) = setup();
+    let other = Shared::new();
+    other.probe.no_transactions.set(true);
+    v.mkdir("/mnt", 0o755).unwrap();
+    v.mount("/mnt", other.boxed()).unwrap();
+    let theirs = v.open(P2, "/b", O::WRITE | O::CREATE, 0o644).unwrap();
+    let tx = v.begin(P1, "/").unwrap();
+    // P2's changes on the transaction's mount would join it: refused, whatever the path.
+    assert_eq!(v.write(P2, theirs, b"x"), Err(Error::Busy));
+    assert_eq!(v.truncate(P2, theirs, 0), Err(Error::Busy));
+    assert_eq!(v.open(P2, "/c", O::WRITE | O::CREATE, 0o644), Err(Error::Busy));
+    v.serving(P2);
+    assert_eq!(v.mkdir("/d", 0o755), Err(Error::Busy));
+    assert_eq!(v.rename("/b", "/e"), Err(Error::Busy));
+    assert_eq!(v.unlink("/b"), Err(Error::Busy));
+    // Its fsync cannot make its data durable apart from the transaction: an error, never Ok.
+    assert_eq!(v.fsync(P2, theirs), Err(Error::Busy));
+    // Each refusal is counted as an error of its kind.
+    let st = v.stats();
+    assert_eq!((st.busy_errors, st.io_errors, st.server_errors), (7, 0, 0));
+    assert!(st.fs_errors >= 7);
+    // Reads go on, and so do changes on another mount.
+    assert_eq!(v.stat("/b").unwrap().size, 0);
+    let elsewhere = v.open(P2, "/mnt/f", O::WRITE | O::CREATE, 0o644).unwrap();
+    assert_eq!(v.write(P2, elsewhere, b"ok"), Ok(2));
+    assert_eq!(v.fsync(P2, elsewhere), Ok(()));
+    // The owner works inside its transaction; once it ends, P2 writes and syncs again.
+    let mine = v.open(P1, "/a", O::WRITE | O::CREATE, 0o644).unwrap();
+    assert_eq!(v.write(P1, mine, b"tx"), Ok(2));
+    v.abort(P1, tx).unwrap();
+    assert_eq!(v.stat("/a"), Err(Error::NotFound));
+    assert_eq!(v.write(P2, theirs, b"x"), Ok(1));
+    assert_eq!(v.fsync(P2, theirs), Ok(()));
+    v.serving(P2);
+    assert_eq!(v.mkdir("/d", 0o755), Ok(()));
 }
 
 #[test]

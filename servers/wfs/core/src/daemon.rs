@@ -1,16 +1,21 @@
-//! The background task of wfs-server: flush the commit group and scrub a bounded slice per tick.
+//! The background task of wfs-server: commit the pending group once it reaches the flush age and
+//! scrub a bounded slice per tick.
 //!
-//! Design: the server calls [`Wfs::tick`] from its idle loop or a timer. Each tick commits the
-//! pending group (so implicit work becomes durable within one tick period, like ZFS's txg timeout)
-//! unless an explicit transaction is open, then verifies at most `budget` data blocks, continuing
-//! from where the previous tick stopped (a key cursor in the live tree), so the cost of one tick is
-//! bounded whatever the filesystem size. A full `scrub` remains the way to check and repair every
-//! metadata copy.
+//! Design: the server calls [`Wfs::background`] (`FileSystem::background`) from a kernel timer. It
+//! commits the pending commit group when its oldest change has reached the flush age
+//! (`protocol::daemon`: 5 s by default, like ext4's commit interval and ZFS's txg timeout) unless an
+//! explicit transaction is open (its changes must not become durable before its commit), then
+//! verifies at most `scrub_blocks` data blocks, continuing from where the previous slice stopped (a
+//! key cursor in the live tree), so the cost of one tick is bounded whatever the filesystem size.
+//! Memory pressure needs no timer: an implicit group is committed as soon as it reaches
+//! `GROUP_OPS` operations or `GROUP_BLOCKS` data blocks. [`Wfs::tick`] is the same work without
+//! the age (tests). A full `scrub` remains the way to check and repair every metadata copy.
 
 use alloc::vec;
 use alloc::vec::Vec;
 
 use blockdev::BlockDevice;
+use protocol::daemon::{DaemonConfig, DaemonStats};
 use protocol::Result;
 
 use crate::btree;
@@ -31,13 +36,55 @@ pub struct TickReport {
 }
 
 impl<D: BlockDevice> Wfs<D> {
+    /// Set how the daemon runs (flush age, tick period, scrub slice).
+    pub fn set_daemon(&mut self, cfg: DaemonConfig) {
+        let stats = self.daemon.stats;
+        self.daemon = protocol::daemon::Daemon::new(cfg);
+        self.daemon.stats = DaemonStats { flush_age_ms: cfg.flush_age_ms, ..stats };
+    }
+
+    /// One daemon tick: commit if the oldest pending change has reached the flush age (and no
+    /// explicit transaction is open), then verify one scrub slice. Returns the delay until the
+    /// next tick (ns).
+    pub fn background(&mut self) -> u64 {
+        let now = self.now();
+        if self.dirty && !self.daemon.pending() {
+            // A change that bypassed `op_done`: counted from now.
+            self.daemon.changed(now);
+        }
+        let flush = (self.tx.is_none() && self.daemon.flush_due(now)).then(|| self.commit().is_ok());
+        let budget = self.daemon.scrub_budget(now);
+        if budget > 0 {
+            // A slice that cannot read its part of the tree is retried at the next tick.
+            if let Ok(r) = self.scrub_slice(budget) {
+                let (bad, at) = (r.bad_blocks.len() as u64, self.scrub_cursor.0.oid);
+                self.daemon.scrubbed(now, r.blocks_verified, bad, at, r.pass_complete);
+            }
+        }
+        self.daemon.ticked(now, flush);
+        let end = self.now();
+        self.daemon.ran(now, end);
+        self.daemon.next_delay_ns(end)
+    }
+
+    /// The daemon's counters.
+    pub fn daemon_report(&self) -> DaemonStats {
+        self.daemon.report()
+    }
+
     /// Commit pending implicit work and verify up to `budget` data blocks.
     pub fn tick(&mut self, budget: usize) -> Result<TickReport> {
-        let mut r = TickReport::default();
+        let mut committed = false;
         if self.tx.is_none() && self.dirty {
             self.commit()?;
-            r.committed = true;
+            committed = true;
         }
+        Ok(TickReport { committed, ..self.scrub_slice(budget)? })
+    }
+
+    /// Verify up to `budget` data blocks from the scrub cursor on, moving it.
+    fn scrub_slice(&mut self, budget: usize) -> Result<TickReport> {
+        let mut r = TickReport::default();
         let mut items = Vec::new();
         let limit = budget.saturating_mul(4).saturating_add(16);
         let (from, mut skip) = self.scrub_cursor;
@@ -122,5 +169,82 @@ mod tests {
             }
         }
         assert_eq!(bad, [addr]);
+    }
+
+    /// A clock the test moves (seconds).
+    #[derive(Clone)]
+    struct StepClock(alloc::sync::Arc<core::sync::atomic::AtomicI64>);
+
+    impl protocol::fs::Clock for StepClock {
+        fn now(&self) -> Timespec {
+            Timespec::new(self.0.load(core::sync::atomic::Ordering::SeqCst), 0)
+        }
+    }
+
+    /// What a power cut now would leave: a fresh mount of a copy of the device.
+    fn after_power_cut(fs: &mut Wfs<RamDisk>) -> Wfs<RamDisk> {
+        let copy = RamDisk::from_bytes(fs.device_mut().as_bytes().to_vec());
+        Wfs::mount(copy, Box::new(FixedClock(Timespec::new(1, 0)))).unwrap()
+    }
+
+    #[test]
+    fn background_commits_a_change_once_it_reaches_the_flush_age_and_scrubs_meanwhile() {
+        use core::sync::atomic::Ordering::SeqCst;
+        let secs = alloc::sync::Arc::new(core::sync::atomic::AtomicI64::new(1000));
+        let mut fs =
+            Wfs::format(RamDisk::new(8192), &FormatOptions::default(), Box::new(StepClock(secs.clone()))).unwrap();
+        fs.set_daemon(protocol::daemon::DaemonConfig {
+            flush_age_ms: 5000,
+            tick_ms: 1000,
+            scrub_blocks: 4,
+            scrub_rest_ms: 0,
+        });
+        // Nothing pending: one tick period.
+        assert_eq!(fs.background(), 1_000_000_000);
+        let f = fs.create(1, "f", &NewNode::new(FileType::File, 0o644)).unwrap().ino;
+        fs.write(f, 0, &[7u8; 10 * 4096]).unwrap();
+        secs.store(1003, SeqCst);
+        assert_eq!(fs.background(), 1_000_000_000);
+        assert!(fs.daemon_report().pending);
+        assert!(after_power_cut(&mut fs).lookup(1, "f").is_err(), "committed before the flush age");
+        secs.store(1004, SeqCst);
+        assert_eq!(fs.background(), 1_000_000_000, "sleeps exactly until the age is reached");
+        secs.store(1005, SeqCst);
+        fs.background();
+        let r = fs.daemon_report();
+        assert!(!r.pending);
+        assert_eq!((r.flushes, r.flush_errors, r.last_flush), (1, 0, Some(Timespec::new(1005, 0))));
+        let mut cut = after_power_cut(&mut fs);
+        let ino = cut.lookup(1, "f").unwrap().ino;
+        let mut buf = alloc::vec![0u8; 10 * 4096];
+        assert_eq!(cut.read(ino, 0, &mut buf).unwrap(), buf.len());
+        assert!(buf.iter().all(|&b| b == 7));
+        // Ticks meanwhile verified scrub slices of 4 blocks and went round the tree.
+        for _ in 0..4 {
+            fs.background();
+        }
+        let r = fs.daemon_report();
+        assert!(r.scrub_blocks >= 10 && r.scrub_passes >= 1 && r.scrub_bad == 0, "{r:?}");
+        assert_eq!(r.ticks, 8);
+    }
+
+    #[test]
+    fn background_never_commits_an_open_transaction() {
+        use core::sync::atomic::Ordering::SeqCst;
+        let secs = alloc::sync::Arc::new(core::sync::atomic::AtomicI64::new(1000));
+        let mut fs =
+            Wfs::format(RamDisk::new(8192), &FormatOptions::default(), Box::new(StepClock(secs.clone()))).unwrap();
+        let tx = fs.begin_transaction().unwrap();
+        fs.create(1, "in-tx", &NewNode::new(FileType::File, 0o644)).unwrap();
+        secs.store(1060, SeqCst);
+        fs.background();
+        assert!(after_power_cut(&mut fs).lookup(1, "in-tx").is_err());
+        assert_eq!(fs.daemon_report().flushes, 0);
+        // Nor do the durability calls: they fail rather than answer Ok without a barrier.
+        assert_eq!(fs.sync(), Err(protocol::Error::Busy));
+        assert_eq!(fs.fsync(1), Err(protocol::Error::Busy));
+        fs.commit_transaction(tx).unwrap();
+        assert!(!fs.daemon_report().pending);
+        assert!(after_power_cut(&mut fs).lookup(1, "in-tx").is_ok());
     }
 }

@@ -290,9 +290,11 @@ impl<D: BlockDevice> FileSystem for Wfs<D> {
     }
 
     fn sync(&mut self) -> Result<()> {
-        // Inside an explicit transaction nothing may become durable before its commit.
+        // Inside an explicit transaction nothing may become durable before its commit, and the
+        // state cannot be split into the transaction's part and the rest: the durability call
+        // fails rather than answering Ok without a barrier.
         if self.tx.is_some() {
-            return Ok(());
+            return Err(Error::Busy);
         }
         self.commit()
     }
@@ -408,6 +410,14 @@ impl<D: BlockDevice> FileSystem for Wfs<D> {
 
     fn snapshot_delete(&mut self, name: &str) -> Result<()> {
         self.delete_snapshot(name)
+    }
+
+    fn background(&mut self) -> Option<u64> {
+        Some(Wfs::background(self))
+    }
+
+    fn daemon_stats(&mut self) -> Result<protocol::daemon::DaemonStats> {
+        Ok(self.daemon_report())
     }
 
     fn run_scrub(&mut self) -> Result<ScrubSummary> {

@@ -42,6 +42,7 @@ use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
 use blockdev::BlockDevice;
+use protocol::daemon::Daemon;
 use protocol::fs::{Clock, FileType, TxId};
 use protocol::{Error, Result};
 
@@ -94,8 +95,10 @@ pub struct Wfs<D: BlockDevice> {
     dirty: bool,
     ops_since: u64,
     blocks_since: u64,
-    /// Where the background scrub (`tick`) continues.
+    /// Where the background scrub (`tick`, `background`) continues.
     scrub_cursor: (Key, usize),
+    /// The write-back schedule and counters of the server's daemon (`background`).
+    daemon: Daemon,
     /// A commit failed part-way: the in-memory state can no longer be trusted to match the
     /// device, so every change is refused (`ReadOnly`) until the filesystem is mounted again.
     failed: bool,
@@ -141,6 +144,7 @@ impl<D: BlockDevice> Wfs<D> {
             ops_since: 0,
             blocks_since: 0,
             scrub_cursor: (Key::MIN, 0),
+            daemon: Daemon::default(),
             failed: false,
         };
         let root = Inode {
@@ -220,6 +224,7 @@ impl<D: BlockDevice> Wfs<D> {
             ops_since: 0,
             blocks_since: 0,
             scrub_cursor: (Key::MIN, 0),
+            daemon: Daemon::default(),
             failed: false,
         };
         if walk {
@@ -308,6 +313,7 @@ impl<D: BlockDevice> Wfs<D> {
     pub(crate) fn commit(&mut self) -> Result<()> {
         self.writable()?;
         if !self.dirty && !self.st.alloc.any_changed() {
+            self.daemon.written();
             return Ok(());
         }
         let r = self.commit_inner();
@@ -348,6 +354,7 @@ impl<D: BlockDevice> Wfs<D> {
         self.dirty = false;
         self.ops_since = 0;
         self.blocks_since = 0;
+        self.daemon.written();
         Ok(())
     }
 
@@ -374,6 +381,7 @@ impl<D: BlockDevice> Wfs<D> {
     pub(crate) fn rollback(&mut self) -> Result<()> {
         self.root = Child::Disk(self.committed.root);
         self.st.dirty_nodes = 0;
+        self.daemon.written();
         // next_ino stays: a handle the VFS still holds to a node of the aborted work must never
         // name a later, unrelated node.
         self.dirty = false;
@@ -438,6 +446,10 @@ impl<D: BlockDevice> Wfs<D> {
 
     /// Called after each implicit operation: commit when the group has grown large.
     pub(crate) fn op_done(&mut self, blocks: u64) -> Result<()> {
+        if !self.daemon.pending() {
+            let now = self.now();
+            self.daemon.changed(now);
+        }
         self.ops_since += 1;
         self.blocks_since += blocks;
         if self.tx.is_none() && (self.ops_since >= GROUP_OPS || self.blocks_since >= GROUP_BLOCKS) {

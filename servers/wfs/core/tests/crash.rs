@@ -2,13 +2,14 @@
 //! every single write (and with the writes of the cut epoch landed in reordered subsets) must
 //! mount, pass fsck, and show exactly the last committed state, or the next one when the cut fell
 //! inside that commit. An explicit transaction left open at the cut must vanish (the seed's
-//! test_crash_recovery).
+//! test_crash_recovery). The daemon's background commits are among the commits cut.
 
 mod common;
 
 use blockdev::fault::{crash, FaultDisk, Op};
 use blockdev::RamDisk;
 use common::*;
+use protocol::daemon::DaemonConfig;
 use protocol::fs::{FileSystem, FileType, NewNode, SetAttr};
 use protocol::Error;
 use wfs::Wfs;
@@ -92,10 +93,24 @@ fn workload() -> (Vec<u8>, Vec<Op>, Recorder) {
         rec.commit(&mut fs, |fs| fs.sync().unwrap());
     }
 
+    // The daemon's write-backs are commits like any other (flush age 0: due at the next tick), with
+    // scrub slices between them; a tick inside an open transaction commits nothing.
+    fs.set_daemon(DaemonConfig { flush_age_ms: 0, tick_ms: 1000, scrub_blocks: 8, scrub_rest_ms: 0 });
+    for round in 0..4u64 {
+        fs.write(a, round * 300, &pattern(500, 40 + round)).unwrap();
+        mkfile(&mut fs, d, &format!("bg{round}"), &pattern(700, 50 + round));
+        rec.commit(&mut fs, |fs| {
+            fs.background();
+        });
+    }
+
     // An explicit transaction that commits, one that aborts.
     let tx = rec_begin(&mut rec, &mut fs);
     fs.rename(root, "a2", d, "moved").unwrap();
     mkfile(&mut fs, root, "tx-file", &pattern(20_000, 9));
+    let before = fs.device_mut().log().len();
+    fs.background();
+    assert_eq!(fs.device_mut().log().len(), before, "a daemon tick wrote inside an open transaction");
     rec.commit(&mut fs, |fs| fs.commit_transaction(tx).unwrap());
     let tx = rec_begin(&mut rec, &mut fs);
     fs.unlink(d, "moved").unwrap();
