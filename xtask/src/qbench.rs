@@ -50,8 +50,11 @@ pub fn parse(log: &str) -> Figures {
         .collect()
 }
 
+/// `label -> key -> value` from `RESULT <label> key=value ...` lines.
+type Results = BTreeMap<String, BTreeMap<String, f64>>;
+
 /// The `RESULT <label> key=value ...` lines of linux-fs-ref (and of our own summary) by label.
-pub fn parse_results(out: &str) -> BTreeMap<String, BTreeMap<String, f64>> {
+pub fn parse_results(out: &str) -> Results {
     out.lines()
         .filter_map(|l| {
             let mut w = l.trim_end_matches('\r').strip_prefix("RESULT ")?.split_whitespace();
@@ -267,7 +270,7 @@ fn linux_prerequisites_missing() -> bool {
 }
 
 /// linux-fs-ref's `RESULT` lines (ext4, vfat, ipc), or `None` (with a plain message) if it cannot run.
-fn linux_reference() -> Option<(BTreeMap<String, BTreeMap<String, f64>>, f64)> {
+fn linux_reference() -> Option<(Results, f64)> {
     let Some(tool) = linux_fs_ref() else {
         println!("== Linux reference skipped: {LINUX_FS_REF} (beside the repository) is missing");
         return None;
@@ -452,13 +455,7 @@ fn fmt(v: f64) -> String {
 /// vfat beside FAT) with ratios, then the detail rows and where the time goes. `linux` is its
 /// `RESULT` lines and its QEMU's share of a core; `boot` the benchmark boot's wall seconds and QEMU's
 /// share of one core; `load` the load averages before our boot, after it and after Linux's.
-fn print_table(
-    ours: &Figures,
-    linux: Option<&(BTreeMap<String, BTreeMap<String, f64>>, f64)>,
-    accel: &str,
-    boot: (f64, f64),
-    load: &[String; 3],
-) {
+fn print_table(ours: &Figures, linux: Option<&(Results, f64)>, accel: &str, boot: (f64, f64), load: &[String; 3]) {
     let get = |mount: &str, metric: &str| ours.get(&(mount.to_string(), metric.to_string())).copied();
     let all = |metric: &str| get("all", metric).unwrap_or(0.0);
     println!("\n## bench: qemu (whole stack, QEMU {accel}, release build)\n");
