@@ -1,5 +1,6 @@
 //! Block I/O for the trees: checksum-verified reads with ditto fallback, a bounded cache of
-//! decoded nodes, and the free rules for blocks that leave the tree.
+//! decoded nodes, the cache of verified file data (`datacache`; every write here drops what it
+//! overwrites), and the free rules for blocks that leave the tree.
 //!
 //! Design: a node is only ever read through a [`BlockPtr`], so every read is verified against the
 //! checksum and birth txid its parent recorded; if the first copy fails, the ditto copy is tried,
@@ -16,6 +17,7 @@ use protocol::{Error, Result};
 
 use crate::allocator::Allocator;
 use crate::btree::Node;
+use crate::datacache::{DataCache, DATA_CACHE_BLOCKS};
 use crate::ondisk::{crc, BlockPtr, BLOCK_SIZE, SECTORS_PER_BLOCK};
 
 /// Decoded nodes kept in memory; the cache is dropped wholesale when it grows past this.
@@ -25,6 +27,8 @@ pub struct Store<D: BlockDevice> {
     pub dev: D,
     pub alloc: Allocator,
     cache: BTreeMap<u64, (u32, u64, Arc<Node>)>,
+    /// File data blocks verified when they were read from the device (see `datacache`).
+    pub data: DataCache,
     /// The transaction being built; blocks written now carry this birth.
     pub txid: u64,
     /// Txid of the newest snapshot (0: none). Blocks born at or before it may be shared.
@@ -47,6 +51,7 @@ impl<D: BlockDevice> Store<D> {
             dev,
             alloc,
             cache: BTreeMap::new(),
+            data: DataCache::new(DATA_CACHE_BLOCKS),
             txid,
             snap_txid: 0,
             ditto,
@@ -78,6 +83,8 @@ impl<D: BlockDevice> Store<D> {
         if addr.checked_add(n).is_none_or(|end| end > self.alloc.total()) {
             return Err(Error::InvalidArgument);
         }
+        // Whatever the device holds at these blocks from now on is not what was verified before.
+        self.data.invalidate(addr, n);
         self.dev.write(addr * SECTORS_PER_BLOCK, buf)
     }
 
@@ -143,6 +150,7 @@ impl<D: BlockDevice> Store<D> {
 
     pub fn forget_cache(&mut self) {
         self.cache.clear();
+        self.data.clear();
     }
 
     /// A block (every copy) leaves the live tree: free it according to the rules in `allocator`.
