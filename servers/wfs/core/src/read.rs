@@ -237,13 +237,24 @@ pub fn file_read<D: BlockDevice>(
     }
     let end = size.min(off.saturating_add(buf.len() as u64));
     let n = (end - off) as usize;
-    buf[..n].fill(0);
     let mut tmp = Vec::new();
-    for (rs, ptrs) in file_runs(st, root, ino, off, end)? {
+    let runs = file_runs(st, root, ino, off, end)?;
+    // Runs come in file order without overlap, so only the gaps between them (holes) need zeroing;
+    // if damaged metadata breaks that order, the whole buffer is zeroed first instead.
+    let ordered = runs.windows(2).all(|w| w[0].0.saturating_add((w[0].1.len() * BLOCK_SIZE) as u64) <= w[1].0);
+    if !ordered {
+        buf[..n].fill(0);
+    }
+    let mut filled = 0;
+    for (rs, ptrs) in runs {
         // Copy the overlap of [run start, run end) with [off, end); a run wholly inside the
         // request is read straight into the caller's buffer.
         let re = rs + (ptrs.len() * BLOCK_SIZE) as u64;
         let (s, e) = (rs.max(off), re.min(end));
+        if ordered {
+            buf[filled..(s - off) as usize].fill(0);
+        }
+        filled = (e - off) as usize;
         let dst = &mut buf[(s - off) as usize..(e - off) as usize];
         if s == rs && e == re {
             read_run_cached(st, &ptrs, dst)?;
@@ -252,6 +263,9 @@ pub fn file_read<D: BlockDevice>(
             read_run_cached(st, &ptrs, &mut tmp)?;
             dst.copy_from_slice(&tmp[(s - rs) as usize..(e - rs) as usize]);
         }
+    }
+    if ordered {
+        buf[filled..n].fill(0);
     }
     Ok(n)
 }
