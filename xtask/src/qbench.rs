@@ -51,7 +51,7 @@ pub fn parse(log: &str) -> Figures {
 }
 
 /// `label -> key -> value` from `RESULT <label> key=value ...` lines.
-type Results = BTreeMap<String, BTreeMap<String, f64>>;
+pub type Results = BTreeMap<String, BTreeMap<String, f64>>;
 
 /// The `RESULT <label> key=value ...` lines of linux-fs-ref (and of our own summary) by label.
 pub fn parse_results(out: &str) -> Results {
@@ -270,7 +270,7 @@ fn linux_prerequisites_missing() -> bool {
 }
 
 /// linux-fs-ref's `RESULT` lines (ext4, vfat, ipc), or `None` (with a plain message) if it cannot run.
-fn linux_reference() -> Option<(Results, f64)> {
+pub fn linux_reference() -> Option<(Results, f64)> {
     let Some(tool) = linux_fs_ref() else {
         println!("== Linux reference skipped: {LINUX_FS_REF} (beside the repository) is missing");
         return None;
