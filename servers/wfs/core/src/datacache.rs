@@ -11,7 +11,9 @@
 //! reads the device. The cache is direct-mapped (block `addr` can only live in slot `addr % capacity`),
 //! so a lookup, an insert and an eviction are one array access each, which matters because every
 //! block of a cold read passes through here; blocks contiguous on disk never evict each other, so a
-//! sequential scan of a file laid out contiguously and no larger than the cache keeps hitting.
+//! sequential scan of a file laid out contiguously and no larger than the cache keeps hitting. A
+//! sequential read of one file that goes past the cache's size stops filling it (`Store::admit_read`),
+//! so a big scan neither pays a copy per block nor evicts what was cached before it.
 
 use alloc::vec;
 use alloc::vec::Vec;

@@ -153,8 +153,14 @@ pub fn read_run<D: BlockDevice>(st: &mut Store<D>, ptrs: &[BlockPtr], buf: &mut 
 
 /// `read_run` through the verified-data cache: a run whose every block is cached (same address, same
 /// crc) is copied from it with no device request and no checksum; otherwise the whole run is read and
-/// verified as `read_run` does, and its blocks are cached. For file reads; scrub reads the device.
-pub fn read_run_cached<D: BlockDevice>(st: &mut Store<D>, ptrs: &[BlockPtr], buf: &mut [u8]) -> Result<()> {
+/// verified as `read_run` does, and its blocks are cached if `admit` (see `Store::admit_read`). For
+/// file reads; scrub reads the device.
+pub fn read_run_cached<D: BlockDevice>(
+    st: &mut Store<D>,
+    ptrs: &[BlockPtr],
+    buf: &mut [u8],
+    admit: bool,
+) -> Result<()> {
     let Some(first) = ptrs.first() else { return Ok(()) };
     if first.addr != 0 && st.data.has_run(first.addr, ptrs.iter().map(|p| p.crc)) {
         for (p, dst) in ptrs.iter().zip(buf.chunks_mut(BLOCK_SIZE)) {
@@ -164,7 +170,9 @@ pub fn read_run_cached<D: BlockDevice>(st: &mut Store<D>, ptrs: &[BlockPtr], buf
         return Ok(());
     }
     read_run(st, ptrs, buf)?;
-    remember_run(st, ptrs, buf);
+    if admit {
+        remember_run(st, ptrs, buf);
+    }
     Ok(())
 }
 
@@ -238,6 +246,7 @@ pub fn file_read<D: BlockDevice>(
     let end = size.min(off.saturating_add(buf.len() as u64));
     let n = (end - off) as usize;
     let mut tmp = Vec::new();
+    let admit = st.admit_read(ino, off, n as u64);
     let runs = file_runs(st, root, ino, off, end)?;
     // Runs come in file order without overlap, so only the gaps between them (holes) need zeroing;
     // if damaged metadata breaks that order, the whole buffer is zeroed first instead.
@@ -257,10 +266,10 @@ pub fn file_read<D: BlockDevice>(
         filled = (e - off) as usize;
         let dst = &mut buf[(s - off) as usize..(e - off) as usize];
         if s == rs && e == re {
-            read_run_cached(st, &ptrs, dst)?;
+            read_run_cached(st, &ptrs, dst, admit)?;
         } else {
             tmp.resize(ptrs.len() * BLOCK_SIZE, 0);
-            read_run_cached(st, &ptrs, &mut tmp)?;
+            read_run_cached(st, &ptrs, &mut tmp, admit)?;
             dst.copy_from_slice(&tmp[(s - rs) as usize..(e - rs) as usize]);
         }
     }

@@ -29,6 +29,8 @@ pub struct Store<D: BlockDevice> {
     cache: BTreeMap<u64, (u32, u64, Arc<Node>)>,
     /// File data blocks verified when they were read from the device (see `datacache`).
     pub data: DataCache,
+    /// The sequential read under way: inode, the offset it continues at, and bytes read so far.
+    stream: (u64, u64, u64),
     /// The transaction being built; blocks written now carry this birth.
     pub txid: u64,
     /// Txid of the newest snapshot (0: none). Blocks born at or before it may be shared.
@@ -52,6 +54,7 @@ impl<D: BlockDevice> Store<D> {
             alloc,
             cache: BTreeMap::new(),
             data: DataCache::new(DATA_CACHE_BLOCKS),
+            stream: (0, 0, 0),
             txid,
             snap_txid: 0,
             ditto,
@@ -67,6 +70,17 @@ impl<D: BlockDevice> Store<D> {
             return Err(Error::Corrupt { block: addr });
         }
         Ok(())
+    }
+
+    /// Notes a read of `len` bytes of `ino` at `off` and says whether what it reads from the device
+    /// should enter the verified-data cache: not once a sequential read of one file has gone past the
+    /// cache's size, as such a scan would only evict everything before any of it is read again (the
+    /// first cache-full of the file stays cached).
+    pub fn admit_read(&mut self, ino: u64, off: u64, len: u64) -> bool {
+        let (i, next, done) = self.stream;
+        let done = if i == ino && next == off { done.saturating_add(len) } else { len };
+        self.stream = (ino, off.saturating_add(len), done);
+        done <= (DATA_CACHE_BLOCKS * BLOCK_SIZE) as u64
     }
 
     /// Read whole blocks starting at `addr` without any verification.
