@@ -49,6 +49,11 @@ impl PhysMem for DirectMap {
         // Safety: a direct-map address of memory the caller owns (see above).
         unsafe { core::ptr::write_bytes(ptr(pa), 0, PAGE as usize) }
     }
+    fn copy(&mut self, from: u64, to: u64, n: usize) {
+        // Safety: direct-map addresses of memory the caller owns (see above); `memcopy::copy` copes
+        // with the two ranges overlapping (a task lending its own buffer to itself).
+        unsafe { kernel_core::memcopy::copy(ptr(to), ptr(from), n) }
+    }
 }
 
 /// The kernel's frames: kernel-core's `FramePool` over the direct map.

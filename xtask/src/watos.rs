@@ -261,13 +261,47 @@ pub fn qemu_command(art: &Artifacts, opts: &Options) -> Command {
     cmd
 }
 
+/// The kernel's TSC rate from its boot line `TSC: 2592.123 MHz calibrated ...`.
+pub fn tsc_mhz_of(log: &str) -> Option<f64> {
+    log.lines().find_map(|l| l.split_once("TSC: ")?.1.split_once(" MHz")?.0.trim().parse().ok())
+}
+
+/// Runs linux-fs-ref (the same QEMU, a Linux guest) and prints its `RESULT ipc` line beside our null
+/// syscall and empty call, converted to µs with the kernel's TSC rate.
+fn beside_linux(log: &str, rows: &[&str]) {
+    let median = |prefix: &str| -> Option<f64> {
+        let row = rows.iter().find(|r| r.starts_with(prefix))?;
+        row.split(" | ").nth(1)?.trim().parse().ok()
+    };
+    let (Some(mhz), Some(null), Some(call)) = (tsc_mhz_of(log), median("null syscall"), median("empty call")) else {
+        println!("\n(no TSC rate or rows to compare with Linux)");
+        return;
+    };
+    let Some((linux, _)) = crate::qbench::linux_reference() else { return };
+    let Some(ipc) = linux.get("ipc") else { return };
+    let (sys, pipe) = (ipc.get("null_syscall_median_us"), ipc.get("pipe_roundtrip_median_us"));
+    let (Some(&sys), Some(&pipe)) = (sys, pipe) else { return };
+    let (null_us, call_us) = (null / mhz, call / mhz);
+    println!(
+        "\nBeside Linux 6.1 on the same QEMU (linux-fs-ref's `RESULT ipc`; our cycles at the kernel's {mhz:.0} MHz):\n"
+    );
+    println!("| operation | WATOS µs | Linux µs | WATOS / Linux |");
+    println!("|---|---:|---:|---:|");
+    println!("| null syscall (task_id / getppid) | {null_us:.2} | {sys:.2} | {:.2} |", null_us / sys);
+    println!(
+        "| empty IPC call / pipe round trip between two processes | {call_us:.2} | {pipe:.2} | {:.2} |",
+        call_us / pipe
+    );
+}
+
 /// QEMU's exit status for a kernel that wrote `0x10` to the debug-exit port (all went well).
 pub const QEMU_SUCCESS: i32 = (0x10 << 1) | 1;
 /// QEMU's exit status after a kernel panic (`0x11` written to the debug-exit port).
 pub const QEMU_FAILURE: i32 = (0x11 << 1) | 1;
 
 /// `cargo xtask bench ipc`: boots a release build whose initrd holds only the IPC benchmark, and
-/// prints its figures as Markdown.
+/// prints its figures as Markdown, then runs linux-fs-ref in the same sitting and prints Linux's null
+/// syscall and pipe round trip beside ours.
 pub fn bench_ipc() -> bool {
     let opts = Options { release: true, ..Options::default() };
     let Some(art) = build_with(&opts, &BENCH_MANIFEST, "initrd-bench.img") else { return false };
@@ -295,6 +329,9 @@ pub fn bench_ipc() -> bool {
     println!("cycles and are far higher than on real silicon. For scale: seL4 on an i7-6700 (Skylake) takes");
     println!("386 cycles for Call and 380 for Reply, about 770 for a round trip (seL4 benchmarks page).");
     let ok = rows.len() == 5 && out.status.code() == Some(QEMU_SUCCESS);
+    if ok {
+        beside_linux(&log, &rows);
+    }
     if !ok {
         eprintln!("IPC benchmark did not complete (QEMU status {:?}); log:\n{log}", out.status.code());
     }

@@ -23,6 +23,7 @@ pub mod heap;
 pub mod ipc;
 pub mod kernel;
 pub mod lease;
+pub mod memcopy;
 pub mod memmap;
 pub mod paging;
 pub mod pci_ports;

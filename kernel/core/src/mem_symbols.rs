@@ -2,20 +2,18 @@
 //! to them and there is no C library), plus the two unwinding symbols the precompiled `core`/`alloc`
 //! reference even under `panic=abort`. Built only with the `mem-symbols` feature.
 //!
-//! Design: `rep movsb`/`rep stosb` (fast on every CPU since Ivy Bridge and trivially correct), written
-//! as inline assembly so the compiler cannot turn the body back into a call to itself. The direction
-//! flag is clear on entry by the System V ABI, and `memmove` sets it only around a backwards copy.
+//! Design: thin wrappers over `memcopy` (`rep movsq`/`rep stosq` plus a byte tail, in inline assembly
+//! so the compiler cannot turn the body back into a call to itself; 8 bytes per iteration matters
+//! under QEMU's TCG, which emulates each iteration of a `rep` string instruction as one load and store).
 
-use core::arch::asm;
+use crate::memcopy;
 
 /// # Safety
 /// The C contract: `dst` and `src` valid for `n` bytes and not overlapping.
 #[no_mangle]
 pub unsafe extern "C" fn memcpy(dst: *mut u8, src: *const u8, n: usize) -> *mut u8 {
-    // Safety: the caller guarantees both ranges are valid.
-    unsafe {
-        asm!("rep movsb", inout("rcx") n => _, inout("rdi") dst => _, inout("rsi") src => _, options(nostack, preserves_flags))
-    };
+    // Safety: the caller guarantees both ranges are valid and disjoint.
+    unsafe { memcopy::copy_forward(dst, src, n) };
     dst
 }
 
@@ -23,19 +21,8 @@ pub unsafe extern "C" fn memcpy(dst: *mut u8, src: *const u8, n: usize) -> *mut 
 /// The C contract: `dst` and `src` valid for `n` bytes; they may overlap.
 #[no_mangle]
 pub unsafe extern "C" fn memmove(dst: *mut u8, src: *const u8, n: usize) -> *mut u8 {
-    if n == 0 {
-        return dst;
-    }
-    if (dst as usize) <= (src as usize) || (dst as usize) >= (src as usize).wrapping_add(n) {
-        // Safety: a forward copy is correct when dst is below src or the ranges are disjoint.
-        return unsafe { memcpy(dst, src, n) };
-    }
-    // Safety: copy backwards from the last byte; DF is restored before returning.
-    unsafe {
-        asm!("std", "rep movsb", "cld",
-            inout("rcx") n => _, inout("rdi") dst.add(n - 1) => _, inout("rsi") src.add(n - 1) => _,
-            options(nostack))
-    };
+    // Safety: the caller guarantees both ranges are valid; `copy` picks the direction the overlap needs.
+    unsafe { memcopy::copy(dst, src, n) };
     dst
 }
 
@@ -44,9 +31,7 @@ pub unsafe extern "C" fn memmove(dst: *mut u8, src: *const u8, n: usize) -> *mut
 #[no_mangle]
 pub unsafe extern "C" fn memset(dst: *mut u8, c: i32, n: usize) -> *mut u8 {
     // Safety: the caller guarantees the range is valid.
-    unsafe {
-        asm!("rep stosb", inout("rcx") n => _, inout("rdi") dst => _, in("al") c as u8, options(nostack, preserves_flags))
-    };
+    unsafe { memcopy::fill(dst, c as u8, n) };
     dst
 }
 

@@ -28,6 +28,14 @@ pub trait PhysMem {
     fn read(&self, pa: u64, out: &mut [u8]);
     fn write(&mut self, pa: u64, data: &[u8]);
     fn zero_frame(&mut self, pa: u64);
+    /// Copies `n` bytes from `from` to `to` (each range within one frame; they may be the same
+    /// frame and overlap). The default goes through a stack bounce; a memory the kernel can address
+    /// directly overrides it with one copy.
+    fn copy(&mut self, from: u64, to: u64, n: usize) {
+        let mut buf = [0u8; crate::abi::PAGE as usize];
+        self.read(from, &mut buf[..n]);
+        self.write(to, &buf[..n]);
+    }
 }
 
 /// A source of 4 KiB physical frames.

@@ -113,7 +113,8 @@ pub fn copy_out(space: &AddressSpace, mem: &mut impl PhysMem, va: u64, data: &[u
 
 /// Copies `len` bytes from one address space to another (a lease transfer): both ranges are
 /// validated in full (source readable, destination writable) before any byte moves, then the bytes go
-/// physical chunk to physical chunk, once, through a small kernel bounce buffer.
+/// physical chunk to physical chunk, once, with `PhysMem::copy` (straight through the kernel's direct
+/// map, no bounce; each step the largest run within one source and one destination page).
 pub fn copy_between(
     mem: &mut impl PhysMem,
     src: (&AddressSpace, u64),
@@ -123,13 +124,11 @@ pub fn copy_between(
     let from = validate(src.0, mem, src.1, len, Access::Read)?;
     let to = validate(dst.0, mem, dst.1, len, Access::Write)?;
     let (mut fi, mut foff, mut ti, mut toff) = (0, 0, 0, 0);
-    let mut buf = [0u8; PAGE as usize];
     while fi < from.0.len() && ti < to.0.len() {
         let (fpa, flen) = from.0[fi];
         let (tpa, tlen) = to.0[ti];
         let n = (flen - foff).min(tlen - toff);
-        mem.read(fpa + foff as u64, &mut buf[..n]);
-        mem.write(tpa + toff as u64, &buf[..n]);
+        mem.copy(fpa + foff as u64, tpa + toff as u64, n);
         foff += n;
         toff += n;
         if foff == flen {

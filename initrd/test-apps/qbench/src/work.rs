@@ -152,13 +152,17 @@ impl Mount<'_> {
         Ok(())
     }
 
-    /// Reads `name` from the start in `CHUNK` requests, `passes` times; reports the rate.
-    pub fn seq_read(&self, name: &str, len: u64, passes: u32, metric: &str) -> Result<()> {
+    /// Reads `name` from the start in `CHUNK` requests, `untimed` times and then `passes` times
+    /// timed; reports the rate of the timed passes.
+    pub fn seq_read(&self, name: &str, len: u64, untimed: u32, passes: u32, metric: &str) -> Result<()> {
         let mut f = KFile::open(self.fs, &self.path(name))?;
         let mut buf = vec![0u8; CHUNK];
         let mut ok = true;
-        let s = self.start()?;
-        for _ in 0..passes {
+        let mut s = self.start()?;
+        for pass in 0..untimed + passes {
+            if pass == untimed {
+                s = self.start()?;
+            }
             f.seek(SeekFrom::Start(0))?;
             let mut at = 0;
             loop {
@@ -175,7 +179,11 @@ impl Mount<'_> {
         self.report(&alloc::format!("{metric}_bytes"), (len * passes as u64) as f64);
         check(
             ok,
-            format_args!("qbench: {}: {metric}: {passes} pass(es) over {name} read back what was written", self.tag),
+            format_args!(
+                "qbench: {}: {metric}: {} pass(es) over {name} read back what was written",
+                self.tag,
+                untimed + passes
+            ),
         );
         Ok(())
     }

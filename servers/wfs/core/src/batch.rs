@@ -4,8 +4,9 @@
 //! is planned first — each read's inode and extent items give the physically contiguous runs it
 //! needs, holes stay zero — and then all runs of all reads go to the device in one `read_vectored`,
 //! so the block cache below sees every miss at once and the disk driver can keep many requests in
-//! flight. Each block is verified against its pointer's checksum before a byte is copied out, as
-//! `read::file_read` does. An error in any read fails the batch (the default `read_batch` does the
+//! flight. Each block is verified against its pointer's checksum before a byte is copied out and is
+//! then cached as verified; runs already in that cache are copied from it and never reach the
+//! device, as in `read::file_read`. An error in any read fails the batch (the default `read_batch` does the
 //! same), so the caller's per-read fallback decides which one it was.
 
 use alloc::vec;
@@ -17,7 +18,7 @@ use protocol::{Error, Result};
 
 use crate::btree::Child;
 use crate::ondisk::{BlockPtr, BLOCK_SIZE, SECTORS_PER_BLOCK};
-use crate::read::{file_runs, get_inode, verify_run};
+use crate::read::{file_runs, get_inode, remember_run, verify_run};
 use crate::store::Store;
 
 /// One run to read: its pointers (contiguous on disk) and where its overlap with the read goes.
@@ -69,6 +70,22 @@ pub fn read_batch<D: BlockDevice>(
             });
         }
     }
+    // Pieces whose every block is in the verified-data cache are copied from it; the rest go to the
+    // device together.
+    pieces.retain(|p| {
+        if !st.data.has_run(p.ptrs[0].addr, p.ptrs.iter().map(|b| b.crc)) {
+            return true;
+        }
+        let (mut at, mut dst) = (p.skip, p.dst);
+        while at < p.skip + p.len {
+            let (i, within) = (at / BLOCK_SIZE, at % BLOCK_SIZE);
+            let n = (BLOCK_SIZE - within).min(p.skip + p.len - at);
+            let Some(block) = st.data.get(p.ptrs[i].addr, p.ptrs[i].crc) else { return true };
+            out[dst..dst + n].copy_from_slice(&block[within..within + n]);
+            (at, dst) = (at + n, dst + n);
+        }
+        false
+    });
     let mut bufs: Vec<Vec<u8>> = Vec::with_capacity(pieces.len());
     for p in &pieces {
         let addr = p.ptrs[0].addr;
@@ -79,9 +96,12 @@ pub fn read_batch<D: BlockDevice>(
     }
     let mut runs: Vec<(u64, &mut [u8])> =
         pieces.iter().zip(bufs.iter_mut()).map(|(p, b)| (p.ptrs[0].addr * SECTORS_PER_BLOCK, &mut b[..])).collect();
-    st.dev.read_vectored(&mut runs)?;
+    if !runs.is_empty() {
+        st.dev.read_vectored(&mut runs)?;
+    }
     for (p, b) in pieces.iter().zip(&bufs) {
         verify_run(&p.ptrs, b)?;
+        remember_run(st, &p.ptrs, b);
         out[p.dst..p.dst + p.len].copy_from_slice(&b[p.skip..p.skip + p.len]);
     }
     Ok(counts)

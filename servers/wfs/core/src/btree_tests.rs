@@ -168,3 +168,19 @@ proptest! {
         let _ = Node::decode(&b, &BlockPtr { addr: 1, addr2: 0, crc: 0, birth: 7 });
     }
 }
+
+#[test]
+fn a_sequential_read_past_the_data_cache_stops_filling_it() {
+    let mut st = store(64);
+    let cache = (crate::datacache::DATA_CACHE_BLOCKS * crate::ondisk::BLOCK_SIZE) as u64;
+    let mib = 1u64 << 20;
+    let mut admitted = 0;
+    for i in 0..(cache / mib + 4) {
+        admitted += st.admit_read(7, i * mib, mib) as u64;
+    }
+    assert_eq!(admitted, cache / mib, "the first cache-full of the scan is admitted, the rest not");
+    // Any read that does not continue the scan starts afresh: another file, a seek, a random read.
+    assert!(st.admit_read(8, (cache / mib + 4) * mib, mib));
+    assert!(st.admit_read(7, 0, mib));
+    assert!(st.admit_read(7, 123 * 4096, 4096));
+}

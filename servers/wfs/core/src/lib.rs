@@ -27,6 +27,7 @@ mod batch;
 pub mod btree;
 mod check;
 mod daemon;
+mod datacache;
 mod extent;
 mod file;
 mod fsimpl;

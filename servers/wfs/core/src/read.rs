@@ -3,7 +3,9 @@
 //! Design: these functions take a store and a tree root and never modify either, so a snapshot view
 //! answers lookups, stats, readdir and reads with exactly the code the live filesystem uses. File
 //! reads gather the extent items (see `extent`) of up to `CHUNK` blocks, read runs of physically contiguous blocks
-//! with one device request each and verify every block's checksum before copying a byte out.
+//! with one device request each and verify every block's checksum before copying a byte out; runs
+//! already in the verified-data cache (`datacache`) are copied from it instead, with no device request
+//! and no second checksum.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -149,6 +151,38 @@ pub fn read_run<D: BlockDevice>(st: &mut Store<D>, ptrs: &[BlockPtr], buf: &mut 
     verify_run(ptrs, buf)
 }
 
+/// `read_run` through the verified-data cache: a run whose every block is cached (same address, same
+/// crc) is copied from it with no device request and no checksum; otherwise the whole run is read and
+/// verified as `read_run` does, and its blocks are cached if `admit` (see `Store::admit_read`). For
+/// file reads; scrub reads the device.
+pub fn read_run_cached<D: BlockDevice>(
+    st: &mut Store<D>,
+    ptrs: &[BlockPtr],
+    buf: &mut [u8],
+    admit: bool,
+) -> Result<()> {
+    let Some(first) = ptrs.first() else { return Ok(()) };
+    if first.addr != 0 && st.data.has_run(first.addr, ptrs.iter().map(|p| p.crc)) {
+        for (p, dst) in ptrs.iter().zip(buf.chunks_mut(BLOCK_SIZE)) {
+            let block = st.data.get(p.addr, p.crc).ok_or(Error::Corrupt { block: p.addr })?;
+            dst.copy_from_slice(&block[..dst.len()]);
+        }
+        return Ok(());
+    }
+    read_run(st, ptrs, buf)?;
+    if admit {
+        remember_run(st, ptrs, buf);
+    }
+    Ok(())
+}
+
+/// Caches the blocks of a run that `verify_run` passed (whole blocks only).
+pub fn remember_run<D: BlockDevice>(st: &mut Store<D>, ptrs: &[BlockPtr], buf: &[u8]) {
+    for (p, block) in ptrs.iter().zip(buf.chunks_exact(BLOCK_SIZE)) {
+        st.data.insert(p.addr, p.crc, block);
+    }
+}
+
 /// Checks each data block of a run read into `buf` against its pointer's checksum; a mismatch names
 /// the block.
 pub fn verify_run(ptrs: &[BlockPtr], buf: &[u8]) -> Result<()> {
@@ -211,21 +245,36 @@ pub fn file_read<D: BlockDevice>(
     }
     let end = size.min(off.saturating_add(buf.len() as u64));
     let n = (end - off) as usize;
-    buf[..n].fill(0);
     let mut tmp = Vec::new();
-    for (rs, ptrs) in file_runs(st, root, ino, off, end)? {
+    let admit = st.admit_read(ino, off, n as u64);
+    let runs = file_runs(st, root, ino, off, end)?;
+    // Runs come in file order without overlap, so only the gaps between them (holes) need zeroing;
+    // if damaged metadata breaks that order, the whole buffer is zeroed first instead.
+    let ordered = runs.windows(2).all(|w| w[0].0.saturating_add((w[0].1.len() * BLOCK_SIZE) as u64) <= w[1].0);
+    if !ordered {
+        buf[..n].fill(0);
+    }
+    let mut filled = 0;
+    for (rs, ptrs) in runs {
         // Copy the overlap of [run start, run end) with [off, end); a run wholly inside the
         // request is read straight into the caller's buffer.
         let re = rs + (ptrs.len() * BLOCK_SIZE) as u64;
         let (s, e) = (rs.max(off), re.min(end));
+        if ordered {
+            buf[filled..(s - off) as usize].fill(0);
+        }
+        filled = (e - off) as usize;
         let dst = &mut buf[(s - off) as usize..(e - off) as usize];
         if s == rs && e == re {
-            read_run(st, &ptrs, dst)?;
+            read_run_cached(st, &ptrs, dst, admit)?;
         } else {
             tmp.resize(ptrs.len() * BLOCK_SIZE, 0);
-            read_run(st, &ptrs, &mut tmp)?;
+            read_run_cached(st, &ptrs, &mut tmp, admit)?;
             dst.copy_from_slice(&tmp[(s - rs) as usize..(e - rs) as usize]);
         }
+    }
+    if ordered {
+        buf[filled..n].fill(0);
     }
     Ok(n)
 }

@@ -1,5 +1,6 @@
 //! Block I/O for the trees: checksum-verified reads with ditto fallback, a bounded cache of
-//! decoded nodes, and the free rules for blocks that leave the tree.
+//! decoded nodes, the cache of verified file data (`datacache`; every write here drops what it
+//! overwrites), and the free rules for blocks that leave the tree.
 //!
 //! Design: a node is only ever read through a [`BlockPtr`], so every read is verified against the
 //! checksum and birth txid its parent recorded; if the first copy fails, the ditto copy is tried,
@@ -16,6 +17,7 @@ use protocol::{Error, Result};
 
 use crate::allocator::Allocator;
 use crate::btree::Node;
+use crate::datacache::{DataCache, DATA_CACHE_BLOCKS};
 use crate::ondisk::{crc, BlockPtr, BLOCK_SIZE, SECTORS_PER_BLOCK};
 
 /// Decoded nodes kept in memory; the cache is dropped wholesale when it grows past this.
@@ -25,6 +27,10 @@ pub struct Store<D: BlockDevice> {
     pub dev: D,
     pub alloc: Allocator,
     cache: BTreeMap<u64, (u32, u64, Arc<Node>)>,
+    /// File data blocks verified when they were read from the device (see `datacache`).
+    pub data: DataCache,
+    /// The sequential read under way: inode, the offset it continues at, and bytes read so far.
+    stream: (u64, u64, u64),
     /// The transaction being built; blocks written now carry this birth.
     pub txid: u64,
     /// Txid of the newest snapshot (0: none). Blocks born at or before it may be shared.
@@ -47,6 +53,8 @@ impl<D: BlockDevice> Store<D> {
             dev,
             alloc,
             cache: BTreeMap::new(),
+            data: DataCache::new(DATA_CACHE_BLOCKS),
+            stream: (0, 0, 0),
             txid,
             snap_txid: 0,
             ditto,
@@ -64,6 +72,17 @@ impl<D: BlockDevice> Store<D> {
         Ok(())
     }
 
+    /// Notes a read of `len` bytes of `ino` at `off` and says whether what it reads from the device
+    /// should enter the verified-data cache: not once a sequential read of one file has gone past the
+    /// cache's size, as such a scan would only evict everything before any of it is read again (the
+    /// first cache-full of the file stays cached).
+    pub fn admit_read(&mut self, ino: u64, off: u64, len: u64) -> bool {
+        let (i, next, done) = self.stream;
+        let done = if i == ino && next == off { done.saturating_add(len) } else { len };
+        self.stream = (ino, off.saturating_add(len), done);
+        done <= (DATA_CACHE_BLOCKS * BLOCK_SIZE) as u64
+    }
+
     /// Read whole blocks starting at `addr` without any verification.
     pub fn read_raw(&mut self, addr: u64, buf: &mut [u8]) -> Result<()> {
         let n = buf.len().div_ceil(BLOCK_SIZE) as u64;
@@ -78,6 +97,8 @@ impl<D: BlockDevice> Store<D> {
         if addr.checked_add(n).is_none_or(|end| end > self.alloc.total()) {
             return Err(Error::InvalidArgument);
         }
+        // Whatever the device holds at these blocks from now on is not what was verified before.
+        self.data.invalidate(addr, n);
         self.dev.write(addr * SECTORS_PER_BLOCK, buf)
     }
 
@@ -143,6 +164,7 @@ impl<D: BlockDevice> Store<D> {
 
     pub fn forget_cache(&mut self) {
         self.cache.clear();
+        self.data.clear();
     }
 
     /// A block (every copy) leaves the live tree: free it according to the rules in `allocator`.

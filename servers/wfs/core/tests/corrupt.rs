@@ -51,6 +51,42 @@ fn flipped_data_bit_is_a_checksum_error_naming_the_block() {
 }
 
 #[test]
+fn data_damaged_after_it_was_verified_is_caught_by_scrub_and_by_the_next_read_from_the_device() {
+    let img = image_with_files();
+    let want = pattern(64 * 1024, 77);
+    let at = img.windows(64).position(|w| w == &want[4096..4160]).unwrap();
+    let mut fs = mount(img);
+    let ino = fs.lookup(fs.root(), "data").unwrap().ino;
+    let mut buf = vec![0u8; 64 * 1024];
+    assert_eq!(fs.read(ino, 0, &mut buf).unwrap(), buf.len());
+    assert_eq!(buf, want);
+    // The block rots on the device after it was read and verified: reads served from the cache of
+    // verified data still hold the verified bytes (as a page cache would), scrub reads the device and
+    // names the block, and once the cache is dropped the read reaches the device and fails.
+    fs.device_mut().as_bytes_mut()[at + 5] ^= 0x10;
+    assert_eq!(fs.read(ino, 0, &mut buf).unwrap(), buf.len());
+    assert_eq!(buf, want);
+    let r = fs.scrub().unwrap();
+    assert_eq!(r.unrepairable, vec![(at / BS) as u64], "{r}");
+    fs.drop_caches();
+    assert_eq!(fs.read(ino, 0, &mut buf), Err(Error::Checksum { block: (at / BS) as u64 }));
+    assert_eq!(fs.read(ino, 4096, &mut buf[..4096]), Err(Error::Checksum { block: (at / BS) as u64 }));
+}
+
+#[test]
+fn rewritten_data_is_read_back_new_not_from_the_verified_cache() {
+    let mut fs = mount(image_with_files());
+    let ino = fs.lookup(fs.root(), "data").unwrap().ino;
+    let mut buf = vec![0u8; 64 * 1024];
+    fs.read(ino, 0, &mut buf).unwrap();
+    let new = pattern(64 * 1024, 5);
+    fs.write(ino, 0, &new[..8192]).unwrap();
+    fs.read(ino, 0, &mut buf).unwrap();
+    assert_eq!(&buf[..8192], &new[..8192]);
+    assert_eq!(&buf[8192..], &pattern(64 * 1024, 77)[8192..]);
+}
+
+#[test]
 fn scrub_repairs_every_damaged_metadata_copy() {
     let mut img = image_with_files();
     let nodes = node_blocks(&img);
