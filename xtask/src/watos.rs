@@ -3,7 +3,7 @@
 //! Design: one `cargo build` for all bare-metal crates with `--target x86_64-unknown-linux-gnu`
 //! given explicitly (so RUSTFLAGS reach only target code, never build scripts or proc-macros) and
 //! `--target-dir target/watos`. The initrd manifest lives here: which programs ship, under which
-//! names, which start at boot. One ELF may ship under several names; a program reads its own name
+//! names, which start at boot, which they may call. One ELF may ship under several names; a program reads its own name
 //! (task_info) to pick its role, which is how one `hostile` binary provides five fault tests.
 
 use crate::workspace_root;
@@ -134,7 +134,8 @@ fn device_of(name: &str, flags: u32) -> u32 {
 /// `fdhog-exit` and `fdhog-fault` (its own binary, no flags: on-demand programs init starts when
 /// fstest asks), the children whose descriptors must be closed when they die; `fstest-kill` ships
 /// `fdhog-exit`, for the same test against a restarted vfs server. `fstest` also ships `authority`,
-/// which attacks init and the servers with valid calls while fstest runs.
+/// which attacks init and the servers with valid calls while fstest runs. Each entry's send list
+/// names the servers it calls, and nothing more.
 pub fn storage_manifest(app: &'static str) -> Vec<Program> {
     // Every server: the shell reads each cache's and filesystem's statistics and waits for a
     // restarted server to serve; qbench reads the caches' statistics.

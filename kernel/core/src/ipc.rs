@@ -1,5 +1,9 @@
 //! Synchronous IPC: send (call), receive, reply, leases, notifications; and what a death does to it.
 //!
+//! Who may call whom is the manifest's send list (`Sends`, MINIX's `s_ipc_to`): a `send` to a
+//! program not on the caller's list is `NotPermitted` before anything is copied; the supervisor
+//! calls anyone, and replies need no list.
+//!
 //! Design (after Hubris): a call is `send`, which blocks the caller until the server `reply`s. The
 //! message (at most `MAX_MSG` bytes) is copied into the kernel once, at send time, and out to the
 //! server once, when it receives; the reply likewise. Bulk data never travels inline: the caller lends
