@@ -3,8 +3,9 @@
 //! Design: one `cargo build` for all bare-metal crates with `--target x86_64-unknown-linux-gnu`
 //! given explicitly (so RUSTFLAGS reach only target code, never build scripts or proc-macros) and
 //! `--target-dir target/watos`. The initrd manifest lives here: which programs ship, under which
-//! names, which start at boot, which they may call. One ELF may ship under several names; a program reads its own name
-//! (task_info) to pick its role, which is how one `hostile` binary provides five fault tests.
+//! names, which start at boot, which they may call. One ELF may ship under several names; a program
+//! reads its own name (task_info) to pick its role, which is how one `hostile` binary provides five
+//! fault tests.
 
 use crate::workspace_root;
 use std::path::PathBuf;
