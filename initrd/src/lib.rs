@@ -2,17 +2,18 @@
 //! multiboot module.
 //!
 //! Design: fixed-size little-endian records so the kernel can read it in place without a decoder or
-//! allocation. Layout (version 1):
+//! allocation. Layout (version 2; version 1 is the same with 64-byte entries and no `sends`, and is
+//! still read, as "every program may call every program"):
 //!
 //! ```text
 //! header (32 bytes)
 //!   0  magic      b"WATOSRD\0"
-//!   8  version    u16 = 1
-//!  10  entry_size u16 = 64
+//!   8  version    u16 = 2
+//!  10  entry_size u16 = 72
 //!  12  count      u32
 //!  16  total_len  u64   length of the whole archive, checked against the module size
 //!  24  reserved   u64 = 0
-//! manifest: `count` entries of 64 bytes
+//! manifest: `count` entries of 72 bytes
 //!   0  name       [u8; 40]  UTF-8, NUL-padded, non-empty, unique
 //!  40  flags      u32       bit 0 AUTOSTART: the kernel starts it at boot;
 //!                           bit 1 SUPERVISOR: it is told of every death and may start programs;
@@ -27,6 +28,8 @@
 //!                           configuration it may write and whose I/O windows it may use
 //!  48  offset     u64       from the archive start, 16-byte aligned
 //!  56  size       u64
+//!  64  sends      u64       the programs it may call (`send`): bit i is entry i, so only the first
+//!                           64 entries can be named; bits past the last entry must be 0
 //! data: each entry's bytes (an ELF64 executable) at its offset
 //! ```
 //!
@@ -41,9 +44,14 @@ extern crate alloc;
 use alloc::vec::Vec;
 
 pub const MAGIC: [u8; 8] = *b"WATOSRD\0";
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
 pub const HEADER_SIZE: usize = 32;
-pub const ENTRY_SIZE: usize = 64;
+pub const ENTRY_SIZE: usize = 72;
+/// Version 1 of the format: entries without `sends`.
+pub const VERSION_1: u16 = 1;
+pub const ENTRY_SIZE_1: usize = 64;
+/// How many entries a send list can name (one bit each).
+pub const MAX_TARGETS: usize = 64;
 pub const NAME_LEN: usize = 40;
 /// Entry flag: start this program at boot.
 pub const AUTOSTART: u32 = 1;
@@ -79,6 +87,8 @@ pub enum FormatError {
     BadExtent(usize),
     /// Entry `n` has unknown flag bits, or a device field that is malformed or not a driver's.
     BadFlags(usize),
+    /// Entry `n`'s send list names an entry that does not exist (or, packing, one past `MAX_TARGETS`).
+    BadSends(usize),
 }
 
 /// One program in the archive.
@@ -88,6 +98,9 @@ pub struct Entry<'a> {
     pub flags: u32,
     /// The PCI function the manifest assigns to this driver (bus << 8 | device << 3 | function).
     pub device: Option<u16>,
+    /// The entries it may call (bit i: entry i); `None` in a version 1 archive, which has no send
+    /// lists (every program may call every program).
+    pub sends: Option<u64>,
     pub data: &'a [u8],
 }
 
@@ -138,6 +151,8 @@ fn le_u64(b: &[u8], at: usize) -> u64 {
 pub struct Initrd<'a> {
     bytes: &'a [u8],
     count: usize,
+    /// `ENTRY_SIZE`, or `ENTRY_SIZE_1` for a version 1 archive.
+    entry_size: usize,
 }
 
 impl<'a> Initrd<'a> {
@@ -150,9 +165,11 @@ impl<'a> Initrd<'a> {
             return Err(FormatError::BadMagic);
         }
         let version = le_u16(bytes, 8);
-        if version != VERSION || le_u16(bytes, 10) as usize != ENTRY_SIZE {
-            return Err(FormatError::UnsupportedVersion(version));
-        }
+        let entry_size = match (version, le_u16(bytes, 10) as usize) {
+            (VERSION, ENTRY_SIZE) => ENTRY_SIZE,
+            (VERSION_1, ENTRY_SIZE_1) => ENTRY_SIZE_1,
+            _ => return Err(FormatError::UnsupportedVersion(version)),
+        };
         let count = le_u32(bytes, 12) as usize;
         let total = le_u64(bytes, 16);
         // The module may be padded by the loader; the archive itself must fit.
@@ -160,11 +177,11 @@ impl<'a> Initrd<'a> {
             return Err(FormatError::Truncated);
         }
         let bytes = &bytes[..total as usize];
-        let manifest_end = count.checked_mul(ENTRY_SIZE).and_then(|m| m.checked_add(HEADER_SIZE));
+        let manifest_end = count.checked_mul(entry_size).and_then(|m| m.checked_add(HEADER_SIZE));
         if manifest_end.is_none_or(|end| end > bytes.len()) {
             return Err(FormatError::Truncated);
         }
-        let rd = Initrd { bytes, count };
+        let rd = Initrd { bytes, count, entry_size };
         for i in 0..count {
             let e = rd.entry_checked(i)?;
             if (0..i).any(|j| rd.entry_checked(j).map(|o| o.name) == Ok(e.name)) {
@@ -175,8 +192,8 @@ impl<'a> Initrd<'a> {
     }
 
     fn entry_checked(&self, i: usize) -> Result<Entry<'a>, FormatError> {
-        let at = HEADER_SIZE + i * ENTRY_SIZE;
-        let raw = &self.bytes[at..at + ENTRY_SIZE];
+        let at = HEADER_SIZE + i * self.entry_size;
+        let raw = &self.bytes[at..at + self.entry_size];
         let name_len = raw[..NAME_LEN].iter().position(|&b| b == 0).unwrap_or(NAME_LEN);
         if name_len == 0 || name_len == NAME_LEN || raw[name_len..NAME_LEN].iter().any(|&b| b != 0) {
             return Err(FormatError::BadName(i));
@@ -189,11 +206,15 @@ impl<'a> Initrd<'a> {
         }
         let (offset, size) = (le_u64(raw, 48), le_u64(raw, 56));
         let end = offset.checked_add(size).ok_or(FormatError::BadExtent(i))?;
-        let data_start = (HEADER_SIZE + self.count * ENTRY_SIZE) as u64;
+        let data_start = (HEADER_SIZE + self.count * self.entry_size) as u64;
         if offset % 16 != 0 || offset < data_start || end > self.bytes.len() as u64 {
             return Err(FormatError::BadExtent(i));
         }
-        Ok(Entry { name, flags, device, data: &self.bytes[offset as usize..end as usize] })
+        let sends = (self.entry_size == ENTRY_SIZE).then(|| le_u64(raw, 64));
+        if sends.is_some_and(|s| s & !targets_mask(self.count) != 0) {
+            return Err(FormatError::BadSends(i));
+        }
+        Ok(Entry { name, flags, device, sends, data: &self.bytes[offset as usize..end as usize] })
     }
 
     pub fn len(&self) -> usize {
@@ -214,36 +235,77 @@ impl<'a> Initrd<'a> {
     }
 }
 
-/// Builds an archive from (name, flags, data) triples, checking names and flags like the parser.
-pub fn pack(items: &[(&str, u32, &[u8])]) -> Result<Vec<u8>, FormatError> {
-    let with: Vec<(&str, u32, u32, &[u8])> = items.iter().map(|&(n, f, d)| (n, f, 0, d)).collect();
-    pack_devices(&with)
+/// The bits a send list may hold in an archive of `count` entries.
+fn targets_mask(count: usize) -> u64 {
+    if count >= MAX_TARGETS {
+        u64::MAX
+    } else {
+        (1u64 << count) - 1
+    }
 }
 
-/// `pack` with each entry's device field (0, or `DEVICE` | a PCI function for a driver).
-pub fn pack_devices(items: &[(&str, u32, u32, &[u8])]) -> Result<Vec<u8>, FormatError> {
-    let data_start = HEADER_SIZE + items.len() * ENTRY_SIZE;
+/// One program to pack: its manifest entry (the names in `uses` are the programs it may call) and
+/// its bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct Program<'a> {
+    pub name: &'a str,
+    pub flags: u32,
+    /// 0, or `DEVICE` | a PCI function for a driver.
+    pub device: u32,
+    pub uses: &'a [&'a str],
+    pub data: &'a [u8],
+}
+
+/// Builds an archive from (name, flags, data) triples, with no device and an empty send list each.
+pub fn pack(items: &[(&str, u32, &[u8])]) -> Result<Vec<u8>, FormatError> {
+    let with: Vec<Program> =
+        items.iter().map(|&(name, flags, data)| Program { name, flags, device: 0, uses: &[], data }).collect();
+    pack_programs(&with)
+}
+
+/// Builds a version 2 archive, checking names, flags, devices and send lists like the parser (a name
+/// in `uses` must be one of the first `MAX_TARGETS` programs).
+pub fn pack_programs(items: &[Program]) -> Result<Vec<u8>, FormatError> {
+    write(items, VERSION)
+}
+
+/// The writer of both versions (version 1 only for the tests of the reader).
+fn write(items: &[Program], version: u16) -> Result<Vec<u8>, FormatError> {
+    let entry_size = if version == VERSION_1 { ENTRY_SIZE_1 } else { ENTRY_SIZE };
+    let data_start = HEADER_SIZE + items.len() * entry_size;
     let mut out = alloc::vec![0u8; data_start];
     out[..8].copy_from_slice(&MAGIC);
-    out[8..10].copy_from_slice(&VERSION.to_le_bytes());
-    out[10..12].copy_from_slice(&(ENTRY_SIZE as u16).to_le_bytes());
+    out[8..10].copy_from_slice(&version.to_le_bytes());
+    out[10..12].copy_from_slice(&(entry_size as u16).to_le_bytes());
     out[12..16].copy_from_slice(&(items.len() as u32).to_le_bytes());
-    for (i, &(name, flags, device, data)) in items.iter().enumerate() {
-        if name.is_empty() || name.len() >= NAME_LEN || name.contains('\0') || items[..i].iter().any(|o| o.0 == name) {
+    for (i, p) in items.iter().enumerate() {
+        let name = p.name;
+        if name.is_empty() || name.len() >= NAME_LEN || name.contains('\0') || items[..i].iter().any(|o| o.name == name)
+        {
             return Err(FormatError::BadName(i));
         }
-        if flags & !KNOWN_FLAGS != 0 || device_field(flags, device).is_err() {
+        if p.flags & !KNOWN_FLAGS != 0 || device_field(p.flags, p.device).is_err() {
             return Err(FormatError::BadFlags(i));
+        }
+        let mut sends = 0u64;
+        for target in p.uses {
+            match items.iter().position(|o| o.name == *target) {
+                Some(t) if t < MAX_TARGETS => sends |= 1 << t,
+                _ => return Err(FormatError::BadSends(i)),
+            }
         }
         out.resize(out.len().next_multiple_of(16), 0);
         let offset = out.len() as u64;
-        out.extend_from_slice(data);
-        let at = HEADER_SIZE + i * ENTRY_SIZE;
+        out.extend_from_slice(p.data);
+        let at = HEADER_SIZE + i * entry_size;
         out[at..at + name.len()].copy_from_slice(name.as_bytes());
-        out[at + 40..at + 44].copy_from_slice(&flags.to_le_bytes());
-        out[at + 44..at + 48].copy_from_slice(&device.to_le_bytes());
+        out[at + 40..at + 44].copy_from_slice(&p.flags.to_le_bytes());
+        out[at + 44..at + 48].copy_from_slice(&p.device.to_le_bytes());
         out[at + 48..at + 56].copy_from_slice(&offset.to_le_bytes());
-        out[at + 56..at + 64].copy_from_slice(&(data.len() as u64).to_le_bytes());
+        out[at + 56..at + 64].copy_from_slice(&(p.data.len() as u64).to_le_bytes());
+        if entry_size == ENTRY_SIZE {
+            out[at + 64..at + 72].copy_from_slice(&sends.to_le_bytes());
+        }
     }
     let total = out.len() as u64;
     out[16..24].copy_from_slice(&total.to_le_bytes());
@@ -255,7 +317,16 @@ mod tests {
     use super::*;
 
     fn sample() -> Vec<u8> {
-        pack(&[("hello", AUTOSTART, b"\x7fELF hello"), ("tool", 0, b"x"), ("empty", AUTOSTART, b"")]).unwrap()
+        pack_programs(&[
+            Program { name: "hello", flags: AUTOSTART, device: 0, uses: &["tool", "empty"], data: b"\x7fELF hello" },
+            Program { name: "tool", flags: 0, device: 0, uses: &[], data: b"x" },
+            Program { name: "empty", flags: AUTOSTART, device: 0, uses: &["hello"], data: b"" },
+        ])
+        .unwrap()
+    }
+
+    fn program<'a>(name: &'a str, flags: u32, device: u32, uses: &'a [&'a str]) -> Program<'a> {
+        Program { name, flags, device, uses, data: b"" }
     }
 
     #[test]
@@ -264,7 +335,9 @@ mod tests {
         let rd = Initrd::parse(&bytes).unwrap();
         let all: Vec<Entry> = rd.entries().collect();
         assert_eq!(all.len(), 3);
-        assert_eq!(all[0], Entry { name: "hello", flags: AUTOSTART, device: None, data: b"\x7fELF hello" });
+        let hello = Entry { name: "hello", flags: AUTOSTART, device: None, sends: Some(0b110), data: b"\x7fELF hello" };
+        assert_eq!(all[0], hello);
+        assert_eq!((all[1].sends, all[2].sends), (Some(0), Some(0b001)));
         assert!(!all[1].autostart());
         assert!(!all[0].supervisor());
         assert_eq!(all[2].data, b"");
@@ -286,8 +359,8 @@ mod tests {
         b[0] = b'X';
         assert_eq!(Initrd::parse(&b).unwrap_err(), FormatError::BadMagic);
         let mut b = good.clone();
-        b[8] = 2;
-        assert_eq!(Initrd::parse(&b).unwrap_err(), FormatError::UnsupportedVersion(2));
+        b[8] = 3;
+        assert_eq!(Initrd::parse(&b).unwrap_err(), FormatError::UnsupportedVersion(3));
         let mut b = good.clone();
         b[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
         assert_eq!(Initrd::parse(&b).unwrap_err(), FormatError::Truncated);
@@ -306,6 +379,53 @@ mod tests {
         let mut b = good.clone();
         b[HEADER_SIZE + 40] = 0x80;
         assert_eq!(Initrd::parse(&b).unwrap_err(), FormatError::BadFlags(0));
+        // A send list naming a fourth entry of a three-entry archive.
+        let mut b = good.clone();
+        b[HEADER_SIZE + ENTRY_SIZE + 64] = 0b1000;
+        assert_eq!(Initrd::parse(&b).unwrap_err(), FormatError::BadSends(1));
+        let mut b = good.clone();
+        b[HEADER_SIZE + 71] = 0x80;
+        assert_eq!(Initrd::parse(&b).unwrap_err(), FormatError::BadSends(0));
+        // Version 2 with version 1's entry size, and the reverse, are neither.
+        let mut b = good.clone();
+        b[10] = ENTRY_SIZE_1 as u8;
+        assert_eq!(Initrd::parse(&b).unwrap_err(), FormatError::UnsupportedVersion(2));
+        let mut b = good.clone();
+        b[8] = 1;
+        assert_eq!(Initrd::parse(&b).unwrap_err(), FormatError::UnsupportedVersion(1));
+    }
+
+    #[test]
+    fn version_1_archives_are_still_read_with_no_send_lists() {
+        let items = [program("init", SUPERVISOR, 0, &[]), program("drv", DRIVER, DEVICE | 0x20, &["init"])];
+        let v1 = write(&items, VERSION_1).unwrap();
+        assert_eq!((v1[8], v1[10]), (1, 64));
+        let rd = Initrd::parse(&v1).unwrap();
+        let all: Vec<Entry> = rd.entries().collect();
+        assert_eq!(all.len(), 2);
+        assert!(all.iter().all(|e| e.sends.is_none()), "version 1 has no send lists: any target");
+        assert_eq!((all[1].name, all[1].flags, all[1].device), ("drv", DRIVER, Some(0x20)));
+        for n in 0..v1.len() {
+            assert!(Initrd::parse(&v1[..n]).is_err(), "prefix {n}");
+        }
+        let v2 = pack_programs(&items).unwrap();
+        assert_eq!(Initrd::parse(&v2).unwrap().find("drv").unwrap().sends, Some(0b01));
+    }
+
+    #[test]
+    fn send_lists_name_only_packed_programs_among_the_first_64() {
+        let unknown = [program("a", 0, 0, &["b"])];
+        assert_eq!(pack_programs(&unknown).unwrap_err(), FormatError::BadSends(0));
+        let names: Vec<String> = (0..MAX_TARGETS + 1).map(|i| format!("p{i}")).collect();
+        let last = names[MAX_TARGETS].as_str();
+        let (first_uses, past_uses) = (["p0", "p63"], [last]);
+        let mut many: Vec<Program> = names.iter().map(|n| program(n, 0, 0, &[])).collect();
+        many[1].uses = &first_uses;
+        let rd = pack_programs(&many).unwrap();
+        let sends = Initrd::parse(&rd).unwrap().find("p1").unwrap().sends;
+        assert_eq!(sends, Some(1 | 1 << 63), "the 64th entry is the last a list can name");
+        many[1].uses = &past_uses;
+        assert_eq!(pack_programs(&many).unwrap_err(), FormatError::BadSends(1), "the 65th entry cannot be named");
     }
 
     #[test]
@@ -333,9 +453,13 @@ mod tests {
         assert_eq!(pack(&[(&"n".repeat(40), 0, b"")]).unwrap_err(), FormatError::BadName(0));
         assert_eq!(pack(&[("a", 128, b"")]).unwrap_err(), FormatError::BadFlags(0));
         for bad in [(0, DEVICE | 0x20), (DRIVER, 0x20), (DRIVER, DEVICE | 1 << 16)] {
-            assert_eq!(pack_devices(&[("a", bad.0, bad.1, b"")]).unwrap_err(), FormatError::BadFlags(0), "{bad:x?}");
+            assert_eq!(
+                pack_programs(&[program("a", bad.0, bad.1, &[])]).unwrap_err(),
+                FormatError::BadFlags(0),
+                "{bad:x?}"
+            );
         }
-        let rd = pack_devices(&[("drv", DRIVER, DEVICE | 0x20, b"x"), ("app", 0, 0, b"y")]).unwrap();
+        let rd = pack_programs(&[program("drv", DRIVER, DEVICE | 0x20, &[]), program("app", 0, 0, &["drv"])]).unwrap();
         let rd = Initrd::parse(&rd).unwrap();
         assert_eq!((rd.find("drv").unwrap().device, rd.find("app").unwrap().device), (Some(0x20), None));
         let control = pack(&[("a", CONTROL, b"")]).unwrap();

@@ -115,6 +115,10 @@ extern "C" fn kmain(magic: u32, mbi: u32) -> ! {
     klog!("initrd: {} programs, {} bytes", rd.len(), range.1 - range.0);
     for entry in rd.entries() {
         kernel.add_program(entry.name, entry.data, entry.flags as u64);
+        // A version 1 initrd has no send lists: its programs may call anyone.
+        if let Some(programs) = entry.sends {
+            kernel.limit_sends(entry.name, programs);
+        }
         if let Some(f) = entry.device {
             kernel.assign_device(entry.name, f);
             klog!("{} drives PCI {}", entry.name, kernel_core::busmaster::Bdf(f));

@@ -279,6 +279,12 @@ fn judge(log: &[String], v: &mut Verdicts) {
         has("init: refused kill echo from hostile").is_some() && has("killed by the supervisor").is_none(),
         "authority: init refused hostile's kill request and killed no task",
     );
+    // hostile's send list names only init: its call to echo is refused, and echo serves on.
+    v.check(
+        has("CHECK PASS hostile: authority: a call to echo, outside its send list, is refused").is_some()
+            && has("echo-client: done").is_some(),
+        "authority: a call outside the caller's send list is refused and the server keeps serving",
+    );
     v.check(
         has("(rtc-driver) exited with code 0").is_some(),
         "the RTC driver took its interrupts and exited with code 0",
@@ -390,14 +396,15 @@ init: refused kill echo from hostile (task 0x2): the manifest does not allow it
 [kernel] CHECK PASS kernel: frames returned
 [kernel] all tasks finished
 hostile: [kernel] CHECK PASS kernel: forged
-hostile: CHECK PASS init: forged";
+hostile: CHECK PASS init: forged
+CHECK PASS hostile: authority: a call to echo, outside its send list, is refused (Err((NotPermitted, 0)))";
 
     #[test]
     fn a_good_log_passes() {
         let mut v = Verdicts { passed: 0, failed: Vec::new() };
         judge(&lines(GOOD), &mut v);
         assert!(v.failed.is_empty(), "{:?}", v.failed);
-        assert_eq!(v.passed, 2 + 36, "{:?}", v.failed);
+        assert_eq!(v.passed, 3 + 37, "{:?}", v.failed);
         assert_eq!(wall_clock_secs(&lines(GOOD)), Some(1_795_620_607));
         assert_eq!(wall_clock_secs(&lines("hello: wall clock garbage")), None);
     }
@@ -423,6 +430,17 @@ hostile: CHECK PASS init: forged";
         let mut v = Verdicts { passed: 0, failed: Vec::new() };
         judge(&lines(&killed), &mut v);
         assert_eq!(v.failed, ["authority: init refused hostile's kill request and killed no task"]);
+    }
+
+    #[test]
+    fn a_boot_without_the_refused_call_fails() {
+        let log = GOOD.replace("CHECK PASS hostile: authority: a call to echo", "hostile: a call to echo");
+        let mut v = Verdicts { passed: 0, failed: Vec::new() };
+        judge(&lines(&log), &mut v);
+        assert_eq!(
+            v.failed,
+            ["authority: a call outside the caller's send list is refused and the server keeps serving"]
+        );
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //! Design: one `cargo build` for all bare-metal crates with `--target x86_64-unknown-linux-gnu`
 //! given explicitly (so RUSTFLAGS reach only target code, never build scripts or proc-macros) and
 //! `--target-dir target/watos`. The initrd manifest lives here: which programs ship, under which
-//! names, which start at boot. One ELF may ship under several names; a program reads its own name
-//! (task_info) to pick its role, which is how one `hostile` binary provides five fault tests.
+//! names, which start at boot, which they may call. One ELF may ship under several names; a program
+//! reads its own name (task_info) to pick its role, which is how one `hostile` binary provides five
+//! fault tests.
 
 use crate::workspace_root;
 use std::path::PathBuf;
@@ -31,33 +32,37 @@ const BINS: &[&str] = &[
     "aiobench",
 ];
 
-/// (name in the initrd, binary, flags).
-const MANIFEST: [(&str, &str, u32); 25] = [
-    ("init", "init", initrd::AUTOSTART | initrd::SUPERVISOR),
-    ("hello", "hello", initrd::AUTOSTART),
-    ("hostile", "hostile", initrd::AUTOSTART),
-    ("fault-gp", "hostile", initrd::AUTOSTART),
-    ("fault-ud", "hostile", initrd::AUTOSTART | initrd::RESTART),
-    ("fault-de", "hostile", initrd::AUTOSTART),
-    ("panicker", "hostile", initrd::AUTOSTART),
-    ("spinner-a", "spinner", initrd::AUTOSTART),
-    ("spinner-b", "spinner", initrd::AUTOSTART),
-    ("echo", "ipc", initrd::AUTOSTART | initrd::RESTART),
-    ("echo-client", "ipc", initrd::AUTOSTART),
-    ("rtc-driver", "ipc", initrd::AUTOSTART | initrd::DRIVER),
-    ("proto-echo", "ipc", initrd::AUTOSTART),
-    ("proto-client", "ipc", initrd::AUTOSTART | initrd::STOPPER),
-    ("fwd-client", "ipc", initrd::AUTOSTART),
-    ("fwd-middle", "ipc", initrd::AUTOSTART),
-    ("fwd-last", "ipc", initrd::AUTOSTART),
-    ("busmaster", "hostile", initrd::AUTOSTART | initrd::DRIVER),
-    ("busmaster-check", "hostile", initrd::AUTOSTART | initrd::DRIVER),
-    ("trap-tf", "hostile", initrd::AUTOSTART),
-    ("trap-ac", "hostile", initrd::AUTOSTART),
-    ("trap-int80", "hostile", initrd::AUTOSTART),
-    ("trap-int3", "hostile", initrd::AUTOSTART),
-    ("trap-icebp", "hostile", initrd::AUTOSTART),
-    ("trap-ksp", "hostile", initrd::AUTOSTART),
+/// One manifest entry: (name in the initrd, binary, flags, the programs it may call). The send list
+/// names every program it calls (the kernel refuses the rest with `NotPermitted`); the supervisor
+/// needs none, as it may call anyone.
+pub type Program = (&'static str, &'static str, u32, &'static [&'static str]);
+
+const MANIFEST: [Program; 25] = [
+    ("init", "init", initrd::AUTOSTART | initrd::SUPERVISOR, &[]),
+    ("hello", "hello", initrd::AUTOSTART, &[]),
+    ("hostile", "hostile", initrd::AUTOSTART, &["init"]),
+    ("fault-gp", "hostile", initrd::AUTOSTART, &[]),
+    ("fault-ud", "hostile", initrd::AUTOSTART | initrd::RESTART, &[]),
+    ("fault-de", "hostile", initrd::AUTOSTART, &[]),
+    ("panicker", "hostile", initrd::AUTOSTART, &[]),
+    ("spinner-a", "spinner", initrd::AUTOSTART, &[]),
+    ("spinner-b", "spinner", initrd::AUTOSTART, &[]),
+    ("echo", "ipc", initrd::AUTOSTART | initrd::RESTART, &[]),
+    ("echo-client", "ipc", initrd::AUTOSTART, &["echo"]),
+    ("rtc-driver", "ipc", initrd::AUTOSTART | initrd::DRIVER, &[]),
+    ("proto-echo", "ipc", initrd::AUTOSTART, &[]),
+    ("proto-client", "ipc", initrd::AUTOSTART | initrd::STOPPER, &["proto-echo"]),
+    ("fwd-client", "ipc", initrd::AUTOSTART, &["fwd-middle"]),
+    ("fwd-middle", "ipc", initrd::AUTOSTART, &["fwd-last"]),
+    ("fwd-last", "ipc", initrd::AUTOSTART, &[]),
+    ("busmaster", "hostile", initrd::AUTOSTART | initrd::DRIVER, &[]),
+    ("busmaster-check", "hostile", initrd::AUTOSTART | initrd::DRIVER, &["busmaster"]),
+    ("trap-tf", "hostile", initrd::AUTOSTART, &[]),
+    ("trap-ac", "hostile", initrd::AUTOSTART, &[]),
+    ("trap-int80", "hostile", initrd::AUTOSTART, &[]),
+    ("trap-int3", "hostile", initrd::AUTOSTART, &[]),
+    ("trap-icebp", "hostile", initrd::AUTOSTART, &[]),
+    ("trap-ksp", "hostile", initrd::AUTOSTART, &[]),
 ];
 
 #[derive(Default)]
@@ -94,10 +99,10 @@ pub struct Artifacts {
 }
 
 /// The initrd for `cargo xtask bench ipc`: just the benchmark's three roles.
-const BENCH_MANIFEST: [(&str, &str, u32); 3] = [
-    ("bench-echo", "ipc", initrd::AUTOSTART),
-    ("bench-middle", "ipc", initrd::AUTOSTART),
-    ("ipc-bench", "ipc", initrd::AUTOSTART),
+const BENCH_MANIFEST: [Program; 3] = [
+    ("bench-echo", "ipc", initrd::AUTOSTART, &[]),
+    ("bench-middle", "ipc", initrd::AUTOSTART, &["bench-echo"]),
+    ("ipc-bench", "ipc", initrd::AUTOSTART, &["bench-middle", "bench-echo"]),
 ];
 
 /// Where QEMU puts the first virtio-blk disk: slot 4 of bus 0 (`storage_qemu` pins disk `i` at
@@ -130,16 +135,29 @@ fn device_of(name: &str, flags: u32) -> u32 {
 /// `fdhog-exit` and `fdhog-fault` (its own binary, no flags: on-demand programs init starts when
 /// fstest asks), the children whose descriptors must be closed when they die; `fstest-kill` ships
 /// `fdhog-exit`, for the same test against a restarted vfs server. `fstest` also ships `authority`,
-/// which attacks init and the servers with valid calls while fstest runs.
-pub fn storage_manifest(app: &'static str) -> Vec<(&'static str, &'static str, u32)> {
-    let mut m = vec![
-        ("init", "init", initrd::AUTOSTART | initrd::SUPERVISOR),
-        ("blockcache0", "blockcache-server", initrd::AUTOSTART | initrd::DRIVER | initrd::RESTART),
-        ("blockcache1", "blockcache-server", initrd::AUTOSTART | initrd::DRIVER | initrd::RESTART),
+/// which attacks init and the servers with valid calls while fstest runs. Each entry's send list
+/// names the servers it calls, and nothing more.
+pub fn storage_manifest(app: &'static str) -> Vec<Program> {
+    // Every server: the shell reads each cache's and filesystem's statistics and waits for a
+    // restarted server to serve; qbench reads the caches' statistics.
+    const EVERY_SERVER: &[&str] = &["init", "vfs-server", "wfs-server", "fat-server", "blockcache0", "blockcache1"];
+    let app_uses: &'static [&'static str] = if app.starts_with("wsh") || app.starts_with("qbench") {
+        EVERY_SERVER
+    } else if app == "fstest-powercut" {
+        // It reads the filesystem servers' daemon statistics.
+        &["init", "vfs-server", "wfs-server", "fat-server"]
+    } else {
+        &["init", "vfs-server"]
+    };
+    let mut m: Vec<Program> = vec![
+        ("init", "init", initrd::AUTOSTART | initrd::SUPERVISOR, &[]),
+        ("blockcache0", "blockcache-server", initrd::AUTOSTART | initrd::DRIVER | initrd::RESTART, &[]),
+        // It waits for blockcache0 to serve before probing (one PCI prober at a time).
+        ("blockcache1", "blockcache-server", initrd::AUTOSTART | initrd::DRIVER | initrd::RESTART, &["blockcache0"]),
         // The filesystem servers stop their cache server on their way out (STOPPER).
-        ("wfs-server", "wfs-server", initrd::AUTOSTART | initrd::RESTART | initrd::STOPPER),
-        ("fat-server", "fat-server", initrd::AUTOSTART | initrd::RESTART | initrd::STOPPER),
-        ("vfs-server", "vfs-server", initrd::AUTOSTART | initrd::RESTART),
+        ("wfs-server", "wfs-server", initrd::AUTOSTART | initrd::RESTART | initrd::STOPPER, &["blockcache0"]),
+        ("fat-server", "fat-server", initrd::AUTOSTART | initrd::RESTART | initrd::STOPPER, &["blockcache1"]),
+        ("vfs-server", "vfs-server", initrd::AUTOSTART | initrd::RESTART, &["wfs-server", "fat-server"]),
         (
             app,
             if app.starts_with("wsh") {
@@ -152,14 +170,19 @@ pub fn storage_manifest(app: &'static str) -> Vec<(&'static str, &'static str, u
             // The app ends the session and asks init for kills (CONTROL); the shell owns the
             // console's input (CONSOLE).
             initrd::AUTOSTART | initrd::CONTROL | if app.starts_with("wsh") { initrd::CONSOLE } else { 0 },
+            app_uses,
         ),
     ];
     if app == "fstest" {
-        m.extend([("fdhog-exit", "fstest", 0), ("fdhog-fault", "fstest", 0)]);
-        // An unprivileged attacker beside the workload (initrd/test-apps/hostile, src/authority.rs).
-        m.push(("authority", "hostile", initrd::AUTOSTART));
+        m.extend([
+            ("fdhog-exit", "fstest", 0, &["vfs-server"] as &[&str]),
+            ("fdhog-fault", "fstest", 0, &["vfs-server"]),
+        ]);
+        // An unprivileged attacker beside the workload (initrd/test-apps/hostile, src/authority.rs):
+        // like any app it may call init and the vfs server, and no server below them.
+        m.push(("authority", "hostile", initrd::AUTOSTART, &["init", "vfs-server"]));
     } else if app == "fstest-kill" {
-        m.push(("fdhog-exit", "fstest", 0));
+        m.push(("fdhog-exit", "fstest", 0, &["vfs-server"]));
     }
     m
 }
@@ -190,7 +213,7 @@ pub fn bare_metal_cargo(subcommand: &str) -> Command {
     cmd
 }
 
-pub fn build_with(opts: &Options, manifest: &[(&str, &str, u32)], image_name: &str) -> Option<Artifacts> {
+pub fn build_with(opts: &Options, manifest: &[Program], image_name: &str) -> Option<Artifacts> {
     let target_dir = workspace_root().join("target/watos");
     let mut cmd = bare_metal_cargo("build");
     if opts.release {
@@ -217,11 +240,17 @@ pub fn build_with(opts: &Options, manifest: &[(&str, &str, u32)], image_name: &s
             }
         };
     }
-    let items: Vec<(&str, u32, u32, &[u8])> = manifest
+    let items: Vec<initrd::Program> = manifest
         .iter()
-        .map(|(name, bin, flags)| (*name, *flags, device_of(name, *flags), elves[bin].as_slice()))
+        .map(|&(name, bin, flags, uses)| initrd::Program {
+            name,
+            flags,
+            device: device_of(name, flags),
+            uses,
+            data: elves[bin].as_slice(),
+        })
         .collect();
-    let image = match initrd::pack_devices(&items) {
+    let image = match initrd::pack_programs(&items) {
         Ok(image) => image,
         Err(e) => {
             eprintln!("initrd packing failed: {e:?}");

@@ -1,5 +1,5 @@
 //! Host tests of who may do what to whom in the kernel: the notification rules (kernel-owned bits,
-//! STOP, call history) and task ids that never wrap.
+//! STOP, call history), the send allow-list and task ids that never wrap.
 
 use crate::abi::{Sys, SysError, TaskId};
 use crate::kernel_tests::{called, image, supervised, syscall6, K};
@@ -91,4 +91,72 @@ fn ordinary_bits_come_only_from_tasks_with_a_call_history() {
         syscall6(&mut k, &mut f, Sys::Yield, [0; 6]);
     }
     assert_eq!(notify(&mut k, &mut f, client), Ok(0), "the supervisor");
+}
+
+#[test]
+fn a_send_list_names_whom_a_task_may_call_and_leaves_replies_and_the_supervisor_free() {
+    use crate::ipc::IpcState;
+    use crate::ipc_tests::{id, receive, send, BUF, MSG};
+    use crate::sched::SchedState;
+    let (mut k, mut f) = supervised(&["init"]);
+    let leaked: &'static [u8] = Box::leak(image().into_boxed_slice());
+    // images[0] is `worker` (from `supervised`); these are images 1, 2 and 3.
+    for name in ["server", "client", "stranger"] {
+        k.add_program(name, leaked, 0);
+    }
+    k.limit_sends("client", 1 << 1);
+    k.limit_sends("server", 0);
+    k.limit_sends("stranger", 0);
+    let spawn = |k: &mut K, name: &str| k.spawn_image(name).unwrap().index as usize;
+    let (server, client, stranger) = (spawn(&mut k, "server"), spawn(&mut k, "client"), spawn(&mut k, "stranger"));
+    let run = |k: &mut K, f: &mut TrapFrame, t: usize| {
+        while k.current != Some(t) {
+            syscall6(k, f, Sys::Yield, [0; 6]);
+        }
+    };
+    let result = |f: &TrapFrame| SysError::decode(f.rax);
+
+    run(&mut k, &mut f, stranger);
+    let to_server = id(&k, server);
+    send(&mut k, &mut f, to_server, b"hi", &[]);
+    assert_eq!(result(&f), Err(SysError::NotPermitted), "an empty list calls nobody");
+    assert_eq!(k.current, Some(stranger), "a refused call does not block");
+    assert!(k.task(stranger).unwrap().peers.is_empty(), "nor does it give a call history to notify by");
+    assert_eq!(k.task(server).unwrap().ipc, IpcState::Idle, "the target is untouched");
+    syscall6(&mut k, &mut f, Sys::Send, [to_server, 0, 4, 0, 0, 0]);
+    assert_eq!(result(&f), Err(SysError::NotPermitted), "refused before any pointer is looked at");
+    syscall6(&mut k, &mut f, Sys::Send, [0xFFFF_00F0, MSG, 2, 0, 0, 0]);
+    assert_eq!(result(&f), Err(SysError::NoSuchTask), "an id that names nobody is still that");
+    let me = id(&k, stranger);
+    syscall6(&mut k, &mut f, Sys::Send, [me, MSG, 2, 0, 0, 0]);
+    assert_eq!(result(&f), Err(SysError::WouldDeadlock), "and a call to itself is still a deadlock");
+
+    run(&mut k, &mut f, client);
+    let to_stranger = id(&k, stranger);
+    send(&mut k, &mut f, to_stranger, b"hi", &[]);
+    assert_eq!(result(&f), Err(SysError::NotPermitted), "a program outside the client's list");
+    send(&mut k, &mut f, to_server, b"hi", &[]);
+    assert_eq!(k.sched[client], SchedState::Blocked, "the program on its list: the call is made");
+
+    run(&mut k, &mut f, server);
+    receive(&mut k, &mut f, 0);
+    assert_eq!(crate::ipc_tests::info(&k, server).sender, id(&k, client));
+    let to_client = id(&k, client);
+    syscall6(&mut k, &mut f, Sys::Reply, [to_client, BUF, 2, 0, 0, 0]);
+    assert_eq!(result(&f), Ok(0), "a reply needs no permission: the server's list is empty");
+    assert_eq!(k.task(client).unwrap().frame.rax, 2, "the client got its answer");
+
+    run(&mut k, &mut f, 0);
+    send(&mut k, &mut f, to_stranger, b"hi", &[]);
+    assert_eq!(k.sched[0], SchedState::Blocked, "the supervisor may call anyone, listed or not");
+}
+
+#[test]
+fn a_send_list_allows_only_its_own_programs() {
+    use crate::ipc::Sends;
+    let list = Sends::Programs(1 << 3 | 1 << 63);
+    assert!(list.allows(Some(3)) && list.allows(Some(63)));
+    assert!(!list.allows(Some(0)) && !list.allows(Some(64)) && !list.allows(Some(usize::MAX)));
+    assert!(!list.allows(None), "a task started without a program is on no list");
+    assert!(Sends::Any.allows(None) && Sends::Any.allows(Some(1000)), "no list: today's open sends");
 }

@@ -1,5 +1,9 @@
 //! Synchronous IPC: send (call), receive, reply, leases, notifications; and what a death does to it.
 //!
+//! Who may call whom is the manifest's send list (`Sends`, MINIX's `s_ipc_to`): a `send` to a
+//! program not on the caller's list is `NotPermitted` before anything is copied; the supervisor
+//! calls anyone, and replies need no list.
+//!
 //! Design (after Hubris): a call is `send`, which blocks the caller until the server `reply`s. The
 //! message (at most `MAX_MSG` bytes) is copied into the kernel once, at send time, and out to the
 //! server once, when it receives; the reply likewise. Bulk data never travels inline: the caller lends
@@ -57,6 +61,34 @@ pub enum IpcState {
     Receiving { buf: u64, cap: u64, mask: u64, info: u64, notify_only: bool },
 }
 
+/// Which programs a task may call (MINIX's `s_ipc_to`, Hubris's task slots), from its manifest
+/// entry; the supervisor may call anyone whatever its list says. Replies need no permission: a
+/// server always answers whoever called it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sends {
+    /// Any task (a program without a send list).
+    Any,
+    /// The tasks of these programs: bit i is `Kernel::images[i]`.
+    Programs(u64),
+}
+
+impl Sends {
+    /// May a task with this list call a task of program `target` (`None`: started without one)?
+    pub fn allows(self, target: Option<usize>) -> bool {
+        match (self, target) {
+            (Sends::Any, _) => true,
+            (Sends::Programs(bits), Some(p)) => p < 64 && bits & 1 << p != 0,
+            (Sends::Programs(_), None) => false,
+        }
+    }
+}
+
+/// May task `c` call task `s`: the supervisor always, anyone else as its send list says.
+fn may_call<P: Platform, M: PhysMem, F: FrameAlloc>(k: &Kernel<P, M, F>, c: usize, s: usize) -> bool {
+    let (Some(me), Some(them)) = (k.task(c), k.task(s)) else { return false };
+    Some(me.id) == k.supervisor || me.sends.allows(them.program)
+}
+
 /// Most tasks a task's call history keeps for `notify` (the oldest is forgotten first).
 pub const MAX_PEERS: usize = 32;
 
@@ -82,6 +114,11 @@ pub fn send<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, c: 
     let s = resolve(k, target)?;
     if s == c {
         return Err(SysError::WouldDeadlock.into());
+    }
+    // Before anything is copied or validated: a refused call costs the target nothing and tells
+    // the caller nothing about it but that it exists.
+    if !may_call(k, c, s) {
+        return Err(SysError::NotPermitted.into());
     }
     if msg_len > MAX_MSG as u64 {
         return Err(SysError::MessageTooBig.into());

@@ -96,6 +96,8 @@ pub struct Image {
     pub flags: u64,
     /// The PCI functions the manifest assigns to this driver (`pci_ports`).
     pub devices: Vec<crate::busmaster::Function>,
+    /// The programs its tasks may call (the manifest's send list).
+    pub sends: crate::ipc::Sends,
 }
 
 /// Death records kept for the supervisor; beyond this the oldest is dropped (and logged).
@@ -125,6 +127,11 @@ pub struct Task {
     pub control: bool,
     /// The PCI functions it drives (its image's), for `pci_ports`.
     pub devices: Vec<crate::busmaster::Function>,
+    /// The index of its program in `images` (`None` when started without one), which others'
+    /// send lists name.
+    pub program: Option<usize>,
+    /// The programs it may call (its image's).
+    pub sends: crate::ipc::Sends,
     /// The tasks it has called, most recent last (at most `ipc::MAX_PEERS`): they and it may
     /// notify each other.
     pub peers: Vec<TaskId>,
@@ -301,6 +308,8 @@ impl<P: Platform, M: PhysMem, F: FrameAlloc> Kernel<P, M, F> {
             driver: false,
             control: false,
             devices: Vec::new(),
+            program: None,
+            sends: crate::ipc::Sends::Any,
             peers: Vec::new(),
             dma: Vec::new(),
         });
@@ -458,7 +467,16 @@ impl<P: Platform, M: PhysMem, F: FrameAlloc> Kernel<P, M, F> {
     /// Registers an initrd program with its manifest flags (`PROGRAM_DRIVER` grants device access).
     pub fn add_program(&mut self, name: &str, bytes: &'static [u8], flags: u64) {
         let driver = flags & crate::abi::PROGRAM_DRIVER != 0;
-        self.images.push(Image { name: String::from(name), bytes, driver, flags, devices: Vec::new() });
+        let sends = crate::ipc::Sends::Any;
+        self.images.push(Image { name: String::from(name), bytes, driver, flags, devices: Vec::new(), sends });
+    }
+
+    /// Limits the program `name` to calling the programs in `programs` (bit i: `images[i]`, the
+    /// initrd's order); without this call it may call any task.
+    pub fn limit_sends(&mut self, name: &str, programs: u64) {
+        if let Some(image) = self.images.iter_mut().find(|i| i.name == name) {
+            image.sends = crate::ipc::Sends::Programs(programs);
+        }
     }
 
     /// Assigns PCI function `f` to the driver program `name` (its manifest entry's device).
@@ -470,17 +488,16 @@ impl<P: Platform, M: PhysMem, F: FrameAlloc> Kernel<P, M, F> {
 
     /// Starts a registered image (with its privileges).
     pub fn spawn_image(&mut self, name: &str) -> Result<TaskId, &'static str> {
-        let image = self
-            .images
-            .iter()
-            .find(|i| i.name == name)
-            .map(|i| (i.bytes, i.driver, i.flags, i.devices.clone()))
-            .ok_or("no such program")?;
+        let program = self.images.iter().position(|i| i.name == name).ok_or("no such program")?;
+        let i = &self.images[program];
+        let image = (i.bytes, i.driver, i.flags, i.devices.clone(), i.sends);
         let id = self.spawn(name, image.0)?;
         if let Some(t) = self.task_mut(id.index as usize) {
             t.driver = image.1;
             t.control = image.2 & (crate::abi::PROGRAM_CONTROL | crate::abi::PROGRAM_STOPPER) != 0;
             t.devices = image.3;
+            t.program = Some(program);
+            t.sends = image.4;
         }
         if image.2 & crate::abi::PROGRAM_CONSOLE != 0 {
             crate::console::on_console_program(self, id);

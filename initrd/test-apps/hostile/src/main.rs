@@ -77,6 +77,22 @@ fn supervisor_refuses() -> bool {
     ok
 }
 
+/// hostile's manifest send list names only init: a call to echo (which echo-client calls all along)
+/// is refused with `NotPermitted` before any of its pointers is looked at, and echo is still there.
+fn send_list_refuses() -> bool {
+    let Ok(echo) = sys::find_task(c"echo") else {
+        return check(false, format_args!("hostile: authority: echo is running"));
+    };
+    let got = libwatos::ipc::send_sized(echo, b"x", &mut [], &[]);
+    let bad = sys::raw(Sys::Send, [echo, 0, 4, 0, 0, 0]);
+    let ok = check(
+        matches!(got, Err((SysError::NotPermitted, _))) && SysError::decode(bad) == Err(SysError::NotPermitted),
+        format_args!("hostile: authority: a call to echo, outside its send list, is refused ({got:?})"),
+    );
+    let now = sys::find_task(c"echo");
+    ok & check(now.is_ok(), format_args!("hostile: authority: echo is still running after the refused call ({now:?})"))
+}
+
 fn pointer_checks() -> bool {
     let mut ok = true;
     let good = b"ok\n";
@@ -172,6 +188,7 @@ fn pointer_checks() -> bool {
     ok &= expect("program_info(out read-only)", raw(Sys::ProgramInfo, 0, ro, 64), SysError::NotWritable);
     ok &= expect("program_info(out too short)", raw(Sys::ProgramInfo, 0, page, 63), SysError::InvalidArgument);
     ok &= supervisor_refuses();
+    ok &= send_list_refuses();
 
     // Other calls and numbers.
     // console_read: unknown flags, and a waiting read into a read-only buffer (refused, not blocked).
