@@ -287,7 +287,7 @@ fn run(ops: Vec<Op>) {
                 };
                 let want = model.create(dir(d), NAMES[n]);
                 let got = fs.create(dir(d), NAMES[n], &NewNode::new(kind, mode));
-                assert_eq!(got.clone().map(|_| ()), want, "{op:?}");
+                assert_eq!(got.map(|_| ()), want, "{op:?}");
                 if let Ok(st) = got {
                     assert_eq!(st.kind, kind);
                     model.adopt(dir(d), NAMES[n], st.ino, kind);
@@ -312,7 +312,7 @@ fn run(ops: Vec<Op>) {
                 if let Some(f) = file(f) {
                     let want = model.link(f, dir(d), NAMES[n]);
                     let got = fs.link(f, dir(d), NAMES[n]);
-                    assert_eq!(got.clone().map(|_| ()), want, "{op:?}");
+                    assert_eq!(got.map(|_| ()), want, "{op:?}");
                     if let Ok(st) = got {
                         assert_eq!(st.nlink, model.links[&f], "link count returned by link");
                     }
