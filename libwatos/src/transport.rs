@@ -78,21 +78,36 @@ impl Transport for KernelTransport {
         check_call(msg, leases)?;
         let target = to_kernel(to).ok_or(Error::ServerDead)?;
         let kernel_leases: Vec<Lease> = leases.iter_mut().map(forward::kernel_lease).collect::<Result<_>>()?;
-        match ipc::send_code(target, msg, reply, &kernel_leases) {
-            Ok((len, 0)) => Ok(len),
-            Ok((len, CODE_ERROR)) => Err(postcard::from_bytes(&reply[..len]).unwrap_or(Error::Malformed)),
-            Ok(_) => Err(Error::Malformed),
-            Err(SysError::TaskDied) => Err(match self.refresh(to) {
-                Ok(now) if now != to => Error::ServerRestarted,
-                _ => Error::ServerDead,
-            }),
-            Err(e) => Err(map_error(e)),
-        }
+        let sent = ipc::send_code(target, msg, reply, &kernel_leases);
+        call_result(sent, reply, to, |to| self.refresh(to))
     }
 
     fn refresh(&self, to: TaskId) -> Result<TaskId> {
         let name = self.names.borrow().get(&to.index).cloned().ok_or(Error::ServerDead)?;
         self.lookup(&name)
+    }
+}
+
+/// What a call's kernel result means to the caller: the reply's length, the server's own error (reply
+/// code `CODE_ERROR`), or the kernel's error; for `TaskDied`, `refresh` says whether the name now
+/// names a newer task (`ServerRestarted`) or nothing (`ServerDead`).
+pub(crate) fn call_result(
+    sent: core::result::Result<(usize, u32), SysError>,
+    reply: &[u8],
+    to: TaskId,
+    refresh: impl FnOnce(TaskId) -> Result<TaskId>,
+) -> Result<usize> {
+    match sent {
+        Ok((len, 0)) => Ok(len),
+        Ok((len, CODE_ERROR)) => {
+            Err(reply.get(..len).and_then(|r| postcard::from_bytes(r).ok()).unwrap_or(Error::Malformed))
+        }
+        Ok(_) => Err(Error::Malformed),
+        Err(SysError::TaskDied) => Err(match refresh(to) {
+            Ok(now) if now != to => Error::ServerRestarted,
+            _ => Error::ServerDead,
+        }),
+        Err(e) => Err(map_error(e)),
     }
 }
 

@@ -1,4 +1,5 @@
-//! The serve loop against a scripted kernel: what it answers, when it ticks, idles and stops.
+//! The serve loop against a scripted kernel: what it answers, when it ticks, idles and stops; and the
+//! client half's reading of a call's result, down to the error its caller sees.
 //!
 //! Design: `Script` plays the kernel's part of `Endpoint` from a queue of events (a call with its
 //! bytes, a notification, "nobody waiting") and records every reply and notification, so each test
@@ -224,4 +225,31 @@ fn an_oversized_reply_length_is_clamped_to_the_message_size() {
     let mut k = Script::new(vec![Event::Call { sender: CLIENT, msg: b"", leases: 0 }, Event::Notify(STOP)]);
     assert_eq!(serve_loop(&mut k, &mut Liar, STOP, 0, None, None), Ok(()));
     assert_eq!(k.replies[0].1.len(), MAX_MESSAGE);
+}
+
+#[test]
+fn a_call_result_is_the_reply_or_exactly_the_servers_error() {
+    let none = |_: TaskId| -> Result<TaskId> { panic!("only a dead server is looked up again") };
+    let to = from_kernel(CLIENT);
+    assert_eq!(call_result(Ok((3, 0)), &[0; 8], to, none), Ok(3));
+    let mut buf = [0u8; 16];
+    let n = postcard::to_slice(&Error::Corrupt { block: 9 }, &mut buf).unwrap().len();
+    assert_eq!(call_result(Ok((n, CODE_ERROR)), &buf, to, none), Err(Error::Corrupt { block: 9 }));
+    assert_eq!(call_result(Ok((2, CODE_ERROR)), &[0xff, 0xff], to, none), Err(Error::Malformed), "undecodable");
+    assert_eq!(call_result(Ok((99, CODE_ERROR)), &buf, to, none), Err(Error::Malformed), "past the buffer");
+    assert_eq!(call_result(Ok((0, 7)), &buf, to, none), Err(Error::Malformed), "unknown code");
+    assert_eq!(call_result(Err(SysError::MessageTooBig), &buf, to, none), Err(Error::TooBig));
+    assert_eq!(call_result(Err(SysError::WouldDeadlock), &buf, to, none), Err(Error::Busy));
+}
+
+#[test]
+fn a_dead_server_is_restarted_only_if_its_name_names_a_newer_task() {
+    let to = TaskId::new(5, 2);
+    let newer = |_: TaskId| Ok(TaskId::new(5, 3));
+    let same = |t: TaskId| Ok(t);
+    let gone = |_: TaskId| Err(Error::NotFound);
+    assert_eq!(call_result(Err(SysError::TaskDied), &[], to, newer), Err(Error::ServerRestarted));
+    assert_eq!(call_result(Err(SysError::TaskDied), &[], to, same), Err(Error::ServerDead));
+    assert_eq!(call_result(Err(SysError::TaskDied), &[], to, gone), Err(Error::ServerDead));
+    assert_eq!(call_result(Err(SysError::NoSuchTask), &[], to, newer), Err(Error::ServerDead), "no look-up");
 }
