@@ -8,7 +8,9 @@
 //! borrow syscalls. A server's `Err` travels as reply code 1 with the postcard-encoded error as the
 //! reply bytes, so the caller gets exactly that error back. Kernel errors map onto protocol errors:
 //! a dead server is `ServerRestarted` when its name now names a newer task, `ServerDead` otherwise.
-//! `KernelLeases::forward` lends part of the caller's lease on without copying (see `forward`).
+//! `KernelLeases::forward` lends part of the caller's lease on without copying (see `forward`). The serve
+//! loop reaches the kernel only through the `Endpoint` trait, which `Kernel` implements with the real
+//! syscalls; host tests (transport_tests.rs) drive the same loop from a scripted kernel.
 
 use crate::forward;
 use crate::ipc;
@@ -17,7 +19,7 @@ use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::cell::RefCell;
-use kernel_core::abi::{Lease, SysError, LEASE_READ, LEASE_WRITE, NOTIFICATION};
+use kernel_core::abi::{Lease, RecvInfo, SysError, LEASE_READ, LEASE_WRITE, NOTIFICATION};
 use protocol::ipc::{
     check_call, Incoming, Lease as PLease, LeaseAccess, LeaseKind, Server, TaskId, Transport, MAX_MESSAGE,
 };
@@ -76,21 +78,36 @@ impl Transport for KernelTransport {
         check_call(msg, leases)?;
         let target = to_kernel(to).ok_or(Error::ServerDead)?;
         let kernel_leases: Vec<Lease> = leases.iter_mut().map(forward::kernel_lease).collect::<Result<_>>()?;
-        match ipc::send_code(target, msg, reply, &kernel_leases) {
-            Ok((len, 0)) => Ok(len),
-            Ok((len, CODE_ERROR)) => Err(postcard::from_bytes(&reply[..len]).unwrap_or(Error::Malformed)),
-            Ok(_) => Err(Error::Malformed),
-            Err(SysError::TaskDied) => Err(match self.refresh(to) {
-                Ok(now) if now != to => Error::ServerRestarted,
-                _ => Error::ServerDead,
-            }),
-            Err(e) => Err(map_error(e)),
-        }
+        let sent = ipc::send_code(target, msg, reply, &kernel_leases);
+        call_result(sent, reply, to, |to| self.refresh(to))
     }
 
     fn refresh(&self, to: TaskId) -> Result<TaskId> {
         let name = self.names.borrow().get(&to.index).cloned().ok_or(Error::ServerDead)?;
         self.lookup(&name)
+    }
+}
+
+/// What a call's kernel result means to the caller: the reply's length, the server's own error (reply
+/// code `CODE_ERROR`), or the kernel's error; for `TaskDied`, `refresh` says whether the name now
+/// names a newer task (`ServerRestarted`) or nothing (`ServerDead`).
+pub(crate) fn call_result(
+    sent: core::result::Result<(usize, u32), SysError>,
+    reply: &[u8],
+    to: TaskId,
+    refresh: impl FnOnce(TaskId) -> Result<TaskId>,
+) -> Result<usize> {
+    match sent {
+        Ok((len, 0)) => Ok(len),
+        Ok((len, CODE_ERROR)) => {
+            Err(reply.get(..len).and_then(|r| postcard::from_bytes(r).ok()).unwrap_or(Error::Malformed))
+        }
+        Ok(_) => Err(Error::Malformed),
+        Err(SysError::TaskDied) => Err(match refresh(to) {
+            Ok(now) if now != to => Error::ServerRestarted,
+            _ => Error::ServerDead,
+        }),
+        Err(e) => Err(map_error(e)),
     }
 }
 
@@ -158,7 +175,7 @@ impl Drop for KernelLeases {
 
 /// Serves calls with `server` until a notification in `stop_bits` arrives (0: forever).
 pub fn serve<S: Server>(server: &mut S, stop_bits: u64) -> Result<()> {
-    serve_loop(server, stop_bits, 0, None, None)
+    serve_loop(&mut Kernel, server, stop_bits, 0, None, None)
 }
 
 /// `serve` for a server with deferred work. `idle` is called whenever no caller is waiting: it
@@ -170,7 +187,7 @@ pub fn serve_idle<S: Server>(
     stop_bits: u64,
     mut idle: impl FnMut(&mut S) -> Option<Vec<(TaskId, u64)>>,
 ) -> Result<()> {
-    serve_loop(server, stop_bits, 0, Some(&mut idle), None)
+    serve_loop(&mut Kernel, server, stop_bits, 0, Some(&mut idle), None)
 }
 
 /// `serve` for a server with background work on a timer: a notification in `tick_bits` (the
@@ -182,16 +199,53 @@ pub fn serve_ticking<S: Server>(
     tick_bits: u64,
     mut tick: impl FnMut(&mut S),
 ) -> Result<()> {
-    serve_loop(server, stop_bits, tick_bits, None, Some(&mut tick))
+    serve_loop(&mut Kernel, server, stop_bits, tick_bits, None, Some(&mut tick))
 }
 
 /// Deferred work a serve loop runs when no caller waits.
 type Idle<'a, S> = &'a mut dyn FnMut(&mut S) -> Option<Vec<(TaskId, u64)>>;
 /// Work a serve loop runs when its timer bits arrive.
 type Tick<'a, S> = &'a mut dyn FnMut(&mut S);
+/// A kernel call's own result.
+type SysResult<T> = core::result::Result<T, SysError>;
+
+/// The kernel calls a serve loop makes: `Kernel` makes them for real; the host tests script them, so
+/// the loop's decisions (stop or tick, idle work, error replies) are tested without a kernel.
+pub(crate) trait Endpoint {
+    type Leases: LeaseAccess;
+    fn receive(&mut self, buf: &mut [u8], mask: u64) -> SysResult<RecvInfo>;
+    fn try_receive(&mut self, buf: &mut [u8], mask: u64) -> SysResult<Option<RecvInfo>>;
+    /// The leases of the call `info` announced.
+    fn leases(&mut self, info: &RecvInfo) -> Self::Leases;
+    fn reply(&mut self, client: u64, msg: &[u8], code: u32) -> SysResult<()>;
+    fn notify(&mut self, task: u64, bits: u64) -> SysResult<()>;
+}
+
+/// The real kernel.
+struct Kernel;
+
+impl Endpoint for Kernel {
+    type Leases = KernelLeases;
+    fn receive(&mut self, buf: &mut [u8], mask: u64) -> SysResult<RecvInfo> {
+        ipc::receive(buf, mask)
+    }
+    fn try_receive(&mut self, buf: &mut [u8], mask: u64) -> SysResult<Option<RecvInfo>> {
+        ipc::try_receive(buf, mask)
+    }
+    fn leases(&mut self, info: &RecvInfo) -> KernelLeases {
+        KernelLeases { client: info.sender, count: info.leases as usize }
+    }
+    fn reply(&mut self, client: u64, msg: &[u8], code: u32) -> SysResult<()> {
+        ipc::reply_code(client, msg, code)
+    }
+    fn notify(&mut self, task: u64, bits: u64) -> SysResult<()> {
+        ipc::notify(task, bits)
+    }
+}
 
 /// Without `idle`, every wait is a plain blocking `receive` (no extra syscall per call).
-fn serve_loop<S: Server>(
+pub(crate) fn serve_loop<E: Endpoint, S: Server>(
+    kernel: &mut E,
     server: &mut S,
     stop_bits: u64,
     tick_bits: u64,
@@ -203,8 +257,8 @@ fn serve_loop<S: Server>(
     let mask = stop_bits | tick_bits;
     loop {
         let waiting = match idle {
-            Some(_) => ipc::try_receive(&mut msg, mask).map_err(map_error)?,
-            None => Some(ipc::receive(&mut msg, mask).map_err(map_error)?),
+            Some(_) => kernel.try_receive(&mut msg, mask).map_err(map_error)?,
+            None => Some(kernel.receive(&mut msg, mask).map_err(map_error)?),
         };
         let info = match waiting {
             Some(info) => info,
@@ -212,11 +266,11 @@ fn serve_loop<S: Server>(
                 Some(wake) => {
                     for (task, bits) in wake {
                         // A client that died meanwhile has nobody left to wake.
-                        let _ = to_kernel(task).map(|id| ipc::notify(id, bits));
+                        let _ = to_kernel(task).map(|id| kernel.notify(id, bits));
                     }
                     continue;
                 }
-                None => ipc::receive(&mut msg, mask).map_err(map_error)?,
+                None => kernel.receive(&mut msg, mask).map_err(map_error)?,
             },
         };
         if info.sender == NOTIFICATION && info.notifications & stop_bits == 0 && info.notifications & tick_bits != 0 {
@@ -228,19 +282,20 @@ fn serve_loop<S: Server>(
         if info.sender == NOTIFICATION {
             return Ok(());
         }
-        let mut leases = KernelLeases { client: info.sender, count: info.leases as usize };
+        let mut leases = kernel.leases(&info);
         let mut cx = Incoming::new(from_kernel(info.sender), &mut leases);
-        let sent = match server.handle(&msg[..info.len as usize], &mut cx, &mut reply) {
-            Ok(n) => ipc::reply(info.sender, &reply[..n.min(MAX_MESSAGE)]),
-            Err(e) => {
-                let n = postcard::to_slice(&e, &mut reply).map(|s| s.len()).unwrap_or(0);
-                ipc::reply_code(info.sender, &reply[..n], CODE_ERROR)
-            }
+        let (n, code) = match server.handle(&msg[..(info.len as usize).min(MAX_MESSAGE)], &mut cx, &mut reply) {
+            Ok(n) => (n.min(MAX_MESSAGE), 0),
+            Err(e) => (postcard::to_slice(&e, &mut reply).map(|s| s.len()).unwrap_or(0), CODE_ERROR),
         };
         // A caller that died meanwhile is no reason to stop serving the others.
-        let _ = sent;
+        let _ = kernel.reply(info.sender, &reply[..n], code);
     }
 }
+
+#[cfg(test)]
+#[path = "transport_tests.rs"]
+mod serve_tests;
 
 #[cfg(test)]
 mod tests {

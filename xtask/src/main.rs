@@ -16,6 +16,8 @@
 //!                              and process tests, the kernel-fault boot, the two storage boots
 //!         [--qemu-only]        skip the host tests
 //!         [--storage-only]     only the storage boots and image checks
+//!   coverage                   line coverage of the host crates' tests (cargo llvm-cov, installed
+//!                              when missing): total, per crate, weakest files; report in target/llvm-cov
 //!   lint                       rustfmt check and clippy (warnings denied) on host and bare-metal
 //!                              crates
 //!   bench [NAME...]            host benchmarks (tools/bench), release mode; `ipc` = the QEMU
@@ -25,6 +27,7 @@
 
 mod bench;
 mod bench_aio;
+mod coverage;
 mod harness;
 mod lint;
 mod powercut;
@@ -44,6 +47,7 @@ fn main() -> ExitCode {
         Some("build") => watos::build(&opts).is_some(),
         Some("image") => storage::image(),
         Some("lint") => lint::run(),
+        Some("coverage") => coverage::run(),
         Some("qemu") => setup::ensure(setup::QEMU) && storage::run_interactive(&opts),
         Some("test") => {
             if !setup::ensure(setup::BOOTS) {
@@ -89,7 +93,7 @@ fn main() -> ExitCode {
             ok
         }
         _ => {
-            eprintln!("usage: cargo xtask <build | image | lint | qemu [--kvm] [--gdb] | test [--qemu-only|--storage-only|--wsh-only] | bench [NAME...]> [--release]");
+            eprintln!("usage: cargo xtask <build | image | lint | coverage | qemu [--kvm] [--gdb] | test [--qemu-only|--storage-only|--wsh-only] | bench [NAME...]> [--release]");
             false
         }
     };

@@ -5,8 +5,9 @@
 //! system packages with `apt-get` when running as root (otherwise the one `sudo apt-get install`
 //! line to run is printed and the command fails), the pinned POSIX suites with
 //! `cargo install --locked --root ~/.cache/watos-tools` (no root needed; `WATOS_TOOLS` overrides the
-//! directory), whose `bin` is put in front of `PATH` for everything xtask starts. A FUSE device that
-//! cannot be opened is not installable: the FUSE tests keep reporting it as a `SKIP fuse:` line.
+//! directory), whose `bin` is put in front of `PATH` for everything xtask starts; `cargo xtask
+//! coverage`'s pinned cargo-llvm-cov the same way (and rustup's `llvm-tools-preview`). A FUSE device
+//! that cannot be opened is not installable: the FUSE tests keep reporting it as a `SKIP fuse:` line.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -28,6 +29,9 @@ pub const BOOTS: &[Need] = &[
 
 /// The independent POSIX suites the FUSE tests of `cargo test` run: (program, crate, pinned version).
 pub const SUITES: &[(&str, &str, &str)] = &[("pjdfstest", "pjdfstest", "0.2.2"), ("fsx", "fsx", "0.3.2")];
+
+/// What `cargo xtask coverage` runs besides rustup's `llvm-tools-preview` component.
+pub const COVERAGE: &[(&str, &str, &str)] = &[("cargo-llvm-cov", "cargo-llvm-cov", "0.9.1")];
 
 /// Where the POSIX suites are installed (`cargo install --root`).
 pub fn tools_root() -> PathBuf {
@@ -110,10 +114,16 @@ pub fn ensure(needs: &[Need]) -> bool {
 
 /// Make sure the pinned POSIX suites are installed and in `PATH`: true if they are (now).
 pub fn ensure_suites() -> bool {
+    ensure_cargo_tools(SUITES)
+}
+
+/// Make sure each (program, crate, pinned version) of `tools` is in `PATH`, installing the missing
+/// ones with `cargo install --locked` into the tools root: true if they all are (now).
+pub fn ensure_cargo_tools(tools: &[(&str, &str, &str)]) -> bool {
     add_tools_to_path();
     let root = tools_root();
     let mut ok = true;
-    for &(program, krate, version) in SUITES {
+    for &(program, krate, version) in tools {
         if path_dirs().iter().any(|d| d.join(program).is_file()) {
             continue;
         }

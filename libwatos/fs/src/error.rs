@@ -188,6 +188,67 @@ mod tests {
         assert_eq!(e.to_string(), "invalid data (checksum mismatch in block 42)");
     }
 
+    /// Every server error, with a detail where it has one.
+    const ALL: [protocol::Error; 29] = {
+        use protocol::Error::*;
+        [
+            NotFound,
+            AlreadyExists,
+            NotADirectory,
+            IsADirectory,
+            DirectoryNotEmpty,
+            InvalidArgument,
+            NameTooLong,
+            NoSpace,
+            ReadOnly,
+            BadFileDescriptor,
+            TooManyOpenFiles,
+            PermissionDenied,
+            NotPermitted,
+            NotSupported,
+            CrossDevice,
+            FileTooLarge,
+            TooManyLinks,
+            Busy,
+            TooManyLevels,
+            Io { offset: 4096 },
+            Checksum { block: 7 },
+            Corrupt { block: 9 },
+            NoSuchTransaction,
+            Malformed,
+            TooBig,
+            ServerRestarted,
+            ServerDead,
+            WouldBlock,
+            Interrupted,
+        ]
+    };
+
+    #[test]
+    fn every_server_error_keeps_its_errno_and_detail_and_reads_as_its_kind() {
+        use protocol::Error as P;
+        let mut kinds = alloc::vec::Vec::new();
+        for e in ALL {
+            let f = Error::from(e);
+            assert_eq!(f.server_error(), Some(e));
+            assert_eq!(f.errno(), e.errno(), "{e:?}: the program sees the server's errno");
+            let text = f.to_string();
+            assert!(text.starts_with(f.kind().as_str()), "{e:?}: {text}");
+            let detailed = matches!(e, P::Io { .. } | P::Checksum { .. } | P::Corrupt { .. });
+            assert_eq!(text.len() > f.kind().as_str().len(), detailed, "{e:?}: only storage errors carry detail");
+            kinds.push(f.kind());
+        }
+        // Server errors with their own errno get their own kind; the merges are the documented ones
+        // (EACCES and EPERM, EINVAL and E2BIG, bad checksums, corruption and undecodable messages).
+        kinds.sort_by_key(|k| *k as u8);
+        kinds.dedup();
+        assert_eq!(kinds.len(), ALL.len() - 4, "{kinds:?}");
+        // Errors of this layer have no server detail and the nearest errno.
+        assert_eq!(Error::new(ErrorKind::UnexpectedEof).errno(), 5);
+        assert_eq!(Error::new(ErrorKind::InvalidData).errno(), 74);
+        assert_eq!(Error::new(ErrorKind::WriteZero).to_string(), "write returned zero bytes");
+    }
+
     #[test]
     fn common_errors_read_like_a_shell() {
         assert_eq!(Error::from(protocol::Error::NotFound).to_string(), "not found");

@@ -5,8 +5,11 @@
 //! cases (replace, non-empty, into-own-subtree, unlinked-but-open) often. Invariants are checked on
 //! the internal tree: entries point at live nodes, link counts equal the entries naming a node
 //! (directories: 2 + subdirectories), parents are right, chunk accounting adds up, and nothing
-//! unreferenced survives. Errors are allowed (the sequences are random); a failed call must leave
-//! the tree valid.
+//! unreferenced survives. Beside them runs a model of the name space (`Model`, plain maps of names
+//! and link counts): every name-space operation must return what the model predicts, the error
+//! included, and after every step memfs's directories, listings, lookups and link counts must equal
+//! the model's. Errors are expected (the sequences are random); a failed call must leave the tree
+//! valid and unchanged.
 
 extern crate std;
 
@@ -16,6 +19,7 @@ use alloc::vec::Vec;
 
 use proptest::prelude::*;
 use protocol::fs::{FileSystem, FileType, NewNode, NodeId, SetAttr};
+use protocol::Error;
 
 use crate::node::Payload;
 use crate::{MemFs, ROOT};
@@ -119,10 +123,154 @@ fn check_invariants(fs: &MemFs, opened: &BTreeMap<NodeId, u32>) {
     assert_eq!(fs.tree.chunks_used, chunks, "chunk accounting");
 }
 
+/// The name space as POSIX says it must be after each operation, kept apart from memfs: every
+/// directory's entries, each directory's parent, each linked file's link count. Each method answers
+/// what the operation must return (checked in the order memfs documents) and applies it on success.
+#[derive(Default)]
+struct Model {
+    dirs: BTreeMap<NodeId, BTreeMap<&'static str, NodeId>>,
+    parent: BTreeMap<NodeId, NodeId>,
+    links: BTreeMap<NodeId, u32>,
+}
+
+impl Model {
+    fn entry(&self, dir: NodeId, name: &str) -> Option<NodeId> {
+        self.dirs[&dir].get(name).copied()
+    }
+
+    fn create(&self, dir: NodeId, name: &str) -> Result<(), Error> {
+        match self.entry(dir, name) {
+            Some(_) => Err(Error::AlreadyExists),
+            None => Ok(()),
+        }
+    }
+
+    /// A successful create: the node memfs chose.
+    fn adopt(&mut self, dir: NodeId, name: &'static str, ino: NodeId, kind: FileType) {
+        assert!(!self.dirs.contains_key(&ino) && !self.links.contains_key(&ino), "node id {ino} reused");
+        self.dirs.get_mut(&dir).unwrap().insert(name, ino);
+        if kind == FileType::Directory {
+            self.dirs.insert(ino, BTreeMap::new());
+            self.parent.insert(ino, dir);
+        } else {
+            self.links.insert(ino, 1);
+        }
+    }
+
+    /// One name of `ino` is gone.
+    fn drop_name(&mut self, ino: NodeId) {
+        if self.dirs.remove(&ino).is_some() {
+            self.parent.remove(&ino);
+        } else {
+            let n = self.links.get_mut(&ino).unwrap();
+            *n -= 1;
+            if *n == 0 {
+                self.links.remove(&ino);
+            }
+        }
+    }
+
+    fn unlink(&mut self, dir: NodeId, name: &'static str) -> Result<(), Error> {
+        let ino = self.entry(dir, name).ok_or(Error::NotFound)?;
+        if self.dirs.contains_key(&ino) {
+            return Err(Error::IsADirectory);
+        }
+        self.dirs.get_mut(&dir).unwrap().remove(name);
+        self.drop_name(ino);
+        Ok(())
+    }
+
+    fn rmdir(&mut self, dir: NodeId, name: &'static str) -> Result<(), Error> {
+        let ino = self.entry(dir, name).ok_or(Error::NotFound)?;
+        let victim = self.dirs.get(&ino).ok_or(Error::NotADirectory)?;
+        if !victim.is_empty() {
+            return Err(Error::DirectoryNotEmpty);
+        }
+        self.dirs.get_mut(&dir).unwrap().remove(name);
+        self.drop_name(ino);
+        Ok(())
+    }
+
+    fn rename(&mut self, from_dir: NodeId, from: &'static str, to_dir: NodeId, to: &'static str) -> Result<(), Error> {
+        let src = self.entry(from_dir, from).ok_or(Error::NotFound)?;
+        let target = self.entry(to_dir, to);
+        if target == Some(src) {
+            return Ok(());
+        }
+        let src_is_dir = self.dirs.contains_key(&src);
+        if src_is_dir {
+            let mut cur = to_dir;
+            while cur != ROOT {
+                if cur == src {
+                    return Err(Error::InvalidArgument);
+                }
+                cur = self.parent[&cur];
+            }
+        }
+        if let Some(t) = target {
+            match (src_is_dir, self.dirs.get(&t)) {
+                (true, None) => return Err(Error::NotADirectory),
+                (false, Some(_)) => return Err(Error::IsADirectory),
+                (true, Some(d)) if !d.is_empty() => return Err(Error::DirectoryNotEmpty),
+                _ => {}
+            }
+        }
+        self.dirs.get_mut(&from_dir).unwrap().remove(from);
+        self.dirs.get_mut(&to_dir).unwrap().insert(to, src);
+        if src_is_dir {
+            self.parent.insert(src, to_dir);
+        }
+        if let Some(t) = target {
+            self.drop_name(t);
+        }
+        Ok(())
+    }
+
+    fn link(&mut self, file: NodeId, dir: NodeId, name: &'static str) -> Result<(), Error> {
+        if !self.links.contains_key(&file) {
+            // Only unlinked-but-open files are reachable without a name.
+            return Err(Error::NotFound);
+        }
+        self.create(dir, name)?;
+        self.dirs.get_mut(&dir).unwrap().insert(name, file);
+        *self.links.get_mut(&file).unwrap() += 1;
+        Ok(())
+    }
+
+    /// memfs's name space, as its interface shows it, equals the model's: the same directories, each
+    /// listing the same names for the same nodes of the same kinds, with the link counts POSIX gives.
+    fn compare(&self, fs: &mut MemFs) {
+        let (mut dirs, _) = reachable(fs);
+        dirs.sort();
+        assert_eq!(dirs, self.dirs.keys().copied().collect::<Vec<_>>(), "directories");
+        for (&dir, entries) in &self.dirs {
+            let listed = fs.readdir(dir, 0, usize::MAX).unwrap();
+            let names: BTreeMap<&str, (NodeId, FileType)> =
+                listed.iter().map(|e| (e.name.as_str(), (e.ino, e.kind))).collect();
+            assert_eq!(names.len(), listed.len(), "a name listed twice in {dir}");
+            let want: BTreeMap<&str, (NodeId, FileType)> = entries
+                .iter()
+                .map(|(&n, &i)| (n, (i, if self.dirs.contains_key(&i) { FileType::Directory } else { FileType::File })))
+                .collect();
+            assert_eq!(names, want, "entries of directory {dir}");
+            for (name, &(ino, _)) in &want {
+                assert_eq!(fs.lookup(dir, name).unwrap().ino, ino, "lookup of {name} in {dir}");
+            }
+            let subdirs = entries.values().filter(|i| self.dirs.contains_key(i)).count() as u32;
+            assert_eq!(fs.getattr(dir).unwrap().nlink, 2 + subdirs, "link count of directory {dir}");
+        }
+        for (&ino, &n) in &self.links {
+            assert_eq!(fs.getattr(ino).unwrap().nlink, n, "link count of file {ino}");
+        }
+    }
+}
+
 fn run(ops: Vec<Op>) {
     let mut fs = MemFs::default();
     let mut shadow: BTreeMap<NodeId, Vec<u8>> = BTreeMap::new();
     let mut opened: BTreeMap<NodeId, u32> = BTreeMap::new();
+    let mut model = Model::default();
+    model.dirs.insert(ROOT, BTreeMap::new());
     for op in ops {
         let (dirs, files) = reachable(&fs);
         // Files that are open but unlinked stay addressable, as through an open descriptor.
@@ -131,26 +279,43 @@ fn run(ops: Vec<Op>) {
         let dir = |i: usize| dirs[i % dirs.len()];
         let file = |i: usize| (!handles.is_empty()).then(|| handles[i % handles.len()]);
         match op {
-            Op::CreateFile(d, n) => {
-                if let Ok(st) = fs.create(dir(d), NAMES[n], &NewNode::new(FileType::File, 0o644)) {
-                    shadow.insert(st.ino, Vec::new());
+            Op::CreateFile(d, n) | Op::Mkdir(d, n) => {
+                let (kind, mode) = if matches!(op, Op::CreateFile(..)) {
+                    (FileType::File, 0o644)
+                } else {
+                    (FileType::Directory, 0o755)
+                };
+                let want = model.create(dir(d), NAMES[n]);
+                let got = fs.create(dir(d), NAMES[n], &NewNode::new(kind, mode));
+                assert_eq!(got.map(|_| ()), want, "{op:?}");
+                if let Ok(st) = got {
+                    assert_eq!(st.kind, kind);
+                    model.adopt(dir(d), NAMES[n], st.ino, kind);
+                    if kind == FileType::File {
+                        shadow.insert(st.ino, Vec::new());
+                    }
                 }
             }
-            Op::Mkdir(d, n) => {
-                let _ = fs.create(dir(d), NAMES[n], &NewNode::new(FileType::Directory, 0o755));
-            }
             Op::Unlink(d, n) => {
-                let _ = fs.unlink(dir(d), NAMES[n]);
+                let want = model.unlink(dir(d), NAMES[n]);
+                assert_eq!(fs.unlink(dir(d), NAMES[n]), want, "{op:?}");
             }
             Op::Rmdir(d, n) => {
-                let _ = fs.rmdir(dir(d), NAMES[n]);
+                let want = model.rmdir(dir(d), NAMES[n]);
+                assert_eq!(fs.rmdir(dir(d), NAMES[n]), want, "{op:?}");
             }
             Op::Rename(a, b, c, e) => {
-                let _ = fs.rename(dir(a), NAMES[b], dir(c), NAMES[e]);
+                let want = model.rename(dir(a), NAMES[b], dir(c), NAMES[e]);
+                assert_eq!(fs.rename(dir(a), NAMES[b], dir(c), NAMES[e]), want, "{op:?}");
             }
             Op::Link(f, d, n) => {
                 if let Some(f) = file(f) {
-                    let _ = fs.link(f, dir(d), NAMES[n]);
+                    let want = model.link(f, dir(d), NAMES[n]);
+                    let got = fs.link(f, dir(d), NAMES[n]);
+                    assert_eq!(got.map(|_| ()), want, "{op:?}");
+                    if let Ok(st) = got {
+                        assert_eq!(st.nlink, model.links[&f], "link count returned by link");
+                    }
                 }
             }
             Op::Write(f, off, byte, len) => {
@@ -196,6 +361,7 @@ fn run(ops: Vec<Op>) {
             }
         }
         check_invariants(&fs, &opened);
+        model.compare(&mut fs);
         shadow.retain(|ino, _| fs.tree.nodes.contains_key(ino));
         for (&ino, want) in &shadow {
             let mut got = vec![0u8; want.len() + 1];
