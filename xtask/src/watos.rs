@@ -69,6 +69,8 @@ pub struct Options {
     pub storage_only: bool,
     /// `test --wsh-only`: only the wsh boot (implies --storage-only).
     pub wsh_only: bool,
+    /// `test --stress-only`: only the concurrent-clients stress boot (implies --storage-only).
+    pub stress_only: bool,
     /// `qemu --gdb`: start QEMU halted with its gdb stub on localhost:1234.
     pub gdb: bool,
 }
@@ -79,9 +81,10 @@ impl Options {
         Options {
             release: has("--release"),
             kvm: has("--kvm"),
-            qemu_only: has("--qemu-only") || has("--storage-only") || has("--wsh-only"),
-            storage_only: has("--storage-only") || has("--wsh-only"),
+            qemu_only: has("--qemu-only") || has("--storage-only") || has("--wsh-only") || has("--stress-only"),
+            storage_only: has("--storage-only") || has("--wsh-only") || has("--stress-only"),
             wsh_only: has("--wsh-only"),
+            stress_only: has("--stress-only"),
             gdb: has("--gdb"),
         }
     }
@@ -160,6 +163,9 @@ pub fn storage_manifest(app: &'static str) -> Vec<(&'static str, &'static str, u
         m.push(("authority", "hostile", initrd::AUTOSTART));
     } else if app == "fstest-kill" {
         m.push(("fdhog-exit", "fstest", 0));
+    } else if app == "fstest-stress" {
+        // The concurrent clients (initrd/test-apps/fstest, src/stress.rs), started on request.
+        m.extend(crate::storage::STRESS_CLIENTS.map(|c| (c, "fstest", 0)));
     }
     m
 }
