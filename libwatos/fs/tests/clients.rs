@@ -88,3 +88,28 @@ fn clients_on_both_mounts_recover_after_each_server_dies_and_returns() {
         }
     }
 }
+
+#[test]
+fn fsync_after_a_filesystem_restart_never_claims_writes_the_old_server_took() {
+    let s = Stack::new(watos_stack::StackConfig::default()).unwrap();
+    for (server, mount) in [("fat", "/fat"), ("wfs", "")] {
+        let mut a = Client::new(&s, 10, mount);
+        let b = Client::new(&s, 11, mount);
+        for other_client_first in [false, true] {
+            a.rewrite(1).unwrap();
+            a.file.seek(SeekFrom::Start(0)).unwrap();
+            a.file.write_all(b"written, not synced").unwrap();
+            s.restart(server).unwrap();
+            if other_client_first {
+                // Another client's call is the one that meets the new server: the vfs re-opens
+                // every file there before `a` asks for its fsync.
+                b.fs.metadata(&b.path).unwrap();
+            }
+            let e = a.file.sync_all().unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::ServerRestarted, "{server}, other client first: {other_client_first}");
+            // Reported once; the file works again and later writes are durable.
+            a.rewrite(2).unwrap();
+            a.check();
+        }
+    }
+}

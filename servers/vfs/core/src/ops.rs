@@ -49,7 +49,7 @@ impl Vfs {
         self.open_node(loc)?;
         let id = self.next_file;
         self.next_file += 1;
-        self.files.insert(id, OpenFile { loc, kind, flags, offset: 0, refs: 1 });
+        self.files.insert(id, OpenFile { loc, kind, flags, offset: 0, refs: 1, unsynced: false, lost: false });
         let table = self.procs.entry(pid).or_default();
         match table.insert(id) {
             Ok(fd) => Ok(fd),
@@ -265,6 +265,7 @@ impl Vfs {
         }
         self.cache.forget_attr(loc.mount, loc.node);
         let n = self.with_fs_mut(loc.mount, |fs| fs.write_lease(loc.node, offset, lease))?;
+        self.file_mut(pid, fd)?.unsynced = true;
         self.stats.writes += 1;
         self.stats.bytes_written += n as u64;
         Ok((n, offset + n as u64))
@@ -496,9 +497,24 @@ impl Vfs {
         tally(result, &mut self.stats.renames)
     }
 
+    /// Make what was written through `fd` durable. If the filesystem server restarted since this
+    /// description's last write, the writes may have died with the old server while the new one has
+    /// nothing to sync: that fsync reports `ServerRestarted` (once; a later fsync covers only later
+    /// writes), never Ok.
     pub fn fsync(&mut self, pid: Pid, fd: u32) -> Result<()> {
         let loc = self.file(pid, fd)?.loc;
-        let r = self.with_fs(loc.mount, |fs| fs.fsync(loc.node));
+        let r = if self.file(pid, fd)?.lost {
+            Err(Error::ServerRestarted)
+        } else {
+            self.with_fs(loc.mount, |fs| fs.fsync(loc.node))
+        };
+        let f = self.file_mut(pid, fd)?;
+        match r {
+            Ok(()) => f.unsynced = false,
+            // Reported now, whether noticed before this call or during it.
+            Err(Error::ServerRestarted) => (f.unsynced, f.lost) = (false, false),
+            Err(_) => {}
+        }
         tally(r, &mut self.stats.fsyncs)
     }
 
@@ -511,6 +527,9 @@ impl Vfs {
         }
         let loc = f.loc;
         let r = self.setattr(loc, SetAttr { size: Some(size), ..SetAttr::default() }).map(|_| ());
+        if r.is_ok() {
+            self.file_mut(pid, fd)?.unsynced = true;
+        }
         tally(r, &mut self.stats.truncates)
     }
 
