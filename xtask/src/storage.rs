@@ -476,6 +476,8 @@ pub const STRESS_CLIENTS: [&str; 4] = ["stress-wfs1", "stress-wfs2", "stress-fat
 /// The servers the stress boot has init kill under them (`stress::VICTIMS`), and how many kills.
 const STRESS_VICTIMS: [&str; 5] = ["fat-server", "blockcache1", "vfs-server", "wfs-server", "blockcache0"];
 const STRESS_KILLS: usize = 8;
+/// Outages of the stress boot: servers stopped and restarted later (`stress::OUTAGES`).
+const STRESS_OUTAGES: usize = 3;
 
 /// The stress boot on fresh images: four clients on both mounts while every storage server is
 /// killed in turn; each client must recover and read back exactly what it fsynced.
@@ -501,8 +503,9 @@ fn judge_stress(log: &[String], status: Option<i32>, v: &mut Verdicts) {
             v.check(ok, &format!("{boot}: {what}"));
         }
     }
-    // Started and two results per client, one per victim, the stop file and "every client ended".
-    let want = STRESS_CLIENTS.len() * 3 + STRESS_KILLS + 2;
+    // Started and two results per client, one per kill and outage, the stop file and "every client
+    // ended".
+    let want = STRESS_CLIENTS.len() * 3 + STRESS_KILLS + STRESS_OUTAGES + 2;
     let n = log.iter().filter(|l| check_of(l).is_some_and(|(_, w)| w.starts_with("stress: "))).count();
     v.check(n == want, &format!("{boot}: the stress test printed {n} CHECK lines of {want}"));
     v.check(!has("KERNEL PANIC") && !has("KERNEL FAULT"), &format!("{boot}: no kernel panic or fault"));

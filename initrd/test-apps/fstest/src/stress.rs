@@ -4,7 +4,8 @@
 //! Design: the parent has init start the clients (on-demand programs `stress-wfs1`, `stress-wfs2`,
 //! `stress-fat1`, `stress-fat2`: this binary under those names runs [`client`]), then has init kill
 //! each server in [`VICTIMS`] in turn (init restarts it at once), some right after the server they
-//! depend on or that depends on them, so a restarted server meets another's death while it starts; creates
+//! depend on or that depends on them, so a restarted server meets another's death while it starts;
+//! then stops the servers in [`OUTAGES`] and has init start them again only later; creates
 //! [`STOP_PATH`] and waits for the clients to end. Each client keeps one file open and rewrites it
 //! with new contents, fsyncs, and reads the file back by path, until it sees [`STOP_PATH`] (or
 //! [`MAX_RUN_NS`] passed); errors while a server is down are expected, but after the last kill every
@@ -42,6 +43,17 @@ pub const VICTIMS: [(&str, u64); 8] = [
     ("blockcache0", KILL_GAP_NS),
 ];
 
+/// Servers stopped (with the servers they stop, restarted first) and left down for [`OUTAGE_NS`]
+/// before init starts them again: a kill restarts at once, these leave the clients a dead server.
+pub const OUTAGES: [(&str, &[&str]); 3] = [
+    ("fat-server", &["blockcache1", "fat-server"]),
+    ("vfs-server", &["vfs-server"]),
+    ("wfs-server", &["blockcache0", "wfs-server"]),
+];
+
+/// How long an outage lasts.
+const OUTAGE_NS: u64 = 300_000_000;
+
 /// The parent creates it after the last kill: the clients' signal to finish.
 const STOP_PATH: &str = "/stress.stop";
 
@@ -71,6 +83,13 @@ pub fn run() {
         let killed = init.kill_task(victim);
         check(killed.is_ok(), format_args!("stress: init killed {victim} under the clients ({killed:?})"));
         sys::sleep_ns(gap);
+    }
+    for (down, restart) in OUTAGES {
+        service::stop(down);
+        sys::sleep_ns(OUTAGE_NS);
+        let back: Result<Vec<_>, _> = restart.iter().map(|name| init.restart_task(name)).collect();
+        check(back.is_ok(), format_args!("stress: {down} stopped for 300 ms, then {restart:?} restarted ({back:?})"));
+        sys::sleep_ns(KILL_GAP_NS);
     }
     let stop = (0..100).any(|_| {
         let made = libwatos::fs().is_ok_and(|fs| fs.write(STOP_PATH, b"stop").is_ok());
