@@ -434,6 +434,9 @@ pub fn run_tests(opts: &Options, v: &mut Verdicts) {
     if opts.wsh_only {
         return crate::wsh::run_tests(opts, v);
     }
+    if opts.stress_only {
+        return run_stress(opts, v);
+    }
     let (Some(art), Some(kill_art)) = (build_storage(opts, "fstest"), build_storage(opts, "fstest-kill")) else {
         v.check(false, "the storage initrds build");
         return;
@@ -461,8 +464,65 @@ pub fn run_tests(opts: &Options, v: &mut Verdicts) {
         Some(tool) => check_kill_images(&kill, &tool, v),
         None => v.check(false, "host: watos-image builds"),
     }
+    run_stress(opts, v);
     crate::powercut::run_tests(opts, v);
     crate::qbench::run_check(opts, v);
     crate::bench_aio::test(opts, v);
     crate::wsh::run_tests(opts, v);
+}
+
+/// The concurrent clients of the stress boot (initrd/test-apps/fstest, src/stress.rs `CLIENTS`).
+pub const STRESS_CLIENTS: [&str; 4] = ["stress-wfs1", "stress-wfs2", "stress-fat1", "stress-fat2"];
+/// The servers the stress boot has init kill under them (`stress::VICTIMS`), and how many kills.
+const STRESS_VICTIMS: [&str; 5] = ["fat-server", "blockcache1", "vfs-server", "wfs-server", "blockcache0"];
+const STRESS_KILLS: usize = 8;
+/// Outages of the stress boot: servers stopped and restarted later (`stress::OUTAGES`).
+const STRESS_OUTAGES: usize = 3;
+
+/// The stress boot on fresh images: four clients on both mounts while every storage server is
+/// killed in turn; each client must recover and read back exactly what it fsynced.
+fn run_stress(opts: &Options, v: &mut Verdicts) {
+    let Some(art) = build_storage(opts, "fstest-stress") else {
+        v.check(false, "the stress initrd builds");
+        return;
+    };
+    let Some(disks) = make_images("stress-") else {
+        v.check(false, "the stress disk images are made");
+        return;
+    };
+    let (log, status) = boot(&art, opts, &disks, "4 (fresh images: concurrent clients while servers die)");
+    judge_stress(&log, status, v);
+}
+
+fn judge_stress(log: &[String], status: Option<i32>, v: &mut Verdicts) {
+    let boot = "stress boot";
+    let has = |s: &str| log.iter().any(|l| l.contains(s));
+    let kernel = |s: &str| kernel_said(log, s).is_some();
+    for line in log {
+        if let Some((ok, what)) = check_of(line) {
+            v.check(ok, &format!("{boot}: {what}"));
+        }
+    }
+    // Started and two results per client, one per kill and outage, the stop file and "every client
+    // ended".
+    let want = STRESS_CLIENTS.len() * 3 + STRESS_KILLS + STRESS_OUTAGES + 2;
+    let n = log.iter().filter(|l| check_of(l).is_some_and(|(_, w)| w.starts_with("stress: "))).count();
+    v.check(n == want, &format!("{boot}: the stress test printed {n} CHECK lines of {want}"));
+    v.check(!has("KERNEL PANIC") && !has("KERNEL FAULT"), &format!("{boot}: no kernel panic or fault"));
+    v.check(has("fstest: stress done"), &format!("{boot}: fstest: stress done"));
+    v.check(!has("giving up on it"), &format!("{boot}: init gave up on no service"));
+    for victim in STRESS_VICTIMS {
+        v.check(
+            kernel(&format!("({victim}) killed by the supervisor"))
+                && has(&format!("init: restarted {victim} as task")),
+            &format!("{boot}: {victim} was killed under the clients and init restarted it"),
+        );
+    }
+    for task in ["fstest-stress", "vfs-server", "wfs-server", "fat-server", "blockcache0", "blockcache1", "init"]
+        .iter()
+        .chain(&STRESS_CLIENTS)
+    {
+        v.check(kernel(&format!("({task}) exited with code 0")), &format!("{boot}: {task} exited with code 0"));
+    }
+    v.check(status == Some(QEMU_SUCCESS), &format!("{boot}: QEMU exit status {status:?} is the kernel's success"));
 }

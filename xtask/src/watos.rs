@@ -74,6 +74,8 @@ pub struct Options {
     pub storage_only: bool,
     /// `test --wsh-only`: only the wsh boot (implies --storage-only).
     pub wsh_only: bool,
+    /// `test --stress-only`: only the concurrent-clients stress boot (implies --storage-only).
+    pub stress_only: bool,
     /// `qemu --gdb`: start QEMU halted with its gdb stub on localhost:1234.
     pub gdb: bool,
 }
@@ -84,9 +86,10 @@ impl Options {
         Options {
             release: has("--release"),
             kvm: has("--kvm"),
-            qemu_only: has("--qemu-only") || has("--storage-only") || has("--wsh-only"),
-            storage_only: has("--storage-only") || has("--wsh-only"),
+            qemu_only: has("--qemu-only") || has("--storage-only") || has("--wsh-only") || has("--stress-only"),
+            storage_only: has("--storage-only") || has("--wsh-only") || has("--stress-only"),
             wsh_only: has("--wsh-only"),
+            stress_only: has("--stress-only"),
             gdb: has("--gdb"),
         }
     }
@@ -183,6 +186,10 @@ pub fn storage_manifest(app: &'static str) -> Vec<Program> {
         m.push(("authority", "hostile", initrd::AUTOSTART, &["init", "vfs-server"]));
     } else if app == "fstest-kill" {
         m.push(("fdhog-exit", "fstest", 0, &["vfs-server"]));
+    } else if app == "fstest-stress" {
+        // The concurrent clients (initrd/test-apps/fstest, src/stress.rs), started on request; like
+        // any app they call the vfs server only.
+        m.extend(crate::storage::STRESS_CLIENTS.map(|c| (c, "fstest", 0, &["vfs-server"] as &[&str])));
     }
     m
 }

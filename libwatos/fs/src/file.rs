@@ -406,8 +406,19 @@ impl<T: Transport> File<T> {
     /// Make everything written so far durable.
     pub fn sync_all(&self) -> Result<()> {
         // Data written before a vfs restart already reached the filesystem server, so an fsync of the
-        // re-opened file makes it durable just the same: safe to retry.
-        self.inner.idempotent(Need::Fd, |c, fd| c.fsync(fd))
+        // re-opened file makes it durable just the same: safe to retry. A `ServerRestarted` the vfs
+        // answers itself (the filesystem server restarted since the writes, which may be lost) is
+        // the answer, never retried into an Ok from a server that never had them.
+        let mut tries = 0;
+        loop {
+            let epoch = self.inner.fs.epoch();
+            let r = self.inner.once(Need::Fd, |c, fd| c.fsync(fd));
+            // Only a vfs restart (the epoch moved: the descriptor was stale) is retried.
+            if self.inner.fs.epoch() == epoch || tries >= MAX_REOPENS {
+                return r;
+            }
+            tries += 1;
+        }
     }
 
     /// Same as [`File::sync_all`]: the servers do not distinguish data from metadata sync.

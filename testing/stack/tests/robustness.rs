@@ -186,3 +186,29 @@ fn dead_server_fails_cleanly_and_the_supervisor_restarts_it() {
     assert_eq!(get(c, "/fat/a.txt").unwrap(), b"fat data");
     assert_eq!(sup.kill_task("app"), Err(Error::NotPermitted), "apps are not services");
 }
+
+#[test]
+fn opening_a_cached_path_after_a_filesystem_restart_is_transparent() {
+    // Path resolution comes from the vfs cache, so opening the file is the first call the restarted
+    // filesystem server gets. Opening a node on a server that never saw the open is safe to redo, so
+    // no reader learns of the restart.
+    let (s, app) = stack();
+    let c = &app.vfs;
+    for (server, path) in [("wfs", "/cached"), ("fat", "/fat/cached")] {
+        put(c, path, b"fsynced").unwrap();
+        let fd = c.open(path, O::READ, 0).unwrap();
+        c.fsync(fd).unwrap();
+        c.close(fd).unwrap();
+        assert_eq!(get(c, path).unwrap(), b"fsynced");
+        for _ in 0..3 {
+            s.restart(server).unwrap();
+            assert_eq!(get(c, path), Ok(b"fsynced".to_vec()), "{server}: read after a restart");
+            s.restart(server).unwrap();
+            assert_eq!(c.stat(path).map(|st| st.size), Ok(7), "{server}: stat after a restart");
+            // Closing is the first call the restarted server gets: its open died with the old one.
+            let fd = c.open(path, O::READ, 0).unwrap();
+            s.restart(server).unwrap();
+            assert_eq!(c.close(fd), Ok(()), "{server}: close after a restart");
+        }
+    }
+}

@@ -35,6 +35,7 @@ use protocol::{Error, Result};
 mod api;
 mod fds;
 mod powercut;
+mod stress;
 
 libwatos::entry!(main);
 
@@ -267,6 +268,9 @@ fn main() -> i64 {
     if name.starts_with("fdhog-") {
         return fds::hog(&vfs, &name);
     }
+    if name.starts_with("stress-") {
+        return stress::client(&name);
+    }
     let root = names(&vfs, "/");
     println!("fstest: / holds {root:?}");
     check(
@@ -280,7 +284,10 @@ fn main() -> i64 {
             libwatos::sys::sleep_ns(1_000_000_000);
         }
     }
-    if service::own_name() == "fstest-kill" {
+    if name == "fstest-stress" {
+        stress::run();
+        println!("fstest: stress done");
+    } else if service::own_name() == "fstest-kill" {
         for (i, (victim, dir)) in VICTIMS.into_iter().enumerate() {
             restart(&vfs, victim, dir, KILL_SEED + 16 * i as u64);
         }

@@ -19,6 +19,9 @@ use protocol::{Error, Result};
 use crate::fdtable::{FdTable, FileId};
 use crate::vfs::{Loc, OpenFile, Pid, Tx, Vfs};
 
+/// Times an open is sent again to a filesystem server that restarted under it.
+const OPEN_RETRIES: u32 = 3;
+
 /// Most entries one `readdir` call returns.
 pub const READDIR_PAGE: usize = 64;
 
@@ -43,10 +46,10 @@ impl Vfs {
         if table.len() as u32 >= crate::fdtable::MAX_FDS - crate::fdtable::FIRST_FD {
             return Err(Error::TooManyOpenFiles);
         }
-        self.with_fs(loc.mount, |fs| fs.open(loc.node))?;
+        self.open_node(loc)?;
         let id = self.next_file;
         self.next_file += 1;
-        self.files.insert(id, OpenFile { loc, kind, flags, offset: 0, refs: 1 });
+        self.files.insert(id, OpenFile { loc, kind, flags, offset: 0, refs: 1, unsynced: false, lost: false });
         let table = self.procs.entry(pid).or_default();
         match table.insert(id) {
             Ok(fd) => Ok(fd),
@@ -54,6 +57,22 @@ impl Vfs {
                 self.files.remove(&id);
                 let _ = self.with_fs(loc.mount, |fs| fs.release(loc.node));
                 Err(e)
+            }
+        }
+    }
+
+    /// Tell the filesystem a description of `loc` is open. Path resolution may come wholly from the
+    /// cache, so this can be the first call a restarted filesystem server gets, and the stub reports
+    /// the restart rather than resend a `once` operation. Opening is safe to redo here: a server that
+    /// restarted holds no opens, and the new one must get this one; so a reader never learns of a
+    /// restart it did not live through ("reads and lookups retry"). A node lost with the old server
+    /// gets the new server's error.
+    fn open_node(&mut self, loc: Loc) -> Result<()> {
+        let mut tries = 0;
+        loop {
+            match self.with_fs(loc.mount, |fs| fs.open(loc.node)) {
+                Err(Error::ServerRestarted) if tries < OPEN_RETRIES => tries += 1,
+                r => return r,
             }
         }
     }
@@ -132,7 +151,11 @@ impl Vfs {
         let loc = file.loc;
         self.files.remove(&id);
         self.stats.closes += 1;
-        self.with_fs(loc.mount, |fs| fs.release(loc.node))
+        match self.with_fs(loc.mount, |fs| fs.release(loc.node)) {
+            // The open died with the server that restarted; the new one never had it.
+            Err(Error::ServerRestarted) => Ok(()),
+            r => r,
+        }
     }
 
     /// Close descriptor `fd` of `pid`. The descriptor is gone even if the filesystem's release fails.
@@ -242,6 +265,7 @@ impl Vfs {
         }
         self.cache.forget_attr(loc.mount, loc.node);
         let n = self.with_fs_mut(loc.mount, |fs| fs.write_lease(loc.node, offset, lease))?;
+        self.file_mut(pid, fd)?.unsynced = true;
         self.stats.writes += 1;
         self.stats.bytes_written += n as u64;
         Ok((n, offset + n as u64))
@@ -473,9 +497,24 @@ impl Vfs {
         tally(result, &mut self.stats.renames)
     }
 
+    /// Make what was written through `fd` durable. If the filesystem server restarted since this
+    /// description's last write, the writes may have died with the old server while the new one has
+    /// nothing to sync: that fsync reports `ServerRestarted` (once; a later fsync covers only later
+    /// writes), never Ok.
     pub fn fsync(&mut self, pid: Pid, fd: u32) -> Result<()> {
         let loc = self.file(pid, fd)?.loc;
-        let r = self.with_fs(loc.mount, |fs| fs.fsync(loc.node));
+        let r = if self.file(pid, fd)?.lost {
+            Err(Error::ServerRestarted)
+        } else {
+            self.with_fs(loc.mount, |fs| fs.fsync(loc.node))
+        };
+        let f = self.file_mut(pid, fd)?;
+        match r {
+            Ok(()) => f.unsynced = false,
+            // Reported now, whether noticed before this call or during it.
+            Err(Error::ServerRestarted) => (f.unsynced, f.lost) = (false, false),
+            Err(_) => {}
+        }
         tally(r, &mut self.stats.fsyncs)
     }
 
@@ -488,6 +527,9 @@ impl Vfs {
         }
         let loc = f.loc;
         let r = self.setattr(loc, SetAttr { size: Some(size), ..SetAttr::default() }).map(|_| ());
+        if r.is_ok() {
+            self.file_mut(pid, fd)?.unsynced = true;
+        }
         tally(r, &mut self.stats.truncates)
     }
 

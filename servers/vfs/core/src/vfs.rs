@@ -61,6 +61,11 @@ pub(crate) struct OpenFile {
     pub offset: u64,
     /// Descriptors referring to this description.
     pub refs: u32,
+    /// Written (or truncated) through this description since its last successful fsync.
+    pub unsynced: bool,
+    /// The filesystem server restarted while `unsynced`: those writes may be lost with it, so the
+    /// next fsync reports `ServerRestarted` instead of syncing a server that never had them.
+    pub lost: bool,
 }
 
 pub(crate) struct Tx {
@@ -163,9 +168,13 @@ impl Vfs {
         self.with_fs(mount, f)
     }
 
-    /// The server behind `mount` restarted: re-open every open file there by node id, drop its cache.
+    /// The server behind `mount` restarted: re-open every open file there by node id, drop its cache,
+    /// and remember which descriptions had writes the old server may have taken with it.
     fn reopen(&mut self, mount: usize) {
         self.cache.forget_mount(mount);
+        for f in self.files.values_mut().filter(|f| f.loc.mount == mount && f.unsynced) {
+            f.lost = true;
+        }
         let nodes: Vec<NodeId> = self.files.values().filter(|f| f.loc.mount == mount).map(|f| f.loc.node).collect();
         let Some(m) = self.mounts.get_mut(mount).and_then(Option::as_mut) else { return };
         // Re-opening may itself meet another restart; loop until a generation holds for the whole pass.
