@@ -290,9 +290,12 @@ pub fn file_read_with<D: BlockDevice>(
 /// the verified-data cache.
 fn all_cached<D: BlockDevice>(st: &Store<D>, runs: &[(u64, Vec<BlockPtr>)], off: u64, end: u64) -> bool {
     let mut next = off;
-    for (rs, ptrs) in runs {
+    for (i, (rs, ptrs)) in runs.iter().enumerate() {
         let Some(first) = ptrs.first() else { return false };
-        if *rs > next || first.addr == 0 || !st.data.has_run(first.addr, ptrs.iter().map(|p| p.crc)) {
+        // The first run may start before `off` (inside its first block); every later one starts
+        // exactly where the previous ended, so the pieces lent never overlap.
+        let adjacent = if i == 0 { *rs <= off } else { *rs == next };
+        if !adjacent || first.addr == 0 || !st.data.has_run(first.addr, ptrs.iter().map(|p| p.crc)) {
             return false;
         }
         next = rs + (ptrs.len() * BLOCK_SIZE) as u64;
