@@ -246,6 +246,25 @@ pub trait FileSystem {
         }
     }
 
+    /// `read` that hands the bytes to `sink` rather than leaving them in `buf`: `sink(at, bytes)`
+    /// delivers `bytes` at offset `at` of the read, the pieces in ascending order covering `0..n`
+    /// exactly once; returns `n`. `buf` (as long as the read) is scratch the filesystem may fill. The
+    /// default reads into `buf` and sinks it whole; a filesystem with a cache of its data lends
+    /// straight from that cache, so a server answering through a lease copies each byte once.
+    fn read_with(
+        &mut self,
+        node: NodeId,
+        offset: u64,
+        buf: &mut [u8],
+        sink: &mut dyn FnMut(usize, &[u8]) -> Result<()>,
+    ) -> Result<usize> {
+        let n = self.read(node, offset, buf)?;
+        if n > 0 {
+            sink(0, buf.get(..n).ok_or(Error::Corrupt { block: 0 })?)?;
+        }
+        Ok(n)
+    }
+
     /// `write` from a lease the caller holds; see [`FileSystem::read_lease`]. `PermissionDenied` for
     /// a write-only lease.
     fn write_lease(&mut self, node: NodeId, offset: u64, lease: crate::ipc::Lease<'_>) -> Result<usize> {

@@ -157,8 +157,9 @@ macro_rules! __forward_filesystem_ops {
     };
 }
 
-/// Serves a [`FileSystem`] over IPC. Holds one bounce buffer: the filesystem reads into it and the
-/// server copies it into the caller's lease (the kernel's lease copy under WATOS).
+/// Serves a [`FileSystem`] over IPC. Holds one bounce buffer: a read goes through
+/// [`FileSystem::read_with`], which either fills the bounce buffer or lends from the filesystem's own
+/// cache, and each piece is copied into the caller's lease (the kernel's lease copy under WATOS).
 pub struct FsServer<F> {
     pub fs: F,
     bounce: Vec<u8>,
@@ -207,9 +208,8 @@ impl<F: FileSystem> Handler for FsServer<F> {
     fn read(&mut self, cx: &mut Incoming<'_, '_>, node: NodeId, offset: u64) -> Result<u32> {
         let len = cx.leases.len(0)?;
         let buf = bounce(&mut self.bounce, len)?;
-        let n = self.fs.read(node, offset, buf)?;
-        let data = buf.get(..n).ok_or(Error::Corrupt { block: 0 })?;
-        cx.leases.write(0, 0, data)?;
+        let leases = &mut *cx.leases;
+        let n = self.fs.read_with(node, offset, buf, &mut |at, data| leases.write(0, at, data))?;
         Ok(n as u32)
     }
     fn write(&mut self, cx: &mut Incoming<'_, '_>, node: NodeId, offset: u64) -> Result<u32> {

@@ -346,6 +346,77 @@ impl<D: BlockDevice, T: Ticks> BlockCache<D, T> {
     }
 }
 
+impl<D: BlockDevice, T: Ticks> BlockCache<D, T> {
+    /// A read of `len` bytes at `sector` that lends the cache's own bytes instead of copying them
+    /// into a buffer: if every block it touches is cached, the bytes are passed to `sink(at, bytes)`
+    /// as slices of the cache, in order, one per stretch of adjacent slots, and the read is accounted
+    /// as [`BlockDevice::read`] accounts it (hits, read-ahead, statistics). Returns `Ok(false)`,
+    /// having changed nothing, if a block is missing or the slots are too scattered for lending to
+    /// pay (stretches of less than four blocks on average: the caller's copy per stretch then costs
+    /// more than one copy through its buffer). An error from `sink` ends the read with that error.
+    pub fn read_lent(
+        &mut self,
+        sector: u64,
+        len: usize,
+        sink: &mut dyn FnMut(usize, &[u8]) -> Result<()>,
+    ) -> Result<bool> {
+        self.check_runs(core::iter::once((sector, len)))?;
+        let blocks = blocks_of(sector, len);
+        let mut stretches = 0usize;
+        let mut prev: Option<usize> = None;
+        for block in blocks.clone() {
+            let Some(slot) = self.lookup(block) else { return Ok(false) };
+            if prev.is_none_or(|p| p + 1 != slot) {
+                stretches += 1;
+            }
+            prev = Some(slot);
+        }
+        if stretches > 1 && stretches * 4 > (blocks.end - blocks.start) as usize {
+            return Ok(false);
+        }
+        let t0 = self.clock.now();
+        let r = self.lend(sector, len, blocks, sink);
+        if r.is_ok() {
+            self.read_ahead(sector, len);
+            self.stats.bytes_read += len as u64;
+        }
+        self.stats.reads += 1;
+        let dt = self.clock.now().saturating_sub(t0);
+        self.stats.read_latency.record(dt);
+        r.map(|_| true)
+    }
+
+    /// The lending part of [`read_lent`](Self::read_lent), for blocks all known to be cached.
+    fn lend(
+        &mut self,
+        sector: u64,
+        len: usize,
+        blocks: Range<u64>,
+        sink: &mut dyn FnMut(usize, &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        // The stretch of `data` gathered so far and where it goes in the read.
+        let mut piece = 0..0;
+        let mut at = 0;
+        for block in blocks {
+            let slot = self.access(block).ok_or(blockdev::Error::Io { offset: block * BLOCK_SIZE as u64 })?;
+            let (dst, src) = overlap(sector, len, block, self.block_len(block));
+            let from = slot * BLOCK_SIZE + src.start;
+            if piece.is_empty() {
+                (piece, at) = (from..from + src.len(), dst.start);
+            } else if piece.end == from {
+                piece.end += src.len();
+            } else {
+                sink(at, &self.data[piece.clone()])?;
+                (piece, at) = (from..from + src.len(), dst.start);
+            }
+        }
+        if !piece.is_empty() {
+            sink(at, &self.data[piece])?;
+        }
+        Ok(())
+    }
+}
+
 impl<D: BlockDevice, T: Ticks> BlockDevice for BlockCache<D, T> {
     fn sector_count(&self) -> u64 {
         self.sectors

@@ -1,7 +1,9 @@
 //! [`CacheServer`]: serves a [`BlockCache`] over the generated blockcache interface.
 //!
 //! Design: requests are checked (whole sectors, runs matching the lease) before the cache sees them;
-//! data moves through one bounce buffer between the lease and the cache (the kernel's lease copy under
+//! a plain read whose blocks are all cached is lent straight from the cache's slots into the lease,
+//! one lease copy per stretch of adjacent slots (`BlockCache::read_lent`); every other request moves
+//! its data through one bounce buffer between the lease and the cache (the kernel's lease copy under
 //! WATOS). The device under the cache is whatever `BlockDevice` the server was built with: virtio-blk
 //! in blockcache-server, a RAM disk shared across restarts in the host harness. `stats` sends every counter the cache keeps
 //! ([`cache_stats`]); latencies are in the ticks of the cache's clock (none with `NoTicks`).
@@ -63,6 +65,14 @@ impl<D: BlockDevice, T: Ticks> Handler for CacheServer<D, T> {
 
     fn read(&mut self, cx: &mut Incoming<'_, '_>, sector: u64) -> Result<()> {
         let (mut b, len) = self.bounce_for(cx)?;
+        let leases = &mut *cx.leases;
+        match self.cache.read_lent(sector, len, &mut |at, data| leases.write(0, at, data)) {
+            Ok(false) => {}
+            r => {
+                self.bounce = b;
+                return r.map(|_| ());
+            }
+        }
         let r = self.cache.read(sector, &mut b[..len]).and_then(|_| cx.leases.write(0, 0, &b[..len]));
         self.bounce = b;
         r

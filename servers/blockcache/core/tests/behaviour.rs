@@ -331,3 +331,66 @@ fn into_inner_flushes_and_invalidate_clean_drops_stale_copies() {
     assert_eq!(disk.inner().as_bytes()[8 * 512], 3);
     assert_eq!(disk.log().last(), Some(&Op::Flush));
 }
+
+/// Runs `read_lent`, assembling the pieces; returns whether it lent, the bytes and the piece count.
+fn lent(c: &mut BlockCache<FaultDisk<RamDisk>>, sector: u64, len: usize) -> (bool, Vec<u8>, usize) {
+    let mut out = vec![0u8; len];
+    let (mut next, mut pieces) = (0, 0);
+    let ok = c
+        .read_lent(sector, len, &mut |at, data| {
+            assert_eq!(at, next, "pieces come in order, back to back");
+            out[at..at + data.len()].copy_from_slice(data);
+            next = at + data.len();
+            pieces += 1;
+            Ok(())
+        })
+        .unwrap();
+    if ok {
+        assert_eq!(next, len);
+    }
+    (ok, out, pieces)
+}
+
+#[test]
+fn cached_reads_are_lent_from_adjacent_slots() {
+    let mut c = cache(1024, no_ra(64));
+    let disk = patterned(1024);
+    let want = |sector: u64, len: usize| {
+        let mut b = vec![0u8; len];
+        disk.clone().read(sector, &mut b).unwrap();
+        b
+    };
+    // Nothing cached: nothing lent, nothing touched.
+    assert!(!lent(&mut c, 0, 4 * BS).0);
+    assert_eq!((c.stats().reads, c.stats().hits, c.stats().misses), (0, 0, 0));
+    // Blocks 0..4 fetched in one request land in adjacent slots: one piece, even off block edges.
+    c.read(0, &mut vec![0u8; 4 * BS]).unwrap();
+    let (ok, got, pieces) = lent(&mut c, 3, 3 * BS);
+    assert!(ok);
+    assert_eq!((got, pieces), (want(3, 3 * BS), 1));
+    assert_eq!(c.stats().hits, 4);
+    assert_eq!(c.stats().reads, 2);
+    // Half cached: refused as a whole.
+    assert!(!lent(&mut c, 24, 8 * BS).0);
+    assert_eq!(c.stats().hits, 4);
+    // Blocks cached in scattered slots (fetched one by one, out of order): lending would cost a
+    // copy per block, so it is refused and the caller goes through its buffer.
+    for b in [20u64, 10, 30, 12] {
+        c.read(b * 8, &mut vec![0u8; BS]).unwrap();
+    }
+    let mut s = vec![0u8; BS];
+    c.read(11 * 8, &mut s).unwrap();
+    assert!(!lent(&mut c, 10 * 8, 3 * BS).0);
+    // Two stretches over eight blocks average four blocks each: lent in two pieces.
+    c.read(40 * 8, &mut vec![0u8; 4 * BS]).unwrap();
+    c.read(50 * 8, &mut vec![0u8; 4 * BS]).unwrap();
+    c.read(44 * 8, &mut vec![0u8; 4 * BS]).unwrap();
+    let (ok, got, pieces) = lent(&mut c, 40 * 8, 8 * BS);
+    assert!(ok);
+    assert_eq!((got, pieces), (want(40 * 8, 8 * BS), 2));
+    // Bad requests are refused as `read` refuses them.
+    assert_eq!(c.read_lent(0, 100, &mut |_, _| Ok(())), Err(Error::InvalidArgument));
+    assert_eq!(c.read_lent(1024, 512, &mut |_, _| Ok(())), Err(Error::InvalidArgument));
+    // A sink's error ends the read with it.
+    assert_eq!(c.read_lent(0, BS, &mut |_, _| Err(Error::PermissionDenied)), Err(Error::PermissionDenied));
+}

@@ -70,6 +70,36 @@ impl DataCache {
         (addr..).zip(crcs).all(|(a, crc)| self.holds(a, crc).is_some())
     }
 
+    /// Passes bytes `from..to` of the run of blocks `addr, addr+1, ...` to `f` as slices of the cache,
+    /// in order, one per stretch of adjacent slots (a run stays adjacent in the direct mapping until
+    /// it wraps round the end of the cache). Every block the range touches must be one `has_run` has
+    /// just accepted; a block not held is `Corrupt` before anything of it is passed.
+    pub fn lend_run(
+        &self,
+        addr: u64,
+        from: usize,
+        to: usize,
+        f: &mut dyn FnMut(&[u8]) -> protocol::Result<()>,
+    ) -> protocol::Result<()> {
+        if from < to && self.tags.is_empty() {
+            return Err(protocol::Error::Corrupt { block: addr });
+        }
+        let mut at = from;
+        while at < to {
+            let block = addr + (at / BLOCK_SIZE) as u64;
+            let slot = self.slot(block);
+            let start = slot * BLOCK_SIZE + at % BLOCK_SIZE;
+            let n = (self.capacity * BLOCK_SIZE - start).min(to - at);
+            let blocks = block..block + (at % BLOCK_SIZE + n).div_ceil(BLOCK_SIZE) as u64;
+            if blocks.clone().any(|b| self.tags.get(self.slot(b)).copied().flatten().is_none_or(|t| t.0 != b)) {
+                return Err(protocol::Error::Corrupt { block });
+            }
+            f(self.data.get(start..start + n).ok_or(protocol::Error::Corrupt { block })?)?;
+            at += n;
+        }
+        Ok(())
+    }
+
     /// Remembers `block` (one block, already verified against `crc`) as the content of `addr`,
     /// evicting whatever held its slot.
     pub fn insert(&mut self, addr: u64, crc: u32, block: &[u8]) {
@@ -176,6 +206,35 @@ mod tests {
         c.invalidate(0, 105);
         assert_eq!(c.len(), 1);
         assert_eq!(c.get(108, 1), Some(&block(1)[..]));
+    }
+
+    #[test]
+    fn a_run_is_lent_in_one_piece_until_it_wraps() {
+        let mut c = DataCache::new(4);
+        for a in 5..9 {
+            c.insert(a, 0, &block(a as u8));
+        }
+        let lent = |c: &DataCache, addr, from, to| {
+            let mut pieces: Vec<Vec<u8>> = Vec::new();
+            c.lend_run(addr, from, to, &mut |p| {
+                pieces.push(p.to_vec());
+                Ok(())
+            })
+            .map(|_| pieces)
+        };
+        // 5 and 6 sit in slots 1 and 2: one piece, starting inside block 5.
+        let p = lent(&c, 5, 100, BLOCK_SIZE + 10).unwrap();
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].len(), BLOCK_SIZE - 90);
+        assert!(p[0][..BLOCK_SIZE - 100].iter().all(|&b| b == 5) && p[0][BLOCK_SIZE - 100..].iter().all(|&b| b == 6));
+        // 7 is in slot 3, 8 wraps to slot 0: two pieces.
+        let p = lent(&c, 6, 0, 3 * BLOCK_SIZE).unwrap();
+        assert_eq!(p.iter().map(|p| p.len()).collect::<Vec<_>>(), [2 * BLOCK_SIZE, BLOCK_SIZE]);
+        assert!(p[1].iter().all(|&b| b == 8));
+        // A block not held is refused before any of its bytes are passed.
+        c.insert(12, 0, &block(12));
+        assert!(lent(&c, 7, 0, 2 * BLOCK_SIZE).is_err());
+        assert!(DataCache::new(4).lend_run(1, 0, 1, &mut |_| Ok(())).is_err());
     }
 
     #[test]

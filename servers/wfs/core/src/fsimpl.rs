@@ -142,6 +142,16 @@ impl<D: BlockDevice> FileSystem for Wfs<D> {
         read::read(&mut self.st, &self.root, node, offset, buf)
     }
 
+    fn read_with(
+        &mut self,
+        node: NodeId,
+        offset: u64,
+        buf: &mut [u8],
+        sink: &mut dyn FnMut(usize, &[u8]) -> Result<()>,
+    ) -> Result<usize> {
+        read::read_with(&mut self.st, &self.root, node, offset, buf, sink)
+    }
+
     fn read_batch(&mut self, reads: &[(NodeId, u64, u32)], out: &mut [u8]) -> Result<Vec<u32>> {
         crate::batch::read_batch(&mut self.st, &self.root, reads, out)
     }

@@ -244,10 +244,77 @@ pub fn file_read<D: BlockDevice>(
         return Ok(0);
     }
     let end = size.min(off.saturating_add(buf.len() as u64));
+    let admit = st.admit_read(ino, off, end - off);
+    let runs = file_runs(st, root, ino, off, end)?;
+    fill(st, &runs, off, end, admit, buf)
+}
+
+/// `file_read` handing the bytes to `sink` (see `FileSystem::read_with`): when the runs cover the
+/// whole range with no hole and every block is in the verified-data cache, the bytes are lent
+/// straight from the cache, one piece per stretch of adjacent cache slots; otherwise the read fills
+/// `buf` as `file_read` does and `buf` is passed whole.
+pub fn file_read_with<D: BlockDevice>(
+    st: &mut Store<D>,
+    root: &Child,
+    ino: u64,
+    size: u64,
+    off: u64,
+    buf: &mut [u8],
+    sink: &mut dyn FnMut(usize, &[u8]) -> Result<()>,
+) -> Result<usize> {
+    if off >= size || buf.is_empty() {
+        return Ok(0);
+    }
+    let end = size.min(off.saturating_add(buf.len() as u64));
+    let admit = st.admit_read(ino, off, end - off);
+    let runs = file_runs(st, root, ino, off, end)?;
+    if all_cached(st, &runs, off, end) {
+        let mut at = 0;
+        for (rs, ptrs) in &runs {
+            let re = rs + (ptrs.len() * BLOCK_SIZE) as u64;
+            let (s, e) = ((*rs).max(off), re.min(end));
+            st.data.lend_run(ptrs[0].addr, (s - rs) as usize, (e - rs) as usize, &mut |piece| {
+                sink(at, piece)?;
+                at += piece.len();
+                Ok(())
+            })?;
+        }
+        return Ok(at);
+    }
+    let n = fill(st, &runs, off, end, admit, buf)?;
+    sink(0, &buf[..n])?;
+    Ok(n)
+}
+
+/// True if `runs` cover `[off, end)` back to back (no hole, in order) and every block of them is in
+/// the verified-data cache.
+fn all_cached<D: BlockDevice>(st: &Store<D>, runs: &[(u64, Vec<BlockPtr>)], off: u64, end: u64) -> bool {
+    let mut next = off;
+    for (i, (rs, ptrs)) in runs.iter().enumerate() {
+        let Some(first) = ptrs.first() else { return false };
+        // The first run may start before `off` (inside its first block); every later one starts
+        // exactly where the previous ended, so the pieces lent never overlap.
+        let adjacent = if i == 0 { *rs <= off } else { *rs == next };
+        if !adjacent || first.addr == 0 || !st.data.has_run(first.addr, ptrs.iter().map(|p| p.crc)) {
+            return false;
+        }
+        next = rs + (ptrs.len() * BLOCK_SIZE) as u64;
+    }
+    next >= end
+}
+
+/// Copy bytes `[off, end)` of the file whose data lies in `runs` (from `file_runs`) into `buf`,
+/// zeroing holes; returns the count.
+fn fill<D: BlockDevice>(
+    st: &mut Store<D>,
+    runs: &[(u64, Vec<BlockPtr>)],
+    off: u64,
+    end: u64,
+    admit: bool,
+    buf: &mut [u8],
+) -> Result<usize> {
     let n = (end - off) as usize;
     let mut tmp = Vec::new();
-    let admit = st.admit_read(ino, off, n as u64);
-    let runs = file_runs(st, root, ino, off, end)?;
     // Runs come in file order without overlap, so only the gaps between them (holes) need zeroing;
     // if damaged metadata breaks that order, the whole buffer is zeroed first instead.
     let ordered = runs.windows(2).all(|w| w[0].0.saturating_add((w[0].1.len() * BLOCK_SIZE) as u64) <= w[1].0);
@@ -258,6 +325,7 @@ pub fn file_read<D: BlockDevice>(
     for (rs, ptrs) in runs {
         // Copy the overlap of [run start, run end) with [off, end); a run wholly inside the
         // request is read straight into the caller's buffer.
+        let rs = *rs;
         let re = rs + (ptrs.len() * BLOCK_SIZE) as u64;
         let (s, e) = (rs.max(off), re.min(end));
         if ordered {
@@ -266,10 +334,10 @@ pub fn file_read<D: BlockDevice>(
         filled = (e - off) as usize;
         let dst = &mut buf[(s - off) as usize..(e - off) as usize];
         if s == rs && e == re {
-            read_run_cached(st, &ptrs, dst, admit)?;
+            read_run_cached(st, ptrs, dst, admit)?;
         } else {
             tmp.resize(ptrs.len() * BLOCK_SIZE, 0);
-            read_run_cached(st, &ptrs, &mut tmp, admit)?;
+            read_run_cached(st, ptrs, &mut tmp, admit)?;
             dst.copy_from_slice(&tmp[(s - rs) as usize..(e - rs) as usize]);
         }
     }
@@ -292,6 +360,23 @@ pub fn read<D: BlockDevice>(st: &mut Store<D>, root: &Child, ino: u64, off: u64,
     let i = get_inode(st, root, ino)?;
     match i.kind {
         FileType::File => file_read(st, root, ino, i.size, off, buf),
+        FileType::Directory => Err(Error::IsADirectory),
+        _ => Err(Error::InvalidArgument),
+    }
+}
+
+/// `read` handing the bytes to `sink` (see [`file_read_with`]).
+pub fn read_with<D: BlockDevice>(
+    st: &mut Store<D>,
+    root: &Child,
+    ino: u64,
+    off: u64,
+    buf: &mut [u8],
+    sink: &mut dyn FnMut(usize, &[u8]) -> Result<()>,
+) -> Result<usize> {
+    let i = get_inode(st, root, ino)?;
+    match i.kind {
+        FileType::File => file_read_with(st, root, ino, i.size, off, buf, sink),
         FileType::Directory => Err(Error::IsADirectory),
         _ => Err(Error::InvalidArgument),
     }

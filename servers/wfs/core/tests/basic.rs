@@ -383,3 +383,58 @@ fn filling_with_files_fails_cleanly_and_deletes_still_work() {
     assert!(r.is_clean(), "{r}");
     assert!(made.len() > 100, "only {} files fit in 2 MiB", made.len());
 }
+
+/// Reads `len` bytes at `off` through `read_with`, putting each piece where the sink says; returns
+/// the bytes and the number of pieces.
+fn read_with(fs: &mut wfs::Wfs<blockdev::RamDisk>, ino: u64, off: u64, buf: &mut [u8]) -> (Vec<u8>, usize) {
+    let mut out = vec![0u8; buf.len()];
+    let mut pieces = 0;
+    let mut next = 0;
+    let n = fs
+        .read_with(ino, off, buf, &mut |at, data| {
+            assert_eq!(at, next, "pieces come in order, back to back");
+            out[at..at + data.len()].copy_from_slice(data);
+            next = at + data.len();
+            pieces += 1;
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(next, n);
+    out.truncate(n);
+    (out, pieces)
+}
+
+#[test]
+fn read_with_lends_cached_data_and_fills_the_buffer_otherwise() {
+    let mut fs = fresh(16);
+    let root = fs.root();
+    let data = pattern(300_000, 7);
+    let ino = mkfile(&mut fs, root, "f", &data);
+    let sparse = mkfile(&mut fs, root, "s", &data[..5000]);
+    fs.write(sparse, 60_000, &data[..3000]).unwrap();
+    let mut fs = remount(fs);
+    for (off, len) in [(0u64, 300_000usize), (4096, 8192), (123, 4000), (299_000, 5000), (296_000, 4096)] {
+        let want = &data[off as usize..(off as usize + len).min(data.len())];
+        // First read: from the device, through the buffer.
+        let mut buf = vec![0u8; len];
+        let (got, _) = read_with(&mut fs, ino, off, &mut buf);
+        assert_eq!(got, want, "cold read at {off}");
+        // Now every block is in the verified-data cache: lent from it, the buffer left untouched.
+        let mut buf = vec![0xeeu8; len];
+        let (got, pieces) = read_with(&mut fs, ino, off, &mut buf);
+        assert_eq!(got, want, "cached read at {off}");
+        assert!(buf.iter().all(|&b| b == 0xee), "a cached read must not go through the buffer");
+        assert!(pieces >= 1);
+    }
+    // A hole is never lent: it reads as zeros through the buffer.
+    let mut want = vec![0u8; 63_000];
+    want[..5000].copy_from_slice(&data[..5000]);
+    want[60_000..].copy_from_slice(&data[..3000]);
+    for _ in 0..2 {
+        let mut buf = vec![0xeeu8; 63_000];
+        let (got, pieces) = read_with(&mut fs, sparse, 0, &mut buf);
+        assert_eq!(got, want);
+        assert_eq!(pieces, 1);
+    }
+    assert_eq!(read_with(&mut fs, ino, 300_000, &mut [0u8; 10]).0.len(), 0);
+}
