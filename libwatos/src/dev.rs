@@ -2,7 +2,7 @@
 //! Every call fails with `NotPermitted` in an ordinary program or on a port the kernel owns.
 
 use crate::sys::raw;
-use kernel_core::abi::{Sys, SysError};
+use watos_abi::{Sys, SysError};
 
 /// Reads `width` (1, 2 or 4) bytes from I/O port `port`.
 pub fn io_in(port: u16, width: u8) -> Result<u32, SysError> {

@@ -17,9 +17,9 @@
 //! caller then bounces through its own memory) tell tests and benchmarks which path ran.
 
 use core::sync::atomic::{AtomicU64, Ordering};
-use kernel_core::abi::{Lease, LEASE_READ, LEASE_WRITE};
 use protocol::ipc::Lease as PLease;
 use protocol::{Error, Result};
+use watos_abi::{Lease, LEASE_READ, LEASE_WRITE};
 
 /// Window size: the largest forward (the filesystem interface's `MAX_BULK`); longer ones bounce.
 pub const WINDOW: usize = 1 << 20;

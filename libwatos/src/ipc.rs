@@ -9,9 +9,7 @@
 //! passed to, which blocks until the reply, so the buffer cannot be freed or moved meanwhile.
 
 use crate::sys::raw;
-pub use kernel_core::abi::{
-    Lease, RecvInfo, Sys, SysError, LEASE_READ, LEASE_WRITE, MAX_LEASES, MAX_MSG, NOTIFICATION,
-};
+pub use watos_abi::{Lease, RecvInfo, Sys, SysError, LEASE_READ, LEASE_WRITE, MAX_LEASES, MAX_MSG, NOTIFICATION};
 
 /// A lease letting the server read `buf`.
 pub fn lease_read(buf: &[u8]) -> Lease {
@@ -65,12 +63,12 @@ pub fn receive(buf: &mut [u8], mask: u64) -> Result<RecvInfo, SysError> {
 /// `receive` that never blocks: `None` when no masked notification is pending and no caller waits.
 pub fn try_receive(buf: &mut [u8], mask: u64) -> Result<Option<RecvInfo>, SysError> {
     let mut info = RecvInfo::default();
-    let flags = kernel_core::abi::RECV_NONBLOCK;
+    let flags = watos_abi::RECV_NONBLOCK;
     let ret = raw(
         Sys::Receive,
         [buf.as_mut_ptr() as u64, buf.len() as u64, mask, &mut info as *mut RecvInfo as u64, flags, 0],
     );
-    SysError::decode(ret).map(|v| (v != kernel_core::abi::RECV_EMPTY).then_some(info))
+    SysError::decode(ret).map(|v| (v != watos_abi::RECV_EMPTY).then_some(info))
 }
 
 /// Ends `client`'s call with `msg`. If `msg` does not fit the client's reply buffer
@@ -119,6 +117,6 @@ pub fn set_timer(deadline_ns: u64, bits: u64) {
 /// bits that fired.
 pub fn wait_notification(bits: u64) -> Result<u64, SysError> {
     let mut info = RecvInfo::default();
-    let ret = raw(Sys::Receive, [0, 0, bits, &mut info as *mut RecvInfo as u64, kernel_core::abi::RECV_NOTIFY_ONLY, 0]);
+    let ret = raw(Sys::Receive, [0, 0, bits, &mut info as *mut RecvInfo as u64, watos_abi::RECV_NOTIFY_ONLY, 0]);
     SysError::decode(ret).map(|_| info.notifications)
 }

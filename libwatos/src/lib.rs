@@ -21,9 +21,9 @@ pub mod transport;
 #[cfg(feature = "rt")]
 pub mod rt;
 
-pub use kernel_core::abi;
 /// The protocol crate, for programs that speak it through `transport`.
 pub use protocol;
+pub use watos_abi as abi;
 /// The std::fs-like file API (`File`, `OpenOptions`, `read_dir`, transactions) over any transport;
 /// [`fs()`] connects it to the running vfs server.
 pub use watos_fs as fs;

@@ -10,13 +10,13 @@
 use crate::{ipc, sys};
 use alloc::string::String;
 use alloc::vec::Vec;
-use kernel_core::abi::SysError;
 use protocol::api::supervisor;
 use protocol::fs::{Clock, Timespec};
+use watos_abi::SysError;
 
 /// Notification bit asking a server to finish its work and exit. The kernel takes it only from the
 /// supervisor and programs flagged CONTROL in the manifest (`NotPermitted` from anyone else).
-pub const STOP: u64 = kernel_core::abi::NOTIFY_STOP;
+pub const STOP: u64 = watos_abi::NOTIFY_STOP;
 
 /// Notification bit of a filesystem server's daemon timer (`run_filesystem`).
 pub const DAEMON_TICK: u64 = 1 << 1;
@@ -43,7 +43,7 @@ pub fn stop(name: &str) {
 
 /// The task id of the supervisor (the manifest's SUPERVISOR program).
 pub fn supervisor_task() -> Result<u64, SysError> {
-    let flag = kernel_core::abi::PROGRAM_SUPERVISOR;
+    let flag = watos_abi::PROGRAM_SUPERVISOR;
     let supervisor = sys::programs().into_iter().find(|p| p.flags & flag != 0).ok_or(SysError::NoSuchTask)?;
     find(supervisor.name())
 }

@@ -1,11 +1,11 @@
-//! Typed wrappers over the WATOS system calls (numbers and codes in `kernel_core::abi`).
+//! Typed wrappers over the WATOS system calls (numbers and codes in `watos_abi`).
 //!
 //! Design: one raw `syscall6` in assembly, and a safe function per call that encodes arguments and
 //! decodes `rax` into `Result<_, SysError>`. Calls that take pointers take slices, so ordinary code
 //! cannot pass a bad pointer; `raw` is public for tests that must (the hostile program).
 
 use core::arch::asm;
-pub use kernel_core::abi::{
+pub use watos_abi::{
     DeathInfo, ProgramInfo, Sys, SysError, TaskInfo, DEATH_EXIT, DEATH_FAULT, KILLED, MAP_WRITE, NOTIFY_DEATH,
     PROGRAM_RESTART, SELF_ID,
 };
@@ -68,7 +68,7 @@ pub fn console_write(bytes: &[u8]) -> Result<usize, SysError> {
 /// Takes what the console has received (at most `buf.len()`, bounded by the kernel's
 /// `MAX_CONSOLE_READ`), without waiting; 0 if nothing was typed.
 pub fn console_read(buf: &mut [u8]) -> Result<usize, SysError> {
-    let len = buf.len().min(kernel_core::abi::MAX_CONSOLE_READ);
+    let len = buf.len().min(watos_abi::MAX_CONSOLE_READ);
     call(Sys::ConsoleRead, [buf.as_mut_ptr() as u64, len as u64, 0, 0, 0, 0]).map(|n| n as usize)
 }
 
@@ -82,9 +82,8 @@ pub fn console_give(id: u64) -> Result<(), SysError> {
 /// input from COM1's interrupt), so an interactive program need not poll. Returns 0 only for an
 /// empty `buf`.
 pub fn console_read_wait(buf: &mut [u8]) -> Result<usize, SysError> {
-    let len = buf.len().min(kernel_core::abi::MAX_CONSOLE_READ);
-    call(Sys::ConsoleRead, [buf.as_mut_ptr() as u64, len as u64, kernel_core::abi::CONSOLE_WAIT, 0, 0, 0])
-        .map(|n| n as usize)
+    let len = buf.len().min(watos_abi::MAX_CONSOLE_READ);
+    call(Sys::ConsoleRead, [buf.as_mut_ptr() as u64, len as u64, watos_abi::CONSOLE_WAIT, 0, 0, 0]).map(|n| n as usize)
 }
 
 /// Sleeps for at least `ns` nanoseconds (the kernel's tick is 1 ms).

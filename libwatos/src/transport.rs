@@ -19,11 +19,11 @@ use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::cell::RefCell;
-use kernel_core::abi::{Lease, RecvInfo, SysError, LEASE_READ, LEASE_WRITE, NOTIFICATION};
 use protocol::ipc::{
     check_call, Incoming, Lease as PLease, LeaseAccess, LeaseKind, Server, TaskId, Transport, MAX_MESSAGE,
 };
 use protocol::{Error, Result};
+use watos_abi::{Lease, RecvInfo, SysError, LEASE_READ, LEASE_WRITE, NOTIFICATION};
 
 /// Reply code meaning "the reply bytes are a postcard-encoded `protocol::Error`".
 pub const CODE_ERROR: u32 = 1;

@@ -6,6 +6,14 @@
 //! returned to the caller; faults (bad instruction, page fault in user code) are not errors, they kill
 //! the task. Every pointer problem has its own code so a test can tell exactly which check fired.
 //! Numbers are stable: new calls are appended, never renumbered.
+//!
+//! This crate is the whole user/kernel boundary: the kernel (through `kernel-core`, which re-exports it
+//! as `kernel_core::abi`) and libwatos both depend on it, and it depends on nothing, so user space never
+//! links kernel logic to learn the ABI.
+#![cfg_attr(not(test), no_std)]
+// The definitions need no `unsafe`; only the layout tests transmute a struct to compare its memory
+// image with its `to_bytes`.
+#![cfg_attr(not(test), forbid(unsafe_code))]
 
 /// Lowest address a user mapping may start at: page 0 stays unmapped so null is always invalid.
 pub const USER_MIN: u64 = 0x1000;
