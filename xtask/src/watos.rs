@@ -37,7 +37,7 @@ const BINS: &[&str] = &[
 /// needs none, as it may call anyone.
 pub type Program = (&'static str, &'static str, u32, &'static [&'static str]);
 
-const MANIFEST: [Program; 25] = [
+const MANIFEST: [Program; 28] = [
     ("init", "init", initrd::AUTOSTART | initrd::SUPERVISOR, &[]),
     ("hello", "hello", initrd::AUTOSTART, &[]),
     ("hostile", "hostile", initrd::AUTOSTART, &["init"]),
@@ -63,6 +63,11 @@ const MANIFEST: [Program; 25] = [
     ("trap-int3", "hostile", initrd::AUTOSTART, &[]),
     ("trap-icebp", "hostile", initrd::AUTOSTART, &[]),
     ("trap-ksp", "hostile", initrd::AUTOSTART, &[]),
+    // The lease and forwarding battery (initrd/test-apps/hostile, src/leases.rs): the client attacks
+    // its server's leases and ids, the server its client's, and the thief a call it does not serve.
+    ("lease-thief", "hostile", initrd::AUTOSTART, &[]),
+    ("lease-server", "hostile", initrd::AUTOSTART | initrd::RESTART, &["lease-thief"]),
+    ("lease-client", "hostile", initrd::AUTOSTART, &["lease-server"]),
 ];
 
 #[derive(Default)]

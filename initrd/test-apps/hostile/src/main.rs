@@ -1,6 +1,6 @@
 //! hostile: attacks the syscall boundary, then faults on purpose.
 //!
-//! Shipped under four names; the name (read back with task_info) picks the role:
+//! Shipped under several names; the name (read back with task_info) picks the role:
 //!   hostile   every pointer-taking syscall with every kind of bad pointer, each error code checked,
 //!             then a user-mode write to the kernel half (#PF);
 //!   fault-gp  a non-canonical load (#GP);  fault-ud  `ud2` (#UD);  fault-de  divide by zero (#DE);
@@ -9,6 +9,7 @@
 //!             that the kernel switched it off (src/busmaster.rs);
 //!   authority attacks init and the storage servers with valid calls (src/authority.rs), in the
 //!             storage system's fstest boots;
+//!   lease-client, lease-server, lease-thief  the lease and forwarding battery (src/leases.rs);
 //!   trap-*    ways into the kernel that are not system calls, or system calls with a hostile
 //!             machine state (src/traps.rs), each killed by its exception.
 //! The kernel must answer each bad pointer with its own error code and kill each faulting process
@@ -20,6 +21,7 @@ extern crate alloc;
 
 mod authority;
 mod busmaster;
+mod leases;
 mod traps;
 
 use core::arch::asm;
@@ -243,6 +245,9 @@ fn main() -> i64 {
         "busmaster" => return busmaster::master(),
         "busmaster-check" => return busmaster::check_master(),
         "authority" => return authority::run(),
+        "lease-client" => return leases::client(),
+        "lease-server" => return leases::server(),
+        "lease-thief" => return leases::thief(),
         n if n.starts_with("trap-") => traps::run(n),
         _ => {
             // Lines that start like the kernel's and like init's: the kernel marks them as ours.
