@@ -274,9 +274,11 @@ fn judge(log: &[String], v: &mut Verdicts) {
         "init gave up on crash-looping fault-ud and said so",
     );
     v.check(kernel("(init) exited with code 0").is_some(), "init exited once everything else had ended");
-    // hostile has no CONTROL flag: init refuses its kill and, as the kernel's log shows, ends nothing.
+    // hostile has no CONTROL flag: init refuses its kill and, as the kernel's log shows, ends nothing
+    // (the battery's lease-victim is the one task killed on a CONTROL program's request).
     v.check(
-        has("init: refused kill echo from hostile").is_some() && has("killed by the supervisor").is_none(),
+        has("init: refused kill echo from hostile").is_some()
+            && !log.iter().any(|l| l.contains("killed by the supervisor") && !l.contains("(lease-victim)")),
         "authority: init refused hostile's kill request and killed no task",
     );
     // hostile's send list names only init: its call to echo is refused, and echo serves on.
@@ -290,6 +292,7 @@ fn judge(log: &[String], v: &mut Verdicts) {
     v.check(
         has("lease-client: lease battery done (all refused)").is_some()
             && kernel("(lease-server) killed by #UD").is_some()
+            && kernel("(lease-victim) killed by the supervisor").is_some()
             && has("init: restarted lease-server").is_some()
             && ["lease-client", "lease-server", "lease-thief"]
                 .iter()
@@ -400,6 +403,7 @@ panicker: panicked: src/main.rs:9:5: deliberate panic number 8
 init: restarted lease-server as task 0x1001a
 lease-client: lease battery done (all refused)
 [kernel] task 25 (lease-thief) exited with code 0
+[kernel] task 28 (lease-victim) killed by the supervisor
 [kernel] task 26 (lease-server) exited with code 0
 [kernel] task 27 (lease-client) exited with code 0
 [kernel] task 19 (trap-tf) killed by #DB debug: vector=1

@@ -4,7 +4,8 @@
 //!   lease-client  (calls lease-server) offers leases the kernel must refuse at send time (17 of
 //!                 them, reserved rights bits, an address near 2^64, a length that wraps, a write
 //!                 lease over read-only memory, a forward of a call it is not serving); then a good
-//!                 call (`B`) with a read and a write lease, on which the server runs its side; then
+//!                 call (`B`) with a read and a write lease, on which the server runs its side; has
+//!                 the server run lease-victim's case (`K`); then
 //!                 crashes the server (`C`) and checks that its old id stays dead (`TaskDied` for
 //!                 calls and notifications) while the restarted server, under a new id, serves.
 //!   lease-server  (RESTART, calls lease-thief) on `B`: borrows with index 255, offsets near 2^64,
@@ -12,6 +13,9 @@
 //!                 2^64 and reserved rights bits; has lease-thief try to take over the call; replies,
 //!                 replies again, and borrows after its reply. `P` answers `pong`, `C` is `ud2`, `Q`
 //!                 stops lease-thief and ends.
+//!   lease-victim  (RESTART) calls lease-server with a read lease; on the client's `K` the server has
+//!                 init kill it mid-call, then borrows its lease, reads its lease_info and replies to
+//!                 it: each refused. Its restarted incarnation sees its own death and ends.
 //!   lease-thief   a server that, while lease-server holds the client's call, tries to reply to that
 //!                 client and to read, write and inspect its leases: it is not the one being called,
 //!                 so each is `NoSuchTask` and the client never sees its reply.
@@ -96,6 +100,12 @@ pub fn client() -> i64 {
     let n = ipc::send(server, b"P", &mut reply, &[]);
     ok &= check(n == Ok(4), format_args!("{ME}: authority: lease-server still serves after the battery ({n:?})"));
 
+    // A client that dies mid-call: lease-victim's call is held by the server until now.
+    let k = ipc::send_code(server, b"K", &mut reply, &[]);
+    ok &= check(
+        k == Ok((0, 0)),
+        format_args!("{ME}: authority: the server's calls on a dead client's lease were refused ({k:?})"),
+    );
     // Stale ids: the server dies mid-call and init restarts it under a new generation.
     let died = ipc::send(server, b"C", &mut reply, &[]);
     ok &= expect(ME, "a call whose server dies mid-call", died, SysError::TaskDied);
@@ -133,10 +143,25 @@ pub fn client() -> i64 {
 pub fn server() -> i64 {
     let Some(thief) = find(c"lease-thief") else { return 1 };
     let mut buf = [0u8; MAX_MSG];
+    let mut victim = None;
     loop {
         let Ok(info) = ipc::receive(&mut buf, 0) else { return 1 };
         let c = info.sender;
         match buf[0] {
+            // lease-victim's call: held unanswered until the client asks for the case (`K`).
+            b'V' => victim = Some(c),
+            b'K' => {
+                while victim.is_none() {
+                    let Ok(v) = ipc::receive(&mut buf, 0) else { return 1 };
+                    if buf[0] == b'V' {
+                        victim = Some(v.sender);
+                    } else {
+                        let _ = ipc::reply(v.sender, &[]);
+                    }
+                }
+                let ok = victim.take().is_some_and(client_dies);
+                let _ = ipc::reply_code(c, &[], u32::from(!ok));
+            }
             b'B' => {
                 let _ = battery(c, thief);
             }
@@ -155,6 +180,44 @@ pub fn server() -> i64 {
             }
         }
     }
+}
+
+/// lease-victim is calling with a read lease; init kills it (a CONTROL request), and then its lease,
+/// its call and its id are gone: borrowing, inspecting and replying are errors to this server.
+fn client_dies(c: u64) -> bool {
+    const ME: &str = "lease-server";
+    let killed = libwatos::service::supervisor().and_then(|init| init.kill_task("lease-victim"));
+    let mut ok = check(killed.is_ok(), format_args!("{ME}: init killed lease-victim mid-call ({killed:?})"));
+    for _ in 0..1000 {
+        if sys::task_info(c).is_err() {
+            break;
+        }
+        sys::sleep_ns(1_000_000);
+    }
+    let mut b8 = [0u8; 8];
+    let dead = sys::task_info(c);
+    ok &= check(dead.is_err(), format_args!("{ME}: lease-victim's id is dead ({:?})", dead.map(|i| i.id)));
+    ok &= expect(ME, "borrow_read after the client died", ipc::borrow_read(c, 0, 0, &mut b8), SysError::TaskDied);
+    ok &= expect(ME, "lease_info after the client died", ipc::lease_info(c, 0), SysError::TaskDied);
+    ok &= expect(ME, "reply after the client died", ipc::reply(c, b"late"), SysError::TaskDied);
+    ok
+}
+
+/// lease-victim: calls lease-server with a read lease and is killed in the call. Its restarted
+/// incarnation (it is a service, the only kind init kills on request) sees its own death and ends.
+pub fn victim() -> i64 {
+    let killed_before = libwatos::service::supervisor()
+        .and_then(|init| init.deaths())
+        .is_ok_and(|d| d.iter().any(|d| d.name == "lease-victim"));
+    if killed_before {
+        println!("lease-victim: restarted after the kill; done");
+        return 0;
+    }
+    let Some(server) = find(c"lease-server") else { return 1 };
+    let data = pattern();
+    let got = ipc::send(server, b"V", &mut [0u8; 8], &[ipc::lease_read(&data)]);
+    check(false, format_args!("lease-victim: authority: still alive after its kill ({got:?})"));
+    1
 }
 
 /// The server's side, on client `c`'s call with lease 0 (read, 64 bytes) and lease 1 (write).
