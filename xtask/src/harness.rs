@@ -274,9 +274,11 @@ fn judge(log: &[String], v: &mut Verdicts) {
         "init gave up on crash-looping fault-ud and said so",
     );
     v.check(kernel("(init) exited with code 0").is_some(), "init exited once everything else had ended");
-    // hostile has no CONTROL flag: init refuses its kill and, as the kernel's log shows, ends nothing.
+    // hostile has no CONTROL flag: init refuses its kill and, as the kernel's log shows, ends nothing
+    // (the battery's lease-victim is the one task killed on a CONTROL program's request).
     v.check(
-        has("init: refused kill echo from hostile").is_some() && has("killed by the supervisor").is_none(),
+        has("init: refused kill echo from hostile").is_some()
+            && !log.iter().any(|l| l.contains("killed by the supervisor") && !l.contains("(lease-victim)")),
         "authority: init refused hostile's kill request and killed no task",
     );
     // hostile's send list names only init: its call to echo is refused, and echo serves on.
@@ -284,6 +286,18 @@ fn judge(log: &[String], v: &mut Verdicts) {
         has("CHECK PASS hostile: authority: a call to echo, outside its send list, is refused").is_some()
             && has("echo-client: done").is_some(),
         "authority: a call outside the caller's send list is refused and the server keeps serving",
+    );
+    // The lease and forwarding battery: each attack is a CHECK line of its own; here, that it ran to
+    // the end, the server it crashed was restarted, and all three roles ended cleanly.
+    v.check(
+        has("lease-client: lease battery done (all refused)").is_some()
+            && kernel("(lease-server) killed by #UD").is_some()
+            && kernel("(lease-victim) killed by the supervisor").is_some()
+            && has("init: restarted lease-server").is_some()
+            && ["lease-client", "lease-server", "lease-thief"]
+                .iter()
+                .all(|t| kernel(&format!("({t}) exited with code 0")).is_some()),
+        "authority: the lease and forwarding battery was refused throughout and lease-server served on after its restart",
     );
     v.check(
         has("(rtc-driver) exited with code 0").is_some(),
@@ -385,6 +399,13 @@ panicker: panicked: src/main.rs:9:5: deliberate panic number 8
 [kernel] task 16 (fwd-client) exited with code 0
 [kernel] task 17 (fwd-middle) exited with code 0
 [kernel] task 18 (fwd-last) exited with code 0
+[kernel] task 26 (lease-server) killed by #UD invalid opcode
+init: restarted lease-server as task 0x1001a
+lease-client: lease battery done (all refused)
+[kernel] task 25 (lease-thief) exited with code 0
+[kernel] task 28 (lease-victim) killed by the supervisor
+[kernel] task 26 (lease-server) exited with code 0
+[kernel] task 27 (lease-client) exited with code 0
 [kernel] task 19 (trap-tf) killed by #DB debug: vector=1
 [kernel] task 20 (trap-ac) killed by #DB debug: vector=1
 trap-ac: a system call with AC, DF and NT set returned 0x14
@@ -404,7 +425,7 @@ CHECK PASS hostile: authority: a call to echo, outside its send list, is refused
         let mut v = Verdicts { passed: 0, failed: Vec::new() };
         judge(&lines(GOOD), &mut v);
         assert!(v.failed.is_empty(), "{:?}", v.failed);
-        assert_eq!(v.passed, 3 + 37, "{:?}", v.failed);
+        assert_eq!(v.passed, 3 + 38, "{:?}", v.failed);
         assert_eq!(wall_clock_secs(&lines(GOOD)), Some(1_795_620_607));
         assert_eq!(wall_clock_secs(&lines("hello: wall clock garbage")), None);
     }

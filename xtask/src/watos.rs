@@ -37,7 +37,7 @@ const BINS: &[&str] = &[
 /// needs none, as it may call anyone.
 pub type Program = (&'static str, &'static str, u32, &'static [&'static str]);
 
-const MANIFEST: [Program; 25] = [
+const MANIFEST: [Program; 29] = [
     ("init", "init", initrd::AUTOSTART | initrd::SUPERVISOR, &[]),
     ("hello", "hello", initrd::AUTOSTART, &[]),
     ("hostile", "hostile", initrd::AUTOSTART, &["init"]),
@@ -63,6 +63,14 @@ const MANIFEST: [Program; 25] = [
     ("trap-int3", "hostile", initrd::AUTOSTART, &[]),
     ("trap-icebp", "hostile", initrd::AUTOSTART, &[]),
     ("trap-ksp", "hostile", initrd::AUTOSTART, &[]),
+    // The lease and forwarding battery (initrd/test-apps/hostile, src/leases.rs): the client attacks
+    // its server's leases and ids, the server its client's, and the thief a call it does not serve.
+    ("lease-thief", "hostile", initrd::AUTOSTART, &[]),
+    // CONTROL so it can have init kill lease-victim in the middle of a call (the only kill of this
+    // boot; init kills only services, hence lease-victim's RESTART).
+    ("lease-server", "hostile", initrd::AUTOSTART | initrd::RESTART | initrd::CONTROL, &["lease-thief", "init"]),
+    ("lease-victim", "hostile", initrd::AUTOSTART | initrd::RESTART, &["init", "lease-server"]),
+    ("lease-client", "hostile", initrd::AUTOSTART, &["lease-server"]),
 ];
 
 #[derive(Default)]

@@ -1,6 +1,6 @@
 //! hostile: attacks the syscall boundary, then faults on purpose.
 //!
-//! Shipped under four names; the name (read back with task_info) picks the role:
+//! Shipped under several names; the name (read back with task_info) picks the role:
 //!   hostile   every pointer-taking syscall with every kind of bad pointer, each error code checked,
 //!             then a user-mode write to the kernel half (#PF);
 //!   fault-gp  a non-canonical load (#GP);  fault-ud  `ud2` (#UD);  fault-de  divide by zero (#DE);
@@ -9,6 +9,7 @@
 //!             that the kernel switched it off (src/busmaster.rs);
 //!   authority attacks init and the storage servers with valid calls (src/authority.rs), in the
 //!             storage system's fstest boots;
+//!   lease-client, lease-server, lease-thief, lease-victim  the lease and forwarding battery (src/leases.rs);
 //!   trap-*    ways into the kernel that are not system calls, or system calls with a hostile
 //!             machine state (src/traps.rs), each killed by its exception.
 //! The kernel must answer each bad pointer with its own error code and kill each faulting process
@@ -20,6 +21,7 @@ extern crate alloc;
 
 mod authority;
 mod busmaster;
+mod leases;
 mod traps;
 
 use core::arch::asm;
@@ -46,9 +48,9 @@ fn raw(nr: Sys, a: u64, b: u64, c: u64) -> u64 {
     sys::raw(nr, [a, b, c, 0, 0, 0])
 }
 
-/// Nobody in this boot has the manifest's CONTROL flag, so init refuses hostile's kill, restart and
+/// hostile lacks the manifest's CONTROL flag, so init refuses hostile's kill, restart and
 /// spawn requests (decided by the sender id the kernel stamps, not by anything in the message); the
-/// deaths init has reported so far hold no `Killed`, and echo, the service asked about, is still
+/// deaths init has reported so far hold no `Killed` (but lease-victim's, src/leases.rs), and echo, the service asked about, is still
 /// supervised. The harness also checks the kernel's log: no task was killed by the supervisor.
 fn supervisor_refuses() -> bool {
     use libwatos::protocol::api::supervisor::Cause;
@@ -70,7 +72,7 @@ fn supervisor_refuses() -> bool {
     let deaths = init.deaths();
     let echo = init.list_tasks().ok().and_then(|l| l.into_iter().find(|t| t.name == "echo"));
     ok &= check(
-        deaths.as_ref().is_ok_and(|d| d.iter().all(|d| d.cause != Cause::Killed))
+        deaths.as_ref().is_ok_and(|d| d.iter().all(|d| d.cause != Cause::Killed || d.name == "lease-victim"))
             && echo.as_ref().is_some_and(|e| e.service && !e.given_up),
         format_args!("hostile: authority: init reports no kill; echo is still supervised ({echo:?})"),
     );
@@ -243,6 +245,10 @@ fn main() -> i64 {
         "busmaster" => return busmaster::master(),
         "busmaster-check" => return busmaster::check_master(),
         "authority" => return authority::run(),
+        "lease-client" => return leases::client(),
+        "lease-server" => return leases::server(),
+        "lease-thief" => return leases::thief(),
+        "lease-victim" => return leases::victim(),
         n if n.starts_with("trap-") => traps::run(n),
         _ => {
             // Lines that start like the kernel's and like init's: the kernel marks them as ours.
