@@ -284,8 +284,8 @@ impl<T: Transport> File<T> {
         let positioned = matches!(pos, Some(p) if vfs_pos != Some(p) && len <= POSITIONED_READ_MAX);
         let n = match pos {
             // The vfs offset is elsewhere (after a seek, a re-open or a queue write) and the read is
-            // small: one positioned read instead of a seek plus a read. It goes through the vfs's
-            // bounce buffer, a copy that costs less than a round trip at these sizes.
+            // small: one positioned read (a batch of one, whose lease the vfs lends on to the
+            // filesystem server) instead of a seek plus a read.
             Some(p) if positioned => {
                 let req = ReadReq { fd: 0, offset: p, len: len as u32 };
                 let counts = self

@@ -167,6 +167,33 @@ fn batch_reads_through_the_stack() {
 }
 
 #[test]
+fn one_read_batches_lend_the_lease_on() {
+    // A batch of one is answered through the app's own lease (no bounce); it must read, count and
+    // fail exactly as the bounce path does.
+    let (_s, app) = stack();
+    let c = &app.vfs;
+    let a = pattern(10_000, 3);
+    put(c, "/fat/a", &a).unwrap();
+    let fa = c.open("/fat/a", O::READ, 0).unwrap();
+    let mut out = vec![0xeeu8; 8192];
+    assert_eq!(c.batch_read(vec![ReadReq { fd: fa, offset: 4096, len: 4096 }], &mut out), Ok(vec![4096]));
+    assert_eq!(&out[..4096], &a[4096..8192]);
+    assert_eq!(&out[4096..], &[0xee; 4096][..], "past the read's slot nothing is written");
+    assert_eq!(c.batch_read(vec![ReadReq { fd: fa, offset: 9_000, len: 4096 }], &mut out), Ok(vec![1000]));
+    assert_eq!(&out[..1000], &a[9_000..]);
+    assert_eq!(c.batch_read(vec![ReadReq { fd: fa, offset: 20_000, len: 4096 }], &mut out), Ok(vec![0]));
+    let r = vec![ReadReq { fd: fa, offset: 0, len: 4096 }];
+    assert_eq!(c.batch_read(r, &mut out[..100]), Err(Error::InvalidArgument), "lease too small");
+    let bad = vec![ReadReq { fd: fa + 7, offset: 0, len: 4096 }];
+    assert_eq!(c.batch_read(bad, &mut out), Err(Error::BadFileDescriptor));
+    let d = c.open("/fat", O::READ, 0).unwrap();
+    assert_eq!(c.batch_read(vec![ReadReq { fd: d, offset: 0, len: 16 }], &mut out), Err(Error::IsADirectory));
+    assert_eq!(c.seek(fa, protocol::api::vfs::Whence::Current, 0), Ok(0), "the offset does not move");
+    let st = c.stats().unwrap();
+    assert_eq!((st.batch_reads, st.reads, st.bytes_read), (3, 3, 5096));
+}
+
+#[test]
 fn transactions_reach_filesystems_that_have_them() {
     let (s, app) = stack();
     let c = &app.vfs;

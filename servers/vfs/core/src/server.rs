@@ -2,8 +2,9 @@
 //!
 //! Design: the caller's task id (from the transport) is the process id, so descriptors are per process.
 //! `read` and `write` forward the app's lease to the filesystem server (same bounds and rights), so
-//! file data is copied between the app and the filesystem server only, never into vfs memory. Batch
-//! reads scatter several reads into one lease and go through a bounce buffer. Transfers are capped at
+//! file data is copied between the app and the filesystem server only, never into vfs memory; so is a
+//! batch of one read (the file API's positioned read). Batches of several reads scatter into one lease
+//! and go through a bounce buffer. Transfers are capped at
 //! [`MAX_BULK`] per call (a short count, as POSIX allows), listings at what fits one reply.
 
 use alloc::string::String;
@@ -44,6 +45,23 @@ impl VfsServer {
     pub fn with_supervisor(mut self, index: u16) -> Self {
         self.supervisor = Some(index);
         self
+    }
+
+    /// A one-read batch through a forwarded lease: `None` if the transport cannot forward leases or
+    /// the read is empty or bigger than one transfer (the bounce path then answers, errors included).
+    fn single_read(&mut self, cx: &mut Incoming<'_, '_>, r: ReadReq) -> Result<Option<u32>> {
+        let len = r.len as usize;
+        if len == 0 || len > MAX_BULK {
+            return Ok(None);
+        }
+        let caller = cx.caller();
+        let lease = match cx.leases.forward(0, 0, len) {
+            Ok(lease) => lease,
+            Err(Error::NotSupported) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let n = self.vfs.pread_batched(caller, r.fd, r.offset, lease)?;
+        Ok(Some(n as u32))
     }
 
     /// Take the bounce buffer, grown (never shrunk) to hold lease 0 of `cx` capped at MAX_BULK;
@@ -161,6 +179,13 @@ impl Handler for VfsServer {
             reads.iter().try_fold(0usize, |a, r| a.checked_add(r.len as usize)).ok_or(Error::InvalidArgument)?;
         if total > cx.leases.len(0)? {
             return Err(Error::InvalidArgument);
+        }
+        if let [r] = reads[..] {
+            // One read (the file API's positioned read): lend the app's lease on to the filesystem
+            // server as `read` does, so the bytes skip vfs memory and its two copies.
+            if let Some(n) = self.single_read(cx, r)? {
+                return Ok(vec![n]);
+            }
         }
         let (mut b, len) = self.take_bounce(cx)?;
         let r = self.vfs.batch_read(cx.caller(), &reads, &mut b[..len]).and_then(|counts| {
