@@ -34,6 +34,7 @@ mod powercut;
 mod qbench;
 mod setup;
 mod storage;
+mod stress;
 mod watos;
 mod wsh;
 

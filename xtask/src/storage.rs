@@ -7,6 +7,7 @@
 //! same fresh images (the first boot writes, the second reads back what the first wrote), then checks
 //! the images on the host: `fsck.fat -n` and mtools for FAT (byte-exact against the same generator
 //! the guest used), `watos-image check` and `get` for WFS. Verdicts come from printed lines only.
+//! The stress boot (concurrent clients) is in `stress.rs`.
 
 use crate::harness::{check_of, kernel_said, position, wait_with_timeout, Verdicts};
 use crate::watos::{build_storage, have_qemu, qemu_command, Artifacts, Options, QEMU_SUCCESS};
@@ -147,7 +148,7 @@ pub(crate) fn gdb_line(kernel: &Path) -> String {
 }
 
 /// One boot: prints the log and returns it with QEMU's exit status.
-fn boot(art: &Artifacts, opts: &Options, d: &Disks, what: &str) -> (Vec<String>, Option<i32>) {
+pub(crate) fn boot(art: &Artifacts, opts: &Options, d: &Disks, what: &str) -> (Vec<String>, Option<i32>) {
     boot_with_input(art, opts, d, what, None)
 }
 
@@ -371,14 +372,18 @@ pub(crate) fn mtools_get(img: &Path, path: &str) -> Option<Vec<u8>> {
     ok.is_ok_and(|s| s.success()).then(|| std::fs::read(&out).ok()).flatten()
 }
 
-/// The host's view of the images after the kill boot: WFS must be consistent as it is; FAT has no
-/// journal, so a server killed mid-write leaves lost clusters and the dirty bit, which `fsck.fat -a`
-/// repairs; after that the volume is clean and every file committed before a kill is byte-exact.
-fn check_kill_images(d: &Disks, tool: &Path, v: &mut Verdicts) {
+/// The checks of images whose servers were killed mid-write, under `label`: `watos-image check`
+/// must pass on the WFS image as it is (its journal leaves it consistent at every instant); the FAT
+/// image must be clean (`fsck.fat -n`) after `fsck.fat -a` repaired what a kill can leave (lost
+/// clusters, the dirty bit).
+pub(crate) fn check_killed_images(d: &Disks, tool: &Path, label: &str, v: &mut Verdicts) {
     let check = Command::new(tool).arg("check").arg(&d.wfs).output();
+    if let Ok(o) = &check {
+        print!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    }
     v.check(
         check.is_ok_and(|o| o.status.success()),
-        "host (kill images): watos-image check finds the WFS image consistent",
+        &format!("host ({label}): watos-image check finds the WFS image consistent"),
     );
     let repair = Command::new("fsck.fat").arg("-a").arg(&d.fat).output();
     if let Ok(o) = &repair {
@@ -387,8 +392,15 @@ fn check_kill_images(d: &Disks, tool: &Path, v: &mut Verdicts) {
     let clean = Command::new("fsck.fat").arg("-n").arg(&d.fat).output();
     v.check(
         repair.is_ok() && clean.is_ok_and(|o| o.status.success()),
-        "host (kill images): after fsck.fat -a the FAT image is clean (fsck.fat -n)",
+        &format!("host ({label}): after fsck.fat -a the FAT image is clean (fsck.fat -n)"),
     );
+}
+
+/// The host's view of the images after the kill boot: WFS must be consistent as it is; FAT has no
+/// journal, so a server killed mid-write leaves lost clusters and the dirty bit, which `fsck.fat -a`
+/// repairs; after that the volume is clean and every file committed before a kill is byte-exact.
+fn check_kill_images(d: &Disks, tool: &Path, v: &mut Verdicts) {
+    check_killed_images(d, tool, "kill images", v);
     for (i, victim) in VICTIMS.iter().enumerate() {
         if *victim == "fat-server" || *victim == "blockcache1" {
             let path = format!("/committed-{victim}.bin");
@@ -435,7 +447,7 @@ pub fn run_tests(opts: &Options, v: &mut Verdicts) {
         return crate::wsh::run_tests(opts, v);
     }
     if opts.stress_only {
-        return run_stress(opts, v);
+        return crate::stress::run_tests(opts, v);
     }
     let (Some(art), Some(kill_art)) = (build_storage(opts, "fstest"), build_storage(opts, "fstest-kill")) else {
         v.check(false, "the storage initrds build");
@@ -464,65 +476,9 @@ pub fn run_tests(opts: &Options, v: &mut Verdicts) {
         Some(tool) => check_kill_images(&kill, &tool, v),
         None => v.check(false, "host: watos-image builds"),
     }
-    run_stress(opts, v);
+    crate::stress::run_tests(opts, v);
     crate::powercut::run_tests(opts, v);
     crate::qbench::run_check(opts, v);
     crate::bench_aio::test(opts, v);
     crate::wsh::run_tests(opts, v);
-}
-
-/// The concurrent clients of the stress boot (initrd/test-apps/fstest, src/stress.rs `CLIENTS`).
-pub const STRESS_CLIENTS: [&str; 4] = ["stress-wfs1", "stress-wfs2", "stress-fat1", "stress-fat2"];
-/// The servers the stress boot has init kill under them (`stress::VICTIMS`), and how many kills.
-const STRESS_VICTIMS: [&str; 5] = ["fat-server", "blockcache1", "vfs-server", "wfs-server", "blockcache0"];
-const STRESS_KILLS: usize = 8;
-/// Outages of the stress boot: servers stopped and restarted later (`stress::OUTAGES`).
-const STRESS_OUTAGES: usize = 3;
-
-/// The stress boot on fresh images: four clients on both mounts while every storage server is
-/// killed in turn; each client must recover and read back exactly what it fsynced.
-fn run_stress(opts: &Options, v: &mut Verdicts) {
-    let Some(art) = build_storage(opts, "fstest-stress") else {
-        v.check(false, "the stress initrd builds");
-        return;
-    };
-    let Some(disks) = make_images("stress-") else {
-        v.check(false, "the stress disk images are made");
-        return;
-    };
-    let (log, status) = boot(&art, opts, &disks, "4 (fresh images: concurrent clients while servers die)");
-    judge_stress(&log, status, v);
-}
-
-fn judge_stress(log: &[String], status: Option<i32>, v: &mut Verdicts) {
-    let boot = "stress boot";
-    let has = |s: &str| log.iter().any(|l| l.contains(s));
-    let kernel = |s: &str| kernel_said(log, s).is_some();
-    for line in log {
-        if let Some((ok, what)) = check_of(line) {
-            v.check(ok, &format!("{boot}: {what}"));
-        }
-    }
-    // Started and two results per client, one per kill and outage, the stop file and "every client
-    // ended".
-    let want = STRESS_CLIENTS.len() * 3 + STRESS_KILLS + STRESS_OUTAGES + 2;
-    let n = log.iter().filter(|l| check_of(l).is_some_and(|(_, w)| w.starts_with("stress: "))).count();
-    v.check(n == want, &format!("{boot}: the stress test printed {n} CHECK lines of {want}"));
-    v.check(!has("KERNEL PANIC") && !has("KERNEL FAULT"), &format!("{boot}: no kernel panic or fault"));
-    v.check(has("fstest: stress done"), &format!("{boot}: fstest: stress done"));
-    v.check(!has("giving up on it"), &format!("{boot}: init gave up on no service"));
-    for victim in STRESS_VICTIMS {
-        v.check(
-            kernel(&format!("({victim}) killed by the supervisor"))
-                && has(&format!("init: restarted {victim} as task")),
-            &format!("{boot}: {victim} was killed under the clients and init restarted it"),
-        );
-    }
-    for task in ["fstest-stress", "vfs-server", "wfs-server", "fat-server", "blockcache0", "blockcache1", "init"]
-        .iter()
-        .chain(&STRESS_CLIENTS)
-    {
-        v.check(kernel(&format!("({task}) exited with code 0")), &format!("{boot}: {task} exited with code 0"));
-    }
-    v.check(status == Some(QEMU_SUCCESS), &format!("{boot}: QEMU exit status {status:?} is the kernel's success"));
 }

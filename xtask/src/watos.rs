@@ -197,7 +197,7 @@ pub fn storage_manifest(app: &'static str) -> Vec<Program> {
     } else if app == "fstest-stress" {
         // The concurrent clients (initrd/test-apps/fstest, src/stress.rs), started on request; like
         // any app they call the vfs server only.
-        m.extend(crate::storage::STRESS_CLIENTS.map(|c| (c, "fstest", 0, &["vfs-server"] as &[&str])));
+        m.extend(crate::stress::CLIENTS.map(|c| (c, "fstest", 0, &["vfs-server"] as &[&str])));
     }
     m
 }

@@ -10,7 +10,8 @@
 //! with new contents, fsyncs, and reads the file back by path, until it sees [`STOP_PATH`] (or
 //! [`MAX_RUN_NS`] passed); errors while a server is down are expected, but after the last kill every
 //! client must succeed again and every fsynced content must read back exactly.
-//! Each client prints its `CHECK` lines (recovery, exact bytes) with its counts.
+//! Each client prints its `CHECK` lines (recovery, exact bytes) with its counts, and with the seed
+//! and length of its last fsynced contents, so the host can read that file back from the image.
 
 use alloc::collections::BTreeMap;
 use alloc::format;
@@ -142,7 +143,8 @@ pub fn client(name: &str) -> i64 {
     let start = sys::monotonic_ns();
     let mut stopped_at: Option<u64> = None;
     let mut t = Tally::default();
-    let mut synced: Option<Vec<u8>> = None;
+    // The last fsynced contents and their seed.
+    let mut synced: Option<(u64, Vec<u8>)> = None;
     let mut file = None;
     let mut round = 0u64;
     loop {
@@ -165,7 +167,8 @@ pub fn client(name: &str) -> i64 {
             }
         }
         let Some(f) = file.as_mut() else { continue };
-        let data = pattern(seed + round, 3000 + (round as usize * 131) % 9000);
+        let round_seed = seed + round;
+        let data = pattern(round_seed, 3000 + (round as usize * 131) % 9000);
         let wrote = f
             .seek(SeekFrom::Start(0))
             .and_then(|_| f.write_all(&data))
@@ -175,7 +178,7 @@ pub fn client(name: &str) -> i64 {
             Ok(()) => {
                 t.ok += 1;
                 t.since_failure += 1;
-                synced = Some(data);
+                synced = Some((round_seed, data));
             }
             Err(e) => {
                 t.error("write", e.kind());
@@ -187,7 +190,7 @@ pub fn client(name: &str) -> i64 {
         }
         t.reads += 1;
         match fs.read(&path) {
-            Ok(back) if Some(&back) == synced.as_ref() => {}
+            Ok(back) if synced.as_ref().is_some_and(|(_, d)| *d == back) => {}
             Ok(_) => t.wrong += 1,
             Err(e) => t.error("read", e.kind()),
         }
@@ -200,13 +203,16 @@ pub fn client(name: &str) -> i64 {
         ),
     );
     let last = fs.read(&path);
+    let (last_seed, last_len) = synced.as_ref().map_or((0, 0), |(s, d)| (*s, d.len()));
     check(
-        t.wrong == 0 && synced.is_some() && last.as_ref().ok() == synced.as_ref(),
+        t.wrong == 0 && synced.as_ref().is_some_and(|(_, d)| last.as_ref().ok() == Some(d)),
         format_args!(
-            "stress: {name}: fsynced bytes read back exactly ({} reads, {} wrong, final read {:?})",
+            "stress: {name}: fsynced bytes read back exactly ({} reads, {} wrong, final read {:?}; last fsync: seed {:#x}, {} bytes)",
             t.reads,
             t.wrong,
-            last.as_ref().map(|d| d.len()).map_err(|e| e.kind())
+            last.as_ref().map(|d| d.len()).map_err(|e| e.kind()),
+            last_seed,
+            last_len
         ),
     );
     0

@@ -15,7 +15,7 @@ use protocol::fs::{DirEntry, FileType, NewNode, SetAttr, Stat};
 use protocol::ipc::{Lease, MAX_PATH};
 use protocol::{Error, Result};
 
-use crate::ops::READDIR_PAGE;
+use crate::namespace::READDIR_PAGE;
 use crate::vfs::{Loc, Pid, Vfs};
 
 impl Vfs {

@@ -7,10 +7,10 @@
 //! to filesystems that support them, owned by the process that began them: while one is open on a
 //! mount, every other process's change there is refused with `Busy` (`Vfs::with_fs_mut`, the
 //! transaction fence) rather than joining it. [`VfsServer`] serves a `Vfs` over the generated vfs interface.
-//! Module map: `path` (syntax), `vfs` (mounts, resolution, restart re-open), `ops` (the operations),
-//! `admin` (snapshots and scrub, passed to the mount's filesystem), `at` (the same operations from a
-//! descriptor: openat, statat, ...), `cache`, `fdtable`, `remote`, `server`, `aio` (asynchronous
-//! requests).
+//! Module map: `path` (syntax), `vfs` (mounts, resolution, restart re-open), `ops` (descriptors and
+//! file I/O), `namespace` (operations on names), `admin` (snapshots and scrub, passed to the mount's
+//! filesystem), `at` (the same operations from a descriptor: openat, statat, ...), `cache`,
+//! `fdtable`, `remote`, `server`, `aio` (asynchronous requests).
 //!
 //! `no_std` + `alloc`: the same code runs in the WATOS vfs-server process and in host tests.
 #![no_std]
@@ -23,6 +23,7 @@ mod aio;
 mod at;
 pub mod cache;
 pub mod fdtable;
+mod namespace;
 mod ops;
 pub mod path;
 mod remote;
@@ -30,7 +31,7 @@ mod server;
 mod vfs;
 
 pub use fdtable::{FIRST_FD, MAX_FDS};
-pub use ops::READDIR_PAGE;
+pub use namespace::READDIR_PAGE;
 pub use remote::RemoteFs;
 pub use server::VfsServer;
 pub use vfs::{Loc, Pid, Vfs, MAX_SYMLINKS};

@@ -18,7 +18,7 @@ use protocol::ipc::{Incoming, Lease, TaskId};
 use protocol::{Error, Result};
 
 use crate::aio::AioState;
-use crate::ops::READDIR_PAGE;
+use crate::namespace::READDIR_PAGE;
 use crate::Vfs;
 
 pub struct VfsServer {
