@@ -374,8 +374,14 @@ impl<D: BlockDevice, T: Ticks> BlockCache<D, T> {
         if stretches > 1 && stretches * 4 > (blocks.end - blocks.start) as usize {
             return Ok(false);
         }
+        self.counted_read(sector, len, |cache| cache.lend(sector, len, blocks, sink)).map(|_| true)
+    }
+
+    /// Runs `read`, one demand read of `len` bytes at `sector`, counted as one: read-ahead and bytes
+    /// on success, the request and its latency always.
+    fn counted_read(&mut self, sector: u64, len: usize, read: impl FnOnce(&mut Self) -> Result<()>) -> Result<()> {
         let t0 = self.clock.now();
-        let r = self.lend(sector, len, blocks, sink);
+        let r = read(self);
         if r.is_ok() {
             self.read_ahead(sector, len);
             self.stats.bytes_read += len as u64;
@@ -383,7 +389,7 @@ impl<D: BlockDevice, T: Ticks> BlockCache<D, T> {
         self.stats.reads += 1;
         let dt = self.clock.now().saturating_sub(t0);
         self.stats.read_latency.record(dt);
-        r.map(|_| true)
+        r
     }
 
     /// The lending part of [`read_lent`](Self::read_lent), for blocks all known to be cached.
@@ -423,17 +429,8 @@ impl<D: BlockDevice, T: Ticks> BlockDevice for BlockCache<D, T> {
     }
 
     fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<()> {
-        let t0 = self.clock.now();
         let len = buf.len();
-        let r = self.read_runs(&mut [(sector, buf)]);
-        if r.is_ok() {
-            self.read_ahead(sector, len);
-            self.stats.bytes_read += len as u64;
-        }
-        self.stats.reads += 1;
-        let dt = self.clock.now().saturating_sub(t0);
-        self.stats.read_latency.record(dt);
-        r
+        self.counted_read(sector, len, |cache| cache.read_runs(&mut [(sector, buf)]))
     }
 
     fn read_vectored(&mut self, runs: &mut [(u64, &mut [u8])]) -> Result<()> {
