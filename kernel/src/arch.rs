@@ -11,6 +11,8 @@ use crate::entry::{isr_table, syscall_entry, KSTACK_TOP};
 use crate::serial::outb;
 use core::arch::asm;
 
+use kernel_core::trap::FxArea;
+
 pub const KERNEL_CS: u64 = 0x08;
 const TSS_SEL: u16 = 0x28;
 
@@ -241,12 +243,26 @@ pub fn cr2() -> u64 {
 }
 
 /// A clean FPU/SSE state (x87 reset, MXCSR default) to start every task from.
-pub fn initial_fx_state(area: &mut crate::entry::FxArea) {
+pub fn initial_fx_state(area: &mut FxArea) {
     let mxcsr: u32 = 0x1F80;
     // Safety: `area` is a 16-byte aligned 512-byte buffer; SSE was enabled by the boot code.
     unsafe {
         asm!("fninit", "ldmxcsr [{m}]", "fxsave64 [{a}]", m = in(reg) &mxcsr, a = in(reg) area.0.as_mut_ptr(), options(nostack))
     };
+}
+
+/// Saves the FPU/SSE registers into `area`.
+pub fn fx_save(area: *mut FxArea) {
+    // Safety: kernel-core hands out only live tasks' boxed areas (16-byte aligned, 512 bytes,
+    // released before they are freed); fxsave writes exactly those 512 bytes.
+    unsafe { asm!("fxsave64 [{}]", in(reg) area, options(nostack, preserves_flags)) };
+}
+
+/// Loads the FPU/SSE registers from `area`.
+pub fn fx_restore(area: *mut FxArea) {
+    // Safety: as for `fx_save`; the area holds a state fxsave wrote (a task's own, or the clean
+    // state from `initial_fx_state`), so fxrstor cannot fault on reserved MXCSR bits.
+    unsafe { asm!("fxrstor64 [{}]", in(reg) area, options(nostack, preserves_flags, readonly)) };
 }
 
 /// Turns on SMEP and SMAP where the CPU has them (QEMU's default TCG model does not): the kernel never

@@ -2,24 +2,20 @@
 //!
 //! Design: every way into the kernel builds the same `TrapFrame` at the top of the one kernel stack
 //! (the CPU switches to TSS.RSP0 on an interrupt from ring 3; `syscall_entry` switches by hand; the
-//! idle loop halts with RSP at the same top), saves the interrupted task's FPU/SSE state with `fxsave`
-//! into the buffer `CURRENT_FX` points at, and calls `trap_dispatch` with a `kernel_core::trap::TrapFrame`
-//! (whose field order is this code's push order). That Rust function may rewrite
-//! the whole frame with another task's registers and repoint `CURRENT_FX`; its return value picks the
-//! exit: 0 = `iretq`, 1 = `sysretq` (the task last entered through `syscall`, so rcx/r11 are dead),
-//! 2 = idle. Interrupts stay disabled in the kernel (interrupt gates, and SFMASK clears IF on
-//! `syscall`), so a trap never nests on a stack Rust is using; only #DF has its own IST stack.
+//! idle loop halts with RSP at the same top) and calls `trap_dispatch` with a
+//! `kernel_core::trap::TrapFrame` (whose field order is this code's push order). That Rust function
+//! may rewrite the whole frame with another task's registers; its return value picks the exit:
+//! 0 = `iretq`, 1 = `sysretq` (the task last entered through `syscall`, so rcx/r11 are dead),
+//! 2 = idle. The FPU/SSE registers are not saved here: the kernel is built soft-float and never
+//! touches them, so they keep the last task's state across any trap, and `Hw::load_fx` swaps them
+//! only when a different task is resumed. Interrupts stay disabled in the kernel (interrupt gates,
+//! and SFMASK clears IF on `syscall`), so a trap never nests on a stack Rust is using; only #DF has
+//! its own IST stack.
 
 use core::arch::global_asm;
 
-pub use kernel_core::trap::{FxArea, TrapFrame};
+pub use kernel_core::trap::TrapFrame;
 
-/// FPU/SSE save area used while no task runs (idle, boot, and a kernel fault at any time).
-pub static mut IDLE_FX: FxArea = FxArea([0; 512]);
-/// Where the entry code saves and restores FPU/SSE state: the current task's `FxArea`, or `IDLE_FX`.
-/// Never null, so even a fault before the scheduler starts can be reported.
-#[no_mangle]
-pub static mut CURRENT_FX: *mut FxArea = &raw mut IDLE_FX;
 /// Scratch for the user RSP during `syscall_entry` (one CPU, interrupts off: no race).
 #[no_mangle]
 static mut SYSCALL_USER_RSP: u64 = 0;
@@ -76,15 +72,11 @@ trap_common:
     push r13
     push r14
     push r15
-    mov rax, [rip + CURRENT_FX]
-    fxsave64 [rax]
     cld
     mov rdi, rsp
     call trap_dispatch
     cmp rax, 2
     je idle_loop
-    mov rcx, [rip + CURRENT_FX]
-    fxrstor64 [rcx]
     test rax, rax
     jnz return_sysret
     POP_TASK_REGISTERS

@@ -74,9 +74,15 @@ extern "C" fn kmain(magic: u32, mbi: u32) -> ! {
     }
     let ram: u64 = info.available.iter().map(|r| r.1).sum();
     klog!("memory: {} MiB available, {} free frames, direct map at {PHYS_OFFSET:#x}", ram >> 20, frames.free_count());
-    let mut clean_fx = entry::FxArea([0; 512]);
+    let mut clean_fx = kernel_core::trap::FxArea([0; 512]);
     arch::initial_fx_state(&mut clean_fx);
-    let mut kernel = Kernel::new(Hw { loaded_root: root, clock: None }, DirectMap, frames, root, clean_fx);
+    let mut kernel = Kernel::new(
+        Hw { loaded_root: root, clock: None, live_fx: Default::default() },
+        DirectMap,
+        frames,
+        root,
+        clean_fx,
+    );
     // Whatever the firmware left mastering the bus is switched off, so every device that can DMA
     // later was switched on by a driver through a write the kernel saw (kernel_core::busmaster).
     let cleared = kernel_core::busmaster::disable_all(&mut kernel.platform);

@@ -7,11 +7,11 @@
 //! and the kernel panics, which powers QEMU off with a failure status, instead of triple-faulting.
 
 use crate::arch::{self, TICK_NS, TIMER_VECTOR};
-use crate::entry::{FxArea, TrapFrame, CURRENT_FX, IDLE_FX};
+use crate::entry::TrapFrame;
 use crate::mem::{DirectMap, FrameList};
 use crate::KERNEL;
 use kernel_core::kernel::{Kernel, Platform};
-use kernel_core::trap::{exception_name, fault_detail, Event, Exit, SYSCALL_VECTOR};
+use kernel_core::trap::{exception_name, fault_detail, Event, Exit, FxArea, LiveFx, SYSCALL_VECTOR};
 
 /// The hardware side of kernel-core's `Platform`.
 pub struct Hw {
@@ -19,6 +19,8 @@ pub struct Hw {
     pub loaded_root: u64,
     /// The calibrated TSC, or `None` to count ticks (`Platform::clock_ns`).
     pub clock: Option<kernel_core::tsc::TscClock>,
+    /// Which task's FPU/SSE state the registers hold.
+    pub live_fx: LiveFx,
 }
 
 impl Platform for Hw {
@@ -34,11 +36,16 @@ impl Platform for Hw {
             self.loaded_root = root;
         }
     }
-    fn set_fx(&mut self, fx: Option<*mut FxArea>) {
-        // Safety: the pointer is a live task's boxed FxArea (kernel-core keeps it until the task is
-        // reaped, and switches away first) or the static idle area; the entry code reads CURRENT_FX
-        // only after trap_dispatch returns.
-        unsafe { CURRENT_FX = fx.unwrap_or(&raw mut IDLE_FX) };
+    fn load_fx(&mut self, fx: *mut FxArea) {
+        if let Some(moves) = self.live_fx.switch_to(fx) {
+            if let Some(save) = moves.save {
+                arch::fx_save(save);
+            }
+            arch::fx_restore(moves.load);
+        }
+    }
+    fn release_fx(&mut self, fx: *mut FxArea) {
+        self.live_fx.release(fx);
     }
     fn tick_ns(&self) -> u64 {
         TICK_NS

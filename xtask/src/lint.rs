@@ -13,7 +13,7 @@ pub fn run() -> bool {
         ("cargo fmt --all --check", &|| cargo(&["fmt", "--all", "--check"])),
         ("clippy: host crates", &|| cargo(&["clippy", "--all-targets", "--", "-D", "warnings"])),
         ("clippy: bare-metal binaries", &|| {
-            watos::bare_metal_cargo("clippy").args(["--", "-D", "warnings"]).status().is_ok_and(|s| s.success())
+            watos::run_bare_metal(watos::bare_metal_cargo("clippy"), &["--", "-D", "warnings"])
         }),
     ];
     let mut ok = true;

@@ -143,6 +143,24 @@ pub fn ensure_cargo_tools(tools: &[(&str, &str, &str)]) -> bool {
     ok
 }
 
+/// Make sure rustup has the standard library for `target`, adding it when missing: true if it is
+/// there (now).
+pub fn ensure_rust_target(target: &str) -> bool {
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l.trim() == target));
+    if installed {
+        return true;
+    }
+    println!("== installing the {target} target: rustup target add {target}");
+    let ok = Command::new("rustup").args(["target", "add", target]).status().is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("the {target} target could not be installed; install with:\n    rustup target add {target}");
+    }
+    ok
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

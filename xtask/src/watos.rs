@@ -1,8 +1,10 @@
 //! Building the bare-metal half (kernel and initrd apps), packing the initrd, and starting QEMU.
 //!
-//! Design: one `cargo build` for all bare-metal crates with `--target x86_64-unknown-linux-gnu`
-//! given explicitly (so RUSTFLAGS reach only target code, never build scripts or proc-macros) and
-//! `--target-dir target/watos`. The initrd manifest lives here: which programs ship, under which
+//! Design: two `cargo build`s into `--target-dir target/watos`, each with its target given
+//! explicitly (so RUSTFLAGS reach only target code, never build scripts or proc-macros): the kernel
+//! for `x86_64-unknown-none`, which is soft-float, so kernel code never touches the FPU/SSE registers
+//! and a trap need not save them (kernel/src/entry.rs); the programs for `x86_64-unknown-linux-gnu`
+//! with SSE on. The initrd manifest lives here: which programs ship, under which
 //! names, which start at boot, which they may call. One ELF may ship under several names; a program
 //! reads its own name (task_info) to pick its role, which is how one `hostile` binary provides five
 //! fault tests.
@@ -14,9 +16,12 @@ use std::process::Command;
 /// Flags for every bare-metal crate; see DESIGN.md. The large code model lets the same flags serve
 /// the kernel (linked at -2 GiB) and the apps (linked at 4 MiB).
 const RUSTFLAGS: &str = "-C panic=abort -C relocation-model=static -C no-redzone=yes -C code-model=large -C force-frame-pointers=yes -C strip=debuginfo";
+/// The kernel's target (soft-float; rustup adds it when missing).
+pub const KERNEL_TARGET: &str = "x86_64-unknown-none";
+/// The programs' target.
 const TARGET: &str = "x86_64-unknown-linux-gnu";
+/// The programs of the initrd (the kernel is built on its own, for `KERNEL_TARGET`).
 const BINS: &[&str] = &[
-    "kernel",
     "init",
     "hello",
     "hostile",
@@ -211,37 +216,48 @@ pub fn build_storage(opts: &Options, app: &'static str) -> Option<Artifacts> {
     build_with(opts, &storage_manifest(app), &format!("initrd-{app}.img"))
 }
 
-/// `cargo <subcommand>` over every bare-metal crate, with their target, flags and target dir.
-pub fn bare_metal_cargo(subcommand: &str) -> Command {
+/// `cargo <subcommand>` over every bare-metal crate, with their targets, flags and target dir: one
+/// command for the kernel, one for the programs.
+pub fn bare_metal_cargo(subcommand: &str) -> [Command; 2] {
     let root = workspace_root();
-    let mut cmd = Command::new(env!("CARGO"));
-    cmd.current_dir(&root)
-        .args([subcommand, "--target", TARGET, "--target-dir"])
-        .arg(root.join("target/watos"))
-        .env("RUSTFLAGS", RUSTFLAGS)
-        .env_remove("CARGO_ENCODED_RUSTFLAGS");
+    let cargo = |target: &str| {
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.current_dir(&root)
+            .args([subcommand, "--target", target, "--target-dir"])
+            .arg(root.join("target/watos"))
+            .env("RUSTFLAGS", RUSTFLAGS)
+            .env_remove("CARGO_ENCODED_RUSTFLAGS");
+        cmd
+    };
+    let mut kernel = cargo(KERNEL_TARGET);
+    kernel.args(["-p", "kernel"]);
+    let mut programs = cargo(TARGET);
     for bin in BINS {
-        cmd.args(["-p", bin]);
+        programs.args(["-p", bin]);
     }
     // The shell's program needs its `watos` feature (its library alone is a host crate).
-    cmd.args(["--features", "wsh/watos"]);
-    cmd
+    programs.args(["--features", "wsh/watos"]);
+    [kernel, programs]
+}
+
+/// Runs each of `commands` (with `extra` arguments) until one fails: true if all succeeded. Adds the
+/// kernel's target to rustup first when it is missing.
+pub fn run_bare_metal(commands: [Command; 2], extra: &[&str]) -> bool {
+    crate::setup::ensure_rust_target(KERNEL_TARGET)
+        && commands.into_iter().all(|mut cmd| cmd.args(extra).status().is_ok_and(|s| s.success()))
 }
 
 pub fn build_with(opts: &Options, manifest: &[Program], image_name: &str) -> Option<Artifacts> {
     let target_dir = workspace_root().join("target/watos");
-    let mut cmd = bare_metal_cargo("build");
-    if opts.release {
-        cmd.arg("--release");
-    }
     println!("== building kernel and apps into target/watos");
-    if !cmd.status().is_ok_and(|s| s.success()) {
+    if !run_bare_metal(bare_metal_cargo("build"), if opts.release { &["--release"] } else { &[] }) {
         eprintln!("bare-metal build failed");
         return None;
     }
-    let out = target_dir.join(TARGET).join(if opts.release { "release" } else { "debug" });
+    let profile = if opts.release { "release" } else { "debug" };
+    let out = target_dir.join(TARGET).join(profile);
     let mut elves = std::collections::BTreeMap::new();
-    for bin in &BINS[1..] {
+    for bin in BINS {
         match std::fs::read(out.join(bin)) {
             // The kernel's own loader checks, run here so a bad link fails the build, not the boot.
             Ok(bytes) if kernel_core::elf::plan(&bytes).is_err() => {
@@ -278,7 +294,7 @@ pub fn build_with(opts: &Options, manifest: &[Program], image_name: &str) -> Opt
         return None;
     }
     println!("== initrd: {} programs, {} bytes", items.len(), image.len());
-    Some(Artifacts { kernel: out.join("kernel"), initrd })
+    Some(Artifacts { kernel: target_dir.join(KERNEL_TARGET).join(profile).join("kernel"), initrd })
 }
 
 /// True if QEMU is installed; otherwise says so plainly.

@@ -38,8 +38,13 @@ pub trait Platform {
     fn console(&mut self, bytes: &[u8]);
     /// Make the address space with this PML4 current (called before its tables are freed, too).
     fn set_root(&mut self, root: u64);
-    /// Where the entry code saves/restores FPU state from now on (`None`: the idle area).
-    fn set_fx(&mut self, fx: Option<*mut FxArea>);
+    /// Make `fx` the FPU/SSE state in the registers: the task about to run owns it. The registers
+    /// keep a task's state while the kernel and the idle loop run (neither touches them), so a
+    /// platform saves the previous owner's state and loads `fx` only when the owner changes.
+    fn load_fx(&mut self, fx: *mut FxArea);
+    /// `fx` is about to be freed (its task is reaped): if it owns the registers, forget it, so its
+    /// state is never saved into freed memory.
+    fn release_fx(&mut self, fx: *mut FxArea);
     /// Nanoseconds per timer tick (the clock when `clock_ns` has none).
     fn tick_ns(&self) -> u64;
     /// Monotonic nanoseconds from a clock that does not depend on counting ticks (the calibrated
@@ -385,9 +390,9 @@ impl<P: Platform, M: PhysMem, F: FrameAlloc> Kernel<P, M, F> {
         if self.current == Some(i) {
             // Never free the tables the CPU is using.
             self.platform.set_root(self.kernel_root);
-            self.platform.set_fx(None);
             self.current = None;
         }
+        self.platform.release_fx(&*task.fx as *const FxArea as *mut FxArea);
         // Devices first: a device this driver let master the bus must stop before its DMA pages
         // can be handed to anyone else.
         let mastering = crate::devices::on_death(self, task.id, &task.name);
@@ -532,7 +537,6 @@ impl<P: Platform, M: PhysMem, F: FrameAlloc> Kernel<P, M, F> {
         let stay = self.current.filter(|&c| !reschedule && self.sched[c] == SchedState::Runnable);
         let Some(n) = stay.or_else(|| sched::pick_next(&self.sched, self.current)) else {
             self.current = None;
-            self.platform.set_fx(None);
             return Exit::Idle;
         };
         if self.current != Some(n) {
@@ -556,7 +560,7 @@ impl<P: Platform, M: PhysMem, F: FrameAlloc> Kernel<P, M, F> {
         frame.ss = USER_DS;
         let resume = task.resume;
         self.platform.set_root(root);
-        self.platform.set_fx(Some(fx));
+        self.platform.load_fx(fx);
         // sysret to a non-canonical RIP would fault in ring 0; user RIPs are always below USER_END,
         // but iret is the safe choice should one ever not be.
         if resume == Resume::Sysret && frame.rip < USER_END {

@@ -7,7 +7,7 @@ use crate::kernel::{Kernel, Platform, STACK_TOP};
 use crate::paging::FrameAlloc;
 use crate::sched::SchedState;
 use crate::sim::{SimFrames, SimMem};
-use crate::trap::{Event, Exit, FxArea, TrapFrame, SYSCALL_VECTOR, USER_CS};
+use crate::trap::{Event, Exit, FxArea, FxSwitch, TrapFrame, SYSCALL_VECTOR, USER_CS};
 use crate::usermem::{copy_in, copy_out};
 use std::boxed::Box;
 use std::string::String;
@@ -20,7 +20,9 @@ pub(crate) struct TestPlatform {
     /// Bytes "typed" on the console, taken by `console_read`.
     pub console_input: std::collections::VecDeque<u8>,
     pub root: u64,
-    pub fx: Option<*mut FxArea>,
+    /// The FPU/SSE register model, and every save and load it made.
+    pub live_fx: crate::trap::LiveFx,
+    pub fx_moves: Vec<FxSwitch>,
     /// Port writes, and the value every port read returns.
     pub port_writes: Vec<(u16, u8, u32)>,
     pub port_value: u32,
@@ -42,8 +44,11 @@ impl Platform for TestPlatform {
     fn set_root(&mut self, root: u64) {
         self.root = root;
     }
-    fn set_fx(&mut self, fx: Option<*mut FxArea>) {
-        self.fx = fx;
+    fn load_fx(&mut self, fx: *mut FxArea) {
+        self.fx_moves.extend(self.live_fx.switch_to(fx));
+    }
+    fn release_fx(&mut self, fx: *mut FxArea) {
+        self.live_fx.release(fx);
     }
     fn tick_ns(&self) -> u64 {
         1_000_000
@@ -128,7 +133,7 @@ fn first_tick_enters_ring_three_at_the_entry_point() {
     assert_eq!((f.rip, f.rsp, f.cs), (TEXT, STACK_TOP, USER_CS));
     assert_eq!(f.rflags & 0x200, 0x200, "interrupts on in user mode");
     assert_eq!(k.platform.root, space(&k, 0).root);
-    assert!(k.platform.fx.is_some());
+    assert_eq!(k.platform.live_fx.owner(), Some(&*k.task(0).unwrap().fx as *const FxArea as *mut FxArea));
     assert!(k.platform.log.iter().any(|l| l.contains("first process entering user mode")));
 }
 
@@ -284,6 +289,39 @@ fn last_exit_halts_with_every_frame_returned() {
     assert!(k.platform.log.iter().any(|l| l.contains("exited with code 7")));
     assert!(k.platform.log.iter().any(|l| l.starts_with("CHECK PASS kernel: every frame returned")));
     assert_eq!(k.platform.root, SimMem::with_kernel().2, "CR3 is back on the kernel tables, never a freed one");
+}
+
+/// The FPU/SSE area of task `i`, as the platform sees it.
+fn fx_of(k: &K, i: usize) -> *mut FxArea {
+    &*k.task(i).unwrap().fx as *const FxArea as *mut FxArea
+}
+
+#[test]
+fn fpu_state_is_swapped_only_between_different_tasks_and_never_saved_after_death() {
+    let mut k = boot(&["a", "b"]);
+    let mut f = first_tick(&mut k);
+    let (a, b) = (fx_of(&k, 0), fx_of(&k, 1));
+    assert_eq!(k.platform.fx_moves, [FxSwitch { save: None, load: a }]);
+    // Syscalls and ticks that come back to the caller move nothing.
+    for _ in 0..3 {
+        syscall(&mut k, &mut f, Sys::TaskId, [0; 3]);
+    }
+    assert_eq!(k.platform.fx_moves.len(), 1);
+    syscall(&mut k, &mut f, Sys::Yield, [0; 3]);
+    assert_eq!(k.platform.fx_moves[1], FxSwitch { save: Some(a), load: b });
+    // b sleeps, a runs, a sleeps: idle keeps a's state in the registers, and a resumes without a move.
+    syscall(&mut k, &mut f, Sys::Sleep, [50_000_000, 0, 0]);
+    assert_eq!(k.platform.fx_moves[2], FxSwitch { save: Some(b), load: a });
+    assert_eq!(syscall(&mut k, &mut f, Sys::Sleep, [2_000_000, 0, 0]), Exit::Idle);
+    let mut idle = TrapFrame { cs: 0x08, ..Default::default() };
+    while tick(&mut k, &mut idle) == Exit::Idle {}
+    assert_eq!((k.current, k.platform.fx_moves.len()), (Some(0), 3));
+    // a dies holding the registers: b's state is loaded and nothing is saved into a's freed area.
+    syscall(&mut k, &mut idle, Sys::Exit, [0; 3]);
+    while k.current != Some(1) {
+        tick(&mut k, &mut idle);
+    }
+    assert_eq!(k.platform.fx_moves[3], FxSwitch { save: None, load: b });
 }
 
 #[test]

@@ -44,6 +44,48 @@ pub const USER_DS: u64 = 0x1b;
 #[derive(Clone)]
 pub struct FxArea(pub [u8; 512]);
 
+/// Which task's FPU/SSE state the registers hold. The kernel is soft-float and never touches those
+/// registers, so a trap leaves them alone and they keep the interrupted task's state through the
+/// kernel and the idle loop; they are swapped only when a different task is resumed (one save and
+/// one load then, none on a syscall that returns to its caller).
+#[derive(Debug, Default)]
+pub struct LiveFx(Option<*mut FxArea>);
+
+/// The register moves that make a task's state live: save the registers into `save` (if any), then
+/// load them from `load`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FxSwitch {
+    pub save: Option<*mut FxArea>,
+    pub load: *mut FxArea,
+}
+
+// Safety: the pointer is only compared and handed back to the platform, never dereferenced here;
+// the kernel runs on one CPU with interrupts off, and a task's area is released before it is freed.
+unsafe impl Send for LiveFx {}
+
+impl LiveFx {
+    /// The moves to make `fx` live, `None` when it already is; the registers belong to `fx` after.
+    pub fn switch_to(&mut self, fx: *mut FxArea) -> Option<FxSwitch> {
+        if self.0 == Some(fx) {
+            return None;
+        }
+        Some(FxSwitch { save: self.0.replace(fx), load: fx })
+    }
+
+    /// `fx` is about to be freed: if the registers hold its state, that state is dead and is never
+    /// saved (into freed memory).
+    pub fn release(&mut self, fx: *mut FxArea) {
+        if self.0 == Some(fx) {
+            self.0 = None;
+        }
+    }
+
+    /// The area whose state the registers hold.
+    pub fn owner(&self) -> Option<*mut FxArea> {
+        self.0
+    }
+}
+
 /// Why the kernel was entered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
@@ -126,6 +168,21 @@ mod tests {
         assert_eq!(core::mem::offset_of!(TrapFrame, rax), 14 * 8);
         assert_eq!(core::mem::offset_of!(TrapFrame, rip), 17 * 8);
         assert_eq!(core::mem::align_of::<FxArea>(), 16);
+    }
+
+    #[test]
+    fn fpu_state_moves_only_when_the_owner_changes() {
+        let (mut a, mut b) = (FxArea([0; 512]), FxArea([0; 512]));
+        let (a, b) = (&mut a as *mut FxArea, &mut b as *mut FxArea);
+        let mut live = LiveFx::default();
+        assert_eq!(live.switch_to(a), Some(FxSwitch { save: None, load: a }), "boot: nothing to save");
+        assert_eq!(live.switch_to(a), None, "same task again: no move");
+        assert_eq!(live.switch_to(b), Some(FxSwitch { save: Some(a), load: b }));
+        live.release(a);
+        assert_eq!(live.owner(), Some(b), "releasing another task's area leaves the registers' owner");
+        live.release(b);
+        assert_eq!(live.owner(), None);
+        assert_eq!(live.switch_to(a), Some(FxSwitch { save: None, load: a }), "a released state is never saved");
     }
 
     #[test]
