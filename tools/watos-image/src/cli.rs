@@ -15,6 +15,7 @@ use crate::paths::{self, ToolResult};
 pub const USAGE: &str = "\
 usage: watos-image <command> ...
   mkfs wfs|fat IMAGE SIZE [--fat-type 12|16|32]   create and format an image (SIZE: 64M, 1G, bytes)
+       [--checksum xxh64|crc32]                  WFS block checksum (default xxh64)
   ls IMAGE [PATH]                                list a directory (default /)
   cat IMAGE PATH                                 print a file
   put IMAGE HOSTFILE PATH                        copy a host file into the image
@@ -56,9 +57,9 @@ impl<'a> Args<'a> {
         let mut it = args.iter();
         while let Some(a) = it.next() {
             match a.as_str() {
-                "--fat-type" => {
-                    let v = it.next().ok_or_else(|| Failure::Usage("--fat-type needs a value".into()))?;
-                    out.values.push(("--fat-type", v));
+                key @ ("--fat-type" | "--checksum") => {
+                    let v = it.next().ok_or_else(|| Failure::Usage(format!("{key} needs a value")))?;
+                    out.values.push((key, v));
                 }
                 f if f.starts_with('-') && f.len() > 1 => out.flags.push(f),
                 p => out.pos.push(p),
@@ -218,7 +219,7 @@ fn report(path: &str, f: impl FnOnce(&mut dyn ImageFs) -> ToolResult<image::Repo
 }
 
 fn mkfs(args: &Args) -> Result<(), Failure> {
-    args.allow(&["--fat-type"])?;
+    args.allow(&["--fat-type", "--checksum"])?;
     let p = args.positionals(3, 3)?;
     let format = match p[0] {
         "wfs" => Format::Wfs,
@@ -233,8 +234,15 @@ fn mkfs(args: &Args) -> Result<(), Failure> {
         Some((_, "32")) => Some(32),
         Some((_, v)) => return Err(Failure::Usage(format!("--fat-type must be 12, 16 or 32, not `{v}`"))),
     };
+    let checksum = match args.values.iter().find(|(k, _)| *k == "--checksum") {
+        None => None,
+        Some(_) if format != Format::Wfs => return Err(Failure::Usage("--checksum is for wfs images".into())),
+        Some((_, "xxh64")) => Some(wfs::Checksum::Xxh64),
+        Some((_, "crc32")) => Some(wfs::Checksum::Crc32),
+        Some((_, v)) => return Err(Failure::Usage(format!("--checksum must be xxh64 or crc32, not `{v}`"))),
+    };
     let bytes = image::parse_size(p[2])?;
-    image::mkfs(Path::new(p[1]), &MkfsOptions { format, bytes, fat_type })?;
+    image::mkfs(Path::new(p[1]), &MkfsOptions { format, bytes, fat_type, checksum })?;
     Ok(())
 }
 

@@ -85,7 +85,8 @@ pub fn open_wfs(path: &Path) -> ToolResult<Box<dyn ImageFs>> {
 
 pub fn format_wfs(path: &Path, opts: &MkfsOptions) -> ToolResult<Box<dyn ImageFs>> {
     let dev = FileDisk::create(path, opts.bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-    let fs = Wfs::format(dev, &wfs::FormatOptions::default(), Box::new(SystemClock)).map_err(|e| {
+    let fopts = wfs::FormatOptions { checksum: opts.checksum.unwrap_or_default(), ..Default::default() };
+    let fs = Wfs::format(dev, &fopts, Box::new(SystemClock)).map_err(|e| {
         let _ = std::fs::remove_file(path);
         failed(path, "cannot format WFS", e)
     })?;

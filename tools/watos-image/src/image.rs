@@ -136,6 +136,8 @@ pub struct MkfsOptions {
     pub bytes: u64,
     /// 12, 16 or 32; `None` lets the FAT library choose from the size.
     pub fat_type: Option<u8>,
+    /// WFS block checksum (`None`: the default, XXH64).
+    pub checksum: Option<wfs::Checksum>,
 }
 
 /// Create (or overwrite) an image file of the given size and format it.

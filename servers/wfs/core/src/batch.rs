@@ -100,7 +100,7 @@ pub fn read_batch<D: BlockDevice>(
         st.dev.read_vectored(&mut runs)?;
     }
     for (p, b) in pieces.iter().zip(&bufs) {
-        verify_run(&p.ptrs, b)?;
+        verify_run(st.csum, &p.ptrs, b)?;
         remember_run(st, &p.ptrs, b);
         out[p.dst..p.dst + p.len].copy_from_slice(&b[p.skip..p.skip + p.len]);
     }

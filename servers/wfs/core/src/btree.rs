@@ -21,7 +21,7 @@ use alloc::vec::Vec;
 use blockdev::BlockDevice;
 use protocol::{Error, Result};
 
-use crate::ondisk::{crc, get_u16, put_u16, put_u64, BlockPtr, Key, BLOCK_SIZE};
+use crate::ondisk::{get_u16, put_u16, put_u64, BlockPtr, Key, BLOCK_SIZE};
 use crate::store::Store;
 
 pub const NODE_MAGIC: [u8; 4] = *b"WFSN";
@@ -474,7 +474,7 @@ pub fn write_dirty<D: BlockDevice>(
         let buf = node.encode(st.txid)?;
         let addr = st.alloc(0)?;
         let addr2 = if st.ditto { st.alloc(1)? } else { 0 };
-        let ptr = BlockPtr { addr, addr2, crc: crc(&buf), birth: st.txid };
+        let ptr = BlockPtr { addr, addr2, crc: st.csum.of(&buf), birth: st.txid };
         if addr2 != 0 {
             out.push((addr2, buf.clone()));
         }

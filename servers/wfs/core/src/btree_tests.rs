@@ -12,7 +12,7 @@ fn store(blocks: u64) -> Store<RamDisk> {
     let mut a = Allocator::new(blocks);
     a.mark(0);
     a.mark(blocks - 1);
-    Store::new(RamDisk::new(blocks * 8), a, 1, true, 0)
+    Store::new(RamDisk::new(blocks * 8), a, 1, true, crate::ondisk::Checksum::Xxh64, 0)
 }
 
 /// Write all dirty nodes as a commit would, then forget the cache so reads go to the device.

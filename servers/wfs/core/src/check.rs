@@ -433,7 +433,7 @@ impl<D: BlockDevice> Wfs<D> {
             let ok = a != 0
                 && a < self.st.alloc.total() - 1
                 && self.st.read_raw(a, &mut buf).is_ok()
-                && crc(&buf) == ptr.crc;
+                && self.st.csum.of(&buf) == ptr.crc;
             if ok {
                 good.get_or_insert(buf);
             } else {

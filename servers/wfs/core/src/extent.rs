@@ -1,7 +1,7 @@
 //! Extent items: one tree item maps a run of contiguous file blocks to contiguous device blocks.
 //!
 //! Design: an EXTENT item (ino, file block of the first block) holds the device address of the
-//! first block, the run length (1..=`MAX_EXTENT`), the birth txid of the run and one crc32 per
+//! first block, the run length (1..=`MAX_EXTENT`), the birth txid of the run and one checksum per
 //! block. Per-block checksums (not one per extent) because reads and overwrites work on single
 //! blocks: a 4 KiB random read verifies exactly the block it reads, a checksum mismatch names the
 //! block, and splitting an extent on a copy-on-write overwrite keeps the checksums of the pieces
@@ -38,7 +38,7 @@ pub struct Extent {
     /// Device block of the first block.
     pub addr: u64,
     pub birth: u64,
-    /// One crc32 per block; the length of the run.
+    /// One checksum per block; the length of the run.
     pub crcs: Vec<u32>,
 }
 

@@ -6,7 +6,7 @@
 //! transaction is not overwritten in place, so a failed operation can return to the state before
 //! it (see `Wfs::atomic`). Writes go to the device immediately (they touch only blocks no committed tree uses), in
 //! runs of contiguous blocks (allocated as contiguous runs), CHUNK blocks at a time; the extent items
-//! pointing at them (merged and split by `extent::plan_set`) carry each block's crc32 and become
+//! pointing at them (merged and split by `extent::plan_set`) carry each block's checksum and become
 //! durable with the next commit. Bytes past the end of file inside the last
 //! block are always zero (truncate clears them), so extending a file never exposes old data.
 
@@ -18,7 +18,7 @@ use protocol::fs::FileType;
 use protocol::{Error, Result};
 
 use crate::extent;
-use crate::ondisk::{crc, BlockPtr, Inode, Key, BLOCK_SIZE, KIND_EXTENT};
+use crate::ondisk::{BlockPtr, Inode, Key, BLOCK_SIZE, KIND_EXTENT};
 use crate::read::{self, CHUNK, MAX_FILE_SIZE};
 use crate::Wfs;
 
@@ -117,7 +117,7 @@ impl<D: BlockDevice> Wfs<D> {
                 .map(|(i, a)| BlockPtr {
                     addr: *a,
                     addr2: 0,
-                    crc: crc(&src[i * BLOCK_SIZE..(i + 1) * BLOCK_SIZE]),
+                    crc: self.st.csum.of(&src[i * BLOCK_SIZE..(i + 1) * BLOCK_SIZE]),
                     birth: txid,
                 })
                 .collect();

@@ -4,9 +4,9 @@
 //! Design (the byte-level format is in docs/WFS.md):
 //! - Everything is in one copy-on-write B+tree ([`btree`]) of (object, kind, offset) keys:
 //!   inodes, hashed directory entries, extent items (runs of up to 256 contiguous data blocks with a
-//!   crc32 per block, see [`extent`]), the orphan list and snapshot records. Every pointer carries
-//!   the child's crc32 and birth txid; every tree node is written twice ("ditto") so scrub can
-//!   repair it.
+//!   checksum per block, see [`extent`]), the orphan list and snapshot records. Every pointer carries
+//!   the child's checksum (XXH64 or crc32, [`Checksum`]) and birth txid; every tree node is written
+//!   twice ("ditto") so scrub can repair it.
 //! - Changes accumulate in memory as dirty tree nodes (data blocks go straight to free blocks that
 //!   no durable state references). A commit writes the dirty nodes to new blocks, flushes, writes
 //!   both superblocks (first and last block), flushes again, and only then lets blocks freed by the
@@ -49,6 +49,7 @@ use protocol::{Error, Result};
 
 pub use check::{FsckReport, ScrubReport};
 pub use daemon::TickReport;
+pub use ondisk::Checksum;
 pub use snapshot::{SnapshotInfo, SnapshotView};
 
 use crate::allocator::Allocator;
@@ -65,11 +66,13 @@ use crate::store::Store;
 pub struct FormatOptions {
     /// Store every tree node twice so scrub can repair metadata (on by default).
     pub ditto_metadata: bool,
+    /// The block checksum (XXH64 by default).
+    pub checksum: Checksum,
 }
 
 impl Default for FormatOptions {
     fn default() -> Self {
-        FormatOptions { ditto_metadata: true }
+        FormatOptions { ditto_metadata: true, checksum: Checksum::default() }
     }
 }
 
@@ -118,7 +121,8 @@ impl<D: BlockDevice> Wfs<D> {
         }
         // The first commit writes the whole space map.
         alloc.change_all();
-        let features = FEATURES_REQUIRED | if opts.ditto_metadata { FEATURE_DITTO_METADATA } else { 0 };
+        let features =
+            FEATURES_REQUIRED | opts.checksum.feature() | if opts.ditto_metadata { FEATURE_DITTO_METADATA } else { 0 };
         let now = clock.now();
         let sb = Superblock {
             features,
@@ -133,7 +137,7 @@ impl<D: BlockDevice> Wfs<D> {
         };
         let map = SpaceMap::new(total);
         let mut fs = Wfs {
-            st: Store::new(dev, alloc, 1, opts.ditto_metadata, map.blocks()),
+            st: Store::new(dev, alloc, 1, opts.ditto_metadata, opts.checksum, map.blocks()),
             root: Child::empty(),
             committed: sb,
             map,
@@ -213,7 +217,14 @@ impl<D: BlockDevice> Wfs<D> {
         let ditto = sb.features & FEATURE_DITTO_METADATA != 0;
         let map = SpaceMap::new(total);
         let mut fs = Wfs {
-            st: Store::new(dev, Allocator::new(total), sb.txid + 1, ditto, map.blocks()),
+            st: Store::new(
+                dev,
+                Allocator::new(total),
+                sb.txid + 1,
+                ditto,
+                Checksum::of_features(sb.features),
+                map.blocks(),
+            ),
             root: Child::Disk(sb.root),
             committed: sb,
             map,
@@ -252,6 +263,11 @@ impl<D: BlockDevice> Wfs<D> {
     }
 
     /// The transaction id of the last durable commit.
+    /// The block checksum this image uses (named by its superblock's features).
+    pub fn checksum(&self) -> Checksum {
+        self.st.csum
+    }
+
     pub fn committed_txid(&self) -> u64 {
         self.committed.txid
     }

@@ -104,7 +104,7 @@ mod tests {
         let mut a = Allocator::new(64);
         a.mark(0);
         a.mark(63);
-        let mut st = Store::new(RamDisk::new(64 * 8), a, 1, false, 0);
+        let mut st = Store::new(RamDisk::new(64 * 8), a, 1, false, crate::ondisk::Checksum::Xxh64, 0);
         let mut root = Child::empty();
         // Force every name into the same bucket, as a real 48-bit hash collision would.
         let base = name_hash(b"anything");

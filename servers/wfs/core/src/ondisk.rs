@@ -4,7 +4,7 @@
 //! the byte map), so the format does not depend on a serializer's version and a decoder can check
 //! every length before it reads. Decoders take untrusted bytes and return `Error::Corrupt` rather than
 //! panicking. A block is trusted only through the pointer that names it: the pointer carries the
-//! child's crc32 and birth transaction id (Merkle tree), so a stale, misdirected or rotten block is
+//! child's checksum and birth transaction id (Merkle tree), so a stale, misdirected or rotten block is
 //! caught by its parent; only the superblocks, which have no parent, carry their own checksum.
 
 use protocol::fs::{FileType, Timespec};
@@ -25,16 +25,59 @@ pub const FEATURE_DITTO_METADATA: u64 = 1;
 pub const FEATURE_EXTENTS: u64 = 2;
 /// Incompatible feature: the superblock points at a persisted space map (docs/WFS.md §5).
 pub const FEATURE_SPACE_MAP: u64 = 4;
+/// Incompatible feature: block checksums (tree nodes, file data, space-map blocks) are the low 32 bits
+/// of XXH64 (seed 0) instead of crc32. The superblock's own checksum is always crc32.
+pub const FEATURE_XXH64: u64 = 8;
 /// Features this implementation understands; a superblock with any other bit set is refused.
-pub const FEATURES_KNOWN: u64 = FEATURE_DITTO_METADATA | FEATURE_EXTENTS | FEATURE_SPACE_MAP;
+pub const FEATURES_KNOWN: u64 = FEATURE_DITTO_METADATA | FEATURE_EXTENTS | FEATURE_SPACE_MAP | FEATURE_XXH64;
 /// Features every image this implementation mounts must have.
 pub const FEATURES_REQUIRED: u64 = FEATURE_EXTENTS | FEATURE_SPACE_MAP;
 /// Bytes of the superblock covered by its checksum (the crc follows them).
 const SB_CRC_OFFSET: usize = 124;
 
-/// The crc32 (IEEE, as `crc32fast` computes it) used for every checksum in WFS.
+/// The crc32 (IEEE, as `crc32fast` computes it): the superblock's checksum, and every block's on
+/// images without [`FEATURE_XXH64`].
 pub fn crc(bytes: &[u8]) -> u32 {
     crc32fast::hash(bytes)
+}
+
+/// The checksum an image's block pointers carry (the `crc` field of [`BlockPtr`]), chosen at format
+/// time and named by the superblock's features. XXH64 is the default: it reads 8 bytes per step
+/// where a table crc32 reads one, which under QEMU's TCG makes it about ten times cheaper per MiB
+/// (docs/BENCHMARKS.md); both detect the same random damage (32 bits kept).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Checksum {
+    Crc32,
+    #[default]
+    Xxh64,
+}
+
+impl Checksum {
+    /// The algorithm of an image with superblock `features`.
+    pub fn of_features(features: u64) -> Checksum {
+        if features & FEATURE_XXH64 != 0 {
+            Checksum::Xxh64
+        } else {
+            Checksum::Crc32
+        }
+    }
+
+    /// The superblock feature bit that names this algorithm.
+    pub fn feature(self) -> u64 {
+        match self {
+            Checksum::Crc32 => 0,
+            Checksum::Xxh64 => FEATURE_XXH64,
+        }
+    }
+
+    /// The checksum of one block (or any byte string).
+    pub fn of(self, bytes: &[u8]) -> u32 {
+        match self {
+            Checksum::Crc32 => crc(bytes),
+            // The low half: the pointer's field is 32 bits wide.
+            Checksum::Xxh64 => xxhash_rust::xxh64::xxh64(bytes, 0) as u32,
+        }
+    }
 }
 
 pub(crate) fn get_u16(b: &[u8], at: usize) -> u16 {
@@ -331,6 +374,22 @@ impl Inode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn checksums_match_their_reference_values_and_the_features_name_them() {
+        // The published check values: crc32 (IEEE) of "123456789", XXH64 (seed 0) of nothing.
+        assert_eq!(Checksum::Crc32.of(b"123456789"), 0xCBF4_3926);
+        assert_eq!(Checksum::Xxh64.of(b""), 0xEF46_DB37_51D8_E999u64 as u32);
+        for c in [Checksum::Crc32, Checksum::Xxh64] {
+            assert_eq!(Checksum::of_features(FEATURES_REQUIRED | c.feature()), c);
+            // One flipped bit anywhere in a block changes its checksum.
+            let mut block = [0x5au8; BLOCK_SIZE];
+            let before = c.of(&block);
+            block[BLOCK_SIZE - 1] ^= 1;
+            assert_ne!(c.of(&block), before, "{c:?}");
+        }
+        assert_eq!(Checksum::default(), Checksum::Xxh64, "new images use XXH64");
+    }
 
     #[test]
     fn superblock_round_trips_and_detects_damage() {

@@ -16,7 +16,7 @@ use protocol::{Error, Result};
 
 use crate::btree::{self, Child};
 use crate::names;
-use crate::ondisk::{crc, get_u64, kind_from_code, BlockPtr, Inode, Key, BLOCK_SIZE, KIND_DIRENT, KIND_INODE};
+use crate::ondisk::{get_u64, kind_from_code, BlockPtr, Checksum, Inode, Key, BLOCK_SIZE, KIND_DIRENT, KIND_INODE};
 use crate::store::Store;
 
 /// Blocks handled per step of a read or write.
@@ -148,7 +148,7 @@ pub fn read_run<D: BlockDevice>(st: &mut Store<D>, ptrs: &[BlockPtr], buf: &mut 
         return Err(Error::Corrupt { block: 0 });
     }
     st.read_raw(first.addr, buf)?;
-    verify_run(ptrs, buf)
+    verify_run(st.csum, ptrs, buf)
 }
 
 /// `read_run` through the verified-data cache: a run whose every block is cached (same address, same
@@ -185,9 +185,9 @@ pub fn remember_run<D: BlockDevice>(st: &mut Store<D>, ptrs: &[BlockPtr], buf: &
 
 /// Checks each data block of a run read into `buf` against its pointer's checksum; a mismatch names
 /// the block.
-pub fn verify_run(ptrs: &[BlockPtr], buf: &[u8]) -> Result<()> {
+pub fn verify_run(csum: Checksum, ptrs: &[BlockPtr], buf: &[u8]) -> Result<()> {
     for (p, block) in ptrs.iter().zip(buf.chunks(BLOCK_SIZE)) {
-        if crc(block) != p.crc {
+        if csum.of(block) != p.crc {
             return Err(Error::Checksum { block: p.addr });
         }
     }

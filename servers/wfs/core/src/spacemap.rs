@@ -3,7 +3,7 @@
 //!
 //! Design: bitmap blocks of `MAP_BITS` bits (one per device block, 1 = in use) hang under a small
 //! radix tree of index nodes (`FANOUT` checksummed pointers each); the superblock holds the top
-//! pointer and the number of index levels. Every pointer carries the child's crc32 and birth, as
+//! pointer and the number of index levels. Every pointer carries the child's checksum and birth, as
 //! in the filesystem tree. A commit rewrites only the bitmap blocks whose bits changed (the
 //! allocator notes them) and the index nodes above them, into fresh blocks; the old ones are freed
 //! under the deferred rule like any block the durable state references.
@@ -24,7 +24,7 @@ use blockdev::BlockDevice;
 use protocol::{Error, Result};
 
 use crate::allocator::{Allocator, MAP_BITS};
-use crate::ondisk::{crc, get_u16, get_u64, put_u16, put_u64, superblock_addrs, BlockPtr, BLOCK_SIZE};
+use crate::ondisk::{get_u16, get_u64, put_u16, put_u64, superblock_addrs, BlockPtr, BLOCK_SIZE};
 use crate::store::Store;
 
 /// Pointers per index node: (4096 − 24) / 28.
@@ -159,7 +159,7 @@ impl SpaceMap {
                 b[bit / 8] &= !(1 << (bit % 8));
             }
             let p = &mut self.levels[0][i];
-            p.crc = crc(&b);
+            p.crc = st.csum.of(&b);
             out.push((p.addr, b));
         }
         for (k, set) in dirty.iter().enumerate().skip(1) {
@@ -175,7 +175,7 @@ impl SpaceMap {
                     c.encode(&mut b[HDR + j * BlockPtr::SIZE..HDR + (j + 1) * BlockPtr::SIZE]);
                 }
                 let p = &mut self.levels[k][i];
-                p.crc = crc(&b);
+                p.crc = st.csum.of(&b);
                 out.push((p.addr, b));
             }
         }

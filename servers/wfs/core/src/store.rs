@@ -18,7 +18,7 @@ use protocol::{Error, Result};
 use crate::allocator::Allocator;
 use crate::btree::Node;
 use crate::datacache::{DataCache, DATA_CACHE_BLOCKS};
-use crate::ondisk::{crc, BlockPtr, BLOCK_SIZE, SECTORS_PER_BLOCK};
+use crate::ondisk::{BlockPtr, Checksum, BLOCK_SIZE, SECTORS_PER_BLOCK};
 
 /// Decoded nodes kept in memory; the cache is dropped wholesale when it grows past this.
 const CACHE_LIMIT: usize = 8192;
@@ -37,6 +37,8 @@ pub struct Store<D: BlockDevice> {
     pub snap_txid: u64,
     /// Write every tree node twice.
     pub ditto: bool,
+    /// The image's block checksum.
+    pub csum: Checksum,
     /// Upper bound of the nodes the next commit writes (each needs one block per copy).
     pub dirty_nodes: u64,
     /// Blocks of the whole space map: a commit may rewrite all of them.
@@ -48,7 +50,7 @@ pub struct Store<D: BlockDevice> {
 }
 
 impl<D: BlockDevice> Store<D> {
-    pub fn new(dev: D, alloc: Allocator, txid: u64, ditto: bool, map_blocks: u64) -> Self {
+    pub fn new(dev: D, alloc: Allocator, txid: u64, ditto: bool, csum: Checksum, map_blocks: u64) -> Self {
         Store {
             dev,
             alloc,
@@ -58,6 +60,7 @@ impl<D: BlockDevice> Store<D> {
             txid,
             snap_txid: 0,
             ditto,
+            csum,
             dirty_nodes: 1,
             map_blocks,
             op_frees: None,
@@ -108,7 +111,7 @@ impl<D: BlockDevice> Store<D> {
         for addr in ptr.copies() {
             self.check_addr(addr)?;
             match self.read_raw(addr, buf) {
-                Ok(()) if crc(buf) == ptr.crc => return Ok(()),
+                Ok(()) if self.csum.of(buf) == ptr.crc => return Ok(()),
                 Ok(()) => {}
                 Err(e @ Error::Io { .. }) => err = e,
                 Err(e) => return Err(e),

@@ -18,7 +18,9 @@ const BS: usize = 4096;
 
 /// Without ditto copies, so a failed read of a node's only copy reaches the operation.
 fn image() -> Vec<u8> {
-    let mut fs = Wfs::format(RamDisk::new(16 * 2048), &FormatOptions { ditto_metadata: false }, clock()).unwrap();
+    let mut fs =
+        Wfs::format(RamDisk::new(16 * 2048), &FormatOptions { ditto_metadata: false, ..Default::default() }, clock())
+            .unwrap();
     let root = fs.root();
     // First, so its items have the lowest keys: `pre` works here and dirties nothing the
     // operations need (the end of the tree, where new inodes go, stays on disk).

@@ -326,7 +326,7 @@ fn hundred_thousand_entries() {
 
 #[test]
 fn format_without_ditto_copies_works_and_uses_less_space() {
-    let opts = wfs::FormatOptions { ditto_metadata: false };
+    let opts = wfs::FormatOptions { ditto_metadata: false, ..Default::default() };
     let mut single = wfs::Wfs::format(blockdev::RamDisk::new(8 * 2048), &opts, clock()).unwrap();
     let mut double = fresh(8);
     for fs in [&mut single, &mut double] {

@@ -51,6 +51,49 @@ fn flipped_data_bit_is_a_checksum_error_naming_the_block() {
 }
 
 #[test]
+fn both_checksums_catch_flipped_data_and_node_bits_and_survive_remount() {
+    for checksum in [wfs::Checksum::Crc32, wfs::Checksum::Xxh64] {
+        let opts = wfs::FormatOptions { checksum, ..Default::default() };
+        let mut fs = Wfs::format(RamDisk::new(4 * 2048), &opts, clock()).unwrap();
+        let root = fs.root();
+        let d = mkdir(&mut fs, root, "d");
+        for i in 0..50 {
+            mkfile(&mut fs, d, &format!("f{i}"), &pattern(i * 97, i as u64));
+        }
+        let want = pattern(64 * 1024, 5);
+        mkfile(&mut fs, root, "data", &want);
+        let img = fs.unmount().unwrap().into_bytes();
+        // Undamaged: the superblock names the algorithm, fsck is clean, every byte reads back.
+        let mut fs = mount(img.clone());
+        assert_eq!(fs.checksum(), checksum);
+        assert!(fs.fsck(false).unwrap().is_clean());
+        let ino = fs.lookup(fs.root(), "data").unwrap().ino;
+        let mut buf = vec![0u8; want.len()];
+        assert_eq!(fs.read(ino, 0, &mut buf).unwrap(), want.len());
+        assert_eq!(buf, want, "{checksum:?}");
+        // A flipped data bit: a checksum error naming the block.
+        let mut bad = img.clone();
+        let at = bad.windows(64).position(|w| w == &want[8192..8256]).unwrap();
+        bad[at + 100] ^= 0x01;
+        let mut fs = mount(bad);
+        let ino = fs.lookup(fs.root(), "data").unwrap().ino;
+        assert_eq!(fs.read(ino, 8192, &mut buf[..4096]), Err(Error::Checksum { block: (at / BS) as u64 }));
+        // A flipped bit in every first copy of the tree nodes: the ditto copies serve, and scrub
+        // repairs what it finds.
+        let mut bad = img;
+        let nodes = node_blocks(&bad);
+        let half = bad.len() / BS / 2;
+        for &b in nodes.iter().filter(|&&b| b < half) {
+            bad[b * BS + 200] ^= 0x02;
+        }
+        let mut fs = mount(bad);
+        let d = fs.lookup(fs.root(), "d").unwrap().ino;
+        assert_eq!(fs.readdir(d, 0, 1000).unwrap().len(), 50, "{checksum:?}");
+        assert!(fs.scrub().unwrap().node_copies_repaired > 0, "{checksum:?}");
+    }
+}
+
+#[test]
 fn data_damaged_after_it_was_verified_is_caught_by_scrub_and_by_the_next_read_from_the_device() {
     let img = image_with_files();
     let want = pattern(64 * 1024, 77);
