@@ -17,6 +17,7 @@ pub mod ipc;
 pub mod service;
 pub mod sys;
 pub mod transport;
+pub mod tsc;
 
 #[cfg(feature = "rt")]
 pub mod rt;
