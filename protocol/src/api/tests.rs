@@ -457,6 +457,12 @@ fn stats_replies_fit_inline_or_travel_in_the_reply_area() {
     let n = crate::idl::finish_reply(&mut reply, &mut no_leases, None, &Ok(full)).unwrap();
     assert_eq!(reply[0], 0, "inline");
     assert_eq!(decode_reply_parts::<blockcache::CacheStats>(&reply[..n], &[]), Ok(full));
+    // So do the latency summaries at their largest.
+    let most = crate::latency::LatencySummary { count: m, min: m, mean: m, p50: m, p99: m, max: m };
+    let lat_full = blockcache::CacheLatency { tick_hz: m, read: most, write: most, flush: most };
+    let n = crate::idl::finish_reply(&mut reply, &mut no_leases, None, &Ok(lat_full)).unwrap();
+    assert_eq!(reply[0], 0, "inline");
+    assert_eq!(decode_reply_parts::<blockcache::CacheLatency>(&reply[..n], &[]), Ok(lat_full));
     // Stats from a different layout (the ten-counter version 1) do not decode as the new one.
     let old = postcard::to_allocvec(&Result::<[u64; 10]>::Ok([1; 10])).unwrap();
     assert_eq!(crate::idl::decode_reply::<blockcache::CacheStats>(&old), Err(Error::Malformed));

@@ -172,6 +172,62 @@ fn every_library_counter_reaches_the_client() {
     assert_eq!(wire.hit_rate(), local.stats().hit_rate());
 }
 
+/// A clock whose steps vary (100 to 700 ticks a reading) and that knows its rate.
+struct Uneven(u64, u64);
+
+impl protocol::latency::Ticks for Uneven {
+    fn now(&mut self) -> u64 {
+        self.1 += 1;
+        self.0 += (self.1 % 7 + 1) * 100;
+        self.0
+    }
+    fn hz(&mut self) -> u64 {
+        1_000_000
+    }
+}
+
+#[test]
+fn latency_summaries_reach_the_client_with_the_tick_rate() {
+    let cfg = Config::new(64).policy(PolicyKind::Lru);
+    let disk = SharedDisk::new(8192);
+    let ipc = LocalIpc::new();
+    let d = disk.clone();
+    let id = ipc
+        .spawn(
+            "cache",
+            Box::new(move |_| {
+                Box::new(Service(CacheServer::new(BlockCache::with_clock(d.clone(), cfg, Uneven(0, 0)).unwrap())))
+            }),
+        )
+        .unwrap();
+    let c = Client::new(ipc, id);
+    let mut local = BlockCache::with_clock(SharedDisk::new(8192), cfg, Uneven(0, 0)).unwrap();
+    let mut buf = vec![0u8; BLOCK];
+    for b in 0..50u64 {
+        c.read(b * SPB, &mut buf).unwrap();
+        local.read(b * SPB, &mut buf).unwrap();
+        c.write(b * SPB, &buf).unwrap();
+        local.write(b * SPB, &buf).unwrap();
+    }
+    c.flush().unwrap();
+    local.flush().unwrap();
+    let wire = c.latency().unwrap();
+    let s = local.stats();
+    assert_eq!(wire.tick_hz, 1_000_000);
+    assert_eq!(
+        (wire.read, wire.write, wire.flush),
+        (s.read_latency.summary(), s.write_latency.summary(), s.flush_latency.summary())
+    );
+    for l in [wire.read, wire.write] {
+        assert_eq!(l.count, 50);
+        assert!(l.min < l.max && l.min <= l.p50 && l.p50 <= l.p99 && l.p99 <= l.max, "{l:?}");
+        assert!((100..=700).contains(&l.min) && (100..=700).contains(&l.max), "{l:?}");
+        assert!(l.mean >= l.min && l.mean <= l.max, "{l:?}");
+    }
+    assert_eq!(wire.flush.count, 1);
+    assert_eq!(wire.flush.min, wire.flush.max);
+}
+
 #[test]
 fn file_io_through_the_vfs_shows_in_the_cache_counters() {
     let s = Stack::new(StackConfig { cache: Config::new(1024).read_ahead(None), ..StackConfig::default() }).unwrap();
