@@ -245,6 +245,56 @@ impl vfs::Handler for FakeVfs {
     fn pwrite(&mut self, cx: &mut Incoming<'_, '_>, _: u32, offset: u64) -> Result<u32> {
         Ok(cx.leases.len(0)? as u32 + offset as u32)
     }
+    fn timing(&mut self, _: &mut Incoming<'_, '_>) -> Result<vfs::VfsTiming> {
+        Ok(fullest_timing())
+    }
+}
+
+/// The largest `timing` reply: every kind of operation and error, every figure at its maximum.
+fn fullest_timing() -> vfs::VfsTiming {
+    let m = u64::MAX;
+    let most = crate::latency::LatencySummary { count: m, min: m, mean: m, p50: m, p99: m, max: m };
+    vfs::VfsTiming {
+        tick_hz: m,
+        ops: vfs::OpKind::ALL.iter().map(|k| (*k, most)).collect(),
+        errors: Error::ALL.iter().map(|e| (*e, m)).collect(),
+    }
+}
+
+/// Every vfs operation has the kind its name says, and the timing reply, at its largest, travels in
+/// the reply area and comes back whole through the stub.
+#[test]
+fn vfs_operations_are_timed_by_the_kind_their_name_says() {
+    use vfs::OpKind as K;
+    for info in vfs::OPS {
+        let want = match info.name {
+            "open" | "openat" => K::Open,
+            "close" => K::Close,
+            "read" | "batch_read" => K::Read,
+            "write" | "pwrite" => K::Write,
+            "stat" | "fstat" | "lstat" | "statat" | "statfs" => K::Stat,
+            "readdir" | "readdirat" => K::Readdir,
+            "fsync" => K::Fsync,
+            "mkdir" | "unlink" | "rmdir" | "rename" | "symlink" | "link" | "makeat" | "unlinkat" | "renameat"
+            | "linkat" => K::Namespace,
+            "truncate" | "setattrat" => K::Setattr,
+            "seek" => K::Seek,
+            "begin" | "commit" | "abort" => K::Transaction,
+            "aio_submit" | "aio_reap" | "aio_close" => K::Aio,
+            _ => K::Other,
+        };
+        assert_eq!(K::of(info.op), want, "{}", info.name);
+    }
+    for (i, k) in K::ALL.iter().enumerate() {
+        assert_eq!(k.index(), i);
+    }
+    let (_ipc, c) = fake_vfs();
+    let got = c.timing().unwrap();
+    assert_eq!(got, fullest_timing());
+    assert_eq!(got.of(K::Fsync).max, u64::MAX);
+    assert_eq!(got.errors_of(Error::Io { offset: 3 }), u64::MAX);
+    let few = vfs::VfsTiming { ops: alloc::vec![(K::Read, Default::default())], ..Default::default() };
+    assert_eq!((few.of(K::Write).count, few.errors_of(Error::NotFound)), (0, 0));
 }
 
 /// The largest asynchronous submit and reap travel: 64 requests out of line, 128 completions with

@@ -375,3 +375,30 @@ fn vfs_counts_every_kind_of_operation_over_ipc() {
     assert!(attr_hits > warm.attr_hits);
     assert_eq!(again.stats, warm.stats + 1);
 }
+
+/// The vfs server's `timing` over IPC in the whole stack (no clock here, so every latency is 0):
+/// each request counted under its kind, each failed one under its error's kind, as provoked.
+#[test]
+fn vfs_timing_counts_requests_by_kind_and_provoked_errors_by_kind() {
+    use protocol::api::vfs::OpKind;
+    use protocol::Error;
+    let s = Stack::new(StackConfig::default()).unwrap();
+    let app = s.app("app").unwrap();
+    let v = &app.vfs;
+    let before = v.timing().unwrap();
+    put(v, "/t.bin", &[5u8; 3000]).unwrap();
+    assert_eq!(get(v, "/t.bin").unwrap().len(), 3000);
+    for i in 0..7 {
+        assert_eq!(v.stat(&format!("/missing-{i}")).map(|_| ()), Err(Error::NotFound));
+    }
+    assert_eq!(v.mkdir("/t.bin", 0o755), Err(Error::AlreadyExists));
+    assert_eq!(v.close(777), Err(Error::BadFileDescriptor));
+    let t = v.timing().unwrap();
+    assert_eq!(t.tick_hz, 0);
+    let grew = |k: OpKind| t.of(k).count - before.of(k).count;
+    assert!(grew(OpKind::Write) >= 1 && grew(OpKind::Read) >= 1 && grew(OpKind::Open) == 2, "{t:?}");
+    assert!(grew(OpKind::Stat) >= 7 && grew(OpKind::Namespace) == 1 && grew(OpKind::Close) == 3, "{t:?}");
+    assert!(t.ops.iter().all(|(_, l)| l.max == 0 && l.min == 0), "no clock, no ticks: {t:?}");
+    let errs = |e: Error| t.errors_of(e) - before.errors_of(e);
+    assert_eq!((errs(Error::NotFound), errs(Error::AlreadyExists), errs(Error::BadFileDescriptor)), (7, 1, 1));
+}
