@@ -14,6 +14,7 @@ pub mod dev;
 pub mod fmt;
 pub mod forward;
 pub mod ipc;
+pub mod metered;
 pub mod service;
 pub mod sys;
 pub mod transport;

@@ -513,6 +513,27 @@ fn stats_replies_fit_inline_or_travel_in_the_reply_area() {
     let n = crate::idl::finish_reply(&mut reply, &mut no_leases, None, &Ok(lat_full)).unwrap();
     assert_eq!(reply[0], 0, "inline");
     assert_eq!(decode_reply_parts::<blockcache::CacheLatency>(&reply[..n], &[]), Ok(lat_full));
+    // And the daemon's report with the server loop's cycle counts.
+    let daemon = crate::daemon::DaemonStats {
+        flush_age_ms: u32::MAX,
+        ticks: m,
+        flushes: m,
+        flush_errors: m,
+        last_flush: Some(crate::fs::Timespec::new(i64::MIN, u32::MAX)),
+        pending: true,
+        scrub_blocks: m,
+        scrub_passes: m,
+        scrub_position: m,
+        scrub_bad: m,
+        busy_ns: m,
+        daemon_cycles: m,
+        busy_cycles: m,
+        elapsed_cycles: m,
+        tick_hz: m,
+    };
+    let n = crate::idl::finish_reply(&mut reply, &mut no_leases, None, &Ok(daemon)).unwrap();
+    assert_eq!(reply[0], 0, "inline");
+    assert_eq!(decode_reply_parts::<crate::daemon::DaemonStats>(&reply[..n], &[]), Ok(daemon));
     // Stats from a different layout (the ten-counter version 1) do not decode as the new one.
     let old = postcard::to_allocvec(&Result::<[u64; 10]>::Ok([1; 10])).unwrap();
     assert_eq!(crate::idl::decode_reply::<blockcache::CacheStats>(&old), Err(Error::Malformed));
