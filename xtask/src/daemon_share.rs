@@ -5,6 +5,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::harness::Verdicts;
+
 /// Figures as `qbench::parse` reads them: (mount, metric) → value.
 pub type Figures = BTreeMap<(String, String), f64>;
 
@@ -37,6 +39,25 @@ pub fn lines(f: &Figures) -> Vec<String> {
             both(f, "server_idle_pct")
         ),
     ]
+}
+
+/// Prints [`lines`] after a blank line.
+pub fn print(f: &Figures) {
+    println!();
+    for line in lines(f) {
+        println!("{line}");
+    }
+}
+
+/// The qbench-check boot's verdict on the shares ([`plausible`]).
+pub fn check(f: &Figures, v: &mut Verdicts) {
+    let shares = plausible(f);
+    v.check(
+        shares.is_ok(),
+        &format!(
+            "qbench-check: the daemons' and servers' shares of the run and idle time are percentages ({shares:?})"
+        ),
+    );
 }
 
 /// Whether every daemon share is present and a share (0–100 %, never more than its server's):

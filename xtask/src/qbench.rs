@@ -371,13 +371,7 @@ pub fn run_check(opts: &Options, v: &mut Verdicts) {
     v.check(checks == 18, &format!("qbench-check: {checks} of the app's 18 data checks passed"));
     v.check(!log.contains("KERNEL PANIC") && !log.contains("KERNEL FAULT"), "qbench-check: no kernel panic or fault");
     v.check(log.contains("qbench: done"), "qbench-check: the app finished without errors");
-    let shares = crate::daemon_share::plausible(&parse(&log));
-    v.check(
-        shares.is_ok(),
-        &format!(
-            "qbench-check: the daemons' and servers' shares of the run and idle time are percentages ({shares:?})"
-        ),
-    );
+    crate::daemon_share::check(&parse(&log), v);
     v.check(
         status == Some(QEMU_SUCCESS),
         &format!("qbench-check: QEMU exit status {status:?} is the kernel's success"),
@@ -556,10 +550,7 @@ fn print_table(ours: &Figures, linux: Option<&(Results, f64)>, accel: &str, boot
         };
         println!("| {label} | {} | {} | {} | {} | {rest} |", both("app"), both("vfs"), both("fs"), both("cache"));
     }
-    println!();
-    for line in crate::daemon_share::lines(ours) {
-        println!("{line}");
-    }
+    crate::daemon_share::print(ours);
 }
 
 #[cfg(test)]
