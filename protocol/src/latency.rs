@@ -177,12 +177,16 @@ impl Default for ErrorCounts {
 
 impl ErrorCounts {
     pub fn count(&mut self, e: &Error) {
-        self.0[e.kind()] += 1;
+        // `kind` is below `KINDS` for every error `ALL` lists; a kind added without its entry there
+        // goes uncounted rather than faulting the server.
+        if let Some(n) = self.0.get_mut(e.kind()) {
+            *n += 1;
+        }
     }
 
     /// How many errors of `e`'s kind.
     pub fn of(&self, e: &Error) -> u64 {
-        self.0[e.kind()]
+        self.0.get(e.kind()).copied().unwrap_or(0)
     }
 
     /// Every kind that occurred, with its count, in [`Error::ALL`] order (one representative
