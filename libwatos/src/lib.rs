@@ -14,9 +14,11 @@ pub mod dev;
 pub mod fmt;
 pub mod forward;
 pub mod ipc;
+pub mod metered;
 pub mod service;
 pub mod sys;
 pub mod transport;
+pub mod tsc;
 
 #[cfg(feature = "rt")]
 pub mod rt;

@@ -70,7 +70,8 @@ impl Clock for BootClock {
 
 /// The whole life of a filesystem server process called `name`: find the block cache server
 /// `cache`, `mount` the filesystem on it (`kind` names it in the log), serve the filesystem
-/// interface until `STOP` (running its daemon on a timer meanwhile), then `finish` it (unmount: commit and write back through the cache) and
+/// interface until `STOP` (running its daemon on a timer meanwhile, both counted in TSC cycles by
+/// [`crate::metered::Metered`]), then `finish` it (unmount: commit and write back through the cache) and
 /// stop the cache server, in that order, so the cache never leaves before its last write. Returns
 /// the process's exit code.
 pub fn run_filesystem<F: protocol::fs::FileSystem>(
@@ -89,7 +90,10 @@ pub fn run_filesystem<F: protocol::fs::FileSystem>(
         }
     };
     crate::println!("{name}: mounted {kind} from {cache}");
-    let mut server = protocol::api::filesystem::Service(protocol::api::filesystem::FsServer::new(fs));
+    // Requests and daemon ticks are counted in TSC cycles (`daemon_stats` reports them); the first
+    // rate reading is the reference the reports measure the TSC's rate from.
+    crate::tsc::hz();
+    let mut server = crate::metered::Metered::new(fs, crate::tsc::Tsc);
     crate::println!("{name}: serving");
     // The daemon (`FileSystem::background`) runs on the task's one kernel timer, between calls; it
     // says when it wants to run next.
@@ -98,9 +102,9 @@ pub fn run_filesystem<F: protocol::fs::FileSystem>(
             ipc::set_timer(sys::monotonic_ns().saturating_add(d), DAEMON_TICK);
         }
     };
-    arm(server.0.fs.background());
-    let served = crate::transport::serve_ticking(&mut server, STOP, DAEMON_TICK, |s| arm(s.0.fs.background()));
-    let done = finish(server.0.fs);
+    arm(server.background());
+    let served = crate::transport::serve_ticking(&mut server, STOP, DAEMON_TICK, |s| arm(s.background()));
+    let done = finish(server.into_fs());
     stop(cache);
     match (served, done) {
         (Ok(()), Ok(())) => {

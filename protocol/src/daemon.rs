@@ -9,7 +9,9 @@
 //! back if so, does its other bounded work (WFS: a scrub slice) and returns
 //! [`Daemon::next_delay_ns`]: the time until the oldest change reaches the age, or the tick period
 //! when nothing waits. So a change is durable at most the flush age (plus the timer's lateness) after
-//! it was made, and an idle system wakes the daemon once per tick period.
+//! it was made, and an idle system wakes the daemon once per tick period. The server loop, which
+//! alone sees both its requests and its background calls, keeps a [`CpuMeter`] of the cycles each
+//! take and adds it to the report, so a client can compute the daemon's share of the time.
 
 use serde::{Deserialize, Serialize};
 
@@ -60,6 +62,79 @@ pub struct DaemonStats {
     /// Time spent in background calls (ns, the filesystem's clock): the daemon's own CPU time,
     /// I/O waits included.
     pub busy_ns: u64,
+    /// The server's own count of its work in its clock's ticks (TSC cycles on WATOS; all 0 where
+    /// the server loop does not measure, as in host tests): in background calls, ...
+    pub daemon_cycles: u64,
+    /// ... in background calls and requests together, ...
+    pub busy_cycles: u64,
+    /// ... and since it started serving, ...
+    pub elapsed_cycles: u64,
+    /// ... at this many ticks per second (0 if unknown).
+    pub tick_hz: u64,
+}
+
+impl DaemonStats {
+    /// The daemon's share of the elapsed time between `earlier` and this report, in percent (0 when
+    /// no time passed or nothing was measured): its CPU time, I/O waits included.
+    pub fn daemon_pct_since(&self, earlier: &DaemonStats) -> f64 {
+        pct(self.daemon_cycles.saturating_sub(earlier.daemon_cycles), self.elapsed_since(earlier))
+    }
+
+    /// The server's busy share (requests and daemon) between `earlier` and this report, in percent.
+    pub fn busy_pct_since(&self, earlier: &DaemonStats) -> f64 {
+        pct(self.busy_cycles.saturating_sub(earlier.busy_cycles), self.elapsed_since(earlier))
+    }
+
+    fn elapsed_since(&self, earlier: &DaemonStats) -> u64 {
+        self.elapsed_cycles.saturating_sub(earlier.elapsed_cycles)
+    }
+}
+
+fn pct(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 * 100.0 / whole as f64
+    }
+}
+
+/// A filesystem server loop's account of its cycles: the daemon's (background calls), all its work
+/// (requests too) and since it started, so [`DaemonStats`] can say what share of the time the
+/// daemon and the server take.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CpuMeter {
+    start: u64,
+    daemon: u64,
+    busy: u64,
+}
+
+impl CpuMeter {
+    /// Start counting at tick `now`.
+    pub fn new(now: u64) -> Self {
+        CpuMeter { start: now, ..Default::default() }
+    }
+
+    /// A request took `ticks`.
+    pub fn request(&mut self, ticks: u64) {
+        self.busy = self.busy.saturating_add(ticks);
+    }
+
+    /// A background call took `ticks`.
+    pub fn background(&mut self, ticks: u64) {
+        self.daemon = self.daemon.saturating_add(ticks);
+        self.busy = self.busy.saturating_add(ticks);
+    }
+
+    /// `stats` with this account as of tick `now`, at `hz` ticks per second.
+    pub fn report(&self, stats: DaemonStats, now: u64, hz: u64) -> DaemonStats {
+        DaemonStats {
+            daemon_cycles: self.daemon,
+            busy_cycles: self.busy,
+            elapsed_cycles: now.saturating_sub(self.start),
+            tick_hz: hz,
+            ..stats
+        }
+    }
 }
 
 /// Nanoseconds from `a` to `b` (0 if `b` is not later).
@@ -231,6 +306,23 @@ mod tests {
         assert_eq!(d.scrub_budget(t(61_000)), 8);
         let r = d.report();
         assert_eq!((r.scrub_blocks, r.scrub_bad, r.scrub_passes, r.scrub_position), (11, 1, 1, 0));
+    }
+
+    #[test]
+    fn the_cpu_meter_gives_the_daemon_and_busy_shares() {
+        let mut m = CpuMeter::new(1_000);
+        m.background(30);
+        m.request(50);
+        let first = m.report(DaemonStats { ticks: 4, ..Default::default() }, 2_000, 3_000_000_000);
+        assert_eq!((first.daemon_cycles, first.busy_cycles, first.elapsed_cycles), (30, 80, 1_000));
+        assert_eq!((first.ticks, first.tick_hz), (4, 3_000_000_000), "the filesystem's counters stay");
+        m.background(20);
+        m.request(180);
+        let second = m.report(DaemonStats::default(), 3_000, 0);
+        assert_eq!(second.daemon_pct_since(&first), 2.0);
+        assert_eq!(second.busy_pct_since(&first), 20.0);
+        assert_eq!(second.daemon_pct_since(&DaemonStats::default()), 50.0 * 100.0 / 2_000.0);
+        assert_eq!(second.daemon_pct_since(&second), 0.0, "no time passed");
     }
 
     #[test]

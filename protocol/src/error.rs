@@ -107,6 +107,112 @@ impl Error {
         }
     }
 
+    /// How many kinds of error there are ([`Error::ALL`]'s length).
+    pub const KINDS: usize = 29;
+
+    /// One error of every kind, detail 0, in declaration order: `ALL[e.kind()]` is `e`'s kind.
+    pub const ALL: [Error; Error::KINDS] = [
+        Error::NotFound,
+        Error::AlreadyExists,
+        Error::NotADirectory,
+        Error::IsADirectory,
+        Error::DirectoryNotEmpty,
+        Error::InvalidArgument,
+        Error::NameTooLong,
+        Error::NoSpace,
+        Error::ReadOnly,
+        Error::BadFileDescriptor,
+        Error::TooManyOpenFiles,
+        Error::PermissionDenied,
+        Error::NotPermitted,
+        Error::NotSupported,
+        Error::CrossDevice,
+        Error::FileTooLarge,
+        Error::TooManyLinks,
+        Error::Busy,
+        Error::TooManyLevels,
+        Error::Io { offset: 0 },
+        Error::Checksum { block: 0 },
+        Error::Corrupt { block: 0 },
+        Error::NoSuchTransaction,
+        Error::Malformed,
+        Error::TooBig,
+        Error::ServerRestarted,
+        Error::ServerDead,
+        Error::WouldBlock,
+        Error::Interrupted,
+    ];
+
+    /// This error's kind, an index into [`Error::ALL`] (the detail, such as a block, is ignored).
+    pub const fn kind(&self) -> usize {
+        match self {
+            Error::NotFound => 0,
+            Error::AlreadyExists => 1,
+            Error::NotADirectory => 2,
+            Error::IsADirectory => 3,
+            Error::DirectoryNotEmpty => 4,
+            Error::InvalidArgument => 5,
+            Error::NameTooLong => 6,
+            Error::NoSpace => 7,
+            Error::ReadOnly => 8,
+            Error::BadFileDescriptor => 9,
+            Error::TooManyOpenFiles => 10,
+            Error::PermissionDenied => 11,
+            Error::NotPermitted => 12,
+            Error::NotSupported => 13,
+            Error::CrossDevice => 14,
+            Error::FileTooLarge => 15,
+            Error::TooManyLinks => 16,
+            Error::Busy => 17,
+            Error::TooManyLevels => 18,
+            Error::Io { .. } => 19,
+            Error::Checksum { .. } => 20,
+            Error::Corrupt { .. } => 21,
+            Error::NoSuchTransaction => 22,
+            Error::Malformed => 23,
+            Error::TooBig => 24,
+            Error::ServerRestarted => 25,
+            Error::ServerDead => 26,
+            Error::WouldBlock => 27,
+            Error::Interrupted => 28,
+        }
+    }
+
+    /// The kind's name without its detail (`NotFound`, `Io`).
+    pub const fn name(&self) -> &'static str {
+        match self {
+            Error::Io { .. } => "Io",
+            Error::Checksum { .. } => "Checksum",
+            Error::Corrupt { .. } => "Corrupt",
+            Error::NotFound => "NotFound",
+            Error::AlreadyExists => "AlreadyExists",
+            Error::NotADirectory => "NotADirectory",
+            Error::IsADirectory => "IsADirectory",
+            Error::DirectoryNotEmpty => "DirectoryNotEmpty",
+            Error::InvalidArgument => "InvalidArgument",
+            Error::NameTooLong => "NameTooLong",
+            Error::NoSpace => "NoSpace",
+            Error::ReadOnly => "ReadOnly",
+            Error::BadFileDescriptor => "BadFileDescriptor",
+            Error::TooManyOpenFiles => "TooManyOpenFiles",
+            Error::PermissionDenied => "PermissionDenied",
+            Error::NotPermitted => "NotPermitted",
+            Error::NotSupported => "NotSupported",
+            Error::CrossDevice => "CrossDevice",
+            Error::FileTooLarge => "FileTooLarge",
+            Error::TooManyLinks => "TooManyLinks",
+            Error::Busy => "Busy",
+            Error::TooManyLevels => "TooManyLevels",
+            Error::NoSuchTransaction => "NoSuchTransaction",
+            Error::Malformed => "Malformed",
+            Error::TooBig => "TooBig",
+            Error::ServerRestarted => "ServerRestarted",
+            Error::ServerDead => "ServerDead",
+            Error::WouldBlock => "WouldBlock",
+            Error::Interrupted => "Interrupted",
+        }
+    }
+
     /// True when a client may transparently retry an idempotent request (reads, lookups).
     pub const fn is_restart(&self) -> bool {
         matches!(self, Error::ServerRestarted)
@@ -140,6 +246,17 @@ mod tests {
         extern crate std;
         use std::string::ToString;
         assert_eq!(Error::Checksum { block: 42 }.to_string(), "checksum mismatch in block 42");
+    }
+
+    #[test]
+    fn every_kind_has_its_index_and_a_name() {
+        extern crate std;
+        use std::format;
+        for (i, e) in Error::ALL.iter().enumerate() {
+            assert_eq!(e.kind(), i);
+            assert!(format!("{e:?}").starts_with(e.name()), "{e:?}");
+        }
+        assert_eq!(Error::Checksum { block: 9 }.kind(), Error::ALL[20].kind());
     }
 
     #[test]

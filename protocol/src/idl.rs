@@ -115,6 +115,16 @@ pub fn decode_reply_parts<R: DeserializeOwned>(inline: &[u8], area: &[u8]) -> Re
     }
 }
 
+/// The error an encoded reply carries, if it is an inline error reply (server side: what the call
+/// it answers failed with). Error replies are always inline; a reply in the reply area is a success.
+pub fn reply_error(reply: &[u8]) -> Option<Error> {
+    match reply {
+        // `Result` encodes `Err` as variant 1.
+        [REPLY_INLINE, 1, rest @ ..] => postcard::take_from_bytes::<Error>(rest).ok().map(|(e, _)| e),
+        _ => None,
+    }
+}
+
 /// A short inline error reply (always fits).
 fn error_reply(reply: &mut [u8], e: Error) -> Result<usize> {
     let (first, rest) = reply.split_first_mut().ok_or(Error::TooBig)?;
@@ -547,6 +557,13 @@ mod tests {
         let mut reply = [0u8; MAX_MESSAGE];
         let n = finish_reply(&mut reply, &mut leases, Some(0), &Ok(7u32)).unwrap();
         assert_eq!(decode_reply_parts::<u32>(&reply[..n], &[]), Ok(7));
+        // The error a reply carries, read back; successes carry none.
+        let n =
+            finish_reply(&mut reply, &mut leases, Some(0), &Result::<u32>::Err(Error::Corrupt { block: 9 })).unwrap();
+        assert_eq!(reply_error(&reply[..n]), Some(Error::Corrupt { block: 9 }));
+        let n = finish_reply(&mut reply, &mut leases, Some(0), &Ok(1u32)).unwrap();
+        assert_eq!(reply_error(&reply[..n]), None);
+        assert_eq!(reply_error(&[]), None);
         let big = Ok(alloc::vec![9u8; 500]);
         let n = finish_reply(&mut reply, &mut leases, Some(0), &big).unwrap();
         assert!(n < 8, "only the length is inline");

@@ -23,6 +23,7 @@ pub mod error;
 pub mod fs;
 pub mod idl;
 pub mod ipc;
+pub mod latency;
 pub mod local;
 pub mod names;
 

@@ -28,6 +28,7 @@
 mod bench;
 mod bench_aio;
 mod coverage;
+mod daemon_share;
 mod harness;
 mod lint;
 mod powercut;

@@ -38,7 +38,7 @@ const LINUX_FS_REF: &str = "../shared/tools/linux-fs-ref";
 const LINUX_PACKAGES: [&str; 6] = ["linux-image-amd64", "busybox-static", "cpio", "gcc", "dosfstools", "e2fsprogs"];
 
 /// `(mount, metric) -> value` from the `QBENCH` lines.
-type Figures = BTreeMap<(String, String), f64>;
+type Figures = crate::daemon_share::Figures;
 
 pub fn parse(log: &str) -> Figures {
     log.lines()
@@ -371,6 +371,7 @@ pub fn run_check(opts: &Options, v: &mut Verdicts) {
     v.check(checks == 18, &format!("qbench-check: {checks} of the app's 18 data checks passed"));
     v.check(!log.contains("KERNEL PANIC") && !log.contains("KERNEL FAULT"), "qbench-check: no kernel panic or fault");
     v.check(log.contains("qbench: done"), "qbench-check: the app finished without errors");
+    crate::daemon_share::check(&parse(&log), v);
     v.check(
         status == Some(QEMU_SUCCESS),
         &format!("qbench-check: QEMU exit status {status:?} is the kernel's success"),
@@ -550,6 +551,7 @@ fn print_table(ours: &Figures, linux: Option<&(Results, f64)>, accel: &str, boot
         };
         println!("| {label} | {} | {} | {} | {} | {rest} |", both("app"), both("vfs"), both("fs"), both("cache"));
     }
+    crate::daemon_share::print(ours);
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ const DEMO_SCRIPT: &str = include_str!("demo.wsh");
 /// What the script must print, in this order (other lines may come between: the servers' logs, and
 /// the figures of `stat`, `df`, `stats` and `ps`). A line ending in `*` is matched by its start only,
 /// because what follows are counters and times.
-const DEMO_OUTPUT: [&str; 43] = [
+const DEMO_OUTPUT: [&str; 49] = [
     "== ls /",
     "demo.wsh",
     "fat",
@@ -41,12 +41,18 @@ const DEMO_OUTPUT: [&str; 43] = [
     "/fat              *",
     "vfs: opens *",
     "vfs: filesystem errors *",
+    "vfs latency *",
+    "vfs errors by kind: *",
     "blockcache0 (/): hit rate *",
-    "blockcache0 (/): latency in TSC cycles: *",
+    "blockcache0 (/) latency read: *",
+    "blockcache0 (/) latency write: *",
+    "blockcache0 (/) latency flush: *",
     "blockcache1 (/fat): hit rate *",
-    "blockcache1 (/fat): latency in TSC cycles: *",
+    "blockcache1 (/fat) latency read: *",
     "wfs-server (/) daemon: flush age 5000 ms, *",
+    "wfs-server (/) daemon cpu: *",
     "fat-server (/fat) daemon: flush age 5000 ms, *",
+    "fat-server (/fat) daemon cpu: *",
     "NAME             TASK      TICKS  SYSCALLS  RESTARTS  FLAGS",
     "init             0 *",
     "== snapshot",
@@ -107,12 +113,30 @@ pub fn run_tests(opts: &Options, v: &mut Verdicts) {
         ),
     );
     v.check(!log.iter().any(|l| is_error_line(l)), "wsh boot: no command printed an error line");
-    for cache in ["blockcache0 (/)", "blockcache1 (/fat)"] {
-        let line = log.iter().find(|l| l.starts_with(&format!("{cache}: latency in TSC cycles: ")));
-        let figures = line.and_then(|l| latencies(l));
+    // Latencies: every kind the script made requests of, plausible in µs (TSC cycles converted
+    // with the rate each server measured), ordered min <= p50 <= p99 <= max and mean inside.
+    for (who, kind, least_us, most_us) in [
+        ("blockcache0 (/)", "read", 1.0, 100_000.0),
+        ("blockcache0 (/)", "write", 1.0, 100_000.0),
+        ("blockcache0 (/)", "flush", 1.0, 1_000_000.0),
+        ("blockcache1 (/fat)", "read", 1.0, 100_000.0),
+        ("vfs", "read", 1.0, 1_000_000.0),
+        ("vfs", "write", 1.0, 1_000_000.0),
+        ("vfs", "open", 1.0, 1_000_000.0),
+    ] {
+        let line = log.iter().find(|l| l.starts_with(&format!("{who} latency {kind}: ")));
+        let lat = line.and_then(|l| Latency::parse(l));
         v.check(
-            figures.as_ref().is_some_and(|f| f.iter().all(|&(n, mean, max)| n > 0 && mean > 0 && mean <= max)),
-            &format!("wsh boot: `stats` shows {cache}'s read, write and flush latencies, non-zero ({figures:?})"),
+            lat.as_ref().is_some_and(|l| l.plausible(least_us, most_us)),
+            &format!("wsh boot: `stats` shows {who}'s {kind} latency, ordered, mean {least_us}-{most_us} µs ({lat:?})"),
+        );
+    }
+    for who in ["wfs-server (/)", "fat-server (/fat)"] {
+        let line = log.iter().find(|l| l.starts_with(&format!("{who} daemon cpu: ")));
+        let share = line.and_then(|l| daemon_share(l));
+        v.check(
+            share.is_some_and(|(cycles, pct)| cycles > 0 && (0.0..=100.0).contains(&pct)),
+            &format!("wsh boot: `stats` shows {who}'s daemon cycles and share of the time since it started ({share:?} %; target < 5 %)"),
         );
     }
     let ps: Vec<&String> = log.iter().skip_while(|l| !l.starts_with("NAME ")).skip(1).take(7).collect();
@@ -150,21 +174,58 @@ pub fn run_tests(opts: &Options, v: &mut Verdicts) {
     shell_boot(opts, &disks, v);
 }
 
-/// The (count, mean, max) of reads, writes and flushes in a `stats` latency line
-/// (`...: reads N mean M max X, writes ..., flushes ...`).
-fn latencies(line: &str) -> Option<Vec<(u64, u64, u64)>> {
-    let (_, figures) = line.split_once("cycles: ")?;
-    figures
-        .split(", ")
-        .map(|part| {
-            let w: Vec<&str> = part.split_whitespace().collect();
-            match w[..] {
-                [_, n, "mean", mean, "max", max] => Some((n.parse().ok()?, mean.parse().ok()?, max.parse().ok()?)),
-                _ => None,
-            }
-        })
-        .collect::<Option<Vec<_>>>()
-        .filter(|v| v.len() == 3)
+/// One `stats` latency line (`<who> latency <kind>: N calls, min X us, mean X us, p50 X us, p99 X
+/// us, max X us`).
+#[derive(Debug, Clone, PartialEq)]
+struct Latency {
+    count: u64,
+    /// min, mean, p50, p99, max in µs.
+    us: [f64; 5],
+}
+
+impl Latency {
+    fn parse(line: &str) -> Option<Latency> {
+        let (_, figures) = line.split_once(": ")?;
+        let mut parts = figures.split(", ");
+        let count = parts.next()?.strip_suffix(" calls")?.parse().ok()?;
+        let mut us = [0.0; 5];
+        for (slot, name) in us.iter_mut().zip(["min", "mean", "p50", "p99", "max"]) {
+            *slot = parts.next()?.strip_prefix(name)?.strip_suffix(" us")?.trim().parse().ok()?;
+        }
+        parts.next().is_none().then_some(Latency { count, us })
+    }
+
+    /// Non-zero count and minimum, min <= p50 <= p99 <= max, the mean within [min, max] and within
+    /// [least, most] µs.
+    fn plausible(&self, least: f64, most: f64) -> bool {
+        let [min, mean, p50, p99, max] = self.us;
+        self.count > 0
+            && min > 0.0
+            && min <= p50
+            && p50 <= p99
+            && p99 <= max
+            && (min..=max).contains(&mean)
+            && (least..=most).contains(&mean)
+    }
+}
+
+/// The daemon's cycles and percentage share in a `stats` daemon CPU line
+/// (`<who> daemon cpu: N cycles, P % of ...`).
+fn daemon_share(line: &str) -> Option<(u64, f64)> {
+    let (_, rest) = line.split_once("daemon cpu: ")?;
+    let (cycles, rest) = rest.split_once(" cycles, ")?;
+    let (pct, _) = rest.split_once(" % of ")?;
+    Some((cycles.parse().ok()?, pct.parse().ok()?))
+}
+
+/// How many `NotFound` replies a `stats` errors line reports (`vfs errors by kind: NotFound 4, ...`;
+/// 0 when it lists none).
+fn not_found(line: &str) -> Option<u64> {
+    let (_, list) = line.split_once("errors by kind: ")?;
+    if list == "none" {
+        return Some(0);
+    }
+    Some(list.split(", ").find_map(|e| e.strip_prefix("NotFound ")?.parse().ok()).unwrap_or(0))
 }
 
 /// A `wsh: <cmd>: ...` error line (not the shell's own verdict and exit lines).
@@ -178,14 +239,15 @@ fn is_error_line(l: &str) -> bool {
 /// What the interactive boot "types": CR-terminated lines as a terminal sends them, with a line
 /// edited by DEL (0x7f) and Ctrl-U (0x15) before it is sent, `scrub /fat` (which FAT answers with
 /// "not supported"), and `sync` before `restart fat-server`
-/// (a killed FAT server loses what was not yet written back, like a power cut). It starts with a bare CR because the
+/// (a killed FAT server loses what was not yet written back, like a power cut), then three `stat`s of
+/// missing files and `stats`, whose vfs error line must count them. It starts with a bare CR because the
 /// first byte can arrive before the kernel sets up COM1, and enabling the UART's FIFO discards it;
 /// a lost CR costs nothing, a kept one is an empty line (just another prompt).
-const TYPED: &[u8] = b"\rcat /fat/c.txt\rcd /fat\rls\recho typed > t.txt\rcat t.txt\rcat /nope\rpwd\rab\x7fc\x15echo edited\rscrub /fat\rsync\rrestart fat-server\rcat /fat/c.txt\rexit\r";
+const TYPED: &[u8] = b"\rcat /fat/c.txt\rcd /fat\rls\recho typed > t.txt\rcat t.txt\rcat /nope\rpwd\rab\x7fc\x15echo edited\rscrub /fat\rsync\rrestart fat-server\rcat /fat/c.txt\rstat /missing-1\rstat /missing-2\rstat /missing-3\rstats\rexit\r";
 
 /// What the interactive boot must print, in order (as `DEMO_OUTPUT`). A prompt and the echo of the
 /// typed line share a log line.
-const TYPED_OUTPUT: [&str; 22] = [
+const TYPED_OUTPUT: [&str; 30] = [
     "wsh: the WATOS shell. *",
     "wsh:/$ cat /fat/c.txt",
     "hello from wsh",
@@ -208,6 +270,14 @@ const TYPED_OUTPUT: [&str; 22] = [
     "restarted fat-server as task *",
     "hello from wsh",
     "more on fat",
+    "wsh:/fat$ stat /missing-1",
+    "wsh: stat: /missing-1: *",
+    "wsh:/fat$ stat /missing-2",
+    "wsh: stat: /missing-2: *",
+    "wsh:/fat$ stat /missing-3",
+    "wsh: stat: /missing-3: *",
+    "wsh:/fat$ stats",
+    "vfs errors by kind: *",
 ];
 
 /// The interactive shell on the images the script boot left, with `TYPED` on its console.
@@ -228,8 +298,14 @@ fn shell_boot(opts: &Options, disks: &Disks, v: &mut Verdicts) {
         ),
     );
     v.check(
-        log.iter().filter(|l| is_error_line(l)).count() == 2,
-        "shell boot: only `cat /nope` and `scrub /fat` (FAT has no scrub) printed an error line",
+        log.iter().filter(|l| is_error_line(l)).count() == 5,
+        "shell boot: only `cat /nope`, `scrub /fat` (FAT has no scrub) and the three `stat`s of missing files printed an error line",
+    );
+    // `cat /nope` and the three `stat`s: at least four NotFound replies from the vfs.
+    let found = log.iter().find(|l| l.starts_with("vfs errors by kind: ")).and_then(|l| not_found(l));
+    v.check(
+        found.is_some_and(|n| n >= 4),
+        &format!("shell boot: `stats` counts the provoked missing-file errors (NotFound {found:?}, at least 4)"),
     );
     // The shell blocks in console_read until the kernel, at COM1's interrupt, has taken input.
     let by_irq = log.iter().find_map(|l| {
@@ -249,14 +325,40 @@ fn shell_boot(opts: &Options, disks: &Disks, v: &mut Verdicts) {
 
 #[cfg(test)]
 mod tests {
-    use super::{in_order, latencies};
+    use super::{daemon_share, in_order, not_found, Latency};
 
     #[test]
-    fn latency_lines_parse_or_are_refused() {
-        let l = "blockcache0 (/): latency in TSC cycles: reads 5 mean 100 max 300, writes 2 mean 7 max 9, flushes 1 mean 4 max 4";
-        assert_eq!(latencies(l), Some(vec![(5, 100, 300), (2, 7, 9), (1, 4, 4)]));
-        assert_eq!(latencies("blockcache0 (/): latency in TSC cycles: reads 5 mean 1 max 2"), None);
-        assert_eq!(latencies("no figures"), None);
+    fn latency_lines_parse_and_are_judged() {
+        let l =
+            "blockcache0 (/) latency read: 5 calls, min 12.3 us, mean 40.0 us, p50 30.1 us, p99 150.2 us, max 200.0 us";
+        let lat = Latency::parse(l).unwrap();
+        assert_eq!(lat, Latency { count: 5, us: [12.3, 40.0, 30.1, 150.2, 200.0] });
+        assert!(lat.plausible(1.0, 100.0));
+        assert!(!lat.plausible(50.0, 100.0), "mean below the least");
+        let unordered = Latency { us: [12.3, 40.0, 300.0, 150.2, 200.0], ..lat.clone() };
+        assert!(!unordered.plausible(1.0, 100.0));
+        let mean_outside = Latency { us: [12.3, 400.0, 30.1, 150.2, 200.0], ..lat.clone() };
+        assert!(!mean_outside.plausible(1.0, 1000.0));
+        assert!(!Latency { count: 0, ..lat }.plausible(1.0, 100.0));
+        // Ticks (no rate) and cut lines are refused.
+        assert_eq!(
+            Latency::parse(
+                "vfs latency read: 5 calls, min 1 ticks, mean 1 ticks, p50 1 ticks, p99 1 ticks, max 1 ticks"
+            ),
+            None
+        );
+        assert_eq!(Latency::parse("vfs latency read: 5 calls, min 1.0 us"), None);
+    }
+
+    #[test]
+    fn daemon_and_error_lines_parse() {
+        let l = "wfs-server (/) daemon cpu: 3000000 cycles, 0.100 % of 3.0 s since the server started; server busy 1 cycles, 1.000 %";
+        assert_eq!(daemon_share(l), Some((3_000_000, 0.1)));
+        assert_eq!(daemon_share("wfs-server (/) daemon: flush age"), None);
+        assert_eq!(not_found("vfs errors by kind: AlreadyExists 1, NotFound 4"), Some(4));
+        assert_eq!(not_found("vfs errors by kind: Busy 2"), Some(0));
+        assert_eq!(not_found("vfs errors by kind: none"), Some(0));
+        assert_eq!(not_found("vfs: opens 3"), None);
     }
 
     fn log(lines: &[&str]) -> Vec<String> {

@@ -320,6 +320,11 @@ impl<T: Transport, H: Hooks> Env<T, H> {
             "vfs: filesystem errors {} (I/O {}, server gone {}, busy {})",
             v.fs_errors, v.io_errors, v.server_errors, v.busy_errors
         )?;
+        let t = self.fs.vfs_timing()?;
+        for (kind, l) in &t.ops {
+            writeln!(out, "{}", crate::report::latency_line("vfs", kind.name(), l, t.tick_hz))?;
+        }
+        writeln!(out, "{}", crate::report::errors_line("vfs", &t.errors))?;
         self.hooks.stats(out)
     }
 }

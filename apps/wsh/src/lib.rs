@@ -19,6 +19,7 @@ mod admin;
 mod commands;
 mod line;
 mod parse;
+pub mod report;
 mod shell;
 
 pub use line::{Input, LineEditor, MAX_LINE};

@@ -5,7 +5,8 @@
 //! on FAT), `ps`, `kill` and `restart` go to the supervisor (init) over its
 //! interface (`ps` adds the kernel's ticks and syscalls; wsh has the manifest's CONTROL flag, so
 //! init takes its kills and restarts, each started again at once), and `stats` asks each
-//! block cache server for its counters. Output goes to the serial console a line at a time (the
+//! block cache server for its counters and latencies and each filesystem server for its daemon's
+//! report (`wsh::report` formats them). Output goes to the serial console a line at a time (the
 //! prompt and the echo of typed bytes at once). Two roles, by the name the manifest gives it:
 //! `wsh-script` runs `/demo.wsh` from the WFS disk with stop-on-error, prints one `wsh: script ...`
 //! verdict line and exits with 0 only if every line succeeded; `wsh` is the interactive shell: it
@@ -26,7 +27,7 @@ use libwatos::abi::PROGRAM_SUPERVISOR;
 use libwatos::protocol::api::{blockcache, filesystem};
 use libwatos::transport::{to_kernel, KernelTransport};
 use libwatos::{println, service, sys};
-use wsh::{CmdError, Hooks, Input, LineEditor, Shell, Status};
+use wsh::{report, CmdError, Hooks, Input, LineEditor, Shell, Status};
 
 libwatos::entry!(main);
 
@@ -82,7 +83,8 @@ impl Hooks for WatosHooks {
         for (name, mount) in CACHES {
             let t = KernelTransport::new();
             let id = t.lookup(name)?;
-            let s = blockcache::Client::new(t, id).stats()?;
+            let cache = blockcache::Client::new(t, id);
+            let s = cache.stats()?;
             writeln!(
                 out,
                 "{name} ({mount}): hit rate {:.1}%, {} hits, {} misses, {} reads, {} writes, {} device reads, {} device writes, {} flushes, {}/{} blocks cached",
@@ -97,40 +99,19 @@ impl Hooks for WatosHooks {
                 s.cached_blocks,
                 s.capacity_blocks
             )?;
-            let l = |x: blockcache::LatencyStats| format!("{} mean {} max {}", x.count, x.average(), x.max_ticks);
-            writeln!(
-                out,
-                "{name} ({mount}): latency in TSC cycles: reads {}, writes {}, flushes {}",
-                l(s.read_latency),
-                l(s.write_latency),
-                l(s.flush_latency)
-            )?;
+            let l = cache.latency()?;
+            let who = format!("{name} ({mount})");
+            for (kind, summary) in [("read", l.read), ("write", l.write), ("flush", l.flush)] {
+                writeln!(out, "{}", report::latency_line(&who, kind, &summary, l.tick_hz))?;
+            }
         }
         for (name, mount) in FILESYSTEMS {
             let t = KernelTransport::new();
             let id = t.lookup(name)?;
             let d = filesystem::Client::new(t, id).daemon_stats()?;
-            let now_ns = sys::wall_clock_ns() as i128;
-            let last = match d.last_flush {
-                Some(t) => {
-                    format!("{} ms ago", (now_ns - (t.secs as i128 * 1_000_000_000 + t.nanos as i128)) / 1_000_000)
-                }
-                None => String::from("never"),
-            };
-            writeln!(
-                out,
-                "{name} ({mount}) daemon: flush age {} ms, {} ticks ({} us), {} flushes ({} failed), last flush {last}, {}; scrub {} blocks, {} passes, at object {}, {} bad",
-                d.flush_age_ms,
-                d.ticks,
-                d.busy_ns / 1000,
-                d.flushes,
-                d.flush_errors,
-                if d.pending { "changes pending" } else { "nothing pending" },
-                d.scrub_blocks,
-                d.scrub_passes,
-                d.scrub_position,
-                d.scrub_bad
-            )?;
+            for line in report::daemon_lines(&format!("{name} ({mount})"), &d, sys::wall_clock_ns() as i128) {
+                writeln!(out, "{line}")?;
+            }
         }
         Ok(())
     }

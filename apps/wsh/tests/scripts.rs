@@ -255,6 +255,10 @@ fn stat_df_sync_stats_and_help() {
     let (out, o) = run(&mut sh, "sync\nsync /fat\nstats\n", true);
     assert_eq!(o.failed, 0, "{out}");
     assert!(out.contains("vfs: opens ") && out.contains("wfs-cache: hits "), "{out}");
+    // The stack's vfs has no clock: the latencies are in ticks (0), counted by kind.
+    assert!(out.lines().any(|l| l.starts_with("vfs latency write: ") && l.ends_with(" ticks")), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("vfs latency stat: ")), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("vfs errors by kind: ")), "{out}");
     let (out, _) = run(&mut sh, "help\n", true);
     for cmd in [
         "ls", "cat", "echo", "cp", "mv", "rm", "mkdir", "rmdir", "stat", "df", "sync", "snapshot", "scrub", "stats",

@@ -11,7 +11,7 @@ use alloc::rc::Rc;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use protocol::api::vfs::{Client, VfsStats};
+use protocol::api::vfs::{Client, VfsStats, VfsTiming};
 use protocol::fs::{FileType, FsStats};
 use protocol::ipc::{TaskId, Transport};
 
@@ -184,5 +184,10 @@ impl<T: Transport> Fs<T> {
     /// The vfs server's counters.
     pub fn vfs_stats(&self) -> Result<VfsStats> {
         Ok(self.client.stats()?)
+    }
+
+    /// The vfs server's request latencies by kind of operation and its error replies by kind.
+    pub fn vfs_timing(&self) -> Result<VfsTiming> {
+        Ok(self.client.timing()?)
     }
 }

@@ -86,9 +86,24 @@ impl CacheStats {
     }
 }
 
+/// Latency summaries of the three kinds of request, with the rate of the ticks they are counted in.
+///
+/// Wire size: 19 `u64` varints, at most 190 bytes, so the reply always fits the 256-byte inline
+/// message (a test holds this); it is its own operation because `CacheStats` has no room left.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheLatency {
+    /// Ticks per second of the server's clock (TSC cycles on WATOS), 0 if unknown.
+    pub tick_hz: u64,
+    /// Reads, plain and vectored, each request one sample.
+    pub read: crate::latency::LatencySummary,
+    pub write: crate::latency::LatencySummary,
+    pub flush: crate::latency::LatencySummary,
+}
+
 crate::interface! {
     // 2: `stats` replies with every cache counter (version 1 had ten of them).
-    version 2;
+    // 3: `latency` (min, mean, p50, p99, max per kind of request).
+    version 3;
     /// Device size in sectors.
     1 idempotent SectorCount fn sector_count() -> u64;
     /// Fill the lease with the sectors starting at `sector` (its length must be whole sectors).
@@ -104,4 +119,6 @@ crate::interface! {
     /// Every cache counter: requests, bytes, hits, misses, evictions, write-backs, read-ahead, device
     /// requests, latencies, occupancy.
     7 idempotent Stats fn stats() -> CacheStats;
+    /// Latency summaries of reads, writes and flushes, and the tick rate.
+    8 idempotent Latency fn latency() -> CacheLatency;
 }

@@ -11,4 +11,6 @@ pub mod supervisor;
 pub mod vfs;
 
 #[cfg(test)]
+mod stats_tests;
+#[cfg(test)]
 mod tests;

@@ -245,6 +245,9 @@ impl vfs::Handler for FakeVfs {
     fn pwrite(&mut self, cx: &mut Incoming<'_, '_>, _: u32, offset: u64) -> Result<u32> {
         Ok(cx.leases.len(0)? as u32 + offset as u32)
     }
+    fn timing(&mut self, _: &mut Incoming<'_, '_>) -> Result<vfs::VfsTiming> {
+        Ok(super::stats_tests::fullest_timing())
+    }
 }
 
 /// The largest asynchronous submit and reap travel: 64 requests out of line, 128 completions with
@@ -271,7 +274,7 @@ fn largest_aio_submit_and_reap_fit() {
     assert_eq!((c.aio_close(1), c.aio_close(0)), (Ok(()), Err(Error::NotFound)));
 }
 
-fn fake_vfs() -> (LocalIpc, vfs::Client<LocalIpc>) {
+pub(super) fn fake_vfs() -> (LocalIpc, vfs::Client<LocalIpc>) {
     let ipc = LocalIpc::new();
     let id = ipc.spawn("vfs", Box::new(|_| Box::new(vfs::Service(FakeVfs { last_caller: None })))).unwrap();
     let client = vfs::Client::new(ipc.clone(), id);
@@ -420,98 +423,6 @@ fn requests_round_trip_through_encode_and_decode() {
     let mut buf = [0u8; 64];
     let n = r.encode(&mut buf).unwrap();
     assert_eq!(blockcache::Request::decode(&buf[..n]).unwrap().op(), 5);
-}
-
-/// The fullest possible cache statistics reply still travels inline (the claim in `CacheStats`'s
-/// documentation); the vfs's travels inline while its counters are below 2^49 and out of line beyond
-/// (the claim in `VfsStats`'s). Both round-trip.
-#[test]
-fn stats_replies_fit_inline_or_travel_in_the_reply_area() {
-    let lat = blockcache::LatencyStats { count: u64::MAX, total_ticks: u64::MAX, max_ticks: u64::MAX };
-    let m = u64::MAX;
-    let full = blockcache::CacheStats {
-        reads: m,
-        writes: m,
-        bytes_read: m,
-        bytes_written: m,
-        hits: m,
-        misses: m,
-        evictions: m,
-        dirty_blocks: m,
-        readahead_blocks: m,
-        flushes: m,
-        readahead_used: m,
-        write_backs: m,
-        write_back_errors: m,
-        device_reads: m,
-        device_writes: m,
-        read_latency: lat,
-        write_latency: lat,
-        flush_latency: lat,
-        cached_blocks: u32::MAX,
-        capacity_blocks: u32::MAX,
-    };
-    let mut reply = [0u8; MAX_MESSAGE];
-    let mut no_leases = crate::ipc::Leases::new(&mut []);
-    // No reply area: it must fit inline or this is TooBig.
-    let n = crate::idl::finish_reply(&mut reply, &mut no_leases, None, &Ok(full)).unwrap();
-    assert_eq!(reply[0], 0, "inline");
-    assert_eq!(decode_reply_parts::<blockcache::CacheStats>(&reply[..n], &[]), Ok(full));
-    // Stats from a different layout (the ten-counter version 1) do not decode as the new one.
-    let old = postcard::to_allocvec(&Result::<[u64; 10]>::Ok([1; 10])).unwrap();
-    assert_eq!(crate::idl::decode_reply::<blockcache::CacheStats>(&old), Err(Error::Malformed));
-    // The vfs counters fit inline while small and travel in the reply area when huge.
-    let mut area = [0u8; MAX_INDIRECT];
-    let mut backing = [Lease::Write(&mut area)];
-    let mut with_area = crate::ipc::Leases::new(&mut backing);
-    let small = vfs::VfsStats { opens: 1 << 48, tx_aborts: 1 << 48, ..Default::default() };
-    let n = crate::idl::finish_reply(&mut reply, &mut with_area, Some(0), &Ok(small)).unwrap();
-    assert_eq!((reply[0], decode_reply_parts::<vfs::VfsStats>(&reply[..n], &[])), (0, Ok(small)));
-    let huge = vfs::VfsStats {
-        opens: m,
-        closes: m,
-        reads: m,
-        writes: m,
-        bytes_read: m,
-        bytes_written: m,
-        batch_reads: m,
-        lookups: m,
-        dentry_hits: m,
-        dentry_misses: m,
-        attr_hits: m,
-        attr_misses: m,
-        open_files: m,
-        mounts: m,
-        fs_reopens: m,
-        seeks: m,
-        stats: m,
-        statfs: m,
-        readdirs: m,
-        mkdirs: m,
-        symlinks: m,
-        readlinks: m,
-        links: m,
-        unlinks: m,
-        rmdirs: m,
-        renames: m,
-        fsyncs: m,
-        truncates: m,
-        dups: m,
-        tx_begins: m,
-        tx_commits: m,
-        tx_aborts: m,
-        fs_errors: m,
-        io_errors: m,
-        server_errors: m,
-        busy_errors: m,
-    };
-    let n = crate::idl::finish_reply(&mut reply, &mut with_area, Some(0), &Ok(huge)).unwrap();
-    assert_eq!((reply[0], decode_reply_parts::<vfs::VfsStats>(&reply[..n], &area)), (1, Ok(huge)));
-    let s = blockcache::CacheStats { hits: 3, misses: 1, ..Default::default() };
-    assert_eq!(s.hit_rate(), 0.75);
-    assert_eq!(blockcache::CacheStats::default().hit_rate(), 0.0);
-    assert_eq!((lat.average(), blockcache::LatencyStats { count: 2, total_ticks: 7, max_ticks: 5 }.average()), (1, 3));
-    assert_eq!(blockcache::LatencyStats::default().average(), 0);
 }
 
 /// A server that answers garbage: a stub gets `Malformed`, not a panic. The first byte picks the reply

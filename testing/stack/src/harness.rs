@@ -112,7 +112,7 @@ struct SharedVfs(Rc<RefCell<VfsServer>>);
 
 impl Server for SharedVfs {
     fn handle(&mut self, msg: &[u8], cx: &mut Incoming<'_, '_>, reply: &mut [u8]) -> Result<usize> {
-        vfs_api::dispatch(&mut *self.0.borrow_mut(), msg, cx, reply)
+        self.0.borrow_mut().serve(msg, cx, reply)
     }
 }
 

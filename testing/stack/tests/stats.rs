@@ -172,6 +172,62 @@ fn every_library_counter_reaches_the_client() {
     assert_eq!(wire.hit_rate(), local.stats().hit_rate());
 }
 
+/// A clock whose steps vary (100 to 700 ticks a reading) and that knows its rate.
+struct Uneven(u64, u64);
+
+impl protocol::latency::Ticks for Uneven {
+    fn now(&mut self) -> u64 {
+        self.1 += 1;
+        self.0 += (self.1 % 7 + 1) * 100;
+        self.0
+    }
+    fn hz(&mut self) -> u64 {
+        1_000_000
+    }
+}
+
+#[test]
+fn latency_summaries_reach_the_client_with_the_tick_rate() {
+    let cfg = Config::new(64).policy(PolicyKind::Lru);
+    let disk = SharedDisk::new(8192);
+    let ipc = LocalIpc::new();
+    let d = disk.clone();
+    let id = ipc
+        .spawn(
+            "cache",
+            Box::new(move |_| {
+                Box::new(Service(CacheServer::new(BlockCache::with_clock(d.clone(), cfg, Uneven(0, 0)).unwrap())))
+            }),
+        )
+        .unwrap();
+    let c = Client::new(ipc, id);
+    let mut local = BlockCache::with_clock(SharedDisk::new(8192), cfg, Uneven(0, 0)).unwrap();
+    let mut buf = vec![0u8; BLOCK];
+    for b in 0..50u64 {
+        c.read(b * SPB, &mut buf).unwrap();
+        local.read(b * SPB, &mut buf).unwrap();
+        c.write(b * SPB, &buf).unwrap();
+        local.write(b * SPB, &buf).unwrap();
+    }
+    c.flush().unwrap();
+    local.flush().unwrap();
+    let wire = c.latency().unwrap();
+    let s = local.stats();
+    assert_eq!(wire.tick_hz, 1_000_000);
+    assert_eq!(
+        (wire.read, wire.write, wire.flush),
+        (s.read_latency.summary(), s.write_latency.summary(), s.flush_latency.summary())
+    );
+    for l in [wire.read, wire.write] {
+        assert_eq!(l.count, 50);
+        assert!(l.min < l.max && l.min <= l.p50 && l.p50 <= l.p99 && l.p99 <= l.max, "{l:?}");
+        assert!((100..=700).contains(&l.min) && (100..=700).contains(&l.max), "{l:?}");
+        assert!(l.mean >= l.min && l.mean <= l.max, "{l:?}");
+    }
+    assert_eq!(wire.flush.count, 1);
+    assert_eq!(wire.flush.min, wire.flush.max);
+}
+
 #[test]
 fn file_io_through_the_vfs_shows_in_the_cache_counters() {
     let s = Stack::new(StackConfig { cache: Config::new(1024).read_ahead(None), ..StackConfig::default() }).unwrap();
@@ -318,4 +374,31 @@ fn vfs_counts_every_kind_of_operation_over_ipc() {
     );
     assert!(attr_hits > warm.attr_hits);
     assert_eq!(again.stats, warm.stats + 1);
+}
+
+/// The vfs server's `timing` over IPC in the whole stack (no clock here, so every latency is 0):
+/// each request counted under its kind, each failed one under its error's kind, as provoked.
+#[test]
+fn vfs_timing_counts_requests_by_kind_and_provoked_errors_by_kind() {
+    use protocol::api::vfs::OpKind;
+    use protocol::Error;
+    let s = Stack::new(StackConfig::default()).unwrap();
+    let app = s.app("app").unwrap();
+    let v = &app.vfs;
+    let before = v.timing().unwrap();
+    put(v, "/t.bin", &[5u8; 3000]).unwrap();
+    assert_eq!(get(v, "/t.bin").unwrap().len(), 3000);
+    for i in 0..7 {
+        assert_eq!(v.stat(&format!("/missing-{i}")).map(|_| ()), Err(Error::NotFound));
+    }
+    assert_eq!(v.mkdir("/t.bin", 0o755), Err(Error::AlreadyExists));
+    assert_eq!(v.close(777), Err(Error::BadFileDescriptor));
+    let t = v.timing().unwrap();
+    assert_eq!(t.tick_hz, 0);
+    let grew = |k: OpKind| t.of(k).count - before.of(k).count;
+    assert!(grew(OpKind::Write) >= 1 && grew(OpKind::Read) >= 1 && grew(OpKind::Open) == 2, "{t:?}");
+    assert!(grew(OpKind::Stat) >= 7 && grew(OpKind::Namespace) == 1 && grew(OpKind::Close) == 3, "{t:?}");
+    assert!(t.ops.iter().all(|(_, l)| l.max == 0 && l.min == 0), "no clock, no ticks: {t:?}");
+    let errs = |e: Error| t.errors_of(e) - before.errors_of(e);
+    assert_eq!((errs(Error::NotFound), errs(Error::AlreadyExists), errs(Error::BadFileDescriptor)), (7, 1, 1));
 }

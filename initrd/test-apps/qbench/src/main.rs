@@ -6,7 +6,10 @@
 //! into a table; `qbench-check` runs the same code on a tiny plan ([`CHECK`]) that compares every
 //! byte read with what was written, for `cargo xtask test`. Either way each phase prints a `CHECK`
 //! line for its data, and at the end the program stops the servers (vfs, then the filesystem
-//! servers, which stop their caches) so the kernel halts and QEMU exits.
+//! servers, which stop their caches) so the kernel halts and QEMU exits. Around each mount's run and
+//! over an idle period after both, it asks the filesystem servers for their daemon reports and
+//! prints the daemon's and the whole server's share of that time (`daemon_run_pct`,
+//! `daemon_idle_pct`, `server_*_pct`), from the cycles the server loop counts.
 //!
 //! The block caches hold 8 MiB each (blockcache-server), so "cold" means a file eight times that
 //! size read from its start (each block was evicted long before it is read again), and "warm" a
@@ -24,6 +27,8 @@ mod work;
 
 use libwatos::fs::Result;
 use libwatos::protocol::api::blockcache::Client as CacheClient;
+use libwatos::protocol::api::filesystem::Client as FsClient;
+use libwatos::protocol::daemon::DaemonStats;
 use libwatos::transport::KernelTransport;
 use libwatos::{println, service};
 
@@ -108,6 +113,30 @@ fn run(m: &Mount, rng: &mut Rng) -> Result<()> {
     Ok(())
 }
 
+/// How long the idle period after the runs lasts, in which only the daemons work (ns).
+const IDLE_NS: u64 = 3_000_000_000;
+const CHECK_IDLE_NS: u64 = 500_000_000;
+
+/// The daemon report of the filesystem server `server`, with its cycle counts (None if it cannot
+/// be asked).
+fn daemon(server: &str) -> Option<DaemonStats> {
+    let t = KernelTransport::new();
+    let id = t.lookup(server).ok()?;
+    FsClient::new(t, id).daemon_stats().ok()
+}
+
+/// Prints the daemon's and the whole server's share of the time between two reports as
+/// `QBENCH <tag> daemon_<when>_pct` and `server_<when>_pct`.
+fn report_shares(tag: &str, when: &str, before: Option<DaemonStats>, after: Option<DaemonStats>) {
+    match (before, after) {
+        (Some(b), Some(a)) if a.elapsed_cycles > b.elapsed_cycles => {
+            println!("QBENCH {tag} daemon_{when}_pct {:.4}", a.daemon_pct_since(&b));
+            println!("QBENCH {tag} server_{when}_pct {:.4}", a.busy_pct_since(&b));
+        }
+        _ => println!("qbench: {tag}: no daemon cycle counts for the {when} period"),
+    }
+}
+
 fn main() -> i64 {
     let check_mode = service::own_name() == "qbench-check";
     let plan = if check_mode { &CHECK } else { &BENCH };
@@ -161,12 +190,23 @@ fn main() -> i64 {
             tasks,
         };
         let mut rng = Rng::new(0x51ed_0000 + i as u64);
+        let before = daemon(server);
         if let Err(e) = run(&m, &mut rng) {
             libwatos::fmt::check(false, format_args!("qbench: {tag}: the run stopped with {e:?}"));
             failed = true;
         }
+        report_shares(tag, "run", before, daemon(server));
         clock::mark();
     }
+    // Nothing but the daemons (and their write-back of the runs' last changes) for a while.
+    let servers = [("wfs", "wfs-server"), ("fat", "fat-server")];
+    let before = servers.map(|(_, s)| daemon(s));
+    let idle = if check_mode { CHECK_IDLE_NS } else { IDLE_NS };
+    libwatos::sys::sleep_ns(idle);
+    for ((tag, server), b) in servers.into_iter().zip(before) {
+        report_shares(tag, "idle", b, daemon(server));
+    }
+    println!("QBENCH all idle_s {:.3}", idle as f64 / 1e9);
     println!("QBENCH all kernel_tsc_mhz {:.3}", began.kernel_rate());
     println!("qbench: {}", if failed { "finished with errors" } else { "done" });
     for server in ["vfs-server", "wfs-server", "fat-server"] {

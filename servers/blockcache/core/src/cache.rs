@@ -93,7 +93,12 @@ impl<D: BlockDevice, T: Ticks> BlockCache<D, T> {
 
     /// Counters so far, with the current number of dirty blocks.
     pub fn stats(&self) -> Stats {
-        Stats { dirty_blocks: self.dirty.len() as u64, ..self.stats }
+        Stats { dirty_blocks: self.dirty.len() as u64, ..self.stats.clone() }
+    }
+
+    /// Ticks per second of the latency clock (0 if unknown).
+    pub fn tick_hz(&mut self) -> u64 {
+        self.clock.hz()
     }
 
     pub fn reset_stats(&mut self) {

@@ -6,13 +6,15 @@
 //! its data through one bounce buffer between the lease and the cache (the kernel's lease copy under
 //! WATOS). The device under the cache is whatever `BlockDevice` the server was built with: virtio-blk
 //! in blockcache-server, a RAM disk shared across restarts in the host harness. `stats` sends every counter the cache keeps
-//! ([`cache_stats`]); latencies are in the ticks of the cache's clock (none with `NoTicks`).
+//! ([`cache_stats`]), `latency` the summaries (min, mean, p50, p99, max) of reads, writes and
+//! flushes; latencies are in the ticks of the cache's clock (none with `NoTicks`), whose rate
+//! `latency` reports too.
 
 use alloc::vec::Vec;
 
 use crate::{BlockCache, Latency, NoTicks, Ticks};
 use blockdev::{BlockDevice, SECTOR_SIZE};
-use protocol::api::blockcache::{CacheStats, Handler, LatencyStats, Run, MAX_RUNS};
+use protocol::api::blockcache::{CacheLatency, CacheStats, Handler, LatencyStats, Run, MAX_RUNS};
 use protocol::api::filesystem::MAX_BULK;
 use protocol::ipc::Incoming;
 use protocol::{Error, Result};
@@ -123,6 +125,17 @@ impl<D: BlockDevice, T: Ticks> Handler for CacheServer<D, T> {
 
     fn stats(&mut self, _: &mut Incoming<'_, '_>) -> Result<CacheStats> {
         Ok(cache_stats(&self.cache))
+    }
+
+    fn latency(&mut self, _: &mut Incoming<'_, '_>) -> Result<CacheLatency> {
+        let tick_hz = self.cache.tick_hz();
+        let s = &self.cache.stats;
+        Ok(CacheLatency {
+            tick_hz,
+            read: s.read_latency.summary(),
+            write: s.write_latency.summary(),
+            flush: s.flush_latency.summary(),
+        })
     }
 }
 

@@ -1,55 +1,17 @@
 //! Cache statistics (seed 3.3) and the tick source latencies are measured with.
 //!
 //! Design: counters are plain integers bumped on the request path; derived figures (hit rate,
-//! averages) are methods so a snapshot can be sent over IPC as-is. Time comes from a [`Ticks`]
-//! source given at construction: a TSC or timer read on WATOS, `Instant` in host benchmarks, a fake
+//! averages, percentiles) are methods so a snapshot can be sent over IPC as-is. Time comes from a
+//! [`Ticks`] source given at construction: the TSC on WATOS, `Instant` in host benchmarks, a fake
 //! counter in tests, or [`NoTicks`] when nobody wants latencies. The unit is whatever the source
-//! counts; the cache never converts it.
+//! counts; the cache never converts it. Each kind of request's latencies go to a
+//! `protocol::latency::Recorder` (exact count, total, min and max, and a log-scale histogram for
+//! percentiles).
 
-/// A monotonic tick counter.
-pub trait Ticks {
-    fn now(&mut self) -> u64;
-}
-
-impl<F: FnMut() -> u64> Ticks for F {
-    fn now(&mut self) -> u64 {
-        self()
-    }
-}
-
-/// A clock that always reads 0: latencies stay 0 and cost nothing.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoTicks;
-
-impl Ticks for NoTicks {
-    fn now(&mut self) -> u64 {
-        0
-    }
-}
-
-/// Total ticks and count of one kind of request.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Latency {
-    pub count: u64,
-    pub total_ticks: u64,
-    pub max_ticks: u64,
-}
-
-impl Latency {
-    pub(crate) fn record(&mut self, ticks: u64) {
-        self.count += 1;
-        self.total_ticks = self.total_ticks.saturating_add(ticks);
-        self.max_ticks = self.max_ticks.max(ticks);
-    }
-
-    /// Mean ticks per request (0 when there were none).
-    pub fn average(&self) -> u64 {
-        self.total_ticks.checked_div(self.count).unwrap_or(0)
-    }
-}
+pub use protocol::latency::{NoTicks, Recorder as Latency, Ticks};
 
 /// What the cache has done since it was created (or since [`reset`](Stats::reset)).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
     /// Read requests served (a vectored read is one).
     pub reads: u64,
@@ -110,21 +72,10 @@ mod tests {
         assert_eq!(s.hit_rate(), 0.75);
         s.read_latency.record(10);
         s.read_latency.record(30);
-        assert_eq!((s.read_latency.average(), s.read_latency.max_ticks), (20, 30));
+        assert_eq!((s.read_latency.average(), s.read_latency.min_ticks, s.read_latency.max_ticks), (20, 10, 30));
         assert_eq!(Latency::default().average(), 0);
         s.reset();
         assert_eq!(s, Stats { dirty_blocks: 5, ..Stats::default() });
         assert_eq!(s.hit_rate(), 0.0);
-    }
-
-    #[test]
-    fn closures_are_tick_sources() {
-        let mut t = 0u64;
-        let mut clock = move || {
-            t += 5;
-            t
-        };
-        assert_eq!((Ticks::now(&mut clock), Ticks::now(&mut clock)), (5, 10));
-        assert_eq!(NoTicks.now(), 0);
     }
 }

@@ -10,7 +10,7 @@
 //! the ISR. A timer bit wakes it too, 10 ms later, so a lost interrupt costs time, not a hang; if
 //! the line cannot be bound (shared with another driver) it polls between yields. Above the driver sits `BlockCache` (write-back, read-ahead),
 //! served by `blockcache::CacheServer` exactly as in the host harness, with the TSC as the clock
-//! its read, write and flush latencies are counted in. On `STOP` it writes every
+//! its read, write and flush latencies are counted in (`libwatos::tsc`, which also measures its rate). On `STOP` it writes every
 //! dirty block back, flushes the device and exits.
 #![no_std]
 #![no_main]
@@ -91,12 +91,6 @@ unsafe impl Hal for WatosHal {
     }
 }
 
-/// The time-stamp counter, in cycles.
-fn tsc() -> u64 {
-    // Safety: RDTSC only reads a counter (no memory access) and every x86_64 CPU has it.
-    unsafe { core::arch::x86_64::_rdtsc() }
-}
-
 /// Which disk a name like `blockcache1` drives.
 fn disk_index(name: &str) -> Option<usize> {
     name.strip_prefix("blockcache")?.parse().ok()
@@ -150,8 +144,10 @@ fn main() -> i64 {
         head.map(|b| [b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]).unwrap_or_default()
     );
     // 2048 blocks of 4 KiB: an 8 MiB cache per disk, its latencies in TSC cycles (the unit the
-    // blockcache interface promises on WATOS).
-    let cache = match BlockCache::with_clock(disk, CacheConfig::new(2048), tsc as fn() -> u64) {
+    // blockcache interface promises on WATOS); this first rate reading is the reference the
+    // `latency` replies measure the TSC's rate from.
+    libwatos::tsc::hz();
+    let cache = match BlockCache::with_clock(disk, CacheConfig::new(2048), libwatos::tsc::Tsc) {
         Ok(c) => c,
         Err(e) => {
             println!("{name}: cache: {e:?}");

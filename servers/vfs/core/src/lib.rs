@@ -10,7 +10,8 @@
 //! Module map: `path` (syntax), `vfs` (mounts, resolution, restart re-open), `ops` (descriptors and
 //! file I/O), `namespace` (operations on names), `admin` (snapshots and scrub, passed to the mount's
 //! filesystem), `at` (the same operations from a descriptor: openat, statat, ...), `cache`,
-//! `fdtable`, `remote`, `server`, `aio` (asynchronous requests).
+//! `fdtable`, `remote`, `server`, `aio` (asynchronous requests), `timing` (latency by kind of
+//! operation and errors by kind, around each request).
 //!
 //! `no_std` + `alloc`: the same code runs in the WATOS vfs-server process and in host tests.
 #![no_std]
@@ -28,6 +29,7 @@ mod ops;
 pub mod path;
 mod remote;
 mod server;
+mod timing;
 mod vfs;
 
 pub use fdtable::{FIRST_FD, MAX_FDS};

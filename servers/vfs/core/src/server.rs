@@ -5,20 +5,24 @@
 //! file data is copied between the app and the filesystem server only, never into vfs memory; so is a
 //! batch of one read (the file API's positioned read). Batches of several reads scatter into one lease
 //! and go through a bounce buffer. Transfers are capped at
-//! [`MAX_BULK`] per call (a short count, as POSIX allows), listings at what fits one reply.
+//! [`MAX_BULK`] per call (a short count, as POSIX allows), listings at what fits one reply. Served
+//! through [`VfsServer::serve`] (its `Server` impl), every request is timed (module `timing`).
 
+use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 
 use protocol::api::filesystem::{fit_entries, ScrubSummary, SnapshotInfo, MAX_BULK};
-use protocol::api::vfs::{AioDone, AioReq, AioStats, Handler, OpenFlags, ReadReq, VfsStats, Whence};
+use protocol::api::vfs::{AioDone, AioReq, AioStats, Handler, OpenFlags, ReadReq, VfsStats, VfsTiming, Whence};
 use protocol::fs::{DirEntry, FsStats, NewNode, SetAttr, Stat};
 use protocol::ipc::{Incoming, Lease, TaskId};
+use protocol::latency::{NoTicks, Ticks};
 use protocol::{Error, Result};
 
 use crate::aio::AioState;
 use crate::namespace::READDIR_PAGE;
+use crate::timing::OpTimes;
 use crate::Vfs;
 
 pub struct VfsServer {
@@ -27,11 +31,21 @@ pub struct VfsServer {
     /// Task slot of the supervisor, the only caller allowed to report process deaths.
     supervisor: Option<u16>,
     aio: AioState,
+    /// The clock requests are timed with (`timing`).
+    pub(crate) clock: Box<dyn Ticks>,
+    pub(crate) times: OpTimes,
 }
 
 impl VfsServer {
     pub fn new(vfs: Vfs) -> Self {
-        VfsServer { vfs, bounce: Vec::new(), supervisor: None, aio: AioState::default() }
+        VfsServer {
+            vfs,
+            bounce: Vec::new(),
+            supervisor: None,
+            aio: AioState::default(),
+            clock: Box::new(NoTicks),
+            times: OpTimes::default(),
+        }
     }
 
     /// The serve loop's idle work: run the queued asynchronous requests. `None` if there were none,
@@ -309,5 +323,9 @@ impl Handler for VfsServer {
     }
     fn pwrite(&mut self, cx: &mut Incoming<'_, '_>, fd: u32, offset: u64) -> Result<u32> {
         self.write_from_lease(cx, fd, Some(offset))
+    }
+    fn timing(&mut self, _: &mut Incoming<'_, '_>) -> Result<VfsTiming> {
+        let hz = self.clock.hz();
+        Ok(self.times.report(hz))
     }
 }

@@ -7,7 +7,7 @@
 //! process death (`process_exited`), and the descriptors and transactions of the dead process are
 //! closed. On `STOP` it exits; it owns no disk state, and the filesystem servers are stopped
 //! separately. Queued asynchronous requests run when no call is waiting (`transport::serve_idle`),
-//! and their processes are notified.
+//! and their processes are notified. Every request is timed with the TSC (`VfsServer::serve`).
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
@@ -18,7 +18,6 @@ use alloc::boxed::Box;
 use libwatos::println;
 use libwatos::service::{self, STOP};
 use libwatos::transport::{self, KernelTransport};
-use protocol::api::vfs::Service;
 use protocol::fs::FileSystem;
 use protocol::Result;
 use vfs::{RemoteFs, Vfs, VfsServer};
@@ -51,15 +50,17 @@ fn main() -> i64 {
     }
     // Only the supervisor may report deaths (`process_exited`); it stays the supervisor across its
     // own restarts, so its slot is what counts.
-    let mut server = VfsServer::new(v);
+    // Requests are timed with the TSC; this first rate reading is the reference `timing` replies
+    // measure its rate from.
+    libwatos::tsc::hz();
+    let mut server = VfsServer::new(v).with_clock(Box::new(libwatos::tsc::Tsc));
     match service::supervisor_task() {
         Ok(id) => server = server.with_supervisor(transport::from_kernel(id).index),
         Err(e) => println!("{name}: no supervisor ({e:?}): no process deaths will be reported"),
     }
-    let mut server = Service(server);
     println!("{name}: serving");
     // Asynchronous requests run whenever no call is waiting (see vfs::VfsServer::run_aio).
-    match transport::serve_idle(&mut server, STOP, |s| s.0.run_aio()) {
+    match transport::serve_idle(&mut server, STOP, |s| s.run_aio()) {
         Ok(()) => {
             // Which path file data took: forwarded leases (one copy) or the bounce buffer (two).
             let (forwarded, bounced) = libwatos::forward::counts();
