@@ -37,6 +37,9 @@ mod read;
 mod snapshot;
 mod spacemap;
 mod store;
+mod txn;
+
+pub use txn::{LOG_BYTES as TX_LOG_BYTES, LOG_OPS as TX_LOG_OPS};
 
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
@@ -91,8 +94,14 @@ pub struct Wfs<D: BlockDevice> {
     clock: Box<dyn Clock + Send>,
     /// Open counts from the VFS; unlinked nodes stay alive (on the orphan list) while open.
     open: BTreeMap<u64, u32>,
-    /// The explicit transaction in progress, if any.
-    tx: Option<TxId>,
+    /// The explicit transaction in progress, if any, with the state not selected now (see `txn`).
+    tx: Option<txn::OpenTx>,
+    /// While a transaction is open: what the selected state changed since it began.
+    touched: alloc::collections::BTreeSet<txn::Obj>,
+    /// Nesting of `begin_op` (a transaction's replay runs its operations inside one).
+    op_depth: u32,
+    /// The inode number the next `create` gives (a replayed create), instead of the counter's.
+    forced_ino: Option<u64>,
     dirty: bool,
     ops_since: u64,
     blocks_since: u64,
@@ -141,6 +150,9 @@ impl<D: BlockDevice> Wfs<D> {
             clock,
             open: BTreeMap::new(),
             tx: None,
+            touched: alloc::collections::BTreeSet::new(),
+            op_depth: 0,
+            forced_ino: None,
             dirty: true,
             ops_since: 0,
             blocks_since: 0,
@@ -221,6 +233,9 @@ impl<D: BlockDevice> Wfs<D> {
             clock,
             open: BTreeMap::new(),
             tx: None,
+            touched: alloc::collections::BTreeSet::new(),
+            op_depth: 0,
+            forced_ino: None,
             dirty: false,
             ops_since: 0,
             blocks_since: 0,
@@ -242,13 +257,22 @@ impl<D: BlockDevice> Wfs<D> {
 
     /// Commit everything (an open explicit transaction is aborted), flush, and hand the device back.
     pub fn unmount(mut self) -> Result<D> {
-        if self.tx.is_some() {
-            self.rollback()?;
-            self.tx = None;
+        if let Some(id) = self.open_transaction() {
+            self.tx_abort(id)?;
         }
         self.commit()?;
         self.st.dev.flush()?;
         Ok(self.st.dev)
+    }
+
+    /// The open explicit transaction, if any.
+    pub fn open_transaction(&self) -> Option<TxId> {
+        self.tx.as_ref().map(|t| t.id())
+    }
+
+    /// The transaction the operations act in now (`select_transaction`), if any.
+    pub fn selected_transaction(&self) -> Option<TxId> {
+        self.tx.as_ref().filter(|_| self.in_tx()).map(|t| t.id())
     }
 
     /// The transaction id of the last durable commit.
@@ -313,6 +337,10 @@ impl<D: BlockDevice> Wfs<D> {
     /// Make the current state durable: dirty nodes → flush → both superblocks → flush.
     pub(crate) fn commit(&mut self) -> Result<()> {
         self.writable()?;
+        if self.in_tx() {
+            // Only the main state is ever written; a transaction's becomes it at its commit.
+            return Err(Error::Busy);
+        }
         if !self.dirty && !self.st.alloc.any_changed() {
             self.daemon.written();
             return Ok(());
@@ -378,19 +406,6 @@ impl<D: BlockDevice> Wfs<D> {
         Ok(())
     }
 
-    /// Throw away everything since the last commit.
-    pub(crate) fn rollback(&mut self) -> Result<()> {
-        self.root = Child::Disk(self.committed.root);
-        self.st.dirty_nodes = 0;
-        self.daemon.written();
-        // next_ino stays: a handle the VFS still holds to a node of the aborted work must never
-        // name a later, unrelated node.
-        self.dirty = false;
-        self.ops_since = 0;
-        self.blocks_since = 0;
-        self.load_allocator()
-    }
-
     /// Load the allocator from the committed space map. A map that cannot be read or fails its
     /// checksums is not fatal (it is redundant with the trees): the allocator is rebuilt by a
     /// walk and the next commit writes a complete new map.
@@ -415,13 +430,18 @@ impl<D: BlockDevice> Wfs<D> {
     /// dirty nodes are shared, a change copies the nodes on its path) and the counters, and
     /// journal the allocator. Frees of open-transaction blocks wait for `end_op`.
     pub(crate) fn begin_op(&mut self) -> OpState {
-        self.st.alloc.begin_op();
-        self.st.op_frees = Some(Vec::new());
+        // A nested operation (a transaction's replay) is undone by the outer one.
+        if self.op_depth == 0 {
+            self.st.alloc.begin_op();
+            self.st.op_frees = Some(Vec::new());
+        }
+        self.op_depth += 1;
         OpState {
             root: self.root.clone(),
             next_ino: self.next_ino,
             dirty: self.dirty,
             dirty_nodes: self.st.dirty_nodes,
+            pinned: self.st.pinned.len(),
         }
     }
 
@@ -429,6 +449,10 @@ impl<D: BlockDevice> Wfs<D> {
     /// the tree, the counters and the allocator back as they were (the blocks it wrote data to
     /// were free before it, so they are simply free again). Returns `r`.
     pub(crate) fn end_op<T>(&mut self, saved: OpState, r: Result<T>) -> Result<T> {
+        self.op_depth = self.op_depth.saturating_sub(1);
+        if self.op_depth > 0 {
+            return r;
+        }
         let frees = self.st.op_frees.take().unwrap_or_default();
         if r.is_ok() {
             self.st.alloc.end_op();
@@ -441,6 +465,7 @@ impl<D: BlockDevice> Wfs<D> {
             self.next_ino = saved.next_ino;
             self.dirty = saved.dirty;
             self.st.dirty_nodes = saved.dirty_nodes;
+            self.st.pinned.truncate(saved.pinned);
         }
         r
     }
@@ -453,7 +478,9 @@ impl<D: BlockDevice> Wfs<D> {
         }
         self.ops_since += 1;
         self.blocks_since += blocks;
-        if self.tx.is_none() && (self.ops_since >= GROUP_OPS || self.blocks_since >= GROUP_BLOCKS) {
+        // The main state's group commits when large; a transaction's waits for its commit.
+        let main = !self.in_tx() && self.op_depth == 0;
+        if main && (self.ops_since >= GROUP_OPS || self.blocks_since >= GROUP_BLOCKS) {
             self.commit()?;
         }
         Ok(())
@@ -523,6 +550,7 @@ pub(crate) struct OpState {
     next_ino: u64,
     dirty: bool,
     dirty_nodes: u64,
+    pinned: usize,
 }
 
 /// Mark every block of the committed tree at `root` in `alloc`. Subtrees already marked (shared

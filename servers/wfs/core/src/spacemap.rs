@@ -144,8 +144,15 @@ impl SpaceMap {
                 self.levels[k][i] = BlockPtr { addr: st.alloc.alloc_untracked()?, addr2: 0, crc: 0, birth: txid };
             }
         }
-        // Recorded as free: the map's own blocks, and what this commit frees.
-        let mut skip: Vec<u64> = self.addrs().chain(st.alloc.deferred().iter().copied()).collect();
+        // Recorded as free: the map's own blocks, what this commit frees, and, while an explicit
+        // transaction is open, its blocks (no durable state references them before its commit) and
+        // the shared blocks this state released (kept in memory for the transaction's tree).
+        let mut skip: Vec<u64> = self
+            .addrs()
+            .chain(st.alloc.deferred().iter().copied())
+            .chain(st.alloc.tx_owned.iter().copied())
+            .chain(st.pinned.iter().copied())
+            .collect();
         skip.sort_unstable();
         for &i in &dirty[0] {
             let mut b = vec![0u8; BLOCK_SIZE];
