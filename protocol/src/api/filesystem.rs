@@ -53,7 +53,7 @@ crate::interface! {
     23 idempotent ReadBatch fn read_batch(reads: Vec<(NodeId, u64, u32)>) leases(buf: Write) -> Vec<u32>;
     /// Which transaction's state the operations that follow act in (`None`: outside any); the vfs
     /// sends it when the caller of its next operation is in another transaction than the last one.
-    24 once SelectTransaction fn select_transaction(tx: Option<TxId>) -> ();
+    24 idempotent SelectTransaction fn select_transaction(tx: Option<TxId>) -> ();
     /// Capture the committed state as snapshot `name` (see `FileSystem::snapshot_create`).
     30 once SnapshotCreate fn snapshot_create(name: &'a str) -> ();
     /// Snapshots from position `start` of the oldest-first list, as many as fit one reply; an empty

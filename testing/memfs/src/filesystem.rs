@@ -377,8 +377,7 @@ impl FileSystem for MemFs {
 
     fn commit_transaction(&mut self, tx: TxId) -> Result<()> {
         let t = self.end_tx(tx)?;
-        let unchanged = self.tree.next_ino == t.base.next_ino
-            && self.tree.nodes.len() == t.base.nodes.len()
+        let unchanged = self.tree.nodes.len() == t.base.nodes.len()
             && self
                 .tree
                 .nodes
@@ -413,7 +412,11 @@ impl FileSystem for MemFs {
             Some(_) => return Err(Error::NoSuchTransaction),
         };
         if t.selected != want {
+            // One node-id counter for both trees: a node made in one never shares its id with
+            // a node of the other.
+            let next = self.tree.next_ino.max(t.other.next_ino);
             core::mem::swap(&mut self.tree, &mut t.other);
+            self.tree.next_ino = next;
             t.selected = want;
         }
         Ok(())
