@@ -274,7 +274,12 @@ impl<D: BlockDevice> Wfs<D> {
 
     /// Repeat the transaction's operations on the main state (inside one operation).
     fn replay(&mut self, log: &[LogOp]) -> Result<()> {
-        let conflict = |_| Error::Conflict;
+        // A replayed operation that fails for its own reasons conflicts; the device's errors and
+        // a full device stay what they are.
+        let conflict = |e| match e {
+            Error::Io { .. } | Error::Checksum { .. } | Error::Corrupt { .. } | Error::NoSpace | Error::ReadOnly => e,
+            _ => Error::Conflict,
+        };
         for op in log {
             match op.clone() {
                 LogOp::Setattr(n, a) => self.setattr(n, a).map(drop),
