@@ -296,7 +296,14 @@ impl<D: BlockDevice> FileSystem for Wfs<D> {
         self.open.remove(&node);
         match self.get_inode(node) {
             Ok(i) if i.nlink == 0 => {
-                let p = self.tx_prepare(|_| alloc::vec![Obj::Node(node)], || LogOp::Delete(node))?;
+                let p = match self.tx_prepare(|_| alloc::vec![Obj::Node(node)], || LogOp::Delete(node)) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        // Still open, as before the call.
+                        self.open.insert(node, 1);
+                        return Err(e);
+                    }
+                };
                 let saved = self.begin_op();
                 let r = self.delete_inode(node);
                 if r.is_err() {

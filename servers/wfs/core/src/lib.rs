@@ -39,7 +39,7 @@ mod spacemap;
 mod store;
 mod txn;
 
-pub use txn::{LOG_BYTES as TX_LOG_BYTES, LOG_OPS as TX_LOG_OPS};
+pub use txn::{LOG_BYTES as TX_LOG_BYTES, LOG_OPS as TX_LOG_OPS, MAIN_OBJS as TX_MAIN_OBJS};
 
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;

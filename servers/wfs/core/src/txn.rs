@@ -39,6 +39,9 @@ use crate::Wfs;
 pub const LOG_OPS: usize = 16384;
 /// Most bytes of written data one transaction may log (its replay needs them).
 pub const LOG_BYTES: usize = 8 << 20;
+/// Most objects the main state's write set holds while a transaction is open; past it the main
+/// state counts as having changed everything (the transaction can then only fail to commit).
+pub const MAIN_OBJS: usize = 16384;
 
 /// Something a state changed while a transaction is open.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -108,6 +111,8 @@ pub(crate) struct OpenTx {
     in_tx: bool,
     /// The main state changed since begin (an operation of it succeeded).
     main_changed: bool,
+    /// The main state's write set outgrew `MAIN_OBJS`: any commit conflicts.
+    main_overflow: bool,
     log: Vec<LogOp>,
     log_bytes: usize,
 }
@@ -196,6 +201,7 @@ impl<D: BlockDevice> Wfs<D> {
             other: Side::clean(Child::Disk(self.committed.root)),
             in_tx: false,
             main_changed: false,
+            main_overflow: false,
             log: Vec::new(),
             log_bytes: 0,
         });
@@ -260,7 +266,7 @@ impl<D: BlockDevice> Wfs<D> {
             self.st.dirty_nodes = self.st.dirty_nodes.saturating_add(side.dirty_nodes);
             return self.commit();
         }
-        let conflict = side.touched.iter().any(|o| self.touched.contains(o));
+        let conflict = t.main_overflow || side.touched.iter().any(|o| self.touched.contains(o));
         self.touched.clear();
         self.tx_discard();
         if conflict {
@@ -344,13 +350,20 @@ impl<D: BlockDevice> Wfs<D> {
     /// The change prepared with `p` is over: record it if it succeeded.
     pub(crate) fn tx_record<T>(&mut self, p: Option<Pending>, r: &Result<T>) {
         let (Some(p), Ok(_), Some(t)) = (p, r, self.tx.as_mut()) else { return };
-        self.touched.extend(p.objs);
         match p.op {
             Some(op) => {
                 t.log_bytes += op.bytes();
                 t.log.push(op);
+                self.touched.extend(p.objs);
             }
-            None => t.main_changed = true,
+            None => {
+                t.main_changed = true;
+                if self.touched.len() >= MAIN_OBJS {
+                    t.main_overflow = true;
+                } else {
+                    self.touched.extend(p.objs);
+                }
+            }
         }
     }
 

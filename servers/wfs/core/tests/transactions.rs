@@ -234,3 +234,21 @@ fn a_transaction_log_past_its_bound_fails_the_operation_clearly() {
     assert_eq!(fs.getattr(shared).unwrap().size, n * chunk.len() as u64);
     assert_eq!(fs.create(root, "more", &NewNode::new(FileType::File, 0o644)).map(|s| s.kind), Ok(FileType::File));
 }
+
+#[test]
+fn a_main_state_past_its_write_set_bound_makes_the_commit_conflict() {
+    let (mut fs, _) = setup();
+    let root = fs.root();
+    let tx = fs.begin_transaction().unwrap();
+    mkfile(&mut fs, root, "mine", b"m");
+    fs.select_transaction(None).unwrap();
+    let d = mkdir(&mut fs, root, "many");
+    // Two objects (the name and the node) per create.
+    for i in 0..wfs::TX_MAIN_OBJS / 2 + 1 {
+        fs.create(d, &format!("f{i}"), &NewNode::new(FileType::Fifo, 0o600)).unwrap();
+    }
+    assert_eq!(fs.commit_transaction(tx), Err(Error::Conflict));
+    assert_eq!(fs.lookup(root, "mine"), Err(Error::NotFound));
+    fs.sync().unwrap();
+    clean(&mut fs);
+}
