@@ -81,3 +81,28 @@ fn a_conflict_fails_the_commit_and_the_owners_death_aborts_only_its_changes() {
     // FAT has no transactions.
     assert_eq!(b.vfs.begin("/fat"), Err(Error::NotSupported));
 }
+
+#[test]
+fn a_transaction_lost_with_a_restarted_wfs_server_never_reaches_the_next_one() {
+    let (s, b) = stack();
+    let a = s.app("tx-owner").unwrap();
+    let tx = a.vfs.begin("/").unwrap();
+    put(&a.vfs, "/a-lost.txt", b"gone with the server").unwrap();
+    s.restart("wfs").unwrap();
+    // B's first call meets the restart; then B begins a transaction on the new server, whose id
+    // may well equal A's old one there.
+    let _ = b.vfs.stat("/");
+    let btx = b.vfs.begin("/").unwrap();
+    put(&b.vfs, "/b-tx.txt", b"b").unwrap();
+    // A's calls on that mount fail; none of them lands in B's transaction.
+    assert_eq!(put(&a.vfs, "/a-late.txt", b"late"), Err(Error::NoSuchTransaction));
+    assert_eq!(a.vfs.commit(tx), Err(Error::NoSuchTransaction));
+    b.vfs.commit(btx).unwrap();
+    assert_eq!(get(&b.vfs, "/b-tx.txt").unwrap(), b"b");
+    for gone in ["/a-lost.txt", "/a-late.txt"] {
+        assert_eq!(b.vfs.stat(gone), Err(Error::NotFound), "{gone}");
+    }
+    // A works again outside any transaction.
+    put(&a.vfs, "/a-after.txt", b"after").unwrap();
+    assert_eq!(get(&b.vfs, "/a-after.txt").unwrap(), b"after");
+}

@@ -417,7 +417,7 @@ impl Vfs {
         let fs_tx = self.with_fs(mount, |fs| fs.begin_transaction())?;
         let id = self.next_tx;
         self.next_tx += 1;
-        self.txs.insert(id, Tx { owner: pid, mount, fs_tx });
+        self.txs.insert(id, Tx { owner: pid, mount, fs_tx, lost: false });
         if let Some(m) = self.mounts.get_mut(mount).and_then(Option::as_mut) {
             // `begin_transaction` selected the new transaction.
             m.selected = Some(Some(fs_tx));
@@ -427,11 +427,18 @@ impl Vfs {
         Ok(id)
     }
 
+    /// Take `pid`'s transaction `tx` out of the table. One that died with its filesystem server is
+    /// gone from the table as well, but answers `NoSuchTransaction`.
     fn take_tx(&mut self, pid: Pid, tx: u64) -> Result<Tx> {
-        match self.txs.get(&tx) {
-            Some(t) if t.owner == pid => self.txs.remove(&tx).ok_or(Error::NoSuchTransaction),
-            _ => Err(Error::NoSuchTransaction),
+        let t = match self.txs.get(&tx) {
+            Some(t) if t.owner == pid => self.txs.remove(&tx).ok_or(Error::NoSuchTransaction)?,
+            _ => return Err(Error::NoSuchTransaction),
+        };
+        if t.lost {
+            self.tx_changed(t.mount);
+            return Err(Error::NoSuchTransaction);
         }
+        Ok(t)
     }
 
     /// Commit: the transaction's changes join the live state (or, on `Conflict`, vanish).

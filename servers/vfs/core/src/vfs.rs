@@ -81,6 +81,9 @@ pub(crate) struct Tx {
     pub owner: Pid,
     pub mount: usize,
     pub fs_tx: TxId,
+    /// The filesystem server restarted since the begin: the transaction died with it, and its id
+    /// may name another process's transaction on the new server, so it is never sent again.
+    pub lost: bool,
 }
 
 /// Where a path led: the node, its attributes, and the directory walked into last (its parent for
@@ -143,7 +146,12 @@ impl Vfs {
     /// Run `f` on the filesystem of `mount` in the caller's transaction there (or outside any),
     /// then re-open that mount's files if its server restarted.
     pub(crate) fn with_fs<R>(&mut self, mount: usize, f: impl FnOnce(&mut dyn FileSystem) -> Result<R>) -> Result<R> {
-        let want = self.txs.values().find(|t| t.mount == mount && Some(t.owner) == self.caller).map(|t| t.fs_tx);
+        let mine = self.txs.values().find(|t| t.mount == mount && Some(t.owner) == self.caller);
+        if mine.is_some_and(|t| t.lost) {
+            count_error(&mut self.stats, &Error::NoSuchTransaction);
+            return Err(Error::NoSuchTransaction);
+        }
+        let want = mine.map(|t| t.fs_tx);
         let m = self.mounts.get_mut(mount).and_then(Option::as_mut).ok_or(Error::NotFound)?;
         let selected = if m.selected == Some(want) { Ok(()) } else { m.fs.select_transaction(want) };
         if selected.is_ok() {
@@ -181,6 +189,9 @@ impl Vfs {
         if let Some(m) = self.mounts.get_mut(mount).and_then(Option::as_mut) {
             // The new server has no transaction and selects none.
             m.selected = Some(None);
+        }
+        for t in self.txs.values_mut().filter(|t| t.mount == mount) {
+            t.lost = true;
         }
         for f in self.files.values_mut().filter(|f| f.loc.mount == mount && f.unsynced) {
             f.lost = true;
