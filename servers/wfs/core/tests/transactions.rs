@@ -252,3 +252,35 @@ fn a_main_state_past_its_write_set_bound_makes_the_commit_conflict() {
     fs.sync().unwrap();
     clean(&mut fs);
 }
+
+#[test]
+fn a_replay_repeats_unlinks_of_open_files_and_directory_renames() {
+    let (mut fs, shared) = setup();
+    let root = fs.root();
+    let d = mkdir(&mut fs, root, "d");
+    let inner = mkfile(&mut fs, d, "inner", &pattern(6000, 9));
+    fs.sync().unwrap();
+    let tx = fs.begin_transaction().unwrap();
+    // Unlinked while open, then closed: deleted at the release (logged as such).
+    fs.open(shared).unwrap();
+    fs.unlink(root, "shared").unwrap();
+    assert_eq!(read_all(&mut fs, shared), b"base", "still readable while open");
+    fs.release(shared).unwrap();
+    let e = mkdir(&mut fs, root, "e");
+    fs.rename(root, "d", e, "d2").unwrap();
+    fs.select_transaction(None).unwrap();
+    mkfile(&mut fs, root, "other", b"o");
+    assert_eq!(content(&mut fs, "shared").unwrap(), b"base");
+    fs.commit_transaction(tx).unwrap();
+    assert_eq!(fs.lookup(root, "shared"), Err(Error::NotFound));
+    assert_eq!(fs.getattr(shared), Err(Error::NotFound), "the node is gone, not orphaned");
+    assert_eq!(fs.lookup(e, "d2").unwrap().ino, d);
+    assert_eq!(read_all(&mut fs, inner), pattern(6000, 9));
+    assert_eq!(fs.getattr(d).unwrap().nlink, 2);
+    assert_eq!(fs.getattr(root).unwrap().nlink, 3, "root: itself, e");
+    fs.sync().unwrap();
+    clean(&mut fs);
+    // fsck's walk == allocation == space map: the deleted file's blocks were not leaked.
+    let mut fs = remount(fs);
+    clean(&mut fs);
+}
