@@ -12,6 +12,9 @@
 //!   both superblocks (first and last block), flushes again, and only then lets blocks freed by the
 //!   transaction be reused. Implicit operations are grouped into one commit, made on
 //!   `sync`/`fsync`, `unmount`, explicit transaction boundaries or when the group grows large.
+//! - An explicit transaction works on its own in-memory state beside the main one, selected per
+//!   operation, isolated from it and merged into it (or refused with `Conflict`) at its commit
+//!   (`txn`).
 //! - The allocation bitmap is persisted as a space map ([`spacemap`]) that every commit rewrites in
 //!   part, copy-on-write, so mount reads a few blocks instead of walking the trees; fsck checks it
 //!   against a full walk, and a damaged map is rebuilt by that walk.
@@ -33,6 +36,7 @@ mod file;
 mod fsimpl;
 mod names;
 pub mod ondisk;
+mod reach;
 mod read;
 mod snapshot;
 mod spacemap;
@@ -55,10 +59,10 @@ pub use daemon::TickReport;
 pub use snapshot::{SnapshotInfo, SnapshotView};
 
 use crate::allocator::Allocator;
-use crate::btree::{Child, Node};
+use crate::btree::Child;
 use crate::ondisk::{
     superblock_addrs, BlockPtr, Inode, Key, Superblock, BLOCK_SIZE, FEATURES_REQUIRED, FEATURE_DITTO_METADATA,
-    KIND_EXTENT, KIND_ORPHAN, KIND_SNAPSHOT, META_OID, MIN_BLOCKS, ROOT_INO, SECTORS_PER_BLOCK,
+    KIND_ORPHAN, META_OID, MIN_BLOCKS, ROOT_INO, SECTORS_PER_BLOCK,
 };
 use crate::spacemap::SpaceMap;
 use crate::store::Store;
@@ -486,42 +490,6 @@ impl<D: BlockDevice> Wfs<D> {
         Ok(())
     }
 
-    /// Recompute the allocator from the committed trees: the superblocks, every node copy and
-    /// every data block reachable from the live root and from each snapshot root.
-    pub(crate) fn rebuild_allocator(&mut self) -> Result<()> {
-        let (mut alloc, snap_txid) = self.reachable(None)?;
-        // The whole map is rewritten at the next commit.
-        alloc.change_all();
-        self.st.alloc = alloc;
-        self.st.snap_txid = snap_txid;
-        Ok(())
-    }
-
-    /// The blocks the committed state uses (superblocks, space map, live tree, every snapshot
-    /// tree except the one recorded under `skip`), and the newest remaining snapshot's txid.
-    pub(crate) fn reachable(&mut self, skip: Option<Key>) -> Result<(Allocator, u64)> {
-        let total = self.st.alloc.total();
-        let mut alloc = Allocator::new(total);
-        for b in superblock_addrs(total) {
-            alloc.mark(b);
-        }
-        // The space map's blocks are not in the trees.
-        for a in self.map.addrs() {
-            alloc.set_bit(a);
-        }
-        let mut snaps = Vec::new();
-        let root = self.committed.root;
-        mark_tree(&mut self.st, &root, &mut alloc, Some(&mut snaps))?;
-        let mut snap_txid = 0;
-        for (key, ptr, txid) in snaps {
-            if Some(key) != skip {
-                snap_txid = snap_txid.max(txid);
-                mark_tree(&mut self.st, &ptr, &mut alloc, None)?;
-            }
-        }
-        Ok((alloc, snap_txid))
-    }
-
     /// Delete every node on the orphan list (unlinked while open when the system went down).
     fn clean_orphans(&mut self) -> Result<()> {
         loop {
@@ -551,48 +519,6 @@ pub(crate) struct OpState {
     dirty: bool,
     dirty_nodes: u64,
     pinned: usize,
-}
-
-/// Mark every block of the committed tree at `root` in `alloc`. Subtrees already marked (shared
-/// with a tree marked earlier) are skipped. With `snaps`, snapshot records are collected.
-fn mark_tree<D: BlockDevice>(
-    st: &mut Store<D>,
-    root: &BlockPtr,
-    alloc: &mut Allocator,
-    mut snaps: Option<&mut Vec<(Key, BlockPtr, u64)>>,
-) -> Result<()> {
-    let total = alloc.total();
-    btree::walk(st, root, None, &mut |_, ptr, node| {
-        let mut fresh = false;
-        for a in ptr.copies() {
-            if a >= total {
-                return Err(Error::Corrupt { block: a });
-            }
-            fresh |= alloc.mark(a);
-        }
-        if !fresh {
-            return Ok(false);
-        }
-        if let Node::Leaf { items, .. } = node {
-            for (k, v) in items {
-                if k.kind == KIND_EXTENT && k.oid != META_OID {
-                    let e = extent::Extent::decode(k.off, v)?;
-                    if !e.on_device(total) {
-                        return Err(Error::Corrupt { block: ptr.addr });
-                    }
-                    for (_, p) in e.blocks() {
-                        alloc.mark(p.addr);
-                    }
-                } else if k.oid == META_OID && k.kind == KIND_SNAPSHOT {
-                    if let Some(s) = snaps.as_deref_mut() {
-                        let rec = snapshot::SnapRecord::decode(v)?;
-                        s.push((*k, rec.root, rec.txid));
-                    }
-                }
-            }
-        }
-        Ok(true)
-    })
 }
 
 #[cfg(test)]

@@ -12,7 +12,9 @@
 //! written as free (they are, once it is durable), and the map's own blocks are never recorded
 //! (mount marks them used from the pointers it followed). Leaving its own blocks out is what keeps
 //! the map from depending on itself: giving the map new blocks changes no bit it records, so one
-//! pass is enough. The map is redundant with the trees, so a map that fails its checksums is not
+//! pass is enough. While an explicit transaction is open the map also records as free the blocks
+//! only the transaction uses and the shared blocks the main state released (see `txn`): the map
+//! describes the main state's durable tree alone. The map is redundant with the trees, so a map that fails its checksums is not
 //! fatal: mount falls back to the full walk and the next commit writes a fresh map; fsck compares
 //! the map with a walk and repairs it.
 
