@@ -71,6 +71,9 @@ pub enum Error {
     WouldBlock,
     /// The call was interrupted before completing (EINTR).
     Interrupted,
+    /// A transaction's commit met another process's change to the same thing since it began; the
+    /// transaction was rolled back (ECANCELED).
+    Conflict,
 }
 
 impl Error {
@@ -104,6 +107,7 @@ impl Error {
             Error::ServerDead => 6,
             Error::WouldBlock => 11,
             Error::Interrupted => 4,
+            Error::Conflict => 125,
         }
     }
 

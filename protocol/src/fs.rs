@@ -193,8 +193,8 @@ pub trait FileSystem {
     fn readdir(&mut self, dir: NodeId, cookie: u64, max: usize) -> Result<Vec<DirEntry>>;
 
     /// Make the node's data and metadata durable. Never `Ok` without that: a filesystem that
-    /// cannot (inside an open explicit transaction, whose changes may not become durable before its
-    /// commit) answers `Busy`.
+    /// cannot (inside an explicit transaction, whose changes may not become durable before its
+    /// commit) answers `Busy`. Outside it, an open transaction's changes are not made durable.
     fn fsync(&mut self, node: NodeId) -> Result<()>;
 
     /// Make everything durable (commit and flush); `Busy` as for `fsync`.
@@ -221,18 +221,35 @@ pub trait FileSystem {
         Err(Error::NotSupported)
     }
 
-    /// Start an explicit transaction: every change until `commit` or `abort` becomes durable
-    /// atomically or not at all. One open transaction at a time (`Busy` otherwise).
+    /// Start an explicit transaction: every change made in it (see `select_transaction`) until
+    /// `commit` or `abort` becomes durable atomically or not at all, and is seen by no other
+    /// operation before its commit. The transaction is selected for the calls that follow. One
+    /// open transaction at a time (`Busy` otherwise).
     fn begin_transaction(&mut self) -> Result<TxId> {
         Err(Error::NotSupported)
     }
 
+    /// Make the transaction's changes part of the live state and durable, atomically; `Conflict`
+    /// (the transaction rolled back) if they cannot be applied over changes made outside it since
+    /// it began. Afterwards no transaction is selected.
     fn commit_transaction(&mut self, _tx: TxId) -> Result<()> {
         Err(Error::NotSupported)
     }
 
+    /// Drop the transaction's changes; nothing else is affected. Afterwards no transaction is
+    /// selected.
     fn abort_transaction(&mut self, _tx: TxId) -> Result<()> {
         Err(Error::NotSupported)
+    }
+
+    /// The operations that follow act in transaction `tx` (its own changes visible, nobody else's
+    /// uncommitted ones) or, with `None`, outside any transaction. `NoSuchTransaction` for a
+    /// transaction that is not open. A filesystem without transactions has only `None`.
+    fn select_transaction(&mut self, tx: Option<TxId>) -> Result<()> {
+        match tx {
+            None => Ok(()),
+            Some(_) => Err(Error::NoSuchTransaction),
+        }
     }
 
     /// `read` into a lease the caller holds (possibly forwarded from another process) rather than

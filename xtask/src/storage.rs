@@ -339,12 +339,14 @@ const HOG_HELD: usize = 48;
 /// init reported each hog's death to the vfs server, which closed what it held.
 fn judge_fd_checks(log: &[String], boot: &str, v: &mut Verdicts) {
     let count = |group: &str| log.iter().filter(|l| check_of(l).is_some_and(|(_, w)| w.starts_with(group))).count();
-    // One transaction-fence check per hog (both boots start `fdhog-exit` and `fdhog-fault`).
+    // One transaction-isolation check per hog (both boots start `fdhog-exit` and `fdhog-fault`),
+    // and three per transaction peer (`txpeer-commit`, `txpeer-abort`: two of fstest's, one of its own).
     for (group, want) in [
         ("fstest: wfs api: ", API_CHECKS),
         ("fstest: fat api: ", API_CHECKS),
         ("fstest: fds: ", FD_CHECKS),
-        ("fstest: tx fence: ", 2),
+        ("fstest: tx isolation: ", 2),
+        ("fstest: tx peer: ", 6),
     ] {
         let n = count(group);
         v.check(n == want, &format!("{boot}: `{}` printed {n} CHECK lines of {want}", group.trim_end_matches(": ")));

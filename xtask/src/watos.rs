@@ -150,7 +150,8 @@ fn device_of(name: &str, flags: u32) -> u32 {
 /// (the shell or the test) ask init to kill, restart and spawn. `fstest` also ships
 /// `fdhog-exit` and `fdhog-fault` (its own binary, no flags: on-demand programs init starts when
 /// fstest asks), the children whose descriptors must be closed when they die; `fstest-kill` ships
-/// `fdhog-exit`, for the same test against a restarted vfs server. `fstest` also ships `authority`,
+/// `fdhog-exit`, for the same test against a restarted vfs server. `fstest` also ships
+/// `txpeer-commit` and `txpeer-abort` (its own binary): the second process of its transaction test. `fstest` also ships `authority`,
 /// which attacks init and the servers with valid calls while fstest runs. Each entry's send list
 /// names the servers it calls, and nothing more.
 pub fn storage_manifest(app: &'static str) -> Vec<Program> {
@@ -193,6 +194,8 @@ pub fn storage_manifest(app: &'static str) -> Vec<Program> {
         m.extend([
             ("fdhog-exit", "fstest", 0, &["vfs-server"] as &[&str]),
             ("fdhog-fault", "fstest", 0, &["vfs-server"]),
+            ("txpeer-commit", "fstest", 0, &["vfs-server"]),
+            ("txpeer-abort", "fstest", 0, &["vfs-server"]),
         ]);
         // An unprivileged attacker beside the workload (initrd/test-apps/hostile, src/authority.rs):
         // like any app it may call init and the vfs server, and no server below them.

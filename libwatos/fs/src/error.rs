@@ -46,6 +46,8 @@ pub enum ErrorKind {
     ServerDead,
     /// No transaction with that id (already finished, or another process's).
     NoSuchTransaction,
+    /// A transaction's commit conflicted with another process's change; it was rolled back.
+    Conflict,
 }
 
 impl ErrorKind {
@@ -80,6 +82,7 @@ impl ErrorKind {
             ServerRestarted => "server restarted during the request",
             ServerDead => "server is not running",
             NoSuchTransaction => "no such transaction",
+            Conflict => "transaction conflict",
         }
     }
 }
@@ -148,6 +151,7 @@ impl From<protocol::Error> for Error {
             P::ServerDead => ErrorKind::ServerDead,
             P::WouldBlock => ErrorKind::WouldBlock,
             P::Interrupted => ErrorKind::Interrupted,
+            P::Conflict => ErrorKind::Conflict,
         };
         Error { kind, server: Some(e) }
     }
@@ -189,7 +193,7 @@ mod tests {
     }
 
     /// Every server error, with a detail where it has one.
-    const ALL: [protocol::Error; 29] = {
+    const ALL: [protocol::Error; 30] = {
         use protocol::Error::*;
         [
             NotFound,
@@ -221,6 +225,7 @@ mod tests {
             ServerDead,
             WouldBlock,
             Interrupted,
+            Conflict,
         ]
     };
 

@@ -25,7 +25,9 @@ impl<T: Transport> Transaction<T> {
         self.id
     }
 
-    /// Make every change since `begin` durable, atomically.
+    /// Make every change since `begin` visible to everyone and durable, atomically. Fails with
+    /// `ErrorKind::Conflict`, the transaction rolled back, when another process changed the same
+    /// things meanwhile (other processes work on outside it and never see it before this).
     pub fn commit(mut self) -> Result<()> {
         self.finished = true;
         Ok(self.fs.client().commit(self.id)?)

@@ -51,6 +51,9 @@ crate::interface! {
     22 once AbortTransaction fn abort_transaction(tx: TxId) -> ();
     /// Several reads in one request (see `FileSystem::read_batch`); at most [`MAX_BATCH`] reads.
     23 idempotent ReadBatch fn read_batch(reads: Vec<(NodeId, u64, u32)>) leases(buf: Write) -> Vec<u32>;
+    /// Which transaction's state the operations that follow act in (`None`: outside any); the vfs
+    /// sends it when the caller of its next operation is in another transaction than the last one.
+    24 idempotent SelectTransaction fn select_transaction(tx: Option<TxId>) -> ();
     /// Capture the committed state as snapshot `name` (see `FileSystem::snapshot_create`).
     30 once SnapshotCreate fn snapshot_create(name: &'a str) -> ();
     /// Snapshots from position `start` of the oldest-first list, as many as fit one reply; an empty
@@ -131,6 +134,7 @@ macro_rules! forward_filesystem_ops {
             begin_transaction() -> $crate::fs::TxId;
             commit_transaction(tx: $crate::fs::TxId) -> ();
             abort_transaction(tx: $crate::fs::TxId) -> ();
+            select_transaction(tx: Option<$crate::fs::TxId>) -> ();
             snapshot_create(name: &str) -> ();
             snapshot_delete(name: &str) -> ();
             daemon_stats() -> $crate::daemon::DaemonStats;

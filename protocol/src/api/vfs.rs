@@ -163,7 +163,7 @@ pub struct VfsStats {
     pub io_errors: u64,
     /// Of those: the filesystem server was gone (`ServerDead`, `ServerRestarted`).
     pub server_errors: u64,
-    /// Of those: refused for now (`Busy`: an open transaction, the transaction fence).
+    /// Of those: refused for now (`Busy`: e.g. a second transaction, or `fsync` inside one).
     pub busy_errors: u64,
 }
 

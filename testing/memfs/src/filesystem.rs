@@ -14,7 +14,7 @@ use protocol::names::check_name;
 use protocol::{Error, Result};
 
 use crate::node::{Directory, FileData, Node, Payload, CHUNK};
-use crate::{MemFs, MAX_FILE_SIZE, MAX_LINKS, MAX_NAME_LEN, ROOT};
+use crate::{MemFs, Tx, MAX_FILE_SIZE, MAX_LINKS, MAX_NAME_LEN, ROOT};
 
 /// Longest symlink target accepted, as Linux's PATH_MAX less the NUL.
 const MAX_SYMLINK_LEN: usize = 4095;
@@ -292,9 +292,9 @@ impl FileSystem for MemFs {
     }
 
     fn sync(&mut self) -> Result<()> {
-        // As WFS: nothing can be made durable apart from an open transaction, and a durability call
-        // never answers Ok without doing it.
-        if self.tx.is_some() {
+        // As WFS: nothing of a transaction can be made durable before its commit, and a durability
+        // call never answers Ok without doing it.
+        if self.tx.as_ref().is_some_and(|t| t.selected) {
             return Err(Error::Busy);
         }
         Ok(())
@@ -314,6 +314,10 @@ impl FileSystem for MemFs {
     fn open(&mut self, node: NodeId) -> Result<()> {
         let n = self.node_mut(node)?;
         n.open_count = n.open_count.checked_add(1).ok_or(Error::TooManyOpenFiles)?;
+        // Open counts are the VFS's handles, the same whichever tree a transaction selected.
+        if let Some(n) = self.tx.as_mut().and_then(|t| t.other.nodes.get_mut(&node)) {
+            n.open_count += 1;
+        }
         Ok(())
     }
 
@@ -324,6 +328,9 @@ impl FileSystem for MemFs {
         }
         n.open_count -= 1;
         self.maybe_free(node);
+        if let Some(n) = self.tx.as_mut().and_then(|t| t.other.nodes.get_mut(&node)) {
+            n.open_count = n.open_count.saturating_sub(1);
+        }
         Ok(())
     }
 
@@ -364,42 +371,77 @@ impl FileSystem for MemFs {
         }
         let id = self.next_tx;
         self.next_tx += 1;
-        self.tx = Some((id, self.tree.clone()));
+        self.tx = Some(Tx { id, other: self.tree.clone(), base: self.tree.clone(), selected: true });
         Ok(id)
     }
 
     fn commit_transaction(&mut self, tx: TxId) -> Result<()> {
-        match &self.tx {
-            Some((id, _)) if *id == tx => {
-                self.tx = None;
-                Ok(())
-            }
-            _ => Err(Error::NoSuchTransaction),
+        let t = self.end_tx(tx)?;
+        let unchanged = self.tree.nodes.len() == t.base.nodes.len()
+            && self
+                .tree
+                .nodes
+                .iter()
+                .zip(t.base.nodes.iter())
+                .all(|((a, x), (b, y))| a == b && x.stat == y.stat && x.payload == y.payload);
+        if !unchanged {
+            return Err(Error::Conflict);
         }
+        let main = core::mem::replace(&mut self.tree, t.other);
+        self.tree.next_ino = self.tree.next_ino.max(main.next_ino);
+        self.free_unreferenced();
+        Ok(())
     }
 
     fn abort_transaction(&mut self, tx: TxId) -> Result<()> {
-        let saved = match self.tx.take() {
-            Some((id, saved)) if id == tx => saved,
-            other => {
-                self.tx = other;
-                return Err(Error::NoSuchTransaction);
-            }
-        };
-        // Open counts are not part of the transaction: they describe the VFS's handles, which the
-        // abort does not close. Carry them over, then free what is now unreferenced.
-        let current = core::mem::replace(&mut self.tree, saved);
+        let t = self.end_tx(tx)?;
         // Node ids stay unique for the life of the filesystem, so a handle to a node created in the
         // aborted transaction can never reach a later, unrelated node.
-        self.tree.next_ino = current.next_ino;
-        let inos: Vec<NodeId> = self.tree.nodes.keys().copied().collect();
-        for ino in inos {
-            let open = current.nodes.get(&ino).map_or(0, |n| n.open_count);
-            if let Some(n) = self.tree.nodes.get_mut(&ino) {
-                n.open_count = open;
-            }
-            self.maybe_free(ino);
+        self.tree.next_ino = self.tree.next_ino.max(t.other.next_ino);
+        self.free_unreferenced();
+        Ok(())
+    }
+
+    fn select_transaction(&mut self, tx: Option<TxId>) -> Result<()> {
+        let Some(t) = &mut self.tx else {
+            return if tx.is_none() { Ok(()) } else { Err(Error::NoSuchTransaction) };
+        };
+        let want = match tx {
+            None => false,
+            Some(id) if id == t.id => true,
+            Some(_) => return Err(Error::NoSuchTransaction),
+        };
+        if t.selected != want {
+            // One node-id counter for both trees: a node made in one never shares its id with
+            // a node of the other.
+            let next = self.tree.next_ino.max(t.other.next_ino);
+            core::mem::swap(&mut self.tree, &mut t.other);
+            self.tree.next_ino = next;
+            t.selected = want;
         }
         Ok(())
+    }
+}
+
+impl MemFs {
+    /// Finish transaction `tx`: the main tree is selected again; returns the transaction (its
+    /// `other` is then the transaction's tree).
+    fn end_tx(&mut self, tx: TxId) -> Result<Tx> {
+        match &self.tx {
+            Some(t) if t.id == tx => {}
+            _ => return Err(Error::NoSuchTransaction),
+        }
+        self.select_transaction(None)?;
+        let t = self.tx.take().ok_or(Error::NoSuchTransaction)?;
+        Ok(t)
+    }
+
+    /// Free the nodes of the live tree that nothing refers to any more (closed while the other
+    /// tree was selected).
+    fn free_unreferenced(&mut self) {
+        let inos: Vec<NodeId> = self.tree.nodes.keys().copied().collect();
+        for ino in inos {
+            self.maybe_free(ino);
+        }
     }
 }

@@ -5,8 +5,11 @@
 //! `open` is outstanding, which keeps unlinked-but-open files readable (POSIX semantics the VFS relies
 //! on). Permissions and ownership are stored but not enforced: the interface carries no caller
 //! credentials, access checks belong to the VFS. `atime` is only changed by `setattr` (like `noatime`),
-//! so a read never mutates state. Transactions are supported by keeping a copy of the whole tree at
-//! `begin` and putting it back on `abort`; that is cheap for the sizes memfs is used at (tests).
+//! so a read never mutates state. A transaction works on its own copy of the whole tree (cheap for
+//! the sizes memfs is used at, tests); `select_transaction` swaps which copy the calls act on. Commit
+//! adopts the transaction's copy if the other one did not change since `begin` (open counts aside)
+//! and otherwise answers `Conflict`: memfs detects conflicts per filesystem, where WFS merges
+//! changes to different objects.
 //!
 //! memfs is the reference model: WFS and FAT model-based tests compare their behaviour against it,
 //! so it follows POSIX as closely as the interface allows and documents every choice it makes.
@@ -52,9 +55,18 @@ impl Default for Limits {
     }
 }
 
-/// The part of the state a transaction snapshots and restores.
+/// An open transaction: the tree not selected now and the tree as it was at `begin`.
+pub(crate) struct Tx {
+    pub(crate) id: TxId,
+    pub(crate) other: Tree,
+    pub(crate) base: Tree,
+    /// `tree` is the transaction's copy (`other` the main one).
+    pub(crate) selected: bool,
+}
+
+/// The part of the state a transaction copies.
 #[derive(Clone)]
-struct Tree {
+pub(crate) struct Tree {
     nodes: BTreeMap<NodeId, Node>,
     next_ino: NodeId,
     chunks_used: u64,
@@ -65,8 +77,8 @@ pub struct MemFs {
     tree: Tree,
     limits: Limits,
     clock: Box<dyn Clock + Send>,
-    /// The open transaction and the tree as it was when it began.
-    tx: Option<(TxId, Tree)>,
+    /// The open transaction, if any.
+    tx: Option<Tx>,
     next_tx: TxId,
 }
 

@@ -17,7 +17,7 @@ use protocol::{Error, Result};
 pub const CHUNK: usize = 4096;
 
 /// A directory: names to children, plus the cookie order used by `readdir`.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Directory {
     /// name -> (child, cookie of this entry)
     pub entries: BTreeMap<String, (NodeId, u64)>,
@@ -64,7 +64,7 @@ impl Directory {
 }
 
 /// Sparse file contents.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct FileData {
     pub chunks: BTreeMap<u64, Box<[u8; CHUNK]>>,
 }
@@ -123,7 +123,7 @@ impl FileData {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Payload {
     File(FileData),
     Dir(Directory),

@@ -4,11 +4,15 @@
 //! Design: the limit test opens one file until the vfs refuses, in this process. The death tests
 //! need a second process, which only the supervisor can start: `fstest` asks init for the manifest's
 //! on-demand programs `fdhog-exit` and `fdhog-fault` (this same binary under other names). Each
-//! opens [`HOG_FILES`] descriptors on each mount and begins a transaction on `/`, then waits for
+//! begins a transaction on `/`, writes a file in it ([`HOG_TX_FILE`]), opens [`HOG_FILES`]
+//! descriptors on each mount, then waits for
 //! the file [`GO_PATH`] to appear (a notification would need a call history between the two, which
 //! the kernel requires and they do not have); `fstest` sees them counted in the vfs statistics,
-//! creates it, and the hog exits without closing anything or faults (`ud2`). init collects the death and reports it to the vfs server
-//! (`process_exited`), so the open-file count must come back down and the transaction be aborted.
+//! creates it, and the hog exits without closing anything or faults (`ud2`). Meanwhile `fstest`
+//! checks that it works on `/` outside the hog's transaction (its write and fsync there succeed)
+//! and does not see the hog's file. init collects the death and reports it to the vfs server
+//! (`process_exited`), so the open-file count must come back down and the transaction be aborted:
+//! the hog's file never appears, `fstest`'s write stays.
 //! `fstest-kill` runs the exit case once more after the vfs server was killed and restarted: the
 //! new vfs server must take init's reports too.
 
@@ -24,9 +28,11 @@ type Vfs = Client<KernelTransport>;
 
 /// Descriptors each hog opens per mount.
 pub const HOG_FILES: usize = 24;
-/// Created by `fstest` when the hog may die now. On FAT, because while the hog holds its transaction
-/// on `/` the vfs refuses every other process's change there.
+/// Created by `fstest` when the hog may die now. On FAT, so that the hog's polls of it never depend
+/// on the transaction it holds on `/`.
 const GO_PATH: &str = "/fat/fdhog.go";
+/// The file each hog writes inside its transaction (never committed).
+const HOG_TX_FILE: &str = "/fdhog-tx.txt";
 /// The hog's own deadline in polls of 10 ms (it never waits forever for `GO_PATH`).
 const DEADLINE_POLLS: u32 = 6000;
 /// The files the hogs open (made and made durable by `fstest` first, so nothing the hogs' aborted
@@ -116,7 +122,7 @@ fn one_hog(vfs: &Vfs, name: &str) {
             holding.map(|s| s.open_files)
         ),
     );
-    fence(vfs, name);
+    isolation(vfs, name);
     // Without it the hog still ends at its deadline, and the checks below still judge it.
     let _ = vfs.open(GO_PATH, OpenFlags::WRITE | OpenFlags::CREATE, 0o644).and_then(|fd| vfs.close(fd));
     let mut polls = 0;
@@ -127,23 +133,27 @@ fn one_hog(vfs: &Vfs, name: &str) {
     let _ = vfs.unlink(GO_PATH);
     let after = wait_for(vfs, 3000, |s| s.open_files == before.open_files && s.tx_aborts == before.tx_aborts + 1);
     let how = if name == "fdhog-fault" { "faulted" } else { "exited without closing anything" };
+    let gone = vfs.stat(HOG_TX_FILE).map(|_| ());
+    let ours = vfs.stat("/hog.tmp").map(|s| s.size);
     check(
         !alive(id)
             && after.is_some_and(|s| {
                 s.open_files == before.open_files && s.closes >= before.closes + held && s.tx_aborts == before.tx_aborts + 1
-            }),
+            })
+            && gone == Err(Error::NotFound)
+            && ours == Ok(1),
         format_args!(
-            "fstest: fds: {name} {how}; the vfs closed its {held} descriptors and aborted its transaction (open files {:?})",
+            "fstest: fds: {name} {how}; the vfs closed its {held} descriptors and aborted its transaction (open files {:?}), only its changes are gone (its file: {gone:?}, our write: {ours:?})",
             after.map(|s| s.open_files)
         ),
     );
 }
 
-/// While hog `name` (another process) holds a transaction on `/`, this process's write there must be
-/// refused rather than join it, its fsync must fail rather than answer Ok without a barrier, and FAT
-/// (another mount) takes writes and fsyncs as usual.
-fn fence(vfs: &Vfs, name: &str) {
-    let (write, fsync) = match vfs.open("/hog.tmp", OpenFlags::WRITE, 0) {
+/// While hog `name` (another process) holds a transaction on `/`, this process works there outside
+/// it: its write and its fsync succeed (a real barrier, without the hog's changes), it does not see
+/// the hog's uncommitted file, and FAT (another mount) takes writes and fsyncs as usual.
+fn isolation(vfs: &Vfs, name: &str) {
+    let (write, fsync) = match vfs.open("/hog.tmp", OpenFlags::WRITE | OpenFlags::TRUNCATE, 0) {
         Ok(fd) => {
             let r = (vfs.write(fd, b"x"), vfs.fsync(fd));
             let _ = vfs.close(fd);
@@ -151,15 +161,16 @@ fn fence(vfs: &Vfs, name: &str) {
         }
         Err(e) => (Err(e), Err(e)),
     };
+    let unseen = vfs.stat(HOG_TX_FILE).map(|_| ());
     let fat = vfs.open("/fat/hog.tmp", OpenFlags::WRITE, 0).and_then(|fd| {
         let r = vfs.write(fd, b"x").and_then(|_| vfs.fsync(fd));
         let _ = vfs.close(fd);
         r
     });
     check(
-        matches!(write, Err(Error::Busy)) && matches!(fsync, Err(Error::Busy)) && fat.is_ok(),
+        write == Ok(1) && fsync.is_ok() && unseen == Err(Error::NotFound) && fat.is_ok(),
         format_args!(
-            "fstest: tx fence: while {name} holds a transaction on /, our write there is refused ({write:?}), our fsync fails ({fsync:?}), FAT is unaffected ({fat:?})"
+            "fstest: tx isolation: while {name} holds a transaction on / with a file of its own in it, our write and fsync there succeed ({write:?}, {fsync:?}), its file is not visible to us ({unseen:?}), FAT is unaffected ({fat:?})"
         ),
     );
 }
@@ -182,16 +193,20 @@ pub fn deaths(vfs: &Vfs, hogs: &[&str]) {
     }
 }
 
-/// The hog's side (`fdhog-exit`, `fdhog-fault`): open, begin, wait for `GO_PATH`, die holding it all.
+/// The hog's side (`fdhog-exit`, `fdhog-fault`): begin, write a file in the transaction, open,
+/// wait for `GO_PATH`, die holding it all.
 pub fn hog(vfs: &Vfs, name: &str) -> i64 {
+    let tx = vfs.begin("/");
+    let wrote = vfs
+        .open(HOG_TX_FILE, OpenFlags::WRITE | OpenFlags::CREATE, 0o644)
+        .and_then(|fd| vfs.write(fd, b"uncommitted").and(vfs.close(fd)));
     let mut held = 0;
     for path in HOG_PATHS {
         for _ in 0..HOG_FILES {
             held += vfs.open(path, OpenFlags::READ, 0).is_ok() as usize;
         }
     }
-    let tx = vfs.begin("/");
-    println!("{name}: holding {held} descriptors and transaction {tx:?}");
+    println!("{name}: holding {held} descriptors and transaction {tx:?} (its file: {wrote:?})");
     for _ in 0..DEADLINE_POLLS {
         if vfs.stat(GO_PATH).is_ok() {
             break;

@@ -13,8 +13,9 @@
 //! and stops its cache), so the kernel halts once everything has ended. Results are `CHECK` lines.
 //! Before the file tests it runs the descriptor-table tests (`fds`: the per-process limit, and
 //! children that die holding descriptors, which ship as the on-demand programs `fdhog-exit` and
-//! `fdhog-fault`: this binary under those names runs `fds::hog`) and the application file API
-//! tests on both mounts (`api`, through `libwatos::fs()`). Shipped as `fstest-powercut` it runs
+//! `fdhog-fault`: this binary under those names runs `fds::hog`), two processes around one
+//! explicit transaction (`txpeer`: the on-demand programs `txpeer-commit` and `txpeer-abort`) and
+//! the application file API tests on both mounts (`api`, through `libwatos::fs()`). Shipped as `fstest-powercut` it runs
 //! only the power-cut test of the storage daemons (`powercut`).
 #![no_std]
 #![no_main]
@@ -36,6 +37,7 @@ mod api;
 mod fds;
 mod powercut;
 mod stress;
+mod txpeer;
 
 libwatos::entry!(main);
 
@@ -268,6 +270,9 @@ fn main() -> i64 {
     if name.starts_with("fdhog-") {
         return fds::hog(&vfs, &name);
     }
+    if name.starts_with("txpeer-") {
+        return txpeer::peer(&vfs, &name);
+    }
     if name.starts_with("stress-") {
         return stress::client(&name);
     }
@@ -298,6 +303,7 @@ fn main() -> i64 {
     } else {
         fds::limits(&vfs);
         fds::deaths(&vfs, &["fdhog-exit", "fdhog-fault"]);
+        txpeer::run(&vfs);
         match libwatos::fs() {
             Ok(fs) => {
                 api::run(&fs, "/", "wfs", 0x5eed_0a01);

@@ -29,12 +29,14 @@ impl Vfs {
     }
 
     pub fn openat(&mut self, pid: Pid, dir: u32, path: &str, flags: OpenFlags, mode: u32) -> Result<u32> {
+        self.caller = Some(pid);
         let start = self.start(pid, dir, path)?;
         self.open_from(pid, start, path, flags, mode)
     }
 
     /// Attributes of `path` from `dir`; `follow` says whether a final symbolic link is followed.
     pub fn statat(&mut self, pid: Pid, dir: u32, path: &str, follow: bool) -> Result<Stat> {
+        self.caller = Some(pid);
         let start = self.start(pid, dir, path)?;
         let st = self.resolve_at(start, path, follow).map(|r| r.stat);
         if st.is_ok() {
@@ -103,12 +105,14 @@ impl Vfs {
     }
 
     pub fn readlinkat(&mut self, pid: Pid, dir: u32, path: &str) -> Result<String> {
+        self.caller = Some(pid);
         let start = self.start(pid, dir, path)?;
         self.readlink_from(start, path)
     }
 
     /// Up to `max` entries of the directory `path` from `dir` after `cookie`, as [`Vfs::readdir`].
     pub fn readdirat(&mut self, pid: Pid, dir: u32, path: &str, cookie: u64, max: usize) -> Result<Vec<DirEntry>> {
+        self.caller = Some(pid);
         let start = self.start(pid, dir, path)?;
         self.readdir_from(start, path, cookie, max.min(READDIR_PAGE))
     }

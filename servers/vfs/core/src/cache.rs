@@ -5,9 +5,11 @@
 //! coherent as long as nobody else writes the filesystem; after a filesystem-server restart the VFS
 //! drops the whole cache because uncommitted changes may have vanished). Bounded: when a map reaches
 //! [`CAPACITY`] it is emptied, a cheap policy that keeps the cache correct and memory bounded; the
-//! hot working set refills in a few lookups.
+//! hot working set refills in a few lookups. A mount with an explicit transaction open is not
+//! cached at all (`set_uncached`): its processes see different states (the owner its transaction's,
+//! the others the main one), which one cache keyed by mount cannot tell apart.
 
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::String;
 
 use protocol::fs::{NodeId, Stat};
@@ -22,6 +24,8 @@ pub struct MetaCache {
     /// (mount, directory, name) -> Some(node) or None for "known not to exist".
     dentries: BTreeMap<(Mount, NodeId, String), Option<NodeId>>,
     attrs: BTreeMap<(Mount, NodeId), Stat>,
+    /// Mounts not cached now (see `set_uncached`).
+    uncached: BTreeSet<Mount>,
     pub dentry_hits: u64,
     pub dentry_misses: u64,
     pub attr_hits: u64,
@@ -31,6 +35,9 @@ pub struct MetaCache {
 impl MetaCache {
     /// `Some(Some(node))` cached positive, `Some(None)` cached negative, `None` unknown.
     pub fn dentry(&mut self, mount: Mount, dir: NodeId, name: &str) -> Option<Option<NodeId>> {
+        if self.uncached.contains(&mount) {
+            return None;
+        }
         // A String key forces an allocation per probe; acceptable next to an IPC round trip.
         let hit = self.dentries.get(&(mount, dir, String::from(name))).copied();
         if hit.is_some() {
@@ -42,6 +49,9 @@ impl MetaCache {
     }
 
     pub fn put_dentry(&mut self, mount: Mount, dir: NodeId, name: &str, node: Option<NodeId>) {
+        if self.uncached.contains(&mount) {
+            return;
+        }
         if self.dentries.len() >= CAPACITY {
             self.dentries.clear();
         }
@@ -53,6 +63,9 @@ impl MetaCache {
     }
 
     pub fn attr(&mut self, mount: Mount, node: NodeId) -> Option<Stat> {
+        if self.uncached.contains(&mount) {
+            return None;
+        }
         let hit = self.attrs.get(&(mount, node)).copied();
         if hit.is_some() {
             self.attr_hits += 1;
@@ -63,6 +76,9 @@ impl MetaCache {
     }
 
     pub fn put_attr(&mut self, mount: Mount, stat: Stat) {
+        if self.uncached.contains(&mount) {
+            return;
+        }
         if self.attrs.len() >= CAPACITY {
             self.attrs.clear();
         }
@@ -77,6 +93,16 @@ impl MetaCache {
     pub fn forget_mount(&mut self, mount: Mount) {
         self.dentries.retain(|k, _| k.0 != mount);
         self.attrs.retain(|k, _| k.0 != mount);
+    }
+
+    /// Stop (`true`) or resume caching `mount`; either way what was cached about it is dropped.
+    pub fn set_uncached(&mut self, mount: Mount, uncached: bool) {
+        self.forget_mount(mount);
+        if uncached {
+            self.uncached.insert(mount);
+        } else {
+            self.uncached.remove(&mount);
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -128,6 +154,22 @@ mod tests {
         c.forget_mount(0);
         assert_eq!(c.attr(0, 5), None);
         assert_eq!((c.dentry_hits, c.dentry_misses, c.attr_hits, c.attr_misses), (2, 3, 1, 1));
+    }
+
+    #[test]
+    fn an_uncached_mount_is_neither_filled_nor_answered() {
+        let mut c = MetaCache::default();
+        c.put_attr(0, st(5));
+        c.put_attr(1, st(5));
+        c.set_uncached(0, true);
+        assert_eq!(c.attr(0, 5), None);
+        c.put_attr(0, st(6));
+        c.put_dentry(0, 1, "a", Some(6));
+        assert_eq!((c.attr(0, 6), c.dentry(0, 1, "a")), (None, None));
+        assert_eq!(c.attr(1, 5).map(|s| s.ino), Some(5), "other mounts stay cached");
+        c.set_uncached(0, false);
+        c.put_attr(0, st(6));
+        assert_eq!(c.attr(0, 6).map(|s| s.ino), Some(6));
     }
 
     #[test]

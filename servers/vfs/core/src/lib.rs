@@ -4,9 +4,10 @@
 //! in tests, a [`RemoteFs`] talking to a filesystem server in the real stack), resolves paths across
 //! mounts and symbolic links, keeps per-process descriptor tables and open-file descriptions (offset,
 //! flags, mount and stable node id), caches directory entries and attributes, and passes transactions
-//! to filesystems that support them, owned by the process that began them: while one is open on a
-//! mount, every other process's change there is refused with `Busy` (`Vfs::with_fs_mut`, the
-//! transaction fence) rather than joining it. [`VfsServer`] serves a `Vfs` over the generated vfs interface.
+//! to filesystems that support them, owned by the process that began them: before each call the
+//! filesystem is told which transaction's state the caller works in (its own, or none; see
+//! `Vfs::with_fs`), so other processes go on outside it and never see or join it.
+//! [`VfsServer`] serves a `Vfs` over the generated vfs interface.
 //! Module map: `path` (syntax), `vfs` (mounts, resolution, restart re-open), `ops` (descriptors and
 //! file I/O), `namespace` (operations on names), `admin` (snapshots and scrub, passed to the mount's
 //! filesystem), `at` (the same operations from a descriptor: openat, statat, ...), `cache`,

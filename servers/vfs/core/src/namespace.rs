@@ -81,7 +81,7 @@ impl Vfs {
 
     pub(crate) fn create_node_from(&mut self, start: Option<Loc>, path: &str, node: NewNode) -> Result<Stat> {
         let (dir, name) = self.resolve_parent_at(start, path)?;
-        let st = self.with_fs_mut(dir.mount, |fs| fs.create(dir.node, name, &node))?;
+        let st = self.with_fs(dir.mount, |fs| fs.create(dir.node, name, &node))?;
         self.cache.put_dentry(dir.mount, dir.node, name, Some(st.ino));
         self.cache.put_attr(dir.mount, st);
         self.cache.forget_attr(dir.mount, dir.node);
@@ -135,7 +135,7 @@ impl Vfs {
             return Err(Error::CrossDevice);
         }
         let node = src.loc.node;
-        let st = self.with_fs_mut(dir.mount, |fs| fs.link(node, dir.node, name))?;
+        let st = self.with_fs(dir.mount, |fs| fs.link(node, dir.node, name))?;
         self.cache.put_dentry(dir.mount, dir.node, name, Some(node));
         self.cache.put_attr(dir.mount, st);
         self.cache.forget_attr(dir.mount, dir.node);
@@ -159,9 +159,9 @@ impl Vfs {
             return Err(Error::Busy);
         }
         if dir_wanted {
-            self.with_fs_mut(dir.mount, |fs| fs.rmdir(dir.node, name))?;
+            self.with_fs(dir.mount, |fs| fs.rmdir(dir.node, name))?;
         } else {
-            self.with_fs_mut(dir.mount, |fs| fs.unlink(dir.node, name))?;
+            self.with_fs(dir.mount, |fs| fs.unlink(dir.node, name))?;
         }
         self.cache.put_dentry(dir.mount, dir.node, name, None);
         self.cache.forget_attr(dir.mount, dir.node);
@@ -215,7 +215,7 @@ impl Vfs {
                 return Err(Error::Busy);
             }
         }
-        let result = self.with_fs_mut(m, |fs| fs.rename(fdir.node, fname, tdir.node, tname));
+        let result = self.with_fs(m, |fs| fs.rename(fdir.node, fname, tdir.node, tname));
         // Forget before looking at the result: a failed rename may still have changed times.
         self.cache.forget_dentry(m, fdir.node, fname);
         self.cache.forget_dentry(m, tdir.node, tname);

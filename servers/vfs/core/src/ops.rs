@@ -109,7 +109,7 @@ impl Vfs {
             None => {
                 let (dir, name) = self.resolve_parent_at(start, path)?;
                 let node = NewNode::new(FileType::File, mode & 0o7777);
-                let st = self.with_fs_mut(dir.mount, |fs| fs.create(dir.node, name, &node))?;
+                let st = self.with_fs(dir.mount, |fs| fs.create(dir.node, name, &node))?;
                 self.cache.put_dentry(dir.mount, dir.node, name, Some(st.ino));
                 self.cache.put_attr(dir.mount, st);
                 self.cache.forget_attr(dir.mount, dir.node);
@@ -133,7 +133,7 @@ impl Vfs {
 
     pub(crate) fn setattr(&mut self, loc: Loc, attr: SetAttr) -> Result<Stat> {
         self.cache.forget_attr(loc.mount, loc.node);
-        let st = self.with_fs_mut(loc.mount, |fs| fs.setattr(loc.node, attr))?;
+        let st = self.with_fs(loc.mount, |fs| fs.setattr(loc.node, attr))?;
         self.cache.put_attr(loc.mount, st);
         Ok(st)
     }
@@ -157,6 +157,7 @@ impl Vfs {
 
     /// Close descriptor `fd` of `pid`. The descriptor is gone even if the filesystem's release fails.
     pub fn close(&mut self, pid: Pid, fd: u32) -> Result<()> {
+        self.caller = Some(pid);
         let id = self.procs.get_mut(&pid).ok_or(Error::BadFileDescriptor)?.remove(fd)?;
         self.unref(id)
     }
@@ -176,6 +177,7 @@ impl Vfs {
     /// Process `pid` exited: close all its descriptors, abort its transactions. Returns how many
     /// descriptors were closed.
     pub fn exit(&mut self, pid: Pid) -> Result<usize> {
+        self.caller = Some(pid);
         let ids = self.procs.remove(&pid).map(|mut t| t.drain()).unwrap_or_default();
         let mut first_err = None;
         for &id in &ids {
@@ -203,6 +205,7 @@ impl Vfs {
     /// [`Vfs::pread`] into a lease: the filesystem gets the lease itself, so the bytes never pass
     /// through the vfs's memory.
     pub fn pread_lease(&mut self, pid: Pid, fd: u32, offset: u64, lease: Lease<'_>) -> Result<usize> {
+        self.caller = Some(pid);
         let f = self.file(pid, fd)?;
         if !f.flags.can_read() {
             return Err(Error::BadFileDescriptor);
@@ -269,7 +272,7 @@ impl Vfs {
             offset = self.getattr(loc)?.size;
         }
         self.cache.forget_attr(loc.mount, loc.node);
-        let n = self.with_fs_mut(loc.mount, |fs| fs.write_lease(loc.node, offset, lease))?;
+        let n = self.with_fs(loc.mount, |fs| fs.write_lease(loc.node, offset, lease))?;
         self.file_mut(pid, fd)?.unsynced = true;
         self.stats.writes += 1;
         self.stats.bytes_written += n as u64;
@@ -278,6 +281,7 @@ impl Vfs {
 
     /// Move the file offset; returns the new one. A negative result is `InvalidArgument`.
     pub fn seek(&mut self, pid: Pid, fd: u32, whence: Whence, offset: i64) -> Result<u64> {
+        self.caller = Some(pid);
         let f = self.file(pid, fd)?;
         let (loc, current) = (f.loc, f.offset);
         let base = match whence {
@@ -293,6 +297,7 @@ impl Vfs {
     }
 
     pub fn fstat(&mut self, pid: Pid, fd: u32) -> Result<Stat> {
+        self.caller = Some(pid);
         let loc = self.file(pid, fd)?.loc;
         let st = self.getattr(loc);
         tally(st, &mut self.stats.stats)
@@ -303,6 +308,7 @@ impl Vfs {
     /// nothing to sync: that fsync reports `ServerRestarted` (once; a later fsync covers only later
     /// writes), never Ok.
     pub fn fsync(&mut self, pid: Pid, fd: u32) -> Result<()> {
+        self.caller = Some(pid);
         let loc = self.file(pid, fd)?.loc;
         let r = if self.file(pid, fd)?.lost {
             Err(Error::ServerRestarted)
@@ -338,6 +344,7 @@ impl Vfs {
     /// length. Returns each read's byte count. Offsets do not move. Every descriptor is checked before
     /// anything is read; then each mount gets one `read_batch` (one request to its server).
     pub fn batch_read(&mut self, pid: Pid, reads: &[ReadReq], out: &mut [u8]) -> Result<Vec<u32>> {
+        self.caller = Some(pid);
         if reads.len() > MAX_BATCH {
             return Err(Error::TooBig);
         }
@@ -396,39 +403,69 @@ impl Vfs {
         Ok(counts)
     }
 
-    /// Begin a transaction on the filesystem that holds `path`.
+    /// Begin a transaction on the filesystem that holds `path`. A process has at most one per
+    /// mount (`Busy`); the filesystem may allow only one at a time (WFS: `Busy`).
     pub fn begin(&mut self, pid: Pid, path: &str) -> Result<u64> {
+        self.caller = Some(pid);
         let mount = self.resolve(path, true)?.loc.mount;
         if !self.mount_ref(mount)?.caps.transactions {
             return Err(Error::NotSupported);
         }
+        if self.txs.values().any(|t| t.mount == mount && t.owner == pid) {
+            return Err(Error::Busy);
+        }
         let fs_tx = self.with_fs(mount, |fs| fs.begin_transaction())?;
         let id = self.next_tx;
         self.next_tx += 1;
-        self.txs.insert(id, Tx { owner: pid, mount, fs_tx });
+        self.txs.insert(id, Tx { owner: pid, mount, fs_tx, lost: false });
+        if let Some(m) = self.mounts.get_mut(mount).and_then(Option::as_mut) {
+            // `begin_transaction` selected the new transaction.
+            m.selected = Some(Some(fs_tx));
+        }
+        self.tx_changed(mount);
         self.stats.tx_begins += 1;
         Ok(id)
     }
 
+    /// Take `pid`'s transaction `tx` out of the table. One that died with its filesystem server is
+    /// gone from the table as well, but answers `NoSuchTransaction`.
     fn take_tx(&mut self, pid: Pid, tx: u64) -> Result<Tx> {
-        match self.txs.get(&tx) {
-            Some(t) if t.owner == pid => self.txs.remove(&tx).ok_or(Error::NoSuchTransaction),
-            _ => Err(Error::NoSuchTransaction),
+        let t = match self.txs.get(&tx) {
+            Some(t) if t.owner == pid => self.txs.remove(&tx).ok_or(Error::NoSuchTransaction)?,
+            _ => return Err(Error::NoSuchTransaction),
+        };
+        if t.lost {
+            self.tx_changed(t.mount);
+            return Err(Error::NoSuchTransaction);
         }
+        Ok(t)
     }
 
+    /// Commit: the transaction's changes join the live state (or, on `Conflict`, vanish).
     pub fn commit(&mut self, pid: Pid, tx: u64) -> Result<()> {
+        self.caller = Some(pid);
         let t = self.take_tx(pid, tx)?;
         let r = self.with_fs(t.mount, |fs| fs.commit_transaction(t.fs_tx));
+        self.tx_ended(t.mount);
         tally(r, &mut self.stats.tx_commits)
     }
 
-    /// Abort: the filesystem puts back what the transaction changed, so the mount's cache is dropped.
+    /// Abort: the filesystem puts back what the transaction changed.
     pub fn abort(&mut self, pid: Pid, tx: u64) -> Result<()> {
+        self.caller = Some(pid);
         let t = self.take_tx(pid, tx)?;
         let r = self.with_fs(t.mount, |fs| fs.abort_transaction(t.fs_tx));
-        self.cache.forget_mount(t.mount);
+        self.tx_ended(t.mount);
         tally(r, &mut self.stats.tx_aborts)
+    }
+
+    /// After a commit or abort the filesystem selects no transaction; after a failed one (a
+    /// server that died meanwhile) the selection is not known, so the next call sends it again.
+    fn tx_ended(&mut self, mount: usize) {
+        if let Some(m) = self.mounts.get_mut(mount).and_then(Option::as_mut) {
+            m.selected = None;
+        }
+        self.tx_changed(mount);
     }
 
     /// Number of descriptors process `pid` has open.

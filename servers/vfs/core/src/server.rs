@@ -148,13 +148,15 @@ impl Handler for VfsServer {
     fn seek(&mut self, cx: &mut Incoming<'_, '_>, fd: u32, whence: Whence, offset: i64) -> Result<u64> {
         self.vfs.seek(cx.caller(), fd, whence, offset)
     }
-    fn stat(&mut self, _: &mut Incoming<'_, '_>, path: &str) -> Result<Stat> {
+    fn stat(&mut self, cx: &mut Incoming<'_, '_>, path: &str) -> Result<Stat> {
+        self.vfs.serving(cx.caller());
         self.vfs.stat(path)
     }
     fn fstat(&mut self, cx: &mut Incoming<'_, '_>, fd: u32) -> Result<Stat> {
         self.vfs.fstat(cx.caller(), fd)
     }
-    fn readdir(&mut self, _: &mut Incoming<'_, '_>, path: &str, cookie: u64) -> Result<Vec<DirEntry>> {
+    fn readdir(&mut self, cx: &mut Incoming<'_, '_>, path: &str, cookie: u64) -> Result<Vec<DirEntry>> {
+        self.vfs.serving(cx.caller());
         let mut entries = self.vfs.readdir(path, cookie, READDIR_PAGE)?;
         fit_entries(&mut entries)?;
         Ok(entries)
@@ -226,14 +228,16 @@ impl Handler for VfsServer {
     fn stats(&mut self, _: &mut Incoming<'_, '_>) -> Result<VfsStats> {
         Ok(self.vfs.stats())
     }
-    fn lstat(&mut self, _: &mut Incoming<'_, '_>, path: &str) -> Result<Stat> {
+    fn lstat(&mut self, cx: &mut Incoming<'_, '_>, path: &str) -> Result<Stat> {
+        self.vfs.serving(cx.caller());
         self.vfs.lstat(path)
     }
     fn symlink(&mut self, cx: &mut Incoming<'_, '_>, target: &str, path: &str) -> Result<()> {
         self.vfs.serving(cx.caller());
         self.vfs.symlink(target, path)
     }
-    fn readlink(&mut self, _: &mut Incoming<'_, '_>, path: &str) -> Result<String> {
+    fn readlink(&mut self, cx: &mut Incoming<'_, '_>, path: &str) -> Result<String> {
+        self.vfs.serving(cx.caller());
         self.vfs.readlink(path)
     }
     fn process_exited(&mut self, cx: &mut Incoming<'_, '_>, pid: TaskId) -> Result<u32> {
@@ -247,7 +251,8 @@ impl Handler for VfsServer {
         self.vfs.serving(cx.caller());
         self.vfs.link(from, to)
     }
-    fn statfs(&mut self, _: &mut Incoming<'_, '_>, path: &str) -> Result<FsStats> {
+    fn statfs(&mut self, cx: &mut Incoming<'_, '_>, path: &str) -> Result<FsStats> {
+        self.vfs.serving(cx.caller());
         self.vfs.statfs(path)
     }
     fn aio_submit(&mut self, cx: &mut Incoming<'_, '_>, queue: u32, notify: u64, reqs: Vec<AioReq>) -> Result<u64> {

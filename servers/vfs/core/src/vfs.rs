@@ -14,6 +14,13 @@
 //! - Every filesystem call goes through [`Vfs::with_fs`], which afterwards compares the filesystem's
 //!   [`FileSystem::generation`]: when the server behind a mount restarted, the VFS re-opens every open
 //!   file of that mount by its stable node id and drops the mount's cached metadata.
+//! - Transactions belong to the process that began them. Before a call, `with_fs` selects on the
+//!   filesystem the state the caller works in ([`FileSystem::select_transaction`]: its transaction
+//!   there, or none), sending the selection only when it differs from the last one sent; the vfs
+//!   serves one request at a time, so nothing runs between the selection and the call. So other
+//!   processes go on working on the mount outside the transaction and do not see its uncommitted
+//!   changes, and an abort or the owner's death takes back only the owner's. While a transaction is
+//!   open on a mount, its metadata is not cached (each process may see another state).
 
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
@@ -51,6 +58,8 @@ pub(crate) struct Mount {
     pub covers: Option<Loc>,
     /// `fs.generation()` when the VFS last had all its open files open there.
     pub generation: u64,
+    /// The transaction selection last sent to the filesystem (`None`: not known, send it).
+    pub selected: Option<Option<TxId>>,
 }
 
 /// An open-file description: shared by every descriptor `dup`ed from the same `open`.
@@ -72,6 +81,9 @@ pub(crate) struct Tx {
     pub owner: Pid,
     pub mount: usize,
     pub fs_tx: TxId,
+    /// The filesystem server restarted since the begin: the transaction died with it, and its id
+    /// may name another process's transaction on the new server, so it is never sent again.
+    pub lost: bool,
 }
 
 /// Where a path led: the node, its attributes, and the directory walked into last (its parent for
@@ -94,7 +106,8 @@ pub struct Vfs {
     pub(crate) next_tx: u64,
     pub(crate) cache: MetaCache,
     pub(crate) stats: VfsStats,
-    /// The process whose call is being served (`Vfs::serving`), for the transaction fence.
+    /// The process whose call is being served (`Vfs::serving`): its transaction, if it has one on
+    /// a mount, is what `with_fs` selects there.
     pub(crate) caller: Option<Pid>,
 }
 
@@ -111,7 +124,8 @@ impl Vfs {
                 root: root_node,
                 caps,
                 covers: None,
-                generation
+                generation,
+                selected: None,
             })],
             covered: BTreeMap::new(),
             files: BTreeMap::new(),
@@ -129,10 +143,21 @@ impl Vfs {
         self.mounts.get(mount).and_then(Option::as_ref).ok_or(Error::NotFound)
     }
 
-    /// Run `f` on the filesystem of `mount`, then re-open that mount's files if its server restarted.
+    /// Run `f` on the filesystem of `mount` in the caller's transaction there (or outside any),
+    /// then re-open that mount's files if its server restarted.
     pub(crate) fn with_fs<R>(&mut self, mount: usize, f: impl FnOnce(&mut dyn FileSystem) -> Result<R>) -> Result<R> {
+        let mine = self.txs.values().find(|t| t.mount == mount && Some(t.owner) == self.caller);
+        if mine.is_some_and(|t| t.lost) {
+            count_error(&mut self.stats, &Error::NoSuchTransaction);
+            return Err(Error::NoSuchTransaction);
+        }
+        let want = mine.map(|t| t.fs_tx);
         let m = self.mounts.get_mut(mount).and_then(Option::as_mut).ok_or(Error::NotFound)?;
-        let result = f(&mut *m.fs);
+        let selected = if m.selected == Some(want) { Ok(()) } else { m.fs.select_transaction(want) };
+        if selected.is_ok() {
+            m.selected = Some(want);
+        }
+        let result = selected.and_then(|()| f(&mut *m.fs));
         if let Err(e) = &result {
             count_error(&mut self.stats, e);
         }
@@ -151,27 +176,23 @@ impl Vfs {
         self.caller = Some(pid);
     }
 
-    /// [`Vfs::with_fs`] for an operation that changes the filesystem, behind the transaction fence:
-    /// while one process has an explicit transaction open on `mount`, another process's change there
-    /// would join that transaction (a filesystem has one state, and WFS one transaction at a time),
-    /// so it would vanish if the owner aborted or died. It is refused with `Busy` instead; the owner's
-    /// own changes, and every change on other mounts, go through.
-    pub(crate) fn with_fs_mut<R>(
-        &mut self,
-        mount: usize,
-        f: impl FnOnce(&mut dyn FileSystem) -> Result<R>,
-    ) -> Result<R> {
-        if self.txs.values().any(|t| t.mount == mount && Some(t.owner) != self.caller) {
-            count_error(&mut self.stats, &Error::Busy);
-            return Err(Error::Busy);
-        }
-        self.with_fs(mount, f)
+    /// The transaction table changed on `mount`: its metadata is cached only while none is open.
+    pub(crate) fn tx_changed(&mut self, mount: usize) {
+        let open = self.txs.values().any(|t| t.mount == mount);
+        self.cache.set_uncached(mount, open);
     }
 
     /// The server behind `mount` restarted: re-open every open file there by node id, drop its cache,
     /// and remember which descriptions had writes the old server may have taken with it.
     fn reopen(&mut self, mount: usize) {
         self.cache.forget_mount(mount);
+        if let Some(m) = self.mounts.get_mut(mount).and_then(Option::as_mut) {
+            // The new server has no transaction and selects none.
+            m.selected = Some(None);
+        }
+        for t in self.txs.values_mut().filter(|t| t.mount == mount) {
+            t.lost = true;
+        }
         for f in self.files.values_mut().filter(|f| f.loc.mount == mount && f.unsynced) {
             f.lost = true;
         }
@@ -343,8 +364,15 @@ impl Vfs {
         let root = fs.root();
         let caps = fs.capabilities();
         let generation = fs.generation();
-        let mount =
-            Mount { path: path::join(&path::components(path)?), fs, root, caps, covers: Some(at.loc), generation };
+        let mount = Mount {
+            path: path::join(&path::components(path)?),
+            fs,
+            root,
+            caps,
+            covers: Some(at.loc),
+            generation,
+            selected: None,
+        };
         let index = match self.mounts.iter().position(Option::is_none) {
             Some(free) => {
                 self.mounts[free] = Some(mount);

@@ -164,43 +164,49 @@ fn transactions_pass_through_or_are_not_supported() {
 }
 
 #[test]
-fn another_process_neither_joins_an_open_transaction_nor_gets_a_false_fsync() {
+fn another_process_works_outside_an_open_transaction_and_neither_side_sees_the_other() {
     use protocol::api::vfs::OpenFlags as O;
-    let (mut v, _root) = setup();
-    let other = Shared::new();
-    other.probe.no_transactions.set(true);
-    v.mkdir("/mnt", 0o755).unwrap();
-    v.mount("/mnt", other.boxed()).unwrap();
+    let (mut v, root) = setup();
     let theirs = v.open(P2, "/b", O::WRITE | O::CREATE, 0o644).unwrap();
     let tx = v.begin(P1, "/").unwrap();
-    // P2's changes on the transaction's mount would join it: refused, whatever the path.
-    assert_eq!(v.write(P2, theirs, b"x"), Err(Error::Busy));
-    assert_eq!(v.truncate(P2, theirs, 0), Err(Error::Busy));
-    assert_eq!(v.open(P2, "/c", O::WRITE | O::CREATE, 0o644), Err(Error::Busy));
-    v.serving(P2);
-    assert_eq!(v.mkdir("/d", 0o755), Err(Error::Busy));
-    assert_eq!(v.rename("/b", "/e"), Err(Error::Busy));
-    assert_eq!(v.unlink("/b"), Err(Error::Busy));
-    // Its fsync cannot make its data durable apart from the transaction: an error, never Ok.
-    assert_eq!(v.fsync(P2, theirs), Err(Error::Busy));
-    // Each refusal is counted as an error of its kind.
-    let st = v.stats();
-    assert_eq!((st.busy_errors, st.io_errors, st.server_errors), (7, 0, 0));
-    assert!(st.fs_errors >= 7);
-    // Reads go on, and so do changes on another mount.
-    assert_eq!(v.stat("/b").unwrap().size, 0);
-    let elsewhere = v.open(P2, "/mnt/f", O::WRITE | O::CREATE, 0o644).unwrap();
-    assert_eq!(v.write(P2, elsewhere, b"ok"), Ok(2));
-    assert_eq!(v.fsync(P2, elsewhere), Ok(()));
-    // The owner works inside its transaction; once it ends, P2 writes and syncs again.
+    assert_eq!(v.begin(P1, "/"), Err(Error::Busy), "one transaction per process and mount");
     let mine = v.open(P1, "/a", O::WRITE | O::CREATE, 0o644).unwrap();
     assert_eq!(v.write(P1, mine, b"tx"), Ok(2));
-    v.abort(P1, tx).unwrap();
-    assert_eq!(v.stat("/a"), Err(Error::NotFound));
+    assert_eq!(v.fsync(P1, mine), Err(Error::Busy), "nothing of a transaction is durable before its commit");
+    // P2 goes on outside the transaction, with real syncs, and does not see P1's file.
     assert_eq!(v.write(P2, theirs, b"x"), Ok(1));
     assert_eq!(v.fsync(P2, theirs), Ok(()));
     v.serving(P2);
     assert_eq!(v.mkdir("/d", 0o755), Ok(()));
+    assert_eq!(v.stat("/a"), Err(Error::NotFound));
+    // P1 does not see P2's changes (snapshot isolation), however the cache was filled.
+    v.serving(P1);
+    assert_eq!(v.stat("/d"), Err(Error::NotFound));
+    assert_eq!(v.fstat(P1, mine).unwrap().size, 2);
+    v.close(P1, mine).unwrap();
+    // memfs detects conflicts per filesystem: P2 changed it, so P1's commit fails and leaves nothing.
+    assert_eq!(v.commit(P1, tx), Err(Error::Conflict));
+    v.serving(P2);
+    assert_eq!(v.stat("/a"), Err(Error::NotFound));
+    assert_eq!(v.stat("/b").unwrap().size, 1);
+    // Without a concurrent change the commit goes through and everyone sees it.
+    let tx = v.begin(P1, "/").unwrap();
+    v.mkdir("/in-tx", 0o755).unwrap();
+    v.serving(P2);
+    assert_eq!(v.stat("/in-tx"), Err(Error::NotFound));
+    assert_eq!(v.stat("/d").unwrap().kind, FileType::Directory, "reads outside go on");
+    v.commit(P1, tx).unwrap();
+    v.serving(P2);
+    assert_eq!(v.stat("/in-tx").unwrap().kind, FileType::Directory);
+    // The owner's exit aborts only its transaction.
+    let _tx = v.begin(P1, "/").unwrap();
+    put(&mut v, "/gone", b"g");
+    v.exit(P1).unwrap();
+    v.serving(P2);
+    assert_eq!(v.stat("/gone"), Err(Error::NotFound));
+    assert_eq!(v.write(P2, theirs, b"y"), Ok(1));
+    assert_eq!(v.fsync(P2, theirs), Ok(()));
+    assert!(root.fs.borrow_mut().capabilities().transactions);
 }
 
 #[test]

@@ -14,9 +14,14 @@
 //! - a block born at or before the newest snapshot may be shared with that snapshot and is not
 //!   freed at all; deleting the snapshot frees, in the same commit, whatever only it reached.
 //!
+//! While an explicit transaction is open (see `txn`), the blocks allocated for it are kept in
+//! `tx_owned`: no durable state references them until its commit, so a commit of the other state
+//! records them as free in the space map, and an abort frees them.
+//!
 //! File data is allocated in contiguous runs (`alloc_run`) so that extents stay long.
 //! Two cursors (low half, high half) let a tree node's ditto copy land far from its first copy.
 
+use alloc::collections::BTreeSet;
 use alloc::vec;
 use alloc::vec::Vec;
 
@@ -36,6 +41,10 @@ pub struct Allocator {
     changed: Vec<bool>,
     /// While an operation runs: what it changed, so a failed operation can be undone.
     journal: Option<Journal>,
+    /// Blocks allocated for the open explicit transaction and not freed since.
+    pub tx_owned: BTreeSet<u64>,
+    /// Allocations now are the open transaction's (its state is the one being changed).
+    pub track_tx: bool,
 }
 
 /// The allocator changes of one operation in progress.
@@ -60,6 +69,8 @@ impl Allocator {
             deferred: Vec::new(),
             changed: vec![false; total.div_ceil(MAP_BITS) as usize],
             journal: None,
+            tx_owned: BTreeSet::new(),
+            track_tx: false,
         }
     }
 
@@ -113,7 +124,8 @@ impl Allocator {
         self.changed.iter_mut().for_each(|c| *c = true);
     }
 
-    fn note(&mut self, b: u64) {
+    /// The map block recording `b` must be rewritten at the next commit.
+    pub fn note(&mut self, b: u64) {
         if let Some(c) = self.changed.get_mut((b / MAP_BITS) as usize) {
             *c = true;
         }
@@ -171,6 +183,9 @@ impl Allocator {
         if let Some(j) = &mut self.journal {
             j.log.push((b, true));
         }
+        if self.track_tx {
+            self.tx_owned.insert(b);
+        }
         true
     }
 
@@ -187,6 +202,7 @@ impl Allocator {
             if let Some(j) = &mut self.journal {
                 j.log.push((b, false));
             }
+            self.tx_owned.remove(&b);
             return true;
         }
         false

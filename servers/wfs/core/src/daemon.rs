@@ -52,7 +52,8 @@ impl<D: BlockDevice> Wfs<D> {
             // A change that bypassed `op_done`: counted from now.
             self.daemon.changed(now);
         }
-        let flush = (self.tx.is_none() && self.daemon.flush_due(now)).then(|| self.commit().is_ok());
+        // The main state's group; an open transaction's changes wait for its commit.
+        let flush = self.daemon.flush_due(now).then(|| self.in_main(|fs| fs.commit().is_ok()));
         let budget = self.daemon.scrub_budget(now);
         if budget > 0 {
             // A slice that cannot read its part of the tree is retried at the next tick.
@@ -75,8 +76,8 @@ impl<D: BlockDevice> Wfs<D> {
     /// Commit pending implicit work and verify up to `budget` data blocks.
     pub fn tick(&mut self, budget: usize) -> Result<TickReport> {
         let mut committed = false;
-        if self.tx.is_none() && self.dirty {
-            self.commit()?;
+        if self.in_main(|fs| fs.dirty) {
+            self.in_main(|fs| fs.commit())?;
             committed = true;
         }
         Ok(TickReport { committed, ..self.scrub_slice(budget)? })
@@ -229,22 +230,30 @@ mod tests {
     }
 
     #[test]
-    fn background_never_commits_an_open_transaction() {
+    fn background_commits_only_the_main_state_while_a_transaction_is_open() {
         use core::sync::atomic::Ordering::SeqCst;
         let secs = alloc::sync::Arc::new(core::sync::atomic::AtomicI64::new(1000));
         let mut fs =
             Wfs::format(RamDisk::new(8192), &FormatOptions::default(), Box::new(StepClock(secs.clone()))).unwrap();
         let tx = fs.begin_transaction().unwrap();
         fs.create(1, "in-tx", &NewNode::new(FileType::File, 0o644)).unwrap();
+        fs.select_transaction(None).unwrap();
+        fs.create(1, "outside", &NewNode::new(FileType::File, 0o644)).unwrap();
+        fs.select_transaction(Some(tx)).unwrap();
         secs.store(1060, SeqCst);
         fs.background();
-        assert!(after_power_cut(&mut fs).lookup(1, "in-tx").is_err());
-        assert_eq!(fs.daemon_report().flushes, 0);
-        // Nor do the durability calls: they fail rather than answer Ok without a barrier.
+        assert_eq!(fs.daemon_report().flushes, 1);
+        let mut cut = after_power_cut(&mut fs);
+        assert!(cut.lookup(1, "in-tx").is_err());
+        assert!(cut.lookup(1, "outside").is_ok());
+        assert!(cut.fsck(false).unwrap().is_clean());
+        // Inside the transaction the durability calls fail rather than answer Ok without a barrier.
         assert_eq!(fs.sync(), Err(protocol::Error::Busy));
         assert_eq!(fs.fsync(1), Err(protocol::Error::Busy));
         fs.commit_transaction(tx).unwrap();
         assert!(!fs.daemon_report().pending);
-        assert!(after_power_cut(&mut fs).lookup(1, "in-tx").is_ok());
+        let mut cut = after_power_cut(&mut fs);
+        assert!(cut.lookup(1, "in-tx").is_ok() && cut.lookup(1, "outside").is_ok());
+        assert!(cut.fsck(false).unwrap().is_clean());
     }
 }

@@ -18,6 +18,7 @@ use protocol::{Error, Result};
 use crate::names::{self, MAX_NAME};
 use crate::ondisk::{Inode, Key, KIND_DIRENT, KIND_ORPHAN, MAX_SYMLINK, META_OID, ROOT_INO};
 use crate::read::{self, encode_dirent};
+use crate::txn::{LogOp, Obj};
 use crate::Wfs;
 
 impl<D: BlockDevice> Wfs<D> {
@@ -62,6 +63,79 @@ impl<D: BlockDevice> Wfs<D> {
         }
     }
 
+    /// The objects an operation on the entry `name` of `dir` touches: the entry and the node it
+    /// names now (if any).
+    fn entry_objs(&mut self, dir: u64, name: &str) -> Vec<Obj> {
+        let mut v = alloc::vec![Obj::Name(dir, name.into())];
+        if let Ok(Some(e)) = read::dir_lookup(&mut self.st, &self.root, dir, name) {
+            v.push(Obj::Node(e.ino));
+        }
+        v
+    }
+
+    fn setattr_inner(&mut self, node: NodeId, attr: SetAttr) -> Result<Stat> {
+        self.mutation(|fs| -> Result<Stat> {
+            let mut i = fs.get_inode(node)?;
+            if attr.size.is_some() && i.kind != FileType::File {
+                return Err(if i.kind == FileType::Directory { Error::IsADirectory } else { Error::InvalidArgument });
+            }
+            if let Some(m) = attr.mode {
+                i.mode = m & 0o7777;
+            }
+            if let Some(u) = attr.uid {
+                i.uid = u;
+            }
+            if let Some(g) = attr.gid {
+                i.gid = g;
+            }
+            if let Some(t) = attr.atime {
+                i.atime = t;
+            }
+            match attr.size {
+                // Shrinking dirties the extent leaves it empties; growing or not only the inode's path.
+                Some(size) if size < i.size => fs.room(4 + (i.size - size) / (64 * 4096), 0)?,
+                _ => fs.room(2, 0)?,
+            }
+            let now = fs.now();
+            if let Some(size) = attr.size {
+                fs.file_truncate(node, &mut i, size)?;
+                i.mtime = now;
+            }
+            if let Some(t) = attr.mtime {
+                i.mtime = t;
+            }
+            i.ctime = now;
+            fs.put_inode(node, &i)?;
+            Ok(read::to_stat(node, &i))
+        })
+    }
+
+    fn link_inner(&mut self, node: NodeId, dir: NodeId, name: &str) -> Result<Stat> {
+        self.mutation(|fs| -> Result<Stat> {
+            let mut i = fs.get_inode(node)?;
+            if i.kind == FileType::Directory {
+                return Err(Error::NotPermitted);
+            }
+            if i.nlink == 0 {
+                return Err(Error::NotFound);
+            }
+            if i.nlink == u32::MAX {
+                return Err(Error::TooManyLinks);
+            }
+            read::get_dir(&mut fs.st, &fs.root, dir)?;
+            if read::dir_lookup(&mut fs.st, &fs.root, dir, name)?.is_some() {
+                return Err(Error::AlreadyExists);
+            }
+            fs.room(4, crate::file::slop(fs.st.alloc.total()))?;
+            fs.add_entry(dir, name, node, i.kind)?;
+            i.nlink += 1;
+            i.ctime = fs.now();
+            fs.put_inode(node, &i)?;
+            fs.touch_dir(dir, 0)?;
+            Ok(read::to_stat(node, &i))
+        })
+    }
+
     fn is_ancestor(&mut self, anc: u64, mut dir: u64) -> Result<bool> {
         // Bounded: a parent chain longer than this is a corrupt image, not a deep tree.
         for _ in 0..65536 {
@@ -102,40 +176,10 @@ impl<D: BlockDevice> FileSystem for Wfs<D> {
     }
 
     fn setattr(&mut self, node: NodeId, attr: SetAttr) -> Result<Stat> {
-        self.mutation(|fs| -> Result<Stat> {
-            let mut i = fs.get_inode(node)?;
-            if attr.size.is_some() && i.kind != FileType::File {
-                return Err(if i.kind == FileType::Directory { Error::IsADirectory } else { Error::InvalidArgument });
-            }
-            if let Some(m) = attr.mode {
-                i.mode = m & 0o7777;
-            }
-            if let Some(u) = attr.uid {
-                i.uid = u;
-            }
-            if let Some(g) = attr.gid {
-                i.gid = g;
-            }
-            if let Some(t) = attr.atime {
-                i.atime = t;
-            }
-            match attr.size {
-                // Shrinking dirties the extent leaves it empties; growing or not only the inode's path.
-                Some(size) if size < i.size => fs.room(4 + (i.size - size) / (64 * 4096), 0)?,
-                _ => fs.room(2, 0)?,
-            }
-            let now = fs.now();
-            if let Some(size) = attr.size {
-                fs.file_truncate(node, &mut i, size)?;
-                i.mtime = now;
-            }
-            if let Some(t) = attr.mtime {
-                i.mtime = t;
-            }
-            i.ctime = now;
-            fs.put_inode(node, &i)?;
-            Ok(read::to_stat(node, &i))
-        })
+        let p = self.tx_prepare(|_| alloc::vec![Obj::Node(node)], || LogOp::Setattr(node, attr))?;
+        let r = self.setattr_inner(node, attr);
+        self.tx_record(p, &r);
+        r
     }
 
     fn read(&mut self, node: NodeId, offset: u64, buf: &mut [u8]) -> Result<usize> {
@@ -157,14 +201,191 @@ impl<D: BlockDevice> FileSystem for Wfs<D> {
     }
 
     fn write(&mut self, node: NodeId, offset: u64, data: &[u8]) -> Result<usize> {
+        let p = self.tx_prepare(|_| alloc::vec![Obj::Node(node)], || LogOp::Write(node, offset, data.to_vec()))?;
         let saved = self.begin_op();
         let r = self.file_write(node, offset, data);
-        let (n, blocks) = self.end_op(saved, r)?;
+        let r = self.end_op(saved, r);
+        self.tx_record(p, &r);
+        let (n, blocks) = r?;
         self.op_done(blocks)?;
         Ok(n)
     }
 
     fn create(&mut self, dir: NodeId, name: &str, node: &NewNode) -> Result<Stat> {
+        // The log entry gets the new node's number once it is known.
+        let p = self.tx_prepare(
+            |_| alloc::vec![Obj::Name(dir, name.into())],
+            || LogOp::Create(dir, name.into(), node.clone(), 0),
+        )?;
+        let r = self.create_inner(dir, name, node);
+        let p = p.map(|p| p.with_ino(r.as_ref().map_or(0, |st| st.ino)));
+        self.tx_record(p, &r);
+        r
+    }
+
+    fn unlink(&mut self, dir: NodeId, name: &str) -> Result<()> {
+        let p = self.tx_prepare(|fs| fs.entry_objs(dir, name), || LogOp::Unlink(dir, name.into()))?;
+        let r = self.unlink_inner(dir, name);
+        self.tx_record(p, &r);
+        r
+    }
+
+    fn rmdir(&mut self, dir: NodeId, name: &str) -> Result<()> {
+        let p = self.tx_prepare(|fs| fs.entry_objs(dir, name), || LogOp::Rmdir(dir, name.into()))?;
+        let r = self.rmdir_inner(dir, name);
+        self.tx_record(p, &r);
+        r
+    }
+
+    fn rename(&mut self, from_dir: NodeId, from: &str, to_dir: NodeId, to: &str) -> Result<()> {
+        let p = self.tx_prepare(
+            |fs| {
+                let mut v = fs.entry_objs(from_dir, from);
+                v.extend(fs.entry_objs(to_dir, to));
+                v
+            },
+            || LogOp::Rename(from_dir, from.into(), to_dir, to.into()),
+        )?;
+        let r = self.rename_inner(from_dir, from, to_dir, to);
+        self.tx_record(p, &r);
+        r
+    }
+    fn readdir(&mut self, dir: NodeId, cookie: u64, max: usize) -> Result<Vec<DirEntry>> {
+        read::readdir(&mut self.st, &self.root, dir, cookie, max)
+    }
+
+    fn fsync(&mut self, _node: NodeId) -> Result<()> {
+        self.sync()
+    }
+
+    fn sync(&mut self) -> Result<()> {
+        // Inside an explicit transaction nothing may become durable before its commit: the
+        // durability call fails rather than answering Ok without a barrier. Outside it, the main
+        // state commits (the open transaction's changes are not part of it).
+        if self.in_tx() {
+            return Err(Error::Busy);
+        }
+        self.commit()
+    }
+
+    fn statfs(&mut self) -> Result<FsStats> {
+        let total = self.st.alloc.total();
+        let free = self.st.alloc.free_blocks();
+        Ok(FsStats {
+            block_size: crate::ondisk::BLOCK_SIZE as u32,
+            total_blocks: total,
+            free_blocks: free,
+            total_nodes: total,
+            free_nodes: free,
+            max_name_len: MAX_NAME as u32,
+        })
+    }
+
+    fn open(&mut self, node: NodeId) -> Result<()> {
+        self.get_inode(node)?;
+        *self.open.entry(node).or_insert(0) += 1;
+        Ok(())
+    }
+
+    fn release(&mut self, node: NodeId) -> Result<()> {
+        let Some(c) = self.open.get_mut(&node) else { return Err(Error::BadFileDescriptor) };
+        *c -= 1;
+        if *c > 0 {
+            return Ok(());
+        }
+        self.open.remove(&node);
+        match self.get_inode(node) {
+            Ok(i) if i.nlink == 0 => {
+                let p = match self.tx_prepare(|_| alloc::vec![Obj::Node(node)], || LogOp::Delete(node)) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        // Still open, as before the call.
+                        self.open.insert(node, 1);
+                        return Err(e);
+                    }
+                };
+                let saved = self.begin_op();
+                let r = self.delete_inode(node);
+                if r.is_err() {
+                    // Still open, as before the call (the VFS may retry the release).
+                    self.open.insert(node, 1);
+                }
+                let r = self.end_op(saved, r);
+                self.tx_record(p, &r);
+                r?;
+                self.op_done(0)
+            }
+            Ok(_) | Err(Error::NotFound) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn link(&mut self, node: NodeId, dir: NodeId, name: &str) -> Result<Stat> {
+        let objs = |_: &mut Self| alloc::vec![Obj::Node(node), Obj::Name(dir, name.into())];
+        let p = self.tx_prepare(objs, || LogOp::Link(node, dir, name.into()))?;
+        let r = self.link_inner(node, dir, name);
+        self.tx_record(p, &r);
+        r
+    }
+
+    fn readlink(&mut self, node: NodeId) -> Result<String> {
+        read::readlink(&mut self.st, &self.root, node)
+    }
+
+    fn begin_transaction(&mut self) -> Result<TxId> {
+        self.tx_begin()
+    }
+
+    fn commit_transaction(&mut self, tx: TxId) -> Result<()> {
+        self.tx_commit(tx)
+    }
+
+    fn abort_transaction(&mut self, tx: TxId) -> Result<()> {
+        self.tx_abort(tx)
+    }
+
+    fn select_transaction(&mut self, tx: Option<TxId>) -> Result<()> {
+        self.select(tx)
+    }
+
+    // Snapshots and scrub over IPC: the interface's shapes around the inherent functions.
+    fn snapshot_create(&mut self, name: &str) -> Result<()> {
+        self.create_snapshot(name)
+    }
+
+    fn snapshot_list(&mut self) -> Result<Vec<SnapshotInfo>> {
+        let list = self.list_snapshots()?;
+        Ok(list.into_iter().map(|s| SnapshotInfo { name: s.name, txid: s.txid, created: s.created }).collect())
+    }
+
+    fn snapshot_delete(&mut self, name: &str) -> Result<()> {
+        self.delete_snapshot(name)
+    }
+
+    fn background(&mut self) -> Option<u64> {
+        Some(Wfs::background(self))
+    }
+
+    fn daemon_stats(&mut self) -> Result<protocol::daemon::DaemonStats> {
+        Ok(self.daemon_report())
+    }
+
+    fn run_scrub(&mut self) -> Result<ScrubSummary> {
+        let r = self.scrub()?;
+        Ok(ScrubSummary {
+            node_copies_checked: r.node_copies_checked,
+            node_copies_repaired: r.node_copies_repaired,
+            data_blocks_checked: r.data_blocks_checked,
+            superblocks_repaired: r.superblocks_repaired,
+            unrepairable: r.unrepairable.len() as u64,
+            unrepairable_blocks: r.unrepairable.into_iter().take(MAX_UNREPAIRABLE_LISTED).collect(),
+        })
+    }
+}
+
+/// The namespace changes themselves (the trait's methods add the transaction bookkeeping).
+impl<D: BlockDevice> Wfs<D> {
+    fn create_inner(&mut self, dir: NodeId, name: &str, node: &NewNode) -> Result<Stat> {
         self.mutation(|fs| -> Result<Stat> {
             read::get_dir(&mut fs.st, &fs.root, dir)?;
             if read::dir_lookup(&mut fs.st, &fs.root, dir, name)?.is_some() {
@@ -179,8 +400,13 @@ impl<D: BlockDevice> FileSystem for Wfs<D> {
             };
             let is_dir = node.kind == FileType::Directory;
             let now = fs.now();
-            let ino = fs.next_ino;
-            fs.next_ino += 1;
+            let ino = match fs.forced_ino.take() {
+                Some(ino) => ino,
+                None => {
+                    fs.next_ino += 1;
+                    fs.next_ino - 1
+                }
+            };
             let i = Inode {
                 kind: node.kind,
                 mode: node.mode & 0o7777,
@@ -204,7 +430,7 @@ impl<D: BlockDevice> FileSystem for Wfs<D> {
         })
     }
 
-    fn unlink(&mut self, dir: NodeId, name: &str) -> Result<()> {
+    fn unlink_inner(&mut self, dir: NodeId, name: &str) -> Result<()> {
         self.mutation(|fs| -> Result<()> {
             read::get_dir(&mut fs.st, &fs.root, dir)?;
             let e = read::dir_lookup(&mut fs.st, &fs.root, dir, name)?.ok_or(Error::NotFound)?;
@@ -221,7 +447,7 @@ impl<D: BlockDevice> FileSystem for Wfs<D> {
         })
     }
 
-    fn rmdir(&mut self, dir: NodeId, name: &str) -> Result<()> {
+    fn rmdir_inner(&mut self, dir: NodeId, name: &str) -> Result<()> {
         self.mutation(|fs| -> Result<()> {
             read::get_dir(&mut fs.st, &fs.root, dir)?;
             let e = read::dir_lookup(&mut fs.st, &fs.root, dir, name)?.ok_or(Error::NotFound)?;
@@ -239,7 +465,7 @@ impl<D: BlockDevice> FileSystem for Wfs<D> {
         })
     }
 
-    fn rename(&mut self, from_dir: NodeId, from: &str, to_dir: NodeId, to: &str) -> Result<()> {
+    fn rename_inner(&mut self, from_dir: NodeId, from: &str, to_dir: NodeId, to: &str) -> Result<()> {
         self.mutation(|fs| -> Result<()> {
             names::check_name(from)?;
             names::check_name(to)?;
@@ -288,157 +514,6 @@ impl<D: BlockDevice> FileSystem for Wfs<D> {
                 fs.touch_dir(to_dir, moved)?;
             }
             Ok(())
-        })
-    }
-
-    fn readdir(&mut self, dir: NodeId, cookie: u64, max: usize) -> Result<Vec<DirEntry>> {
-        read::readdir(&mut self.st, &self.root, dir, cookie, max)
-    }
-
-    fn fsync(&mut self, _node: NodeId) -> Result<()> {
-        self.sync()
-    }
-
-    fn sync(&mut self) -> Result<()> {
-        // Inside an explicit transaction nothing may become durable before its commit, and the
-        // state cannot be split into the transaction's part and the rest: the durability call
-        // fails rather than answering Ok without a barrier.
-        if self.tx.is_some() {
-            return Err(Error::Busy);
-        }
-        self.commit()
-    }
-
-    fn statfs(&mut self) -> Result<FsStats> {
-        let total = self.st.alloc.total();
-        let free = self.st.alloc.free_blocks();
-        Ok(FsStats {
-            block_size: crate::ondisk::BLOCK_SIZE as u32,
-            total_blocks: total,
-            free_blocks: free,
-            total_nodes: total,
-            free_nodes: free,
-            max_name_len: MAX_NAME as u32,
-        })
-    }
-
-    fn open(&mut self, node: NodeId) -> Result<()> {
-        self.get_inode(node)?;
-        *self.open.entry(node).or_insert(0) += 1;
-        Ok(())
-    }
-
-    fn release(&mut self, node: NodeId) -> Result<()> {
-        let Some(c) = self.open.get_mut(&node) else { return Err(Error::BadFileDescriptor) };
-        *c -= 1;
-        if *c > 0 {
-            return Ok(());
-        }
-        self.open.remove(&node);
-        match self.get_inode(node) {
-            Ok(i) if i.nlink == 0 => {
-                let saved = self.begin_op();
-                let r = self.delete_inode(node);
-                if r.is_err() {
-                    // Still open, as before the call (the VFS may retry the release).
-                    self.open.insert(node, 1);
-                }
-                self.end_op(saved, r)?;
-                self.op_done(0)
-            }
-            Ok(_) | Err(Error::NotFound) => Ok(()),
-            Err(e) => Err(e),
-        }
-    }
-
-    fn link(&mut self, node: NodeId, dir: NodeId, name: &str) -> Result<Stat> {
-        self.mutation(|fs| -> Result<Stat> {
-            let mut i = fs.get_inode(node)?;
-            if i.kind == FileType::Directory {
-                return Err(Error::NotPermitted);
-            }
-            if i.nlink == 0 {
-                return Err(Error::NotFound);
-            }
-            if i.nlink == u32::MAX {
-                return Err(Error::TooManyLinks);
-            }
-            read::get_dir(&mut fs.st, &fs.root, dir)?;
-            if read::dir_lookup(&mut fs.st, &fs.root, dir, name)?.is_some() {
-                return Err(Error::AlreadyExists);
-            }
-            fs.room(4, crate::file::slop(fs.st.alloc.total()))?;
-            fs.add_entry(dir, name, node, i.kind)?;
-            i.nlink += 1;
-            i.ctime = fs.now();
-            fs.put_inode(node, &i)?;
-            fs.touch_dir(dir, 0)?;
-            Ok(read::to_stat(node, &i))
-        })
-    }
-
-    fn readlink(&mut self, node: NodeId) -> Result<String> {
-        read::readlink(&mut self.st, &self.root, node)
-    }
-
-    fn begin_transaction(&mut self) -> Result<TxId> {
-        if self.tx.is_some() {
-            return Err(Error::Busy);
-        }
-        // The transaction starts from a committed state, which is what an abort returns to.
-        self.commit()?;
-        let id = self.st.txid;
-        self.tx = Some(id);
-        Ok(id)
-    }
-
-    fn commit_transaction(&mut self, tx: TxId) -> Result<()> {
-        if self.tx != Some(tx) {
-            return Err(Error::NoSuchTransaction);
-        }
-        self.tx = None;
-        self.commit()
-    }
-
-    fn abort_transaction(&mut self, tx: TxId) -> Result<()> {
-        if self.tx != Some(tx) {
-            return Err(Error::NoSuchTransaction);
-        }
-        self.tx = None;
-        self.rollback()
-    }
-
-    // Snapshots and scrub over IPC: the interface's shapes around the inherent functions.
-    fn snapshot_create(&mut self, name: &str) -> Result<()> {
-        self.create_snapshot(name)
-    }
-
-    fn snapshot_list(&mut self) -> Result<Vec<SnapshotInfo>> {
-        let list = self.list_snapshots()?;
-        Ok(list.into_iter().map(|s| SnapshotInfo { name: s.name, txid: s.txid, created: s.created }).collect())
-    }
-
-    fn snapshot_delete(&mut self, name: &str) -> Result<()> {
-        self.delete_snapshot(name)
-    }
-
-    fn background(&mut self) -> Option<u64> {
-        Some(Wfs::background(self))
-    }
-
-    fn daemon_stats(&mut self) -> Result<protocol::daemon::DaemonStats> {
-        Ok(self.daemon_report())
-    }
-
-    fn run_scrub(&mut self) -> Result<ScrubSummary> {
-        let r = self.scrub()?;
-        Ok(ScrubSummary {
-            node_copies_checked: r.node_copies_checked,
-            node_copies_repaired: r.node_copies_repaired,
-            data_blocks_checked: r.data_blocks_checked,
-            superblocks_repaired: r.superblocks_repaired,
-            unrepairable: r.unrepairable.len() as u64,
-            unrepairable_blocks: r.unrepairable.into_iter().take(MAX_UNREPAIRABLE_LISTED).collect(),
         })
     }
 }

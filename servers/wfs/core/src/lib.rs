@@ -12,6 +12,9 @@
 //!   both superblocks (first and last block), flushes again, and only then lets blocks freed by the
 //!   transaction be reused. Implicit operations are grouped into one commit, made on
 //!   `sync`/`fsync`, `unmount`, explicit transaction boundaries or when the group grows large.
+//! - An explicit transaction works on its own in-memory state beside the main one, selected per
+//!   operation, isolated from it and merged into it (or refused with `Conflict`) at its commit
+//!   (`txn`).
 //! - The allocation bitmap is persisted as a space map ([`spacemap`]) that every commit rewrites in
 //!   part, copy-on-write, so mount reads a few blocks instead of walking the trees; fsck checks it
 //!   against a full walk, and a damaged map is rebuilt by that walk.
@@ -33,10 +36,14 @@ mod file;
 mod fsimpl;
 mod names;
 pub mod ondisk;
+mod reach;
 mod read;
 mod snapshot;
 mod spacemap;
 mod store;
+mod txn;
+
+pub use txn::{LOG_BYTES as TX_LOG_BYTES, LOG_OPS as TX_LOG_OPS, MAIN_OBJS as TX_MAIN_OBJS};
 
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
@@ -53,10 +60,10 @@ pub use ondisk::Checksum;
 pub use snapshot::{SnapshotInfo, SnapshotView};
 
 use crate::allocator::Allocator;
-use crate::btree::{Child, Node};
+use crate::btree::Child;
 use crate::ondisk::{
     superblock_addrs, BlockPtr, Inode, Key, Superblock, BLOCK_SIZE, FEATURES_REQUIRED, FEATURE_DITTO_METADATA,
-    KIND_EXTENT, KIND_ORPHAN, KIND_SNAPSHOT, META_OID, MIN_BLOCKS, ROOT_INO, SECTORS_PER_BLOCK,
+    KIND_ORPHAN, META_OID, MIN_BLOCKS, ROOT_INO, SECTORS_PER_BLOCK,
 };
 use crate::spacemap::SpaceMap;
 use crate::store::Store;
@@ -94,8 +101,14 @@ pub struct Wfs<D: BlockDevice> {
     clock: Box<dyn Clock + Send>,
     /// Open counts from the VFS; unlinked nodes stay alive (on the orphan list) while open.
     open: BTreeMap<u64, u32>,
-    /// The explicit transaction in progress, if any.
-    tx: Option<TxId>,
+    /// The explicit transaction in progress, if any, with the state not selected now (see `txn`).
+    tx: Option<txn::OpenTx>,
+    /// While a transaction is open: what the selected state changed since it began.
+    touched: alloc::collections::BTreeSet<txn::Obj>,
+    /// Nesting of `begin_op` (a transaction's replay runs its operations inside one).
+    op_depth: u32,
+    /// The inode number the next `create` gives (a replayed create), instead of the counter's.
+    forced_ino: Option<u64>,
     dirty: bool,
     ops_since: u64,
     blocks_since: u64,
@@ -145,6 +158,9 @@ impl<D: BlockDevice> Wfs<D> {
             clock,
             open: BTreeMap::new(),
             tx: None,
+            touched: alloc::collections::BTreeSet::new(),
+            op_depth: 0,
+            forced_ino: None,
             dirty: true,
             ops_since: 0,
             blocks_since: 0,
@@ -232,6 +248,9 @@ impl<D: BlockDevice> Wfs<D> {
             clock,
             open: BTreeMap::new(),
             tx: None,
+            touched: alloc::collections::BTreeSet::new(),
+            op_depth: 0,
+            forced_ino: None,
             dirty: false,
             ops_since: 0,
             blocks_since: 0,
@@ -253,13 +272,22 @@ impl<D: BlockDevice> Wfs<D> {
 
     /// Commit everything (an open explicit transaction is aborted), flush, and hand the device back.
     pub fn unmount(mut self) -> Result<D> {
-        if self.tx.is_some() {
-            self.rollback()?;
-            self.tx = None;
+        if let Some(id) = self.open_transaction() {
+            self.tx_abort(id)?;
         }
         self.commit()?;
         self.st.dev.flush()?;
         Ok(self.st.dev)
+    }
+
+    /// The open explicit transaction, if any.
+    pub fn open_transaction(&self) -> Option<TxId> {
+        self.tx.as_ref().map(|t| t.id())
+    }
+
+    /// The transaction the operations act in now (`select_transaction`), if any.
+    pub fn selected_transaction(&self) -> Option<TxId> {
+        self.tx.as_ref().filter(|_| self.in_tx()).map(|t| t.id())
     }
 
     /// The transaction id of the last durable commit.
@@ -329,6 +357,10 @@ impl<D: BlockDevice> Wfs<D> {
     /// Make the current state durable: dirty nodes → flush → both superblocks → flush.
     pub(crate) fn commit(&mut self) -> Result<()> {
         self.writable()?;
+        if self.in_tx() {
+            // Only the main state is ever written; a transaction's becomes it at its commit.
+            return Err(Error::Busy);
+        }
         if !self.dirty && !self.st.alloc.any_changed() {
             self.daemon.written();
             return Ok(());
@@ -394,19 +426,6 @@ impl<D: BlockDevice> Wfs<D> {
         Ok(())
     }
 
-    /// Throw away everything since the last commit.
-    pub(crate) fn rollback(&mut self) -> Result<()> {
-        self.root = Child::Disk(self.committed.root);
-        self.st.dirty_nodes = 0;
-        self.daemon.written();
-        // next_ino stays: a handle the VFS still holds to a node of the aborted work must never
-        // name a later, unrelated node.
-        self.dirty = false;
-        self.ops_since = 0;
-        self.blocks_since = 0;
-        self.load_allocator()
-    }
-
     /// Load the allocator from the committed space map. A map that cannot be read or fails its
     /// checksums is not fatal (it is redundant with the trees): the allocator is rebuilt by a
     /// walk and the next commit writes a complete new map.
@@ -431,13 +450,18 @@ impl<D: BlockDevice> Wfs<D> {
     /// dirty nodes are shared, a change copies the nodes on its path) and the counters, and
     /// journal the allocator. Frees of open-transaction blocks wait for `end_op`.
     pub(crate) fn begin_op(&mut self) -> OpState {
-        self.st.alloc.begin_op();
-        self.st.op_frees = Some(Vec::new());
+        // A nested operation (a transaction's replay) is undone by the outer one.
+        if self.op_depth == 0 {
+            self.st.alloc.begin_op();
+            self.st.op_frees = Some(Vec::new());
+        }
+        self.op_depth += 1;
         OpState {
             root: self.root.clone(),
             next_ino: self.next_ino,
             dirty: self.dirty,
             dirty_nodes: self.st.dirty_nodes,
+            pinned: self.st.pinned.len(),
         }
     }
 
@@ -445,6 +469,10 @@ impl<D: BlockDevice> Wfs<D> {
     /// the tree, the counters and the allocator back as they were (the blocks it wrote data to
     /// were free before it, so they are simply free again). Returns `r`.
     pub(crate) fn end_op<T>(&mut self, saved: OpState, r: Result<T>) -> Result<T> {
+        self.op_depth = self.op_depth.saturating_sub(1);
+        if self.op_depth > 0 {
+            return r;
+        }
         let frees = self.st.op_frees.take().unwrap_or_default();
         if r.is_ok() {
             self.st.alloc.end_op();
@@ -457,6 +485,7 @@ impl<D: BlockDevice> Wfs<D> {
             self.next_ino = saved.next_ino;
             self.dirty = saved.dirty;
             self.st.dirty_nodes = saved.dirty_nodes;
+            self.st.pinned.truncate(saved.pinned);
         }
         r
     }
@@ -469,46 +498,12 @@ impl<D: BlockDevice> Wfs<D> {
         }
         self.ops_since += 1;
         self.blocks_since += blocks;
-        if self.tx.is_none() && (self.ops_since >= GROUP_OPS || self.blocks_since >= GROUP_BLOCKS) {
+        // The main state's group commits when large; a transaction's waits for its commit.
+        let main = !self.in_tx() && self.op_depth == 0;
+        if main && (self.ops_since >= GROUP_OPS || self.blocks_since >= GROUP_BLOCKS) {
             self.commit()?;
         }
         Ok(())
-    }
-
-    /// Recompute the allocator from the committed trees: the superblocks, every node copy and
-    /// every data block reachable from the live root and from each snapshot root.
-    pub(crate) fn rebuild_allocator(&mut self) -> Result<()> {
-        let (mut alloc, snap_txid) = self.reachable(None)?;
-        // The whole map is rewritten at the next commit.
-        alloc.change_all();
-        self.st.alloc = alloc;
-        self.st.snap_txid = snap_txid;
-        Ok(())
-    }
-
-    /// The blocks the committed state uses (superblocks, space map, live tree, every snapshot
-    /// tree except the one recorded under `skip`), and the newest remaining snapshot's txid.
-    pub(crate) fn reachable(&mut self, skip: Option<Key>) -> Result<(Allocator, u64)> {
-        let total = self.st.alloc.total();
-        let mut alloc = Allocator::new(total);
-        for b in superblock_addrs(total) {
-            alloc.mark(b);
-        }
-        // The space map's blocks are not in the trees.
-        for a in self.map.addrs() {
-            alloc.set_bit(a);
-        }
-        let mut snaps = Vec::new();
-        let root = self.committed.root;
-        mark_tree(&mut self.st, &root, &mut alloc, Some(&mut snaps))?;
-        let mut snap_txid = 0;
-        for (key, ptr, txid) in snaps {
-            if Some(key) != skip {
-                snap_txid = snap_txid.max(txid);
-                mark_tree(&mut self.st, &ptr, &mut alloc, None)?;
-            }
-        }
-        Ok((alloc, snap_txid))
     }
 
     /// Delete every node on the orphan list (unlinked while open when the system went down).
@@ -539,48 +534,7 @@ pub(crate) struct OpState {
     next_ino: u64,
     dirty: bool,
     dirty_nodes: u64,
-}
-
-/// Mark every block of the committed tree at `root` in `alloc`. Subtrees already marked (shared
-/// with a tree marked earlier) are skipped. With `snaps`, snapshot records are collected.
-fn mark_tree<D: BlockDevice>(
-    st: &mut Store<D>,
-    root: &BlockPtr,
-    alloc: &mut Allocator,
-    mut snaps: Option<&mut Vec<(Key, BlockPtr, u64)>>,
-) -> Result<()> {
-    let total = alloc.total();
-    btree::walk(st, root, None, &mut |_, ptr, node| {
-        let mut fresh = false;
-        for a in ptr.copies() {
-            if a >= total {
-                return Err(Error::Corrupt { block: a });
-            }
-            fresh |= alloc.mark(a);
-        }
-        if !fresh {
-            return Ok(false);
-        }
-        if let Node::Leaf { items, .. } = node {
-            for (k, v) in items {
-                if k.kind == KIND_EXTENT && k.oid != META_OID {
-                    let e = extent::Extent::decode(k.off, v)?;
-                    if !e.on_device(total) {
-                        return Err(Error::Corrupt { block: ptr.addr });
-                    }
-                    for (_, p) in e.blocks() {
-                        alloc.mark(p.addr);
-                    }
-                } else if k.oid == META_OID && k.kind == KIND_SNAPSHOT {
-                    if let Some(s) = snaps.as_deref_mut() {
-                        let rec = snapshot::SnapRecord::decode(v)?;
-                        s.push((*k, rec.root, rec.txid));
-                    }
-                }
-            }
-        }
-        Ok(true)
-    })
+    pinned: usize,
 }
 
 #[cfg(test)]

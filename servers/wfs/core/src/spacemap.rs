@@ -12,7 +12,9 @@
 //! written as free (they are, once it is durable), and the map's own blocks are never recorded
 //! (mount marks them used from the pointers it followed). Leaving its own blocks out is what keeps
 //! the map from depending on itself: giving the map new blocks changes no bit it records, so one
-//! pass is enough. The map is redundant with the trees, so a map that fails its checksums is not
+//! pass is enough. While an explicit transaction is open the map also records as free the blocks
+//! only the transaction uses and the shared blocks the main state released (see `txn`): the map
+//! describes the main state's durable tree alone. The map is redundant with the trees, so a map that fails its checksums is not
 //! fatal: mount falls back to the full walk and the next commit writes a fresh map; fsck compares
 //! the map with a walk and repairs it.
 
@@ -144,8 +146,15 @@ impl SpaceMap {
                 self.levels[k][i] = BlockPtr { addr: st.alloc.alloc_untracked()?, addr2: 0, crc: 0, birth: txid };
             }
         }
-        // Recorded as free: the map's own blocks, and what this commit frees.
-        let mut skip: Vec<u64> = self.addrs().chain(st.alloc.deferred().iter().copied()).collect();
+        // Recorded as free: the map's own blocks, what this commit frees, and, while an explicit
+        // transaction is open, its blocks (no durable state references them before its commit) and
+        // the shared blocks this state released (kept in memory for the transaction's tree).
+        let mut skip: Vec<u64> = self
+            .addrs()
+            .chain(st.alloc.deferred().iter().copied())
+            .chain(st.alloc.tx_owned.iter().copied())
+            .chain(st.pinned.iter().copied())
+            .collect();
         skip.sort_unstable();
         for &i in &dirty[0] {
             let mut b = vec![0u8; BLOCK_SIZE];

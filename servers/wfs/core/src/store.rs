@@ -47,6 +47,14 @@ pub struct Store<D: BlockDevice> {
     /// it succeeds, not at once, so the operation cannot reuse (overwrite) a block that the state
     /// before it references, which a failed operation returns to.
     pub op_frees: Option<alloc::vec::Vec<u64>>,
+    /// While an explicit transaction is open: the txid of the commit both states started from.
+    /// Blocks born at or before it may be in both trees, so neither state frees them.
+    pub pin_txid: u64,
+    /// Pinned blocks (see `pin_txid`) that the state being changed released, to be freed once the
+    /// transaction ends (for the main state: its commits record them as free already).
+    pub pinned: alloc::vec::Vec<u64>,
+    /// Dirty nodes of the state not being changed (its commit needs blocks too).
+    pub parked_dirty_nodes: u64,
 }
 
 impl<D: BlockDevice> Store<D> {
@@ -64,6 +72,9 @@ impl<D: BlockDevice> Store<D> {
             dirty_nodes: 1,
             map_blocks,
             op_frees: None,
+            pin_txid: 0,
+            pinned: alloc::vec::Vec::new(),
+            parked_dirty_nodes: 0,
         }
     }
 
@@ -178,8 +189,12 @@ impl<D: BlockDevice> Store<D> {
                     Some(list) => list.push(addr),
                     None => self.alloc.free_now(addr),
                 }
-            } else if ptr.birth > self.snap_txid {
+            } else if ptr.birth > self.snap_txid.max(self.pin_txid) {
                 self.alloc.free_deferred(addr);
+            } else if ptr.birth > self.snap_txid {
+                // Shared by both states of an open transaction.
+                self.alloc.note(addr);
+                self.pinned.push(addr);
             }
         }
     }
@@ -196,7 +211,8 @@ impl<D: BlockDevice> Store<D> {
     /// Refuse a change that could leave the next commit without blocks for its tree nodes.
     /// `extra` is what the change itself needs (data blocks, new nodes, a margin kept for deletes).
     pub fn check_room(&self, extra: u64) -> Result<()> {
-        let reserve = self.copies().saturating_mul(self.dirty_nodes).saturating_add(self.map_blocks);
+        let nodes = self.dirty_nodes.saturating_add(self.parked_dirty_nodes);
+        let reserve = self.copies().saturating_mul(nodes).saturating_add(self.map_blocks);
         if self.alloc.free_blocks() < reserve.saturating_add(extra) {
             return Err(Error::NoSpace);
         }

@@ -2,7 +2,10 @@
 //! every single write (and with the writes of the cut epoch landed in reordered subsets) must
 //! mount, pass fsck, and show exactly the last committed state, or the next one when the cut fell
 //! inside that commit. An explicit transaction left open at the cut must vanish (the seed's
-//! test_crash_recovery). The daemon's background commits are among the commits cut.
+//! test_crash_recovery). The daemon's background commits are among the commits cut. A second
+//! workload interleaves two clients: A's transaction and B's writes with fsyncs while it is open,
+//! then A's commit (or abort): B's fsynced data is there from its fsync on, A's changes appear all
+//! at once at A's commit or never.
 
 mod common;
 
@@ -34,8 +37,12 @@ impl Recorder {
         let start = fs.device_mut().log().len();
         f(fs);
         let end = fs.device_mut().log().len();
-        // Dumping reads only, so it adds nothing to the log.
+        // Dumping reads only, so it adds nothing to the log. What a crash keeps is the main state,
+        // never an open transaction's.
+        let selected = fs.selected_transaction();
+        fs.select_transaction(None).unwrap();
         let s = dump_wfs(fs);
+        fs.select_transaction(selected).unwrap();
         assert_eq!(fs.device_mut().log().len(), end);
         self.states.push(s);
         self.commits.push((start, end));
@@ -108,9 +115,10 @@ fn workload() -> (Vec<u8>, Vec<Op>, Recorder) {
     let tx = rec_begin(&mut rec, &mut fs);
     fs.rename(root, "a2", d, "moved").unwrap();
     mkfile(&mut fs, root, "tx-file", &pattern(20_000, 9));
-    let before = fs.device_mut().log().len();
-    fs.background();
-    assert_eq!(fs.device_mut().log().len(), before, "a daemon tick wrote inside an open transaction");
+    // A daemon tick inside it writes back the main state only.
+    rec.commit(&mut fs, |fs| {
+        fs.background();
+    });
     rec.commit(&mut fs, |fs| fs.commit_transaction(tx).unwrap());
     let tx = rec_begin(&mut rec, &mut fs);
     fs.unlink(d, "moved").unwrap();
@@ -211,6 +219,65 @@ fn uncommitted_transaction_vanishes() {
     assert_eq!(&got, rec.states.last().unwrap());
     assert!(!got.contains_key("/uncommitted"));
     assert!(got.contains_key("/dir/f2"));
+}
+
+/// Two clients: A in a transaction (a directory, new files, writes and a truncate of its file), B writing and fsyncing other files in between; then A commits (a
+/// replay over B's changes) or aborts, and B syncs once more.
+fn two_clients_workload(abort: bool) -> (Vec<u8>, Vec<Op>, Recorder) {
+    let mut fs = fresh(3);
+    let root = fs.root();
+    mkfile(&mut fs, root, "a-old", &pattern(12_000, 1));
+    mkfile(&mut fs, root, "b-old", &pattern(9000, 2));
+    let base = fs.unmount().unwrap().into_bytes();
+    let mut fs = Wfs::mount(FaultDisk::new(RamDisk::from_bytes(base.clone())), clock()).unwrap();
+    let mut rec = Recorder { states: vec![dump_wfs(&mut fs)], commits: vec![(0, 0)] };
+    let a_old = fs.lookup(root, "a-old").unwrap().ino;
+    let b_old = fs.lookup(root, "b-old").unwrap().ino;
+
+    let tx = rec_begin(&mut rec, &mut fs);
+    let ad = mkdir(&mut fs, root, "a-dir");
+    mkfile(&mut fs, ad, "a-new", &pattern(40_000, 3));
+    fs.write(a_old, 5000, &pattern(20_000, 4)).unwrap();
+    fs.select_transaction(None).unwrap();
+    fs.write(b_old, 100, &pattern(30_000, 5)).unwrap();
+    rec.commit(&mut fs, |fs| fs.fsync(b_old).unwrap());
+    fs.select_transaction(Some(tx)).unwrap();
+    fs.setattr(a_old, SetAttr { size: Some(7000), ..Default::default() }).unwrap();
+    mkfile(&mut fs, root, "a-top", &pattern(5000, 6));
+    fs.select_transaction(None).unwrap();
+    let b_new = mkfile(&mut fs, root, "b-new", &pattern(25_000, 7));
+    rec.commit(&mut fs, |fs| fs.fsync(b_new).unwrap());
+    fs.select_transaction(Some(tx)).unwrap();
+    fs.write(a_old, 0, b"last write of A").unwrap();
+    if abort {
+        fs.abort_transaction(tx).unwrap();
+    } else {
+        rec.commit(&mut fs, |fs| fs.commit_transaction(tx).unwrap());
+    }
+    fs.write(b_new, 0, &pattern(8000, 8)).unwrap();
+    rec.commit(&mut fs, |fs| fs.sync().unwrap());
+    let log = fs.device_mut().log().to_vec();
+    (base, log, rec)
+}
+
+#[test]
+fn two_clients_power_cut_after_every_write_and_reordered() {
+    for abort in [false, true] {
+        let (base, log, rec) = two_clients_workload(abort);
+        let has_a = |s: &State| s.contains_key("/a-dir/a-new") && s.contains_key("/a-top");
+        let has_b = |s: &State| s.contains_key("/b-new");
+        assert_eq!(rec.states.iter().filter(|s| has_a(s)).count(), if abort { 0 } else { 2 }, "abort={abort}");
+        assert!(has_b(rec.states.last().unwrap()));
+        let mut states = 0;
+        for n in 0..=log.len() {
+            check_image(crash::replay(&base, &log, n), &rec, n, &format!("abort={abort} cut after op"));
+            for (i, img) in crash::reordered_states(&base, &log, n, 4, n as u64).into_iter().enumerate() {
+                check_image(img, &rec, n, &format!("abort={abort} reordered state {i} at op"));
+                states += 1;
+            }
+        }
+        eprintln!("two clients (abort={abort}): {} cut points, {states} reordered states", log.len() + 1);
+    }
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Model-based random test: the same random operation sequences run on WFS and on `memfs::MemFs`
 //! (the reference in-memory filesystem) must give the same results, including across unmount and
-//! remount of WFS and explicit transactions that commit or abort.
+//! remount of WFS and explicit transactions that commit or abort, and reads made outside an open
+//! transaction (another process's view: the state the transaction began from).
 
 mod common;
 
@@ -35,6 +36,8 @@ enum Op {
     Begin,
     Commit,
     Abort,
+    /// A read by another process: outside the open transaction (if any), then back inside.
+    Outside(Box<Op>),
 }
 
 fn path() -> impl Strategy<Value = P> {
@@ -60,6 +63,12 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Begin),
         1 => Just(Op::Commit),
         1 => Just(Op::Abort),
+        2 => prop_oneof![
+            (path(), 0u64..50_000, 1u16..9000).prop_map(|(p, o, l)| Op::Read(p, o, l)),
+            path().prop_map(Op::Readdir),
+            path().prop_map(Op::Stat),
+        ]
+        .prop_map(|o| Op::Outside(Box::new(o))),
     ]
 }
 
@@ -158,6 +167,12 @@ fn apply<F: FileSystem>(fs: &mut F, op: &Op, tx: &mut Option<u64>) -> Result<Out
         }
         Op::Commit => fs.commit_transaction(tx.take().unwrap_or(u64::MAX)).map(|_| Out::Tx),
         Op::Abort => fs.abort_transaction(tx.take().unwrap_or(u64::MAX)).map(|_| Out::Tx),
+        Op::Outside(inner) => {
+            fs.select_transaction(None)?;
+            let r = apply(fs, inner, &mut None);
+            fs.select_transaction(*tx)?;
+            r
+        }
     }
 }
 

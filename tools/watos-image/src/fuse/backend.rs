@@ -101,6 +101,9 @@ impl FileSystem for Owned {
     fn abort_transaction(&mut self, tx: TxId) -> Result<()> {
         self.0.abort_transaction(tx)
     }
+    fn select_transaction(&mut self, tx: Option<TxId>) -> Result<()> {
+        self.0.select_transaction(tx)
+    }
     fn read_batch(&mut self, reads: &[(NodeId, u64, u32)], out: &mut [u8]) -> Result<Vec<u32>> {
         self.0.read_batch(reads, out)
     }

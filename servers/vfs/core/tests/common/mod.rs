@@ -111,6 +111,9 @@ impl FileSystem for Shared {
     fn abort_transaction(&mut self, tx: TxId) -> Result<()> {
         self.fs.borrow_mut().abort_transaction(tx)
     }
+    fn select_transaction(&mut self, tx: Option<TxId>) -> Result<()> {
+        self.fs.borrow_mut().select_transaction(tx)
+    }
     fn generation(&self) -> u64 {
         self.probe.generation.get()
     }
