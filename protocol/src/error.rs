@@ -112,7 +112,7 @@ impl Error {
     }
 
     /// How many kinds of error there are ([`Error::ALL`]'s length).
-    pub const KINDS: usize = 29;
+    pub const KINDS: usize = 30;
 
     /// One error of every kind, detail 0, in declaration order: `ALL[e.kind()]` is `e`'s kind.
     pub const ALL: [Error; Error::KINDS] = [
@@ -145,6 +145,7 @@ impl Error {
         Error::ServerDead,
         Error::WouldBlock,
         Error::Interrupted,
+        Error::Conflict,
     ];
 
     /// This error's kind, an index into [`Error::ALL`] (the detail, such as a block, is ignored).
@@ -179,6 +180,7 @@ impl Error {
             Error::ServerDead => 26,
             Error::WouldBlock => 27,
             Error::Interrupted => 28,
+            Error::Conflict => 29,
         }
     }
 
@@ -214,6 +216,7 @@ impl Error {
             Error::ServerDead => "ServerDead",
             Error::WouldBlock => "WouldBlock",
             Error::Interrupted => "Interrupted",
+            Error::Conflict => "Conflict",
         }
     }
 
