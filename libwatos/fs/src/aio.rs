@@ -238,6 +238,9 @@ impl<T: Transport> Queue<T> {
                         continue;
                     }
                 };
+                if write.is_some() {
+                    file.mark_unsynced();
+                }
                 data.extend_from_slice(write.map_or(&[][..], |d| &d[..]));
                 reqs.push(AioReq { fd, offset, len: len as u32, write: write.is_some() });
                 chunk.push((ticket, op));

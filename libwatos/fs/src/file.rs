@@ -120,7 +120,8 @@ impl OpenOptions {
                 r => break r?,
             }
         };
-        let state = State { fd: Some(fd), epoch: fs.epoch(), pos: Some(0), vfs_pos: Some(0) };
+        let state =
+            State { fd: Some(fd), epoch: fs.epoch(), pos: Some(0), vfs_pos: Some(0), unsynced: false, lost: false };
         Ok(File {
             inner: Rc::new(Inner { fs: fs.clone(), path: String::from(path), flags, state: RefCell::new(state) }),
         })
@@ -136,6 +137,12 @@ struct State {
     pos: Option<u64>,
     /// The vfs offset of `fd` as far as we know.
     vfs_pos: Option<u64>,
+    /// A change was sent through this file (written, truncated) since its last successful fsync.
+    unsynced: bool,
+    /// The vfs restarted while changes were unsynced: the new vfs cannot vouch for them (the
+    /// filesystem server that took them may have restarted too, before they became durable), so
+    /// the next fsync reports `ServerRestarted` instead of an Ok that could be a lie.
+    lost: bool,
 }
 
 /// What a request needs before it is sent.
@@ -173,8 +180,10 @@ impl<T: Transport> Inner<T> {
         let flags = OpenFlags(self.flags.0 & !(OpenFlags::CREATE.0 | OpenFlags::TRUNCATE.0 | OpenFlags::EXCLUSIVE.0));
         let mut st = self.state.borrow_mut();
         st.fd = None;
+        st.lost |= st.unsynced;
+        st.unsynced = false;
         let fd = self.client().open(&self.path, flags, 0)?;
-        *st = State { fd: Some(fd), epoch: self.fs.epoch(), pos: st.pos, vfs_pos: Some(0) };
+        (st.fd, st.epoch, st.vfs_pos) = (Some(fd), self.fs.epoch(), Some(0));
         Ok(fd)
     }
 
@@ -228,6 +237,19 @@ impl<T: Transport> Inner<T> {
     pub(crate) fn once<R>(&self, need: Need, op: impl FnOnce(&Client<T>, u32) -> protocol::Result<R>) -> Result<R> {
         let fd = self.idempotent(need, |_, fd| Ok(fd))?;
         Ok(op(self.client(), fd)?)
+    }
+
+    /// [`Inner::once`] for a request that changes the file: until an fsync succeeds, the change
+    /// counts as unsynced (even if the call failed: it may have been applied).
+    pub(crate) fn change<R>(&self, need: Need, op: impl FnOnce(&Client<T>, u32) -> protocol::Result<R>) -> Result<R> {
+        let fd = self.idempotent(need, |_, fd| Ok(fd))?;
+        self.state.borrow_mut().unsynced = true;
+        Ok(op(self.client(), fd)?)
+    }
+
+    /// A change of this file is about to be sent by another path (an asynchronous queue).
+    pub(crate) fn mark_unsynced(&self) {
+        self.state.borrow_mut().unsynced = true;
     }
 
     fn is_append(&self) -> bool {
@@ -349,7 +371,7 @@ impl<T: Transport> File<T> {
             return Ok(0);
         }
         let need = if self.inner.is_append() { Need::Fd } else { Need::Pos };
-        let n = self.inner.once(need, |c, fd| c.write(fd, &data[..len]))? as usize;
+        let n = self.inner.change(need, |c, fd| c.write(fd, &data[..len]))? as usize;
         if n > len {
             return Err(protocol::Error::Malformed.into());
         }
@@ -400,24 +422,37 @@ impl<T: Transport> File<T> {
 
     /// Cut or extend (with zeros) the file to `size` bytes; the position does not move.
     pub fn set_len(&self, size: u64) -> Result<()> {
-        self.inner.once(Need::Fd, |c, fd| c.truncate(fd, size))
+        self.inner.change(Need::Fd, |c, fd| c.truncate(fd, size))
     }
 
     /// Make everything written so far durable.
     pub fn sync_all(&self) -> Result<()> {
-        // Data written before a vfs restart already reached the filesystem server, so an fsync of the
-        // re-opened file makes it durable just the same: safe to retry. A `ServerRestarted` the vfs
-        // answers itself (the filesystem server restarted since the writes, which may be lost) is
-        // the answer, never retried into an Ok from a server that never had them.
+        // Changes sent before a vfs restart reached some incarnation of the filesystem server, but
+        // the new vfs cannot tell whether it is the one serving the file now (it may have restarted
+        // too, and lost them), so an fsync after such a restart reports `ServerRestarted` once
+        // (`State::lost`) instead of retrying into an Ok. With nothing unsynced a retry is safe.
+        // A `ServerRestarted` the vfs answers itself (the filesystem server restarted since the
+        // writes) is the answer too.
         let mut tries = 0;
         loop {
             let epoch = self.inner.fs.epoch();
             let r = self.inner.once(Need::Fd, |c, fd| c.fsync(fd));
-            // Only a vfs restart (the epoch moved: the descriptor was stale) is retried.
-            if self.inner.fs.epoch() == epoch || tries >= MAX_REOPENS {
-                return r;
+            if self.inner.fs.epoch() != epoch && tries < MAX_REOPENS {
+                // The vfs restarted during the call: the descriptor was stale. The next round
+                // re-opens the file, which turns unsynced changes into `lost`.
+                tries += 1;
+                continue;
             }
-            tries += 1;
+            let mut st = self.inner.state.borrow_mut();
+            if r.is_ok() {
+                st.unsynced = false;
+            }
+            // Whatever the new vfs answered, it could not vouch for changes the file lost track of
+            // when it was re-opened (before this call or during it).
+            if core::mem::take(&mut st.lost) {
+                return Err(protocol::Error::ServerRestarted.into());
+            }
+            return r;
         }
     }
 

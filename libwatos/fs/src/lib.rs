@@ -21,7 +21,8 @@
 //! stale re-opens itself (without CREATE/TRUNCATE/EXCLUSIVE) and restores its position before the
 //! next request. Reads, lookups, stat and fsync are retried after a restart; writes, truncates,
 //! namespace changes and transactions report [`ErrorKind::ServerRestarted`] because their outcome
-//! cannot be proven. A descriptor-based idempotent call that the stub itself retried on the new
+//! cannot be proven, and so does the first fsync of a file that had to re-open itself with changes
+//! not yet synced (the new vfs cannot vouch for them). A descriptor-based idempotent call that the stub itself retried on the new
 //! server (with a descriptor the new server never issued) is detected by the epoch changing during
 //! the call, and redone with the re-opened descriptor.
 #![no_std]
