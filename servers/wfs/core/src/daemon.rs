@@ -7,6 +7,9 @@
 //! explicit transaction is open (its changes must not become durable before its commit), then
 //! verifies at most `scrub_blocks` data blocks, continuing from where the previous slice stopped (a
 //! key cursor in the live tree), so the cost of one tick is bounded whatever the filesystem size.
+//! Every commit records the cursor in the superblock, so a restarted server resumes the pass; when
+//! the cursor has moved but nothing was committed for [`SCRUB_SAVE_SECS`], the tick commits just to
+//! record it (a commit with no tree changes: the superblocks and two flushes).
 //! Memory pressure needs no timer: an implicit group is committed as soon as it reaches
 //! `GROUP_OPS` operations or `GROUP_BLOCKS` data blocks. [`Wfs::tick`] is the same work without
 //! the age (tests). A full `scrub` remains the way to check and repair every metadata copy.
@@ -23,6 +26,9 @@ use crate::extent::Extent;
 use crate::ondisk::{Key, BLOCK_SIZE, KIND_EXTENT};
 use crate::read::read_run;
 use crate::Wfs;
+
+/// How long a moved scrub cursor may go unrecorded on an otherwise idle filesystem.
+pub const SCRUB_SAVE_SECS: i64 = 30;
 
 /// What one background tick did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -62,6 +68,15 @@ impl<D: BlockDevice> Wfs<D> {
                 self.daemon.scrubbed(now, r.blocks_verified, bad, at, r.pass_complete);
             }
         }
+        let saved = self.committed.scrub_at;
+        let moved = (saved.0, saved.1 as usize) != self.scrub_cursor;
+        let flush = match flush {
+            None if moved && now.secs - self.committed.time.secs >= SCRUB_SAVE_SECS => Some(self.in_main(|fs| {
+                fs.dirty = true;
+                fs.commit().is_ok()
+            })),
+            f => f,
+        };
         self.daemon.ticked(now, flush);
         let end = self.now();
         self.daemon.ran(now, end);
@@ -227,6 +242,55 @@ mod tests {
         let r = fs.daemon_report();
         assert!(r.scrub_blocks >= 10 && r.scrub_passes >= 1 && r.scrub_bad == 0, "{r:?}");
         assert_eq!(r.ticks, 8);
+    }
+
+    #[test]
+    fn the_scrub_position_survives_a_power_cut_and_the_pass_resumes_there() {
+        use core::sync::atomic::Ordering::SeqCst;
+        let secs = alloc::sync::Arc::new(core::sync::atomic::AtomicI64::new(1000));
+        let clock = StepClock(secs.clone());
+        let mut fs = Wfs::format(RamDisk::new(8192), &FormatOptions::default(), Box::new(clock.clone())).unwrap();
+        fs.set_daemon(protocol::daemon::DaemonConfig {
+            flush_age_ms: 5000,
+            tick_ms: 1000,
+            scrub_blocks: 4,
+            scrub_rest_ms: 0,
+        });
+        let f = fs.create(1, "f", &NewNode::new(FileType::File, 0o644)).unwrap().ino;
+        fs.write(f, 0, &[3u8; 24 * 4096]).unwrap();
+        fs.sync().unwrap();
+        let flushes = fs.daemon_report().flushes;
+        // Three slices of 4 blocks: half the file; nothing changed, so nothing is committed yet.
+        for _ in 0..3 {
+            fs.background();
+        }
+        assert_eq!(fs.daemon_report().flushes, flushes);
+        assert_eq!(after_power_cut(&mut fs).scrub_cursor, (crate::ondisk::Key::MIN, 0), "not recorded yet");
+        // Idle for longer than SCRUB_SAVE_SECS: the next tick records the position (and scrubs on).
+        secs.store(1000 + super::SCRUB_SAVE_SECS, SeqCst);
+        fs.background();
+        assert_eq!(fs.daemon_report().flushes, flushes + 1);
+        let saved = fs.scrub_cursor;
+        assert_ne!(saved, (crate::ondisk::Key::MIN, 0));
+        // A power cut: the new mount resumes at the recorded position, and its pass verifies exactly
+        // the blocks the old one had not reached (24 in all, 16 before the cut).
+        let mut cut = after_power_cut(&mut fs);
+        assert_eq!(cut.scrub_cursor, saved);
+        let mut rest = 0;
+        loop {
+            let t = cut.tick(4).unwrap();
+            rest += t.blocks_verified;
+            if t.pass_complete {
+                break;
+            }
+        }
+        assert_eq!(rest, 24 - 16);
+        // With the scrub off the cursor stays where it was recorded: idle time commits nothing.
+        fs.set_daemon(protocol::daemon::DaemonConfig { scrub_blocks: 0, ..fs.daemon.cfg });
+        let before = fs.daemon_report().flushes;
+        secs.store(1000 + 3 * super::SCRUB_SAVE_SECS, SeqCst);
+        fs.background();
+        assert_eq!(fs.daemon_report().flushes, before, "an unmoved cursor is not recorded again");
     }
 
     #[test]

@@ -147,6 +147,7 @@ impl<D: BlockDevice> Wfs<D> {
             index: 0,
             space_map: BlockPtr::default(),
             map_levels: 0,
+            scrub_at: (Key::MIN, 0),
         };
         let map = SpaceMap::new(total);
         let mut fs = Wfs {
@@ -254,7 +255,8 @@ impl<D: BlockDevice> Wfs<D> {
             dirty: false,
             ops_since: 0,
             blocks_since: 0,
-            scrub_cursor: (Key::MIN, 0),
+            // Resumes where the last commit left the background scrub.
+            scrub_cursor: (sb.scrub_at.0, sb.scrub_at.1 as usize),
             daemon: Daemon::default(),
             failed: false,
         };
@@ -388,6 +390,7 @@ impl<D: BlockDevice> Wfs<D> {
             time: self.now(),
             space_map,
             map_levels: self.map.index_levels(),
+            scrub_at: (self.scrub_cursor.0, u32::try_from(self.scrub_cursor.1).unwrap_or(0)),
             ..self.committed
         };
         for (i, addr) in superblock_addrs(sb.total_blocks).into_iter().enumerate() {

@@ -203,6 +203,24 @@ pub struct Superblock {
     pub space_map: BlockPtr,
     /// Index levels of the space map above its bitmap blocks.
     pub map_levels: u8,
+    /// Where the background scrub continues: a key of the live tree and the blocks already verified
+    /// in the extent at that key (advisory: `Key::MIN`, 0 when absent or damaged).
+    pub scrub_at: (Key, u32),
+}
+
+/// The scrub-position record after the checksummed superblock fields: key (17) · blocks done (4) ·
+/// crc32 of those 21 bytes (4). It has its own checksum because it sits outside the superblock's.
+const SB_SCRUB_OFFSET: usize = 128;
+const SB_SCRUB_LEN: usize = Key::SIZE + 4;
+
+/// The scrub position of a superblock block, or the start when the record is absent (all zero, as
+/// images from before it have) or damaged: the position is advisory, so it never fails a mount.
+fn decode_scrub_at(b: &[u8]) -> (Key, u32) {
+    let scrub = SB_SCRUB_OFFSET..SB_SCRUB_OFFSET + SB_SCRUB_LEN;
+    if get_u32(b, scrub.end) != crc(&b[scrub.clone()]) {
+        return (Key::MIN, 0);
+    }
+    (Key::decode(&b[scrub.start..scrub.start + Key::SIZE]), get_u32(b, scrub.start + Key::SIZE))
 }
 
 impl Superblock {
@@ -223,6 +241,11 @@ impl Superblock {
         b[120] = self.map_levels;
         let c = crc(&b[..SB_CRC_OFFSET]);
         put_u32(&mut b, SB_CRC_OFFSET, c);
+        let scrub = SB_SCRUB_OFFSET..SB_SCRUB_OFFSET + SB_SCRUB_LEN;
+        self.scrub_at.0.encode(&mut b[scrub.start..scrub.start + Key::SIZE]);
+        put_u32(&mut b, scrub.start + Key::SIZE, self.scrub_at.1);
+        let c = crc(&b[scrub.clone()]);
+        put_u32(&mut b, scrub.end, c);
         b
     }
 
@@ -248,6 +271,7 @@ impl Superblock {
             index: get_u32(b, 88),
             space_map: BlockPtr::decode(&b[92..120])?,
             map_levels: b[120],
+            scrub_at: decode_scrub_at(b),
         };
         if sb.features & !FEATURES_KNOWN != 0 || sb.features & FEATURES_REQUIRED != FEATURES_REQUIRED {
             return Err(Error::NotSupported);
@@ -403,9 +427,18 @@ mod tests {
             index: 1,
             space_map: BlockPtr { addr: 9, addr2: 0, crc: 0x1234_5678, birth: 6 },
             map_levels: 1,
+            scrub_at: (Key { oid: 77, kind: KIND_EXTENT, off: 3 }, 9),
         };
         let mut b = sb.encode();
         assert_eq!(Superblock::decode(&b, 0).unwrap(), sb);
+        // The scrub position is advisory: a damaged record, or none (zeros, as older images have),
+        // reads as the start, and the superblock itself stays valid.
+        let start = Superblock { scrub_at: (Key::MIN, 0), ..sb };
+        let mut damaged = b;
+        damaged[SB_SCRUB_OFFSET + 2] ^= 4;
+        assert_eq!(Superblock::decode(&damaged, 0).unwrap(), start);
+        damaged[SB_SCRUB_OFFSET..SB_SCRUB_OFFSET + SB_SCRUB_LEN + 4].fill(0);
+        assert_eq!(Superblock::decode(&damaged, 0).unwrap(), start);
         b[33] ^= 1;
         assert_eq!(Superblock::decode(&b, 9), Err(Error::Checksum { block: 9 }));
         assert!(Superblock::decode(&[0u8; 10], 0).is_err());
@@ -423,6 +456,7 @@ mod tests {
             index: 0,
             space_map: BlockPtr { addr: 6, addr2: 0, crc: 0, birth: 1 },
             map_levels: 1,
+            scrub_at: (Key::MIN, 0),
         };
         assert_eq!(Superblock::decode(&sb.encode(), 0), Err(Error::NotSupported));
         // An image from before extents (no FEATURE_EXTENTS) is refused, not misread.
