@@ -87,8 +87,11 @@ fn cache_factory(disk: SharedDisk, cfg: Config) -> Factory {
     })
 }
 
-fn fs_service<F: FileSystem + 'static>(fs: F) -> Box<dyn Server> {
-    Box::new(filesystem::Service(FsServer::new(fs)))
+/// A filesystem server that takes direct-read grants from the task called `vfs` only.
+fn fs_service<F: FileSystem + 'static>(ipc: &LocalIpc, fs: F) -> Box<dyn Server> {
+    let ipc = ipc.clone();
+    let vfs = move |caller| ipc.lookup("vfs").is_ok_and(|v| v == caller);
+    Box::new(filesystem::Service(FsServer::new(fs).with_granter(Box::new(vfs))))
 }
 
 /// Connect to the cache server called `cache` as the task `ipc` speaks for.
@@ -162,7 +165,9 @@ impl Stack {
         ipc.spawn(
             "wfs",
             Box::new(|ipc| {
-                or_failed(remote_disk(&ipc, "wfs-cache").and_then(|d| Wfs::mount(d, clock())).map(fs_service))
+                or_failed(
+                    remote_disk(&ipc, "wfs-cache").and_then(|d| Wfs::mount(d, clock())).map(|fs| fs_service(&ipc, fs)),
+                )
             }),
         )?;
         let fat_disk = match config.fat_sectors {
@@ -173,7 +178,11 @@ impl Stack {
                 ipc.spawn(
                     "fat",
                     Box::new(|ipc| {
-                        or_failed(remote_disk(&ipc, "fat-cache").and_then(|d| FatFs::mount(d, clock())).map(fs_service))
+                        or_failed(
+                            remote_disk(&ipc, "fat-cache")
+                                .and_then(|d| FatFs::mount(d, clock()))
+                                .map(|fs| fs_service(&ipc, fs)),
+                        )
                     }),
                 )?;
                 Some(disk)
@@ -181,7 +190,7 @@ impl Stack {
             None => None,
         };
         if config.memfs {
-            ipc.spawn("memfs", Box::new(|_| fs_service(MemFs::new(clock()))))?;
+            ipc.spawn("memfs", Box::new(|ipc| fs_service(&ipc, MemFs::new(clock()))))?;
         }
         ipc.spawn("supervisor", Box::new(|ipc| Box::new(supervisor_server(ipc, &SERVICES))))?;
         let vfs = VfsHandle::default();
