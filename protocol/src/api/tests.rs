@@ -245,6 +245,9 @@ impl vfs::Handler for FakeVfs {
     fn pwrite(&mut self, cx: &mut Incoming<'_, '_>, _: u32, offset: u64) -> Result<u32> {
         Ok(cx.leases.len(0)? as u32 + offset as u32)
     }
+    fn direct_read(&mut self, _: &mut Incoming<'_, '_>, _: u32) -> Result<super::grants::DirectGrant> {
+        Err(Error::NotSupported)
+    }
 }
 
 /// The largest asynchronous submit and reap travel: 64 requests out of line, 128 completions with

@@ -169,7 +169,8 @@ pub struct VfsStats {
 
 crate::interface! {
     // 2: `stats` counts every kind of operation (version 1 had fifteen counters).
-    version 2;
+    // 3: direct reads (`direct_read`, 60).
+    version 3;
     /// Open `path`; returns the lowest free descriptor (>= 3).
     1 once Open fn open(path: &'a str, flags: OpenFlags, mode: u32) -> u32;
     2 once Close fn close(fd: u32) -> ();
@@ -260,4 +261,10 @@ crate::interface! {
     48 idempotent ReaddirAt fn readdirat(dir: u32, path: &'a str, cookie: u64) -> Vec<DirEntry>;
     /// Write the lease at `offset` (the end with APPEND) without moving the file offset.
     49 once Pwrite fn pwrite(fd: u32, offset: u64) leases(data: Read) -> u32;
+    /// Let the caller read `fd`'s file straight from its filesystem server (`filesystem::direct_read`,
+    /// see `crate::api::grants`): returns that server and the grant, the same one for every
+    /// descriptor of the open-file description, valid until its last descriptor closes. Needs read
+    /// access to a non-directory (`BadFileDescriptor`, `IsADirectory`); `NotSupported` where the
+    /// filesystem is not behind a server of its own.
+    60 once DirectRead fn direct_read(fd: u32) -> crate::api::grants::DirectGrant;
 }

@@ -10,7 +10,7 @@
 //! Module map: `path` (syntax), `vfs` (mounts, resolution, restart re-open), `ops` (descriptors and
 //! file I/O), `namespace` (operations on names), `admin` (snapshots and scrub, passed to the mount's
 //! filesystem), `at` (the same operations from a descriptor: openat, statat, ...), `cache`,
-//! `fdtable`, `remote`, `server`, `aio` (asynchronous requests).
+//! `fdtable`, `remote`, `server`, `aio` (asynchronous requests), `direct` (direct-read grants).
 //!
 //! `no_std` + `alloc`: the same code runs in the WATOS vfs-server process and in host tests.
 #![no_std]
@@ -22,6 +22,7 @@ mod admin;
 mod aio;
 mod at;
 pub mod cache;
+mod direct;
 pub mod fdtable;
 mod namespace;
 mod ops;

@@ -12,6 +12,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use protocol::api::filesystem::{fit_entries, ScrubSummary, SnapshotInfo, MAX_BULK};
+use protocol::api::grants::DirectGrant;
 use protocol::api::vfs::{AioDone, AioReq, AioStats, Handler, OpenFlags, ReadReq, VfsStats, Whence};
 use protocol::fs::{DirEntry, FsStats, NewNode, SetAttr, Stat};
 use protocol::ipc::{Incoming, Lease, TaskId};
@@ -309,5 +310,8 @@ impl Handler for VfsServer {
     }
     fn pwrite(&mut self, cx: &mut Incoming<'_, '_>, fd: u32, offset: u64) -> Result<u32> {
         self.write_from_lease(cx, fd, Some(offset))
+    }
+    fn direct_read(&mut self, cx: &mut Incoming<'_, '_>, fd: u32) -> Result<DirectGrant> {
+        self.vfs.direct_read(cx.caller(), fd)
     }
 }
