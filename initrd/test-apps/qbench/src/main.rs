@@ -165,6 +165,16 @@ fn main() -> i64 {
             libwatos::fmt::check(false, format_args!("qbench: {tag}: the run stopped with {e:?}"));
             failed = true;
         }
+        // The random reads (a seek and a read each) went straight to the filesystem server.
+        let direct = libwatos::protocol::api::filesystem::Client::new(
+            KernelTransport::new(),
+            libwatos::transport::from_kernel(fs_id),
+        )
+        .direct_stats();
+        failed |= !libwatos::fmt::check(
+            direct.is_ok_and(|d| d.reads > 0),
+            format_args!("qbench-direct: {tag}: {server} served reads directly ({direct:?})"),
+        );
         clock::mark();
     }
     println!("QBENCH all kernel_tsc_mhz {:.3}", began.kernel_rate());
