@@ -192,7 +192,7 @@ pub fn storage_manifest(app: &'static str) -> Vec<Program> {
             ("fdhog-fault", "fstest", 0, &["vfs-server"]),
         ]);
         // An unprivileged attacker beside the workload (initrd/test-apps/hostile, src/authority.rs):
-        // like any app it may call init and the vfs server, and no server below them.
+        // it reads no files, so it may call init and the vfs server, and no server below them.
         m.push(("authority", "hostile", initrd::AUTOSTART, &["init", "vfs-server"]));
     } else if app == "fstest-kill" {
         m.push(("fdhog-exit", "fstest", 0, &["vfs-server"]));
