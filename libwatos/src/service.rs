@@ -98,9 +98,10 @@ pub fn run_filesystem<F: protocol::fs::FileSystem>(
         }
     };
     crate::println!("{name}: mounted {kind} from {cache}");
-    // Only the vfs grants direct reads: the kernel's name for the caller says who it is.
+    // Only the vfs grants direct reads and makes the operations apps may not (an app may call this
+    // server for its direct reads and statistics): the kernel's name for the caller says who it is.
     let fs = protocol::api::filesystem::FsServer::new(fs).with_granter(alloc::boxed::Box::new(|t| is_task(t, VFS)));
-    let mut server = protocol::api::filesystem::Service(fs);
+    let mut server = protocol::api::filesystem::FsService(fs);
     crate::println!("{name}: serving");
     // The daemon (`FileSystem::background`) runs on the task's one kernel timer, between calls; it
     // says when it wants to run next.

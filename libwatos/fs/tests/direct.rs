@@ -141,6 +141,13 @@ fn a_grant_serves_its_client_only_and_dies_with_the_process() {
     assert_eq!(theirs.direct_read(grant.handle + 1, 0, &mut buf), Err(protocol::Error::BadFileDescriptor));
     assert_eq!(theirs.grant(thief.id, 1), Err(protocol::Error::PermissionDenied), "only the vfs grants");
     assert_eq!(theirs.revoke(grant.handle), Err(protocol::Error::PermissionDenied), "only the vfs revokes");
+    // The edge an app has to the server for its direct reads gives it nothing else but statistics.
+    let root = theirs.root();
+    assert_eq!(root, Err(protocol::Error::PermissionDenied));
+    assert_eq!(theirs.getattr(1), Err(protocol::Error::PermissionDenied));
+    assert_eq!(theirs.write(1, 0, b"x"), Err(protocol::Error::PermissionDenied));
+    assert_eq!(theirs.unlink(1, "secret"), Err(protocol::Error::PermissionDenied));
+    assert!(theirs.daemon_stats().is_ok() && theirs.direct_stats().is_ok(), "statistics are open");
     let wo = vfs.open("/secret", protocol::api::vfs::OpenFlags::WRITE, 0).unwrap();
     assert_eq!(vfs.direct_read(wo), Err(protocol::Error::BadFileDescriptor), "no grant without read access");
     s.crash_app(&app).unwrap();

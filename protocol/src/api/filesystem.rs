@@ -184,11 +184,31 @@ impl<F: FileSystem> FsServer<F> {
         FsServer { fs, bounce: Vec::new(), grants: Grants::default() }
     }
 
-    /// Accept grants and revocations from the callers `check` accepts (the vfs); without this,
-    /// nobody may grant and every client reads through the vfs.
+    /// Accept grants and revocations, and every operation outside [`OPEN_OPS`], only from the
+    /// callers `check` accepts (the vfs), when served by [`FsService`]; without this, nobody may
+    /// grant, every client reads through the vfs, and every caller may make every operation.
     pub fn with_granter(mut self, check: GranterCheck) -> Self {
         self.grants.set_granter(check);
         self
+    }
+}
+
+/// The operations any caller may make of a server with a granter: `daemon_stats`, `direct_read`
+/// (checked against its grant) and `direct_stats`. The rest are the vfs's.
+pub const OPEN_OPS: [u16; 3] = [34, 42, 43];
+
+/// [`FsServer`] served over IPC with its authority rule: a caller that is not the granter may make
+/// only the [`OPEN_OPS`] (`PermissionDenied` for the rest, before anything is decoded further).
+pub struct FsService<F>(pub FsServer<F>);
+
+impl<F: FileSystem> crate::ipc::Server for FsService<F> {
+    fn handle(&mut self, msg: &[u8], cx: &mut Incoming<'_, '_>, reply: &mut [u8]) -> Result<usize> {
+        if let Ok((header, _)) = crate::idl::decode_header(msg) {
+            if !self.0.grants.may_call(cx.caller(), header.op, &OPEN_OPS) {
+                return crate::idl::finish_reply::<()>(reply, &mut *cx.leases, None, &Err(Error::PermissionDenied));
+            }
+        }
+        dispatch(&mut self.0, msg, cx, reply)
     }
 }
 

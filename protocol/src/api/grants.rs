@@ -10,6 +10,11 @@
 //! another task nor to a restarted one. The vfs revokes the grant when the open-file description's
 //! last descriptor closes (a process's exit closes them all).
 //!
+//! The same rule keeps the server's other operations the vfs's: with a granter set, any other
+//! caller (an app, which may call the server for its direct reads) gets only the operations in
+//! `filesystem::OPEN_OPS` (direct reads, each checked against its grant, and statistics);
+//! everything else is `PermissionDenied` (`FsService` applies it to every call).
+//!
 //! Grants live in the server's memory, in [`Grants`] (held by `FsServer`, so every filesystem
 //! served over IPC has them): a restarted server knows none, and its clients, calling the old
 //! instance's id, get `ServerRestarted` and read through the vfs again. A grant from a newer vfs
@@ -82,16 +87,40 @@ impl Grants {
         self.is_granter = Some(check);
     }
 
-    fn check_granter(&mut self, caller: TaskId) -> Result<()> {
+    /// Whether `caller` is the granter. The check runs once per granter incarnation: the kernel
+    /// never gives another task the same id (generation included).
+    pub fn is_granter(&mut self, caller: TaskId) -> bool {
+        if self.granter == Some(caller) {
+            return true;
+        }
         if !self.is_granter.as_ref().is_some_and(|f| f(caller)) {
+            return false;
+        }
+        match self.granter {
+            // An older incarnation finishing a call it began (the host transport lets one run to
+            // the end of a call it was restarted in): still the granter, and it changes nothing.
+            Some(g) if g.index == caller.index && g.generation > caller.generation => {}
+            Some(_) => {
+                // A new vfs incarnation: the grants of the old one have no owner any more.
+                self.table.clear();
+                self.granter = Some(caller);
+            }
+            None => self.granter = Some(caller),
+        }
+        true
+    }
+
+    /// Whether `caller` may make operation `op`: anyone while no granter is set (a filesystem
+    /// served to its only client), else the granter, and anyone for the operations in `open`.
+    pub fn may_call(&mut self, caller: TaskId, op: u16, open: &[u16]) -> bool {
+        self.is_granter.is_none() || open.contains(&op) || self.is_granter(caller)
+    }
+
+    fn check_granter(&mut self, caller: TaskId) -> Result<()> {
+        if !self.is_granter(caller) {
             self.stats.refused += 1;
             return Err(Error::PermissionDenied);
         }
-        if self.granter.is_some_and(|g| g != caller) {
-            // A new vfs incarnation: the grants of the old one have no owner any more.
-            self.table.clear();
-        }
-        self.granter = Some(caller);
         Ok(())
     }
 
@@ -157,6 +186,17 @@ mod tests {
     }
 
     #[test]
+    fn an_older_incarnation_finishing_a_call_drops_nothing() {
+        let mut g = grants();
+        let new_vfs = TaskId::new(VFS.index, VFS.generation + 1);
+        let h = g.grant(new_vfs, APP, 7).unwrap();
+        assert!(g.may_call(VFS, 5, &[]));
+        assert_eq!(g.node(APP, h), Ok(7), "the newer incarnation's grants stay");
+        assert!(g.may_call(new_vfs, 5, &[]));
+        assert_eq!(g.node(APP, h), Ok(7));
+    }
+
+    #[test]
     fn only_the_granted_client_reads_and_only_until_revoked() {
         let mut g = grants();
         let h = g.grant(VFS, APP, 42).unwrap();
@@ -193,6 +233,19 @@ mod tests {
         assert_eq!(g.node(APP, old), Err(Error::BadFileDescriptor));
         assert_eq!(g.node(APP, new), Ok(2));
         assert_eq!(g.stats().live, 1);
+    }
+
+    #[test]
+    fn only_the_granter_makes_operations_outside_the_open_ones() {
+        let mut g = grants();
+        assert!(g.may_call(VFS, 5, &[42]));
+        assert!(!g.may_call(APP, 5, &[42]));
+        assert!(g.may_call(APP, 42, &[42]));
+        let mut unguarded = Grants::default();
+        assert!(unguarded.may_call(APP, 5, &[42]), "no granter: one trusted client");
+        let h = g.grant(VFS, APP, 1).unwrap();
+        assert!(g.may_call(TaskId::new(VFS.index, 2), 5, &[]), "a restarted vfs is the vfs");
+        assert_eq!(g.node(APP, h), Err(Error::BadFileDescriptor), "its first call dropped the old grants");
     }
 
     #[test]

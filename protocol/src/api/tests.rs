@@ -576,3 +576,10 @@ proptest! {
         prop_assert_eq!(filesystem::Request::decode(&buf[..n]).unwrap(), r);
     }
 }
+
+#[test]
+fn the_open_filesystem_operations_are_statistics_and_direct_reads() {
+    let open: Vec<&str> =
+        filesystem::OPS.iter().filter(|o| filesystem::OPEN_OPS.contains(&o.op)).map(|o| o.name).collect();
+    assert_eq!(open, ["daemon_stats", "direct_read", "direct_stats"]);
+}

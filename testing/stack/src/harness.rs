@@ -87,11 +87,14 @@ fn cache_factory(disk: SharedDisk, cfg: Config) -> Factory {
     })
 }
 
-/// A filesystem server that takes direct-read grants from the task called `vfs` only.
+/// A filesystem server whose granter is the task called `vfs`: it alone grants direct reads and
+/// makes the operations outside `filesystem::OPEN_OPS`.
 fn fs_service<F: FileSystem + 'static>(ipc: &LocalIpc, fs: F) -> Box<dyn Server> {
     let ipc = ipc.clone();
-    let vfs = move |caller| ipc.lookup("vfs").is_ok_and(|v| v == caller);
-    Box::new(filesystem::Service(FsServer::new(fs).with_granter(Box::new(vfs))))
+    // The vfs's slot, as the vfs server checks the supervisor's: an incarnation restarted in the
+    // middle of a call runs that call to its end here (the kernel would have ended it).
+    let vfs = move |caller: TaskId| ipc.lookup("vfs").is_ok_and(|v| v.index == caller.index);
+    Box::new(filesystem::FsService(FsServer::new(fs).with_granter(Box::new(vfs))))
 }
 
 /// Connect to the cache server called `cache` as the task `ipc` speaks for.
