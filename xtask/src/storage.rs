@@ -343,8 +343,8 @@ pub fn judge_boot(log: &[String], status: Option<i32>, kind: Boot, v: &mut Verdi
 /// `fds` module's), so a property that silently did not run is a failure.
 const API_CHECKS: usize = 13;
 const FD_CHECKS: usize = 12;
-/// fstest's `direct` module: three lines per mount.
-const DIRECT_CHECKS: usize = 6;
+/// fstest's `direct` module: four lines per mount.
+const DIRECT_CHECKS: usize = 8;
 /// Descriptors each fd hog holds (2 mounts × `fds::HOG_FILES`).
 const HOG_HELD: usize = 48;
 

@@ -4,7 +4,8 @@
 //! Design: per mount, random 4 KiB reads of a pattern file (a seek and a read each, qbench's
 //! cached4k) must be byte-exact and every one of them direct (the file API's count), the
 //! filesystem server must have served them (its `direct_stats`), and closing the file must revoke
-//! the grant there. The harness counts the lines (`DIRECT_CHECKS` per mount in xtask). The kill boot
+//! the grant there, and the server must refuse this app everything else (its manifest edge is for
+//! direct reads and statistics only). The harness counts the lines (`DIRECT_CHECKS` in xtask). The kill boot
 //! holds a directly read file across each server kill (`held_across_kill`): it must read the same
 //! bytes afterwards, the vfs answering while the grant is dead.
 
@@ -78,6 +79,27 @@ pub fn run(fs: &Api, dir: &str, server: &str, tag: &str, seed: u64) {
         format_args!("fstest: direct: {tag}: closing the file revoked its grant at {server} ({after:?})"),
     );
     let _ = fs.remove_file(&path);
+    refused(server, tag);
+}
+
+/// The filesystem server serves this app no operation but the open ones, and no grant it has not
+/// been given.
+fn refused(server: &str, tag: &str) {
+    let t = KernelTransport::new();
+    let Ok(id) = t.lookup(server) else {
+        check(false, format_args!("fstest: direct: {tag}: {server} is running"));
+        return;
+    };
+    let c = filesystem::Client::new(t, id);
+    let root = c.root();
+    let grant = c.grant(libwatos::transport::from_kernel(libwatos::sys::task_id()), 1);
+    let forged = c.direct_read(u64::MAX, 0, &mut [0u8; 16]);
+    check(
+        root == Err(protocol::Error::PermissionDenied)
+            && grant == Err(protocol::Error::PermissionDenied)
+            && forged == Err(protocol::Error::BadFileDescriptor),
+        format_args!("fstest: direct: {tag}: {server} refuses this app all but direct reads and statistics (root {root:?}, a grant to itself {grant:?}, an unknown handle {forged:?})"),
+    );
 }
 
 /// Open `path` (holding `data`) and read it once at a position, so it holds a grant; `None` if
