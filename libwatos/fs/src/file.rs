@@ -297,12 +297,12 @@ impl<T: Transport> File<T> {
         // Straight from the filesystem server when the file has a grant (a positioned read asks
         // for one); the vfs offset stays where it is.
         let direct = pos.and_then(|p| self.inner.read_direct(p, &mut buf[..len], positioned));
-        let n = match pos {
-            _ if direct.is_some() => direct.unwrap_or(0),
+        let n = match (direct, pos) {
+            (Some(n), _) => n,
             // The vfs offset is elsewhere (after a seek, a re-open or a queue write) and the read is
             // small: one positioned read (a batch of one, whose lease the vfs lends on to the
             // filesystem server) instead of a seek plus a read.
-            Some(p) if positioned => {
+            (None, Some(p)) if positioned => {
                 let req = ReadReq { fd: 0, offset: p, len: len as u32 };
                 let counts = self
                     .inner
