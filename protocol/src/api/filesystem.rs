@@ -1,5 +1,6 @@
 //! Filesystem-server interface: [`crate::fs::FileSystem`] over IPC, plus [`FsServer`], the adapter that
-//! serves any `FileSystem` (WFS, FAT, the in-memory one) with it, and [`forward_filesystem_ops!`], the
+//! serves any `FileSystem` (WFS, FAT, the in-memory one) with it, [`FsService`], which serves it with
+//! the rule that only the vfs makes operations beyond [`OPEN_OPS`], and [`forward_filesystem_ops!`], the
 //! one list of operations that `FsServer` and the client-side adapter (`vfs::RemoteFs`) forward as they
 //! are.
 //!
