@@ -1,7 +1,7 @@
 //! A filesystem server that counts its own cycles: [`Metered`].
 //!
-//! Design: `service::run_filesystem` serves a filesystem through `Metered` instead of the plain
-//! generated `Service`. It reads a clock (the TSC on WATOS) around every request and every
+//! Design: `service::run_filesystem` serves a filesystem through `Metered` around its `FsService`
+//! (the generated dispatch behind the rule that only the vfs makes most operations). It reads a clock (the TSC on WATOS) around every request and every
 //! background call (`FileSystem::background`, the daemon) and keeps a `protocol::daemon::CpuMeter`;
 //! the one request it answers itself is `daemon_stats`, whose reply is the filesystem's report
 //! with the meter's cycles added (daemon, busy, elapsed, the clock's rate), so a client sees the
@@ -9,7 +9,7 @@
 //! is not exactly a well-formed `daemon_stats` request goes to the generated dispatch, errors
 //! included.
 
-use protocol::api::filesystem::{FsServer, Service, OPS, VERSION};
+use protocol::api::filesystem::{FsServer, FsService, OPS, VERSION};
 use protocol::daemon::CpuMeter;
 use protocol::fs::FileSystem;
 use protocol::idl::{check_leases, decode_header, finish_reply};
@@ -19,7 +19,7 @@ use protocol::Result;
 
 /// `fs` served over the filesystem interface, its requests and daemon timed with `clock`.
 pub struct Metered<F, C> {
-    pub service: Service<FsServer<F>>,
+    pub service: FsService<F>,
     clock: C,
     meter: CpuMeter,
     /// The operation code of `daemon_stats`.
@@ -27,10 +27,10 @@ pub struct Metered<F, C> {
 }
 
 impl<F: FileSystem, C: Ticks> Metered<F, C> {
-    pub fn new(fs: F, mut clock: C) -> Self {
+    pub fn new(server: FsServer<F>, mut clock: C) -> Self {
         let daemon_stats = OPS.iter().find(|o| o.name == "daemon_stats").map_or(u16::MAX, |o| o.op);
         let meter = CpuMeter::new(clock.now());
-        Metered { service: Service(FsServer::new(fs)), clock, meter, daemon_stats }
+        Metered { service: FsService(server), clock, meter, daemon_stats }
     }
 
     pub fn fs(&mut self) -> &mut F {
@@ -112,7 +112,7 @@ mod tests {
     #[test]
     fn daemon_stats_carry_the_daemon_and_busy_cycles() {
         // Readings: 100 at the start; 200 and 300 around the background call.
-        let mut m = Metered::new(fat(), Stepping::default());
+        let mut m = Metered::new(FsServer::new(fat()), Stepping::default());
         assert!(m.background().is_some(), "FAT's daemon runs on a timer");
         let ipc = LocalIpc::new();
         let shared = Rc::new(RefCell::new(m));
@@ -138,7 +138,7 @@ mod tests {
 
     #[test]
     fn a_malformed_daemon_stats_request_goes_to_the_dispatch() {
-        let mut m = Metered::new(fat(), Stepping::default());
+        let mut m = Metered::new(FsServer::new(fat()), Stepping::default());
         let mut msg = [0u8; 16];
         // The right header with a trailing byte: not the exact request, so the dispatch refuses it.
         let n = protocol::idl::encode_request(&mut msg, VERSION, m.daemon_stats, &(7u8,)).unwrap();

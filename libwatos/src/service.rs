@@ -41,6 +41,15 @@ pub fn stop(name: &str) {
     }
 }
 
+/// The vfs server's name in the manifest: the task filesystem servers accept direct-read grants from.
+pub const VFS: &str = "vfs-server";
+
+/// Whether `task` (as a caller the kernel stamped) is the live task called `name`.
+pub fn is_task(task: protocol::ipc::TaskId, name: &str) -> bool {
+    let info = crate::transport::to_kernel(task).and_then(|id| sys::task_info(id).ok());
+    info.is_some_and(|i| i.name() == name)
+}
+
 /// The task id of the supervisor (the manifest's SUPERVISOR program).
 pub fn supervisor_task() -> Result<u64, SysError> {
     let flag = watos_abi::PROGRAM_SUPERVISOR;
@@ -90,6 +99,9 @@ pub fn run_filesystem<F: protocol::fs::FileSystem>(
         }
     };
     crate::println!("{name}: mounted {kind} from {cache}");
+    // Only the vfs grants direct reads and makes the operations apps may not (an app may call this
+    // server for its direct reads and statistics): the kernel's name for the caller says who it is.
+    let fs = protocol::api::filesystem::FsServer::new(fs).with_granter(alloc::boxed::Box::new(|t| is_task(t, VFS)));
     // Requests and daemon ticks are counted in TSC cycles (`daemon_stats` reports them); the first
     // rate reading is the reference the reports measure the TSC's rate from.
     crate::tsc::hz();

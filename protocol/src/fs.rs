@@ -348,4 +348,16 @@ pub trait FileSystem {
     fn daemon_stats(&mut self) -> Result<crate::daemon::DaemonStats> {
         Err(Error::NotSupported)
     }
+
+    /// Let task `client` read `node` from the server behind this filesystem without the caller in
+    /// between (see [`crate::api::grants`]); returns that server and the grant. `NotSupported` for a
+    /// filesystem in the caller's own process (there is no hop to save).
+    fn grant_direct(&mut self, _client: crate::ipc::TaskId, _node: NodeId) -> Result<crate::api::grants::DirectGrant> {
+        Err(Error::NotSupported)
+    }
+
+    /// End a grant made by [`FileSystem::grant_direct`].
+    fn revoke_direct(&mut self, _handle: u64) -> Result<()> {
+        Err(Error::NotSupported)
+    }
 }

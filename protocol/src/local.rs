@@ -48,8 +48,9 @@ struct Registry {
     call_hook: Option<CallHook>,
 }
 
-/// Runs once per delivered call; benchmarks use it to give each call the cost of a kernel round trip.
-pub type CallHook = Rc<dyn Fn()>;
+/// Runs once per delivered call, given the task called; benchmarks use it to give each call the cost
+/// of a kernel round trip, tests to act in the middle of a call to one server.
+pub type CallHook = Rc<dyn Fn(TaskId)>;
 
 /// What the in-memory kernel knows about a task (the supervisor's view).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -235,7 +236,7 @@ impl Transport for LocalIpc {
             }
         };
         if let Some(h) = hook {
-            h();
+            h(to);
         }
         let mut local_reply = [0u8; crate::ipc::MAX_MESSAGE];
         let outcome = {
@@ -371,7 +372,10 @@ mod tests {
         let id = ipc.spawn("echo", echo(None)).unwrap();
         let count = Rc::new(core::cell::Cell::new(0));
         let c = count.clone();
-        ipc.set_call_hook(Some(Rc::new(move || c.set(c.get() + 1))));
+        ipc.set_call_hook(Some(Rc::new(move |to| {
+            assert_eq!(to, id);
+            c.set(c.get() + 1)
+        })));
         ipc.call(id, b"a", &mut [], &mut [0u8; 4]).unwrap();
         let _ = ipc.call(TaskId::new(id.index, 99), b"a", &mut [], &mut [0u8; 4]);
         assert_eq!(count.get(), 1, "a call refused for a stale id is not delivered");

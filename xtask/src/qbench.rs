@@ -369,6 +369,8 @@ pub fn run_check(opts: &Options, v: &mut Verdicts) {
     }
     // Per mount: 2 sequential writes, 2 sequential reads, 3 random-read phases, 2 batch phases.
     v.check(checks == 18, &format!("qbench-check: {checks} of the app's 18 data checks passed"));
+    let direct = log.lines().filter(|l| l.contains("CHECK PASS qbench-direct: ")).count();
+    v.check(direct == 2, &format!("qbench-check: both filesystem servers served direct reads ({direct} of 2)"));
     v.check(!log.contains("KERNEL PANIC") && !log.contains("KERNEL FAULT"), "qbench-check: no kernel panic or fault");
     v.check(log.contains("qbench: done"), "qbench-check: the app finished without errors");
     crate::daemon_share::check(&parse(&log), v);

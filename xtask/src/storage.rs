@@ -300,6 +300,17 @@ pub fn judge_boot(log: &[String], status: Option<i32>, kind: Boot, v: &mut Verdi
         judge_fd_checks(log, boot, v);
     }
     if kind == Boot::Kill {
+        // Two direct-read lines per victim (fstest's `direct::hold` and `held_across_kill`).
+        let direct =
+            log.iter().filter(|l| check_of(l).is_some_and(|(_, w)| w.contains("read directly before the kill")));
+        let n = direct.count();
+        v.check(
+            n == 2 * victims.len(),
+            &format!(
+                "{boot}: a directly read file was held across every kill ({n} CHECK lines of {})",
+                2 * victims.len()
+            ),
+        );
         let told = format!("init: vfs-server closed {HOG_HELD} descriptors of fdhog-exit");
         v.check(has(&told), &format!("{boot}: the restarted vfs server closed what the dead fdhog-exit held ({told})"));
     }
@@ -332,6 +343,8 @@ pub fn judge_boot(log: &[String], status: Option<i32>, kind: Boot, v: &mut Verdi
 /// `fds` module's), so a property that silently did not run is a failure.
 const API_CHECKS: usize = 13;
 const FD_CHECKS: usize = 12;
+/// fstest's `direct` module: four lines per mount.
+const DIRECT_CHECKS: usize = 8;
 /// Descriptors each fd hog holds (2 mounts × `fds::HOG_FILES`).
 const HOG_HELD: usize = 48;
 
@@ -347,6 +360,7 @@ fn judge_fd_checks(log: &[String], boot: &str, v: &mut Verdicts) {
         ("fstest: fds: ", FD_CHECKS),
         ("fstest: tx isolation: ", 2),
         ("fstest: tx peer: ", 6),
+        ("fstest: direct: ", DIRECT_CHECKS),
     ] {
         let n = count(group);
         v.check(n == want, &format!("{boot}: `{}` printed {n} CHECK lines of {want}", group.trim_end_matches(": ")));

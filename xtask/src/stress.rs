@@ -132,9 +132,9 @@ fn judge(log: &[String], status: Option<i32>, v: &mut Verdicts) {
             v.check(ok, &format!("{boot}: {what}"));
         }
     }
-    // Started and two results per client, one per kill and outage, the stop file and "every client
-    // ended".
-    let want = CLIENTS.len() * 3 + KILLS + OUTAGES + 2;
+    // Started and three results per client (recovery, direct reads, read-back), one per kill and
+    // outage, the stop file and "every client ended".
+    let want = CLIENTS.len() * 4 + KILLS + OUTAGES + 2;
     let n = log.iter().filter(|l| check_of(l).is_some_and(|(_, w)| w.starts_with("stress: "))).count();
     v.check(n == want, &format!("{boot}: the stress test printed {n} CHECK lines of {want}"));
     v.check(!has("KERNEL PANIC") && !has("KERNEL FAULT"), &format!("{boot}: no kernel panic or fault"));

@@ -158,14 +158,11 @@ pub fn storage_manifest(app: &'static str) -> Vec<Program> {
     // Every server: the shell reads each cache's and filesystem's statistics and waits for a
     // restarted server to serve; qbench reads the caches' statistics.
     const EVERY_SERVER: &[&str] = &["init", "vfs-server", "wfs-server", "fat-server", "blockcache0", "blockcache1"];
-    let app_uses: &'static [&'static str] = if app.starts_with("wsh") || app.starts_with("qbench") {
-        EVERY_SERVER
-    } else if app == "fstest-powercut" {
-        // It reads the filesystem servers' daemon statistics.
-        &["init", "vfs-server", "wfs-server", "fat-server"]
-    } else {
-        &["init", "vfs-server"]
-    };
+    // A program that reads files calls the filesystem servers too: the file API reads an open file
+    // straight from its server under a grant the vfs gives (docs/ARCHITECTURE.md, "Direct reads").
+    const READER: &[&str] = &["init", "vfs-server", "wfs-server", "fat-server"];
+    let app_uses: &'static [&'static str] =
+        if app.starts_with("wsh") || app.starts_with("qbench") { EVERY_SERVER } else { READER };
     let mut m: Vec<Program> = vec![
         ("init", "init", initrd::AUTOSTART | initrd::SUPERVISOR, &[]),
         ("blockcache0", "blockcache-server", initrd::AUTOSTART | initrd::DRIVER | initrd::RESTART, &[]),
@@ -198,14 +195,16 @@ pub fn storage_manifest(app: &'static str) -> Vec<Program> {
             ("txpeer-abort", "fstest", 0, &["vfs-server"]),
         ]);
         // An unprivileged attacker beside the workload (initrd/test-apps/hostile, src/authority.rs):
-        // like any app it may call init and the vfs server, and no server below them.
+        // it reads no files, so it may call init and the vfs server, and no server below them.
         m.push(("authority", "hostile", initrd::AUTOSTART, &["init", "vfs-server"]));
     } else if app == "fstest-kill" {
         m.push(("fdhog-exit", "fstest", 0, &["vfs-server"]));
     } else if app == "fstest-stress" {
-        // The concurrent clients (initrd/test-apps/fstest, src/stress.rs), started on request; like
-        // any app they call the vfs server only.
-        m.extend(crate::stress::CLIENTS.map(|c| (c, "fstest", 0, &["vfs-server"] as &[&str])));
+        // The concurrent clients (initrd/test-apps/fstest, src/stress.rs), started on request; they
+        // read their files directly, so they call the filesystem servers too.
+        m.extend(
+            crate::stress::CLIENTS.map(|c| (c, "fstest", 0, &["vfs-server", "wfs-server", "fat-server"] as &[&str])),
+        );
     }
     m
 }

@@ -54,7 +54,7 @@ fn run(path: &str, ipc_cost: bool, depth: usize, reads: usize) -> (f64, f64, f64
     // Every delivered call on every hop (app → vfs → fs → cache) is counted, and costs 2 µs if asked.
     let calls = Rc::new(Cell::new(0u64));
     let counter = calls.clone();
-    s.ipc.set_call_hook(Some(Rc::new(move || {
+    s.ipc.set_call_hook(Some(Rc::new(move |_| {
         counter.set(counter.get() + 1);
         if ipc_cost {
             spin(IPC_COST);

@@ -77,7 +77,25 @@ impl QueueStats {
 
 enum Op<T: Transport> {
     Read { file: Rc<Inner<T>>, offset: u64, len: usize },
-    Write { file: Rc<Inner<T>>, offset: u64, data: Vec<u8> },
+    Write { file: PendingWrite<T>, offset: u64, data: Vec<u8> },
+}
+
+/// A file with an asynchronous write outstanding, counted in the file while this lives (the
+/// request's whole life here, sent or not): its reads go through the vfs meanwhile, the server that
+/// holds the queued write, so whether a read sees it is decided where it always was (see `direct`).
+struct PendingWrite<T: Transport>(Rc<Inner<T>>);
+
+impl<T: Transport> PendingWrite<T> {
+    fn new(file: Rc<Inner<T>>) -> Self {
+        file.pending_writes.set(file.pending_writes.get() + 1);
+        PendingWrite(file)
+    }
+}
+
+impl<T: Transport> Drop for PendingWrite<T> {
+    fn drop(&mut self) {
+        self.0.pending_writes.set(self.0.pending_writes.get().saturating_sub(1));
+    }
 }
 
 /// Bytes of the buffer each reap lends for read data (a read is at most [`MAX_AIO_LEN`]).
@@ -156,7 +174,7 @@ impl<T: Transport> Queue<T> {
     /// Write `data` into `file` at `offset` (at the end for an append-mode file); more than
     /// [`MAX_AIO_LEN`] bytes fail with `InvalidInput`.
     pub fn submit_write(&mut self, file: &File<T>, offset: u64, data: Vec<u8>) -> Ticket {
-        self.push(Op::Write { file: file.inner.clone(), offset, data })
+        self.push(Op::Write { file: PendingWrite::new(file.inner.clone()), offset, data })
     }
 
     /// Requests submitted and not yet returned by `poll`, `wait` or `complete`.
@@ -215,7 +233,7 @@ impl<T: Transport> Queue<T> {
                 let Some((ticket, op)) = self.unsent.pop_front() else { break };
                 let (file, offset, len, write) = match &op {
                     Op::Read { file, offset, len } => (file, *offset, *len, None),
-                    Op::Write { file, offset, data } => (file, *offset, data.len(), Some(data)),
+                    Op::Write { file, offset, data } => (&file.0, *offset, data.len(), Some(data)),
                 };
                 if write.is_some_and(|d| d.len() > MAX_AIO_LEN) {
                     self.fail(ticket, Error::new(ErrorKind::InvalidInput));

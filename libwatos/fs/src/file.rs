@@ -15,12 +15,13 @@
 use alloc::rc::Rc;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::cell::RefCell;
+use core::cell::{Cell, RefCell};
 
 use protocol::api::vfs::{Client, OpenFlags, ReadReq, Whence};
 use protocol::ipc::Transport;
 
 use crate::dir::Metadata;
+use crate::direct::Direct;
 use crate::error::{Error, ErrorKind, Result};
 use crate::handle::Fs;
 use crate::{MAX_IO, MAX_REOPENS};
@@ -123,7 +124,14 @@ impl OpenOptions {
         let state =
             State { fd: Some(fd), epoch: fs.epoch(), pos: Some(0), vfs_pos: Some(0), unsynced: false, lost: false };
         Ok(File {
-            inner: Rc::new(Inner { fs: fs.clone(), path: String::from(path), flags, state: RefCell::new(state) }),
+            inner: Rc::new(Inner {
+                fs: fs.clone(),
+                path: String::from(path),
+                flags,
+                state: RefCell::new(state),
+                direct: RefCell::new(Direct::Unasked),
+                pending_writes: Cell::new(0),
+            }),
         })
     }
 }
@@ -155,10 +163,14 @@ pub(crate) enum Need {
 }
 
 pub(crate) struct Inner<T: Transport> {
-    fs: Fs<T>,
+    pub(crate) fs: Fs<T>,
     path: String,
-    flags: OpenFlags,
+    pub(crate) flags: OpenFlags,
     state: RefCell<State>,
+    /// Whether reads go to the filesystem server directly (see `direct`).
+    pub(crate) direct: RefCell<Direct>,
+    /// Asynchronous writes of this file not yet finished (see `aio::PendingWrite`).
+    pub(crate) pending_writes: Cell<u32>,
 }
 
 impl<T: Transport> Inner<T> {
@@ -304,11 +316,15 @@ impl<T: Transport> File<T> {
             (st.pos, st.vfs_pos)
         };
         let positioned = matches!(pos, Some(p) if vfs_pos != Some(p) && len <= POSITIONED_READ_MAX);
-        let n = match pos {
+        // Straight from the filesystem server when the file has a grant (a positioned read asks
+        // for one); the vfs offset stays where it is.
+        let direct = pos.and_then(|p| self.inner.read_direct(p, &mut buf[..len], positioned));
+        let n = match (direct, pos) {
+            (Some(n), _) => n,
             // The vfs offset is elsewhere (after a seek, a re-open or a queue write) and the read is
             // small: one positioned read (a batch of one, whose lease the vfs lends on to the
             // filesystem server) instead of a seek plus a read.
-            Some(p) if positioned => {
+            (None, Some(p)) if positioned => {
                 let req = ReadReq { fd: 0, offset: p, len: len as u32 };
                 let counts = self
                     .inner
@@ -324,9 +340,9 @@ impl<T: Transport> File<T> {
         }
         let mut st = self.inner.state.borrow_mut();
         st.pos = st.pos.map(|p| p + n as u64);
-        // A positioned read leaves the vfs offset where it is (a re-open on the way may have moved
-        // it to 0, which `vfs_pos` already says); a plain read moved it with the position.
-        if !positioned {
+        // A positioned or direct read leaves the vfs offset where it is (a re-open on the way may
+        // have moved it to 0, which `vfs_pos` already says); a plain read moved it with the position.
+        if !positioned && direct.is_none() {
             st.vfs_pos = st.pos;
         }
         Ok(n)

@@ -10,6 +10,7 @@
 use alloc::rc::Rc;
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::cell::Cell;
 
 use protocol::api::vfs::{Client, VfsStats, VfsTiming};
 use protocol::fs::{FileType, FsStats};
@@ -25,20 +26,35 @@ const DIR_MODE: u32 = 0o755;
 /// A connection to the vfs server; clone it freely.
 pub struct Fs<T: Transport> {
     client: Rc<Client<T>>,
+    conn: Rc<Conn>,
+}
+
+/// What the clones of one connection share.
+struct Conn {
     /// Numbers handed to asynchronous queues (each names its own queue at the vfs server).
-    queues: Rc<core::cell::Cell<u32>>,
+    queues: Cell<u32>,
+    /// Transactions begun and not finished (reads go through the vfs meanwhile).
+    transactions: Cell<u32>,
+    direct_on: Cell<bool>,
+    direct_reads: Cell<u64>,
 }
 
 impl<T: Transport> Clone for Fs<T> {
     fn clone(&self) -> Self {
-        Fs { client: self.client.clone(), queues: self.queues.clone() }
+        Fs { client: self.client.clone(), conn: self.conn.clone() }
     }
 }
 
 impl<T: Transport> Fs<T> {
     /// Use an existing vfs client stub.
     pub fn new(client: Client<T>) -> Self {
-        Fs { client: Rc::new(client), queues: Rc::new(core::cell::Cell::new(0)) }
+        let conn = Conn {
+            queues: Cell::new(0),
+            transactions: Cell::new(0),
+            direct_on: Cell::new(true),
+            direct_reads: Cell::new(0),
+        };
+        Fs { client: Rc::new(client), conn: Rc::new(conn) }
     }
 
     /// Talk to the vfs server `vfs` over `transport`.
@@ -53,9 +69,38 @@ impl<T: Transport> Fs<T> {
 
     /// A queue number no other queue of this connection has.
     pub(crate) fn next_queue(&self) -> u32 {
-        let n = self.queues.get().wrapping_add(1);
-        self.queues.set(n);
+        let n = self.conn.queues.get().wrapping_add(1);
+        self.conn.queues.set(n);
         n
+    }
+
+    /// Let files read straight from their filesystem servers (the default) or only through the
+    /// vfs (see the `direct` module).
+    pub fn set_direct_reads(&self, on: bool) {
+        self.conn.direct_on.set(on);
+    }
+
+    pub(crate) fn direct_reads_on(&self) -> bool {
+        self.conn.direct_on.get()
+    }
+
+    /// How many reads of this connection went straight to a filesystem server.
+    pub fn direct_reads(&self) -> u64 {
+        self.conn.direct_reads.get()
+    }
+
+    pub(crate) fn count_direct_read(&self) {
+        self.conn.direct_reads.set(self.conn.direct_reads.get() + 1);
+    }
+
+    pub(crate) fn open_transactions(&self) -> u32 {
+        self.conn.transactions.get()
+    }
+
+    /// A transaction began (`true`) or finished.
+    pub(crate) fn track_transaction(&self, begun: bool) {
+        let n = self.conn.transactions.get();
+        self.conn.transactions.set(if begun { n + 1 } else { n.saturating_sub(1) });
     }
 
     /// How many vfs restarts this connection has noticed; descriptors of older epochs are stale.

@@ -14,6 +14,8 @@
 //! - [`Queue`]: submit many reads and writes, each gets a [`Ticket`] at once; the vfs server queues
 //!   them (vfs `aio_submit`), runs them as batches when idle and notifies; `poll`/`wait`/`complete`
 //!   collect the results (`aio_reap`).
+//! - Direct reads: once a file is read at a position of its own choosing, its reads go straight to
+//!   the filesystem server under a grant the vfs gives (`direct`), one IPC hop instead of two.
 //! - [`Error`]: an `io::ErrorKind`-like [`ErrorKind`] plus the server's `protocol::Error`.
 //!
 //! Restart transparency: the stub counts the vfs restarts it noticed (its "epoch"). Every open file
@@ -32,6 +34,7 @@ extern crate alloc;
 
 mod aio;
 mod dir;
+mod direct;
 mod error;
 mod file;
 mod handle;

@@ -6,6 +6,7 @@
 //! [`Fs::transaction`] runs a closure and commits only if it succeeded. Begin, commit and abort are
 //! `once` requests: after a vfs restart their outcome is unknown and `ServerRestarted` is reported (a
 //! restarted vfs has aborted every transaction it held, and the filesystem drops uncommitted work).
+//! While one is open, the connection's files read through the vfs, not directly (see `direct`).
 
 use protocol::ipc::Transport;
 
@@ -46,6 +47,7 @@ impl<T: Transport> Drop for Transaction<T> {
             // Best effort: if the vfs is gone the transaction died with it.
             let _ = self.fs.client().abort(self.id);
         }
+        self.fs.track_transaction(false);
     }
 }
 
@@ -53,6 +55,7 @@ impl<T: Transport> Fs<T> {
     /// Begin a transaction on the filesystem holding `path` (`Unsupported` where there are none).
     pub fn begin(&self, path: &str) -> Result<Transaction<T>> {
         let id = self.client().begin(path)?;
+        self.track_transaction(true);
         Ok(Transaction { fs: self.clone(), id, finished: false })
     }
 

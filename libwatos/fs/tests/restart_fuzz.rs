@@ -24,7 +24,7 @@ fn every_fsync_that_returned_ok_reads_back_exactly_under_random_restarts() {
         let ipc = s.ipc.clone();
         {
             let (rng, depth, log, victims) = (rng.clone(), depth.clone(), log.clone(), victims.clone());
-            s.ipc.set_call_hook(Some(Rc::new(move || {
+            s.ipc.set_call_hook(Some(Rc::new(move |_| {
                 if depth.get() >= 2 || rng.borrow_mut().below(12) != 0 {
                     return;
                 }

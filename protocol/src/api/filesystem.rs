@@ -1,5 +1,6 @@
 //! Filesystem-server interface: [`crate::fs::FileSystem`] over IPC, plus [`FsServer`], the adapter that
-//! serves any `FileSystem` (WFS, FAT, the in-memory one) with it, and [`forward_filesystem_ops!`], the
+//! serves any `FileSystem` (WFS, FAT, the in-memory one) with it, [`FsService`], which serves it with
+//! the rule that only the vfs makes operations beyond [`OPEN_OPS`], and [`forward_filesystem_ops!`], the
 //! one list of operations that `FsServer` and the client-side adapter (`vfs::RemoteFs`) forward as they
 //! are.
 //!
@@ -8,6 +9,8 @@
 //! transfers). Lookups, reads and listings are idempotent and retried across a server restart; every
 //! mutation is `once`, so its caller learns that the outcome is unknown. Operations 30..=39 are the
 //! administrative ones (snapshots, scrub): a filesystem without them answers `NotSupported`.
+//! Operations 40..=49 are direct reads (see [`crate::api::grants`]): the vfs grants a client one
+//! node, and the client reads it here without the vfs in between.
 
 use alloc::string::String;
 use alloc::vec;
@@ -15,15 +18,18 @@ use alloc::vec::Vec;
 
 use serde::{Deserialize, Serialize};
 
+use crate::api::grants::{DirectStats, GranterCheck, Grants};
 use crate::fs::{Capabilities, DirEntry, FileSystem, FsStats, NewNode, NodeId, SetAttr, Stat, Timespec, TxId};
-use crate::ipc::{Incoming, MAX_INDIRECT};
+use crate::ipc::{Incoming, TaskId, MAX_INDIRECT};
 use crate::{Error, Result};
 
 /// Most bytes one read or write call moves; bounds the server's bounce buffer.
 pub const MAX_BULK: usize = 1 << 20;
 
 crate::interface! {
-    version 1;
+    // 2: direct reads (40..=43); `select_transaction` (24); `daemon_stats` carries the server's
+    // cycle counts.
+    version 2;
     1 idempotent Root fn root() -> NodeId;
     2 idempotent Capabilities fn capabilities() -> Capabilities;
     3 idempotent Lookup fn lookup(dir: NodeId, name: &'a str) -> Stat;
@@ -64,6 +70,14 @@ crate::interface! {
     33 once Scrub fn scrub() -> ScrubSummary;
     /// What the server's background work has done (`FileSystem::daemon_stats`).
     34 idempotent DaemonStats fn daemon_stats() -> crate::daemon::DaemonStats;
+    /// Let `client` read `node` with `direct_read`; returns the grant's handle. Only the vfs may
+    /// grant and revoke (`PermissionDenied`); `TooManyOpenFiles` when the table is full.
+    40 once Grant fn grant(client: TaskId, node: NodeId) -> u64;
+    41 once Revoke fn revoke(handle: u64) -> ();
+    /// Read the node of grant `handle` at `offset` into the lease, for the grant's client only.
+    /// `once`: a grant dies with the server instance, so a resend to a new one could only be refused.
+    42 once DirectRead fn direct_read(handle: u64, offset: u64) leases(buf: Write) -> u32;
+    43 idempotent DirectStatsOp fn direct_stats() -> DirectStats;
 }
 
 /// One snapshot, as `FileSystem::snapshot_list` reports it.
@@ -164,14 +178,43 @@ macro_rules! __forward_filesystem_ops {
 /// Serves a [`FileSystem`] over IPC. Holds one bounce buffer: a read goes through
 /// [`FileSystem::read_with`], which either fills the bounce buffer or lends from the filesystem's own
 /// cache, and each piece is copied into the caller's lease (the kernel's lease copy under WATOS).
+/// Direct reads are served from the same path, for the clients the vfs granted ([`Grants`]).
 pub struct FsServer<F> {
     pub fs: F,
     bounce: Vec<u8>,
+    grants: Grants,
 }
 
 impl<F: FileSystem> FsServer<F> {
     pub fn new(fs: F) -> Self {
-        FsServer { fs, bounce: Vec::new() }
+        FsServer { fs, bounce: Vec::new(), grants: Grants::default() }
+    }
+
+    /// Accept grants and revocations, and every operation outside [`OPEN_OPS`], only from the
+    /// callers `check` accepts (the vfs), when served by [`FsService`]; without this, nobody may
+    /// grant, every client reads through the vfs, and every caller may make every operation.
+    pub fn with_granter(mut self, check: GranterCheck) -> Self {
+        self.grants.set_granter(check);
+        self
+    }
+}
+
+/// The operations any caller may make of a server with a granter: `daemon_stats`, `direct_read`
+/// (checked against its grant) and `direct_stats`. The rest are the vfs's.
+pub const OPEN_OPS: [u16; 3] = [34, 42, 43];
+
+/// [`FsServer`] served over IPC with its authority rule: a caller that is not the granter may make
+/// only the [`OPEN_OPS`] (`PermissionDenied` for the rest, before anything is decoded further).
+pub struct FsService<F>(pub FsServer<F>);
+
+impl<F: FileSystem> crate::ipc::Server for FsService<F> {
+    fn handle(&mut self, msg: &[u8], cx: &mut Incoming<'_, '_>, reply: &mut [u8]) -> Result<usize> {
+        if let Ok((header, _)) = crate::idl::decode_header(msg) {
+            if !self.0.grants.may_call(cx.caller(), header.op, &OPEN_OPS) {
+                return crate::idl::finish_reply::<()>(reply, &mut *cx.leases, None, &Err(Error::PermissionDenied));
+            }
+        }
+        dispatch(&mut self.0, msg, cx, reply)
     }
 }
 
@@ -261,5 +304,20 @@ impl<F: FileSystem> Handler for FsServer<F> {
         let mut r = self.fs.run_scrub()?;
         r.unrepairable_blocks.truncate(MAX_UNREPAIRABLE_LISTED);
         Ok(r)
+    }
+    fn grant(&mut self, cx: &mut Incoming<'_, '_>, client: TaskId, node: NodeId) -> Result<u64> {
+        self.grants.grant(cx.caller(), client, node)
+    }
+    fn revoke(&mut self, cx: &mut Incoming<'_, '_>, handle: u64) -> Result<()> {
+        self.grants.revoke(cx.caller(), handle)
+    }
+    fn direct_read(&mut self, cx: &mut Incoming<'_, '_>, handle: u64, offset: u64) -> Result<u32> {
+        let node = self.grants.node(cx.caller(), handle)?;
+        let n = self.read(cx, node, offset)?;
+        self.grants.served(n);
+        Ok(n)
+    }
+    fn direct_stats(&mut self, _: &mut Incoming<'_, '_>) -> Result<DirectStats> {
+        Ok(self.grants.stats())
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod blockcache;
 pub mod filesystem;
+pub mod grants;
 pub mod supervisor;
 pub mod vfs;
 

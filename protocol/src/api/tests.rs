@@ -248,6 +248,10 @@ impl vfs::Handler for FakeVfs {
     fn timing(&mut self, _: &mut Incoming<'_, '_>) -> Result<vfs::VfsTiming> {
         Ok(super::stats_tests::fullest_timing())
     }
+
+    fn direct_read(&mut self, _: &mut Incoming<'_, '_>, _: u32) -> Result<super::grants::DirectGrant> {
+        Err(Error::NotSupported)
+    }
 }
 
 /// The largest asynchronous submit and reap travel: 64 requests out of line, 128 completions with
@@ -483,4 +487,11 @@ proptest! {
         let n = r.encode(&mut buf).unwrap();
         prop_assert_eq!(filesystem::Request::decode(&buf[..n]).unwrap(), r);
     }
+}
+
+#[test]
+fn the_open_filesystem_operations_are_statistics_and_direct_reads() {
+    let open: Vec<&str> =
+        filesystem::OPS.iter().filter(|o| filesystem::OPEN_OPS.contains(&o.op)).map(|o| o.name).collect();
+    assert_eq!(open, ["daemon_stats", "direct_read", "direct_stats"]);
 }

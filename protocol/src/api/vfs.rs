@@ -286,7 +286,8 @@ impl VfsTiming {
 crate::interface! {
     // 2: `stats` counts every kind of operation (version 1 had fifteen counters).
     // 3: `timing` (latency by kind of operation, errors by kind).
-    version 3;
+    // 4: direct reads (`direct_read`, 60).
+    version 4;
     /// Open `path`; returns the lowest free descriptor (>= 3).
     1 once Open fn open(path: &'a str, flags: OpenFlags, mode: u32) -> u32;
     2 once Close fn close(fd: u32) -> ();
@@ -379,4 +380,10 @@ crate::interface! {
     49 once Pwrite fn pwrite(fd: u32, offset: u64) leases(data: Read) -> u32;
     /// Latency by kind of operation (min, mean, p50, p99, max) and failed replies by error kind.
     50 idempotent Timing fn timing() -> VfsTiming;
+    /// Let the caller read `fd`'s file straight from its filesystem server (`filesystem::direct_read`,
+    /// see `crate::api::grants`): returns that server and the grant, the same one for every
+    /// descriptor of the open-file description, valid until its last descriptor closes. Needs read
+    /// access to a non-directory (`BadFileDescriptor`, `IsADirectory`); `NotSupported` where the
+    /// filesystem is not behind a server of its own.
+    60 once DirectRead fn direct_read(fd: u32) -> crate::api::grants::DirectGrant;
 }

@@ -87,8 +87,14 @@ fn cache_factory(disk: SharedDisk, cfg: Config) -> Factory {
     })
 }
 
-fn fs_service<F: FileSystem + 'static>(fs: F) -> Box<dyn Server> {
-    Box::new(filesystem::Service(FsServer::new(fs)))
+/// A filesystem server whose granter is the task called `vfs`: it alone grants direct reads and
+/// makes the operations outside `filesystem::OPEN_OPS`.
+fn fs_service<F: FileSystem + 'static>(ipc: &LocalIpc, fs: F) -> Box<dyn Server> {
+    let ipc = ipc.clone();
+    // The vfs's slot, as the vfs server checks the supervisor's: an incarnation restarted in the
+    // middle of a call runs that call to its end here (the kernel would have ended it).
+    let vfs = move |caller: TaskId| ipc.lookup("vfs").is_ok_and(|v| v.index == caller.index);
+    Box::new(filesystem::FsService(FsServer::new(fs).with_granter(Box::new(vfs))))
 }
 
 /// Connect to the cache server called `cache` as the task `ipc` speaks for.
@@ -162,7 +168,9 @@ impl Stack {
         ipc.spawn(
             "wfs",
             Box::new(|ipc| {
-                or_failed(remote_disk(&ipc, "wfs-cache").and_then(|d| Wfs::mount(d, clock())).map(fs_service))
+                or_failed(
+                    remote_disk(&ipc, "wfs-cache").and_then(|d| Wfs::mount(d, clock())).map(|fs| fs_service(&ipc, fs)),
+                )
             }),
         )?;
         let fat_disk = match config.fat_sectors {
@@ -173,7 +181,11 @@ impl Stack {
                 ipc.spawn(
                     "fat",
                     Box::new(|ipc| {
-                        or_failed(remote_disk(&ipc, "fat-cache").and_then(|d| FatFs::mount(d, clock())).map(fs_service))
+                        or_failed(
+                            remote_disk(&ipc, "fat-cache")
+                                .and_then(|d| FatFs::mount(d, clock()))
+                                .map(|fs| fs_service(&ipc, fs)),
+                        )
                     }),
                 )?;
                 Some(disk)
@@ -181,7 +193,7 @@ impl Stack {
             None => None,
         };
         if config.memfs {
-            ipc.spawn("memfs", Box::new(|_| fs_service(MemFs::new(clock()))))?;
+            ipc.spawn("memfs", Box::new(|ipc| fs_service(&ipc, MemFs::new(clock()))))?;
         }
         ipc.spawn("supervisor", Box::new(|ipc| Box::new(supervisor_server(ipc, &SERVICES))))?;
         let vfs = VfsHandle::default();

@@ -9,10 +9,12 @@ use protocol::idl::{decode_reply_parts, encode_request};
 use protocol::ipc::{Lease, Transport, MAX_LEASES, MAX_MESSAGE};
 use protocol::Error;
 
-/// Send raw bytes to `server` and decode the reply as a `Result<()>`-shaped error.
+/// Send raw bytes to `server` and decode the reply as a `Result<()>`-shaped error. A filesystem
+/// server gets them from the vfs, the one caller it serves every operation (`FsService`).
 fn raw(s: &watos_stack::Stack, server: &str, msg: &[u8], leases: &mut [Lease<'_>]) -> Result<Error, Error> {
     let mut reply = [0u8; MAX_MESSAGE];
-    let n = s.ipc.call(s.id(server)?, msg, leases, &mut reply)?;
+    let from = if ["wfs", "fat", "memfs"].contains(&server) { s.ipc.as_task(s.id("vfs")?) } else { s.ipc.clone() };
+    let n = from.call(s.id(server)?, msg, leases, &mut reply)?;
     match decode_reply_parts::<()>(&reply[..n], &[]) {
         Err(e) => Ok(e),
         Ok(()) => Err(Error::InvalidArgument),

@@ -15,7 +15,9 @@
 //! children that die holding descriptors, which ship as the on-demand programs `fdhog-exit` and
 //! `fdhog-fault`: this binary under those names runs `fds::hog`), two processes around one
 //! explicit transaction (`txpeer`: the on-demand programs `txpeer-commit` and `txpeer-abort`) and
-//! the application file API tests on both mounts (`api`, through `libwatos::fs()`). Shipped as `fstest-powercut` it runs
+//! the application file API tests on both mounts (`api`, through `libwatos::fs()`), then proves that
+//! the file API's reads went straight to each filesystem server (`direct`). Shipped as
+//! `fstest-powercut` it runs
 //! only the power-cut test of the storage daemons (`powercut`).
 #![no_std]
 #![no_main]
@@ -34,6 +36,7 @@ use protocol::api::vfs::{Client, OpenFlags};
 use protocol::{Error, Result};
 
 mod api;
+mod direct;
 mod fds;
 mod powercut;
 mod stress;
@@ -169,6 +172,10 @@ fn restart(vfs: &Vfs, victim: &str, dir: &str, seed: u64) {
         (format!("{dir}committed-{victim}.bin"), format!("{dir}inflight.bin"), format!("{dir}after-{victim}.bin"));
     let ok = write_file(vfs, &kept, &committed).is_ok();
     check(ok, format_args!("fstest: kill {victim}: {kept} written and fsynced before the kill"));
+    // The file API reads it directly, under a grant the kill may take away.
+    let api = libwatos::fs().ok();
+    check(api.is_some(), format_args!("fstest: kill {victim}: the file API connects to the vfs server"));
+    let held = api.as_ref().and_then(|fs| direct::hold(fs, &kept, &committed, victim));
     let partial = pattern(seed + 1, 128 * 1024);
     let fd = vfs.open(&inflight, OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::TRUNCATE, 0o644);
     let first = fd.and_then(|fd| vfs.write(fd, &partial[..65536]));
@@ -201,6 +208,9 @@ fn restart(vfs: &Vfs, victim: &str, dir: &str, seed: u64) {
             back.as_ref().map(|b| b.1)
         ),
     );
+    if let Some(fs) = &api {
+        direct::held_across_kill(fs, held, &committed, victim);
+    }
     let (other, seed_other) =
         if dir == "/" { ("/fat/persist.bin", 0x5eed_0002) } else { ("/persist.bin", 0x5eed_0001) };
     let untouched = read_file(vfs, other);
@@ -308,6 +318,8 @@ fn main() -> i64 {
             Ok(fs) => {
                 api::run(&fs, "/", "wfs", 0x5eed_0a01);
                 api::run(&fs, "/fat/", "fat", 0x5eed_0a02);
+                direct::run(&fs, "/", "wfs-server", "wfs", 0x5eed_0d01);
+                direct::run(&fs, "/fat/", "fat-server", "fat", 0x5eed_0d02);
             }
             Err(e) => {
                 check(false, format_args!("fstest: the file API connects to the vfs server ({e:?})"));

@@ -7,10 +7,11 @@
 //! depend on or that depends on them, so a restarted server meets another's death while it starts;
 //! then stops the servers in [`OUTAGES`] and has init start them again only later; creates
 //! [`STOP_PATH`] and waits for the clients to end. Each client keeps one file open and rewrites it
-//! with new contents, fsyncs, and reads the file back by path, until it sees [`STOP_PATH`] (or
+//! with new contents, fsyncs, and reads the file back through that open file (a positioned read, so
+//! straight from the filesystem server under a grant the kills keep ending), until it sees [`STOP_PATH`] (or
 //! [`MAX_RUN_NS`] passed); errors while a server is down are expected, but after the last kill every
 //! client must succeed again and every fsynced content must read back exactly.
-//! Each client prints its `CHECK` lines (recovery, exact bytes) with its counts, and with the seed
+//! Each client prints its `CHECK` lines (recovery, direct reads, exact bytes) with its counts, and with the seed
 //! and length of its last fsynced contents, so the host can read that file back from the image.
 
 use alloc::collections::BTreeMap;
@@ -190,8 +191,11 @@ pub fn client(name: &str) -> i64 {
             }
         }
         t.reads += 1;
-        match fs.read(&path) {
-            Ok(back) if synced.as_ref().is_some_and(|(_, d)| *d == back) => {}
+        // Read back through the open file from the start: a positioned read, so the file API reads
+        // it straight from the filesystem server (a grant the kills keep taking away).
+        let mut back = Vec::new();
+        match f.seek(SeekFrom::Start(0)).and_then(|_| f.read_to_end(&mut back)) {
+            Ok(_) if synced.as_ref().is_some_and(|(_, d)| *d == back) => {}
             Ok(_) => t.wrong += 1,
             Err(e) => t.error("read", e.kind()),
         }
@@ -201,6 +205,13 @@ pub fn client(name: &str) -> i64 {
         format_args!(
             "stress: {name}: recovered after every kill ({} fsynced rewrites, {} failures, the last {} in a row succeeded; {:?})",
             t.ok, t.failed, t.since_failure, t.errors
+        ),
+    );
+    check(
+        fs.direct_reads() > 0,
+        format_args!(
+            "stress: {name}: read its file straight from the filesystem server ({} direct reads)",
+            fs.direct_reads()
         ),
     );
     let last = fs.read(&path);

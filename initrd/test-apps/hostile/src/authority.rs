@@ -18,8 +18,8 @@ use libwatos::{ipc, println, sys};
 const TARGETS: [&core::ffi::CStr; 6] =
     [c"init", c"vfs-server", c"wfs-server", c"fat-server", c"blockcache0", c"blockcache1"];
 
-/// The targets the manifest lets this program call (xtask's storage manifest: like any app, init and
-/// the vfs server).
+/// The targets the manifest lets this program call (xtask's storage manifest: init and the vfs
+/// server; it reads no files, so not the filesystem servers).
 const MAY_CALL: [&core::ffi::CStr; 2] = [c"init", c"vfs-server"];
 
 /// An ordinary notification bit (no kernel meaning, bound to no interrupt).

@@ -196,6 +196,16 @@ fn main() -> i64 {
             failed = true;
         }
         report_shares(tag, "run", before, daemon(server));
+        // The random reads (a seek and a read each) went straight to the filesystem server.
+        let direct = libwatos::protocol::api::filesystem::Client::new(
+            KernelTransport::new(),
+            libwatos::transport::from_kernel(fs_id),
+        )
+        .direct_stats();
+        failed |= !libwatos::fmt::check(
+            direct.is_ok_and(|d| d.reads > 0),
+            format_args!("qbench-direct: {tag}: {server} served reads directly ({direct:?})"),
+        );
         clock::mark();
     }
     // Nothing but the daemons (and their write-back of the runs' last changes) for a while.

@@ -21,16 +21,19 @@ pub fn names(fs: &Fs<LocalIpc>, dir: &str) -> Vec<String> {
     v
 }
 
-/// Restart the vfs server while it handles the `nth` call delivered from now on (counting from 1;
-/// that call must go to the vfs): it runs on the old incarnation, whose reply is dropped, as when a
-/// server dies mid-request. Returns a guard that removes the hook.
+/// Restart the vfs server while it handles the `nth` call delivered to it from now on (counting
+/// from 1): it runs on the old incarnation, whose reply is dropped, as when a server dies
+/// mid-request. Returns a guard that removes the hook.
 pub fn restart_vfs_during_call(s: &Stack, nth: u32) -> HookGuard {
     use std::cell::Cell;
     use std::rc::Rc;
     let ipc = s.ipc.clone();
     let vfs = s.id("vfs").unwrap().index;
     let count = Rc::new(Cell::new(0u32));
-    s.ipc.set_call_hook(Some(Rc::new(move || {
+    s.ipc.set_call_hook(Some(Rc::new(move |to: protocol::ipc::TaskId| {
+        if to.index != vfs {
+            return;
+        }
         count.set(count.get() + 1);
         if count.get() == nth {
             ipc.restart(vfs).unwrap();

@@ -12,7 +12,7 @@
 //! file I/O), `namespace` (operations on names), `admin` (snapshots and scrub, passed to the mount's
 //! filesystem), `at` (the same operations from a descriptor: openat, statat, ...), `cache`,
 //! `fdtable`, `remote`, `server`, `aio` (asynchronous requests), `timing` (latency by kind of
-//! operation and errors by kind, around each request).
+//! operation and errors by kind, around each request), `direct` (direct-read grants).
 //!
 //! `no_std` + `alloc`: the same code runs in the WATOS vfs-server process and in host tests.
 #![no_std]
@@ -24,6 +24,7 @@ mod admin;
 mod aio;
 mod at;
 pub mod cache;
+mod direct;
 pub mod fdtable;
 mod namespace;
 mod ops;

@@ -46,7 +46,8 @@ impl Vfs {
         self.open_node(loc)?;
         let id = self.next_file;
         self.next_file += 1;
-        self.files.insert(id, OpenFile { loc, kind, flags, offset: 0, refs: 1, unsynced: false, lost: false });
+        self.files
+            .insert(id, OpenFile { loc, kind, flags, offset: 0, refs: 1, unsynced: false, lost: false, direct: None });
         let table = self.procs.entry(pid).or_default();
         match table.insert(id) {
             Ok(fd) => Ok(fd),
@@ -146,7 +147,9 @@ impl Vfs {
             return Ok(());
         }
         let loc = file.loc;
-        self.files.remove(&id);
+        if let Some(f) = self.files.remove(&id) {
+            self.revoke_direct(&f);
+        }
         self.stats.closes += 1;
         match self.with_fs(loc.mount, |fs| fs.release(loc.node)) {
             // The open died with the server that restarted; the new one never had it.

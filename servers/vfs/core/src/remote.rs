@@ -11,6 +11,7 @@
 use alloc::vec::Vec;
 
 use protocol::api::filesystem::{Client, ScrubSummary, SnapshotInfo, MAX_BATCH, MAX_BULK};
+use protocol::api::grants::DirectGrant;
 use protocol::fs::{Capabilities, DirEntry, FileSystem, NewNode, NodeId, Stat};
 use protocol::ipc::{TaskId, Transport};
 use protocol::{Error, Result};
@@ -120,5 +121,13 @@ impl<T: Transport> FileSystem for RemoteFs<T> {
     }
     fn run_scrub(&mut self) -> Result<ScrubSummary> {
         self.client.scrub()
+    }
+    fn grant_direct(&mut self, client: TaskId, node: NodeId) -> Result<DirectGrant> {
+        let handle = self.client.grant(client, node)?;
+        // The id the call went to, so a grant is never paired with a server that did not make it.
+        Ok(DirectGrant { server: self.client.channel.server(), handle })
+    }
+    fn revoke_direct(&mut self, handle: u64) -> Result<()> {
+        self.client.revoke(handle)
     }
 }

@@ -14,6 +14,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use protocol::api::filesystem::{fit_entries, ScrubSummary, SnapshotInfo, MAX_BULK};
+use protocol::api::grants::DirectGrant;
 use protocol::api::vfs::{AioDone, AioReq, AioStats, Handler, OpenFlags, ReadReq, VfsStats, VfsTiming, Whence};
 use protocol::fs::{DirEntry, FsStats, NewNode, SetAttr, Stat};
 use protocol::ipc::{Incoming, Lease, TaskId};
@@ -332,5 +333,9 @@ impl Handler for VfsServer {
     fn timing(&mut self, _: &mut Incoming<'_, '_>) -> Result<VfsTiming> {
         let hz = self.clock.hz();
         Ok(self.times.report(hz))
+    }
+
+    fn direct_read(&mut self, cx: &mut Incoming<'_, '_>, fd: u32) -> Result<DirectGrant> {
+        self.vfs.direct_read(cx.caller(), fd)
     }
 }

@@ -75,6 +75,8 @@ pub(crate) struct OpenFile {
     /// The filesystem server restarted while `unsynced`: those writes may be lost with it, so the
     /// next fsync reports `ServerRestarted` instead of syncing a server that never had them.
     pub lost: bool,
+    /// The direct-read grant the owning process holds for this description (see `direct`).
+    pub direct: Option<protocol::api::grants::DirectGrant>,
 }
 
 pub(crate) struct Tx {
@@ -193,8 +195,10 @@ impl Vfs {
         for t in self.txs.values_mut().filter(|t| t.mount == mount) {
             t.lost = true;
         }
-        for f in self.files.values_mut().filter(|f| f.loc.mount == mount && f.unsynced) {
-            f.lost = true;
+        for f in self.files.values_mut().filter(|f| f.loc.mount == mount) {
+            f.lost |= f.unsynced;
+            // Grants die with the server that made them.
+            f.direct = None;
         }
         let nodes: Vec<NodeId> = self.files.values().filter(|f| f.loc.mount == mount).map(|f| f.loc.node).collect();
         let Some(m) = self.mounts.get_mut(mount).and_then(Option::as_mut) else { return };

@@ -94,7 +94,7 @@ fn batch_vs_single(path: &str, ipc_cost: bool, rounds: usize) -> (f64, f64) {
     let s = stack(true, 4096, 64);
     write_file(&s, path, file);
     if ipc_cost {
-        s.ipc.set_call_hook(Some(Rc::new(|| spin(IPC_COST))));
+        s.ipc.set_call_hook(Some(Rc::new(|_| spin(IPC_COST))));
     }
     let app = s.app("reader").unwrap();
     let fd = app.vfs.open(path, O::READ, 0).unwrap();

@@ -5,6 +5,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use memfs::MemFs;
+use protocol::api::grants::{DirectGrant, Grants};
 use protocol::fs::*;
 use protocol::ipc::TaskId;
 use protocol::{Error, Result};
@@ -18,7 +19,15 @@ pub struct Probe {
     pub lookups: Cell<u32>,
     pub generation: Cell<u64>,
     pub no_transactions: Cell<bool>,
+    /// The direct-read grants, as the server behind a `RemoteFs` would keep them; `grant_direct`
+    /// answers `NotSupported` while `no_grants`.
+    pub grants: RefCell<Grants>,
+    pub no_grants: Cell<bool>,
 }
+
+/// The task the fake filesystem server runs as, and the vfs that asks it for grants.
+pub const FS_SERVER: TaskId = TaskId { index: 3, generation: 1 };
+pub const VFS_TASK: TaskId = TaskId { index: 4, generation: 1 };
 
 /// memfs behind `Rc<RefCell<_>>` plus a [`Probe`].
 #[derive(Clone)]
@@ -29,7 +38,9 @@ pub struct Shared {
 
 impl Shared {
     pub fn new() -> Self {
-        Shared { fs: Rc::new(RefCell::new(MemFs::default())), probe: Rc::new(Probe::default()) }
+        let probe = Probe::default();
+        probe.grants.borrow_mut().set_granter(Box::new(|t| t == VFS_TASK));
+        Shared { fs: Rc::new(RefCell::new(MemFs::default())), probe: Rc::new(probe) }
     }
     pub fn boxed(&self) -> Box<dyn FileSystem> {
         Box::new(self.clone())
@@ -116,6 +127,16 @@ impl FileSystem for Shared {
     }
     fn generation(&self) -> u64 {
         self.probe.generation.get()
+    }
+    fn grant_direct(&mut self, client: TaskId, node: NodeId) -> Result<DirectGrant> {
+        if self.probe.no_grants.get() {
+            return Err(Error::NotSupported);
+        }
+        let handle = self.probe.grants.borrow_mut().grant(VFS_TASK, client, node)?;
+        Ok(DirectGrant { server: FS_SERVER, handle })
+    }
+    fn revoke_direct(&mut self, handle: u64) -> Result<()> {
+        self.probe.grants.borrow_mut().revoke(VFS_TASK, handle)
     }
 }
 
