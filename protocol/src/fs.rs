@@ -242,6 +242,12 @@ pub trait FileSystem {
         Err(Error::NotSupported)
     }
 
+    /// The explicit transaction open now, if any (the server aborts it when the vfs that owns it
+    /// restarts and can no longer name it).
+    fn open_transaction(&self) -> Option<TxId> {
+        None
+    }
+
     /// The operations that follow act in transaction `tx` (its own changes visible, nobody else's
     /// uncommitted ones) or, with `None`, outside any transaction. `NoSuchTransaction` for a
     /// transaction that is not open. A filesystem without transactions has only `None`.

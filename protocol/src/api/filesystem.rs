@@ -214,6 +214,13 @@ impl<F: FileSystem> crate::ipc::Server for FsService<F> {
                 return crate::idl::finish_reply::<()>(reply, &mut *cx.leases, None, &Err(Error::PermissionDenied));
             }
         }
+        if self.0.grants.take_granter_restart() {
+            // The old vfs's transaction: nobody can name it any more, and while it stayed open no
+            // one could begin another.
+            if let Some(tx) = self.0.fs.open_transaction() {
+                let _ = self.0.fs.abort_transaction(tx);
+            }
+        }
         dispatch(&mut self.0, msg, cx, reply)
     }
 }

@@ -72,12 +72,21 @@ pub struct Grants {
     is_granter: Option<GranterCheck>,
     /// The vfs incarnation that made the grants held.
     granter: Option<TaskId>,
+    /// A new vfs incarnation replaced the one before since [`Grants::take_granter_restart`].
+    granter_restarted: bool,
     stats: DirectStats,
 }
 
 impl Default for Grants {
     fn default() -> Self {
-        Grants { table: BTreeMap::new(), next: 1, is_granter: None, granter: None, stats: DirectStats::default() }
+        Grants {
+            table: BTreeMap::new(),
+            next: 1,
+            is_granter: None,
+            granter: None,
+            granter_restarted: false,
+            stats: DirectStats::default(),
+        }
     }
 }
 
@@ -104,10 +113,17 @@ impl Grants {
                 // A new vfs incarnation: the grants of the old one have no owner any more.
                 self.table.clear();
                 self.granter = Some(caller);
+                self.granter_restarted = true;
             }
             None => self.granter = Some(caller),
         }
         true
+    }
+
+    /// True once after a new vfs incarnation first called: what the old one left open (its
+    /// transaction) has no owner any more.
+    pub fn take_granter_restart(&mut self) -> bool {
+        core::mem::take(&mut self.granter_restarted)
     }
 
     /// Whether `caller` may make operation `op`: anyone while no granter is set (a filesystem
@@ -228,11 +244,14 @@ mod tests {
     fn a_restarted_vfs_drops_the_old_incarnations_grants() {
         let mut g = grants();
         let old = g.grant(VFS, APP, 1).unwrap();
+        assert!(!g.take_granter_restart(), "the first vfs replaces nobody");
         let new_vfs = TaskId::new(VFS.index, VFS.generation + 1);
         let new = g.grant(new_vfs, APP, 2).unwrap();
         assert_eq!(g.node(APP, old), Err(Error::BadFileDescriptor));
         assert_eq!(g.node(APP, new), Ok(2));
         assert_eq!(g.stats().live, 1);
+        assert!(g.take_granter_restart(), "what the old vfs left open is the server's to drop");
+        assert!(!g.take_granter_restart(), "once");
     }
 
     #[test]

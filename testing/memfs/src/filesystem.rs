@@ -393,6 +393,10 @@ impl FileSystem for MemFs {
         Ok(())
     }
 
+    fn open_transaction(&self) -> Option<TxId> {
+        self.tx.as_ref().map(|t| t.id)
+    }
+
     fn abort_transaction(&mut self, tx: TxId) -> Result<()> {
         let t = self.end_tx(tx)?;
         // Node ids stay unique for the life of the filesystem, so a handle to a node created in the

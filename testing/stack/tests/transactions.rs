@@ -106,3 +106,26 @@ fn a_transaction_lost_with_a_restarted_wfs_server_never_reaches_the_next_one() {
     put(&a.vfs, "/a-after.txt", b"after").unwrap();
     assert_eq!(get(&b.vfs, "/a-after.txt").unwrap(), b"after");
 }
+
+#[test]
+fn a_transaction_left_open_by_a_restarted_vfs_is_aborted_and_another_can_begin() {
+    let (s, b) = stack();
+    let a = s.app("tx-owner").unwrap();
+    let tx = a.vfs.begin("/").unwrap();
+    put(&a.vfs, "/a-orphan.txt", b"never committed").unwrap();
+    s.restart("vfs").unwrap();
+    // The new vfs cannot name A's transaction; wfs-server drops it at the new vfs's first call, so
+    // B can begin one (it answered Busy for as long as the orphan stayed open).
+    // B's first call meets the vfs restart.
+    let _ = b.vfs.stat("/");
+    let btx = b.vfs.begin("/").unwrap();
+    put(&b.vfs, "/b-tx.txt", b"b").unwrap();
+    b.vfs.commit(btx).unwrap();
+    assert_eq!(get(&b.vfs, "/b-tx.txt").unwrap(), b"b");
+    assert_eq!(b.vfs.stat("/a-orphan.txt"), Err(Error::NotFound), "the orphan's change went with it");
+    assert!(a.vfs.commit(tx).is_err(), "A's transaction is gone");
+    let mut fs = s.durable_wfs().unwrap();
+    assert_eq!(durable(&mut fs, "/b-tx.txt").as_deref(), Some(&b"b"[..]));
+    assert_eq!(durable(&mut fs, "/a-orphan.txt"), None);
+    assert!(fs.fsck(false).unwrap().is_clean());
+}

@@ -340,6 +340,10 @@ impl<D: BlockDevice> FileSystem for Wfs<D> {
         self.tx_commit(tx)
     }
 
+    fn open_transaction(&self) -> Option<TxId> {
+        Wfs::open_transaction(self)
+    }
+
     fn abort_transaction(&mut self, tx: TxId) -> Result<()> {
         self.tx_abort(tx)
     }
