@@ -112,6 +112,23 @@ fn a_call_sends_the_message_and_leases_and_returns_the_reply() {
 }
 
 #[test]
+fn a_new_transport_refreshes_only_names_it_looked_up() {
+    // No look-up, so no system call: this runs on the host as in WATOS.
+    assert_eq!(KernelTransport::new().refresh(TaskId::new(5, 3)), Err(Error::ServerDead));
+}
+
+#[test]
+fn a_call_the_kernel_refuses_fails_with_the_matching_protocol_error() {
+    let m = with_vfs();
+    let t = KernelTransport::with(&m);
+    let refusals = [(SysError::OutOfMemory, Error::NoSpace), (SysError::NotPermitted, Error::PermissionDenied)];
+    m.answers.borrow_mut().extend(refusals.iter().map(|(e, _)| Err(*e)));
+    for (_, want) in refusals {
+        assert_eq!(t.call(TaskId::new(5, 3), b"x", &mut [], &mut [0; 8]), Err(want));
+    }
+}
+
+#[test]
 fn a_call_the_kernel_could_not_carry_is_refused_before_sending() {
     let m = with_vfs();
     let t = KernelTransport::with(&m);
@@ -191,6 +208,9 @@ fn a_forward_lends_the_callers_range_on_until_the_call_ends() {
     assert!(matches!(lent, PLease::ReadWrite(ref w) if w.len() == 6), "the caller's rights, the asked length");
     let f = forward::kernel_lease(&mut lent).unwrap().forward().expect("a forwarded kernel lease");
     assert_eq!((f.client, f.index, f.offset, f.len, f.rights), (CLIENT, 2, 4, 6, LEASE_READ | LEASE_WRITE));
+    // Another forward in the same call (the range of a smaller transfer) carries that lease's rights.
+    assert!(matches!(l.forward(0, 1, 4), Ok(PLease::Read(r)) if r.len() == 4));
+    assert!(matches!(l.forward(1, 0, 8), Ok(PLease::Write(w)) if w.len() == 8));
     let other = forward::Live { client: 99, index: 0, offset: 0, len: 1, rights: LEASE_READ };
     assert_eq!(forward::start(other, |_| None), Err(Error::NotSupported), "the caller's forward is live");
     drop(l);
