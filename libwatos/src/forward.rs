@@ -55,7 +55,11 @@ pub fn counts() -> (u64, u64) {
 /// it does not fit the window, the window cannot be mapped, or another call's forward is live.
 /// `map` maps the window (read-only) and returns its address.
 pub fn start(live: Live, map: impl FnOnce(usize) -> Option<usize>) -> Result<(usize, usize)> {
-    let mut s = STATE.lock();
+    start_in(&mut STATE.lock(), live, map)
+}
+
+/// [`start`] against a given state (host-testable from a window not yet mapped).
+pub fn start_in(s: &mut State, live: Live, map: impl FnOnce(usize) -> Option<usize>) -> Result<(usize, usize)> {
     let busy = matches!(s.live, Some(l) if l.client != live.client);
     if live.len > WINDOW || busy {
         REFUSED.fetch_add(1, Ordering::Relaxed);
@@ -126,6 +130,10 @@ pub(crate) fn test_window() -> usize {
     static WINDOW_BASE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *WINDOW_BASE.get_or_init(|| std::boxed::Box::leak(std::vec![0u8; WINDOW].into_boxed_slice()).as_ptr() as usize)
 }
+
+#[cfg(test)]
+#[path = "forward_tests.rs"]
+mod window_tests;
 
 #[cfg(test)]
 mod tests {

@@ -196,7 +196,7 @@ pub fn summary(files: &[(PathBuf, Lines)], root: &Path, layout: &Layout, weakest
     out.push_str("\nout of host tests' reach:\n");
     for (file, l) in files {
         if let Some((path, why)) = out_of_reach(file) {
-            out.push_str(&format!("{path:<28} {:>5.1}% of {:>4} lines: {why}\n", l.percent(), l.found));
+            out.push_str(&format!("{path:<34} {:>5.1}% of {:>4} lines: {why}\n", l.percent(), l.found));
         }
     }
     Report { text: out, below }
@@ -357,7 +357,7 @@ mod tests {
         let cols: Vec<&str> = row.split_whitespace().collect();
         assert_eq!(cols, ["libwatos", "library", "100", "9.0%", "10", "90.0%"], "the crate with and without: {s}");
         assert!(r.below.is_empty(), "the bar is held against the reachable lines: {s}");
-        assert!(s.contains("libwatos/src/sys.rs            0.0% of   90 lines: the system calls"), "{s}");
+        assert!(s.contains("libwatos/src/sys.rs                  0.0% of   90 lines: the system calls"), "{s}");
         let reach = &s[s.find("out of host tests' reach:").unwrap()..];
         assert!(!reach.contains("fmt.rs"), "a reachable file is not listed as out of reach:\n{s}");
     }
