@@ -55,7 +55,11 @@ pub fn counts() -> (u64, u64) {
 /// it does not fit the window, the window cannot be mapped, or another call's forward is live.
 /// `map` maps the window (read-only) and returns its address.
 pub fn start(live: Live, map: impl FnOnce(usize) -> Option<usize>) -> Result<(usize, usize)> {
-    let mut s = STATE.lock();
+    start_in(&mut STATE.lock(), live, map)
+}
+
+/// [`start`] against a given state (host-testable from a window not yet mapped).
+pub fn start_in(s: &mut State, live: Live, map: impl FnOnce(usize) -> Option<usize>) -> Result<(usize, usize)> {
     let busy = matches!(s.live, Some(l) if l.client != live.client);
     if live.len > WINDOW || busy {
         REFUSED.fetch_add(1, Ordering::Relaxed);
@@ -115,6 +119,22 @@ pub fn translate(s: &State, ptr: usize, len: usize, rights: u64) -> Result<Lease
     }
 }
 
+/// Tests that forward through this task's one window take turns (it is one per process).
+#[cfg(test)]
+pub(crate) static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The window for host tests: real memory (the slices handed out point into it), allocated once and
+/// kept, as the mapped one is.
+#[cfg(test)]
+pub(crate) fn test_window() -> usize {
+    static WINDOW_BASE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *WINDOW_BASE.get_or_init(|| std::boxed::Box::leak(std::vec![0u8; WINDOW].into_boxed_slice()).as_ptr() as usize)
+}
+
+#[cfg(test)]
+#[path = "forward_tests.rs"]
+mod window_tests;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,9 +162,11 @@ mod tests {
 
     #[test]
     fn one_live_forward_per_task_and_it_ends_with_its_call() {
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let base = test_window();
         let live = Live { client: 7, index: 0, offset: 0, len: 10, rights: LEASE_READ };
-        assert_eq!(start(Live { len: WINDOW + 1, ..live }, |_| Some(BASE)), Err(Error::NotSupported));
-        assert_eq!(start(live, |_| Some(BASE)), Ok((BASE, 10)));
+        assert_eq!(start(Live { len: WINDOW + 1, ..live }, |_| Some(base)), Err(Error::NotSupported));
+        assert_eq!(start(live, |_| Some(base)), Ok((base, 10)));
         assert_eq!(
             start(Live { client: 8, ..live }, |_| panic!("mapped once")),
             Err(Error::NotSupported),
@@ -152,7 +174,7 @@ mod tests {
         );
         assert_eq!(
             start(Live { len: 20, ..live }, |_| panic!("mapped once")),
-            Ok((BASE, 20)),
+            Ok((base, 20)),
             "the same call may forward again"
         );
         end(8);

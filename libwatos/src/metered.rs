@@ -93,7 +93,7 @@ mod tests {
 
     /// A clock that moves 100 ticks at every reading (1 MHz).
     #[derive(Clone, Default)]
-    struct Stepping(u64);
+    pub(super) struct Stepping(pub(super) u64);
 
     impl Ticks for Stepping {
         fn now(&mut self) -> u64 {
@@ -105,7 +105,7 @@ mod tests {
         }
     }
 
-    fn fat() -> FatFs<RamDisk> {
+    pub(super) fn fat() -> FatFs<RamDisk> {
         FatFs::format(RamDisk::new(8192), &FormatOptions::default(), Box::new(FixedClock(Timespec::new(5, 0)))).unwrap()
     }
 
@@ -165,3 +165,7 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "metered_tests.rs"]
+mod access_tests;

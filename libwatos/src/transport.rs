@@ -9,12 +9,11 @@
 //! reply bytes, so the caller gets exactly that error back. Kernel errors map onto protocol errors:
 //! a dead server is `ServerRestarted` when its name now names a newer task, `ServerDead` otherwise.
 //! `KernelLeases::forward` lends part of the caller's lease on without copying (see `forward`). The serve
-//! loop reaches the kernel only through the `Endpoint` trait, which `Kernel` implements with the real
-//! syscalls; host tests (transport_tests.rs) drive the same loop from a scripted kernel.
+//! loop reaches the kernel only through the `Endpoint` trait, the client half and `KernelLeases` through
+//! `Syscalls`; `Kernel` (transport_kernel.rs) implements both with the real system calls, and host
+//! tests drive the same code from a scripted kernel (transport_tests.rs, kernel_tests.rs).
 
 use crate::forward;
-use crate::ipc;
-use crate::sys;
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -24,6 +23,9 @@ use protocol::ipc::{
 };
 use protocol::{Error, Result};
 use watos_abi::{Lease, RecvInfo, SysError, LEASE_READ, LEASE_WRITE, NOTIFICATION};
+
+/// A kernel call's own result.
+type SysResult<T> = core::result::Result<T, SysError>;
 
 /// Reply code meaning "the reply bytes are a postcard-encoded `protocol::Error`".
 pub const CODE_ERROR: u32 = 1;
@@ -51,9 +53,23 @@ pub fn map_error(e: SysError) -> Error {
     }
 }
 
+/// The kernel calls the client half and `KernelLeases` make: `Kernel` makes them for real; host tests
+/// (kernel_tests.rs) answer them from memory, so name look-ups, lease checks and error mapping are
+/// tested without a kernel.
+pub trait Syscalls {
+    fn find_task(&self, name: &core::ffi::CStr) -> SysResult<u64>;
+    fn send_code(&self, target: u64, msg: &[u8], reply: &mut [u8], leases: &[Lease]) -> SysResult<(usize, u32)>;
+    fn lease_info(&self, client: u64, index: usize) -> SysResult<Lease>;
+    fn borrow_read(&self, client: u64, index: usize, offset: usize, buf: &mut [u8]) -> SysResult<usize>;
+    fn borrow_write(&self, client: u64, index: usize, offset: usize, data: &[u8]) -> SysResult<usize>;
+    /// Maps `len` bytes read-only (the forward window); its address.
+    fn map_window(&self, len: usize) -> Option<usize>;
+}
+
 /// The client half: calls over kernel IPC.
 #[derive(Default)]
-pub struct KernelTransport {
+pub struct KernelTransport<K: Syscalls = Kernel> {
+    kernel: K,
     names: RefCell<BTreeMap<u16, String>>,
 }
 
@@ -61,24 +77,31 @@ impl KernelTransport {
     pub fn new() -> Self {
         Self::default()
     }
+}
+
+impl<K: Syscalls> KernelTransport<K> {
+    /// A transport making its kernel calls through `kernel`.
+    pub fn with(kernel: K) -> Self {
+        KernelTransport { kernel, names: RefCell::default() }
+    }
 
     /// The id of the live task called `name` (remembered for `refresh`).
     pub fn lookup(&self, name: &str) -> Result<TaskId> {
         let mut cname: Vec<u8> = name.as_bytes().into();
         cname.push(0);
         let c = core::ffi::CStr::from_bytes_with_nul(&cname).map_err(|_| Error::InvalidArgument)?;
-        let id = from_kernel(sys::find_task(c).map_err(map_error)?);
+        let id = from_kernel(self.kernel.find_task(c).map_err(map_error)?);
         self.names.borrow_mut().insert(id.index, String::from(name));
         Ok(id)
     }
 }
 
-impl Transport for KernelTransport {
+impl<K: Syscalls> Transport for KernelTransport<K> {
     fn call(&self, to: TaskId, msg: &[u8], leases: &mut [PLease<'_>], reply: &mut [u8]) -> Result<usize> {
         check_call(msg, leases)?;
         let target = to_kernel(to).ok_or(Error::ServerDead)?;
         let kernel_leases: Vec<Lease> = leases.iter_mut().map(forward::kernel_lease).collect::<Result<_>>()?;
-        let sent = ipc::send_code(target, msg, reply, &kernel_leases);
+        let sent = self.kernel.send_code(target, msg, reply, &kernel_leases);
         call_result(sent, reply, to, |to| self.refresh(to))
     }
 
@@ -112,47 +135,48 @@ pub(crate) fn call_result(
 }
 
 /// The server's view of the current caller's leases, through the kernel.
-pub struct KernelLeases {
+pub struct KernelLeases<K: Syscalls = Kernel> {
+    kernel: K,
     client: u64,
     count: usize,
 }
 
-impl LeaseAccess for KernelLeases {
+impl<K: Syscalls> LeaseAccess for KernelLeases<K> {
     fn count(&self) -> usize {
         self.count
     }
     fn len(&self, index: usize) -> Result<usize> {
-        ipc::lease_info(self.client, index).map(|l| l.len as usize).map_err(|_| Error::InvalidArgument)
+        self.kernel.lease_info(self.client, index).map(|l| l.len as usize).map_err(|_| Error::InvalidArgument)
     }
     fn kind(&self, index: usize) -> Result<LeaseKind> {
-        match ipc::lease_info(self.client, index).map_err(|_| Error::InvalidArgument)?.rights {
+        match self.kernel.lease_info(self.client, index).map_err(|_| Error::InvalidArgument)?.rights {
             LEASE_READ => Ok(LeaseKind::Read),
             LEASE_WRITE => Ok(LeaseKind::Write),
             _ => Ok(LeaseKind::ReadWrite),
         }
     }
     fn read(&self, index: usize, offset: usize, buf: &mut [u8]) -> Result<()> {
-        match ipc::borrow_read(self.client, index, offset, buf) {
+        match self.kernel.borrow_read(self.client, index, offset, buf) {
             Ok(_) => Ok(()),
             Err(SysError::BadLease) if self.kind(index) == Ok(LeaseKind::Write) => Err(Error::PermissionDenied),
             Err(_) => Err(Error::InvalidArgument),
         }
     }
     fn write(&mut self, index: usize, offset: usize, data: &[u8]) -> Result<()> {
-        match ipc::borrow_write(self.client, index, offset, data) {
+        match self.kernel.borrow_write(self.client, index, offset, data) {
             Ok(_) => Ok(()),
             Err(SysError::BadLease) if self.kind(index) == Ok(LeaseKind::Read) => Err(Error::PermissionDenied),
             Err(_) => Err(Error::InvalidArgument),
         }
     }
     fn forward(&mut self, index: usize, offset: usize, len: usize) -> Result<PLease<'_>> {
-        let lease = ipc::lease_info(self.client, index).map_err(|_| Error::InvalidArgument)?;
+        let lease = self.kernel.lease_info(self.client, index).map_err(|_| Error::InvalidArgument)?;
         if offset.checked_add(len).is_none_or(|end| end as u64 > lease.len) {
             forward::refused();
             return Err(Error::InvalidArgument);
         }
         let live = forward::Live { client: self.client, index, offset, len, rights: lease.rights };
-        let (base, len) = forward::start(live, |n| crate::sys::map_anon(n, 0).ok().map(|p| p as usize))?;
+        let (base, len) = forward::start(live, |n| self.kernel.map_window(n))?;
         // Safety: the window is `forward::WINDOW` bytes mapped (read-only) once and never unmapped,
         // `len` is at most that, and it is handed out only here, borrowing these leases mutably, while
         // `start` refuses any other call's forward until ours ends: no other reference to it is live.
@@ -166,7 +190,7 @@ impl LeaseAccess for KernelLeases {
     }
 }
 
-impl Drop for KernelLeases {
+impl<K: Syscalls> Drop for KernelLeases<K> {
     /// The call ends with its leases: so does any forward of them.
     fn drop(&mut self) {
         forward::end(self.client);
@@ -206,8 +230,6 @@ pub fn serve_ticking<S: Server>(
 type Idle<'a, S> = &'a mut dyn FnMut(&mut S) -> Option<Vec<(TaskId, u64)>>;
 /// Work a serve loop runs when its timer bits arrive.
 type Tick<'a, S> = &'a mut dyn FnMut(&mut S);
-/// A kernel call's own result.
-type SysResult<T> = core::result::Result<T, SysError>;
 
 /// The kernel calls a serve loop makes: `Kernel` makes them for real; the host tests script them, so
 /// the loop's decisions (stop or tick, idle work, error replies) are tested without a kernel.
@@ -219,28 +241,6 @@ pub(crate) trait Endpoint {
     fn leases(&mut self, info: &RecvInfo) -> Self::Leases;
     fn reply(&mut self, client: u64, msg: &[u8], code: u32) -> SysResult<()>;
     fn notify(&mut self, task: u64, bits: u64) -> SysResult<()>;
-}
-
-/// The real kernel.
-struct Kernel;
-
-impl Endpoint for Kernel {
-    type Leases = KernelLeases;
-    fn receive(&mut self, buf: &mut [u8], mask: u64) -> SysResult<RecvInfo> {
-        ipc::receive(buf, mask)
-    }
-    fn try_receive(&mut self, buf: &mut [u8], mask: u64) -> SysResult<Option<RecvInfo>> {
-        ipc::try_receive(buf, mask)
-    }
-    fn leases(&mut self, info: &RecvInfo) -> KernelLeases {
-        KernelLeases { client: info.sender, count: info.leases as usize }
-    }
-    fn reply(&mut self, client: u64, msg: &[u8], code: u32) -> SysResult<()> {
-        ipc::reply_code(client, msg, code)
-    }
-    fn notify(&mut self, task: u64, bits: u64) -> SysResult<()> {
-        ipc::notify(task, bits)
-    }
 }
 
 /// Without `idle`, every wait is a plain blocking `receive` (no extra syscall per call).
@@ -293,9 +293,17 @@ pub(crate) fn serve_loop<E: Endpoint, S: Server>(
     }
 }
 
+#[path = "transport_kernel.rs"]
+mod kernel;
+pub use kernel::Kernel;
+
 #[cfg(test)]
 #[path = "transport_tests.rs"]
 mod serve_tests;
+
+#[cfg(test)]
+#[path = "kernel_tests.rs"]
+mod kernel_tests;
 
 #[cfg(test)]
 mod tests {

@@ -20,19 +20,41 @@ pub fn now() -> u64 {
     unsafe { core::arch::x86_64::_rdtsc() }
 }
 
-static REF_TICKS: AtomicU64 = AtomicU64::new(0);
-static REF_NS: AtomicU64 = AtomicU64::new(0);
+/// The first reading (TSC, nanoseconds) a rate is measured from; both 0 until it is taken.
+pub struct Reference {
+    ticks: AtomicU64,
+    ns: AtomicU64,
+}
+
+impl Reference {
+    pub const fn new() -> Self {
+        Reference { ticks: AtomicU64::new(0), ns: AtomicU64::new(0) }
+    }
+
+    /// Cycles per second from the reference to this reading (`ticks`, `ns`); the first call takes the
+    /// reading as the reference and answers 0.
+    pub fn rate(&self, ticks: u64, ns: u64) -> u64 {
+        if self.ns.load(Ordering::Relaxed) == 0 && self.ticks.load(Ordering::Relaxed) == 0 {
+            self.ticks.store(ticks, Ordering::Relaxed);
+            self.ns.store(ns, Ordering::Relaxed);
+            return 0;
+        }
+        let since = |r: &AtomicU64, v: u64| v.saturating_sub(r.load(Ordering::Relaxed));
+        protocol::latency::rate_hz(since(&self.ticks, ticks), since(&self.ns, ns))
+    }
+}
+
+impl Default for Reference {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+static REFERENCE: Reference = Reference::new();
 
 /// TSC cycles per second measured since this process's first call (0 on that first call).
 pub fn hz() -> u64 {
-    let (ticks, ns) = (now(), sys::monotonic_ns());
-    if REF_NS.load(Ordering::Relaxed) == 0 && REF_TICKS.load(Ordering::Relaxed) == 0 {
-        REF_TICKS.store(ticks, Ordering::Relaxed);
-        REF_NS.store(ns, Ordering::Relaxed);
-        return 0;
-    }
-    let since = |r: &AtomicU64, v: u64| v.saturating_sub(r.load(Ordering::Relaxed));
-    protocol::latency::rate_hz(since(&REF_TICKS, ticks), since(&REF_NS, ns))
+    REFERENCE.rate(now(), sys::monotonic_ns())
 }
 
 /// The TSC as a [`Ticks`] source that knows its rate.
@@ -47,3 +69,7 @@ impl Ticks for Tsc {
         hz()
     }
 }
+
+#[cfg(test)]
+#[path = "tsc_tests.rs"]
+mod tests;

@@ -17,7 +17,8 @@
 //!         [--qemu-only]        skip the host tests
 //!         [--storage-only]     only the storage boots and image checks
 //!   coverage                   line coverage of the host crates' tests (cargo llvm-cov, installed
-//!                              when missing): total, per crate, weakest files; report in target/llvm-cov
+//!                              when missing): total, per crate, weakest files; fails if a library
+//!                              crate covers under 70 % of what host tests reach; report in target/llvm-cov
 //!   lint                       rustfmt check and clippy (warnings denied) on host and bare-metal
 //!                              crates
 //!   bench [NAME...]            host benchmarks (tools/bench), release mode; `ipc` = the QEMU
