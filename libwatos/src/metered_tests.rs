@@ -8,7 +8,7 @@ use protocol::ipc::{Lease, Leases, TaskId};
 
 #[test]
 fn daemon_stats_with_leases_it_does_not_take_is_refused_and_counted() {
-    let mut m = Metered::new(fat(), Stepping::default());
+    let mut m = Metered::new(FsServer::new(fat()), Stepping::default());
     let mut msg = [0u8; 16];
     let n = protocol::idl::encode_request(&mut msg, VERSION, m.daemon_stats, &()).unwrap();
     let (a, b) = ([1u8; 4], [2u8; 4]);
@@ -25,7 +25,7 @@ fn daemon_stats_with_leases_it_does_not_take_is_refused_and_counted() {
 #[test]
 fn the_filesystem_is_reachable_through_the_meter_and_given_back() {
     use protocol::fs::{FileType, NewNode};
-    let mut m = Metered::new(fat(), Stepping::default());
+    let mut m = Metered::new(FsServer::new(fat()), Stepping::default());
     let root = m.fs().root();
     m.fs().create(root, "made", &NewNode::new(FileType::File, 0o644)).unwrap();
     let mut fs = m.into_fs();
