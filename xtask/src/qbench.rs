@@ -400,6 +400,11 @@ const ROWS: &[Row] = &[
     Row { label: "random 4 KiB reads, cached", metric: "rand_cached_iops", unit: "reads/s" },
     Row { label: "cached random 4 KiB read latency, median", metric: "rand_cached_median_us", unit: "µs" },
     Row { label: "cached random 4 KiB read latency, p99", metric: "rand_cached_p99_us", unit: "µs" },
+    Row {
+        label: "  the same through the vfs (direct reads off), median",
+        metric: "rand_cached_vfs_median_us",
+        unit: "µs",
+    },
     Row { label: "uncached random 4 KiB read latency, median", metric: "rand_uncached_median_us", unit: "µs" },
     Row { label: "block-cache hit rate: sequential cold read", metric: "seq_read_cold_hit_pct", unit: "%" },
     Row { label: "block-cache hit rate: uncached random reads", metric: "rand_uncached_hit_pct", unit: "%" },

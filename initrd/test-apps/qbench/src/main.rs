@@ -101,6 +101,11 @@ fn run(m: &Mount, rng: &mut Rng) -> Result<()> {
     m.seq_write(WARM, p.warm, "warm_write")?;
     m.seq_read(WARM, p.warm, 1, p.warm_passes, "seq_read_warm")?;
     m.random(WARM, p.rand_warmup, p.rand_ops, "rand_cached", || rng.below(warm_blocks))?;
+    // The same reads through the vfs (app → vfs → filesystem server), for the direct path's gain.
+    m.fs.set_direct_reads(false);
+    let through_vfs = m.random(WARM, p.rand_warmup, p.rand_ops, "rand_cached_vfs", || rng.below(warm_blocks));
+    m.fs.set_direct_reads(true);
+    through_vfs?;
     let mut rng2 = Rng::new(rng.below(u64::MAX));
     m.random(BIG, 0, p.uncached_ops, "rand_uncached", || rng2.below(big_blocks))?;
     let mut rng3 = Rng::new(rng.below(u64::MAX));
