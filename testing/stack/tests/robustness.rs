@@ -124,6 +124,38 @@ fn filesystem_restart_reopens_files_and_reports_unprovable_writes() {
 }
 
 #[test]
+fn an_fsync_after_a_filesystem_restart_reports_the_name_changes_it_lost() {
+    for (mount, server) in [("", "wfs"), ("/fat", "fat")] {
+        let (s, app) = stack();
+        let other = s.app("other").unwrap();
+        let c = &app.vfs;
+        put(c, &format!("{mount}/old"), b"bytes").unwrap();
+        let fd = c.open(&format!("{mount}/keep"), O::READ | O::WRITE | O::CREATE, 0o644).unwrap();
+        c.fsync(fd).unwrap();
+        let ofd = other.vfs.open(&format!("{mount}/other"), O::READ | O::WRITE | O::CREATE, 0o644).unwrap();
+        other.vfs.fsync(ofd).unwrap();
+        // The rename is acknowledged, then the server restarts before anything made it durable.
+        c.rename(&format!("{mount}/old"), &format!("{mount}/new")).unwrap();
+        s.restart(server).unwrap();
+        // Another process's call meets the restart first (a lookup, retried transparently).
+        other.vfs.stat(&format!("{mount}/other")).unwrap();
+        assert_eq!(c.fsync(fd), Err(Error::ServerRestarted), "{mount}: the rename may be gone");
+        if server == "wfs" {
+            // WFS lost it with its uncommitted group (FAT had written it through to its cache).
+            assert_eq!(c.stat(&format!("{mount}/new")), Err(Error::NotFound));
+            c.rename(&format!("{mount}/old"), &format!("{mount}/new")).unwrap();
+            assert_eq!(c.fsync(fd), Ok(()), "reported once; the redone rename is durable now");
+        } else {
+            c.fsync(fd).unwrap();
+        }
+        s.restart(server).unwrap();
+        assert_eq!(get(c, &format!("{mount}/new")).unwrap(), b"bytes", "{mount}");
+        // A process with no changes there has nothing to hear about.
+        other.vfs.fsync(ofd).unwrap();
+    }
+}
+
+#[test]
 fn vfs_restart_loses_descriptors_and_reopen_by_path_works() {
     let (s, app) = stack();
     let c = &app.vfs;

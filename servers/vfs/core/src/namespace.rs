@@ -81,6 +81,7 @@ impl Vfs {
 
     pub(crate) fn create_node_from(&mut self, start: Option<Loc>, path: &str, node: NewNode) -> Result<Stat> {
         let (dir, name) = self.resolve_parent_at(start, path)?;
+        self.names_changing(dir.mount);
         let st = self.with_fs(dir.mount, |fs| fs.create(dir.node, name, &node))?;
         self.cache.put_dentry(dir.mount, dir.node, name, Some(st.ino));
         self.cache.put_attr(dir.mount, st);
@@ -135,6 +136,7 @@ impl Vfs {
             return Err(Error::CrossDevice);
         }
         let node = src.loc.node;
+        self.names_changing(dir.mount);
         let st = self.with_fs(dir.mount, |fs| fs.link(node, dir.node, name))?;
         self.cache.put_dentry(dir.mount, dir.node, name, Some(node));
         self.cache.put_attr(dir.mount, st);
@@ -159,8 +161,10 @@ impl Vfs {
             return Err(Error::Busy);
         }
         if dir_wanted {
+            self.names_changing(dir.mount);
             self.with_fs(dir.mount, |fs| fs.rmdir(dir.node, name))?;
         } else {
+            self.names_changing(dir.mount);
             self.with_fs(dir.mount, |fs| fs.unlink(dir.node, name))?;
         }
         self.cache.put_dentry(dir.mount, dir.node, name, None);
@@ -215,6 +219,7 @@ impl Vfs {
                 return Err(Error::Busy);
             }
         }
+        self.names_changing(m);
         let result = self.with_fs(m, |fs| fs.rename(fdir.node, fname, tdir.node, tname));
         // Forget before looking at the result: a failed rename may still have changed times.
         self.cache.forget_dentry(m, fdir.node, fname);

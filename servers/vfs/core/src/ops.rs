@@ -110,6 +110,7 @@ impl Vfs {
             None => {
                 let (dir, name) = self.resolve_parent_at(start, path)?;
                 let node = NewNode::new(FileType::File, mode & 0o7777);
+                self.names_changing(dir.mount);
                 let st = self.with_fs(dir.mount, |fs| fs.create(dir.node, name, &node))?;
                 self.cache.put_dentry(dir.mount, dir.node, name, Some(st.ino));
                 self.cache.put_attr(dir.mount, st);
@@ -134,6 +135,7 @@ impl Vfs {
 
     pub(crate) fn setattr(&mut self, loc: Loc, attr: SetAttr) -> Result<Stat> {
         self.cache.forget_attr(loc.mount, loc.node);
+        self.names_changing(loc.mount);
         let st = self.with_fs(loc.mount, |fs| fs.setattr(loc.node, attr))?;
         self.cache.put_attr(loc.mount, st);
         Ok(st)
@@ -182,6 +184,7 @@ impl Vfs {
     pub fn exit(&mut self, pid: Pid) -> Result<usize> {
         self.caller = Some(pid);
         let ids = self.procs.remove(&pid).map(|mut t| t.drain()).unwrap_or_default();
+        self.names.retain(|(p, _), _| *p != pid);
         let mut first_err = None;
         for &id in &ids {
             if let Err(e) = self.unref(id) {
@@ -313,11 +316,22 @@ impl Vfs {
     pub fn fsync(&mut self, pid: Pid, fd: u32) -> Result<()> {
         self.caller = Some(pid);
         let loc = self.file(pid, fd)?.loc;
-        let r = if self.file(pid, fd)?.lost {
+        let names_lost = self.names.get(&(pid, loc.mount)) == Some(&true);
+        let r = if self.file(pid, fd)?.lost || names_lost {
             Err(Error::ServerRestarted)
         } else {
             self.with_fs(loc.mount, |fs| fs.fsync(loc.node))
         };
+        // Noticed during the call: the process's name changes there went with the old server.
+        let r = match r {
+            Ok(()) if self.names.get(&(pid, loc.mount)) == Some(&true) => Err(Error::ServerRestarted),
+            r => r,
+        };
+        // A filesystem server's fsync makes the whole mount durable, the process's name changes
+        // there included.
+        if matches!(r, Ok(()) | Err(Error::ServerRestarted)) {
+            self.names.remove(&(pid, loc.mount));
+        }
         let f = self.file_mut(pid, fd)?;
         match r {
             Ok(()) => f.unsynced = false,

@@ -111,6 +111,11 @@ pub struct Vfs {
     /// The process whose call is being served (`Vfs::serving`): its transaction, if it has one on
     /// a mount, is what `with_fs` selects there.
     pub(crate) caller: Option<Pid>,
+    /// (process, mount) pairs with name or attribute changes (create, link, unlink, rename,
+    /// setattr) since that process's last successful fsync on the mount; `true` once the
+    /// filesystem server restarted meanwhile (the changes may be lost with it), which that
+    /// process's next fsync there reports as `ServerRestarted` instead of an Ok.
+    pub(crate) names: BTreeMap<(Pid, usize), bool>,
 }
 
 impl Vfs {
@@ -138,6 +143,7 @@ impl Vfs {
             cache: MetaCache::default(),
             stats: VfsStats::default(),
             caller: None,
+            names: BTreeMap::new(),
         }
     }
 
@@ -172,6 +178,14 @@ impl Vfs {
         result
     }
 
+    /// The caller is about to change names or attributes on `mount` (counted before the call: a
+    /// failed one may have been applied).
+    pub(crate) fn names_changing(&mut self, mount: usize) {
+        if let Some(pid) = self.caller {
+            self.names.entry((pid, mount)).or_insert(false);
+        }
+    }
+
     /// The next operations are made for process `pid` (the vfs server says so before each call's
     /// path operations; operations on a descriptor know their process already).
     pub fn serving(&mut self, pid: Pid) {
@@ -194,6 +208,9 @@ impl Vfs {
         }
         for t in self.txs.values_mut().filter(|t| t.mount == mount) {
             t.lost = true;
+        }
+        for (_, lost) in self.names.iter_mut().filter(|((_, m), _)| *m == mount) {
+            *lost = true;
         }
         for f in self.files.values_mut().filter(|f| f.loc.mount == mount) {
             f.lost |= f.unsynced;
