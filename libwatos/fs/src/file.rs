@@ -111,6 +111,9 @@ impl OpenOptions {
 
     pub fn open<T: Transport>(&self, fs: &Fs<T>, path: &str) -> Result<File<T>> {
         let flags = self.flags()?;
+        if self.create || self.create_new || self.truncate {
+            fs.changing_names();
+        }
         let mut tries = 0;
         let fd = loop {
             match fs.client().open(path, flags, self.mode.unwrap_or(0o644)) {
@@ -459,9 +462,14 @@ impl<T: Transport> File<T> {
                 tries += 1;
                 continue;
             }
+            let names_lost = r.is_ok() && self.inner.fs.names_synced();
             let mut st = self.inner.state.borrow_mut();
             if r.is_ok() {
                 st.unsynced = false;
+            }
+            if names_lost {
+                st.lost = false;
+                return Err(protocol::Error::ServerRestarted.into());
             }
             // Whatever the new vfs answered, it could not vouch for changes the file lost track of
             // when it was re-opened (before this call or during it).

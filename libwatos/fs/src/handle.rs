@@ -37,6 +37,9 @@ struct Conn {
     transactions: Cell<u32>,
     direct_on: Cell<bool>,
     direct_reads: Cell<u64>,
+    /// The vfs epoch of the oldest name change (create, remove, rename) not yet followed by a
+    /// successful fsync: after a vfs restart the new vfs cannot vouch for it (see `File::sync_all`).
+    names_epoch: Cell<Option<u32>>,
 }
 
 impl<T: Transport> Clone for Fs<T> {
@@ -53,6 +56,7 @@ impl<T: Transport> Fs<T> {
             transactions: Cell::new(0),
             direct_on: Cell::new(true),
             direct_reads: Cell::new(0),
+            names_epoch: Cell::new(None),
         };
         Fs { client: Rc::new(client), conn: Rc::new(conn) }
     }
@@ -60,6 +64,22 @@ impl<T: Transport> Fs<T> {
     /// Talk to the vfs server `vfs` over `transport`.
     pub fn connect(transport: T, vfs: TaskId) -> Self {
         Fs::new(Client::new(transport, vfs))
+    }
+
+    /// A name is about to change (counted before the call: a failed one may have been applied).
+    pub(crate) fn changing_names(&self) {
+        if self.conn.names_epoch.get().is_none() {
+            self.conn.names_epoch.set(Some(self.epoch()));
+        }
+    }
+
+    /// An fsync succeeded: if names changed under an earlier vfs incarnation than the one that
+    /// answered, they may be lost (the filesystem server behind the old vfs may have restarted
+    /// too), which the caller reports as `ServerRestarted` once. Either way they count as synced.
+    pub(crate) fn names_synced(&self) -> bool {
+        let stale = self.conn.names_epoch.get().is_some_and(|e| e != self.epoch());
+        self.conn.names_epoch.set(None);
+        stale
     }
 
     /// The raw stub, for calls this layer does not wrap.
@@ -143,6 +163,7 @@ impl<T: Transport> Fs<T> {
     }
 
     pub fn create_dir(&self, path: &str) -> Result<()> {
+        self.changing_names();
         Ok(self.client.mkdir(path, DIR_MODE)?)
     }
 
@@ -161,6 +182,7 @@ impl<T: Transport> Fs<T> {
                 Err(protocol::Error::NotFound) => {}
                 Err(e) => return Err(e.into()),
             }
+            self.changing_names();
             match self.client.mkdir(&prefix, DIR_MODE) {
                 // Someone else made it between our stat and mkdir: that is what we wanted.
                 Ok(()) | Err(protocol::Error::AlreadyExists) => {}
@@ -171,15 +193,18 @@ impl<T: Transport> Fs<T> {
     }
 
     pub fn remove_file(&self, path: &str) -> Result<()> {
+        self.changing_names();
         Ok(self.client.unlink(path)?)
     }
 
     /// Remove the empty directory `path`.
     pub fn remove_dir(&self, path: &str) -> Result<()> {
+        self.changing_names();
         Ok(self.client.rmdir(path)?)
     }
 
     pub fn rename(&self, from: &str, to: &str) -> Result<()> {
+        self.changing_names();
         Ok(self.client.rename(from, to)?)
     }
 

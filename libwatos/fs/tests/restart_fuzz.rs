@@ -103,3 +103,30 @@ fn an_fsync_after_a_vfs_restart_with_unsynced_writes_reports_it_once() {
         assert_eq!(fs.read(&path).unwrap(), b"hello", "{m}");
     }
 }
+
+#[test]
+fn a_rename_through_a_vfs_that_restarted_is_not_vouched_for_by_the_next_fsync() {
+    let (s, fs) = stack();
+    for m in MOUNTS {
+        let (old, new) = (format!("{m}/old"), format!("{m}/new"));
+        fs.write(&old, b"bytes").unwrap();
+        let f = OpenOptions::new().read(true).write(true).create(true).open(&fs, &format!("{m}/keep")).unwrap();
+        f.sync_all().unwrap();
+        fs.rename(&old, &new).unwrap();
+        // The vfs that took the rename restarts (and with WFS, the filesystem server too, losing it):
+        // the new vfs cannot tell, so the fsync must not answer Ok.
+        s.restart("vfs").unwrap();
+        if m.is_empty() {
+            s.restart("wfs").unwrap();
+        }
+        let e = f.sync_all().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::ServerRestarted, "{m}");
+        f.sync_all().unwrap();
+        if m.is_empty() {
+            assert!(!fs.exists(&new).unwrap(), "the rename was lost with wfs-server");
+            fs.rename(&old, &new).unwrap();
+            f.sync_all().unwrap();
+        }
+        assert_eq!(fs.read(&new).unwrap(), b"bytes", "{m}");
+    }
+}
