@@ -368,7 +368,7 @@ pub fn run_check(opts: &Options, v: &mut Verdicts) {
         }
     }
     // Per mount: 2 sequential writes, 2 sequential reads, 3 random-read phases, 2 batch phases.
-    v.check(checks == 18, &format!("qbench-check: {checks} of the app's 18 data checks passed"));
+    v.check(checks == 20, &format!("qbench-check: {checks} of the app's 20 data checks passed"));
     let direct = log.lines().filter(|l| l.contains("CHECK PASS qbench-direct: ")).count();
     v.check(direct == 2, &format!("qbench-check: both filesystem servers served direct reads ({direct} of 2)"));
     v.check(!log.contains("KERNEL PANIC") && !log.contains("KERNEL FAULT"), "qbench-check: no kernel panic or fault");
