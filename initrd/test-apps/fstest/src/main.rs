@@ -37,6 +37,7 @@ mod api;
 mod fds;
 mod powercut;
 mod stress;
+mod stress_clients;
 mod txpeer;
 
 libwatos::entry!(main);
