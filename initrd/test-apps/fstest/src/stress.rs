@@ -332,8 +332,11 @@ fn writer(mut c: Client) {
                 synced = Some((records::key(owner, round), data));
             }
             Err(e) => {
-                // The contents are unknown now: only a later fsync says what is durable.
+                // The contents are unknown now: only a later fsync says what is durable. The file
+                // is opened (and created) again: a create a kill undid leaves a handle whose every
+                // call is `NotFound`.
                 synced = None;
+                file = None;
                 c.failed("write", e.kind());
                 continue;
             }

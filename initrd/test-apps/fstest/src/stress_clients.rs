@@ -8,10 +8,11 @@
 //!   while a rewrite or a kill is in progress; never a byte that is not the writer's).
 //! - renamer (`stress-rename`, WFS): each round writes and fsyncs a new version under a temporary
 //!   name in one directory, renames it over `cur` there, then renames `cur` into the other
-//!   directory; after each rename the target holds the fsynced bytes and the old name is gone.
-//!   After a rename that failed, once the mount answers again, exactly one of the round's three
-//!   names holds them: WFS renames atomically, and a killed WFS server goes back to its last
-//!   commit, which may undo this round's earlier, unsynced rename too. FAT
+//!   directory, and fsyncs the target after each rename (on WFS an fsync commits the whole
+//!   filesystem, the rename with it); then the target holds the fsynced bytes and the old name is
+//!   gone. After a rename or its fsync failed, once the mount answers again, exactly one of the
+//!   round's three names holds them: WFS renames atomically, and a killed WFS server goes back to
+//!   its last commit, which may undo this round's renames. FAT
 //!   is not used: it has no journal, so a kill in the middle of a rename may leave the file under
 //!   neither name (its clusters lost until fsck), and nothing would be left to check.
 //! - transaction user (`stress-tx`, WFS): the all-or-none rule of `stress_rules::tx` on three
@@ -23,8 +24,8 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use libwatos::fs::{ErrorKind, File, OpenOptions, SeekFrom};
-use libwatos::sys;
 use libwatos::transport::KernelTransport;
+use libwatos::{println, sys};
 use stress_rules::log::{self, Log};
 use stress_rules::records::{self, Seen};
 use stress_rules::tx::{self, Ending, Held};
@@ -94,31 +95,40 @@ fn holds(c: &Client, path: &str, data: &[u8]) -> libwatos::fs::Result<bool> {
 /// One rename and its check: the target holds `data` and `from` is gone; after a failed rename,
 /// exactly one of the round's `names` holds `data`. True when the file ended up at `to`.
 fn rename_checked(c: &mut Client, from: &str, to: &str, names: &[String], data: &[u8], renames: &mut u32) -> bool {
-    match c.fs.rename(from, to) {
-        Ok(()) => {
-            *renames += 1;
-            match (holds(c, to, data), c.fs.exists(from)) {
-                (Ok(true), Ok(false)) => {
-                    c.t.success();
-                    c.t.bytes += data.len() as u64;
-                    true
-                }
-                (Ok(_), Ok(_)) => {
-                    c.t.wrong += 1;
-                    false
-                }
-                (Err(e), _) | (_, Err(e)) => {
-                    c.failed("check", e.kind());
-                    false
-                }
+    let durable = c.fs.rename(from, to).and_then(|()| {
+        *renames += 1;
+        OpenOptions::new().write(true).open(&c.fs, to)?.sync_all()
+    });
+    match durable {
+        Ok(()) => match (holds(c, to, data), c.fs.exists(from)) {
+            (Ok(true), Ok(false)) => {
+                c.t.success();
+                c.t.bytes += data.len() as u64;
+                true
             }
-        }
+            (Ok(there), Ok(left)) => {
+                println!(
+                    "stress: {}: after {from} -> {to} (fsynced): target right {there}, old name left {left}",
+                    c.name
+                );
+                c.t.wrong += 1;
+                false
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                c.failed("check", e.kind());
+                false
+            }
+        },
         Err(e) => {
-            c.failed("rename", e.kind());
+            c.failed("rename+fsync", e.kind());
             let at = settled(|| names.iter().map(|n| holds(c, n, data)).collect::<libwatos::fs::Result<Vec<bool>>>());
             match at {
                 Ok(at) if at.iter().filter(|&&b| b).count() == 1 => names.iter().zip(at).any(|(n, b)| b && n == to),
-                Ok(_) => {
+                Ok(at) => {
+                    println!(
+                        "stress: {}: after {from} -> {to} failed, the bytes are under {at:?} of {names:?}",
+                        c.name
+                    );
                     c.t.wrong += 1;
                     false
                 }
