@@ -50,6 +50,16 @@ pub fn reader(mut c: Client) {
                     Err(bad) => {
                         c.t.wrong += 1;
                         first_bad.get_or_insert((name, bad));
+                        let at = match bad {
+                            records::Bad::Record { index, .. } => index * records::RECORD,
+                            records::Bad::Length(_) => 0,
+                        };
+                        let head = &bytes[at.min(bytes.len())..(at + 16).min(bytes.len())];
+                        println!(
+                            "stress: {}: {name}: {bad:?} in a read of {} bytes; bytes there {head:02x?}",
+                            c.name,
+                            bytes.len()
+                        );
                     }
                 }
             }
