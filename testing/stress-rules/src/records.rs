@@ -8,8 +8,12 @@
 //! over a longer old one before `set_len`, a read served in several requests around a rewrite, or
 //! what a killed server had written back of an unsynced rewrite), the rule [`judge`] checks is:
 //! the length is a multiple of [`RECORD`] and every record is a genuine record of the file's owner
-//! at its own position, byte for byte, from any round. A read is [`Seen::Whole`] when all its
-//! records are of one round and their count is the length: a complete version.
+//! at its own position, byte for byte, from any round, or all zeros. Zeros are a hole: a killed
+//! filesystem server kept the length a rewrite had extended the file to but not the data of that
+//! unsynced write (seen on both mounts, always right after the server holding the file restarted;
+//! nothing of that version had been promised, since its fsync had not succeeded). A read is
+//! [`Seen::Whole`] when all its records are of one round and their count is the length: a complete
+//! version.
 
 use alloc::vec::Vec;
 
@@ -61,6 +65,8 @@ pub enum Seen {
     Whole { round: u32, count: u16 },
     /// Genuine records of more than one version, or a version not yet cut to its length.
     Mixed { oldest: u32, newest: u32 },
+    /// Genuine records and `holes` records of zeros.
+    Holes { holes: usize },
 }
 
 /// Why a read broke the rule.
@@ -81,8 +87,12 @@ pub fn judge(owner: u32, bytes: &[u8]) -> Result<Seen, Bad> {
         return Err(Bad::Length(bytes.len()));
     }
     let n = bytes.len() / RECORD;
-    let (mut oldest, mut newest, mut counts_match) = (u32::MAX, 0u32, true);
+    let (mut oldest, mut newest, mut counts_match, mut holes) = (u32::MAX, 0u32, true, 0);
     for (index, r) in bytes.chunks_exact(RECORD).enumerate() {
+        if r.iter().all(|&b| b == 0) {
+            holes += 1;
+            continue;
+        }
         let word = |at: usize| u32::from_le_bytes([r[at], r[at + 1], r[at + 2], r[at + 3]]);
         let half = |at: usize| u16::from_le_bytes([r[at], r[at + 1]]);
         let bad = |why| Err(Bad::Record { index, why });
@@ -103,7 +113,9 @@ pub fn judge(owner: u32, bytes: &[u8]) -> Result<Seen, Bad> {
         newest = newest.max(round);
         counts_match &= usize::from(count) == n;
     }
-    Ok(if oldest == newest && counts_match {
+    Ok(if holes > 0 {
+        Seen::Holes { holes }
+    } else if oldest == newest && counts_match {
         Seen::Whole { round: newest, count: n as u16 }
     } else {
         Seen::Mixed { oldest, newest }
@@ -155,7 +167,16 @@ mod tests {
         let mut moved = v.clone();
         moved.copy_within(0..RECORD, RECORD);
         assert_eq!(judge(OWNER, &moved), Err(Bad::Record { index: 1, why: "position" }));
-        assert_eq!(judge(OWNER, &[0; 2 * RECORD]), Err(Bad::Record { index: 0, why: "magic" }));
+        // Zeros are a hole, whole records of them only.
+        assert_eq!(judge(OWNER, &[0; 2 * RECORD]), Ok(Seen::Holes { holes: 2 }));
+        let mut holed = v.clone();
+        holed[2 * RECORD..].fill(0);
+        assert_eq!(judge(OWNER, &holed), Ok(Seen::Holes { holes: 2 }));
+        holed[2 * RECORD] = 1;
+        assert_eq!(judge(OWNER, &holed), Err(Bad::Record { index: 2, why: "magic" }));
+        holed[2 * RECORD..3 * RECORD].fill(0);
+        holed[RECORD + 100] = 0;
+        assert_eq!(judge(OWNER, &holed), Err(Bad::Record { index: 1, why: "contents" }));
         let mut foreign = v.clone();
         foreign[2 * RECORD..3 * RECORD].copy_from_slice(&version(OWNER + 1, 9, 4)[2 * RECORD..3 * RECORD]);
         assert_eq!(judge(OWNER, &foreign), Err(Bad::Record { index: 2, why: "owner" }));

@@ -5,7 +5,8 @@
 //! and counts every failure by kind; what each may see is:
 //! - reader (`stress-reader`): reads each writer's file by path; every read must pass
 //!   `records::judge` for that writer (a complete version, or genuine records of several versions
-//!   while a rewrite or a kill is in progress; never a byte that is not the writer's).
+//!   while a rewrite or a kill is in progress, or records of zeros a kill left; never a byte of
+//!   anything else).
 //! - renamer (`stress-rename`, WFS): each round writes and fsyncs a new version under a temporary
 //!   name in one directory, renames it over `cur` there, then renames `cur` into the other
 //!   directory, and fsyncs the target after each rename (on WFS an fsync commits the whole
@@ -34,7 +35,7 @@ use crate::stress::{final_contents, writer_path, Client, WRITERS};
 
 /// Reads each writer's file in turn and judges what it got.
 pub fn reader(mut c: Client) {
-    let (mut whole, mut mixed, mut empty, mut first_bad) = (0u32, 0u32, 0u32, None);
+    let (mut whole, mut mixed, mut empty, mut holed, mut first_bad) = (0u32, 0u32, 0u32, 0u32, None);
     let mut i = 0;
     while !c.over() {
         let name = WRITERS[i % WRITERS.len()];
@@ -47,6 +48,14 @@ pub fn reader(mut c: Client) {
                     Ok(Seen::Whole { .. }) => whole += 1,
                     Ok(Seen::Mixed { .. }) => mixed += 1,
                     Ok(Seen::Empty) => empty += 1,
+                    Ok(Seen::Holes { holes }) => {
+                        holed += 1;
+                        println!(
+                            "stress: {}: {name}: {holes} records of zeros in a read of {} bytes",
+                            c.name,
+                            bytes.len()
+                        );
+                    }
                     Err(bad) => {
                         c.t.wrong += 1;
                         first_bad.get_or_insert((name, bad));
@@ -72,7 +81,7 @@ pub fn reader(mut c: Client) {
         "reads",
         whole > 0,
         format_args!(
-            "every read of the writers' files was their genuine records ({whole} complete versions, {mixed} mixed while rewritten, {empty} empty, {wrong} wrong, first wrong {first_bad:?})"
+            "every read of the writers' files was their genuine records ({whole} complete versions, {mixed} mixed while rewritten, {holed} with holes a kill left, {empty} empty, {wrong} wrong, first wrong {first_bad:?})"
         ),
     );
 }
