@@ -11,9 +11,13 @@
 //!   name in one directory, renames it over `cur` there, then renames `cur` into the other
 //!   directory, and fsyncs the target after each rename (on WFS an fsync commits the whole
 //!   filesystem, the rename with it); then the target holds the fsynced bytes and the old name is
-//!   gone. After a rename or its fsync failed, once the mount answers again, exactly one of the
-//!   round's three names holds them: WFS renames atomically, and a killed WFS server goes back to
-//!   its last commit, which may undo this round's renames. FAT
+//!   gone, unless the rename was undone: the old name holds them and the target does not. That
+//!   happens when the wfs-server restarts between the rename and the fsync: the killed server had
+//!   not committed the rename, and the vfs sends the fsync to the new server, which commits its
+//!   own state and answers Ok (an fsync promises the file's data, not its name); such renames are
+//!   counted apart. After a rename or its fsync failed, once the mount answers again, exactly one
+//!   of the round's three names holds the bytes: WFS renames atomically, and a killed WFS server
+//!   goes back to its last commit, which may undo this round's renames. FAT
 //!   is not used: it has no journal, so a kill in the middle of a rename may leave the file under
 //!   neither name (its clusters lost until fsck), and nothing would be left to check.
 //! - transaction user (`stress-tx`, WFS): the all-or-none rule of `stress_rules::tx` on three
@@ -113,9 +117,9 @@ fn holds(c: &Client, path: &str, data: &[u8]) -> libwatos::fs::Result<bool> {
 
 /// One rename and its check: the target holds `data` and `from` is gone; after a failed rename,
 /// exactly one of the round's `names` holds `data`. True when the file ended up at `to`.
-fn rename_checked(c: &mut Client, from: &str, to: &str, names: &[String], data: &[u8], renames: &mut u32) -> bool {
+fn rename_checked(c: &mut Client, from: &str, to: &str, names: &[String], data: &[u8], n: &mut Renames) -> bool {
     let durable = c.fs.rename(from, to).and_then(|()| {
-        *renames += 1;
+        n.done += 1;
         OpenOptions::new().write(true).open(&c.fs, to)?.sync_all()
     });
     match durable {
@@ -124,6 +128,11 @@ fn rename_checked(c: &mut Client, from: &str, to: &str, names: &[String], data: 
                 c.t.success();
                 c.t.bytes += data.len() as u64;
                 true
+            }
+            (Ok(false), Ok(true)) if holds(c, from, data).is_ok_and(|b| b) => {
+                println!("stress: {}: {from} -> {to} undone by a restart before its fsync", c.name);
+                n.undone += 1;
+                false
             }
             (Ok(there), Ok(left)) => {
                 println!(
@@ -160,6 +169,13 @@ fn rename_checked(c: &mut Client, from: &str, to: &str, names: &[String], data: 
     }
 }
 
+/// The renamer's counts.
+#[derive(Default)]
+struct Renames {
+    done: u32,
+    undone: u32,
+}
+
 /// Write `data` to `path` and fsync it.
 fn put_synced(c: &Client, path: &str, data: &[u8]) -> libwatos::fs::Result<()> {
     let mut f = c.fs.create(path)?;
@@ -170,7 +186,7 @@ fn put_synced(c: &Client, path: &str, data: &[u8]) -> libwatos::fs::Result<()> {
 /// Creates, fsyncs and renames files into place, back and forth between two directories.
 pub fn renamer(mut c: Client) {
     let owner = records::owner_of(&c.name);
-    let (mut round, mut renames) = (0u32, 0u32);
+    let (mut round, mut renames) = (0u32, Renames::default());
     while !c.over() {
         if let Err(e) = RENAME_DIRS.iter().try_for_each(|d| c.fs.create_dir_all(d)) {
             c.failed("mkdir", e.kind());
@@ -194,13 +210,13 @@ pub fn renamer(mut c: Client) {
         // Left there by a failed or undone rename.
         let _ = c.fs.remove_file(&tmp);
     }
-    let wrong = c.t.wrong;
+    let (wrong, done, undone) = (c.t.wrong, renames.done, renames.undone);
     c.finish(
         "renamer",
         "checked renames",
-        renames > 0,
+        done > 0,
         format_args!(
-            "every rename left the fsynced bytes under exactly one name, the target after a success ({round} rounds, {renames} renames done, {wrong} wrong)"
+            "every rename left the fsynced bytes under exactly one name, the target after a success ({round} rounds, {done} renames done, {undone} of them undone by a restart before their fsync, {wrong} wrong)"
         ),
     );
 }
