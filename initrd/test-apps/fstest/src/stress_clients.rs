@@ -129,11 +129,22 @@ fn rename_checked(c: &mut Client, from: &str, to: &str, names: &[String], data: 
                 c.t.bytes += data.len() as u64;
                 true
             }
-            (Ok(false), Ok(true)) if holds(c, from, data).is_ok_and(|b| b) => {
-                println!("stress: {}: {from} -> {to} undone by a restart before its fsync", c.name);
-                n.undone += 1;
-                false
-            }
+            (Ok(false), Ok(true)) => match holds(c, from, data) {
+                Ok(true) => {
+                    println!("stress: {}: {from} -> {to} undone by a restart before its fsync", c.name);
+                    n.undone += 1;
+                    false
+                }
+                Ok(false) => {
+                    println!("stress: {}: after {from} -> {to} (fsynced): the bytes are under neither name", c.name);
+                    c.t.wrong += 1;
+                    false
+                }
+                Err(e) => {
+                    c.failed("check", e.kind());
+                    false
+                }
+            },
             (Ok(there), Ok(left)) => {
                 println!(
                     "stress: {}: after {from} -> {to} (fsynced): target right {there}, old name left {left}",
