@@ -16,7 +16,9 @@
 //! `fdhog-fault`: this binary under those names runs `fds::hog`), two processes around one
 //! explicit transaction (`txpeer`: the on-demand programs `txpeer-commit` and `txpeer-abort`) and
 //! the application file API tests on both mounts (`api`, through `libwatos::fs()`). Shipped as `fstest-powercut` it runs
-//! only the power-cut test of the storage daemons (`powercut`).
+//! only the power-cut test of the storage daemons (`powercut`); shipped as `fstest-stress` the
+//! concurrent-clients stress boot (`stress`, whose clients are this binary under the `stress-*`
+//! names: `stress_clients`).
 #![no_std]
 #![no_main]
 
