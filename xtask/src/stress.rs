@@ -238,6 +238,21 @@ mod tests {
     }
 
     #[test]
+    fn soak_flag_selects_the_stress_boot_and_its_length() {
+        let parse = |args: &[&str]| Options::parse(&args.iter().map(|a| a.to_string()).collect::<Vec<_>>());
+        let o = parse(&["--soak"]);
+        assert_eq!(o.soak, Some(SOAK_SECS));
+        assert!(o.stress_only && o.storage_only && o.qemu_only);
+        assert_eq!(parse(&["--soak=600"]).soak, Some(600));
+        // Not a number: 0, which `run_tests` refuses rather than running the default test.
+        assert_eq!(parse(&["--soak=ten"]).soak, Some(0));
+        let plain = parse(&["--stress-only"]);
+        assert_eq!(plain.soak, None);
+        assert!(plain.stress_only);
+        assert!(!parse(&[]).stress_only);
+    }
+
+    #[test]
     fn the_summary_adds_up_every_clients_figures() {
         let l = log(&[
             "stress-figures: client=stress-wfs1 kind=writer ops=10 bytes=4096 errors=write-ServerDead:2",
