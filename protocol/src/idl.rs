@@ -11,7 +11,9 @@
 //! - `Client<T: Transport>`, a typed stub with one method per operation: the method encodes, lends its
 //!   buffers as the declared leases, calls, and decodes the reply; `idempotent` operations are retried
 //!   (after refreshing the server id) when the server restarted, `once` operations report
-//!   `ServerRestarted` because their outcome is unknown;
+//!   `ServerRestarted` because their outcome is unknown; a fenced channel (`Channel::fence`, set
+//!   while a client holds server-side state that a restart destroys, a transaction) moves on to
+//!   the new server only once the fence is lifted: until then every call fails;
 //! - `Handler`, the server trait (one method per operation, receiving the call context with its checked
 //!   leases), `dispatch` and `Service<H>` (a [`Server`](crate::ipc::Server) that runs `dispatch`).
 //!
@@ -280,11 +282,41 @@ pub struct Channel<T> {
     transport: T,
     server: Cell<TaskId>,
     restarts: Cell<u32>,
+    /// Fences standing, and the restart count when the first was set.
+    fences: Cell<u32>,
+    fenced_at: Cell<u32>,
 }
 
 impl<T: Transport> Channel<T> {
     pub fn new(transport: T, server: TaskId) -> Self {
-        Channel { transport, server: Cell::new(server), restarts: Cell::new(0) }
+        Channel {
+            transport,
+            server: Cell::new(server),
+            restarts: Cell::new(0),
+            fences: Cell::new(0),
+            fenced_at: Cell::new(0),
+        }
+    }
+
+    /// Fence the channel: once a server restart is noticed, every call fails with
+    /// `NoSuchTransaction` without being sent (the in-flight one that noticed it with
+    /// `ServerRestarted` if it is `once`), until every fence is lifted. A transaction sets one, so
+    /// that calls meant for it never reach a new server that knows nothing of it. Fences nest.
+    pub fn fence(&self) {
+        if self.fences.get() == 0 {
+            self.fenced_at.set(self.restarts.get());
+        }
+        self.fences.set(self.fences.get() + 1);
+    }
+
+    /// Lift one fence; true if a server restart was noticed while it stood.
+    pub fn unfence(&self) -> bool {
+        self.fences.set(self.fences.get().saturating_sub(1));
+        self.fenced_at.get() != self.restarts.get()
+    }
+
+    fn fenced_off(&self) -> bool {
+        self.fences.get() > 0 && self.fenced_at.get() != self.restarts.get()
     }
 
     /// The server id calls go to now.
@@ -305,12 +337,18 @@ impl<T: Transport> Channel<T> {
     /// Send one encoded request, retrying idempotent ones after a server restart.
     pub fn call(&self, idempotent: bool, msg: &[u8], leases: &mut [Lease<'_>], reply: &mut [u8]) -> Result<usize> {
         let mut tries = 0;
+        if self.fenced_off() {
+            return Err(Error::NoSuchTransaction);
+        }
         loop {
             match self.transport.call(self.server.get(), msg, leases, reply) {
                 Err(Error::ServerRestarted) => {
                     let now = self.transport.refresh(self.server.get())?;
                     self.server.set(now);
                     self.restarts.set(self.restarts.get().wrapping_add(1));
+                    if idempotent && self.fenced_off() {
+                        return Err(Error::NoSuchTransaction);
+                    }
                     if !idempotent || tries >= MAX_RETRIES {
                         return Err(Error::ServerRestarted);
                     }

@@ -16,6 +16,8 @@
 //!                              and process tests, the kernel-fault boot, the two storage boots
 //!         [--qemu-only]        skip the host tests
 //!         [--storage-only]     only the storage boots and image checks
+//!         [--stress-only]      only the stress boot (concurrent clients while servers die)
+//!         [--soak[=SECS]]      only the stress boot, with SECS (default 180) of seeded kills
 //!   coverage                   line coverage of the host crates' tests (cargo llvm-cov, installed
 //!                              when missing): total, per crate, weakest files; fails if a library
 //!                              crate covers under 70 % of what host tests reach; report in target/llvm-cov

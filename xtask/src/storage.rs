@@ -161,6 +161,18 @@ pub(crate) fn boot_with_input(
     what: &str,
     input: Option<&[u8]>,
 ) -> (Vec<String>, Option<i32>) {
+    boot_within(art, opts, d, what, input, BOOT_TIMEOUT)
+}
+
+/// One boot with `input` (see [`boot_with_input`]) and its own time limit (the stress soak's).
+pub(crate) fn boot_within(
+    art: &Artifacts,
+    opts: &Options,
+    d: &Disks,
+    what: &str,
+    input: Option<&[u8]>,
+    limit: Duration,
+) -> (Vec<String>, Option<i32>) {
     println!("== storage boot: {what}");
     let mut cmd = storage_qemu(art, opts, d);
     cmd.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() }).stdout(Stdio::piped());
@@ -172,7 +184,7 @@ pub(crate) fn boot_with_input(
         }
         c
     });
-    let (log, status) = child.and_then(|c| wait_with_timeout(c, BOOT_TIMEOUT)).unwrap_or_default();
+    let (log, status) = child.and_then(|c| wait_with_timeout(c, limit)).unwrap_or_default();
     let lines: Vec<String> = log.lines().map(|l| l.trim_end_matches('\r').to_string()).collect();
     for l in &lines {
         println!("  | {l}");

@@ -1,70 +1,111 @@
-//! The stress boot: concurrent clients on both mounts while every storage server is killed in turn,
-//! then the host's view of the images it leaves.
+//! The stress boot: concurrent clients of several kinds on both mounts while storage servers are
+//! killed, then the host's view of the images it leaves; and the same boot as a soak of minutes.
 //!
-//! Design: `fstest-stress` (initrd/test-apps/fstest, src/stress.rs) starts four client programs and
-//! has init kill and stop the storage servers under them; each client prints `CHECK` lines for its
-//! recovery and its read-backs, with the seed and length of its last fsynced contents. The harness
-//! judges those lines, then checks the images like the kill boot's: `watos-image check` on WFS as it
-//! is, `fsck.fat -a` then `fsck.fat -n` on FAT (no journal: a kill mid-write may leave lost clusters
-//! and the dirty bit), and each client's file read from the image (`watos-image get`, mtools) must
-//! be byte-exact against the generator with the seed the client printed. Two cheap negative cases
-//! show the host verdicts can fail: a file no client wrote reads as missing, and a copy of the FAT
-//! image with its dirty bit set fails `fsck.fat -n`.
+//! Design: the harness picks the run's seed (`WATOS_STRESS_SEED` repeats a run) and the seconds of
+//! seeded kills (a few for `cargo xtask test`, minutes for `--soak`) and puts them on the fresh WFS
+//! image as `/stress.conf`. `fstest-stress` (initrd/test-apps/fstest, src/stress.rs and
+//! src/stress_clients.rs) starts the clients and has init kill and stop the storage servers under
+//! them; each client prints two `CHECK` lines, a figures line and a `stress-final:` line for every
+//! file whose final contents it knows. The harness judges the `CHECK` lines, then checks the images
+//! like the kill boot's: `watos-image check` on WFS as it is, `fsck.fat -a` then `fsck.fat -n` on
+//! FAT (no journal: a kill mid-write may leave lost clusters and the dirty bit), and reads every
+//! final file back (`watos-image get`, mtools), which must match its length and checksum. Two cheap
+//! negative cases show the host verdicts can fail: a file no client wrote reads as missing, and a
+//! copy of the FAT image with its dirty bit set fails `fsck.fat -n`. Last it prints the figures:
+//! operations, bytes verified and failures per client kind, failures by error kind, kills and
+//! restarts.
 
 use crate::harness::{check_of, kernel_said, Verdicts};
-use crate::storage::{boot, check_killed_images, image_tool, make_images, mtools_get};
+use crate::storage::{boot_within, check_killed_images, image_tool, make_images, mtools_get, run_tool};
 use crate::watos::{build_storage, Options, QEMU_SUCCESS};
-use libwatos::service::pattern;
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
+use std::time::{Duration, Instant};
+use stress_rules::config::{Config, Figures, Final, PATH as CONFIG_PATH};
 
-/// The concurrent clients of the stress boot (initrd/test-apps/fstest, src/stress.rs `CLIENTS`).
-pub const CLIENTS: [&str; 4] = ["stress-wfs1", "stress-wfs2", "stress-fat1", "stress-fat2"];
-/// The servers the stress boot has init kill under them (`stress::VICTIMS`), and how many kills.
+/// The concurrent clients of the stress boot (the manifest ships them).
+pub use stress_rules::CLIENTS;
+/// Files whose final contents the clients report: one per writer, three of the transaction user,
+/// the fsync-heavy client's two logs.
+const FINALS: usize = 4 + 3 + 2;
+/// The servers the stress boot's fixed kills hit (`stress::VICTIMS`), each at least once.
 const VICTIMS: [&str; 5] = ["fat-server", "blockcache1", "vfs-server", "wfs-server", "blockcache0"];
-const KILLS: usize = 8;
 /// Outages of the stress boot: servers stopped and restarted later (`stress::OUTAGES`).
 const OUTAGES: usize = 3;
+/// Seconds of seeded kills after the fixed ones in `cargo xtask test`.
+const TEST_KILL_S: u64 = 10;
+/// Seconds of seeded kills of `--soak` without a value.
+pub const SOAK_SECS: u64 = 180;
 
-/// The stress boot on fresh images: four clients on both mounts while every storage server is
-/// killed in turn; each client must recover and read back exactly what it fsynced, and so must the
-/// host from the images afterwards.
+/// The run's seed: `WATOS_STRESS_SEED` (decimal or 0x-hex) to repeat a run, else from the clock.
+fn seed() -> u64 {
+    let given = std::env::var("WATOS_STRESS_SEED").ok().and_then(|s| match s.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => s.parse().ok(),
+    });
+    given.unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64)
+    })
+}
+
+/// The stress boot on fresh images (a soak with `--soak`): the clients on both mounts while the
+/// storage servers die; each client must keep its rule and recover, and the host must read back
+/// every final file from the images afterwards.
 pub fn run_tests(opts: &Options, v: &mut Verdicts) {
+    let kill_s = opts.soak.unwrap_or(TEST_KILL_S);
+    if kill_s == 0 {
+        v.check(false, "--soak=SECS names a positive number of seconds");
+        return;
+    }
+    let conf = Config { seed: seed(), kill_s };
+    println!(
+        "== stress seed {:#x} ({kill_s} s of seeded kills): repeat with WATOS_STRESS_SEED={:#x}",
+        conf.seed, conf.seed
+    );
     let Some(art) = build_storage(opts, "fstest-stress") else {
         v.check(false, "the stress initrd builds");
         return;
     };
-    let Some(disks) = make_images("stress-") else {
+    let (Some(disks), Some(tool)) = (make_images("stress-"), image_tool()) else {
         v.check(false, "the stress disk images are made");
         return;
     };
-    let (log, status) = boot(&art, opts, &disks, "4 (fresh images: concurrent clients while servers die)");
+    let conf_file = disks.wfs.with_extension("conf");
+    let put = std::fs::write(&conf_file, conf.render()).is_ok()
+        && run_tool(&tool, &["put", &disks.wfs.to_string_lossy(), &conf_file.to_string_lossy(), CONFIG_PATH]);
+    v.check(put, &format!("host: {CONFIG_PATH} is put on the stress WFS image"));
+    let what = if opts.soak.is_some() { "soak" } else { "4 (fresh images: concurrent clients while servers die)" };
+    let started = Instant::now();
+    let limit = Duration::from_secs(240 + kill_s * 2);
+    let (log, status) = boot_within(&art, opts, &disks, what, None, limit);
+    let wall = started.elapsed();
     judge(&log, status, v);
-    let Some(tool) = image_tool() else {
-        v.check(false, "host (stress images): watos-image builds");
-        return;
-    };
     check_killed_images(&disks, &tool, "stress images", v);
     v.check(
         dirty_copy_is_refused(&disks.fat),
         "host (stress images): fsck.fat -n refuses a copy of the FAT image with the dirty bit set",
     );
-    for name in CLIENTS {
-        let Some((seed, len)) = last_fsync(&log, name) else {
-            v.check(false, &format!("host (stress images): {name} printed its last fsync's seed and length"));
-            continue;
-        };
-        let got = if is_fat(name) {
-            mtools_get(&disks.fat, &format!("/{name}.bin"))
-        } else {
-            wfs_get(&tool, &disks.wfs, &format!("/{name}.bin"))
+    let finals: Vec<Final> = log.iter().filter_map(|l| Final::parse(l)).collect();
+    v.check(
+        finals.len() == FINALS,
+        &format!(
+            "host (stress images): the clients named {} files with known final contents of {FINALS}",
+            finals.len()
+        ),
+    );
+    for f in &finals {
+        let (got, how) = match f.path.strip_prefix("/fat") {
+            Some(on_fat) => (mtools_get(&disks.fat, on_fat), "mtools"),
+            None => (wfs_get(&tool, &disks.wfs, &f.path), "watos-image get"),
         };
         v.check(
-            matches_fsync(got.as_deref(), seed, len),
+            got.as_deref().is_some_and(|g| f.matches(g)),
             &format!(
-                "host (stress images): {} reads {}'s last fsynced file byte-exact (seed {seed:#x}, {len} bytes; read {:?})",
-                if is_fat(name) { "mtools" } else { "watos-image get" },
-                name,
+                "host (stress images): {how} reads {} as its client last knew it ({} bytes, fnv {:#x}; read {:?})",
+                f.path,
+                f.len,
+                f.fnv,
                 got.as_ref().map(Vec::len)
             ),
         );
@@ -75,6 +116,7 @@ pub fn run_tests(opts: &Options, v: &mut Verdicts) {
             && mtools_get(&disks.fat, "/stress-none.bin").is_none(),
         "host (stress images): a file no client wrote reads as missing on both images",
     );
+    print!("{}", Summary::of(&log).render(&conf, wall));
 }
 
 /// The FAT verdict can fail: a copy of the (repaired) image with its dirty bit set, as a server
@@ -93,34 +135,63 @@ fn dirty_copy_is_refused(fat: &Path) -> bool {
     refused
 }
 
-/// Whether client `name` works on the FAT mount (`/fat/`, the FAT image's root).
-fn is_fat(name: &str) -> bool {
-    name.contains("fat")
-}
-
 /// Reads `path` from a WFS image with `watos-image get`.
 fn wfs_get(tool: &Path, img: &Path, path: &str) -> Option<Vec<u8>> {
-    let out = img.with_extension(path.trim_start_matches('/'));
+    let out = img.with_extension(path.trim_start_matches('/').replace('/', "-"));
     let _ = std::fs::remove_file(&out);
     let ok = Command::new(tool).arg("get").arg(img).arg(path).arg(&out).output();
     ok.is_ok_and(|o| o.status.success()).then(|| std::fs::read(&out).ok()).flatten()
 }
 
-/// The seed and length of `client`'s last fsynced contents, from its read-back `CHECK` line
-/// (`... last fsync: seed 0x..., N bytes)`); none if it printed none or never fsynced.
-fn last_fsync(log: &[String], client: &str) -> Option<(u64, usize)> {
-    let prefix = format!("stress: {client}: fsynced bytes read back exactly");
-    let line = log.iter().filter_map(|l| check_of(l)).find(|(_, w)| w.starts_with(&prefix))?.1;
-    let rest = line.rsplit_once("last fsync: seed 0x")?.1;
-    let (seed, rest) = rest.split_once(", ")?;
-    let len = rest.strip_suffix(" bytes)")?;
-    let (seed, len) = (u64::from_str_radix(seed, 16).ok()?, len.parse().ok()?);
-    (len > 0).then_some((seed, len))
+/// The run's figures, from its log.
+#[derive(Debug, Default, PartialEq)]
+struct Summary {
+    /// Per client kind: clients, operations, bytes verified, failures.
+    kinds: BTreeMap<String, [u64; 4]>,
+    /// Failures by error kind (the operation that failed left out).
+    errors: BTreeMap<String, u64>,
+    kills: Option<u64>,
+    restarts: usize,
 }
 
-/// Whether bytes read from an image are exactly the contents the client fsynced last.
-fn matches_fsync(got: Option<&[u8]>, seed: u64, len: usize) -> bool {
-    got.is_some_and(|g| g == pattern(seed, len))
+impl Summary {
+    fn of(log: &[String]) -> Summary {
+        let mut s = Summary::default();
+        for f in log.iter().filter_map(|l| Figures::parse(l)) {
+            let k = s.kinds.entry(f.kind.clone()).or_default();
+            for (slot, n) in k.iter_mut().zip([1, f.ops, f.bytes, f.failures()]) {
+                *slot += n;
+            }
+            for (what, n) in &f.errors {
+                *s.errors.entry(what.rsplit('-').next().unwrap_or(what).to_string()).or_default() += n;
+            }
+        }
+        s.kills = log
+            .iter()
+            .filter_map(|l| check_of(l))
+            .find_map(|(_, w)| w.strip_prefix("stress: init killed ")?.split_once(' ')?.0.parse().ok());
+        s.restarts = log.iter().filter(|l| l.starts_with("init: restarted ")).count();
+        s
+    }
+
+    fn render(&self, conf: &Config, wall: Duration) -> String {
+        let mut out = format!(
+            "== stress figures: seed {:#x}, {} s of seeded kills, boot {:.0} s\n   kills {}, restarts {}\n",
+            conf.seed,
+            conf.kill_s,
+            wall.as_secs_f64(),
+            self.kills.map_or("unknown".to_string(), |k| k.to_string()),
+            self.restarts
+        );
+        for (kind, [clients, ops, bytes, failures]) in &self.kinds {
+            out += &format!(
+                "   {kind:<12} {clients} clients, {ops} operations, {bytes} bytes verified, {failures} failures\n"
+            );
+        }
+        let errors: Vec<String> = self.errors.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        out += &format!("   failures by kind: {}\n", if errors.is_empty() { "none".into() } else { errors.join(", ") });
+        out
+    }
 }
 
 fn judge(log: &[String], status: Option<i32>, v: &mut Verdicts) {
@@ -132,11 +203,13 @@ fn judge(log: &[String], status: Option<i32>, v: &mut Verdicts) {
             v.check(ok, &format!("{boot}: {what}"));
         }
     }
-    // Started and three results per client (recovery, direct reads, read-back), one per kill and
-    // outage, the stop file and "every client ended".
-    let want = CLIENTS.len() * 4 + KILLS + OUTAGES + 2;
+    // Started and two results per client, one per outage, the configuration, the kills, the stop
+    // file and "every client ended".
+    let want = CLIENTS.len() * 3 + OUTAGES + 4;
     let n = log.iter().filter(|l| check_of(l).is_some_and(|(_, w)| w.starts_with("stress: "))).count();
     v.check(n == want, &format!("{boot}: the stress test printed {n} CHECK lines of {want}"));
+    let figures = log.iter().filter(|l| Figures::parse(l).is_some()).count();
+    v.check(figures == CLIENTS.len(), &format!("{boot}: {figures} clients of {} printed their figures", CLIENTS.len()));
     v.check(!has("KERNEL PANIC") && !has("KERNEL FAULT"), &format!("{boot}: no kernel panic or fault"));
     v.check(has("fstest: stress done"), &format!("{boot}: fstest: stress done"));
     v.check(!has("giving up on it"), &format!("{boot}: init gave up on no service"));
@@ -164,32 +237,41 @@ mod tests {
         lines.iter().map(|l| l.to_string()).collect()
     }
 
-    const LINE: &str = "CHECK PASS stress: stress-fat1: fsynced bytes read back exactly (40 reads, 0 wrong, \
-                        final read Ok(5751); last fsync: seed 0x5eed53a4, 5751 bytes)";
-
     #[test]
-    fn last_fsync_is_parsed_from_the_clients_line_only() {
-        let l = log(&["stress-fat1: hello", LINE]);
-        assert_eq!(last_fsync(&l, "stress-fat1"), Some((0x5eed_53a4, 5751)));
-        assert_eq!(last_fsync(&l, "stress-fat2"), None);
-        // A failed line still names what was fsynced; the boot's verdicts judge it separately.
-        let failed = log(&[&LINE.replace("CHECK PASS", "CHECK FAIL")]);
-        assert_eq!(last_fsync(&failed, "stress-fat1"), Some((0x5eed_53a4, 5751)));
-        // Not a CHECK line, never fsynced, or cut short: nothing to compare against.
-        assert_eq!(last_fsync(&log(&[LINE.trim_start_matches("CHECK PASS ")]), "stress-fat1"), None);
-        assert_eq!(last_fsync(&log(&[&LINE.replace("5751 bytes", "0 bytes")]), "stress-fat1"), None);
-        assert_eq!(last_fsync(&log(&[&LINE[..LINE.len() - 8]]), "stress-fat1"), None);
+    fn soak_flag_selects_the_stress_boot_and_its_length() {
+        let parse = |args: &[&str]| Options::parse(&args.iter().map(|a| a.to_string()).collect::<Vec<_>>());
+        let o = parse(&["--soak"]);
+        assert_eq!(o.soak, Some(SOAK_SECS));
+        assert!(o.stress_only && o.storage_only && o.qemu_only);
+        assert_eq!(parse(&["--soak=600"]).soak, Some(600));
+        // Not a number: 0, which `run_tests` refuses rather than running the default test.
+        assert_eq!(parse(&["--soak=ten"]).soak, Some(0));
+        let plain = parse(&["--stress-only"]);
+        assert_eq!(plain.soak, None);
+        assert!(plain.stress_only);
+        assert!(!parse(&[]).stress_only);
     }
 
     #[test]
-    fn the_image_file_must_be_exactly_the_last_fsync() {
-        let want = pattern(0x5eed_53a4, 5751);
-        assert!(matches_fsync(Some(&want), 0x5eed_53a4, 5751));
-        assert!(!matches_fsync(None, 0x5eed_53a4, 5751));
-        assert!(!matches_fsync(Some(&want[..5750]), 0x5eed_53a4, 5751));
-        assert!(!matches_fsync(Some(&pattern(0x5eed_53a6, 5751)), 0x5eed_53a4, 5751));
-        let mut flipped = want.clone();
-        flipped[4000] ^= 1;
-        assert!(!matches_fsync(Some(&flipped), 0x5eed_53a4, 5751));
+    fn the_summary_adds_up_every_clients_figures() {
+        let l = log(&[
+            "stress-figures: client=stress-wfs1 kind=writer ops=10 bytes=4096 errors=write-ServerDead:2",
+            "stress-figures: client=stress-fat1 kind=writer ops=5 bytes=1024 errors=write-ServerDead:1,read-Io:1",
+            "stress-figures: client=stress-reader kind=reader ops=7 bytes=512 errors=-",
+            "CHECK PASS stress: init killed 23 servers under the clients (8 fixed, the rest from seed 0x5), refused 0",
+            "init: restarted fat-server as task 0x10004",
+            "init: restarted vfs-server as task 0x10005",
+            "stress-wfs1: init: restarted fat-server as task 0x10004",
+        ]);
+        let s = Summary::of(&l);
+        assert_eq!(s.kinds["writer"], [2, 15, 5120, 4]);
+        assert_eq!(s.kinds["reader"], [1, 7, 512, 0]);
+        assert_eq!(s.errors, BTreeMap::from([("ServerDead".to_string(), 3), ("Io".to_string(), 1)]));
+        assert_eq!((s.kills, s.restarts), (Some(23), 2));
+        let text = s.render(&Config { seed: 5, kill_s: 4 }, Duration::from_secs(61));
+        assert!(text.contains("kills 23, restarts 2"), "{text}");
+        assert!(text.contains("failures by kind: Io 1, ServerDead 3"), "{text}");
+        // Nothing printed: nothing counted, and the kills unknown rather than zero.
+        assert_eq!(Summary::of(&log(&["hello"])), Summary::default());
     }
 }

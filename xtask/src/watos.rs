@@ -89,13 +89,21 @@ pub struct Options {
     pub wsh_only: bool,
     /// `test --stress-only`: only the concurrent-clients stress boot (implies --storage-only).
     pub stress_only: bool,
+    /// `test --soak[=SECS]`: only the stress boot, with SECS (default 180) of seeded kills.
+    pub soak: Option<u64>,
     /// `qemu --gdb`: start QEMU halted with its gdb stub on localhost:1234.
     pub gdb: bool,
 }
 
 impl Options {
     pub fn parse(args: &[String]) -> Options {
-        let has = |flag: &str| args.iter().any(|a| a == flag);
+        let soak = args.iter().find_map(|a| match a.strip_prefix("--soak") {
+            Some("") => Some(crate::stress::SOAK_SECS),
+            // A value that is not a number of seconds becomes 0, which the stress boot refuses.
+            Some(secs) => secs.strip_prefix('=').map(|n| n.parse().unwrap_or(0)),
+            None => None,
+        });
+        let has = |flag: &str| args.iter().any(|a| a == flag) || (flag == "--stress-only" && soak.is_some());
         Options {
             release: has("--release"),
             kvm: has("--kvm"),
@@ -103,6 +111,7 @@ impl Options {
             storage_only: has("--storage-only") || has("--wsh-only") || has("--stress-only"),
             wsh_only: has("--wsh-only"),
             stress_only: has("--stress-only"),
+            soak,
             gdb: has("--gdb"),
         }
     }

@@ -197,8 +197,12 @@ pub fn receive<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, 
     if notify_only {
         return Ok(None);
     }
-    // Senders are served in slot order after the receiver, so no sender is starved.
-    for s in (1..n).map(|d| (r + d) % n) {
+    // Senders are served in slot order after the last one served, so they take turns: a scan from
+    // the receiver's own slot would serve the slots just after it first every time, and callers
+    // in the slots before it (init telling the vfs of a death, behind busy clients) would wait for
+    // as long as those keep calling.
+    let last = k.task(r).map_or(r, |t| t.received_from);
+    for s in (1..=n).map(|d| (last + d) % n).filter(|&s| s != r) {
         if sending_to_us(k, s) && deliver(k, s, r) {
             break;
         }
@@ -247,6 +251,9 @@ fn deliver<P: Platform, M: PhysMem, F: FrameAlloc>(k: &mut Kernel<P, M, F>, s: u
     call.msg = Vec::new();
     set_ipc(k, s, IpcState::AwaitingReply(call));
     set_ipc(k, r, IpcState::Idle);
+    if let Some(t) = k.task_mut(r) {
+        t.received_from = s;
+    }
     wake(k, r, 0);
     true
 }

@@ -72,6 +72,51 @@ fn call_round_trip_send_first() {
     assert_eq!(get(&k, 0, REPLY, 5), b"pong!");
 }
 
+/// Callers 0 and 1 wait on server 2; caller 0 calls again as soon as it has its reply. The server's
+/// receives must alternate between them, not serve the slot after its own every time.
+#[test]
+fn waiting_callers_take_turns() {
+    let mut k = boot(&["a", "b", "server"]);
+    let mut f = first_tick(&mut k);
+    let server = id(&k, 2);
+    let (a, b) = (id(&k, 0), id(&k, 1));
+    send(&mut k, &mut f, server, b"a1", &[]);
+    send(&mut k, &mut f, server, b"b1", &[]);
+    assert_eq!(k.current, Some(2));
+    let mut served = Vec::new();
+    for _ in 0..4 {
+        receive(&mut k, &mut f, 0);
+        let sender = info(&k, 2).sender;
+        served.push(if sender == a {
+            'a'
+        } else if sender == b {
+            'b'
+        } else {
+            '?'
+        });
+        syscall6(&mut k, &mut f, Sys::Reply, [sender, BUF, 0, 0, 0, 0]);
+        if sender == a {
+            // The server's slice runs out; a runs and calls again before the server's next receive.
+            while k.current != Some(0) {
+                k.trap(&mut f, Event::Timer);
+            }
+            send(&mut k, &mut f, server, b"a2", &[]);
+            while k.current != Some(2) {
+                k.trap(&mut f, Event::Timer);
+            }
+        } else {
+            while k.current != Some(1) {
+                k.trap(&mut f, Event::Timer);
+            }
+            send(&mut k, &mut f, server, b"b2", &[]);
+            while k.current != Some(2) {
+                k.trap(&mut f, Event::Timer);
+            }
+        }
+    }
+    assert_eq!(served, ['a', 'b', 'a', 'b']);
+}
+
 #[test]
 fn call_round_trip_receive_first_and_stale_reply() {
     let mut k = boot(&["server", "client"]);

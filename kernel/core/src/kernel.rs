@@ -120,6 +120,9 @@ pub struct Task {
     pub ticks: u64,
     pub syscalls: u64,
     pub ipc: crate::ipc::IpcState,
+    /// The slot of the last caller whose message it received: its next receive looks at the slots
+    /// after it first, so callers take turns.
+    pub received_from: usize,
     /// Pending notification bits (delivered by `receive` when its mask allows).
     pub notifications: u64,
     /// Of `notifications`, the bits the kernel posted (reported as `RecvInfo::kernel`).
@@ -307,6 +310,7 @@ impl<P: Platform, M: PhysMem, F: FrameAlloc> Kernel<P, M, F> {
             ticks: 0,
             syscalls: 0,
             ipc: crate::ipc::IpcState::Idle,
+            received_from: index,
             notifications: 0,
             kernel_pending: 0,
             timer: None,

@@ -7,6 +7,12 @@
 //! `once` requests: after a vfs restart their outcome is unknown and `ServerRestarted` is reported (a
 //! restarted vfs has aborted every transaction it held, and the filesystem drops uncommitted work).
 //! While one is open, the connection's files read through the vfs, not directly (see `direct`).
+//! An open transaction fences the connection (`Channel::fence`): after a vfs restart every call on
+//! it (and its clones) fails with `NoSuchTransaction` until the transaction is committed, aborted
+//! or dropped, which then reports `ServerRestarted` without sending anything. Otherwise the calls
+//! after the restart would reach the new vfs, which knows no transaction, and land outside it
+//! while those before the restart were dropped. Another connection of the same process is not
+//! fenced.
 
 use protocol::ipc::Transport;
 
@@ -31,20 +37,31 @@ impl<T: Transport> Transaction<T> {
     /// things meanwhile (other processes work on outside it and never see it before this).
     pub fn commit(mut self) -> Result<()> {
         self.finished = true;
+        self.lift()?;
         Ok(self.fs.client().commit(self.id)?)
     }
 
     /// Undo every change since `begin`.
     pub fn abort(mut self) -> Result<()> {
         self.finished = true;
+        self.lift()?;
         Ok(self.fs.client().abort(self.id)?)
+    }
+
+    /// Lifts the transaction's fence: `ServerRestarted` if the vfs restarted while it stood (the
+    /// transaction ended with it).
+    fn lift(&self) -> Result<()> {
+        match self.fs.client().channel.unfence() {
+            true => Err(protocol::Error::ServerRestarted.into()),
+            false => Ok(()),
+        }
     }
 }
 
 impl<T: Transport> Drop for Transaction<T> {
     fn drop(&mut self) {
-        if !self.finished {
-            // Best effort: if the vfs is gone the transaction died with it.
+        // Best effort: if the vfs is gone the transaction died with it.
+        if !self.finished && self.lift().is_ok() {
             let _ = self.fs.client().abort(self.id);
         }
         self.fs.track_transaction(false);
@@ -56,6 +73,7 @@ impl<T: Transport> Fs<T> {
     pub fn begin(&self, path: &str) -> Result<Transaction<T>> {
         let id = self.client().begin(path)?;
         self.track_transaction(true);
+        self.client().channel.fence();
         Ok(Transaction { fs: self.clone(), id, finished: false })
     }
 

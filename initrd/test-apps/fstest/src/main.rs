@@ -17,8 +17,9 @@
 //! explicit transaction (`txpeer`: the on-demand programs `txpeer-commit` and `txpeer-abort`) and
 //! the application file API tests on both mounts (`api`, through `libwatos::fs()`), then proves that
 //! the file API's reads went straight to each filesystem server (`direct`). Shipped as
-//! `fstest-powercut` it runs
-//! only the power-cut test of the storage daemons (`powercut`).
+//! `fstest-powercut` it runs only the power-cut test of the storage daemons (`powercut`); shipped as
+//! `fstest-stress` the concurrent-clients stress boot (`stress`, whose clients are this binary under
+//! the `stress-*` names: `stress_clients`).
 #![no_std]
 #![no_main]
 
@@ -40,6 +41,7 @@ mod direct;
 mod fds;
 mod powercut;
 mod stress;
+mod stress_clients;
 mod txpeer;
 
 libwatos::entry!(main);
