@@ -59,6 +59,8 @@ pub struct DaemonStats {
     pub scrub_position: u64,
     /// Data blocks whose checksum failed in a background scrub.
     pub scrub_bad: u64,
+    /// Fragmented files the daemon rewrote contiguously.
+    pub files_compacted: u64,
     /// Time spent in background calls (ns, the filesystem's clock): the daemon's own CPU time,
     /// I/O waits included.
     pub busy_ns: u64,

@@ -51,7 +51,7 @@ pub fn daemon_lines(who: &str, d: &DaemonStats, now_ns: i128) -> [String; 2] {
         None => String::from("never"),
     };
     let progress = format!(
-        "{who} daemon: flush age {} ms, {} ticks ({} us), {} flushes ({} failed), last flush {last}, {}; scrub {} blocks, {} passes, at object {}, {} bad",
+        "{who} daemon: flush age {} ms, {} ticks ({} us), {} flushes ({} failed), last flush {last}, {}; scrub {} blocks, {} passes, at object {}, {} bad; {} files compacted",
         d.flush_age_ms,
         d.ticks,
         d.busy_ns / 1000,
@@ -61,7 +61,8 @@ pub fn daemon_lines(who: &str, d: &DaemonStats, now_ns: i128) -> [String; 2] {
         d.scrub_blocks,
         d.scrub_passes,
         d.scrub_position,
-        d.scrub_bad
+        d.scrub_bad,
+        d.files_compacted
     );
     let since_start = DaemonStats::default();
     let elapsed = match d.tick_hz {

@@ -107,6 +107,7 @@ fn stats_replies_fit_inline_or_travel_in_the_reply_area() {
         scrub_passes: m,
         scrub_position: m,
         scrub_bad: m,
+        files_compacted: m,
         busy_ns: m,
         daemon_cycles: m,
         busy_cycles: m,

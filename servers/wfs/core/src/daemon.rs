@@ -68,6 +68,10 @@ impl<D: BlockDevice> Wfs<D> {
                 self.daemon.scrubbed(now, r.blocks_verified, bad, at, r.pass_complete);
             }
         }
+        // One fragmented file per tick (nothing while a transaction is open).
+        if let Ok(Some(_)) = self.compact_slice(crate::compact::COMPACT_MAX_BLOCKS) {
+            self.daemon.stats.files_compacted += 1;
+        }
         let saved = self.committed.scrub_at;
         let moved = (saved.0, saved.1 as usize) != self.scrub_cursor;
         let flush = match flush {

@@ -59,7 +59,14 @@ impl<D: BlockDevice> Wfs<D> {
     }
 
     /// Store `data` at `off` in the blocks of `ino` (size untouched). Returns blocks allocated.
-    fn write_blocks(&mut self, ino: u64, inode: &mut Inode, off: u64, data: &[u8], margin: u64) -> Result<u64> {
+    pub(crate) fn write_blocks(
+        &mut self,
+        ino: u64,
+        inode: &mut Inode,
+        off: u64,
+        data: &[u8],
+        margin: u64,
+    ) -> Result<u64> {
         let end = off + data.len() as u64;
         let (b0, b1) = (off / BS, (end - 1) / BS);
         let mut allocated = 0;

@@ -29,6 +29,7 @@ mod allocator;
 mod batch;
 pub mod btree;
 mod check;
+pub mod compact;
 mod daemon;
 mod datacache;
 mod extent;
@@ -114,6 +115,8 @@ pub struct Wfs<D: BlockDevice> {
     blocks_since: u64,
     /// Where the background scrub (`tick`, `background`) continues.
     scrub_cursor: (Key, usize),
+    /// The inode the background compaction (`compact`) looks at next.
+    compact_cursor: u64,
     /// The write-back schedule and counters of the server's daemon (`background`).
     daemon: Daemon,
     /// A commit failed part-way: the in-memory state can no longer be trusted to match the
@@ -166,6 +169,7 @@ impl<D: BlockDevice> Wfs<D> {
             ops_since: 0,
             blocks_since: 0,
             scrub_cursor: (Key::MIN, 0),
+            compact_cursor: 0,
             daemon: Daemon::default(),
             failed: false,
         };
@@ -257,6 +261,7 @@ impl<D: BlockDevice> Wfs<D> {
             blocks_since: 0,
             // Resumes where the last commit left the background scrub.
             scrub_cursor: (sb.scrub_at.0, sb.scrub_at.1 as usize),
+            compact_cursor: 0,
             daemon: Daemon::default(),
             failed: false,
         };
