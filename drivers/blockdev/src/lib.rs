@@ -7,7 +7,8 @@
 //! can submit many runs in one go; the default bodies fall back to one call per run.
 //!
 //! [`FaultDisk`] wraps any device to record its write log and inject I/O errors or power cuts for
-//! crash tests (module [`fault`]).
+//! crash tests (module [`fault`]); [`SmallReadCache`] keeps clean copies of recently read blocks for
+//! small reads (module [`small_reads`]).
 //!
 //! Errors are [`protocol::Error::Io`] (device failure, with the byte offset) or
 //! [`protocol::Error::InvalidArgument`] (misaligned or out-of-range request); devices never panic.
@@ -21,12 +22,14 @@ pub mod fault;
 #[cfg(any(feature = "std", test))]
 mod file;
 mod ram;
+pub mod small_reads;
 
 pub use fault::{FaultDisk, Op};
 #[cfg(any(feature = "std", test))]
 pub use file::FileDisk;
 pub use protocol::{Error, Result};
 pub use ram::RamDisk;
+pub use small_reads::SmallReadCache;
 
 /// Sector size of every WATOS block device.
 pub const SECTOR_SIZE: usize = 512;
