@@ -316,28 +316,28 @@ impl Vfs {
     pub fn fsync(&mut self, pid: Pid, fd: u32) -> Result<()> {
         self.caller = Some(pid);
         let loc = self.file(pid, fd)?.loc;
-        let names_lost = self.names.get(&(pid, loc.mount)) == Some(&true);
-        let r = if self.file(pid, fd)?.lost || names_lost {
+        let r = if self.file(pid, fd)?.lost {
             Err(Error::ServerRestarted)
         } else {
             self.with_fs(loc.mount, |fs| fs.fsync(loc.node))
         };
-        // Noticed during the call: the process's name changes there went with the old server.
-        let r = match r {
-            Ok(()) if self.names.get(&(pid, loc.mount)) == Some(&true) => Err(Error::ServerRestarted),
-            r => r,
-        };
-        // A filesystem server's fsync makes the whole mount durable, the process's name changes
-        // there included.
-        if matches!(r, Ok(()) | Err(Error::ServerRestarted)) {
-            self.names.remove(&(pid, loc.mount));
-        }
         let f = self.file_mut(pid, fd)?;
         match r {
             Ok(()) => f.unsynced = false,
             // Reported now, whether noticed before this call or during it.
             Err(Error::ServerRestarted) => (f.unsynced, f.lost) = (false, false),
             Err(_) => {}
+        }
+        // The process's name changes on the mount: made durable by a successful fsync (a filesystem
+        // server's fsync covers the whole mount), or lost with a server that restarted since (noticed
+        // before this call or during it), which this answer reports once instead of an Ok.
+        let names_lost = self.names.get(&(pid, loc.mount)) == Some(&true);
+        let r = match r {
+            Ok(()) if names_lost => Err(Error::ServerRestarted),
+            r => r,
+        };
+        if matches!(r, Ok(()) | Err(Error::ServerRestarted)) {
+            self.names.remove(&(pid, loc.mount));
         }
         tally(r, &mut self.stats.fsyncs)
     }

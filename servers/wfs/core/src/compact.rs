@@ -222,3 +222,69 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod model_tests {
+    use alloc::boxed::Box;
+    use alloc::vec::Vec;
+
+    use blockdev::RamDisk;
+    use protocol::fs::{FileSystem, FileType, FixedClock, NewNode, SetAttr, Timespec};
+
+    use super::COMPACT_MAX_BLOCKS;
+    use crate::{FormatOptions, Wfs};
+
+    #[test]
+    fn appends_cuts_commits_and_compaction_keep_every_byte() {
+        for seed in 1..=8 {
+            run(seed);
+        }
+    }
+
+    fn run(seed: u64) {
+        let mut rng = prng::XorShift64::new(seed);
+        let clock = || Box::new(FixedClock(Timespec::new(7, 0)));
+        let mut fs = Wfs::format(RamDisk::new(16384), &FormatOptions::default(), clock()).unwrap();
+        let a = fs.create(1, "log", &NewNode::new(FileType::File, 0o644)).unwrap().ino;
+        let b = fs.create(1, "other", &NewNode::new(FileType::File, 0o644)).unwrap().ino;
+        let mut model: Vec<u8> = Vec::new();
+        fs.sync().unwrap();
+        let mut durable: Vec<u8> = Vec::new();
+        for step in 0..1500u32 {
+            match rng.below(10) {
+                0..=4 => {
+                    let len = 8 + rng.below(57) as usize;
+                    let entry: Vec<u8> = (0..len).map(|i| (step as usize * 13 + i) as u8 | 1).collect();
+                    fs.write(a, model.len() as u64, &entry).unwrap();
+                    model.extend_from_slice(&entry);
+                    // Interleave another file's blocks.
+                    fs.write(b, rng.below(8) * 4096, &[5u8; 100]).unwrap();
+                }
+                5 => {
+                    let keep = if model.len() > 8192 { 0 } else { rng.below(model.len() as u64 + 1) as usize };
+                    fs.setattr(a, SetAttr { size: Some(keep as u64), ..Default::default() }).unwrap();
+                    model.truncate(keep);
+                }
+                6 => {
+                    fs.fsync(a).unwrap();
+                    durable = model.clone();
+                }
+                7 | 8 => {
+                    let _ = fs.compact_slice(COMPACT_MAX_BLOCKS).unwrap();
+                }
+                _ => {
+                    // A power cut: what the last commit left.
+                    let img = fs.device_mut().as_bytes().to_vec();
+                    let mut cut = Wfs::mount(RamDisk::from_bytes(img), clock()).unwrap();
+                    let mut got = alloc::vec![0u8; durable.len() + 10];
+                    let n = cut.read(a, 0, &mut got).unwrap();
+                    assert_eq!(&got[..n], &durable[..], "step {step}: after a power cut");
+                }
+            }
+            let mut got = alloc::vec![0u8; model.len() + 10];
+            let n = fs.read(a, 0, &mut got).unwrap();
+            assert_eq!(&got[..n], &model[..], "step {step}");
+        }
+        assert!(fs.fsck(false).unwrap().is_clean());
+    }
+}
