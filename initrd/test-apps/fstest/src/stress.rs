@@ -223,6 +223,11 @@ pub struct Client {
 }
 
 impl Client {
+    /// Whether the parent has signalled the end of the run (the client is settling).
+    pub fn stopping(&self) -> bool {
+        self.stopped_at.is_some()
+    }
+
     fn connect(name: &str) -> Option<Client> {
         let fs = libwatos::fs()
             .map_err(|e| check(false, format_args!("stress: {name}: connects to the vfs server ({e:?})")))
